@@ -1,0 +1,154 @@
+/**
+ * Anti-entropy: replicas that drifted apart are repaired in the background.
+ *
+ * A dropped asynchronous replication or a lost hint leaves two copies of a
+ * key different while every node stays up. Periodically each node compares,
+ * with each live peer, digests of the keys both should hold, split into
+ * 2^bucket_bits buckets by ring position; for the buckets that differ it
+ * pulls the peer's records and pushes its own, and last-write-wins settles
+ * each key. Only the differing buckets cross the wire.
+ */
+import { type HashRing, ringHash } from "./ring.ts";
+import type { Logger } from "./log.ts";
+import type { PeerTransport } from "./transport.ts";
+import { type ChunkLimits, scanChunks, type Storage } from "./storage/mod.ts";
+import type { KvRecord } from "./record.ts";
+import { errorMessage, PeerUnavailableError } from "./errors.ts";
+
+/** Which keys two nodes share, and the bucket of each. */
+export class SharedRanges {
+  constructor(private readonly ring: HashRing, private readonly replicationFactor: number) {}
+
+  /** The key's bucket if both nodes should hold it, else -1. */
+  bucketIfShared(key: string, a: string, b: string, bucketBits: number): number {
+    const position = ringHash(key);
+    const nodes = this.ring.walk(position, this.replicationFactor);
+    return nodes.includes(a) && nodes.includes(b) ? position >>> (32 - bucketBits) : -1;
+  }
+}
+
+/** A 32-bit digest of one record's key and version (FNV-1a). */
+export function recordDigest(r: KvRecord): number {
+  const s = `${r.key}\u0000${r.timestamp}\u0000${r.versionNode}\u0000${r.tombstone ? 1 : 0}`;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/** Per-bucket digests (XOR of record digests) of the keys `self` shares with `peer`. */
+export async function bucketDigests(
+  storage: Storage,
+  shared: SharedRanges,
+  self: string,
+  peer: string,
+  bucketBits: number,
+): Promise<number[]> {
+  const digests = new Uint32Array(1 << bucketBits);
+  for await (const chunk of scanChunks(storage, () => true, { maxRecords: 1000, maxBytes: Infinity })) {
+    for (const r of chunk) {
+      const b = shared.bucketIfShared(r.key, self, peer, bucketBits);
+      if (b >= 0) digests[b] ^= recordDigest(r);
+    }
+  }
+  return [...digests];
+}
+
+/** Options of {@link AntiEntropy}. */
+export interface AntiEntropyOptions {
+  self: string;
+  peers: readonly string[];
+  transport: PeerTransport;
+  storage: Storage;
+  shared: SharedRanges;
+  log: Logger;
+  intervalMs: number;
+  bucketBits: number;
+  limits: ChunkLimits;
+  /** Whether a node is up and serving (both sides must be). */
+  canServe: (id: string) => boolean;
+  onUnreachable: (peer: string, err: PeerUnavailableError) => void;
+}
+
+/** What one exchange with a peer repaired. */
+export interface RepairReport {
+  peer: string;
+  buckets: number;
+  pulled: number;
+  pushed: number;
+}
+
+/** The periodic digest comparison with every peer. */
+export class AntiEntropy {
+  #timer?: ReturnType<typeof setInterval>;
+  #running = false;
+
+  constructor(private readonly o: AntiEntropyOptions) {}
+
+  start(): void {
+    if (this.o.intervalMs > 0) this.#timer = setInterval(() => this.runOnce(), this.o.intervalMs);
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  /** One round with every live peer; overlapping rounds are skipped. */
+  async runOnce(): Promise<RepairReport[]> {
+    if (this.#running || !this.o.canServe(this.o.self)) return [];
+    this.#running = true;
+    const reports: RepairReport[] = [];
+    try {
+      for (const peer of this.o.peers) {
+        if (!this.o.canServe(peer)) continue;
+        try {
+          const report = await this.#exchange(peer);
+          reports.push(report);
+          if (report.pulled + report.pushed > 0) this.o.log.info("anti-entropy repaired", { ...report });
+        } catch (err) {
+          if (err instanceof PeerUnavailableError) this.o.onUnreachable(peer, err);
+          this.o.log.warn("anti-entropy with peer failed", { peer, error: errorMessage(err) });
+        }
+      }
+    } finally {
+      this.#running = false;
+    }
+    return reports;
+  }
+
+  async #exchange(peer: string): Promise<RepairReport> {
+    const { self, bucketBits, storage, shared, transport } = this.o;
+    const [theirs, ours] = await Promise.all([
+      transport.digests(peer, bucketBits),
+      bucketDigests(storage, shared, self, peer, bucketBits),
+    ]);
+    const buckets = ours.map((d, b) => (d !== theirs[b] ? b : -1)).filter((b) => b >= 0);
+    const report: RepairReport = { peer, buckets: buckets.length, pulled: 0, pushed: 0 };
+    if (buckets.length === 0) return report;
+    for await (const chunk of transport.streamBuckets(peer, { bucketBits, buckets, ...this.o.limits })) {
+      report.pulled += (await storage.apply(chunk)).filter(Boolean).length;
+    }
+    for await (
+      const chunk of recordsInBuckets(storage, shared, self, peer, bucketBits, buckets, this.o.limits)
+    ) {
+      report.pushed += await transport.replicate(peer, chunk.map((record) => ({ record })));
+    }
+    return report;
+  }
+}
+
+/** The records `self` holds in some buckets of the keys it shares with `peer`. */
+export function recordsInBuckets(
+  storage: Storage,
+  shared: SharedRanges,
+  self: string,
+  peer: string,
+  bucketBits: number,
+  buckets: readonly number[],
+  limits: ChunkLimits,
+): AsyncGenerator<KvRecord[]> {
+  const wanted = new Set(buckets);
+  return scanChunks(storage, (r) => wanted.has(shared.bucketIfShared(r.key, self, peer, bucketBits)), limits);
+}

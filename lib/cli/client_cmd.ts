@@ -1,0 +1,225 @@
+/**
+ * `kvstore client`: the command-line client.
+ *
+ * With no command it runs the users' demonstration (PUT, GET, DELETE, GET
+ * after DELETE) against 127.0.0.1:8001. Commands put, get, delete, list and
+ * status are for scripts: exit 0 when found or done, 1 when not found, 2 on
+ * an error; `--json` prints one JSON object per result.
+ */
+import { Buffer } from "node:buffer";
+import { KvClient, type Membership } from "../grpc/kv_client.ts";
+import { HashRing } from "../ring.ts";
+import type { ReadResult, WriteResult } from "../transport.ts";
+import { errorMessage, KvError } from "../errors.ts";
+import { EXIT, parseAddress, parseFlags, UsageError } from "./common.ts";
+
+const HELP = `kvstore client [COMMAND] [flags]
+
+Commands:
+  (none)               demonstration: PUT, GET, DELETE, GET after DELETE
+  put KEY VALUE        store VALUE (text) under KEY
+  get KEY              print KEY's value (exit 1 if not found)
+  delete KEY           delete KEY from every copy
+  list                 keys held by the contacted node (--addr / --node-port)
+  status               every node: address, status, keys held, share of the ring
+
+Flags:
+  --addr HOST:PORT     node to contact (default 127.0.0.1:8001)
+  --node-port PORT     node to contact on 127.0.0.1
+  --no-route           send every request to that node (it forwards); default:
+                       send each key straight to its owner
+  --replica            get: answer from the contacted node's own copy
+  --timestamp N        put: last-write-wins timestamp (microseconds; 0 = cluster's)
+  --timeout MS         deadline of each call (default 5000)
+  --json               machine-readable output
+  -h, --help           this help
+
+Exit codes: 0 ok or found, 1 not found, 2 error.`;
+
+interface Output {
+  json: boolean;
+}
+
+/** Runs the client mode; resolves with the exit code. */
+export async function clientCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(args, {
+    addr: { type: "string" },
+    "node-port": { type: "string" },
+    "no-route": { type: "boolean" },
+    replica: { type: "boolean" },
+    timestamp: { type: "string" },
+    timeout: { type: "string" },
+    json: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return EXIT.OK;
+  }
+  const address = parseAddress(values.addr ?? values["node-port"] ?? "8001");
+  const timeoutMs = values.timeout !== undefined ? positiveInt(values.timeout, "--timeout") : 5000;
+  const [command, ...rest] = positionals;
+  const out: Output = { json: values.json ?? false };
+  let client: KvClient | undefined;
+  try {
+    const route = !values["no-route"] && command !== "list";
+    client = await KvClient.connect([address], { route, timeoutMs });
+    switch (command) {
+      case undefined:
+        return await demo(client, address, out);
+      case "put": {
+        const [key, value] = expectArgs(rest, 2, "put KEY VALUE");
+        const ts = values.timestamp !== undefined ? positiveInt(values.timestamp, "--timestamp") : 0;
+        return printWrite(await client.put(key, value, { timestamp: ts }), "PUT", out);
+      }
+      case "get": {
+        const [key] = expectArgs(rest, 1, "get KEY");
+        const opts = values.replica ? { fromReplica: true, address } : {};
+        return printRead(await client.get(key, opts), out);
+      }
+      case "delete": {
+        const [key] = expectArgs(rest, 1, "delete KEY");
+        return printWrite(await client.delete(key), "DELETE", out);
+      }
+      case "list": {
+        expectArgs(rest, 0, "list");
+        const keys = await client.listAllKeys(address);
+        print(out, { node: address, count: keys.length, keys }, keys.join("\n") || "(no keys)");
+        return EXIT.OK;
+      }
+      case "status":
+        expectArgs(rest, 0, "status");
+        return printStatus(await client.membership(), out);
+      default:
+        throw new UsageError(`unknown client command "${command}" (see client --help)`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    const code = err instanceof KvError ? codeName(err.code) : "ERROR";
+    print(out, { error: code, message: errorMessage(err) }, `error: ${code}: ${errorMessage(err)}`);
+    return EXIT.ERROR;
+  } finally {
+    client?.close();
+  }
+}
+
+/** The users' demonstration: PUT, GET, DELETE, GET after DELETE. */
+async function demo(client: KvClient, address: string, out: Output): Promise<number> {
+  const m = client.lastMembership;
+  const via = m ? ` (${m.responder}, cluster "${m.clusterName}", ${m.members.length} nodes)` : "";
+  if (!out.json) console.log(`connected to ${address}${via}`);
+  const key = "demo:greeting";
+  const value = `hello from kvstore at ${new Date().toISOString()}`;
+  printWrite(await client.put(key, value), "PUT", out);
+  const got = await client.get(key);
+  printRead(got, out);
+  printWrite(await client.delete(key), "DELETE", out);
+  const after = await client.get(key);
+  printRead(after, out);
+  const ok = got.found && Buffer.from(got.value).toString() === value && !after.found;
+  if (!out.json) console.log(ok ? "demonstration OK" : "demonstration FAILED");
+  return ok ? EXIT.OK : EXIT.ERROR;
+}
+
+function printWrite(r: WriteResult, op: string, out: Output): number {
+  print(
+    out,
+    {
+      op,
+      key: r.key,
+      success: r.ok,
+      message: r.message,
+      node: r.nodeId,
+      replicas: r.replicas,
+      timestamp: r.timestamp,
+    },
+    `${op} ${r.key}: ${r.ok ? "ok" : "FAILED"} (${r.message}; node ${r.nodeId}, ${r.replicas} ${
+      r.replicas === 1 ? "copy" : "copies"
+    }, version ${r.timestamp})`,
+  );
+  return r.ok ? EXIT.OK : EXIT.ERROR;
+}
+
+function printRead(r: ReadResult, out: Output): number {
+  const value = Buffer.from(r.value).toString("utf8");
+  print(
+    out,
+    {
+      op: "GET",
+      key: r.key,
+      found: r.found,
+      value: r.found ? value : null,
+      node: r.nodeId,
+      timestamp: r.timestamp,
+    },
+    r.found
+      ? `GET ${r.key}: "${value}" (node ${r.nodeId}, version ${r.timestamp})`
+      : `GET ${r.key}: not found (node ${r.nodeId})`,
+  );
+  return r.found ? EXIT.OK : EXIT.NOT_FOUND;
+}
+
+function printStatus(m: Membership, out: Output): number {
+  const shares = new HashRing(m.members.map((n) => n.id), m.virtualNodes).shares();
+  const now = Date.now() / 1000;
+  const rows = m.members.map((n) => ({
+    node: n.id,
+    address: n.address,
+    status: n.status,
+    keys: n.keysCount,
+    ring_share: shares.get(n.id) ?? 0,
+    last_contact_s: Math.max(0, Math.round(now - n.lastHeartbeatUnix)),
+    recovered: n.recoveredRecords,
+  }));
+  const header =
+    `cluster "${m.clusterName}" as ${m.responder} sees it (replication factor ${m.replicationFactor})`;
+  const table = [
+    ["NODE", "ADDRESS", "STATUS", "KEYS", "RING", "LAST CONTACT", "RECOVERED"],
+    ...rows.map((r) => [
+      r.node,
+      r.address,
+      r.status,
+      String(r.keys),
+      `${(r.ring_share * 100).toFixed(1)}%`,
+      `${r.last_contact_s}s ago`,
+      String(r.recovered),
+    ]),
+  ];
+  const widths = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
+  const text = table.map((row) => row.map((cell, c) => cell.padEnd(widths[c])).join("  ")).join("\n");
+  print(out, { cluster: m.clusterName, responder: m.responder, nodes: rows }, `${header}\n${text}`);
+  return EXIT.OK;
+}
+
+function print(out: Output, json: unknown, text: string): void {
+  console.log(out.json ? JSON.stringify(json) : text);
+}
+
+function expectArgs(rest: string[], n: number, usage: string): string[] {
+  if (rest.length !== n) throw new UsageError(`usage: client ${usage}`);
+  return rest;
+}
+
+function positiveInt(s: string, flag: string): number {
+  const n = Number(s);
+  if (!Number.isSafeInteger(n) || n < 0) throw new UsageError(`${flag} must be a non-negative integer`);
+  return n;
+}
+
+const CODE_NAMES: Record<number, string> = {
+  1: "CANCELLED",
+  2: "UNKNOWN",
+  3: "INVALID_ARGUMENT",
+  4: "DEADLINE_EXCEEDED",
+  5: "NOT_FOUND",
+  8: "RESOURCE_EXHAUSTED",
+  9: "FAILED_PRECONDITION",
+  12: "UNIMPLEMENTED",
+  13: "INTERNAL",
+  14: "UNAVAILABLE",
+};
+
+/** A status code's name, for messages. */
+export function codeName(code: number): string {
+  return CODE_NAMES[code] ?? `CODE_${code}`;
+}

@@ -1,0 +1,139 @@
+/**
+ * `kvstore server`: runs one node until SIGINT or SIGTERM.
+ *
+ * Started as users start it today: `server 8001` runs the node whose entry
+ * has port 8001, `server 8001 node1` names it too, no argument runs the
+ * first node of the file. It opens storage, serves gRPC, starts the
+ * background loops and recovery, and shuts down cleanly on a signal.
+ */
+import {
+  type ClusterConfig,
+  findNode,
+  findNodeByPort,
+  type NodeConfig,
+  type StorageEngine,
+} from "../config.ts";
+import { openStorage } from "../storage/mod.ts";
+import { KvNode } from "../node.ts";
+import { GrpcPeerTransport } from "../grpc/peer_client.ts";
+import { serveNode } from "../grpc/server.ts";
+import { configFrom, EXIT, loggerFrom, parseFlags, UsageError } from "./common.ts";
+import { errorMessage } from "../errors.ts";
+
+const HELP = `kvstore server [PORT] [NODE_ID] [flags]
+
+Runs one node of the cluster described by the config file.
+
+  PORT                 run the node whose entry has this port (default: the first node)
+  NODE_ID              run this node (must agree with PORT if both are given)
+  --id ID              same as NODE_ID
+  --config FILE        cluster file (default: the embedded config/cluster.json)
+  --host ADDR          address to bind (default: the node's bind_host, else its host)
+  --storage ENGINE     memory or redis (default: storage.engine of the file, else memory)
+  --log-level LEVEL    debug (one line per operation), info, warn, error (default info)
+  --log-format FORMAT  text or json
+  -h, --help           this help`;
+
+/** Runs the server mode; resolves with the exit code after shutdown. */
+export async function serverCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(args, {
+    id: { type: "string" },
+    config: { type: "string" },
+    host: { type: "string" },
+    storage: { type: "string" },
+    "log-level": { type: "string" },
+    "log-format": { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return EXIT.OK;
+  }
+  const config = configFrom(values.config);
+  const self = pickNode(config, positionals, values.id);
+  if (values.host) self.bindHost = values.host;
+  const engine = pickEngine(values.storage, config);
+  const log = loggerFrom(config, values, self.id);
+
+  let storage;
+  try {
+    storage = await openStorage(config, self, log, engine);
+  } catch (err) {
+    log.error("cannot open storage", { engine, error: errorMessage(err) });
+    return EXIT.ERROR;
+  }
+  const transport = new GrpcPeerTransport({
+    self,
+    peers: config.nodes.filter((n) => n.id !== self.id),
+    timeoutMs: config.failureDetection.rpcTimeoutMs,
+    maxMessageBytes: config.limits.maxMessageBytes,
+  });
+  const node = new KvNode({ config, self, storage, transport, log });
+  let served;
+  try {
+    served = await serveNode(node);
+  } catch (err) {
+    log.error(errorMessage(err));
+    await node.stop();
+    return EXIT.ERROR;
+  }
+  log.info(`node ${self.id} listening on ${self.bindHost}:${served.port}`, {
+    storage: engine,
+    nodes: config.nodes.length,
+    replication_factor: config.replication.replicationFactor,
+    write_quorum: config.replication.writeQuorum,
+    read_quorum: config.replication.readQuorum,
+    config: config.source,
+  });
+  const stopped = waitForSignal();
+  node.start().catch((err) => log.error("recovery failed", { error: errorMessage(err) }));
+  const signal = await stopped;
+  log.info(`received ${signal}; shutting down`);
+  await shutdown(served.server);
+  await node.stop();
+  log.info("stopped");
+  return EXIT.OK;
+}
+
+function pickNode(config: ClusterConfig, positionals: string[], idFlag?: string): NodeConfig {
+  if (positionals.length > 2) throw new UsageError(`unexpected argument "${positionals[2]}"`);
+  const [portArg, idArg] = positionals;
+  const id = idFlag ?? idArg;
+  if (portArg !== undefined && !/^\d+$/.test(portArg)) {
+    throw new UsageError(`PORT must be a number, not "${portArg}"`);
+  }
+  const byId = id !== undefined ? findNode(config, id) : undefined;
+  const byPort = portArg !== undefined ? findNodeByPort(config, Number(portArg)) : undefined;
+  if (byId && byPort && byId.id !== byPort.id) {
+    throw new UsageError(`port ${portArg} belongs to ${byPort.id}, not ${byId.id}`);
+  }
+  return { ...(byId ?? byPort ?? config.nodes[0]) };
+}
+
+function pickEngine(flag: string | undefined, config: ClusterConfig): StorageEngine {
+  if (flag === undefined) return config.storage.engine;
+  if (flag !== "memory" && flag !== "redis") {
+    throw new UsageError(`--storage must be memory or redis, not "${flag}"`);
+  }
+  return flag;
+}
+
+function waitForSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, () => resolve(sig));
+  });
+}
+
+/** Lets calls in flight finish for a moment, then closes the rest. */
+async function shutdown(server: import("@grpc/grpc-js").Server): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const force = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, 2000);
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
+}

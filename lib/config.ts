@@ -1,0 +1,354 @@
+/**
+ * The one cluster-configuration loader.
+ *
+ * Every module reads its settings from the {@link ClusterConfig} this module
+ * returns, never from the file or the environment itself. The default file,
+ * `config/cluster.json`, is embedded by a static import so a compiled
+ * executable needs nothing beside it; `--config FILE` replaces it. The file
+ * users already have (the shape on the interface page) loads unchanged: every
+ * setting added since is an optional key with a default. A bad file fails
+ * fast with the path of the bad field and the reason.
+ */
+import defaultClusterFile from "../config/cluster.json" with { type: "json" };
+
+/** One node of the cluster, as the cluster file describes it. */
+export interface NodeConfig {
+  id: string;
+  host: string;
+  port: number;
+  /** Address the gRPC server binds; defaults to `host`. */
+  bindHost: string;
+  redisHost: string;
+  redisPort: number;
+  description: string;
+}
+
+/** Storage engines a node can keep its data in. */
+export type StorageEngine = "memory" | "redis";
+
+/** Log verbosity, most verbose first. */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+/** How log lines are written. */
+export type LogFormat = "text" | "json";
+
+/** The whole, validated cluster configuration with every default filled. */
+export interface ClusterConfig {
+  clusterName: string;
+  nodes: NodeConfig[];
+  replication: {
+    replicationFactor: number;
+    /** Copies written before a write is acknowledged (1 = asynchronous). */
+    writeQuorum: number;
+    /** Copies read and compared before a read is answered. */
+    readQuorum: number;
+    /** Records waiting to be replicated to one peer before writers wait. */
+    queueLimit: number;
+    /** Records per ReplicateBatch call. */
+    batchSize: number;
+    /** Hints (writes held for a node that is down) kept at most. */
+    hintLimit: number;
+    /** Hints older than this are dropped (anti-entropy repairs the rest). */
+    hintMaxAgeMs: number;
+    /** Tombstones older than this are purged. */
+    tombstoneGraceMs: number;
+  };
+  failureDetection: {
+    heartbeatIntervalMs: number;
+    /** Silence after which a peer is SUSPECTED (default 2 heartbeats). */
+    suspectTimeoutMs: number;
+    failureTimeoutMs: number;
+    /** Deadline of every node-to-node call. */
+    rpcTimeoutMs: number;
+  };
+  consistentHashing: { virtualNodes: number };
+  storage: { engine: StorageEngine; redisKeyPrefix: string };
+  recovery: {
+    /** Pull the node's ranges from its peers when it starts. */
+    onStart: boolean;
+    chunkRecords: number;
+    chunkBytes: number;
+    /** 0 turns anti-entropy off. */
+    antiEntropyIntervalMs: number;
+    antiEntropyBucketBits: number;
+  };
+  limits: {
+    maxKeyBytes: number;
+    maxValueBytes: number;
+    maxBatchItems: number;
+    /** Largest gRPC message a node accepts or sends. */
+    maxMessageBytes: number;
+    /** Keys or records per ListKeys / GetSnapshot page by default. */
+    maxPageItems: number;
+  };
+  logging: { level: LogLevel; format: LogFormat };
+  /** Where the file came from, for messages. */
+  source: string;
+}
+
+/** A configuration file that cannot be used; the message names the field. */
+export class ConfigError extends Error {
+  constructor(source: string, path: string, reason: string) {
+    super(`${source}: ${path}: ${reason}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Loads and validates a cluster file, or the embedded default without a path. */
+export function loadConfig(path?: string): ClusterConfig {
+  if (path === undefined) return parseConfig(defaultClusterFile, "embedded config/cluster.json");
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (err) {
+    throw new ConfigError(path, "(file)", `cannot read: ${(err as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(path, "(file)", `not valid JSON: ${(err as Error).message}`);
+  }
+  return parseConfig(raw, path);
+}
+
+/** The raw, unvalidated JSON of the embedded default cluster file. */
+export function defaultConfigJson(): unknown {
+  return structuredClone(defaultClusterFile);
+}
+
+/** Validates raw JSON (the parsed cluster file) into a {@link ClusterConfig}. */
+export function parseConfig(raw: unknown, source: string): ClusterConfig {
+  const r = new Reader(source);
+  const root = r.object(raw, "$");
+  const nodes = r.array(root.nodes, "nodes").map((n, i) => readNode(r, n, `nodes[${i}]`));
+  if (nodes.length === 0) r.fail("nodes", "at least one node is required");
+  checkUnique(r, nodes);
+
+  const rep = r.optionalObject(root.replication, "replication");
+  const replicationFactor = r.int(rep.replication_factor, "replication.replication_factor", 2, 1);
+  if (replicationFactor > nodes.length) {
+    r.fail(
+      "replication.replication_factor",
+      `${replicationFactor} is larger than the number of nodes (${nodes.length})`,
+    );
+  }
+  const quorum = (key: string) => {
+    const q = r.int(rep[key], `replication.${key}`, 1, 1);
+    if (q > replicationFactor) {
+      r.fail(`replication.${key}`, `${q} is larger than replication_factor (${replicationFactor})`);
+    }
+    return q;
+  };
+
+  const fd = r.optionalObject(root.failure_detection, "failure_detection");
+  const heartbeatIntervalMs = r.int(
+    fd.heartbeat_interval_ms,
+    "failure_detection.heartbeat_interval_ms",
+    5000,
+    1,
+  );
+  const failureTimeoutMs = r.int(fd.failure_timeout_ms, "failure_detection.failure_timeout_ms", 15000, 1);
+  if (failureTimeoutMs <= heartbeatIntervalMs) {
+    r.fail(
+      "failure_detection.failure_timeout_ms",
+      `${failureTimeoutMs} must be larger than heartbeat_interval_ms (${heartbeatIntervalMs})`,
+    );
+  }
+  const suspectTimeoutMs = r.int(
+    fd.suspect_timeout_ms,
+    "failure_detection.suspect_timeout_ms",
+    Math.min(2 * heartbeatIntervalMs, failureTimeoutMs),
+    1,
+  );
+  if (suspectTimeoutMs > failureTimeoutMs) {
+    r.fail("failure_detection.suspect_timeout_ms", `${suspectTimeoutMs} is larger than failure_timeout_ms`);
+  }
+
+  const ch = r.optionalObject(root.consistent_hashing, "consistent_hashing");
+  const st = r.optionalObject(root.storage, "storage");
+  const rc = r.optionalObject(root.recovery, "recovery");
+  const lim = r.optionalObject(root.limits, "limits");
+  const lg = r.optionalObject(root.logging, "logging");
+
+  return {
+    clusterName: r.string(root.cluster_name, "cluster_name", "kvstore"),
+    nodes,
+    replication: {
+      replicationFactor,
+      writeQuorum: quorum("write_quorum"),
+      readQuorum: quorum("read_quorum"),
+      queueLimit: r.int(rep.queue_limit, "replication.queue_limit", 100_000, 1),
+      batchSize: r.int(rep.batch_size, "replication.batch_size", 500, 1),
+      hintLimit: r.int(rep.hint_limit, "replication.hint_limit", 1_000_000, 0),
+      hintMaxAgeMs: r.int(rep.hint_max_age_ms, "replication.hint_max_age_ms", 3 * 3600_000, 1),
+      tombstoneGraceMs: r.int(rep.tombstone_grace_ms, "replication.tombstone_grace_ms", 24 * 3600_000, 1),
+    },
+    failureDetection: {
+      heartbeatIntervalMs,
+      suspectTimeoutMs,
+      failureTimeoutMs,
+      rpcTimeoutMs: r.int(fd.rpc_timeout_ms, "failure_detection.rpc_timeout_ms", 2000, 1),
+    },
+    consistentHashing: {
+      virtualNodes: r.int(ch.virtual_nodes, "consistent_hashing.virtual_nodes", 150, 1, 10_000),
+    },
+    storage: {
+      engine: r.oneOf(st.engine, "storage.engine", ["memory", "redis"] as const, "memory"),
+      redisKeyPrefix: r.string(st.redis_key_prefix, "storage.redis_key_prefix", "kvstore:"),
+    },
+    recovery: {
+      onStart: r.bool(rc.on_start, "recovery.on_start", true),
+      chunkRecords: r.int(rc.chunk_records, "recovery.chunk_records", 1000, 1),
+      chunkBytes: r.int(rc.chunk_bytes, "recovery.chunk_bytes", 1 << 20, 1024),
+      antiEntropyIntervalMs: r.int(
+        rc.anti_entropy_interval_ms,
+        "recovery.anti_entropy_interval_ms",
+        60_000,
+        0,
+      ),
+      antiEntropyBucketBits: r.int(
+        rc.anti_entropy_bucket_bits,
+        "recovery.anti_entropy_bucket_bits",
+        8,
+        1,
+        16,
+      ),
+    },
+    limits: readLimits(r, lim),
+    logging: {
+      level: r.oneOf(lg.level, "logging.level", ["debug", "info", "warn", "error"] as const, "info"),
+      format: r.oneOf(lg.format, "logging.format", ["text", "json"] as const, "text"),
+    },
+    source,
+  };
+}
+
+function readLimits(r: Reader, lim: Record<string, unknown>): ClusterConfig["limits"] {
+  const maxKeyBytes = r.int(lim.max_key_bytes, "limits.max_key_bytes", 1024, 1);
+  const maxValueBytes = r.int(lim.max_value_bytes, "limits.max_value_bytes", 1 << 20, 1);
+  const maxMessageBytes = r.int(lim.max_message_bytes, "limits.max_message_bytes", 64 << 20, 1 << 20);
+  if (maxValueBytes + maxKeyBytes + 1024 > maxMessageBytes) {
+    r.fail("limits.max_message_bytes", `${maxMessageBytes} cannot carry one value of max_value_bytes`);
+  }
+  return {
+    maxKeyBytes,
+    maxValueBytes,
+    maxMessageBytes,
+    maxBatchItems: r.int(lim.max_batch_items, "limits.max_batch_items", 10_000, 1),
+    maxPageItems: r.int(lim.max_page_items, "limits.max_page_items", 10_000, 1),
+  };
+}
+
+function readNode(r: Reader, raw: unknown, path: string): NodeConfig {
+  const n = r.object(raw, path);
+  const id = r.string(n.id, `${path}.id`);
+  if (!/^[A-Za-z0-9_.-]+$/.test(id)) r.fail(`${path}.id`, `"${id}" may hold only letters, digits, _ . -`);
+  const host = r.string(n.host, `${path}.host`);
+  return {
+    id,
+    host,
+    port: r.int(n.port, `${path}.port`, undefined, 1, 65535),
+    bindHost: r.string(n.bind_host, `${path}.bind_host`, host),
+    redisHost: r.string(n.redis_host, `${path}.redis_host`, "127.0.0.1"),
+    redisPort: r.int(n.redis_port, `${path}.redis_port`, 6379, 1, 65535),
+    description: r.string(n.description, `${path}.description`, ""),
+  };
+}
+
+function checkUnique(r: Reader, nodes: NodeConfig[]): void {
+  const ids = new Map<string, number>();
+  const addrs = new Map<string, string>();
+  nodes.forEach((n, i) => {
+    const seen = ids.get(n.id);
+    if (seen !== undefined) r.fail(`nodes[${i}].id`, `duplicate node id "${n.id}" (also nodes[${seen}])`);
+    ids.set(n.id, i);
+    const addr = `${n.host}:${n.port}`;
+    const other = addrs.get(addr);
+    if (other !== undefined) r.fail(`nodes[${i}].port`, `duplicate address ${addr} (also used by ${other})`);
+    addrs.set(addr, n.id);
+  });
+}
+
+/** Finds a node by id, or says which ids exist. */
+export function findNode(config: ClusterConfig, id: string): NodeConfig {
+  const node = config.nodes.find((n) => n.id === id);
+  if (!node) {
+    throw new ConfigError(
+      config.source,
+      "nodes",
+      `unknown node id "${id}" (known: ${config.nodes.map((n) => n.id).join(", ")})`,
+    );
+  }
+  return node;
+}
+
+/** Finds the node whose entry has this port, or says which ports exist. */
+export function findNodeByPort(config: ClusterConfig, port: number): NodeConfig {
+  const node = config.nodes.find((n) => n.port === port);
+  if (!node) {
+    throw new ConfigError(
+      config.source,
+      "nodes",
+      `no node listens on port ${port} (ports: ${config.nodes.map((n) => n.port).join(", ")})`,
+    );
+  }
+  return node;
+}
+
+/** Typed field readers that fail with the field's path. */
+class Reader {
+  constructor(private readonly source: string) {}
+
+  fail(path: string, reason: string): never {
+    throw new ConfigError(this.source, path, reason);
+  }
+
+  object(v: unknown, path: string): Record<string, unknown> {
+    if (typeof v !== "object" || v === null || Array.isArray(v)) this.fail(path, "must be an object");
+    return v as Record<string, unknown>;
+  }
+
+  optionalObject(v: unknown, path: string): Record<string, unknown> {
+    return v === undefined ? {} : this.object(v, path);
+  }
+
+  array(v: unknown, path: string): unknown[] {
+    if (!Array.isArray(v)) this.fail(path, "must be an array");
+    return v;
+  }
+
+  string(v: unknown, path: string, fallback?: string): string {
+    if (v === undefined && fallback !== undefined) return fallback;
+    if (typeof v !== "string" || v.length === 0) this.fail(path, "must be a non-empty string");
+    return v;
+  }
+
+  bool(v: unknown, path: string, fallback: boolean): boolean {
+    if (v === undefined) return fallback;
+    if (typeof v !== "boolean") this.fail(path, "must be true or false");
+    return v;
+  }
+
+  int(
+    v: unknown,
+    path: string,
+    fallback: number | undefined,
+    min: number,
+    max = Number.MAX_SAFE_INTEGER,
+  ): number {
+    if (v === undefined && fallback !== undefined) return fallback;
+    if (typeof v !== "number" || !Number.isInteger(v)) this.fail(path, "must be an integer");
+    if (v < min) this.fail(path, `${v} is below the minimum ${min}`);
+    if (v > max) this.fail(path, `${v} is above the maximum ${max}`);
+    return v;
+  }
+
+  oneOf<T extends string>(v: unknown, path: string, options: readonly T[], fallback: T): T {
+    if (v === undefined) return fallback;
+    if (typeof v !== "string" || !options.includes(v as T)) {
+      this.fail(path, `must be one of ${options.map((o) => `"${o}"`).join(", ")}`);
+    }
+    return v as T;
+  }
+}

@@ -1,0 +1,331 @@
+/**
+ * The coordinator: what a node does with a client's reads and writes.
+ *
+ * A key's coordinator is the first node of its preference list that can
+ * serve (its owner while the owner is up). A node that is not the
+ * coordinator forwards the request there; when the coordinator cannot be
+ * reached it is suspected and the next one is tried, so clients see an
+ * answer or UNAVAILABLE, never a hang. The coordinator versions a write with
+ * its hybrid clock, stores it, and hands it to replication: to the live
+ * nodes among the key's `replication_factor` first, with stand-ins (sloppy
+ * quorum) holding hints for the nodes that are down. Reads take the newest
+ * of `read_quorum` copies and repair the stale ones. Everything here is
+ * plain data in, plain data out: the gRPC edge is elsewhere.
+ */
+import type { HashRing } from "./ring.ts";
+import type { Storage } from "./storage/mod.ts";
+import type { HybridClock } from "./hlc.ts";
+import type { HintStore } from "./hints.ts";
+import type { Logger } from "./log.ts";
+import type { Replicator } from "./replication.ts";
+import type { PeerTransport, ReadResult, ReplicaItem, WriteRequest, WriteResult } from "./transport.ts";
+import { Code, errorMessage, KvError, PeerUnavailableError, type StatusCode } from "./errors.ts";
+import { isNewer, type KvRecord, newestOf } from "./record.ts";
+
+/** Options of {@link Coordinator}. */
+export interface CoordinatorOptions {
+  self: string;
+  ring: HashRing;
+  storage: Storage;
+  clock: HybridClock;
+  transport: PeerTransport;
+  replicator: Replicator;
+  hints: HintStore;
+  log: Logger;
+  replicationFactor: number;
+  writeQuorum: number;
+  readQuorum: number;
+  /** Whether a node may coordinate and answer reads now. */
+  canServe: (id: string) => boolean;
+  /** Whether a node may take writes now (alive, maybe still recovering). */
+  canStore: (id: string) => boolean;
+  onUnreachable: (peer: string, err: PeerUnavailableError) => void;
+}
+
+/** Where one write's copies go. */
+interface Placement {
+  /** Peers to send the record to, some as stand-ins holding a hint. */
+  targets: { peer: string; hintFor?: string }[];
+  /** Down nodes for which this node itself keeps a hint. */
+  selfHints: string[];
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** Routes, versions, stores and replicates client requests. */
+export class Coordinator {
+  readonly #self: string;
+
+  constructor(private readonly o: CoordinatorOptions) {
+    this.#self = o.self;
+  }
+
+  /**
+   * Applies writes. `forwarded` writes came from a node that chose this one
+   * as coordinator: they are handled here, never forwarded again.
+   */
+  async write(reqs: readonly WriteRequest[], forwarded: boolean): Promise<WriteResult[]> {
+    return await this.#route(reqs, forwarded, {
+      keyOf: (r) => r.key,
+      local: (group) => this.#coordinateWrites(group),
+      remote: (peer, group) => this.o.transport.forwardWrites(peer, group),
+      failed: (r, code, message) => writeFailure(r.key, code, message),
+    });
+  }
+
+  /** Reads keys through their coordinators (or, `forwarded`, as coordinator). */
+  async read(keys: readonly string[], forwarded: boolean): Promise<ReadResult[]> {
+    return await this.#route(keys, forwarded, {
+      keyOf: (k) => k,
+      local: (group) => this.#coordinateReads(group),
+      remote: (peer, group) => this.o.transport.forwardReads(peer, group),
+      failed: (k, code, message) => readFailure(k, code, message),
+    });
+  }
+
+  /** Reads this node's own copies, without forwarding (read_from_replica). */
+  async readLocal(keys: readonly string[]): Promise<ReadResult[]> {
+    const records = await this.o.storage.get(keys);
+    return keys.map((k, i) => this.#readResult(k, records[i]));
+  }
+
+  /** The node that should coordinate a key now, if any can. */
+  coordinatorFor(key: string): string | undefined {
+    return this.o.ring.preferenceList(key, this.o.ring.nodeIds.length, this.o.canServe)[0];
+  }
+
+  /**
+   * Groups items by coordinator, runs each group locally or on its peer, and
+   * regroups the items of an unreachable peer onto the next coordinator.
+   */
+  async #route<T, R>(items: readonly T[], forwarded: boolean, how: {
+    keyOf: (item: T) => string;
+    local: (group: T[]) => Promise<R[]>;
+    remote: (peer: string, group: T[]) => Promise<R[]>;
+    failed: (item: T, code: StatusCode, message: string) => R;
+  }): Promise<R[]> {
+    const results = new Array<R>(items.length);
+    let pending = items.map((_, i) => i);
+    const unreachable: string[] = [];
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      const groups = new Map<string, number[]>();
+      for (const i of pending) {
+        const key = how.keyOf(items[i]);
+        const target = forwarded ? this.#self : this.coordinatorFor(key);
+        if (target === undefined || attempt > this.o.ring.nodeIds.length) {
+          results[i] = how.failed(items[i], Code.UNAVAILABLE, this.#noNodeMessage(key, unreachable));
+          continue;
+        }
+        let group = groups.get(target);
+        if (!group) groups.set(target, group = []);
+        group.push(i);
+      }
+      const retry: number[] = [];
+      await Promise.all([...groups].map(async ([target, idx]) => {
+        const group = idx.map((i) => items[i]);
+        try {
+          const rs = target === this.#self ? await how.local(group) : await how.remote(target, group);
+          idx.forEach((i, j) => results[i] = rs[j]);
+        } catch (err) {
+          if (err instanceof PeerUnavailableError) {
+            this.o.onUnreachable(target, err);
+            unreachable.push(target);
+            retry.push(...idx);
+            return;
+          }
+          const code = err instanceof KvError ? err.code : Code.INTERNAL;
+          for (const i of idx) results[i] = how.failed(items[i], code, errorMessage(err));
+        }
+      }));
+      pending = retry;
+    }
+    return results;
+  }
+
+  #noNodeMessage(key: string, unreachable: string[]): string {
+    const owner = this.o.ring.owner(key);
+    const tried = unreachable.length > 0 ? `; unreachable: ${[...new Set(unreachable)].join(", ")}` : "";
+    return `no live node can serve key "${truncate(key)}" (owner ${owner})${tried}`;
+  }
+
+  async #coordinateWrites(reqs: readonly WriteRequest[]): Promise<WriteResult[]> {
+    const records = reqs.map((r): KvRecord => {
+      if (r.timestamp !== 0) this.o.clock.observe(r.timestamp);
+      return {
+        key: r.key,
+        value: r.tombstone ? EMPTY : r.value,
+        timestamp: r.timestamp !== 0 ? r.timestamp : this.o.clock.now(),
+        versionNode: this.#self,
+        tombstone: r.tombstone,
+      };
+    });
+    const applied = await this.#applyMovingPast(reqs, records);
+    const replicas = await this.#replicate(records.filter((_, i) => applied[i]));
+    return records.map((rec, i) => {
+      if (!applied[i]) {
+        return {
+          ...writeFailure(rec.key, Code.FAILED_PRECONDITION, "not applied: the key holds a newer version"),
+          nodeId: this.#self,
+        };
+      }
+      const copies = replicas.get(rec.key) ?? 1;
+      const ok = copies >= this.o.writeQuorum;
+      return {
+        key: rec.key,
+        ok,
+        code: ok ? Code.OK : Code.UNAVAILABLE,
+        message: ok
+          ? (rec.tombstone ? "deleted" : "stored")
+          : `only ${copies} of ${this.o.writeQuorum} required copies written; the write may still spread`,
+        nodeId: this.#self,
+        replicas: copies,
+        timestamp: rec.timestamp,
+      };
+    });
+  }
+
+  /**
+   * Applies records; a cluster-versioned write that lost to a newer held
+   * version (another coordinator's clock ran ahead) moves the clock past it
+   * and is applied again, so an acknowledged write is never silently older.
+   */
+  async #applyMovingPast(reqs: readonly WriteRequest[], records: KvRecord[]): Promise<boolean[]> {
+    const applied = await this.o.storage.apply(records);
+    for (let round = 0; round < 3; round++) {
+      const lost = records.map((_, i) => i).filter((i) => !applied[i] && reqs[i].timestamp === 0);
+      if (lost.length === 0) break;
+      const held = await this.o.storage.get(lost.map((i) => records[i].key));
+      for (const h of held) if (h) this.o.clock.observe(h.timestamp);
+      const again = lost.map((i) => records[i] = { ...records[i], timestamp: this.o.clock.now() });
+      const ok = await this.o.storage.apply(again);
+      lost.forEach((i, j) => applied[i] = ok[j]);
+    }
+    return applied;
+  }
+
+  /** Sends records to their other copies; answers copies written per key. */
+  async #replicate(records: readonly KvRecord[]): Promise<Map<string, number>> {
+    const copies = new Map<string, number>();
+    const byPeer = new Map<string, ReplicaItem[]>();
+    for (const record of records) {
+      copies.set(record.key, 1);
+      const { targets, selfHints } = this.placement(record.key);
+      for (const down of selfHints) this.o.hints.add(down, record.key, record);
+      for (const { peer, hintFor } of targets) {
+        let items = byPeer.get(peer);
+        if (!items) byPeer.set(peer, items = []);
+        items.push({ record, hintFor });
+      }
+    }
+    if (this.o.writeQuorum <= 1) {
+      await Promise.all([...byPeer].map(([peer, items]) => this.o.replicator.enqueue(peer, items)));
+      return copies;
+    }
+    await Promise.all([...byPeer].map(async ([peer, items]) => {
+      if (!await this.o.replicator.sendNow(peer, items)) return;
+      for (const { record } of items) copies.set(record.key, copies.get(record.key)! + 1);
+    }));
+    return copies;
+  }
+
+  /**
+   * Where a key's copies go now: the first `replication_factor` nodes that
+   * can store it. Each live stand-in beyond the key's natural list is paired
+   * with a natural node that is down and holds a hint for it; hints with no
+   * stand-in stay here.
+   */
+  placement(key: string): Placement {
+    const rf = this.o.replicationFactor;
+    const natural = this.o.ring.preferenceList(key, rf);
+    const stores = this.o.ring.preferenceList(key, rf, (id) => id === this.#self || this.o.canStore(id));
+    const missing = natural.filter((n) => !stores.includes(n));
+    const extras = stores.filter((n) => !natural.includes(n));
+    const targets: Placement["targets"] = [];
+    const selfHints: string[] = missing.slice(extras.length);
+    for (const peer of stores) {
+      const k = extras.indexOf(peer);
+      const hintFor = k >= 0 && k < missing.length ? missing[k] : undefined;
+      if (peer === this.#self) {
+        if (hintFor) selfHints.push(hintFor);
+      } else {
+        targets.push({ peer, hintFor });
+      }
+    }
+    return { targets, selfHints };
+  }
+
+  async #coordinateReads(keys: readonly string[]): Promise<ReadResult[]> {
+    if (this.o.readQuorum <= 1) return await this.readLocal(keys);
+    return await Promise.all(keys.map((k) => this.#quorumRead(k)));
+  }
+
+  /** Reads `read_quorum` copies, answers the newest, repairs the stale ones. */
+  async #quorumRead(key: string): Promise<ReadResult> {
+    const nodes = this.o.ring.preferenceList(
+      key,
+      this.o.replicationFactor,
+      (id) => id === this.#self || this.o.canServe(id),
+    );
+    const answers = await Promise.all(nodes.map(async (node) => {
+      try {
+        const recs = node === this.#self
+          ? await this.o.storage.get([key])
+          : (await this.o.transport.readRecords(node, [key])).filter((r) => r.key === key);
+        return { node, record: recs[0] as KvRecord | undefined, ok: true };
+      } catch (err) {
+        if (err instanceof PeerUnavailableError) this.o.onUnreachable(node, err);
+        return { node, record: undefined, ok: false };
+      }
+    }));
+    const ok = answers.filter((a) => a.ok);
+    if (ok.length < this.o.readQuorum) {
+      return readFailure(
+        key,
+        Code.UNAVAILABLE,
+        `only ${ok.length} of ${this.o.readQuorum} required copies of "${truncate(key)}" answered`,
+      );
+    }
+    const newest = newestOf(ok.map((a) => a.record));
+    if (newest) this.#repair(newest, ok.filter((a) => isNewer(newest, a.record)).map((a) => a.node));
+    return this.#readResult(key, newest);
+  }
+
+  /** Read repair: sends the newest version to the copies that lacked it. */
+  #repair(newest: KvRecord, stale: string[]): void {
+    for (const node of stale) {
+      const done = node === this.#self
+        ? this.o.storage.apply([newest])
+        : this.o.replicator.enqueue(node, [{ record: newest }]);
+      done.catch((err) => this.o.log.warn("read repair failed", { node, error: errorMessage(err) }));
+    }
+    if (stale.length > 0 && this.o.log.enabled("debug")) {
+      this.o.log.debug("read repair", { key: newest.key, nodes: stale.join(",") });
+    }
+  }
+
+  #readResult(key: string, record: KvRecord | undefined): ReadResult {
+    const found = record !== undefined && !record.tombstone;
+    return {
+      key,
+      found,
+      value: found ? record.value : EMPTY,
+      timestamp: found ? record.timestamp : 0,
+      nodeId: this.#self,
+      code: Code.OK,
+      message: found ? "found" : "key not found",
+    };
+  }
+}
+
+function writeFailure(key: string, code: StatusCode, message: string): WriteResult {
+  return { key, ok: false, code, message, nodeId: "", replicas: 0, timestamp: 0 };
+}
+
+function readFailure(key: string, code: StatusCode, message: string): ReadResult {
+  return { key, found: false, value: EMPTY, timestamp: 0, nodeId: "", code, message };
+}
+
+/** Keys in messages are cut short so one huge key cannot flood a log. */
+function truncate(key: string): string {
+  return key.length > 64 ? `${key.slice(0, 61)}...` : key;
+}

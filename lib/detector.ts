@@ -1,0 +1,162 @@
+/**
+ * Failure detection: who is alive, from heartbeats and failed calls.
+ *
+ * Every node heartbeats every peer each `heartbeat_interval_ms`; any contact
+ * (a heartbeat received, or answered) refreshes the peer. A peer silent for
+ * `suspect_timeout_ms` is SUSPECTED, for `failure_timeout_ms` FAILED. A call
+ * that fails to reach a peer is evidence too and suspects it at once, so
+ * requests fail over without waiting for the timeout. A peer that reports
+ * itself JOINING (recovering) is alive but does not serve yet. The state
+ * machine takes an injected clock so it is tested without sleeping; the
+ * heartbeat loop that feeds it is the small `HeartbeatLoop` below.
+ */
+
+/** A peer's health as this node sees it (the wire's NodeStatus names). */
+export type PeerStatus = "ACTIVE" | "SUSPECTED" | "FAILED" | "JOINING";
+
+/** A status change, for logs and for what reacts to it (hint delivery). */
+export interface StatusChange {
+  peer: string;
+  from: PeerStatus;
+  to: PeerStatus;
+  /** Milliseconds since the last contact with the peer. */
+  silentMs: number;
+  reason: string;
+}
+
+/** Options of {@link FailureDetector}. */
+export interface DetectorOptions {
+  suspectTimeoutMs: number;
+  failureTimeoutMs: number;
+  /** Milliseconds; injected by tests. */
+  clock?: () => number;
+  onChange?: (change: StatusChange) => void;
+}
+
+interface PeerState {
+  status: PeerStatus;
+  lastContact: number;
+  /** What the peer last said of itself: ACTIVE or JOINING. */
+  reported: "ACTIVE" | "JOINING";
+}
+
+/** The health of every peer, from contacts, failures and the passing of time. */
+export class FailureDetector {
+  readonly #peers = new Map<string, PeerState>();
+  readonly #clock: () => number;
+
+  constructor(peers: readonly string[], private readonly options: DetectorOptions) {
+    this.#clock = options.clock ?? Date.now;
+    const now = this.#clock();
+    // Peers start ACTIVE: a cluster starting together must not treat every
+    // peer as down; the first failed call suspects a peer that really is.
+    for (const p of peers) this.#peers.set(p, { status: "ACTIVE", lastContact: now, reported: "ACTIVE" });
+  }
+
+  /** Records contact with a peer and what it says of itself. */
+  heard(peer: string, reported: "ACTIVE" | "JOINING" = "ACTIVE"): void {
+    const s = this.#peers.get(peer);
+    if (!s) return;
+    const now = this.#clock();
+    const silentMs = now - s.lastContact;
+    s.lastContact = now;
+    s.reported = reported;
+    this.#set(peer, s, reported, silentMs, "heard from it");
+  }
+
+  /** Records a call that could not reach the peer: suspect it at once. */
+  callFailed(peer: string, reason: string): void {
+    const s = this.#peers.get(peer);
+    if (!s || s.status === "SUSPECTED" || s.status === "FAILED") return;
+    this.#set(peer, s, "SUSPECTED", this.#clock() - s.lastContact, reason);
+  }
+
+  /** Moves silent peers to SUSPECTED and FAILED; call it periodically. */
+  tick(): void {
+    const now = this.#clock();
+    for (const [peer, s] of this.#peers) {
+      const silentMs = now - s.lastContact;
+      if (silentMs >= this.options.failureTimeoutMs) {
+        this.#set(peer, s, "FAILED", silentMs, `no contact for ${silentMs} ms`);
+      } else if (silentMs >= this.options.suspectTimeoutMs && s.status !== "FAILED") {
+        this.#set(peer, s, "SUSPECTED", silentMs, `no contact for ${silentMs} ms`);
+      }
+    }
+  }
+
+  /** A peer's current status. */
+  status(peer: string): PeerStatus {
+    return this.#peers.get(peer)?.status ?? "FAILED";
+  }
+
+  /** When the peer was last heard from (milliseconds, this detector's clock). */
+  lastContact(peer: string): number {
+    return this.#peers.get(peer)?.lastContact ?? 0;
+  }
+
+  /** The peers this detector watches. */
+  peers(): string[] {
+    return [...this.#peers.keys()];
+  }
+
+  #set(peer: string, s: PeerState, to: PeerStatus, silentMs: number, reason: string): void {
+    if (s.status === to) return;
+    const from = s.status;
+    s.status = to;
+    this.options.onChange?.({ peer, from, to, silentMs, reason });
+  }
+}
+
+/** What a heartbeat exchange tells about the peer. */
+export interface HeartbeatReply {
+  status: "ACTIVE" | "JOINING";
+  keysCount: number;
+  /** Hints the peer holds for this node (it is not caught up until 0). */
+  hintsPending: number;
+}
+
+/** Options of {@link HeartbeatLoop}. */
+export interface HeartbeatLoopOptions {
+  intervalMs: number;
+  /** Sends one heartbeat; throws when the peer cannot be reached. */
+  send: (peer: string) => Promise<HeartbeatReply>;
+  onReply: (peer: string, reply: HeartbeatReply) => void;
+  /** While true no heartbeats go out (this node is unhealthy), so peers stop routing to it. */
+  paused?: () => boolean;
+}
+
+/** Sends heartbeats to every peer of a detector and feeds it the outcomes. */
+export class HeartbeatLoop {
+  #timers: ReturnType<typeof setInterval>[] = [];
+  readonly #inFlight = new Set<string>();
+
+  constructor(private readonly detector: FailureDetector, private readonly options: HeartbeatLoopOptions) {}
+
+  start(): void {
+    this.beatAll();
+    this.#timers.push(setInterval(() => this.beatAll(), this.options.intervalMs));
+    const tickMs = Math.max(20, Math.min(250, Math.floor(this.options.intervalMs / 4)));
+    this.#timers.push(setInterval(() => this.detector.tick(), tickMs));
+  }
+
+  stop(): void {
+    for (const t of this.#timers) clearInterval(t);
+    this.#timers = [];
+  }
+
+  /** One heartbeat to every peer that has none in flight. */
+  beatAll(): void {
+    if (this.options.paused?.()) return;
+    for (const peer of this.detector.peers()) {
+      if (this.#inFlight.has(peer)) continue;
+      this.#inFlight.add(peer);
+      this.options.send(peer)
+        .then((reply) => {
+          this.detector.heard(peer, reply.status);
+          this.options.onReply(peer, reply);
+        })
+        .catch((err) => this.detector.callFailed(peer, `heartbeat failed: ${(err as Error).message}`))
+        .finally(() => this.#inFlight.delete(peer));
+    }
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * Promise-shaped gRPC calls with deadlines, and status-error conversion.
+ *
+ * grpc-js clients expose methods by name at run time; this is the one place
+ * that looks them up, so the rest of the code calls typed functions.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { Code, errorMessage, KvError, PeerUnavailableError, type StatusCode } from "../errors.ts";
+
+type UnaryMethod = (
+  req: unknown,
+  meta: grpc.Metadata,
+  options: grpc.CallOptions,
+  cb: (err: grpc.ServiceError | null, res: unknown) => void,
+) => grpc.ClientUnaryCall;
+
+type StreamMethod = (
+  req: unknown,
+  meta: grpc.Metadata,
+  options: grpc.CallOptions,
+) => grpc.ClientReadableStream<
+  unknown
+>;
+
+/** Calls a unary method with a deadline; rejects with the gRPC ServiceError. */
+export function unary<Res>(
+  client: grpc.Client,
+  method: string,
+  req: unknown,
+  timeoutMs: number,
+): Promise<Res> {
+  const fn = (client as unknown as Record<string, UnaryMethod>)[method];
+  return new Promise((resolve, reject) => {
+    fn.call(client, req, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
+      if (err) reject(err);
+      else resolve(res as Res);
+    });
+  });
+}
+
+/** Calls a server-streaming method; each message is yielded as it arrives. */
+export function serverStream<Res>(
+  client: grpc.Client,
+  method: string,
+  req: unknown,
+  timeoutMs: number,
+): AsyncIterable<Res> {
+  const fn = (client as unknown as Record<string, StreamMethod>)[method];
+  return fn.call(client, req, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }) as AsyncIterable<
+    Res
+  >;
+}
+
+/** Whether a gRPC error means the node could not be reached or did not answer in time. */
+export function isUnreachable(err: unknown): boolean {
+  const code = (err as grpc.ServiceError)?.code;
+  return code === grpc.status.UNAVAILABLE || code === grpc.status.DEADLINE_EXCEEDED;
+}
+
+/** A gRPC error from a peer as the core's error types. */
+export function peerError(peer: string, err: unknown): KvError {
+  const se = err as grpc.ServiceError;
+  if (isUnreachable(err)) {
+    return new PeerUnavailableError(peer, se.details || se.message, se.code as StatusCode);
+  }
+  if (typeof se?.code === "number") return new KvError(se.code as StatusCode, `node ${peer}: ${se.details}`);
+  return new KvError(Code.INTERNAL, `node ${peer}: ${errorMessage(err)}`);
+}
+
+/** A gRPC error as a KvError (for clients). */
+export function statusError(err: unknown): KvError {
+  const se = err as grpc.ServiceError;
+  if (typeof se?.code === "number") return new KvError(se.code as StatusCode, se.details || se.message);
+  return new KvError(Code.INTERNAL, errorMessage(err));
+}
+
+/** Channel options every client and server of the store uses. */
+export function channelOptions(maxMessageBytes: number): grpc.ChannelOptions {
+  return {
+    "grpc.max_receive_message_length": maxMessageBytes,
+    "grpc.max_send_message_length": maxMessageBytes,
+    // Reconnect quickly after a peer restarts instead of backing off for long.
+    "grpc.initial_reconnect_backoff_ms": 100,
+    "grpc.max_reconnect_backoff_ms": 1000,
+    "grpc.keepalive_time_ms": 10_000,
+    "grpc.keepalive_timeout_ms": 5_000,
+  };
+}

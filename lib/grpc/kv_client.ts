@@ -1,0 +1,348 @@
+/**
+ * The client library: KeyValueStore calls, routed to each key's owner.
+ *
+ * A routing client asks any node for the membership once, builds the same
+ * ring the nodes use and sends each request straight to the key's first
+ * live node, which saves the forwarding hop. When a node does not answer,
+ * it is avoided for a moment, the membership is refreshed, and the request
+ * goes to the next node, so a dead node costs a retry, not an error. With
+ * routing off everything goes to the first address (the node forwards).
+ * Batches are split by owner and the parts sent in parallel.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { Buffer } from "node:buffer";
+import { HashRing } from "../ring.ts";
+import { Code, KvError } from "../errors.ts";
+import type { ReadResult, WriteResult } from "../transport.ts";
+import { channelOptions, isUnreachable, statusError, unary } from "./call.ts";
+import { type KvstorePackage, kvstorePackage, loadKvstorePackage } from "./proto.ts";
+import {
+  type DeleteResponseMsg,
+  deleteResponseToWrite,
+  type GetResponseMsg,
+  getResponseToRead,
+  type ListKeysResponseMsg,
+  type MembershipResponseMsg,
+  type NodeStatusName,
+  type PutResponseMsg,
+  putResponseToWrite,
+} from "./messages.ts";
+
+/** Options of {@link KvClient}. */
+export interface ClientOptions {
+  /** Send each key to its owner (default) or everything to the first address. */
+  route?: boolean;
+  /** Deadline of each call. */
+  timeoutMs?: number;
+  /** Proto text to speak (tests use variants); the embedded one by default. */
+  protoText?: string;
+  maxMessageBytes?: number;
+}
+
+/** A member of the cluster as a node reports it. */
+export interface Member {
+  id: string;
+  address: string;
+  status: NodeStatusName;
+  lastHeartbeatUnix: number;
+  keysCount: number;
+  recoveredRecords: number;
+}
+
+/** The cluster as one node sees it. */
+export interface Membership {
+  responder: string;
+  clusterName: string;
+  virtualNodes: number;
+  replicationFactor: number;
+  members: Member[];
+}
+
+/** One page of a node's keys. */
+export interface KeyPage {
+  keys: string[];
+  count: number;
+  nodeId: string;
+  nextCursor: string;
+}
+
+/** A value as callers give it: bytes, or text stored as UTF-8. */
+export type ValueInput = Uint8Array | string;
+
+/** One item of a batch put. */
+export interface PutItem {
+  key: string;
+  value: ValueInput;
+  timestamp?: number;
+}
+
+/** How long a node that did not answer is skipped by routing. */
+const AVOID_MS = 1000;
+
+/** A client of the store. */
+export class KvClient {
+  readonly #pkg: KvstorePackage;
+  readonly #stubs = new Map<string, { kv: grpc.Client; node: grpc.Client }>();
+  readonly #avoidUntil = new Map<string, number>();
+  readonly #timeoutMs: number;
+  readonly #route: boolean;
+  #membership?: Membership;
+  #ring?: HashRing;
+  #addressOf = new Map<string, string>();
+  #refreshing?: Promise<void>;
+
+  private constructor(private readonly addresses: string[], private readonly options: ClientOptions) {
+    if (addresses.length === 0) throw new KvError(Code.INVALID_ARGUMENT, "no node address given");
+    this.#pkg = options.protoText ? loadKvstorePackage(options.protoText) : kvstorePackage();
+    this.#timeoutMs = options.timeoutMs ?? 5000;
+    this.#route = options.route ?? true;
+  }
+
+  /** A client of the nodes at these `host:port` addresses; routing clients fetch the membership first. */
+  static async connect(addresses: string[], options: ClientOptions = {}): Promise<KvClient> {
+    const client = new KvClient(addresses, options);
+    if (client.#route) await client.refresh();
+    return client;
+  }
+
+  /** Stores a value; throws KvError when the cluster cannot. */
+  async put(key: string, value: ValueInput, opts: { timestamp?: number } = {}): Promise<WriteResult> {
+    const res = await this.#call<PutResponseMsg>(key, "Put", {
+      key,
+      value: bytes(value),
+      timestamp: opts.timestamp ?? 0,
+    });
+    return putResponseToWrite(key, res);
+  }
+
+  /** Reads a key; `fromReplica` reads the contacted node's own copy. */
+  async get(key: string, opts: { fromReplica?: boolean; address?: string } = {}): Promise<ReadResult> {
+    const req = { key, read_from_replica: opts.fromReplica ?? false };
+    const res = opts.address
+      ? await this.#callAt<GetResponseMsg>(opts.address, "kv", "Get", req)
+      : await this.#call<GetResponseMsg>(key, "Get", req);
+    return getResponseToRead(key, res);
+  }
+
+  /** Deletes a key (on every copy). */
+  async delete(key: string): Promise<WriteResult> {
+    return deleteResponseToWrite(key, await this.#call<DeleteResponseMsg>(key, "Delete", { key }));
+  }
+
+  /** Stores many values, each batch part sent to its owner. */
+  async multiPut(items: readonly PutItem[]): Promise<WriteResult[]> {
+    return await this.#batch(items, (i) => i.key, "MultiPut", (part) => ({
+      items: part.map((i) => ({ key: i.key, value: bytes(i.value), timestamp: i.timestamp ?? 0 })),
+    }), (i, r: PutResponseMsg) => putResponseToWrite(i.key, r));
+  }
+
+  /** Reads many keys. */
+  async multiGet(keys: readonly string[], opts: { fromReplica?: boolean } = {}): Promise<ReadResult[]> {
+    return await this.#batch(keys, (k) => k, "MultiGet", (part) => ({
+      keys: part,
+      read_from_replica: opts.fromReplica ?? false,
+    }), (k, r: GetResponseMsg) => getResponseToRead(k, r));
+  }
+
+  /** Deletes many keys. */
+  async multiDelete(keys: readonly string[]): Promise<WriteResult[]> {
+    return await this.#batch(
+      keys,
+      (k) => k,
+      "MultiDelete",
+      (part) => ({ keys: part }),
+      (k, r: DeleteResponseMsg) => deleteResponseToWrite(k, r),
+    );
+  }
+
+  /** One page of the keys a node holds. */
+  async listKeys(address: string, opts: { limit?: number; cursor?: string } = {}): Promise<KeyPage> {
+    const res = await this.#callAt<ListKeysResponseMsg>(address, "kv", "ListKeys", {
+      limit: opts.limit ?? 0,
+      cursor: opts.cursor ?? "",
+    });
+    return { keys: res.keys, count: res.count, nodeId: res.node_id, nextCursor: res.next_cursor };
+  }
+
+  /** Every key a node holds, following pages. */
+  async listAllKeys(address: string): Promise<string[]> {
+    const keys: string[] = [];
+    let cursor = "";
+    do {
+      const page = await this.listKeys(address, { cursor });
+      keys.push(...page.keys);
+      cursor = page.nextCursor;
+    } while (cursor !== "");
+    return keys;
+  }
+
+  /** The membership as the node at `address` (or any node) sees it. */
+  async membership(address?: string): Promise<Membership> {
+    const tryOrder = address ? [address] : this.#knownAddresses();
+    let last: unknown;
+    for (const addr of tryOrder) {
+      try {
+        const res = await this.#callAt<MembershipResponseMsg>(addr, "node", "GetMembership", {
+          requesting_node_id: "client",
+        });
+        return toMembership(res);
+      } catch (err) {
+        last = err;
+      }
+    }
+    throw last instanceof KvError ? last : new KvError(Code.UNAVAILABLE, "no node answered");
+  }
+
+  /** The last membership fetched (routing clients). */
+  get lastMembership(): Membership | undefined {
+    return this.#membership;
+  }
+
+  /** Fetches the membership again and rebuilds the ring. */
+  refresh(): Promise<void> {
+    return this.#refreshing ??= (async () => {
+      try {
+        const m = await this.membership();
+        this.#membership = m;
+        this.#ring = new HashRing(m.members.map((n) => n.id), m.virtualNodes);
+        this.#addressOf = new Map(m.members.map((n) => [n.id, n.address]));
+      } finally {
+        this.#refreshing = undefined;
+      }
+    })();
+  }
+
+  /** The address a key's request goes to now. */
+  addressFor(key: string): string {
+    if (!this.#route || !this.#ring || !this.#membership) return this.#firstAvoidFree(this.addresses);
+    const now = Date.now();
+    const status = new Map(this.#membership.members.map((m) => [m.id, m.status]));
+    const usable = (id: string) =>
+      status.get(id) === "ACTIVE" && (this.#avoidUntil.get(this.#addressOf.get(id)!) ?? 0) <= now;
+    const id = this.#ring.preferenceList(key, this.#ring.nodeIds.length, usable)[0];
+    return id ? this.#addressOf.get(id)! : this.#firstAvoidFree(this.#knownAddresses());
+  }
+
+  close(): void {
+    for (const s of this.#stubs.values()) {
+      s.kv.close();
+      s.node.close();
+    }
+    this.#stubs.clear();
+  }
+
+  #knownAddresses(): string[] {
+    return [...new Set([...this.addresses, ...this.#addressOf.values()])];
+  }
+
+  #firstAvoidFree(addresses: string[]): string {
+    const now = Date.now();
+    return addresses.find((a) => (this.#avoidUntil.get(a) ?? 0) <= now) ?? addresses[0];
+  }
+
+  /** Calls the node a key routes to, failing over while nodes do not answer. */
+  async #call<Res>(key: string, method: string, req: unknown): Promise<Res> {
+    const attempts = this.#route ? Math.max(2, this.#addressOf.size + 1) : 1;
+    for (let attempt = 1;; attempt++) {
+      const address = this.addressFor(key);
+      try {
+        return await this.#callAt<Res>(address, "kv", method, req);
+      } catch (err) {
+        if (!(err instanceof KvError) || !isRetryable(err) || attempt >= attempts) throw err;
+        await this.#avoid(address);
+      }
+    }
+  }
+
+  async #avoid(address: string): Promise<void> {
+    this.#avoidUntil.set(address, Date.now() + AVOID_MS);
+    await this.refresh().catch(() => {});
+  }
+
+  async #batch<I, Res, R>(
+    items: readonly I[],
+    keyOf: (item: I) => string,
+    method: string,
+    request: (part: I[]) => unknown,
+    convert: (item: I, res: Res) => R,
+  ): Promise<R[]> {
+    const results = new Array<R>(items.length);
+    let pending = items.map((_, i) => i);
+    const attempts = this.#route ? Math.max(2, this.#addressOf.size + 1) : 1;
+    for (let attempt = 1; pending.length > 0; attempt++) {
+      const groups = new Map<string, number[]>();
+      for (const i of pending) {
+        const a = this.addressFor(keyOf(items[i]));
+        let g = groups.get(a);
+        if (!g) groups.set(a, g = []);
+        g.push(i);
+      }
+      const retry: number[] = [];
+      await Promise.all([...groups].map(async ([address, idx]) => {
+        try {
+          const res = await this.#callAt<{ results: Res[] }>(
+            address,
+            "kv",
+            method,
+            request(idx.map((i) => items[i])),
+          );
+          idx.forEach((i, j) => results[i] = convert(items[i], res.results[j]));
+        } catch (err) {
+          if (!(err instanceof KvError) || !isRetryable(err) || attempt >= attempts) throw err;
+          retry.push(...idx);
+          await this.#avoid(address);
+        }
+      }));
+      pending = retry;
+    }
+    return results;
+  }
+
+  async #callAt<Res>(address: string, service: "kv" | "node", method: string, req: unknown): Promise<Res> {
+    try {
+      return await unary<Res>(this.#stub(address)[service], method, req, this.#timeoutMs);
+    } catch (err) {
+      const e = statusError(err);
+      throw new KvError(e.code, isUnreachable(err) ? `${address}: ${e.message}` : e.message);
+    }
+  }
+
+  #stub(address: string): { kv: grpc.Client; node: grpc.Client } {
+    let s = this.#stubs.get(address);
+    if (!s) {
+      const creds = grpc.credentials.createInsecure();
+      const opts = channelOptions(this.options.maxMessageBytes ?? 64 << 20);
+      s = {
+        kv: new this.#pkg.KeyValueStore(address, creds, opts),
+        node: new this.#pkg.NodeService(address, creds, opts),
+      };
+      this.#stubs.set(address, s);
+    }
+    return s;
+  }
+}
+
+function isRetryable(err: KvError): boolean {
+  return err.code === Code.UNAVAILABLE || err.code === Code.DEADLINE_EXCEEDED;
+}
+
+function bytes(v: ValueInput): Uint8Array {
+  return typeof v === "string" ? Buffer.from(v, "utf8") : v;
+}
+
+function toMembership(res: MembershipResponseMsg): Membership {
+  return {
+    responder: res.responder_id,
+    clusterName: res.cluster_name,
+    virtualNodes: res.virtual_nodes || 150,
+    replicationFactor: res.replication_factor,
+    members: res.nodes.map((n) => ({
+      id: n.node_id,
+      address: `${n.host}:${n.port}`,
+      status: n.status,
+      lastHeartbeatUnix: n.last_heartbeat,
+      keysCount: n.keys_count,
+      recoveredRecords: n.recovered_records,
+    })),
+  };
+}

@@ -1,0 +1,319 @@
+/**
+ * The messages of `proto/kvstore.proto` as TypeScript sees them, and their
+ * conversion to and from the core's typed records.
+ *
+ * This is the one place where wire shapes meet the rest of the code: the
+ * server and the clients convert here, once, and everything past this file
+ * deals in `KvRecord`, `WriteResult` and friends.
+ */
+import type { KvRecord } from "../record.ts";
+import type { ReadResult, WriteRequest, WriteResult } from "../transport.ts";
+
+/** NodeStatus as the loader renders enums (by name). */
+export type NodeStatusName = "ACTIVE" | "SUSPECTED" | "FAILED" | "JOINING" | "LEAVING";
+
+export interface PutRequestMsg {
+  key: string;
+  value: Uint8Array;
+  timestamp: number;
+}
+
+export interface PutResponseMsg {
+  success: boolean;
+  message: string;
+  node_id: string;
+  replicas_count: number;
+  error_code: number;
+  timestamp: number;
+}
+
+export interface GetRequestMsg {
+  key: string;
+  read_from_replica: boolean;
+}
+
+export interface GetResponseMsg {
+  found: boolean;
+  value: Uint8Array;
+  message: string;
+  node_id: string;
+  timestamp: number;
+  error_code: number;
+  key: string;
+}
+
+export interface DeleteRequestMsg {
+  key: string;
+}
+
+export interface DeleteResponseMsg {
+  success: boolean;
+  message: string;
+  replicas_count: number;
+  node_id: string;
+  error_code: number;
+  timestamp: number;
+}
+
+export interface ListKeysRequestMsg {
+  limit: number;
+  cursor: string;
+}
+
+export interface ListKeysResponseMsg {
+  keys: string[];
+  count: number;
+  node_id: string;
+  next_cursor: string;
+}
+
+export interface MultiPutRequestMsg {
+  items: PutRequestMsg[];
+  origin_node_id: string;
+}
+
+export interface MultiGetRequestMsg {
+  keys: string[];
+  read_from_replica: boolean;
+  origin_node_id: string;
+}
+
+export interface MultiDeleteRequestMsg {
+  keys: string[];
+  origin_node_id: string;
+}
+
+export interface HeartbeatRequestMsg {
+  node_id: string;
+  host: string;
+  port: number;
+  timestamp: number;
+  keys_count: number;
+  status: NodeStatusName;
+  hints_pending: number;
+}
+
+export interface HeartbeatResponseMsg {
+  acknowledged: boolean;
+  receiver_id: string;
+  timestamp: number;
+  status: NodeStatusName;
+  keys_count: number;
+  hints_pending: number;
+}
+
+export interface ForwardPutRequestMsg {
+  key: string;
+  value: Uint8Array;
+  timestamp: number;
+  origin_node_id: string;
+}
+
+/** ForwardPutResponse and ForwardDeleteResponse share these fields. */
+export interface ForwardWriteResponseMsg {
+  success: boolean;
+  message: string;
+  handler_node_id: string;
+  replicas_count: number;
+  error_code: number;
+  timestamp: number;
+}
+
+export interface ForwardGetRequestMsg {
+  key: string;
+  origin_node_id: string;
+}
+
+export interface ForwardDeleteRequestMsg {
+  key: string;
+  origin_node_id: string;
+}
+
+export interface ReplicateRequestMsg {
+  key: string;
+  value: Uint8Array;
+  timestamp: number;
+  primary_node: string;
+  operation: "PUT" | "DELETE";
+  version_node: string;
+  hint_for: string;
+}
+
+export interface ReplicateBatchRequestMsg {
+  items: ReplicateRequestMsg[];
+  primary_node: string;
+}
+
+export interface KeyValuePairMsg {
+  key: string;
+  value: Uint8Array;
+  timestamp: number;
+  version_node: string;
+  tombstone: boolean;
+}
+
+export interface SnapshotRequestMsg {
+  requesting_node_id: string;
+  limit: number;
+  cursor: string;
+}
+
+export interface NodeInfoMsg {
+  node_id: string;
+  host: string;
+  port: number;
+  status: NodeStatusName;
+  last_heartbeat: number;
+  keys_count: number;
+  recovered_records: number;
+}
+
+export interface MembershipResponseMsg {
+  nodes: NodeInfoMsg[];
+  cluster_size: number;
+  virtual_nodes: number;
+  replication_factor: number;
+  cluster_name: string;
+  responder_id: string;
+}
+
+export interface JoinRequestMsg {
+  node_id: string;
+  host: string;
+  port: number;
+}
+
+export interface StreamRecordsRequestMsg {
+  requesting_node_id: string;
+  max_records: number;
+  max_bytes: number;
+}
+
+export interface DigestRequestMsg {
+  requesting_node_id: string;
+  bucket_bits: number;
+}
+
+export interface BucketRequestMsg {
+  requesting_node_id: string;
+  bucket_bits: number;
+  buckets: number[];
+  max_records: number;
+  max_bytes: number;
+}
+
+export interface RecordChunkMsg {
+  records: KeyValuePairMsg[];
+}
+
+// ---------------------------------------------------------------------------
+// Conversions.
+// ---------------------------------------------------------------------------
+
+/** A stored record as a KeyValuePair. */
+export function recordToPair(r: KvRecord): KeyValuePairMsg {
+  return {
+    key: r.key,
+    value: r.value,
+    timestamp: r.timestamp,
+    version_node: r.versionNode,
+    tombstone: r.tombstone,
+  };
+}
+
+/** A KeyValuePair as a stored record. */
+export function pairToRecord(p: KeyValuePairMsg): KvRecord {
+  return {
+    key: p.key,
+    value: p.value,
+    timestamp: p.timestamp,
+    versionNode: p.version_node,
+    tombstone: p.tombstone,
+  };
+}
+
+/** A client Put as a write. */
+export function putToWrite(p: { key: string; value: Uint8Array; timestamp: number }): WriteRequest {
+  return { key: p.key, value: p.value, timestamp: p.timestamp, tombstone: false };
+}
+
+/** A client Delete as a write (a tombstone the coordinator versions). */
+export function deleteToWrite(key: string): WriteRequest {
+  return { key, value: new Uint8Array(0), timestamp: 0, tombstone: true };
+}
+
+/** A write's outcome as a PutResponse. */
+export function writeToPutResponse(w: WriteResult): PutResponseMsg {
+  return {
+    success: w.ok,
+    message: w.message,
+    node_id: w.nodeId,
+    replicas_count: w.replicas,
+    error_code: w.code,
+    timestamp: w.timestamp,
+  };
+}
+
+/** A PutResponse as a write's outcome. */
+export function putResponseToWrite(key: string, m: PutResponseMsg): WriteResult {
+  return {
+    key,
+    ok: m.success,
+    code: m.error_code,
+    message: m.message,
+    nodeId: m.node_id,
+    replicas: m.replicas_count,
+    timestamp: m.timestamp,
+  };
+}
+
+/** A delete's outcome as a DeleteResponse. */
+export function writeToDeleteResponse(w: WriteResult): DeleteResponseMsg {
+  return {
+    success: w.ok,
+    message: w.message,
+    replicas_count: w.replicas,
+    node_id: w.nodeId,
+    error_code: w.code,
+    timestamp: w.timestamp,
+  };
+}
+
+/** A DeleteResponse as a write's outcome. */
+export function deleteResponseToWrite(key: string, m: DeleteResponseMsg): WriteResult {
+  return {
+    key,
+    ok: m.success,
+    code: m.error_code,
+    message: m.message,
+    nodeId: m.node_id,
+    replicas: m.replicas_count,
+    timestamp: m.timestamp,
+  };
+}
+
+/** A read's outcome as a GetResponse. */
+export function readToGetResponse(r: ReadResult): GetResponseMsg {
+  return {
+    found: r.found,
+    value: r.value,
+    message: r.message,
+    node_id: r.nodeId,
+    timestamp: r.timestamp,
+    error_code: r.code,
+    key: r.key,
+  };
+}
+
+/** A GetResponse as a read's outcome. */
+export function getResponseToRead(key: string, m: GetResponseMsg): ReadResult {
+  return {
+    key,
+    found: m.found,
+    value: m.value,
+    timestamp: m.timestamp,
+    nodeId: m.node_id,
+    code: m.error_code,
+    message: m.message,
+  };
+}

@@ -1,0 +1,228 @@
+/**
+ * The gRPC implementation of `PeerTransport`: calls from this node to others.
+ *
+ * One NodeService client (one HTTP/2 channel) per peer, created once and
+ * reused for every call. Every call has a deadline; a peer that cannot be
+ * reached surfaces as `PeerUnavailableError`, so the caller fails over.
+ */
+import * as grpc from "@grpc/grpc-js";
+import type { NodeConfig } from "../config.ts";
+import type { HeartbeatReply } from "../detector.ts";
+import type { KvRecord } from "../record.ts";
+import type {
+  HeartbeatInfo,
+  PeerTransport,
+  ReadResult,
+  ReplicaItem,
+  WriteRequest,
+  WriteResult,
+} from "../transport.ts";
+import { kvstorePackage } from "./proto.ts";
+import { channelOptions, peerError, serverStream, unary } from "./call.ts";
+import {
+  type DeleteResponseMsg,
+  deleteResponseToWrite,
+  type ForwardGetRequestMsg,
+  type ForwardWriteResponseMsg,
+  type GetResponseMsg,
+  getResponseToRead,
+  type HeartbeatRequestMsg,
+  type HeartbeatResponseMsg,
+  type KeyValuePairMsg,
+  pairToRecord,
+  type PutResponseMsg,
+  putResponseToWrite,
+  type RecordChunkMsg,
+  recordToPair,
+  type ReplicateRequestMsg,
+} from "./messages.ts";
+
+/** Options of {@link GrpcPeerTransport}. */
+export interface GrpcPeerOptions {
+  self: NodeConfig;
+  peers: readonly NodeConfig[];
+  timeoutMs: number;
+  maxMessageBytes: number;
+  /** Deadline of a whole recovery or anti-entropy stream. */
+  streamTimeoutMs?: number;
+}
+
+/** NodeService calls to the other nodes of the cluster. */
+export class GrpcPeerTransport implements PeerTransport {
+  readonly #clients = new Map<string, grpc.Client>();
+
+  constructor(private readonly o: GrpcPeerOptions) {
+    const NodeService = kvstorePackage().NodeService;
+    const credentials = grpc.credentials.createInsecure();
+    for (const p of o.peers) {
+      this.#clients.set(
+        p.id,
+        new NodeService(`${p.host}:${p.port}`, credentials, channelOptions(o.maxMessageBytes)),
+      );
+    }
+  }
+
+  async heartbeat(peer: string, info: HeartbeatInfo): Promise<HeartbeatReply> {
+    const req: HeartbeatRequestMsg = {
+      node_id: this.o.self.id,
+      host: this.o.self.host,
+      port: this.o.self.port,
+      timestamp: Date.now(),
+      keys_count: info.keysCount,
+      status: info.status,
+      hints_pending: info.hintsPending,
+    };
+    const res = await this.#unary<HeartbeatResponseMsg>(peer, "Heartbeat", req);
+    return {
+      status: res.status === "JOINING" ? "JOINING" : "ACTIVE",
+      keysCount: res.keys_count,
+      hintsPending: res.hints_pending,
+    };
+  }
+
+  async forwardWrites(peer: string, writes: readonly WriteRequest[]): Promise<WriteResult[]> {
+    if (writes.length === 1) return [await this.#forwardOne(peer, writes[0])];
+    const results = new Array<WriteResult>(writes.length);
+    const puts = writes.map((w, i) => ({ w, i })).filter(({ w }) => !w.tombstone);
+    const dels = writes.map((w, i) => ({ w, i })).filter(({ w }) => w.tombstone);
+    const origin = this.o.self.id;
+    await Promise.all([
+      puts.length > 0 &&
+      this.#unary<{ results: PutResponseMsg[] }>(peer, "ForwardMultiPut", {
+        items: puts.map(({ w }) => ({ key: w.key, value: w.value, timestamp: w.timestamp })),
+        origin_node_id: origin,
+      }).then((res) => puts.forEach(({ w, i }, j) => results[i] = putResponseToWrite(w.key, res.results[j]))),
+      dels.length > 0 &&
+      this.#unary<{ results: DeleteResponseMsg[] }>(peer, "ForwardMultiDelete", {
+        keys: dels.map(({ w }) => w.key),
+        origin_node_id: origin,
+      }).then((res) =>
+        dels.forEach(({ w, i }, j) => results[i] = deleteResponseToWrite(w.key, res.results[j]))
+      ),
+    ]);
+    return results;
+  }
+
+  /** One write, with the original unary RPCs older nodes also answer. */
+  async #forwardOne(peer: string, w: WriteRequest): Promise<WriteResult> {
+    const origin_node_id = this.o.self.id;
+    const res = w.tombstone
+      ? await this.#unary<ForwardWriteResponseMsg>(peer, "ForwardDelete", { key: w.key, origin_node_id })
+      : await this.#unary<ForwardWriteResponseMsg>(peer, "ForwardPut", {
+        key: w.key,
+        value: w.value,
+        timestamp: w.timestamp,
+        origin_node_id,
+      });
+    return {
+      key: w.key,
+      ok: res.success,
+      code: res.error_code,
+      message: res.message,
+      nodeId: res.handler_node_id,
+      replicas: res.replicas_count,
+      timestamp: res.timestamp,
+    };
+  }
+
+  async forwardReads(peer: string, keys: readonly string[]): Promise<ReadResult[]> {
+    if (keys.length === 1) {
+      const req: ForwardGetRequestMsg = { key: keys[0], origin_node_id: this.o.self.id };
+      const res = await this.#unary<GetResponseMsg & { handler_node_id: string }>(peer, "ForwardGet", req);
+      return [getResponseToRead(keys[0], { ...res, node_id: res.handler_node_id })];
+    }
+    const res = await this.#unary<{ results: GetResponseMsg[] }>(peer, "ForwardMultiGet", {
+      keys,
+      read_from_replica: false,
+      origin_node_id: this.o.self.id,
+    });
+    return keys.map((k, i) => getResponseToRead(k, res.results[i]));
+  }
+
+  async replicate(peer: string, items: readonly ReplicaItem[]): Promise<number> {
+    const res = await this.#unary<{ applied: number }>(peer, "ReplicateBatch", {
+      items: items.map(({ record, hintFor }) => replicateRequest(this.o.self.id, record, hintFor)),
+      primary_node: this.o.self.id,
+    });
+    return res.applied;
+  }
+
+  async readRecords(peer: string, keys: readonly string[]): Promise<KvRecord[]> {
+    const res = await this.#unary<{ records: KeyValuePairMsg[] }>(peer, "ReadRecords", {
+      keys,
+      requesting_node_id: this.o.self.id,
+    });
+    return res.records.map(pairToRecord);
+  }
+
+  streamRecords(peer: string, opts: { maxRecords: number; maxBytes: number }): AsyncIterable<KvRecord[]> {
+    return this.#stream(peer, "StreamRecords", {
+      requesting_node_id: this.o.self.id,
+      max_records: opts.maxRecords,
+      max_bytes: opts.maxBytes,
+    });
+  }
+
+  async digests(peer: string, bucketBits: number): Promise<number[]> {
+    const res = await this.#unary<{ digests: number[] }>(peer, "GetDigests", {
+      requesting_node_id: this.o.self.id,
+      bucket_bits: bucketBits,
+    });
+    return res.digests;
+  }
+
+  streamBuckets(
+    peer: string,
+    opts: { bucketBits: number; buckets: number[]; maxRecords: number; maxBytes: number },
+  ): AsyncIterable<KvRecord[]> {
+    return this.#stream(peer, "StreamBuckets", {
+      requesting_node_id: this.o.self.id,
+      bucket_bits: opts.bucketBits,
+      buckets: opts.buckets,
+      max_records: opts.maxRecords,
+      max_bytes: opts.maxBytes,
+    });
+  }
+
+  close(): void {
+    for (const c of this.#clients.values()) c.close();
+  }
+
+  #client(peer: string): grpc.Client {
+    const c = this.#clients.get(peer);
+    if (!c) throw new RangeError(`unknown peer ${peer}`);
+    return c;
+  }
+
+  async #unary<Res>(peer: string, method: string, req: unknown): Promise<Res> {
+    try {
+      return await unary<Res>(this.#client(peer), method, req, this.o.timeoutMs);
+    } catch (err) {
+      throw peerError(peer, err);
+    }
+  }
+
+  async *#stream(peer: string, method: string, req: unknown): AsyncGenerator<KvRecord[]> {
+    const timeout = this.o.streamTimeoutMs ?? 10 * 60_000;
+    try {
+      for await (const chunk of serverStream<RecordChunkMsg>(this.#client(peer), method, req, timeout)) {
+        yield chunk.records.map(pairToRecord);
+      }
+    } catch (err) {
+      throw peerError(peer, err);
+    }
+  }
+}
+
+function replicateRequest(self: string, r: KvRecord, hintFor?: string): ReplicateRequestMsg {
+  const pair = recordToPair(r);
+  return {
+    key: pair.key,
+    value: pair.value,
+    timestamp: pair.timestamp,
+    primary_node: self,
+    operation: r.tombstone ? "DELETE" : "PUT",
+    version_node: pair.version_node,
+    hint_for: hintFor ?? "",
+  };
+}

@@ -1,0 +1,43 @@
+/**
+ * Loads the gRPC service definitions from the embedded proto file.
+ *
+ * The proto text is imported as a module (not read from disk at run time),
+ * so `deno compile` embeds it and the executable needs no file beside it.
+ */
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import protobuf from "protobufjs";
+import protoText from "../../proto/kvstore.proto" with { type: "text" };
+
+/** How messages look in JavaScript: field names as in the proto, int64 as number, enums as names. */
+export const LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: true,
+  longs: Number,
+  enums: String,
+  defaults: true,
+  arrays: true,
+};
+
+/** The `kvstore` package: its two service constructors. */
+export interface KvstorePackage {
+  KeyValueStore: grpc.ServiceClientConstructor;
+  NodeService: grpc.ServiceClientConstructor;
+}
+
+/** The embedded `proto/kvstore.proto`. */
+export const PROTO_TEXT: string = protoText;
+
+/** Builds the service definitions from proto text (the embedded one by default). */
+export function loadKvstorePackage(text: string = PROTO_TEXT): KvstorePackage {
+  const root = protobuf.parse(text, { keepCase: true }).root;
+  const definition = protoLoader.fromJSON(root.toJSON(), LOADER_OPTIONS);
+  const loaded = grpc.loadPackageDefinition(definition) as unknown as { kvstore: KvstorePackage };
+  return loaded.kvstore;
+}
+
+let cached: KvstorePackage | undefined;
+
+/** The embedded package, built once per process. */
+export function kvstorePackage(): KvstorePackage {
+  return cached ??= loadKvstorePackage();
+}

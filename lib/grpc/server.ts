@@ -1,0 +1,491 @@
+/**
+ * The gRPC server: KeyValueStore for clients, NodeService for peers.
+ *
+ * A thin edge. Each handler checks its input, converts the message into
+ * typed records once, calls the node, and converts the answer back. Errors
+ * become gRPC statuses with a clear message; nothing a client sends can
+ * crash the process or leave a call unanswered.
+ */
+import * as grpc from "@grpc/grpc-js";
+import type { KvNode, MemberInfo } from "../node.ts";
+import type { ReadResult, WriteRequest, WriteResult } from "../transport.ts";
+import { checkBatch, checkKey, checkTimestamp, checkValue } from "../validate.ts";
+import { Code, errorMessage, KvError, type StatusCode } from "../errors.ts";
+import type { KvRecord } from "../record.ts";
+import { recordsFor } from "../recovery.ts";
+import { bucketDigests, recordsInBuckets } from "../anti_entropy.ts";
+import { channelOptions } from "./call.ts";
+import { kvstorePackage } from "./proto.ts";
+import {
+  type BucketRequestMsg,
+  type DeleteRequestMsg,
+  deleteToWrite,
+  type DigestRequestMsg,
+  type ForwardDeleteRequestMsg,
+  type ForwardGetRequestMsg,
+  type ForwardPutRequestMsg,
+  type GetRequestMsg,
+  type HeartbeatRequestMsg,
+  type HeartbeatResponseMsg,
+  type JoinRequestMsg,
+  type ListKeysRequestMsg,
+  type ListKeysResponseMsg,
+  type MembershipResponseMsg,
+  type MultiDeleteRequestMsg,
+  type MultiGetRequestMsg,
+  type MultiPutRequestMsg,
+  type NodeInfoMsg,
+  type PutRequestMsg,
+  putToWrite,
+  readToGetResponse,
+  recordToPair,
+  type ReplicateBatchRequestMsg,
+  type ReplicateRequestMsg,
+  type SnapshotRequestMsg,
+  type StreamRecordsRequestMsg,
+  writeToDeleteResponse,
+  writeToPutResponse,
+} from "./messages.ts";
+
+type Unary<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>) => void;
+type Streaming<Req, Res> = (call: grpc.ServerWritableStream<Req, Res>) => void;
+
+/** Starts a gRPC server for a node on its bind address; resolves to the bound port. */
+export async function serveNode(node: KvNode): Promise<{ server: grpc.Server; port: number }> {
+  const pkg = kvstorePackage();
+  const server = new grpc.Server(channelOptions(node.config.limits.maxMessageBytes));
+  const handlers = new Handlers(node);
+  server.addService(pkg.KeyValueStore.service, handlers.keyValueStore());
+  server.addService(pkg.NodeService.service, handlers.nodeService());
+  const self = node.config.nodes.find((n) => n.id === node.id)!;
+  const address = `${self.bindHost}:${self.port}`;
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => {
+      if (err) reject(new Error(`cannot listen on ${address}: ${err.message}`));
+      else resolve(port);
+    });
+  });
+  return { server, port };
+}
+
+/** Wraps an async handler: its answer or its error, as a gRPC callback. */
+function unary<Req, Res>(node: KvNode, name: string, fn: (req: Req) => Promise<Res> | Res): Unary<Req, Res> {
+  return (call, cb) => {
+    Promise.resolve()
+      .then(() => fn(call.request))
+      .then((res) => cb(null, res))
+      .catch((err) => cb(toStatus(node, name, err)));
+  };
+}
+
+/** Writes an async source of record chunks to a server stream, with flow control. */
+function streaming<Req>(
+  node: KvNode,
+  name: string,
+  fn: (req: Req) => AsyncIterable<KvRecord[]>,
+): Streaming<Req, unknown> {
+  return async (call) => {
+    try {
+      for await (const chunk of fn(call.request)) {
+        if (call.cancelled) return;
+        if (!call.write({ records: chunk.map(recordToPair) })) {
+          await new Promise((resolve) => call.once("drain", resolve));
+        }
+      }
+      call.end();
+    } catch (err) {
+      call.destroy(toStatus(node, name, err) as unknown as Error);
+    }
+  };
+}
+
+function toStatus(node: KvNode, name: string, err: unknown): Partial<grpc.ServiceError> {
+  if (err instanceof KvError) return { code: err.code as number, details: err.message };
+  node.log.error(`${name} failed unexpectedly`, { error: errorMessage(err) });
+  return { code: grpc.status.INTERNAL, details: `${name} failed: ${errorMessage(err)}` };
+}
+
+/** A failed item of a unary call becomes the call's status. */
+function throwIfFailed(r: { code: number; message: string }): void {
+  if (r.code !== Code.OK && r.code !== Code.FAILED_PRECONDITION) {
+    throw new KvError(r.code as StatusCode, r.message);
+  }
+}
+
+class Handlers {
+  constructor(private readonly node: KvNode) {}
+
+  keyValueStore(): grpc.UntypedServiceImplementation {
+    const n = this.node;
+    return {
+      Put: unary(n, "Put", async (req: PutRequestMsg) => {
+        const [r] = await this.#write([this.#checkedPut(req)], false);
+        throwIfFailed(r);
+        return writeToPutResponse(r);
+      }),
+      Get: unary(n, "Get", async (req: GetRequestMsg) => {
+        checkKey(req.key, n.config.limits);
+        const [r] = await this.#read([req.key], req.read_from_replica, false);
+        throwIfFailed(r);
+        return readToGetResponse(r);
+      }),
+      Delete: unary(n, "Delete", async (req: DeleteRequestMsg) => {
+        checkKey(req.key, n.config.limits);
+        const [r] = await this.#write([deleteToWrite(req.key)], false);
+        throwIfFailed(r);
+        return writeToDeleteResponse(r);
+      }),
+      ListKeys: unary(n, "ListKeys", (req: ListKeysRequestMsg) => this.#listKeys(req)),
+      MultiPut: unary(n, "MultiPut", (req: MultiPutRequestMsg) => this.#multiPut(req, false)),
+      MultiGet: unary(n, "MultiGet", (req: MultiGetRequestMsg) => this.#multiGet(req, false)),
+      MultiDelete: unary(n, "MultiDelete", (req: MultiDeleteRequestMsg) => this.#multiDelete(req, false)),
+    };
+  }
+
+  nodeService(): grpc.UntypedServiceImplementation {
+    const n = this.node;
+    return {
+      Heartbeat: unary(n, "Heartbeat", (req: HeartbeatRequestMsg) => this.#heartbeat(req)),
+      ForwardPut: unary(n, "ForwardPut", async (req: ForwardPutRequestMsg) => {
+        const [r] = await this.#write([this.#checkedPut(req)], true);
+        return forwardWriteResponse(r);
+      }),
+      ForwardGet: unary(n, "ForwardGet", async (req: ForwardGetRequestMsg) => {
+        checkKey(req.key, n.config.limits);
+        const [r] = await this.#read([req.key], false, true);
+        return { ...readToGetResponse(r), handler_node_id: r.nodeId };
+      }),
+      ForwardDelete: unary(n, "ForwardDelete", async (req: ForwardDeleteRequestMsg) => {
+        checkKey(req.key, n.config.limits);
+        const [r] = await this.#write([deleteToWrite(req.key)], true);
+        return forwardWriteResponse(r);
+      }),
+      Replicate: unary(n, "Replicate", async (req: ReplicateRequestMsg) => {
+        await this.#applyReplicas([req]);
+        return { success: true, message: "applied", replica_node_id: n.id };
+      }),
+      ReplicateBatch: unary(n, "ReplicateBatch", async (req: ReplicateBatchRequestMsg) => {
+        const applied = await this.#applyReplicas(req.items);
+        return { success: true, message: `${applied} applied`, replica_node_id: n.id, applied };
+      }),
+      GetSnapshot: unary(n, "GetSnapshot", (req: SnapshotRequestMsg) => this.#snapshot(req)),
+      JoinCluster: unary(n, "JoinCluster", (req: JoinRequestMsg) => this.#join(req)),
+      GetMembership: unary(n, "GetMembership", () => this.#membership()),
+      ForwardMultiPut: unary(n, "ForwardMultiPut", (req: MultiPutRequestMsg) => this.#multiPut(req, true)),
+      ForwardMultiGet: unary(n, "ForwardMultiGet", (req: MultiGetRequestMsg) => this.#multiGet(req, true)),
+      ForwardMultiDelete: unary(
+        n,
+        "ForwardMultiDelete",
+        (req: MultiDeleteRequestMsg) => this.#multiDelete(req, true),
+      ),
+      ReadRecords: unary(n, "ReadRecords", async (req: { keys: string[] }) => {
+        checkBatch(req.keys.length, n.config.limits);
+        const records = await n.storage.get(req.keys);
+        return { records: records.filter((r) => r !== undefined).map(recordToPair) };
+      }),
+      StreamRecords: streaming(n, "StreamRecords", (req: StreamRecordsRequestMsg) => {
+        this.#checkPeer(req.requesting_node_id);
+        n.log.info("streaming records for recovery", { to: req.requesting_node_id });
+        return recordsFor(n.storage, n.ring, n.config.replication.replicationFactor, req.requesting_node_id, {
+          ...this.#chunkLimits(req),
+        });
+      }),
+      GetDigests: unary(n, "GetDigests", async (req: DigestRequestMsg) => {
+        this.#checkPeer(req.requesting_node_id);
+        const digests = await bucketDigests(
+          n.storage,
+          n.shared,
+          n.id,
+          req.requesting_node_id,
+          req.bucket_bits,
+        );
+        return { digests, provider_node_id: n.id };
+      }),
+      StreamBuckets: streaming(n, "StreamBuckets", (req: BucketRequestMsg) => {
+        this.#checkPeer(req.requesting_node_id);
+        return recordsInBuckets(
+          n.storage,
+          n.shared,
+          n.id,
+          req.requesting_node_id,
+          req.bucket_bits,
+          req.buckets,
+          this.#chunkLimits(req),
+        );
+      }),
+    };
+  }
+
+  #checkedPut(req: { key: string; value: Uint8Array; timestamp: number }): WriteRequest {
+    const limits = this.node.config.limits;
+    checkKey(req.key, limits);
+    checkValue(req.value, limits);
+    checkTimestamp(req.timestamp);
+    return putToWrite(req);
+  }
+
+  async #write(writes: WriteRequest[], forwarded: boolean): Promise<WriteResult[]> {
+    const results = await this.node.coordinator.write(writes, forwarded);
+    if (this.node.log.enabled("debug")) {
+      for (const r of results) {
+        this.node.log.debug(writes[0].tombstone ? "DELETE" : "PUT", {
+          key: r.key,
+          ok: r.ok,
+          via: forwarded ? "forwarded" : "client",
+          coordinator: r.nodeId,
+          replicas: r.replicas,
+          ts: r.timestamp,
+          msg: r.ok ? undefined : r.message,
+        });
+      }
+    }
+    return results;
+  }
+
+  async #read(keys: string[], fromReplica: boolean, forwarded: boolean): Promise<ReadResult[]> {
+    const c = this.node.coordinator;
+    const results = fromReplica ? await c.readLocal(keys) : await c.read(keys, forwarded);
+    if (this.node.log.enabled("debug")) {
+      for (const r of results) {
+        this.node.log.debug("GET", {
+          key: r.key,
+          found: r.found,
+          via: fromReplica ? "local copy" : forwarded ? "forwarded" : "client",
+          answered_by: r.nodeId,
+          msg: r.code === Code.OK ? undefined : r.message,
+        });
+      }
+    }
+    return results;
+  }
+
+  /** Validates each item; bad items answer on their own, good ones go through. */
+  async #multiPut(req: MultiPutRequestMsg, forwarded: boolean) {
+    checkBatch(req.items.length, this.node.config.limits);
+    const results = await this.#eachChecked(
+      req.items,
+      (item) => this.#checkedPut(item),
+      (good) => this.#write(good, forwarded),
+      (key, err) => ({
+        key,
+        ok: false,
+        code: err.code,
+        message: err.message,
+        nodeId: this.node.id,
+        replicas: 0,
+        timestamp: 0,
+      }),
+    );
+    return { results: results.map(writeToPutResponse) };
+  }
+
+  async #multiDelete(req: MultiDeleteRequestMsg, forwarded: boolean) {
+    checkBatch(req.keys.length, this.node.config.limits);
+    const results = await this.#eachChecked(
+      req.keys.map((key) => ({ key })),
+      (item) => (checkKey(item.key, this.node.config.limits), deleteToWrite(item.key)),
+      (good) => this.#write(good, forwarded),
+      (key, err) => ({
+        key,
+        ok: false,
+        code: err.code,
+        message: err.message,
+        nodeId: this.node.id,
+        replicas: 0,
+        timestamp: 0,
+      }),
+    );
+    return { results: results.map(writeToDeleteResponse) };
+  }
+
+  async #multiGet(req: MultiGetRequestMsg, forwarded: boolean) {
+    checkBatch(req.keys.length, this.node.config.limits);
+    const results = await this.#eachChecked(
+      req.keys.map((key) => ({ key })),
+      (item) => (checkKey(item.key, this.node.config.limits), item.key),
+      (good) => this.#read(good, req.read_from_replica, forwarded),
+      (key, err): ReadResult => ({
+        key,
+        found: false,
+        value: new Uint8Array(0),
+        timestamp: 0,
+        nodeId: this.node.id,
+        code: err.code,
+        message: err.message,
+      }),
+    );
+    return { results: results.map(readToGetResponse) };
+  }
+
+  /** Runs the items that pass `check` through `run`, in order, failing the others alone. */
+  async #eachChecked<I extends { key: string }, C, R>(
+    items: I[],
+    check: (item: I) => C,
+    run: (checked: C[]) => Promise<R[]>,
+    failed: (key: string, err: KvError) => R,
+  ): Promise<R[]> {
+    const results = new Array<R>(items.length);
+    const good: C[] = [];
+    const goodIdx: number[] = [];
+    items.forEach((item, i) => {
+      try {
+        good.push(check(item));
+        goodIdx.push(i);
+      } catch (err) {
+        if (!(err instanceof KvError)) throw err;
+        results[i] = failed(item.key, err);
+      }
+    });
+    if (good.length > 0) (await run(good)).forEach((r, j) => results[goodIdx[j]] = r);
+    return results;
+  }
+
+  async #listKeys(req: ListKeysRequestMsg): Promise<ListKeysResponseMsg> {
+    const { records, nextCursor } = await this.#page(req.cursor, req.limit, (r) => !r.tombstone);
+    return {
+      keys: records.map((r) => r.key),
+      count: await this.node.storage.countLive(),
+      node_id: this.node.id,
+      next_cursor: nextCursor,
+    };
+  }
+
+  async #snapshot(req: SnapshotRequestMsg) {
+    const { records, nextCursor } = await this.#page(req.cursor, req.limit, (r) => !r.tombstone);
+    const total = await this.node.storage.countLive();
+    return {
+      data: records.map(recordToPair),
+      total_keys: total,
+      provider_node_id: this.node.id,
+      snapshot_timestamp: this.node.clock.now(),
+      next_cursor: nextCursor,
+      message: nextCursor
+        ? `page of ${records.length} of ${total} keys; call again with cursor for the rest`
+        : `${records.length} keys`,
+    };
+  }
+
+  /**
+   * One page of live records. The page stops at `limit` records or at half
+   * the message limit in bytes, so an answer never exceeds what gRPC carries.
+   */
+  async #page(cursor: string, limit: number, accept: (r: KvRecord) => boolean) {
+    const max = Math.min(
+      limit > 0 ? limit : this.node.config.limits.maxPageItems,
+      this.node.config.limits.maxPageItems,
+    );
+    const maxBytes = this.node.config.limits.maxMessageBytes / 2;
+    const records: KvRecord[] = [];
+    let bytes = 0;
+    let next = cursor;
+    do {
+      const page = await this.node.storage.scan(next, max - records.length);
+      for (const r of page.records) {
+        if (!accept(r)) continue;
+        records.push(r);
+        bytes += r.key.length + r.value.length + 32;
+      }
+      next = page.nextCursor;
+    } while (next !== "" && records.length < max && bytes < maxBytes);
+    return { records, nextCursor: next };
+  }
+
+  async #applyReplicas(items: ReplicateRequestMsg[]): Promise<number> {
+    const n = this.node;
+    const records = items.map((m): KvRecord => {
+      checkKey(m.key, n.config.limits);
+      n.clock.observe(m.timestamp);
+      return {
+        key: m.key,
+        value: m.value,
+        timestamp: m.timestamp,
+        versionNode: m.version_node || m.primary_node,
+        tombstone: m.operation === "DELETE",
+      };
+    });
+    const applied = await n.storage.apply(records);
+    items.forEach((m, i) => {
+      if (m.hint_for) n.hints.add(m.hint_for, m.key, records[i]);
+    });
+    return applied.filter(Boolean).length;
+  }
+
+  #heartbeat(req: HeartbeatRequestMsg): HeartbeatResponseMsg {
+    const reply = this.node.onHeartbeat({
+      from: req.node_id,
+      status: req.status === "JOINING" ? "JOINING" : "ACTIVE",
+      keysCount: req.keys_count,
+      hintsPending: req.hints_pending,
+    });
+    return {
+      acknowledged: true,
+      receiver_id: this.node.id,
+      timestamp: Date.now(),
+      status: reply.status,
+      keys_count: reply.keysCount,
+      hints_pending: reply.hintsPending,
+    };
+  }
+
+  #join(req: JoinRequestMsg) {
+    const known = this.node.config.nodes.find((n) => n.id === req.node_id);
+    let message = `welcome, ${req.node_id}`;
+    if (!known) message = `refused: "${req.node_id}" is not in this cluster's configuration`;
+    else if (known.host !== req.host || known.port !== req.port) {
+      message =
+        `refused: ${req.node_id} is configured at ${known.host}:${known.port}, not ${req.host}:${req.port}`;
+    }
+    const accepted = message.startsWith("welcome");
+    if (accepted) this.node.detector.heard(req.node_id, "JOINING");
+    return { accepted, message, existing_nodes: this.node.membership().map(nodeInfo) };
+  }
+
+  #membership(): MembershipResponseMsg {
+    const c = this.node.config;
+    return {
+      nodes: this.node.membership().map(nodeInfo),
+      cluster_size: c.nodes.length,
+      virtual_nodes: c.consistentHashing.virtualNodes,
+      replication_factor: c.replication.replicationFactor,
+      cluster_name: c.clusterName,
+      responder_id: this.node.id,
+    };
+  }
+
+  #checkPeer(id: string): void {
+    if (!this.node.config.nodes.some((n) => n.id === id && n.id !== this.node.id)) {
+      throw new KvError(Code.INVALID_ARGUMENT, `"${id}" is not a peer in this cluster's configuration`);
+    }
+  }
+
+  #chunkLimits(req: { max_records: number; max_bytes: number }) {
+    const own = this.node.chunkLimits();
+    return {
+      maxRecords: req.max_records > 0 ? Math.min(req.max_records, own.maxRecords * 10) : own.maxRecords,
+      maxBytes: req.max_bytes > 0 ? Math.min(req.max_bytes, own.maxBytes) : own.maxBytes,
+    };
+  }
+}
+
+function forwardWriteResponse(r: WriteResult) {
+  return {
+    success: r.ok,
+    message: r.message,
+    handler_node_id: r.nodeId,
+    replicas_count: r.replicas,
+    error_code: r.code,
+    timestamp: r.timestamp,
+  };
+}
+
+function nodeInfo(m: MemberInfo): NodeInfoMsg {
+  return {
+    node_id: m.id,
+    host: m.host,
+    port: m.port,
+    status: m.status,
+    last_heartbeat: Math.floor(m.lastContactMs / 1000),
+    keys_count: m.keysCount,
+    recovered_records: m.recoveredRecords,
+  };
+}

@@ -1,0 +1,81 @@
+/**
+ * Hint delivery: handing a returned node the writes it missed.
+ *
+ * Runs every few hundred milliseconds; for each node that holds hints here
+ * and is reachable again (ACTIVE, or JOINING while it catches up), it sends
+ * the current version of each hinted key in batches, forgets the delivered
+ * hints, and erases the local copies this node held only as a stand-in.
+ */
+import type { HintStore } from "./hints.ts";
+import type { Logger } from "./log.ts";
+import type { Storage } from "./storage/mod.ts";
+import type { PeerTransport } from "./transport.ts";
+import { errorMessage, PeerUnavailableError } from "./errors.ts";
+
+/** Options of {@link HandoffLoop}. */
+export interface HandoffOptions {
+  hints: HintStore;
+  storage: Storage;
+  transport: PeerTransport;
+  log: Logger;
+  /** Whether a node can take writes now. */
+  canStore: (peer: string) => boolean;
+  /** Whether this node keeps a copy of the key when every node is up. */
+  holdsNaturally: (key: string) => boolean;
+  onUnreachable: (peer: string, err: PeerUnavailableError) => void;
+  batchSize: number;
+  intervalMs: number;
+}
+
+/** Delivers hints to the nodes they are for once those nodes are back. */
+export class HandoffLoop {
+  #timer?: ReturnType<typeof setInterval>;
+  readonly #busy = new Set<string>();
+
+  constructor(private readonly o: HandoffOptions) {}
+
+  start(): void {
+    this.#timer = setInterval(() => this.deliverAll(), this.o.intervalMs);
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  /** Starts a delivery to every reachable target not already being served. */
+  deliverAll(): void {
+    for (const target of this.o.hints.targets()) {
+      if (this.#busy.has(target) || !this.o.canStore(target)) continue;
+      this.#busy.add(target);
+      this.#deliver(target)
+        .catch((err) => {
+          if (err instanceof PeerUnavailableError) this.o.onUnreachable(target, err);
+          this.o.log.warn("hint delivery interrupted", { target, error: errorMessage(err) });
+        })
+        .finally(() => this.#busy.delete(target));
+    }
+  }
+
+  async #deliver(target: string): Promise<void> {
+    let sent = 0;
+    const started = Date.now();
+    while (this.o.canStore(target)) {
+      const before = this.o.hints.pendingFor(target);
+      const keys = this.o.hints.take(target, this.o.batchSize);
+      if (keys.length === 0) break;
+      const records = await this.o.storage.get(keys);
+      const present = records.filter((r) => r !== undefined);
+      if (present.length > 0) await this.o.transport.replicate(target, present.map((record) => ({ record })));
+      this.o.hints.delivered(target, keys.map((key, i) => ({ key, version: records[i] })));
+      for (const r of present) {
+        if (!this.o.holdsNaturally(r.key)) await this.o.storage.remove(r.key, r);
+      }
+      sent += present.length;
+      // Nothing was forgotten: newer hints keep arriving; the next round goes on.
+      if (this.o.hints.pendingFor(target) >= before) break;
+    }
+    if (sent > 0) {
+      this.o.log.info("hints handed off", { target, records: sent, ms: Date.now() - started });
+    }
+  }
+}

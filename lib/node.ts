@@ -1,0 +1,358 @@
+/**
+ * A storage node: the parts of the store wired together.
+ *
+ * The node owns its storage, clock, ring, failure detector, hint store,
+ * replication queues, coordinator and background loops (heartbeats, hint
+ * delivery, anti-entropy, tombstone purge), and runs recovery when it
+ * starts. It decides who may serve and who may store: a node serves once it
+ * is ACTIVE and nobody holds hints for it; it reports JOINING until then. The
+ * gRPC edge (`grpc/server.ts`) calls into it with typed records.
+ */
+import type { ClusterConfig, NodeConfig } from "./config.ts";
+import type { Logger } from "./log.ts";
+import type { Storage } from "./storage/mod.ts";
+import type { PeerTransport } from "./transport.ts";
+import { HashRing } from "./ring.ts";
+import { HybridClock } from "./hlc.ts";
+import { FailureDetector, HeartbeatLoop, type PeerStatus, type StatusChange } from "./detector.ts";
+import { HintStore } from "./hints.ts";
+import { Replicator } from "./replication.ts";
+import { Coordinator } from "./coordinator.ts";
+import { HandoffLoop } from "./handoff.ts";
+import { AntiEntropy, SharedRanges } from "./anti_entropy.ts";
+import { recoverFromPeers } from "./recovery.ts";
+import { purgeTombstones } from "./tombstones.ts";
+import { Code, errorMessage, KvError, type PeerUnavailableError } from "./errors.ts";
+
+/** How a node describes a member of the cluster. */
+export interface MemberInfo {
+  id: string;
+  host: string;
+  port: number;
+  status: PeerStatus;
+  /** Unix milliseconds of the last contact (now, for the node itself). */
+  lastContactMs: number;
+  keysCount: number;
+  recoveredRecords: number;
+}
+
+/** A heartbeat as the node sees it. */
+export interface HeartbeatIn {
+  from: string;
+  status: "ACTIVE" | "JOINING";
+  keysCount: number;
+  hintsPending: number;
+}
+
+/** Options of {@link KvNode}. */
+export interface KvNodeOptions {
+  config: ClusterConfig;
+  self: NodeConfig;
+  storage: Storage;
+  transport: PeerTransport;
+  log: Logger;
+}
+
+/** One node of the cluster. */
+export class KvNode {
+  readonly id: string;
+  readonly config: ClusterConfig;
+  readonly storage: Storage;
+  readonly ring: HashRing;
+  readonly clock = new HybridClock();
+  readonly detector: FailureDetector;
+  readonly hints: HintStore;
+  readonly replicator: Replicator;
+  readonly coordinator: Coordinator;
+  readonly shared: SharedRanges;
+  readonly log: Logger;
+  readonly #transport: PeerTransport;
+  readonly #peers: NodeConfig[];
+  readonly #heartbeats: HeartbeatLoop;
+  readonly #handoff: HandoffLoop;
+  readonly #antiEntropy: AntiEntropy;
+  readonly #timers: ReturnType<typeof setInterval>[] = [];
+  readonly #peerKeys = new Map<string, number>();
+  readonly #hintsForMe = new Map<string, number>();
+  #recovering = false;
+  #recovered = 0;
+  #keysCount = 0;
+  #lastStatus: "ACTIVE" | "JOINING" = "ACTIVE";
+
+  constructor(o: KvNodeOptions) {
+    const { config, self, log } = o;
+    this.id = self.id;
+    this.config = config;
+    this.storage = o.storage;
+    this.log = log;
+    this.#transport = o.transport;
+    this.#peers = config.nodes.filter((n) => n.id !== self.id);
+    this.ring = new HashRing(config.nodes.map((n) => n.id), config.consistentHashing.virtualNodes);
+    this.shared = new SharedRanges(this.ring, config.replication.replicationFactor);
+    const fd = config.failureDetection;
+    this.detector = new FailureDetector(this.#peers.map((p) => p.id), {
+      suspectTimeoutMs: fd.suspectTimeoutMs,
+      failureTimeoutMs: fd.failureTimeoutMs,
+      onChange: (c) => this.#onStatusChange(c),
+    });
+    const rep = config.replication;
+    this.hints = new HintStore({ limit: rep.hintLimit, maxAgeMs: rep.hintMaxAgeMs, log });
+    const canStore = (id: string) => this.canStore(id);
+    const canServe = (id: string) => this.canServe(id);
+    const onUnreachable = (peer: string, err: PeerUnavailableError) => this.#unreachable(peer, err);
+    this.replicator = new Replicator({
+      transport: o.transport,
+      hints: this.hints,
+      log,
+      canStore,
+      onUnreachable,
+      queueLimit: rep.queueLimit,
+      batchSize: rep.batchSize,
+      batchBytes: Math.floor(config.limits.maxMessageBytes / 2),
+    });
+    this.coordinator = new Coordinator({
+      self: self.id,
+      ring: this.ring,
+      storage: o.storage,
+      clock: this.clock,
+      transport: o.transport,
+      replicator: this.replicator,
+      hints: this.hints,
+      log,
+      replicationFactor: rep.replicationFactor,
+      writeQuorum: rep.writeQuorum,
+      readQuorum: rep.readQuorum,
+      canServe,
+      canStore,
+      onUnreachable,
+    });
+    this.#heartbeats = new HeartbeatLoop(this.detector, {
+      intervalMs: fd.heartbeatIntervalMs,
+      paused: () => !this.storage.healthy(),
+      send: (peer) =>
+        o.transport.heartbeat(peer, {
+          status: this.status(),
+          keysCount: this.#keysCount,
+          hintsPending: this.hints.pendingFor(peer),
+        }),
+      onReply: (peer, reply) => this.#noteHeartbeat({ from: peer, ...reply }),
+    });
+    this.#handoff = new HandoffLoop({
+      hints: this.hints,
+      storage: o.storage,
+      transport: o.transport,
+      log,
+      canStore,
+      holdsNaturally: (key) => this.ring.preferenceList(key, rep.replicationFactor).includes(self.id),
+      onUnreachable,
+      batchSize: rep.batchSize,
+      intervalMs: Math.min(fd.heartbeatIntervalMs, 500),
+    });
+    this.#antiEntropy = new AntiEntropy({
+      self: self.id,
+      peers: this.#peers.map((p) => p.id),
+      transport: o.transport,
+      storage: o.storage,
+      shared: this.shared,
+      log,
+      intervalMs: config.recovery.antiEntropyIntervalMs,
+      bucketBits: config.recovery.antiEntropyBucketBits,
+      limits: this.chunkLimits(),
+      canServe,
+      onUnreachable,
+    });
+  }
+
+  /** Starts the background loops and, if configured, recovery from peers. */
+  start(): Promise<void> {
+    this.#heartbeats.start();
+    this.#handoff.start();
+    this.#antiEntropy.start();
+    this.#every(Math.min(this.config.failureDetection.heartbeatIntervalMs, 1000), () => this.#refresh());
+    const grace = this.config.replication.tombstoneGraceMs;
+    this.#every(Math.min(Math.max(grace / 2, 1000), 3600_000), () => this.purgeTombstones());
+    return this.config.recovery.onStart && this.#peers.length > 0 ? this.recover() : Promise.resolve();
+  }
+
+  /** Stops every loop and closes storage and peer channels. */
+  async stop(): Promise<void> {
+    this.#heartbeats.stop();
+    this.#handoff.stop();
+    this.#antiEntropy.stop();
+    for (const t of this.#timers) clearInterval(t);
+    this.replicator.stop();
+    this.#transport.close();
+    await this.storage.close();
+  }
+
+  /** What this node says of itself: JOINING while it recovers or peers hold hints for it. */
+  status(): "ACTIVE" | "JOINING" {
+    if (this.#recovering) return "JOINING";
+    for (const [peer, n] of this.#hintsForMe) if (n > 0 && this.canStore(peer)) return "JOINING";
+    return "ACTIVE";
+  }
+
+  /** Whether a node may coordinate and answer reads now. */
+  canServe(id: string): boolean {
+    if (id === this.id) return this.status() === "ACTIVE" && this.storage.healthy();
+    return this.detector.status(id) === "ACTIVE" && this.hints.pendingFor(id) === 0;
+  }
+
+  /** Whether a node may take writes now (alive, maybe still catching up). */
+  canStore(id: string): boolean {
+    if (id === this.id) return this.storage.healthy();
+    const s = this.detector.status(id);
+    return s === "ACTIVE" || s === "JOINING";
+  }
+
+  /** Records a heartbeat from a peer; answers what this node says back. */
+  onHeartbeat(hb: HeartbeatIn): { status: "ACTIVE" | "JOINING"; keysCount: number; hintsPending: number } {
+    if (!this.#peers.some((p) => p.id === hb.from)) {
+      throw new KvError(Code.FAILED_PRECONDITION, `node "${hb.from}" is not in this cluster's configuration`);
+    }
+    if (!this.storage.healthy()) throw new KvError(Code.UNAVAILABLE, `node ${this.id}: storage unavailable`);
+    this.detector.heard(hb.from, hb.status);
+    this.#noteHeartbeat(hb);
+    return {
+      status: this.status(),
+      keysCount: this.#keysCount,
+      hintsPending: this.hints.pendingFor(hb.from),
+    };
+  }
+
+  /** Every member with its status as this node sees it. */
+  membership(): MemberInfo[] {
+    const now = Date.now();
+    return this.config.nodes.map((n) => {
+      if (n.id === this.id) {
+        return {
+          id: n.id,
+          host: n.host,
+          port: n.port,
+          status: this.storage.healthy() ? this.status() : "SUSPECTED",
+          lastContactMs: now,
+          keysCount: this.#keysCount,
+          recoveredRecords: this.#recovered,
+        };
+      }
+      return {
+        id: n.id,
+        host: n.host,
+        port: n.port,
+        status: this.detector.status(n.id),
+        lastContactMs: this.detector.lastContact(n.id),
+        keysCount: this.#peerKeys.get(n.id) ?? 0,
+        recoveredRecords: 0,
+      };
+    });
+  }
+
+  /** Chunk limits of recovery and anti-entropy streams. */
+  chunkLimits(): { maxRecords: number; maxBytes: number } {
+    const rc = this.config.recovery;
+    return {
+      maxRecords: rc.chunkRecords,
+      maxBytes: Math.min(rc.chunkBytes, this.config.limits.maxMessageBytes / 2),
+    };
+  }
+
+  /** Pulls this node's ranges from its peers; the node is JOINING meanwhile. */
+  async recover(): Promise<void> {
+    this.#recovering = true;
+    this.#recovered = 0;
+    this.log.info("recovery started: pulling this node's ranges from peers", { peers: this.#peers.length });
+    let lastLog = Date.now();
+    try {
+      const report = await recoverFromPeers({
+        peers: this.#peers.map((p) => p.id),
+        transport: this.#transport,
+        storage: this.storage,
+        clock: this.clock,
+        log: this.log,
+        limits: this.chunkLimits(),
+        onProgress: (records, bytes) => {
+          this.#recovered = records;
+          if (Date.now() - lastLog < 5000) return;
+          lastLog = Date.now();
+          this.log.info("recovery progress", { records, bytes });
+        },
+      });
+      const level = report.peersDone.length === 0 ? "warn" : "info";
+      this.log[level]("recovery finished", {
+        records: report.records,
+        applied: report.applied,
+        bytes: report.bytes,
+        seconds: report.ms / 1000,
+        records_per_s: Math.round(report.records / Math.max(report.ms / 1000, 0.001)),
+        from: report.peersDone.join(",") || "none",
+        unreachable: report.peersFailed.join(",") || undefined,
+      });
+    } finally {
+      this.#recovering = false;
+      await this.#refresh();
+    }
+  }
+
+  /** One anti-entropy round with every peer (also run periodically). */
+  antiEntropyRound(): ReturnType<AntiEntropy["runOnce"]> {
+    return this.#antiEntropy.runOnce();
+  }
+
+  /** Erases tombstones past the grace period. */
+  async purgeTombstones(): Promise<number> {
+    try {
+      return await purgeTombstones(
+        this.storage,
+        this.clock.now(),
+        this.config.replication.tombstoneGraceMs,
+        this.log,
+      );
+    } catch (err) {
+      this.log.warn("tombstone purge failed", { error: errorMessage(err) });
+      return 0;
+    }
+  }
+
+  #every(ms: number, fn: () => unknown): void {
+    this.#timers.push(setInterval(fn, ms));
+  }
+
+  #noteHeartbeat(hb: HeartbeatIn): void {
+    this.#peerKeys.set(hb.from, hb.keysCount);
+    this.#hintsForMe.set(hb.from, hb.hintsPending);
+    this.#noteOwnStatus();
+  }
+
+  /** Refreshes the key count and logs a change of this node's own status. */
+  async #refresh(): Promise<void> {
+    try {
+      this.#keysCount = await this.storage.countLive();
+    } catch {
+      // Storage down: its own client logs it; the count just stays stale.
+    }
+    this.#noteOwnStatus();
+  }
+
+  #noteOwnStatus(): void {
+    const now = this.status();
+    if (now === this.#lastStatus) return;
+    this.log.info(`this node is now ${now}`, {
+      from: this.#lastStatus,
+      hints_held_for_it: [...this.#hintsForMe.values()].reduce((a, b) => a + b, 0),
+    });
+    this.#lastStatus = now;
+  }
+
+  #onStatusChange(c: StatusChange): void {
+    this.log.info(`peer ${c.peer} is now ${c.to}`, {
+      from: c.from,
+      silent_ms: c.silentMs,
+      reason: c.reason,
+    });
+    if (c.to === "ACTIVE" || c.to === "JOINING") this.#handoff.deliverAll();
+  }
+
+  #unreachable(peer: string, err: PeerUnavailableError): void {
+    this.detector.callFailed(peer, err.message);
+  }
+}

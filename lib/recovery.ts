@@ -1,0 +1,87 @@
+/**
+ * Recovery: a node that starts pulls the records it is responsible for.
+ *
+ * A node whose memory was wiped, or that was away too long for hints, asks
+ * every peer for the records of the ranges where it is owner or replica. Each
+ * peer streams them (server-streaming StreamRecords) in chunks bounded in
+ * records and bytes, filtered by the ring so only what the node needs
+ * crosses the wire; the node applies each chunk by last-write-wins, so
+ * nothing newer is overwritten and tombstones keep deleted keys deleted.
+ * Pulling from every peer means a range comes back if any copy survives; a
+ * peer that fails mid-stream is retried, and the others' copies still land.
+ */
+import type { HashRing } from "./ring.ts";
+import type { Logger } from "./log.ts";
+import type { HybridClock } from "./hlc.ts";
+import type { PeerTransport } from "./transport.ts";
+import { type ChunkLimits, scanChunks, type Storage } from "./storage/mod.ts";
+import type { KvRecord } from "./record.ts";
+import { errorMessage } from "./errors.ts";
+import { sleep } from "./replication.ts";
+
+/** Options of {@link recoverFromPeers}. */
+export interface RecoveryOptions {
+  peers: readonly string[];
+  transport: PeerTransport;
+  storage: Storage;
+  clock: HybridClock;
+  log: Logger;
+  limits: ChunkLimits;
+  /** Told after every applied chunk: records and bytes received so far. */
+  onProgress?: (records: number, bytes: number) => void;
+  attempts?: number;
+}
+
+/** What a recovery achieved. */
+export interface RecoveryReport {
+  records: number;
+  applied: number;
+  bytes: number;
+  ms: number;
+  peersDone: string[];
+  peersFailed: string[];
+}
+
+/** Pulls this node's ranges from every peer; resolves when all streams end. */
+export async function recoverFromPeers(o: RecoveryOptions): Promise<RecoveryReport> {
+  const started = Date.now();
+  const report: RecoveryReport = { records: 0, applied: 0, bytes: 0, ms: 0, peersDone: [], peersFailed: [] };
+  await Promise.all(o.peers.map(async (peer) => {
+    const attempts = o.attempts ?? 3;
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      try {
+        for await (const chunk of o.transport.streamRecords(peer, o.limits)) {
+          const applied = await o.storage.apply(chunk);
+          for (const r of chunk) o.clock.observe(r.timestamp);
+          report.records += chunk.length;
+          report.applied += applied.filter(Boolean).length;
+          report.bytes += chunk.reduce((n, r) => n + r.key.length + r.value.length, 0);
+          o.onProgress?.(report.records, report.bytes);
+        }
+        report.peersDone.push(peer);
+        return;
+      } catch (err) {
+        o.log.warn("recovery stream from peer failed", { peer, attempt, error: errorMessage(err) });
+        if (attempt < attempts) await sleep(200 * attempt);
+      }
+    }
+    report.peersFailed.push(peer);
+  }));
+  report.ms = Date.now() - started;
+  return report;
+}
+
+/** The chunks a peer streams to `requester`: records whose copies it should hold. */
+export function recordsFor(
+  storage: Storage,
+  ring: HashRing,
+  replicationFactor: number,
+  requester: string,
+  limits: ChunkLimits,
+): AsyncGenerator<KvRecord[]> {
+  return scanChunks(
+    storage,
+    (r) => ring.preferenceList(r.key, replicationFactor).includes(requester),
+    limits,
+  );
+}

@@ -1,0 +1,113 @@
+/**
+ * The storage interface every engine implements, and the engine factory.
+ *
+ * Engines hold versioned records (see `record.ts`) and apply a write only if
+ * it is newer than what they hold, atomically per key, so concurrent client
+ * writes, forwards, replication, hints and recovery can arrive in any order
+ * and copies still converge. Deletes are tombstones written through `apply`;
+ * `remove` erases a record physically, and only the exact version given.
+ */
+import type { ClusterConfig, NodeConfig, StorageEngine } from "../config.ts";
+import { type KvRecord, recordSize, type Version } from "../record.ts";
+import type { Logger } from "../log.ts";
+import { Code, KvError } from "../errors.ts";
+
+/** One page of a scan. */
+export interface ScanPage {
+  records: KvRecord[];
+  /** "" when the scan is complete. */
+  nextCursor: string;
+}
+
+/** A node's local store of versioned records. */
+export interface Storage {
+  readonly engine: StorageEngine;
+  /** The records held for these keys (tombstones included), in order. */
+  get(keys: readonly string[]): Promise<(KvRecord | undefined)[]>;
+  /** Stores each record that is newer than the one held; says which were. */
+  apply(records: readonly KvRecord[]): Promise<boolean[]>;
+  /** Erases a key only if it still holds exactly this version. */
+  remove(key: string, version: Version): Promise<boolean>;
+  /**
+   * One page of records, tombstones included, starting at `cursor` ("" for
+   * the first page). Keys present for the whole scan are returned at least
+   * once; keys written during it may or may not be.
+   */
+  scan(cursor: string, limit: number): Promise<ScanPage>;
+  /** Whether the engine can take calls now (Redis connected, say). */
+  healthy(): boolean;
+  /** Live (not deleted) keys held. */
+  countLive(): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** Storage failed (for example Redis is down); the node answers UNAVAILABLE. */
+export class StorageUnavailableError extends KvError {
+  constructor(message: string) {
+    super(Code.UNAVAILABLE, message);
+    this.name = "StorageUnavailableError";
+  }
+}
+
+/** Every record of a store, a page at a time. */
+export async function* scanAll(storage: Storage, pageSize: number): AsyncGenerator<KvRecord[]> {
+  let cursor = "";
+  do {
+    const page = await storage.scan(cursor, pageSize);
+    if (page.records.length > 0) yield page.records;
+    cursor = page.nextCursor;
+  } while (cursor !== "");
+}
+
+/** Limits of one chunk of records sent over the network. */
+export interface ChunkLimits {
+  maxRecords: number;
+  maxBytes: number;
+}
+
+/**
+ * The records of a store that pass a filter, in chunks bounded in count and
+ * bytes, so a stream of any size holds only one chunk in memory at a time.
+ */
+export async function* scanChunks(
+  storage: Storage,
+  accept: (record: KvRecord) => boolean,
+  limits: ChunkLimits,
+): AsyncGenerator<KvRecord[]> {
+  let chunk: KvRecord[] = [];
+  let bytes = 0;
+  for await (const page of scanAll(storage, Math.max(100, limits.maxRecords))) {
+    for (const r of page) {
+      if (!accept(r)) continue;
+      const size = recordSize(r);
+      if (chunk.length > 0 && (chunk.length >= limits.maxRecords || bytes + size > limits.maxBytes)) {
+        yield chunk;
+        chunk = [];
+        bytes = 0;
+      }
+      chunk.push(r);
+      bytes += size;
+    }
+  }
+  if (chunk.length > 0) yield chunk;
+}
+
+/** Opens the engine the configuration (or `--storage`) chose for a node. */
+export async function openStorage(
+  config: ClusterConfig,
+  node: NodeConfig,
+  log: Logger,
+  engine: StorageEngine = config.storage.engine,
+): Promise<Storage> {
+  if (engine === "memory") {
+    const { MemoryStorage } = await import("./memory.ts");
+    return new MemoryStorage();
+  }
+  const { RedisStorage } = await import("./redis.ts");
+  return await RedisStorage.connect({
+    host: node.redisHost,
+    port: node.redisPort,
+    keyPrefix: config.storage.redisKeyPrefix,
+    log,
+  });
+}

@@ -1,0 +1,84 @@
+/**
+ * What the core logic needs from the network, as plain typed calls.
+ *
+ * The gRPC implementation lives in `grpc/peer_client.ts`; the coordinator,
+ * replication, recovery and anti-entropy see only this interface. Every call
+ * has a deadline and throws `PeerUnavailableError` when the peer cannot be
+ * reached (so callers fail over) or `KvError` when it answered with an error.
+ */
+import type { KvRecord } from "./record.ts";
+import type { HeartbeatReply } from "./detector.ts";
+
+/** A client write: a put, or a delete (tombstone), before it has a version. */
+export interface WriteRequest {
+  key: string;
+  value: Uint8Array;
+  /** The client's timestamp, or 0 for the coordinator's clock. */
+  timestamp: number;
+  tombstone: boolean;
+}
+
+/** The outcome of one write. */
+export interface WriteResult {
+  key: string;
+  ok: boolean;
+  /** Status code: 0 when ok. */
+  code: number;
+  message: string;
+  /** The node that coordinated the write. */
+  nodeId: string;
+  /** Copies written when the answer left. */
+  replicas: number;
+  /** The version stored (0 when nothing was). */
+  timestamp: number;
+}
+
+/** The outcome of one read. */
+export interface ReadResult {
+  key: string;
+  found: boolean;
+  value: Uint8Array;
+  timestamp: number;
+  /** The node that answered. */
+  nodeId: string;
+  code: number;
+  message: string;
+}
+
+/** A record sent to a replica, with the node it stands in for if any. */
+export interface ReplicaItem {
+  record: KvRecord;
+  /** Set when the receiver holds this for a node that is down. */
+  hintFor?: string;
+}
+
+/** What this node says of itself in a heartbeat. */
+export interface HeartbeatInfo {
+  status: "ACTIVE" | "JOINING";
+  keysCount: number;
+  /** Hints this node holds for the receiver. */
+  hintsPending: number;
+}
+
+/** Calls to other nodes. */
+export interface PeerTransport {
+  heartbeat(peer: string, info: HeartbeatInfo): Promise<HeartbeatReply>;
+  /** Asks the peer to coordinate these writes (it does not forward them). */
+  forwardWrites(peer: string, writes: readonly WriteRequest[]): Promise<WriteResult[]>;
+  /** Asks the peer to coordinate these reads. */
+  forwardReads(peer: string, keys: readonly string[]): Promise<ReadResult[]>;
+  /** Stores records on a replica; resolves to how many were newer there. */
+  replicate(peer: string, items: readonly ReplicaItem[]): Promise<number>;
+  /** The peer's stored records (tombstones included) for some keys. */
+  readRecords(peer: string, keys: readonly string[]): Promise<KvRecord[]>;
+  /** Streams the records the peer holds that this node is responsible for. */
+  streamRecords(peer: string, opts: { maxRecords: number; maxBytes: number }): AsyncIterable<KvRecord[]>;
+  /** Digests of the buckets of keys both nodes should hold. */
+  digests(peer: string, bucketBits: number): Promise<number[]>;
+  /** Streams the peer's records in some buckets of keys both should hold. */
+  streamBuckets(
+    peer: string,
+    opts: { bucketBits: number; buckets: number[]; maxRecords: number; maxBytes: number },
+  ): AsyncIterable<KvRecord[]>;
+  close(): void;
+}

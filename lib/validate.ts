@@ -1,0 +1,58 @@
+/**
+ * Input rules for client requests, checked once at the edge.
+ *
+ * Each rule throws a `KvError` whose code and message tell the client
+ * exactly what was wrong, so bad input never reaches storage or the network.
+ */
+import { Buffer } from "node:buffer";
+import type { ClusterConfig } from "./config.ts";
+import { Code, KvError } from "./errors.ts";
+
+/** The limits a request is checked against. */
+export type Limits = ClusterConfig["limits"];
+
+/** Checks a key: non-empty, at most `max_key_bytes` of UTF-8. */
+export function checkKey(key: string, limits: Limits): void {
+  if (key.length === 0) throw new KvError(Code.INVALID_ARGUMENT, "key must not be empty");
+  // A JS string never has fewer UTF-8 bytes than UTF-16 units / 1 and never
+  // more than 3 per unit: the exact count is only needed near the limit.
+  if (key.length * 3 <= limits.maxKeyBytes) return;
+  const bytes = Buffer.byteLength(key, "utf8");
+  if (bytes > limits.maxKeyBytes) {
+    throw new KvError(
+      Code.INVALID_ARGUMENT,
+      `key is ${bytes} bytes; the limit is ${limits.maxKeyBytes} (limits.max_key_bytes)`,
+    );
+  }
+}
+
+/** Checks a value's size against `max_value_bytes`. */
+export function checkValue(value: Uint8Array, limits: Limits): void {
+  if (value.byteLength > limits.maxValueBytes) {
+    throw new KvError(
+      Code.RESOURCE_EXHAUSTED,
+      `value is ${value.byteLength} bytes; the limit is ${limits.maxValueBytes} (limits.max_value_bytes)`,
+    );
+  }
+}
+
+/** Checks a client-supplied timestamp (0 = let the cluster assign it). */
+export function checkTimestamp(timestamp: number): void {
+  if (!Number.isSafeInteger(timestamp) || timestamp < 0) {
+    throw new KvError(
+      Code.INVALID_ARGUMENT,
+      `timestamp must be 0 or a positive number of microseconds below 2^53, got ${timestamp}`,
+    );
+  }
+}
+
+/** Checks the number of items in a batch. */
+export function checkBatch(count: number, limits: Limits): void {
+  if (count === 0) throw new KvError(Code.INVALID_ARGUMENT, "batch must hold at least one item");
+  if (count > limits.maxBatchItems) {
+    throw new KvError(
+      Code.RESOURCE_EXHAUSTED,
+      `batch holds ${count} items; the limit is ${limits.maxBatchItems} (limits.max_batch_items)`,
+    );
+  }
+}
