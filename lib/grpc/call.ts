@@ -70,8 +70,13 @@ export function peerError(peer: string, err: unknown): KvError {
 /** A gRPC error as a KvError (for clients). */
 export function statusError(err: unknown): KvError {
   const se = err as grpc.ServiceError;
-  if (typeof se?.code === "number") return new KvError(se.code as StatusCode, se.details || se.message);
+  if (typeof se?.code === "number") return new KvError(se.code as StatusCode, details(se));
   return new KvError(Code.INTERNAL, errorMessage(err));
+}
+
+/** The status details, without grpc-js's empty "Resolution note:" tail. */
+function details(se: grpc.ServiceError): string {
+  return (se.details || se.message).replace(/\s*Resolution note:\s*$/, "");
 }
 
 /** Channel options every client and server of the store uses. */

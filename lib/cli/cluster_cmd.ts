@@ -1,0 +1,179 @@
+/**
+ * `kvstore cluster`: every node of the config as its own OS process.
+ *
+ * The one command that runs a local cluster: it starts the nodes (and, with
+ * `--redis`, one redis-server per node first), prefixes each node's output
+ * with its id, waits until all of them listen, says where they are, reports
+ * a node that dies, and stops everything it started on Ctrl+C or SIGTERM.
+ */
+import { resolve } from "node:path";
+import type { ClusterConfig, NodeConfig } from "../config.ts";
+import { KvClient } from "../grpc/kv_client.ts";
+import { startRedisServer } from "../redis_server.ts";
+import { configFrom, EXIT, parseFlags, selfCommand } from "./common.ts";
+import { errorMessage } from "../errors.ts";
+
+const HELP = `kvstore cluster [flags]
+
+Starts every node of the cluster file as its own process and stops them all
+on Ctrl+C (SIGINT) or SIGTERM.
+
+  --config FILE        cluster file (default: the embedded config/cluster.json)
+  --redis              also start one redis-server per node (its redis_port, data
+                       under --data-dir) and run the nodes on the redis engine
+  --data-dir DIR       where --redis keeps each node's Redis files (default ./data)
+  --log-level LEVEL    passed to every node (debug shows one line per operation)
+  --log-format FORMAT  text or json, passed to every node
+  -h, --help           this help`;
+
+interface Stoppable {
+  name: string;
+  stop(): Promise<void>;
+}
+
+/** Runs the cluster mode; resolves with the exit code after everything stopped. */
+export async function clusterCommand(args: string[]): Promise<number> {
+  const { values } = parseFlags(args, {
+    config: { type: "string" },
+    redis: { type: "boolean" },
+    "data-dir": { type: "string" },
+    "log-level": { type: "string" },
+    "log-format": { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return EXIT.OK;
+  }
+  const config = configFrom(values.config);
+  const started: Stoppable[] = [];
+  let stopping = false;
+  const stopAll = async () => {
+    stopping = true;
+    say("stopping every process this command started");
+    await Promise.all(
+      started.reverse().map((s) => s.stop().catch((e) => say(`${s.name}: ${errorMessage(e)}`))),
+    );
+  };
+  const signalled = new Promise<string>((done) => {
+    for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, () => done(sig));
+  });
+  try {
+    if (values.redis) started.push(...await startRedis(config, resolve(values["data-dir"] ?? "data")));
+    const nodeArgs = [
+      ...(values.config ? ["--config", resolve(values.config)] : []),
+      ...(values.redis ? ["--storage", "redis"] : []),
+      ...(values["log-level"] ? ["--log-level", values["log-level"]] : []),
+      ...(values["log-format"] ? ["--log-format", values["log-format"]] : []),
+    ];
+    for (const node of config.nodes) started.push(startNode(node, nodeArgs, () => stopping));
+    await Promise.race([waitUntilListening(config), signalled.then((s) => Promise.reject(new Error(s)))]);
+    printWelcome(config, values.redis ?? false);
+  } catch (err) {
+    say(`cluster did not start: ${errorMessage(err)}`);
+    await stopAll();
+    return EXIT.ERROR;
+  }
+  const sig = await signalled;
+  say(`received ${sig}`);
+  await stopAll();
+  say("all stopped");
+  return EXIT.OK;
+}
+
+function say(line: string): void {
+  console.log(`[cluster] ${line}`);
+}
+
+async function startRedis(config: ClusterConfig, dataDir: string): Promise<Stoppable[]> {
+  const servers: Stoppable[] = [];
+  for (const node of config.nodes) {
+    const dir = `${dataDir}/${node.id}`;
+    await Deno.mkdir(dir, { recursive: true });
+    const redis = await startRedisServer({ port: node.redisPort, dir });
+    say(`redis-server for ${node.id} on 127.0.0.1:${node.redisPort} (pid ${redis.pid}, data in ${dir})`);
+    servers.push({ name: `redis ${node.id}`, stop: () => redis.stop() });
+  }
+  return servers;
+}
+
+/** Starts one node process with its output prefixed by its id. */
+function startNode(node: NodeConfig, args: string[], stopping: () => boolean): Stoppable {
+  const { cmd, args: cmdArgs } = selfCommand(["server", "--id", node.id, ...args]);
+  const child = new Deno.Command(cmd, { args: cmdArgs, stdin: "null", stdout: "piped", stderr: "piped" })
+    .spawn();
+  const prefix = `[${node.id}] `;
+  const pipe = (s: ReadableStream<Uint8Array>, write: (l: string) => void) =>
+    s.pipeThrough(new TextDecoderStream()).pipeTo(
+      new WritableStream({
+        write(chunk) {
+          for (const line of chunk.split("\n")) if (line !== "") write(prefix + line);
+        },
+      }),
+    ).catch(() => {});
+  const piped = Promise.all([pipe(child.stdout, console.log), pipe(child.stderr, console.error)]);
+  const exited = child.status.then(async (status) => {
+    await piped;
+    if (!stopping()) {
+      say(
+        `${node.id} (pid ${child.pid}) exited with code ${status.code}${
+          status.signal ? ` (${status.signal})` : ""
+        }`,
+      );
+    }
+    return status;
+  });
+  say(`started ${node.id} (pid ${child.pid}) for ${node.host}:${node.port}`);
+  return {
+    name: node.id,
+    async stop() {
+      const kill = (sig: Deno.Signal) => {
+        try {
+          child.kill(sig);
+        } catch { /* already exited */ }
+      };
+      kill("SIGTERM");
+      const timer = setTimeout(() => kill("SIGKILL"), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+async function waitUntilListening(config: ClusterConfig): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (const node of config.nodes) {
+    const address = `${node.host}:${node.port}`;
+    const client = await KvClient.connect([address], { route: false, timeoutMs: 1000 });
+    try {
+      while (true) {
+        try {
+          await client.membership(address);
+          break;
+        } catch (err) {
+          if (Date.now() > deadline) {
+            throw new Error(`${node.id} is not answering on ${address}: ${errorMessage(err)}`);
+          }
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+    } finally {
+      client.close();
+    }
+  }
+}
+
+function printWelcome(config: ClusterConfig, redis: boolean): void {
+  const first = config.nodes[0];
+  say(
+    `cluster "${config.clusterName}" is up: ${config.nodes.length} nodes, storage ${
+      redis ? "redis" : "memory"
+    }`,
+  );
+  for (const n of config.nodes) say(`  ${n.id}  ${n.host}:${n.port}`);
+  say("try, in another terminal:");
+  say(`  npx -y deno@2.9.6 task client --node-port ${first.port}            # PUT/GET/DELETE demonstration`);
+  say(`  npx -y deno@2.9.6 task client put greeting hello`);
+  say(`  npx -y deno@2.9.6 task client status`);
+  say("Ctrl+C stops every node");
+}

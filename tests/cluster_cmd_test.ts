@@ -1,0 +1,182 @@
+/**
+ * `main.ts cluster`: the one command that runs a local cluster starts every
+ * node as its own process, says when they are up, reports a node that dies,
+ * and stops everything it started on SIGTERM.
+ */
+import assert from "node:assert/strict";
+import { clusterTest, text } from "./helpers/cluster.ts";
+import { freePort } from "./helpers/ports.ts";
+import { KvClient } from "../lib/grpc/kv_client.ts";
+import { redisServerPath } from "../lib/redis_server.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const redisAvailable = redisServerPath() !== undefined;
+
+interface RunningCluster {
+  child: Deno.ChildProcess;
+  lines: string[];
+  dir: string;
+  ports: number[];
+  waitForLine(re: RegExp, ms: number): Promise<RegExpMatchArray>;
+  pids(): number[];
+}
+
+async function startClusterCommand(extraArgs: string[], redisPorts?: number[]): Promise<RunningCluster> {
+  const dir = await Deno.makeTempDir({ prefix: "kvstore-cluster-cmd-" });
+  const ports = [freePort(), freePort(), freePort()];
+  const config = {
+    cluster_name: "cmd-test",
+    nodes: ports.map((port, i) => ({
+      id: `node${i + 1}`,
+      host: "127.0.0.1",
+      port,
+      redis_host: "127.0.0.1",
+      redis_port: redisPorts?.[i] ?? 1,
+    })),
+    replication: { replication_factor: 2 },
+    failure_detection: { heartbeat_interval_ms: 200, failure_timeout_ms: 1000 },
+    consistent_hashing: { virtual_nodes: 150 },
+  };
+  await Deno.writeTextFile(`${dir}/cluster.json`, JSON.stringify(config));
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      MAIN,
+      "cluster",
+      "--config",
+      "cluster.json",
+      "--data-dir",
+      "data",
+      ...extraArgs,
+    ],
+    cwd: dir,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines: string[] = [];
+  const pump = (s: ReadableStream<Uint8Array>) =>
+    s.pipeThrough(new TextDecoderStream()).pipeTo(
+      new WritableStream({ write: (c) => void lines.push(...c.split("\n").filter((l) => l)) }),
+    );
+  pump(child.stdout).catch(() => {});
+  pump(child.stderr).catch(() => {});
+  return {
+    child,
+    lines,
+    dir,
+    ports,
+    async waitForLine(re, ms) {
+      const deadline = Date.now() + ms;
+      while (Date.now() < deadline) {
+        for (const l of lines) {
+          const m = l.match(re);
+          if (m) return m;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`no line matching ${re} within ${ms} ms:\n${lines.join("\n")}`);
+    },
+    pids() {
+      return lines.flatMap((l) => [...l.matchAll(/\(pid (\d+)/g)].map((m) => Number(m[1])));
+    },
+  };
+}
+
+function alive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return !/\) [ZX] /.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+async function stopAndCheck(c: RunningCluster): Promise<void> {
+  const pids = c.pids();
+  try {
+    c.child.kill("SIGTERM");
+  } catch { /* already gone */ }
+  const status = await c.child.status;
+  assert.equal(status.code, 0, `cluster command exit code\n${c.lines.join("\n")}`);
+  assert.ok(c.lines.some((l) => l.includes("[cluster] all stopped")));
+  for (const pid of pids) {
+    assert.equal(alive(pid), false, `process ${pid} still running after the cluster stopped`);
+  }
+  await Deno.remove(c.dir, { recursive: true }).catch(() => {});
+}
+
+/** Kills whatever is left, if an assertion failed before stopAndCheck. */
+function cleanup(c: RunningCluster): void {
+  for (const pid of [c.child.pid, ...c.pids()]) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch { /* gone */ }
+  }
+}
+
+clusterTest(
+  "the cluster command starts every node, prefixes their logs and stops them all on SIGTERM",
+  async () => {
+    const c = await startClusterCommand([]);
+    try {
+      await c.waitForLine(/cluster "cmd-test" is up: 3 nodes/, 60_000);
+      for (const id of ["node1", "node2", "node3"]) {
+        assert.ok(
+          c.lines.some((l) => l.startsWith(`[${id}] `) && l.includes("listening")),
+          `${id} log prefixed`,
+        );
+      }
+      const client = await KvClient.connect([`127.0.0.1:${c.ports[1]}`]);
+      try {
+        assert.equal((await client.put("via-cluster-command", "yes")).ok, true);
+        assert.equal(text.decode((await client.get("via-cluster-command")).value), "yes");
+      } finally {
+        client.close();
+      }
+      await stopAndCheck(c);
+    } finally {
+      cleanup(c);
+    }
+  },
+  { timeoutMs: 90_000 },
+);
+
+clusterTest("the cluster command says so when one of its nodes dies", async () => {
+  const c = await startClusterCommand([]);
+  try {
+    await c.waitForLine(/is up/, 60_000);
+    const [, pid] = await c.waitForLine(/started node2 \(pid (\d+)\)/, 1000);
+    Deno.kill(Number(pid), "SIGKILL");
+    await c.waitForLine(new RegExp(`node2 \\(pid ${pid}\\) exited`), 10_000);
+    await stopAndCheck(c);
+  } finally {
+    cleanup(c);
+  }
+}, { timeoutMs: 90_000 });
+
+clusterTest(
+  "the cluster command with --redis starts one redis-server per node and stops them too",
+  async () => {
+    if (!redisAvailable) throw new Error("redis-server is required in CI: apt-get install -y redis-server");
+    const redisPorts = [freePort(), freePort(), freePort()];
+    const c = await startClusterCommand(["--redis"], redisPorts);
+    try {
+      await c.waitForLine(/is up: 3 nodes, storage redis/, 60_000);
+      assert.equal(c.lines.filter((l) => l.includes("redis-server for")).length, 3);
+      const client = await KvClient.connect([`127.0.0.1:${c.ports[0]}`]);
+      try {
+        assert.equal((await client.put("in-redis", "durable")).ok, true);
+        assert.equal(text.decode((await client.get("in-redis")).value), "durable");
+      } finally {
+        client.close();
+      }
+      await stopAndCheck(c);
+    } finally {
+      cleanup(c);
+    }
+  },
+  { timeoutMs: 90_000, ignore: !redisAvailable && !Deno.env.get("CI") },
+);

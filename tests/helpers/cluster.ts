@@ -1,0 +1,267 @@
+/**
+ * A test cluster of real node processes on free loopback ports.
+ *
+ * Each node is `main.ts server` in its own OS process, started from a
+ * temporary directory (so nothing may depend on the working directory), with
+ * a cluster file written for the test. Nodes can be killed with any signal
+ * (SIGKILL, SIGSTOP, SIGCONT) and started again; `stop()` ends every process
+ * the cluster started, by PID, and closes every client it handed out.
+ */
+import { type ClientOptions, KvClient } from "../../lib/grpc/kv_client.ts";
+import { freePort } from "./ports.ts";
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+
+/** Options of {@link TestCluster.start}. */
+export interface TestClusterOptions {
+  nodes?: number;
+  replicationFactor?: number;
+  writeQuorum?: number;
+  readQuorum?: number;
+  heartbeatMs?: number;
+  failureMs?: number;
+  suspectMs?: number;
+  storage?: "memory" | "redis";
+  /** Redis ports, one per node, for the redis engine. */
+  redisPorts?: number[];
+  logLevel?: "debug" | "info" | "warn" | "error";
+  /** Extra top-level config sections, merged over the generated ones. */
+  extra?: Record<string, Record<string, unknown>>;
+  /** Start only these nodes (default: all). */
+  startOnly?: string[];
+}
+
+/** A node of the test cluster. */
+export interface TestNode {
+  id: string;
+  port: number;
+  address: string;
+}
+
+interface Running {
+  child: Deno.ChildProcess;
+  output: string[];
+  done: Promise<Deno.CommandStatus>;
+}
+
+/** Real node processes and the clients that talk to them. */
+export class TestCluster {
+  readonly nodes: TestNode[];
+  readonly #running = new Map<string, Running>();
+  readonly #clients: KvClient[] = [];
+  readonly #logs = new Map<string, string[]>();
+
+  private constructor(readonly dir: string, readonly configPath: string, nodes: TestNode[]) {
+    this.nodes = nodes;
+  }
+
+  /** Writes a cluster file for the test and starts its nodes; resolves when they serve. */
+  static async start(opts: TestClusterOptions = {}): Promise<TestCluster> {
+    const dir = await Deno.makeTempDir({ prefix: "kvstore-test-" });
+    const count = opts.nodes ?? 3;
+    const nodes = Array.from({ length: count }, (_, i) => {
+      const port = freePort();
+      return { id: `node${i + 1}`, port, address: `127.0.0.1:${port}` };
+    });
+    const config = {
+      cluster_name: "test",
+      nodes: nodes.map((n, i) => ({
+        id: n.id,
+        host: "127.0.0.1",
+        port: n.port,
+        redis_host: "127.0.0.1",
+        redis_port: opts.redisPorts?.[i] ?? 1,
+      })),
+      replication: {
+        replication_factor: opts.replicationFactor ?? Math.min(2, count),
+        write_quorum: opts.writeQuorum ?? 1,
+        read_quorum: opts.readQuorum ?? 1,
+        ...opts.extra?.replication,
+      },
+      failure_detection: {
+        heartbeat_interval_ms: opts.heartbeatMs ?? 200,
+        failure_timeout_ms: opts.failureMs ?? 1000,
+        ...(opts.suspectMs ? { suspect_timeout_ms: opts.suspectMs } : {}),
+        ...opts.extra?.failure_detection,
+      },
+      consistent_hashing: { virtual_nodes: 150 },
+      storage: { engine: opts.storage ?? "memory", ...opts.extra?.storage },
+      logging: { level: opts.logLevel ?? "info" },
+      ...Object.fromEntries(
+        Object.entries(opts.extra ?? {}).filter(([k]) =>
+          !["replication", "failure_detection", "storage"].includes(k)
+        ),
+      ),
+    };
+    const configPath = `${dir}/cluster.json`;
+    await Deno.writeTextFile(configPath, JSON.stringify(config, null, 2));
+    const cluster = new TestCluster(dir, configPath, nodes);
+    try {
+      await Promise.all(
+        nodes.filter((n) => !opts.startOnly || opts.startOnly.includes(n.id)).map((n) =>
+          cluster.startNode(n.id)
+        ),
+      );
+    } catch (err) {
+      await cluster.stop();
+      throw err;
+    }
+    return cluster;
+  }
+
+  node(id: string): TestNode {
+    const n = this.nodes.find((n) => n.id === id);
+    if (!n) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  /** Starts a node's process and waits until it answers GetMembership. */
+  async startNode(id: string, extraArgs: string[] = []): Promise<void> {
+    if (this.#running.has(id)) throw new Error(`${id} is already running`);
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--quiet", MAIN, "server", "--id", id, "--config", this.configPath, ...extraArgs],
+      cwd: this.dir,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const output = this.#logs.get(id) ?? [];
+    this.#logs.set(id, output);
+    const pump = (s: ReadableStream<Uint8Array>) =>
+      s.pipeThrough(new TextDecoderStream()).pipeTo(
+        new WritableStream({
+          write: (chunk) => void output.push(...chunk.split("\n").filter((l) => l !== "")),
+        }),
+      );
+    const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
+    const done = pumps.then(() => child.status);
+    this.#running.set(id, { child, output, done });
+    await this.waitFor(
+      async () => {
+        const status = await Promise.race([done.then(() => "exited"), this.#probe(id)]);
+        if (status === "exited") throw new Error(`${id} exited while starting:\n${this.logs(id)}`);
+        return status === "up";
+      },
+      30_000,
+      `${id} to listen`,
+    );
+  }
+
+  /** Sends a signal to a node's process; SIGKILL and SIGTERM also wait for it to exit. */
+  async signal(id: string, signal: Deno.Signal): Promise<void> {
+    const r = this.#running.get(id);
+    if (!r) throw new Error(`${id} is not running`);
+    r.child.kill(signal);
+    if (signal === "SIGKILL" || signal === "SIGTERM") {
+      await r.done;
+      this.#running.delete(id);
+    }
+  }
+
+  /** kill -9 a node. */
+  kill(id: string): Promise<void> {
+    return this.signal(id, "SIGKILL");
+  }
+
+  /** Whether a node's process is running. */
+  isRunning(id: string): boolean {
+    return this.#running.has(id);
+  }
+
+  /** Everything a node printed, across restarts. */
+  logs(id: string): string {
+    return (this.#logs.get(id) ?? []).join("\n");
+  }
+
+  /** A client of the cluster, closed by `stop()`. */
+  async client(opts: ClientOptions & { via?: string } = {}): Promise<KvClient> {
+    const first = opts.via
+      ? this.node(opts.via).address
+      : this.nodes.find((n) => this.#running.has(n.id))!.address;
+    const others = this.nodes.map((n) => n.address).filter((a) => a !== first);
+    const client = await KvClient.connect(opts.route === false ? [first] : [first, ...others], opts);
+    this.#clients.push(client);
+    return client;
+  }
+
+  /** Polls until `cond` holds; fails with `what` after `timeoutMs`. */
+  async waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (true) {
+      if (await cond()) return;
+      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Stops every process (SIGKILL after a grace period) and closes clients. */
+  async stop(): Promise<void> {
+    for (const c of this.#clients) c.close();
+    await Promise.all([...this.#running.entries()].map(async ([id, r]) => {
+      try {
+        r.child.kill("SIGCONT");
+        r.child.kill("SIGTERM");
+      } catch { /* already gone */ }
+      const timer = setTimeout(() => {
+        try {
+          r.child.kill("SIGKILL");
+        } catch { /* already gone */ }
+      }, 3000);
+      await r.done;
+      clearTimeout(timer);
+      this.#running.delete(id);
+    }));
+    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+  }
+
+  async #probe(id: string): Promise<"up" | "down"> {
+    const probe = await KvClient.connect([this.node(id).address], { route: false, timeoutMs: 500 });
+    try {
+      await probe.membership();
+      return "up";
+    } catch {
+      return "down";
+    } finally {
+      probe.close();
+    }
+  }
+}
+
+/** Options of {@link clusterTest}. */
+export interface ClusterTestOptions {
+  timeoutMs?: number;
+  ignore?: boolean;
+}
+
+/**
+ * A test that runs real processes: bounded in time, and gRPC's background
+ * timers are not counted as leaks (every process is stopped by the test).
+ */
+export function clusterTest(name: string, fn: () => Promise<void>, opts: ClusterTestOptions = {}): void {
+  Deno.test({
+    name,
+    ignore: opts.ignore,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: () => withTimeout(fn(), opts.timeoutMs ?? 120_000, name),
+  });
+}
+
+/** Rejects when a promise takes longer than `ms`. */
+export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: timed out after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Text as bytes and back, for comparing values. */
+export const text = {
+  encode: (s: string) => new TextEncoder().encode(s),
+  decode: (b: Uint8Array) => new TextDecoder().decode(b),
+};
