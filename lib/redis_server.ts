@@ -90,7 +90,7 @@ export function redisServerArgs(opts: StartRedisOptions): string[] {
   }
   const fsync = opts.appendFsync ?? (opts.configFile ? undefined : "everysec");
   if (fsync) args.push("--appendfsync", fsync);
-  if (!opts.configFile) args.push("--maxmemory-policy", "noeviction");
+  if (!opts.configFile) args.push("--maxmemory-policy", "noeviction", "--hash-max-listpack-value", "4096");
   return args;
 }
 

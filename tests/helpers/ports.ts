@@ -1,0 +1,19 @@
+/**
+ * Free TCP ports for tests that start servers.
+ *
+ * The port is free when returned, not reserved: start the server soon.
+ * Ports of the default cluster (6379-6381 for Redis, 8001-8003 for nodes)
+ * are never returned, so a test never meets a developer's running cluster.
+ */
+
+const RESERVED = new Set([6379, 6380, 6381, 8001, 8002, 8003]);
+
+/** A TCP port on 127.0.0.1 that nothing listens on right now. */
+export function freePort(): number {
+  while (true) {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    listener.close();
+    if (!RESERVED.has(port)) return port;
+  }
+}
