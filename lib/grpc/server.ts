@@ -144,22 +144,40 @@ class Handlers {
 
   nodeService(): grpc.UntypedServiceImplementation {
     const n = this.node;
+    // A coordinator whose storage is down refuses forwards as a whole, so the
+    // forwarding node treats it as unreachable and fails over to the next one.
+    const healthy = <Req, Res>(fn: (req: Req) => Promise<Res>) => (req: Req) => {
+      if (!n.storage.healthy()) throw new KvError(Code.UNAVAILABLE, `node ${n.id}: storage unavailable`);
+      return fn(req);
+    };
     return {
       Heartbeat: unary(n, "Heartbeat", (req: HeartbeatRequestMsg) => this.#heartbeat(req)),
-      ForwardPut: unary(n, "ForwardPut", async (req: ForwardPutRequestMsg) => {
-        const [r] = await this.#write([this.#checkedPut(req)], true);
-        return forwardWriteResponse(r);
-      }),
-      ForwardGet: unary(n, "ForwardGet", async (req: ForwardGetRequestMsg) => {
-        checkKey(req.key, n.config.limits);
-        const [r] = await this.#read([req.key], false, true);
-        return { ...readToGetResponse(r), handler_node_id: r.nodeId };
-      }),
-      ForwardDelete: unary(n, "ForwardDelete", async (req: ForwardDeleteRequestMsg) => {
-        checkKey(req.key, n.config.limits);
-        const [r] = await this.#write([deleteToWrite(req.key)], true);
-        return forwardWriteResponse(r);
-      }),
+      ForwardPut: unary(
+        n,
+        "ForwardPut",
+        healthy(async (req: ForwardPutRequestMsg) => {
+          const [r] = await this.#write([this.#checkedPut(req)], true);
+          return forwardWriteResponse(r);
+        }),
+      ),
+      ForwardGet: unary(
+        n,
+        "ForwardGet",
+        healthy(async (req: ForwardGetRequestMsg) => {
+          checkKey(req.key, n.config.limits);
+          const [r] = await this.#read([req.key], false, true);
+          return { ...readToGetResponse(r), handler_node_id: r.nodeId };
+        }),
+      ),
+      ForwardDelete: unary(
+        n,
+        "ForwardDelete",
+        healthy(async (req: ForwardDeleteRequestMsg) => {
+          checkKey(req.key, n.config.limits);
+          const [r] = await this.#write([deleteToWrite(req.key)], true);
+          return forwardWriteResponse(r);
+        }),
+      ),
       Replicate: unary(n, "Replicate", async (req: ReplicateRequestMsg) => {
         await this.#applyReplicas([req]);
         return { success: true, message: "applied", replica_node_id: n.id };
@@ -171,12 +189,20 @@ class Handlers {
       GetSnapshot: unary(n, "GetSnapshot", (req: SnapshotRequestMsg) => this.#snapshot(req)),
       JoinCluster: unary(n, "JoinCluster", (req: JoinRequestMsg) => this.#join(req)),
       GetMembership: unary(n, "GetMembership", () => this.#membership()),
-      ForwardMultiPut: unary(n, "ForwardMultiPut", (req: MultiPutRequestMsg) => this.#multiPut(req, true)),
-      ForwardMultiGet: unary(n, "ForwardMultiGet", (req: MultiGetRequestMsg) => this.#multiGet(req, true)),
+      ForwardMultiPut: unary(
+        n,
+        "ForwardMultiPut",
+        healthy((req: MultiPutRequestMsg) => this.#multiPut(req, true)),
+      ),
+      ForwardMultiGet: unary(
+        n,
+        "ForwardMultiGet",
+        healthy((req: MultiGetRequestMsg) => this.#multiGet(req, true)),
+      ),
       ForwardMultiDelete: unary(
         n,
         "ForwardMultiDelete",
-        (req: MultiDeleteRequestMsg) => this.#multiDelete(req, true),
+        healthy((req: MultiDeleteRequestMsg) => this.#multiDelete(req, true)),
       ),
       ReadRecords: unary(n, "ReadRecords", async (req: { keys: string[] }) => {
         checkBatch(req.keys.length, n.config.limits);
@@ -235,7 +261,7 @@ class Handlers {
           coordinator: r.nodeId,
           replicas: r.replicas,
           ts: r.timestamp,
-          msg: r.ok ? undefined : r.message,
+          error: r.ok ? undefined : r.message,
         });
       }
     }
@@ -252,7 +278,7 @@ class Handlers {
           found: r.found,
           via: fromReplica ? "local copy" : forwarded ? "forwarded" : "client",
           answered_by: r.nodeId,
-          msg: r.code === Code.OK ? undefined : r.message,
+          error: r.code === Code.OK ? undefined : r.message,
         });
       }
     }

@@ -30,8 +30,10 @@ export interface Storage {
   remove(key: string, version: Version): Promise<boolean>;
   /**
    * One page of records, tombstones included, starting at `cursor` ("" for
-   * the first page). Keys present for the whole scan are returned at least
-   * once; keys written during it may or may not be.
+   * the first page). `limit` is a hint: an engine may return somewhat more or
+   * fewer (Redis's SCAN COUNT), even an empty page before the end. Keys
+   * present for the whole scan are returned at least once; keys written
+   * during it may or may not be.
    */
   scan(cursor: string, limit: number): Promise<ScanPage>;
   /** Whether the engine can take calls now (Redis connected, say). */
@@ -108,6 +110,7 @@ export async function openStorage(
     host: node.redisHost,
     port: node.redisPort,
     keyPrefix: config.storage.redisKeyPrefix,
+    commandTimeoutMs: config.failureDetection.rpcTimeoutMs,
     log,
   });
 }
