@@ -146,17 +146,19 @@ export class HeartbeatLoop {
 
   /** One heartbeat to every peer that has none in flight. */
   beatAll(): void {
-    if (this.options.paused?.()) return;
-    for (const peer of this.detector.peers()) {
-      if (this.#inFlight.has(peer)) continue;
-      this.#inFlight.add(peer);
-      this.options.send(peer)
-        .then((reply) => {
-          this.detector.heard(peer, reply.status);
-          this.options.onReply(peer, reply);
-        })
-        .catch((err) => this.detector.callFailed(peer, `heartbeat failed: ${(err as Error).message}`))
-        .finally(() => this.#inFlight.delete(peer));
-    }
+    for (const peer of this.detector.peers()) this.beat(peer);
+  }
+
+  /** One heartbeat to a peer now, unless one is already in flight. */
+  beat(peer: string): void {
+    if (this.options.paused?.() || this.#inFlight.has(peer)) return;
+    this.#inFlight.add(peer);
+    this.options.send(peer)
+      .then((reply) => {
+        this.detector.heard(peer, reply.status);
+        this.options.onReply(peer, reply);
+      })
+      .catch((err) => this.detector.callFailed(peer, `heartbeat failed: ${(err as Error).message}`))
+      .finally(() => this.#inFlight.delete(peer));
   }
 }

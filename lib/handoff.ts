@@ -23,6 +23,8 @@ export interface HandoffOptions {
   /** Whether this node keeps a copy of the key when every node is up. */
   holdsNaturally: (key: string) => boolean;
   onUnreachable: (peer: string, err: PeerUnavailableError) => void;
+  /** Told when every hint for a target was delivered (so it can learn it at once). */
+  onDrained?: (target: string) => void;
   batchSize: number;
   intervalMs: number;
 }
@@ -76,6 +78,7 @@ export class HandoffLoop {
     }
     if (sent > 0) {
       this.o.log.info("hints handed off", { target, records: sent, ms: Date.now() - started });
+      if (this.o.hints.pendingFor(target) === 0) this.o.onDrained?.(target);
     }
   }
 }

@@ -145,6 +145,9 @@ export class KvNode {
       canStore,
       holdsNaturally: (key) => this.ring.preferenceList(key, rep.replicationFactor).includes(self.id),
       onUnreachable,
+      // The target waits (JOINING) for every peer's hints: tell it at once
+      // instead of at the next heartbeat.
+      onDrained: (target) => this.#heartbeats.beat(target),
       batchSize: rep.batchSize,
       intervalMs: Math.min(fd.heartbeatIntervalMs, 500),
     });
@@ -341,6 +344,8 @@ export class KvNode {
       hints_held_for_it: [...this.#hintsForMe.values()].reduce((a, b) => a + b, 0),
     });
     this.#lastStatus = now;
+    // Peers learn the change now, not at the next heartbeat.
+    this.#heartbeats.beatAll();
   }
 
   #onStatusChange(c: StatusChange): void {
