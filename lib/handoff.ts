@@ -4,7 +4,8 @@
  * Runs every few hundred milliseconds; for each node that holds hints here
  * and is reachable again (ACTIVE, or JOINING while it catches up), it sends
  * the current version of each hinted key in batches, forgets the delivered
- * hints, and erases the local copies this node held only as a stand-in.
+ * hints, and erases the local copies this node held only as a stand-in once
+ * no target waits for them.
  */
 import type { HintStore } from "./hints.ts";
 import type { Logger } from "./log.ts";
@@ -70,7 +71,10 @@ export class HandoffLoop {
       if (present.length > 0) await this.o.transport.replicate(target, present.map((record) => ({ record })));
       this.o.hints.delivered(target, keys.map((key, i) => ({ key, version: records[i] })));
       for (const r of present) {
-        if (!this.o.holdsNaturally(r.key)) await this.o.storage.remove(r.key, r);
+        // A stand-in copy goes once no other down node still waits for it.
+        if (!this.o.holdsNaturally(r.key) && !this.o.hints.isHinted(r.key)) {
+          await this.o.storage.remove(r.key, r);
+        }
       }
       sent += present.length;
       // Nothing was forgotten: newer hints keep arriving; the next round goes on.

@@ -54,6 +54,12 @@ export class HintStore {
     return true;
   }
 
+  /** Whether any target still waits for this key. */
+  isHinted(key: string): boolean {
+    for (const hints of this.#byTarget.values()) if (hints.has(key)) return true;
+    return false;
+  }
+
   /** Hints held for a target. */
   pendingFor(target: string): number {
     return this.#byTarget.get(target)?.size ?? 0;
@@ -102,7 +108,8 @@ export class HintStore {
 
   /** Targets that have hints waiting. */
   targets(): string[] {
-    return [...this.#byTarget.keys()];
+    // A refused add or an expiry can leave a target with an empty map.
+    return [...this.#byTarget].filter(([, hints]) => hints.size > 0).map(([target]) => target);
   }
 
   #noteDrop(reason: string, target: string): void {
