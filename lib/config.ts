@@ -252,7 +252,8 @@ function readNode(r: Reader, raw: unknown, path: string): NodeConfig {
     bindHost: r.string(n.bind_host, `${path}.bind_host`, host),
     redisHost: r.string(n.redis_host, `${path}.redis_host`, "127.0.0.1"),
     redisPort: r.int(n.redis_port, `${path}.redis_port`, 6379, 1, 65535),
-    description: r.string(n.description, `${path}.description`, ""),
+    // Free text, optional: an empty description is as good as none.
+    description: n.description === "" ? "" : r.string(n.description, `${path}.description`, ""),
   };
 }
 

@@ -1,0 +1,341 @@
+/**
+ * Tests of the cluster-file loader: the embedded default, the file users
+ * already have (the interface page's shape), defaults, and one specific
+ * message, naming the bad field, for each kind of bad file.
+ */
+import assert from "node:assert/strict";
+import {
+  type ClusterConfig,
+  ConfigError,
+  defaultConfigJson,
+  findNode,
+  findNodeByPort,
+  loadConfig,
+  parseConfig,
+} from "../lib/config.ts";
+
+/** The cluster file exactly as the interface page describes it, with descriptions. */
+const USERS_FILE = {
+  cluster_name: "users-cluster",
+  nodes: [
+    {
+      id: "node1",
+      host: "127.0.0.1",
+      port: 8001,
+      redis_host: "127.0.0.1",
+      redis_port: 6379,
+      description: "first node",
+    },
+    {
+      id: "node2",
+      host: "127.0.0.1",
+      port: 8002,
+      redis_host: "127.0.0.1",
+      redis_port: 6380,
+      description: "second node",
+    },
+    {
+      id: "node3",
+      host: "127.0.0.1",
+      port: 8003,
+      redis_host: "127.0.0.1",
+      redis_port: 6381,
+      description: "third node",
+    },
+  ],
+  replication: { replication_factor: 2 },
+  failure_detection: { heartbeat_interval_ms: 5000, failure_timeout_ms: 15000 },
+  consistent_hashing: { virtual_nodes: 150 },
+};
+
+// deno-lint-ignore no-explicit-any
+type Json = any;
+
+/** A deep copy of the users' file, changed by `edit`. */
+function variant(edit: (raw: Json) => void): Json {
+  const raw = structuredClone(USERS_FILE);
+  edit(raw);
+  return raw;
+}
+
+/** Asserts that a raw file fails with a ConfigError naming `path` and matching `reason`. */
+function assertBad(raw: unknown, path: string, reason: RegExp): void {
+  assert.throws(
+    () => parseConfig(raw, "test.json"),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError, `not a ConfigError: ${err}`);
+      assert.ok(
+        err.message.startsWith(`test.json: ${path}: `),
+        `message "${err.message}" lacks path ${path}`,
+      );
+      assert.match(err.message, reason);
+      return true;
+    },
+  );
+}
+
+function withTempFile<T>(text: string, fn: (path: string) => T): T {
+  const path = Deno.makeTempFileSync({ prefix: "kvstore-config-test-", suffix: ".json" });
+  try {
+    Deno.writeTextFileSync(path, text);
+    return fn(path);
+  } finally {
+    Deno.removeSync(path);
+  }
+}
+
+function assertDefaults(c: ClusterConfig): void {
+  assert.equal(c.replication.writeQuorum, 1);
+  assert.equal(c.replication.readQuorum, 1);
+  assert.equal(c.failureDetection.suspectTimeoutMs, 10_000);
+  assert.equal(c.failureDetection.rpcTimeoutMs, 2000);
+  assert.equal(c.storage.engine, "memory");
+  assert.equal(c.storage.redisKeyPrefix, "kvstore:");
+  assert.equal(c.recovery.onStart, true);
+  assert.equal(c.limits.maxKeyBytes, 1024);
+  assert.equal(c.limits.maxValueBytes, 1 << 20);
+  assert.equal(c.logging.level, "info");
+  assert.equal(c.logging.format, "text");
+  for (const n of c.nodes) assert.equal(n.bindHost, n.host);
+}
+
+Deno.test("the embedded default describes 3 nodes on 8001-8003 with Redis on 6379-6381, rf 2, 5000/15000 ms, 150 vnodes", () => {
+  const c = loadConfig();
+  assert.deepEqual(c.nodes.map((n) => n.id), ["node1", "node2", "node3"]);
+  assert.deepEqual(c.nodes.map((n) => n.port), [8001, 8002, 8003]);
+  assert.deepEqual(c.nodes.map((n) => n.redisPort), [6379, 6380, 6381]);
+  assert.equal(c.replication.replicationFactor, 2);
+  assert.equal(c.failureDetection.heartbeatIntervalMs, 5000);
+  assert.equal(c.failureDetection.failureTimeoutMs, 15000);
+  assert.equal(c.consistentHashing.virtualNodes, 150);
+  assertDefaults(c);
+  // The raw default is a copy: changing it does not change the next load.
+  const raw = defaultConfigJson() as Json;
+  raw.nodes = [];
+  assert.equal(loadConfig().nodes.length, 3);
+});
+
+Deno.test("the interface page's cluster file loads unchanged from a file and gets every default", () => {
+  const c = withTempFile(JSON.stringify(USERS_FILE, null, 2), (path) => {
+    const c = loadConfig(path);
+    assert.equal(c.source, path);
+    return c;
+  });
+  assert.equal(c.clusterName, "users-cluster");
+  assert.deepEqual(
+    c.nodes.map((n) => [n.id, n.host, n.port, n.redisHost, n.redisPort, n.description]),
+    USERS_FILE.nodes.map((n) => [n.id, n.host, n.port, n.redis_host, n.redis_port, n.description]),
+  );
+  assert.equal(c.replication.replicationFactor, 2);
+  assert.equal(c.failureDetection.heartbeatIntervalMs, 5000);
+  assert.equal(c.failureDetection.failureTimeoutMs, 15000);
+  assert.equal(c.consistentHashing.virtualNodes, 150);
+  assertDefaults(c);
+});
+
+Deno.test("the shipped config/cluster.json loads from its path exactly like the embedded default", () => {
+  const fromFile = loadConfig(new URL("../config/cluster.json", import.meta.url).pathname);
+  const embedded = loadConfig();
+  assert.deepEqual({ ...fromFile, source: "" }, { ...embedded, source: "" });
+});
+
+Deno.test("a node with an empty or missing description loads", () => {
+  const c = parseConfig(
+    variant((r) => {
+      r.nodes[0].description = "";
+      delete r.nodes[1].description;
+    }),
+    "test.json",
+  );
+  assert.equal(c.nodes[0].description, "");
+  assert.equal(c.nodes[1].description, "");
+  assert.equal(c.nodes[2].description, "third node");
+  assertBad(variant((r) => r.nodes[0].description = 7), "nodes[0].description", /must be a non-empty string/);
+});
+
+Deno.test("new optional settings are read when present", () => {
+  const c = parseConfig(
+    variant((r) => {
+      r.replication.write_quorum = 2;
+      r.replication.read_quorum = 2;
+      r.failure_detection.suspect_timeout_ms = 7000;
+      r.storage = { engine: "redis", redis_key_prefix: "t:" };
+      r.logging = { level: "debug", format: "json" };
+      r.nodes[0].bind_host = "0.0.0.0";
+    }),
+    "test.json",
+  );
+  assert.equal(c.replication.writeQuorum, 2);
+  assert.equal(c.replication.readQuorum, 2);
+  assert.equal(c.failureDetection.suspectTimeoutMs, 7000);
+  assert.equal(c.storage.engine, "redis");
+  assert.equal(c.storage.redisKeyPrefix, "t:");
+  assert.equal(c.logging.level, "debug");
+  assert.equal(c.logging.format, "json");
+  assert.equal(c.nodes[0].bindHost, "0.0.0.0");
+  assert.equal(c.nodes[0].host, "127.0.0.1");
+});
+
+Deno.test("findNode names the unknown id and the known ones", () => {
+  const c = loadConfig();
+  assert.equal(findNode(c, "node2").port, 8002);
+  assert.throws(
+    () => findNode(c, "node9"),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, /: nodes: unknown node id "node9" \(known: node1, node2, node3\)/);
+      return true;
+    },
+  );
+});
+
+Deno.test("findNodeByPort finds the node with that port or names the ports that exist", () => {
+  const c = loadConfig();
+  assert.equal(findNodeByPort(c, 8003).id, "node3");
+  assert.equal(findNodeByPort(c, 8001).id, "node1");
+  assert.throws(
+    () => findNodeByPort(c, 9999),
+    /nodes: no node listens on port 9999 \(ports: 8001, 8002, 8003\)/,
+  );
+});
+
+Deno.test("a duplicate node id is refused with the field path of the second one", () => {
+  assertBad(
+    variant((r) => r.nodes[2].id = "node1"),
+    "nodes[2].id",
+    /duplicate node id "node1" \(also nodes\[0\]\)/,
+  );
+});
+
+Deno.test("a duplicate host:port is refused with the field path of the second one", () => {
+  assertBad(
+    variant((r) => r.nodes[1].port = 8001),
+    "nodes[1].port",
+    /duplicate address 127\.0\.0\.1:8001 \(also used by node1\)/,
+  );
+  // The same port on another host is fine.
+  const c = parseConfig(
+    variant((r) => {
+      r.nodes[1].port = 8001;
+      r.nodes[1].host = "127.0.0.2";
+    }),
+    "test.json",
+  );
+  assert.equal(c.nodes[1].port, 8001);
+});
+
+Deno.test("a replication_factor larger than the number of nodes is refused", () => {
+  assertBad(
+    variant((r) => r.replication.replication_factor = 4),
+    "replication.replication_factor",
+    /4 is larger than the number of nodes \(3\)/,
+  );
+  assertBad(
+    variant((r) => r.replication.replication_factor = 0),
+    "replication.replication_factor",
+    /0 is below the minimum 1/,
+  );
+});
+
+Deno.test("a negative or zero interval is refused with its field path", () => {
+  for (const v of [0, -5000]) {
+    assertBad(
+      variant((r) => r.failure_detection.heartbeat_interval_ms = v),
+      "failure_detection.heartbeat_interval_ms",
+      new RegExp(`${v} is below the minimum 1`),
+    );
+    assertBad(
+      variant((r) => r.failure_detection.failure_timeout_ms = v),
+      "failure_detection.failure_timeout_ms",
+      new RegExp(`${v} is below the minimum 1`),
+    );
+    assertBad(
+      variant((r) => r.consistent_hashing.virtual_nodes = v),
+      "consistent_hashing.virtual_nodes",
+      new RegExp(`${v} is below the minimum 1`),
+    );
+  }
+  assertBad(
+    variant((r) => r.recovery = { anti_entropy_interval_ms: -1 }),
+    "recovery.anti_entropy_interval_ms",
+    /-1 is below the minimum 0/,
+  );
+});
+
+Deno.test("a failure_timeout_ms not larger than heartbeat_interval_ms is refused", () => {
+  for (const timeout of [5000, 4000]) {
+    assertBad(
+      variant((r) => r.failure_detection.failure_timeout_ms = timeout),
+      "failure_detection.failure_timeout_ms",
+      new RegExp(`${timeout} must be larger than heartbeat_interval_ms \\(5000\\)`),
+    );
+  }
+  assertBad(
+    variant((r) => r.failure_detection.suspect_timeout_ms = 20000),
+    "failure_detection.suspect_timeout_ms",
+    /20000 is larger than failure_timeout_ms/,
+  );
+});
+
+Deno.test("a write_quorum or read_quorum larger than replication_factor is refused", () => {
+  assertBad(
+    variant((r) => r.replication.write_quorum = 3),
+    "replication.write_quorum",
+    /3 is larger than replication_factor \(2\)/,
+  );
+  assertBad(
+    variant((r) => r.replication.read_quorum = 3),
+    "replication.read_quorum",
+    /3 is larger than replication_factor \(2\)/,
+  );
+});
+
+Deno.test("an unknown storage engine is refused with the allowed ones", () => {
+  assertBad(
+    variant((r) => r.storage = { engine: "postgres" }),
+    "storage.engine",
+    /must be one of "memory", "redis"/,
+  );
+  assertBad(variant((r) => r.storage = "redis"), "storage", /must be an object/);
+});
+
+Deno.test("a port that is not an integer, or out of range, is refused with the node's field path", () => {
+  assertBad(variant((r) => r.nodes[0].port = 8001.5), "nodes[0].port", /must be an integer/);
+  assertBad(variant((r) => r.nodes[1].port = "8002"), "nodes[1].port", /must be an integer/);
+  assertBad(variant((r) => delete r.nodes[2].port), "nodes[2].port", /must be an integer/);
+  assertBad(variant((r) => r.nodes[0].port = 70000), "nodes[0].port", /70000 is above the maximum 65535/);
+  assertBad(variant((r) => r.nodes[0].redis_port = 0), "nodes[0].redis_port", /0 is below the minimum 1/);
+});
+
+Deno.test("a file without nodes, or with an empty node list, is refused", () => {
+  assertBad(variant((r) => delete r.nodes), "nodes", /must be an array/);
+  assertBad(variant((r) => r.nodes = {}), "nodes", /must be an array/);
+  assertBad(variant((r) => r.nodes = []), "nodes", /at least one node is required/);
+  assertBad(variant((r) => r.nodes[1] = "node2"), "nodes[1]", /must be an object/);
+  assertBad(variant((r) => delete r.nodes[0].id), "nodes[0].id", /must be a non-empty string/);
+  assertBad(variant((r) => r.nodes[0].id = "node 1"), "nodes[0].id", /may hold only letters, digits/);
+  assertBad([], "$", /must be an object/);
+});
+
+Deno.test("a file that is not valid JSON is refused with its path", () => {
+  withTempFile('{ "nodes": [ ', (path) => {
+    assert.throws(() => loadConfig(path), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.ok(err.message.startsWith(`${path}: (file): not valid JSON`), err.message);
+      return true;
+    });
+  });
+});
+
+Deno.test("a file that cannot be read is refused with its path", () => {
+  const path = `${Deno.makeTempDirSync({ prefix: "kvstore-config-test-" })}/missing.json`;
+  try {
+    assert.throws(() => loadConfig(path), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.ok(err.message.startsWith(`${path}: (file): cannot read`), err.message);
+      return true;
+    });
+  } finally {
+    Deno.removeSync(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+  }
+});

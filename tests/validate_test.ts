@@ -1,0 +1,96 @@
+/** Tests of the input rules checked at the edge, with their codes and messages. */
+import assert from "node:assert/strict";
+import { loadConfig } from "../lib/config.ts";
+import { Code, KvError } from "../lib/errors.ts";
+import { checkBatch, checkKey, checkTimestamp, checkValue, type Limits } from "../lib/validate.ts";
+
+const limits: Limits = loadConfig().limits;
+
+/** Asserts that fn throws a KvError with this code and a message matching re. */
+function assertKvError(fn: () => void, code: number, re: RegExp): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof KvError, `not a KvError: ${err}`);
+    assert.equal(err.code, code, `code of "${err.message}"`);
+    assert.match(err.message, re);
+    return true;
+  });
+}
+
+Deno.test("the default limits are 1024-byte keys, 1 MiB values and 10000-item batches", () => {
+  assert.equal(limits.maxKeyBytes, 1024);
+  assert.equal(limits.maxValueBytes, 1 << 20);
+  assert.equal(limits.maxBatchItems, 10_000);
+});
+
+Deno.test("an empty key is refused as INVALID_ARGUMENT", () => {
+  assertKvError(() => checkKey("", limits), Code.INVALID_ARGUMENT, /key must not be empty/);
+  checkKey("k", limits);
+  checkKey(" ", limits);
+});
+
+Deno.test("a key at the byte limit passes and one byte over is refused", () => {
+  checkKey("a".repeat(1024), limits);
+  assertKvError(
+    () => checkKey("a".repeat(1025), limits),
+    Code.INVALID_ARGUMENT,
+    /key is 1025 bytes; the limit is 1024 \(limits\.max_key_bytes\)/,
+  );
+});
+
+Deno.test("key length is counted in UTF-8 bytes, not characters", () => {
+  // 2-byte characters: 512 fit exactly, 513 do not.
+  checkKey("é".repeat(512), limits);
+  assertKvError(() => checkKey("é".repeat(513), limits), Code.INVALID_ARGUMENT, /key is 1026 bytes/);
+  // 3-byte characters: 341 (1023 bytes) fit, 342 (1026 bytes) do not, though only 342 characters.
+  checkKey("€".repeat(341), limits);
+  assertKvError(() => checkKey("€".repeat(342), limits), Code.INVALID_ARGUMENT, /key is 1026 bytes/);
+  checkKey("€".repeat(341) + "a", limits);
+  assertKvError(() => checkKey("€".repeat(341) + "ab", limits), Code.INVALID_ARGUMENT, /key is 1025 bytes/);
+  // 4-byte characters (surrogate pairs in JavaScript): 256 fit, 257 do not.
+  checkKey("😀".repeat(256), limits);
+  assertKvError(() => checkKey("😀".repeat(257), limits), Code.INVALID_ARGUMENT, /key is 1028 bytes/);
+  // Under a small limit the same rules hold.
+  const small = { ...limits, maxKeyBytes: 4 };
+  checkKey("a€", small);
+  assertKvError(() => checkKey("ab€", small), Code.INVALID_ARGUMENT, /key is 5 bytes; the limit is 4/);
+});
+
+Deno.test("a value over the limit is refused as RESOURCE_EXHAUSTED (code 8)", () => {
+  checkValue(new Uint8Array(0), limits);
+  checkValue(new Uint8Array(limits.maxValueBytes), limits);
+  assertKvError(
+    () => checkValue(new Uint8Array(limits.maxValueBytes + 1), limits),
+    8,
+    /value is 1048577 bytes; the limit is 1048576 \(limits\.max_value_bytes\)/,
+  );
+  assert.equal(Code.RESOURCE_EXHAUSTED, 8);
+  // A view into a larger buffer counts only its own bytes.
+  const view = new Uint8Array(new ArrayBuffer(limits.maxValueBytes + 100), 100);
+  checkValue(view, limits);
+});
+
+Deno.test("a negative, fractional, unsafe or non-number timestamp is refused", () => {
+  checkTimestamp(0);
+  checkTimestamp(1);
+  checkTimestamp(1_700_000_000_000_000);
+  checkTimestamp(Number.MAX_SAFE_INTEGER);
+  for (const bad of [-1, -1_700_000_000_000_000, 2 ** 53, Number.MAX_SAFE_INTEGER + 2, 1.5, NaN, Infinity]) {
+    assertKvError(
+      () => checkTimestamp(bad),
+      Code.INVALID_ARGUMENT,
+      /timestamp must be 0 or a positive number/,
+    );
+  }
+  assertKvError(() => checkTimestamp(-5), Code.INVALID_ARGUMENT, /got -5$/);
+});
+
+Deno.test("a batch must hold at least one item and at most max_batch_items", () => {
+  checkBatch(1, limits);
+  checkBatch(limits.maxBatchItems, limits);
+  assertKvError(() => checkBatch(0, limits), Code.INVALID_ARGUMENT, /batch must hold at least one item/);
+  assertKvError(
+    () => checkBatch(limits.maxBatchItems + 1, limits),
+    Code.RESOURCE_EXHAUSTED,
+    /batch holds 10001 items; the limit is 10000 \(limits\.max_batch_items\)/,
+  );
+});
