@@ -56,7 +56,9 @@ export class Logger {
     if (RANK[level] < this.#min) return;
     const time = new Date().toISOString();
     if (this.options.format === "json") {
-      this.#write(JSON.stringify({ time, level, node: this.options.name, msg, ...fields }));
+      // The line's own keys are set again after the fields so a field never overwrites them.
+      const head = { time, level, node: this.options.name, msg };
+      this.#write(JSON.stringify({ ...head, ...fields, ...head }));
       return;
     }
     const extra = fields
