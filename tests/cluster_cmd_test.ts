@@ -17,7 +17,8 @@ interface RunningCluster {
   lines: string[];
   dir: string;
   ports: number[];
-  waitForLine(re: RegExp, ms: number): Promise<RegExpMatchArray>;
+  /** The `nth` (1-based) line matching `re`, once it has been printed. */
+  waitForLine(re: RegExp, ms: number, nth?: number): Promise<RegExpMatchArray>;
   pids(): number[];
 }
 
@@ -68,13 +69,11 @@ async function startClusterCommand(extraArgs: string[], redisPorts?: number[]): 
     lines,
     dir,
     ports,
-    async waitForLine(re, ms) {
+    async waitForLine(re, ms, nth = 1) {
       const deadline = Date.now() + ms;
       while (Date.now() < deadline) {
-        for (const l of lines) {
-          const m = l.match(re);
-          if (m) return m;
-        }
+        const matches = lines.map((l) => l.match(re)).filter((m) => m !== null);
+        if (matches.length >= nth) return matches[nth - 1];
         await new Promise((r) => setTimeout(r, 50));
       }
       throw new Error(`no line matching ${re} within ${ms} ms:\n${lines.join("\n")}`);
@@ -180,3 +179,25 @@ clusterTest(
   },
   { timeoutMs: 90_000, ignore: !redisAvailable && !Deno.env.get("CI") },
 );
+
+clusterTest("the cluster command starts a node again after it crashes, and it serves again", async () => {
+  const c = await startClusterCommand([]);
+  try {
+    await c.waitForLine(/is up/, 60_000);
+    const [, pid] = await c.waitForLine(/started node3 \(pid (\d+)\)/, 1000);
+    Deno.kill(Number(pid), "SIGABRT");
+    await c.waitForLine(new RegExp(`node3 \\(pid ${pid}\\) crashed .*starting it again`), 10_000);
+    const [, again] = await c.waitForLine(/started node3 \(pid (\d+)\)/, 10_000, 2);
+    assert.notEqual(again, pid);
+    await c.waitForLine(/\[node3\] .*recovery finished/, 30_000, 2);
+    const client = await KvClient.connect([`127.0.0.1:${c.ports[2]}`], { route: false });
+    try {
+      assert.equal((await client.put("after-crash", "ok")).ok, true);
+    } finally {
+      client.close();
+    }
+    await stopAndCheck(c);
+  } finally {
+    cleanup(c);
+  }
+}, { timeoutMs: 90_000 });

@@ -97,33 +97,34 @@ async function startRedis(config: ClusterConfig, dataDir: string): Promise<Stopp
   return servers;
 }
 
-/** Starts one node process with its output prefixed by its id. */
+/** Crashes (not kills) that make the supervisor start a node again. */
+const CRASH_SIGNALS = new Set(["SIGABRT", "SIGSEGV"]);
+const MAX_RESTARTS = 5;
+
+/**
+ * Starts one node process with its output prefixed by its id, and starts it
+ * again if it crashes (SIGABRT or SIGSEGV, as Deno 2.9's HTTP/2 can:
+ * denoland/deno#36788); it then recovers its data from its peers. A node
+ * killed or exiting on its own is reported, not restarted.
+ */
 function startNode(node: NodeConfig, args: string[], stopping: () => boolean): Stoppable {
-  const { cmd, args: cmdArgs } = selfCommand(["server", "--id", node.id, ...args]);
-  const child = new Deno.Command(cmd, { args: cmdArgs, stdin: "null", stdout: "piped", stderr: "piped" })
-    .spawn();
-  const prefix = `[${node.id}] `;
-  const pipe = (s: ReadableStream<Uint8Array>, write: (l: string) => void) =>
-    s.pipeThrough(new TextDecoderStream()).pipeTo(
-      new WritableStream({
-        write(chunk) {
-          for (const line of chunk.split("\n")) if (line !== "") write(prefix + line);
-        },
-      }),
-    ).catch(() => {});
-  const piped = Promise.all([pipe(child.stdout, console.log), pipe(child.stderr, console.error)]);
-  const exited = child.status.then(async (status) => {
-    await piped;
-    if (!stopping()) {
-      say(
-        `${node.id} (pid ${child.pid}) exited with code ${status.code}${
-          status.signal ? ` (${status.signal})` : ""
-        }`,
-      );
+  let child = spawnNode(node, args);
+  let exited = watch(child);
+  let restarts = 0;
+  async function watch(c: Deno.ChildProcess): Promise<Deno.CommandStatus> {
+    const status = await c.status;
+    if (stopping()) return status;
+    const how = `code ${status.code}${status.signal ? ` (${status.signal})` : ""}`;
+    if (status.signal && CRASH_SIGNALS.has(status.signal) && restarts < MAX_RESTARTS) {
+      restarts++;
+      say(`${node.id} (pid ${c.pid}) crashed with ${how}; starting it again (${restarts}/${MAX_RESTARTS})`);
+      child = spawnNode(node, args);
+      exited = watch(child);
+      return await exited;
     }
+    say(`${node.id} (pid ${c.pid}) exited with ${how}`);
     return status;
-  });
-  say(`started ${node.id} (pid ${child.pid}) for ${node.host}:${node.port}`);
+  }
   return {
     name: node.id,
     async stop() {
@@ -138,6 +139,25 @@ function startNode(node: NodeConfig, args: string[], stopping: () => boolean): S
       clearTimeout(timer);
     },
   };
+}
+
+function spawnNode(node: NodeConfig, args: string[]): Deno.ChildProcess {
+  const { cmd, args: cmdArgs } = selfCommand(["server", "--id", node.id, ...args]);
+  const child = new Deno.Command(cmd, { args: cmdArgs, stdin: "null", stdout: "piped", stderr: "piped" })
+    .spawn();
+  const prefix = `[${node.id}] `;
+  const pipe = (s: ReadableStream<Uint8Array>, write: (l: string) => void) =>
+    s.pipeThrough(new TextDecoderStream()).pipeTo(
+      new WritableStream({
+        write(chunk) {
+          for (const line of chunk.split("\n")) if (line !== "") write(prefix + line);
+        },
+      }),
+    ).catch(() => {});
+  pipe(child.stdout, console.log);
+  pipe(child.stderr, console.error);
+  say(`started ${node.id} (pid ${child.pid}) for ${node.host}:${node.port}`);
+  return child;
 }
 
 async function waitUntilListening(config: ClusterConfig): Promise<void> {
