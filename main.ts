@@ -46,14 +46,17 @@ async function main(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
+  let code: number = EXIT.ERROR;
   try {
-    Deno.exitCode = await main(Deno.args);
+    code = await main(Deno.args);
   } catch (err) {
     if (err instanceof UsageError || err instanceof ConfigError) {
       console.error(`error: ${err.message}`);
     } else {
       console.error(err);
     }
-    Deno.exitCode = EXIT.ERROR;
   }
+  // Exit at once: open gRPC channels would keep the process alive, and
+  // closing them gracefully sends GOAWAY frames (see lib/grpc/call.ts).
+  Deno.exit(code);
 }

@@ -67,6 +67,7 @@ export class Coordinator {
   async write(reqs: readonly WriteRequest[], forwarded: boolean): Promise<WriteResult[]> {
     return await this.#route(reqs, forwarded, {
       keyOf: (r) => r.key,
+      coordinatorOf: (key) => this.coordinatorFor(key),
       local: (group) => this.#coordinateWrites(group),
       remote: (peer, group) => this.o.transport.forwardWrites(peer, group),
       failed: (r, code, message) => writeFailure(r.key, code, message),
@@ -77,6 +78,7 @@ export class Coordinator {
   async read(keys: readonly string[], forwarded: boolean): Promise<ReadResult[]> {
     return await this.#route(keys, forwarded, {
       keyOf: (k) => k,
+      coordinatorOf: (key) => this.readCoordinatorFor(key),
       local: (group) => this.#coordinateReads(group),
       remote: (peer, group) => this.o.transport.forwardReads(peer, group),
       failed: (k, code, message) => readFailure(k, code, message),
@@ -95,11 +97,22 @@ export class Coordinator {
   }
 
   /**
+   * The node that should coordinate a read of a key now: the first of its
+   * `replication_factor` natural copies that can serve. A node beyond them
+   * holds no copy, so it would answer "not found" for a key that exists;
+   * with every copy down the read is UNAVAILABLE instead.
+   */
+  readCoordinatorFor(key: string): string | undefined {
+    return this.o.ring.preferenceList(key, this.o.replicationFactor).find((id) => this.o.canServe(id));
+  }
+
+  /**
    * Groups items by coordinator, runs each group locally or on its peer, and
    * regroups the items of an unreachable peer onto the next coordinator.
    */
   async #route<T, R>(items: readonly T[], forwarded: boolean, how: {
     keyOf: (item: T) => string;
+    coordinatorOf: (key: string) => string | undefined;
     local: (group: T[]) => Promise<R[]>;
     remote: (peer: string, group: T[]) => Promise<R[]>;
     failed: (item: T, code: StatusCode, message: string) => R;
@@ -111,7 +124,7 @@ export class Coordinator {
       const groups = new Map<string, number[]>();
       for (const i of pending) {
         const key = how.keyOf(items[i]);
-        const target = forwarded ? this.#self : this.coordinatorFor(key);
+        const target = forwarded ? this.#self : how.coordinatorOf(key);
         if (target === undefined || attempt > this.o.ring.nodeIds.length) {
           results[i] = how.failed(items[i], Code.UNAVAILABLE, this.#noNodeMessage(key, unreachable));
           continue;
@@ -210,6 +223,14 @@ export class Coordinator {
     for (const record of records) {
       copies.set(record.key, 1);
       const { targets, selfHints } = this.placement(record.key);
+      // A coordinator that is neither a natural copy nor a stand-in (the
+      // key's nodes are up but not serving yet, e.g. JOINING) keeps its copy
+      // as a stand-in: a hint makes the handoff deliver it and then erase
+      // it, so no stray copy outlives the write and later shows a stale or
+      // deleted key.
+      if (selfHints.length === 0 && targets.length > 0 && !this.#isNatural(record.key)) {
+        selfHints.push(targets[0].peer);
+      }
       for (const down of selfHints) this.o.hints.add(down, record.key, record);
       for (const { peer, hintFor } of targets) {
         let items = byPeer.get(peer);
@@ -226,6 +247,11 @@ export class Coordinator {
       for (const { record } of items) copies.set(record.key, copies.get(record.key)! + 1);
     }));
     return copies;
+  }
+
+  /** Whether this node holds a copy of the key when every node is up. */
+  #isNatural(key: string): boolean {
+    return this.o.ring.preferenceList(key, this.o.replicationFactor).includes(this.#self);
   }
 
   /**

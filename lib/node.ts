@@ -24,6 +24,15 @@ import { recoverFromPeers } from "./recovery.ts";
 import { purgeTombstones } from "./tombstones.ts";
 import { Code, errorMessage, KvError, type PeerUnavailableError } from "./errors.ts";
 
+/**
+ * How long asynchronous replication waits to fill a batch: a burst of
+ * writes then costs a few ReplicateBatch calls, not one per write.
+ */
+const REPLICATION_LINGER_MS = 20;
+
+/** How long a stopping node waits for its replication queues to drain. */
+const STOP_FLUSH_MS = 5000;
+
 /** How a node describes a member of the cluster. */
 export interface MemberInfo {
   id: string;
@@ -109,6 +118,7 @@ export class KvNode {
       queueLimit: rep.queueLimit,
       batchSize: rep.batchSize,
       batchBytes: Math.floor(config.limits.maxMessageBytes / 2),
+      lingerMs: REPLICATION_LINGER_MS,
     });
     this.coordinator = new Coordinator({
       self: self.id,
@@ -177,14 +187,30 @@ export class KvNode {
     return this.config.recovery.onStart && this.#peers.length > 0 ? this.recover() : Promise.resolve();
   }
 
-  /** Stops every loop and closes storage and peer channels. */
+  /**
+   * Stops every loop and closes storage. Peer channels stay open until the
+   * process exits: closing them gracefully sends GOAWAY frames, which Deno
+   * 2.9's HTTP/2 does not always survive (denoland/deno#36788).
+   */
   async stop(): Promise<void> {
     this.#heartbeats.stop();
     this.#handoff.stop();
     this.#antiEntropy.stop();
     for (const t of this.#timers) clearInterval(t);
+    // Acknowledged writes still queued for replicas go out before the exit
+    // (bounded: a replica that is down turns them into hints meanwhile).
+    const deadline = Date.now() + STOP_FLUSH_MS;
+    while (this.replicator.pendingTotal() > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const left = this.replicator.pendingTotal();
+    if (left > 0) this.log.warn("stopping with replication still queued", { records: left });
+    if (this.hints.size() > 0) {
+      this.log.warn("stopping with undelivered hints; anti-entropy will repair", {
+        hints: this.hints.size(),
+      });
+    }
     this.replicator.stop();
-    this.#transport.close();
     await this.storage.close();
   }
 

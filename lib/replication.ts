@@ -31,6 +31,12 @@ export interface ReplicatorOptions {
   batchBytes: number;
   retryBaseMs?: number;
   retryMaxMs?: number;
+  /**
+   * How long a sender waits for more records before sending a batch that is
+   * not full (0: at once). A few milliseconds turn a stream of writes into
+   * a few large ReplicateBatch calls instead of one call per write.
+   */
+  lingerMs?: number;
 }
 
 class PeerQueue {
@@ -114,6 +120,7 @@ export class Replicator {
     q.draining = true;
     const base = this.options.retryBaseMs ?? 50;
     let backoff = base;
+    let lingered = false;
     try {
       while (q.length > 0 && !this.#stopped) {
         if (!this.options.canStore(peer)) {
@@ -121,6 +128,12 @@ export class Replicator {
           q.shift(q.length);
           break;
         }
+        if (!lingered && q.length < this.options.batchSize && (this.options.lingerMs ?? 0) > 0) {
+          lingered = true;
+          await sleep(this.options.lingerMs!);
+          continue;
+        }
+        lingered = false;
         const batch = this.#nextBatch(q);
         try {
           await this.options.transport.replicate(peer, batch);

@@ -9,11 +9,99 @@
  * every configured node whatever its health: callers skip the ones that are
  * down, so a node gets exactly its keys back when it returns.
  */
-import { createHash } from "node:crypto";
-
-/** The 32-bit ring position of a string. */
+/**
+ * The 32-bit ring position of a string: the first four bytes of its MD5,
+ * big-endian.
+ *
+ * MD5 is computed here in plain JavaScript: every request hashes its key a
+ * few times, and for keys of a few dozen bytes this is several times faster
+ * than node:crypto (whose per-call setup dominates). tests/ring_test.ts
+ * checks it against node:crypto.
+ */
 export function ringHash(s: string): number {
-  return createHash("md5").update(s, "utf8").digest().readUInt32BE(0);
+  const len = utf8Into(s);
+  // Padding: 0x80, zeros, then the length in bits (64-bit little-endian).
+  const blocks = ((len + 8) >>> 6) + 1;
+  const end = blocks * 64;
+  md5Buf[len] = 0x80;
+  md5Buf.fill(0, len + 1, end - 8);
+  const bitsLow = (len * 8) >>> 0;
+  const bitsHigh = Math.floor(len / 0x2000_0000);
+  for (let i = 0; i < 4; i++) {
+    md5Buf[end - 8 + i] = (bitsLow >>> (8 * i)) & 0xff;
+    md5Buf[end - 4 + i] = (bitsHigh >>> (8 * i)) & 0xff;
+  }
+  let a0 = 0x67452301;
+  let b0 = 0xefcdab89 | 0;
+  let c0 = 0x98badcfe | 0;
+  let d0 = 0x10325476;
+  const m = md5Words;
+  for (let off = 0; off < end; off += 64) {
+    for (let j = 0; j < 16; j++) {
+      const o = off + 4 * j;
+      m[j] = md5Buf[o] | (md5Buf[o + 1] << 8) | (md5Buf[o + 2] << 16) | (md5Buf[o + 3] << 24);
+    }
+    let a = a0;
+    let b = b0;
+    let c = c0;
+    let d = d0;
+    for (let i = 0; i < 64; i++) {
+      let f: number;
+      let g: number;
+      if (i < 16) {
+        f = (b & c) | (~b & d);
+        g = i;
+      } else if (i < 32) {
+        f = (d & b) | (~d & c);
+        g = (5 * i + 1) & 15;
+      } else if (i < 48) {
+        f = b ^ c ^ d;
+        g = (3 * i + 5) & 15;
+      } else {
+        f = c ^ (b | ~d);
+        g = (7 * i) & 15;
+      }
+      f = (f + a + MD5_K[i] + m[g]) | 0;
+      a = d;
+      d = c;
+      c = b;
+      b = (b + ((f << MD5_R[i]) | (f >>> (32 - MD5_R[i])))) | 0;
+    }
+    a0 = (a0 + a) | 0;
+    b0 = (b0 + b) | 0;
+    c0 = (c0 + c) | 0;
+    d0 = (d0 + d) | 0;
+  }
+  // The digest starts with a0's bytes, least significant first.
+  return (((a0 & 0xff) << 24) | (((a0 >>> 8) & 0xff) << 16) | (((a0 >>> 16) & 0xff) << 8) | (a0 >>> 24)) >>>
+    0;
+}
+
+const MD5_R = Uint8Array.from([
+  ...[7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22],
+  ...[5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20],
+  ...[4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23],
+  ...[6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21],
+]);
+const MD5_K = Int32Array.from({ length: 64 }, (_, i) => Math.floor(Math.abs(Math.sin(i + 1)) * 2 ** 32) | 0);
+const md5Words = new Int32Array(16);
+let md5Buf = new Uint8Array(256);
+const utf8 = new TextEncoder();
+
+/** Writes the UTF-8 of `s` at the start of `md5Buf` (grown as needed, with room for padding); its length. */
+function utf8Into(s: string): number {
+  const n = s.length;
+  let ascii = n + 72 <= md5Buf.length;
+  for (let i = 0; ascii && i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0x7f) ascii = false;
+    else md5Buf[i] = c;
+  }
+  if (ascii) return n;
+  const bytes = utf8.encode(s);
+  if (bytes.length + 72 > md5Buf.length) md5Buf = new Uint8Array(2 * (bytes.length + 72));
+  md5Buf.set(bytes);
+  return bytes.length;
 }
 
 /** A consistent-hash ring over a fixed set of node ids. */
@@ -55,16 +143,25 @@ export class HashRing {
   /** {@link preferenceList} for a position already hashed. */
   walk(position: number, count: number, accept?: (id: string) => boolean): string[] {
     const out: string[] = [];
-    const seen = new Uint8Array(this.nodeIds.length);
+    const nodes = this.nodeIds.length;
+    // A bit per node seen (a typed array when there are more than 32 nodes).
+    let seenBits = 0;
+    const seen = nodes > 32 ? new Uint8Array(nodes) : undefined;
+    let distinct = 0;
     const n = this.#points.length;
     const start = this.#firstPointAtOrAfter(position);
-    for (let step = 0; step < n && out.length < count; step++) {
+    for (let step = 0; step < n && out.length < count && distinct < nodes; step++) {
       const owner = this.#owners[(start + step) % n];
-      if (seen[owner]) continue;
-      seen[owner] = 1;
+      if (seen) {
+        if (seen[owner]) continue;
+        seen[owner] = 1;
+      } else {
+        if (seenBits & (1 << owner)) continue;
+        seenBits |= 1 << owner;
+      }
+      distinct++;
       const id = this.nodeIds[owner];
       if (!accept || accept(id)) out.push(id);
-      if (seen.every((s) => s === 1)) break;
     }
     return out;
   }

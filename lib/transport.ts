@@ -80,5 +80,4 @@ export interface PeerTransport {
     peer: string,
     opts: { bucketBits: number; buckets: number[]; maxRecords: number; maxBytes: number },
   ): AsyncIterable<KvRecord[]>;
-  close(): void;
 }

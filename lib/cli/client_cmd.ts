@@ -60,7 +60,11 @@ export async function clientCommand(args: string[]): Promise<number> {
   const timeoutMs = values.timeout !== undefined ? positiveInt(values.timeout, "--timeout") : 5000;
   const [command, ...rest] = positionals;
   const out: Output = { json: values.json ?? false };
-  let client: KvClient | undefined;
+  // An unknown command is a usage error even when no node can be reached.
+  if (command !== undefined && !["put", "get", "delete", "list", "status"].includes(command)) {
+    throw new UsageError(`unknown client command "${command}" (see client --help)`);
+  }
+  let client: KvClient;
   try {
     const route = !values["no-route"] && command !== "list";
     client = await KvClient.connect([address], { route, timeoutMs });
@@ -98,9 +102,9 @@ export async function clientCommand(args: string[]): Promise<number> {
     const code = err instanceof KvError ? codeName(err.code) : "ERROR";
     print(out, { error: code, message: errorMessage(err) }, `error: ${code}: ${errorMessage(err)}`);
     return EXIT.ERROR;
-  } finally {
-    client?.close();
   }
+  // The client is not closed: main.ts exits the process, which closes its
+  // connections without the GOAWAY a graceful close sends (denoland/deno#36788).
 }
 
 /** The users' demonstration: PUT, GET, DELETE, GET after DELETE. */

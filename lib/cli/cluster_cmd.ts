@@ -160,25 +160,26 @@ function spawnNode(node: NodeConfig, args: string[]): Deno.ChildProcess {
   return child;
 }
 
+/**
+ * Polls each node until it answers. The probe client is left open for the
+ * life of the process: closing it would send the nodes a GOAWAY, which Deno
+ * 2.9's HTTP/2 does not always survive (denoland/deno#36788).
+ */
 async function waitUntilListening(config: ClusterConfig): Promise<void> {
   const deadline = Date.now() + 60_000;
-  for (const node of config.nodes) {
-    const address = `${node.host}:${node.port}`;
-    const client = await KvClient.connect([address], { route: false, timeoutMs: 1000 });
-    try {
-      while (true) {
-        try {
-          await client.membership(address);
-          break;
-        } catch (err) {
-          if (Date.now() > deadline) {
-            throw new Error(`${node.id} is not answering on ${address}: ${errorMessage(err)}`);
-          }
-          await new Promise((r) => setTimeout(r, 200));
+  const addresses = config.nodes.map((n) => `${n.host}:${n.port}`);
+  const client = await KvClient.connect(addresses, { route: false, timeoutMs: 1000 });
+  for (const [i, address] of addresses.entries()) {
+    while (true) {
+      try {
+        await client.membership(address);
+        break;
+      } catch (err) {
+        if (Date.now() > deadline) {
+          throw new Error(`${config.nodes[i].id} is not answering on ${address}: ${errorMessage(err)}`);
         }
+        await new Promise((r) => setTimeout(r, 200));
       }
-    } finally {
-      client.close();
     }
   }
 }

@@ -115,5 +115,8 @@ export function channelOptions(maxMessageBytes: number): grpc.ChannelOptions {
     // Channelz (gRPC's introspection service, unused here) counts every call
     // in trackers on both ends; off, each call is measurably cheaper.
     "grpc.enable_channelz": 0,
+    // Never close an idle channel (grpc-js does after 30 min by default):
+    // that close is a GOAWAY, see above.
+    "grpc.client_idle_timeout_ms": 2 ** 31 - 1,
   };
 }

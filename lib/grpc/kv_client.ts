@@ -89,6 +89,7 @@ export class KvClient {
   #membership?: Membership;
   #ring?: HashRing;
   #addressOf = new Map<string, string>();
+  #statusOf = new Map<string, NodeStatusName>();
   #refreshing?: Promise<void>;
 
   private constructor(private readonly addresses: string[], private readonly options: ClientOptions) {
@@ -206,6 +207,7 @@ export class KvClient {
         this.#membership = m;
         this.#ring = new HashRing(m.members.map((n) => n.id), m.virtualNodes);
         this.#addressOf = new Map(m.members.map((n) => [n.id, n.address]));
+        this.#statusOf = new Map(m.members.map((n) => [n.id, n.status]));
       } finally {
         this.#refreshing = undefined;
       }
@@ -216,18 +218,20 @@ export class KvClient {
   addressFor(key: string): string {
     if (!this.#route || !this.#ring || !this.#membership) return this.#firstAvoidFree(this.addresses);
     const now = Date.now();
-    const status = new Map(this.#membership.members.map((m) => [m.id, m.status]));
     const usable = (id: string) =>
-      status.get(id) === "ACTIVE" && (this.#avoidUntil.get(this.#addressOf.get(id)!) ?? 0) <= now;
+      this.#statusOf.get(id) === "ACTIVE" && (this.#avoidUntil.get(this.#addressOf.get(id)!) ?? 0) <= now;
     const id = this.#ring.preferenceList(key, this.#ring.nodeIds.length, usable)[0];
     return id ? this.#addressOf.get(id)! : this.#firstAvoidFree(this.#knownAddresses());
   }
 
+  /**
+   * Stops using this client. Its channels are deliberately not closed: a
+   * graceful close sends the node a GOAWAY frame, which Deno 2.9's HTTP/2
+   * does not always survive (denoland/deno#36788). grpc-js shares one
+   * connection per address among all clients of a process, so nothing piles
+   * up; the connection ends with the process.
+   */
   close(): void {
-    for (const s of this.#stubs.values()) {
-      s.kv.close();
-      s.node.close();
-    }
     this.#stubs.clear();
   }
 
@@ -303,7 +307,10 @@ export class KvClient {
       return await unary<Res>(this.#stub(address)[service], method, req, this.#timeoutMs);
     } catch (err) {
       const e = statusError(err);
-      throw new KvError(e.code, isUnreachable(err) ? `${address}: ${e.message}` : e.message);
+      if (!isUnreachable(err)) throw new KvError(e.code, e.message);
+      // Name the node too, so "the owner is down" reads as which node is down.
+      const id = [...this.#addressOf].find(([, a]) => a === address)?.[0];
+      throw new KvError(e.code, `${id ? `${id} (${address})` : address}: ${e.message}`);
     }
   }
 

@@ -1,9 +1,11 @@
 /**
  * The gRPC implementation of `PeerTransport`: calls from this node to others.
  *
- * One NodeService client (one HTTP/2 channel) per peer, created once and
- * reused for every call. Every call has a deadline; a peer that cannot be
- * reached surfaces as `PeerUnavailableError`, so the caller fails over.
+ * One NodeService client (one HTTP/2 channel) per peer, created once,
+ * reused for every call and never closed (a graceful close sends a GOAWAY
+ * frame, which Deno 2.9's HTTP/2 does not always survive: see
+ * KvClient.close). Every call has a deadline; a peer that cannot be reached
+ * surfaces as `PeerUnavailableError`, so the caller fails over.
  */
 import * as grpc from "@grpc/grpc-js";
 import type { NodeConfig } from "../config.ts";
@@ -182,10 +184,6 @@ export class GrpcPeerTransport implements PeerTransport {
       max_records: opts.maxRecords,
       max_bytes: opts.maxBytes,
     });
-  }
-
-  close(): void {
-    for (const c of this.#clients.values()) c.close();
   }
 
   #client(peer: string): grpc.Client {

@@ -18,6 +18,17 @@ export const LOADER_OPTIONS: protoLoader.Options = {
   arrays: true,
 };
 
+/**
+ * With `defaults: true`, protobufjs gives every decoded message a fresh empty
+ * Buffer for each bytes field before setting the real value: one wasted
+ * allocation per value on every request. Empty defaults share one buffer
+ * instead (it has no bytes, so nothing can change it).
+ */
+const EMPTY_BYTES = protobuf.util.newBuffer(0);
+const newBuffer = protobuf.util.newBuffer;
+protobuf.util.newBuffer = (sizeOrArray?: number | number[]) =>
+  Array.isArray(sizeOrArray) && sizeOrArray.length === 0 ? EMPTY_BYTES : newBuffer(sizeOrArray);
+
 /** The `kvstore` package: its two service constructors. */
 export interface KvstorePackage {
   KeyValueStore: grpc.ServiceClientConstructor;

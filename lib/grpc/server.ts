@@ -50,8 +50,25 @@ import {
 type Unary<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>) => void;
 type Streaming<Req, Res> = (call: grpc.ServerWritableStream<Req, Res>) => void;
 
+/** A node's gRPC server, and how to stop taking calls before the process exits. */
+export interface ServedNode {
+  server: grpc.Server;
+  port: number;
+  /**
+   * Answers every new call UNAVAILABLE ("shutting down") so clients and peers
+   * turn to other nodes, and resolves once the calls in flight have finished
+   * or `maxMs` has passed. The server itself is left open: see server_cmd.ts.
+   */
+  drain(maxMs: number): Promise<void>;
+}
+
+/** Calls in flight per node, and whether it still takes new ones. */
+const gates = new WeakMap<KvNode, { inFlight: number; closed: boolean }>();
+
 /** Starts a gRPC server for a node on its bind address; resolves to the bound port. */
-export async function serveNode(node: KvNode): Promise<{ server: grpc.Server; port: number }> {
+export async function serveNode(node: KvNode): Promise<ServedNode> {
+  const gate = { inFlight: 0, closed: false };
+  gates.set(node, gate);
   const pkg = kvstorePackage();
   const server = new grpc.Server(channelOptions(node.config.limits.maxMessageBytes));
   const handlers = new Handlers(node);
@@ -65,16 +82,36 @@ export async function serveNode(node: KvNode): Promise<{ server: grpc.Server; po
       else resolve(port);
     });
   });
-  return { server, port };
+  const drain = async (maxMs: number) => {
+    gate.closed = true;
+    const deadline = Date.now() + maxMs;
+    while (gate.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  };
+  return { server, port, drain };
+}
+
+/** Counts a call in flight, or refuses it when the node is shutting down. */
+function admit(node: KvNode): { code: number; details: string } | undefined {
+  const gate = gates.get(node);
+  if (gate?.closed) return { code: grpc.status.UNAVAILABLE, details: `node ${node.id} is shutting down` };
+  if (gate) gate.inFlight++;
+}
+
+function release(node: KvNode): void {
+  const gate = gates.get(node);
+  if (gate) gate.inFlight--;
 }
 
 /** Wraps an async handler: its answer or its error, as a gRPC callback. */
 function unary<Req, Res>(node: KvNode, name: string, fn: (req: Req) => Promise<Res> | Res): Unary<Req, Res> {
   return (call, cb) => {
+    const refused = admit(node);
+    if (refused) return cb(refused);
     Promise.resolve()
       .then(() => fn(call.request))
       .then((res) => cb(null, res))
-      .catch((err) => cb(toStatus(node, name, err)));
+      .catch((err) => cb(toStatus(node, name, err)))
+      .finally(() => release(node));
   };
 }
 
@@ -85,6 +122,8 @@ function streaming<Req>(
   fn: (req: Req) => AsyncIterable<KvRecord[]>,
 ): Streaming<Req, unknown> {
   return async (call) => {
+    const refused = admit(node);
+    if (refused) return call.destroy(refused as unknown as Error);
     try {
       for await (const chunk of fn(call.request)) {
         if (call.cancelled) return;
@@ -95,6 +134,8 @@ function streaming<Req>(
       call.end();
     } catch (err) {
       call.destroy(toStatus(node, name, err) as unknown as Error);
+    } finally {
+      release(node);
     }
   };
 }

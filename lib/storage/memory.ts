@@ -1,22 +1,78 @@
 /**
  * The in-memory storage engine: a Map from key to versioned entry.
  *
- * Values are kept as Latin-1 strings, one byte per character, because a
- * short string costs V8 far less memory than a Uint8Array with its backing
- * store; the conversion is lossless for any bytes. Nothing survives a
+ * Each entry is one Latin-1 string, one byte per character, holding the
+ * version and the value together (see `pack`): a flat short string costs V8
+ * far less memory than an object with a Uint8Array, a boxed timestamp and a
+ * node-id string beside it (about 180 instead of 280 bytes per 100-byte
+ * record). The conversion is lossless for any bytes. Nothing survives a
  * restart: a node on this engine gets its data back from its peers.
  */
 import { Buffer } from "node:buffer";
 import type { ScanPage, Storage } from "./mod.ts";
 import { isNewer, type KvRecord, type Version } from "../record.ts";
 
-class Entry {
-  constructor(
-    public value: string,
-    public timestamp: number,
-    public versionNode: string,
-    public tombstone: boolean,
-  ) {}
+/**
+ * An entry's layout, one byte per character: tombstone flag (1), timestamp
+ * (7, big-endian; timestamps stay below 2^53), length of the version node's
+ * id (2), the id's characters, then the value's bytes.
+ */
+type Entry = string;
+
+const HEADER = 10;
+
+function pack(r: KvRecord): Entry {
+  const id = storedId(r.versionNode);
+  if (id.length > 0xffff) throw new RangeError(`version node id of ${id.length} characters is too long`);
+  const valueLen = r.tombstone ? 0 : r.value.byteLength;
+  const buf = Buffer.allocUnsafe(HEADER + id.length + valueLen);
+  buf[0] = r.tombstone ? 1 : 0;
+  const high = Math.floor(r.timestamp / 0x1_0000_0000);
+  buf[1] = (high >>> 16) & 0xff;
+  buf[2] = (high >>> 8) & 0xff;
+  buf[3] = high & 0xff;
+  buf.writeUInt32BE(r.timestamp >>> 0, 4);
+  buf[8] = id.length >>> 8;
+  buf[9] = id.length & 0xff;
+  buf.write(id, HEADER, "latin1");
+  if (valueLen > 0) buf.set(r.value, HEADER + id.length);
+  return buf.toString("latin1");
+}
+
+/**
+ * A version node's id as stored: ASCII as is (every configured id is), any
+ * other text as a 0xff marker and its UTF-8 bytes, so every character fits
+ * in a byte.
+ */
+function storedId(id: string): string {
+  for (let i = 0; i < id.length; i++) {
+    if (id.charCodeAt(i) > 0x7f) return `\u00ff${Buffer.from(id, "utf8").toString("latin1")}`;
+  }
+  return id;
+}
+
+function timestampOf(e: Entry): number {
+  const high = (e.charCodeAt(1) << 16) | (e.charCodeAt(2) << 8) | e.charCodeAt(3);
+  const low =
+    ((e.charCodeAt(4) << 24) | (e.charCodeAt(5) << 16) | (e.charCodeAt(6) << 8) | e.charCodeAt(7)) >>> 0;
+  return high * 0x1_0000_0000 + low;
+}
+
+function idLength(e: Entry): number {
+  return (e.charCodeAt(8) << 8) | e.charCodeAt(9);
+}
+
+function versionNodeOf(e: Entry): string {
+  const id = e.slice(HEADER, HEADER + idLength(e));
+  return id.charCodeAt(0) === 0xff ? Buffer.from(id.slice(1), "latin1").toString("utf8") : id;
+}
+
+function isTombstone(e: Entry): boolean {
+  return e.charCodeAt(0) === 1;
+}
+
+function versionOf(e: Entry): Version {
+  return { timestamp: timestampOf(e), versionNode: versionNodeOf(e) };
 }
 
 /** How long an unfinished scan's position is kept. */
@@ -38,7 +94,7 @@ export class MemoryStorage implements Storage {
   get(keys: readonly string[]): Promise<(KvRecord | undefined)[]> {
     return Promise.resolve(keys.map((key) => {
       const e = this.#entries.get(key);
-      return e && toRecord(key, e);
+      return e === undefined ? undefined : toRecord(key, e);
     }));
   }
 
@@ -48,28 +104,22 @@ export class MemoryStorage implements Storage {
 
   #applyOne(r: KvRecord): boolean {
     const held = this.#entries.get(r.key);
-    if (!isNewer(r, held)) return false;
-    const value = r.tombstone ? "" : latin1(r.value);
-    if (held) {
-      this.#live += Number(!r.tombstone) - Number(!held.tombstone);
-      held.value = value;
-      held.timestamp = r.timestamp;
-      held.versionNode = r.versionNode;
-      held.tombstone = r.tombstone;
-    } else {
-      this.#live += Number(!r.tombstone);
-      this.#entries.set(r.key, new Entry(value, r.timestamp, r.versionNode, r.tombstone));
-    }
+    if (held !== undefined && !isNewer(r, versionOf(held))) return false;
+    this.#live += Number(!r.tombstone) - (held === undefined ? 0 : Number(!isTombstone(held)));
+    this.#entries.set(r.key, pack(r));
     return true;
   }
 
   remove(key: string, version: Version): Promise<boolean> {
     const held = this.#entries.get(key);
-    if (!held || held.timestamp !== version.timestamp || held.versionNode !== version.versionNode) {
+    if (
+      held === undefined || timestampOf(held) !== version.timestamp ||
+      versionNodeOf(held) !== version.versionNode
+    ) {
       return Promise.resolve(false);
     }
     this.#entries.delete(key);
-    this.#live -= Number(!held.tombstone);
+    this.#live -= Number(!isTombstone(held));
     return Promise.resolve(true);
   }
 
@@ -117,15 +167,12 @@ export class MemoryStorage implements Storage {
 }
 
 function toRecord(key: string, e: Entry): KvRecord {
+  const start = HEADER + idLength(e);
   return {
     key,
-    value: Buffer.from(e.value, "latin1"),
-    timestamp: e.timestamp,
-    versionNode: e.versionNode,
-    tombstone: e.tombstone,
+    value: e.length > start ? Buffer.from(e.slice(start), "latin1") : new Uint8Array(0),
+    timestamp: timestampOf(e),
+    versionNode: versionNodeOf(e),
+    tombstone: isTombstone(e),
   };
-}
-
-function latin1(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1");
 }
