@@ -50,6 +50,7 @@ export class TestCluster {
   readonly #running = new Map<string, Running>();
   readonly #clients: KvClient[] = [];
   readonly #logs = new Map<string, string[]>();
+  #probe?: KvClient;
 
   private constructor(readonly dir: string, readonly configPath: string, nodes: TestNode[]) {
     this.nodes = nodes;
@@ -102,6 +103,7 @@ export class TestCluster {
           cluster.startNode(n.id)
         ),
       );
+      await cluster.waitActive();
     } catch (err) {
       await cluster.stop();
       throw err;
@@ -138,12 +140,33 @@ export class TestCluster {
     this.#running.set(id, { child, output, done });
     await this.waitFor(
       async () => {
-        const status = await Promise.race([done.then(() => "exited"), this.#probe(id)]);
+        const status = await Promise.race([done.then(() => "exited"), this.#isUp(id)]);
         if (status === "exited") throw new Error(`${id} exited while starting:\n${this.logs(id)}`);
         return status === "up";
       },
       30_000,
       `${id} to listen`,
+    );
+  }
+
+  /**
+   * Waits until every running node sees every running node ACTIVE (nodes
+   * report JOINING while they recover from their peers after a start).
+   */
+  async waitActive(timeoutMs = 30_000): Promise<void> {
+    const running = this.nodes.filter((n) => this.#running.has(n.id));
+    const probe = await this.#probeClient();
+    await this.waitFor(
+      async () => {
+        for (const n of running) {
+          const m = await probe.membership(n.address).catch(() => undefined);
+          const active = new Set(m?.members.filter((x) => x.status === "ACTIVE").map((x) => x.id));
+          if (!running.every((r) => active.has(r.id))) return false;
+        }
+        return true;
+      },
+      timeoutMs,
+      "every running node to see every running node ACTIVE",
     );
   }
 
@@ -194,9 +217,12 @@ export class TestCluster {
     }
   }
 
-  /** Stops every process (SIGKILL after a grace period) and closes clients. */
+  /**
+   * Stops every process (SIGKILL after a grace period), then closes the
+   * clients: closed while their nodes run, they would send GOAWAY frames,
+   * which Deno 2.9's HTTP/2 does not always survive (denoland/deno#36788).
+   */
   async stop(): Promise<void> {
-    for (const c of this.#clients) c.close();
     await Promise.all([...this.#running.entries()].map(async ([id, r]) => {
       try {
         r.child.kill("SIGCONT");
@@ -211,19 +237,25 @@ export class TestCluster {
       clearTimeout(timer);
       this.#running.delete(id);
     }));
+    for (const c of this.#clients) c.close();
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
   }
 
-  async #probe(id: string): Promise<"up" | "down"> {
-    const probe = await KvClient.connect([this.node(id).address], { route: false, timeoutMs: 500 });
-    try {
-      await probe.membership();
-      return "up";
-    } catch {
-      return "down";
-    } finally {
-      probe.close();
+  /** One client for every probe, kept until `stop()` (see there). */
+  async #probeClient(): Promise<KvClient> {
+    if (!this.#probe) {
+      this.#probe = await KvClient.connect(this.nodes.map((n) => n.address), {
+        route: false,
+        timeoutMs: 500,
+      });
+      this.#clients.push(this.#probe);
     }
+    return this.#probe;
+  }
+
+  async #isUp(id: string): Promise<"up" | "down"> {
+    const probe = await this.#probeClient();
+    return await probe.membership(this.node(id).address).then(() => "up" as const, () => "down" as const);
   }
 }
 

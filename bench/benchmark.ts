@@ -1,0 +1,629 @@
+/**
+ * The side-by-side benchmark (`deno task benchmark`).
+ *
+ * In one invocation it starts, measures and stops:
+ *   (a) the ceiling: bench/ceiling_server.ts, a gRPC server answering from a
+ *       plain Map, the fastest any node can be on this runtime;
+ *   (b) a 3-node cluster, replication_factor 2, asynchronous replication
+ *       (write_quorum 1), on the memory engine;
+ *   (c) the same cluster on Redis (three redis-servers), when redis-server
+ *       is installed.
+ * Each runs the same rows with the load generator of `kvstore bench`
+ * (lib/bench/load.ts; same settings, same JSON): unary put, unary get, mixed
+ * 90/10, batched put, batched get. It prints one table (ops/s, keys/s, p50,
+ * p99, ratio to the ceiling row of the same op), checks the issue's targets,
+ * and saves everything to bench-results/<timestamp>.json. On the memory
+ * cluster it then loads about 1M records per node with batched puts, records
+ * each node's resident memory, kills -9 the fullest node and times its
+ * recovery.
+ *
+ * The load runs in this process, with one client per target that stays
+ * connected until that target's servers are killed. Deno 2.9's node:http2
+ * can abort a process that receives a GOAWAY, or sees its peer disconnect,
+ * on a connection that carried many calls (denoland/deno#36788): a bench
+ * subprocess exiting after each row, or a server stopping gracefully under
+ * a connected client, could bring down what is being measured.
+ *
+ * Every process it starts uses a free port and is stopped by PID at the end,
+ * also on error or Ctrl+C. Flags: see HELP.
+ */
+import { parseArgs } from "node:util";
+import { freePort } from "../tests/helpers/ports.ts";
+import { redisServerPath, startRedisServer } from "../lib/redis_server.ts";
+import { KvClient } from "../lib/grpc/kv_client.ts";
+import { type BenchOp, preloadKeys, runLoad } from "../lib/bench/load.ts";
+import { benchJson, type BenchSettings } from "../lib/cli/bench_cmd.ts";
+import { BenchCluster, memoryOf, type NodeSpec, Proc, ProcessGroup, sleep } from "./_procs.ts";
+
+const HELP = `deno task benchmark [flags]
+
+  --duration S        seconds measured per row (default 10)
+  --warmup S          seconds of unmeasured load before each row (default 2)
+  --concurrency N     concurrent callers (default 32)
+  --keys N            key space of the rows (default 10000)
+  --value-size B      bytes per value (default 100)
+  --batch N           keys per call in the batched rows (default 100)
+  --records N         records per node for the memory and recovery test (default 1000000)
+  --skip-redis        leave out the Redis cluster
+  --skip-1m           leave out the 1M-record memory and recovery test
+  --targets LIST      only these of ceiling,memory,redis
+  --rows LIST         only these of put,get,mixed,batch-put,batch-get ("" for none)
+  --node-flags=FLAGS  extra deno flags for every node and the ceiling server, e.g.
+                      --node-flags="--cpu-prof --cpu-prof-dir=/tmp/prof"; with --cpu-prof
+                      servers are stopped gracefully so they write their profiles, which
+                      this process may not survive (see the top of bench/benchmark.ts)
+  --out DIR           where the JSON goes (default bench-results)
+  -h, --help          this help`;
+
+const CEILING = new URL("./ceiling_server.ts", import.meta.url).pathname;
+const ROOT = new URL("../", import.meta.url).pathname;
+
+/** Targets, in the order they run. */
+type Target = "ceiling" | "memory" | "redis";
+
+interface Row {
+  id: string;
+  label: string;
+  op: BenchOp;
+  batched?: boolean;
+  readRatio?: number;
+  preload?: boolean;
+}
+
+const ROWS: Row[] = [
+  { id: "put", label: "unary put", op: "put" },
+  { id: "get", label: "unary get", op: "get", preload: true },
+  { id: "mixed", label: "mixed 90/10", op: "mixed", readRatio: 0.9, preload: true },
+  { id: "batch-put", label: "batched put", op: "put", batched: true },
+  { id: "batch-get", label: "batched get", op: "get", batched: true, preload: true },
+];
+
+interface Options {
+  durationS: number;
+  warmupS: number;
+  concurrency: number;
+  keys: number;
+  valueSize: number;
+  batch: number;
+  records: number;
+  skipRedis: boolean;
+  skip1m: boolean;
+  targets: Target[];
+  rows: string[];
+  nodeFlags: string[];
+  out: string;
+}
+
+/** What `main.ts bench --json` prints for a run. */
+type BenchLine = ReturnType<typeof benchJson>;
+
+interface RowResult {
+  target: Target;
+  row: string;
+  label: string;
+  bench: BenchLine;
+}
+
+function parseOptions(args: string[]): Options | undefined {
+  const { values } = parseArgs({
+    args,
+    options: {
+      duration: { type: "string" },
+      warmup: { type: "string" },
+      concurrency: { type: "string" },
+      keys: { type: "string" },
+      "value-size": { type: "string" },
+      batch: { type: "string" },
+      records: { type: "string" },
+      "skip-redis": { type: "boolean" },
+      "skip-1m": { type: "boolean" },
+      targets: { type: "string" },
+      rows: { type: "string" },
+      "node-flags": { type: "string" },
+      out: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return undefined;
+  }
+  const num = (v: string | undefined, def: number, name: string, min = 0) => {
+    const n = Number(v ?? def);
+    if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number >= ${min}`);
+    return n;
+  };
+  const list = <T extends string>(v: string | undefined, all: readonly T[], name: string): T[] => {
+    if (v === undefined) return [...all];
+    const picked = v.split(",").map((s) => s.trim()).filter((s) => s !== "") as T[];
+    for (const p of picked) {
+      if (!all.includes(p)) throw new Error(`--${name}: unknown "${p}" (${all.join(", ")})`);
+    }
+    return picked;
+  };
+  return {
+    durationS: num(values.duration, 10, "duration", 0.1),
+    warmupS: num(values.warmup, 2, "warmup"),
+    concurrency: num(values.concurrency, 32, "concurrency", 1),
+    keys: num(values.keys, 10_000, "keys", 1),
+    valueSize: num(values["value-size"], 100, "value-size"),
+    batch: num(values.batch, 100, "batch", 2),
+    records: num(values.records, 1_000_000, "records", 1),
+    skipRedis: values["skip-redis"] ?? false,
+    skip1m: values["skip-1m"] ?? false,
+    targets: list(values.targets, ["ceiling", "memory", "redis"] as const, "targets"),
+    rows: list(values.rows, ROWS.map((r) => r.id), "rows"),
+    nodeFlags: (values["node-flags"] ?? "").split(" ").filter((f) => f !== ""),
+    out: values.out ?? `${ROOT}bench-results`,
+  };
+}
+
+/** Runs one row with `kvstore bench`'s load generator; the same JSON as `bench --json`. */
+async function runRow(o: Options, client: KvClient, addresses: string[], route: boolean, row: Row) {
+  const s: BenchSettings = {
+    addresses,
+    op: row.op,
+    readRatio: row.readRatio ?? 0.9,
+    concurrency: o.concurrency,
+    durationS: o.durationS,
+    keys: o.keys,
+    valueSize: o.valueSize,
+    preload: row.preload ?? false,
+    warmupS: o.warmupS,
+    batch: row.batched ? o.batch : 1,
+    route,
+    timeoutMs: 5000,
+    json: true,
+  };
+  const preload = s.preload
+    ? await preloadKeys(client, { keys: s.keys, valueSize: s.valueSize, batch: 500, concurrency: 8 })
+    : undefined;
+  const load = {
+    op: s.op,
+    readRatio: s.readRatio,
+    concurrency: s.concurrency,
+    keys: s.keys,
+    valueSize: s.valueSize,
+    batch: s.batch,
+  };
+  if (s.warmupS > 0) await runLoad(client, { ...load, durationMs: s.warmupS * 1000 });
+  return benchJson(s, await runLoad(client, { ...load, durationMs: s.durationS! * 1000 }), preload);
+}
+
+/**
+ * Runs every row against one target through one client, which is added to
+ * `clients` and never closed: it stays connected until the servers are gone.
+ */
+async function runRows(o: Options, target: Target, addresses: string[], route: boolean, clients: KvClient[]) {
+  const client = await KvClient.connect(addresses, { route, timeoutMs: 5000 });
+  clients.push(client);
+  const out: RowResult[] = [];
+  for (const row of ROWS.filter((r) => o.rows.includes(r.id))) {
+    log(`${target}: ${row.label} (${o.warmupS} s warm-up + ${o.durationS} s)`);
+    const bench = await runRow(o, client, addresses, route, row);
+    const lat = bench.latency_ms;
+    log(
+      `  ${fmt(bench.ops_per_s)} ops/s, ${
+        fmt(bench.keys_per_s)
+      } keys/s, p50 ${lat.p50} ms, p99 ${lat.p99} ms` +
+        (bench.error_count > 0 ? `, errors ${JSON.stringify(bench.errors)}` : ""),
+    );
+    out.push({ target, row: row.id, label: row.label, bench });
+  }
+  return out;
+}
+
+function nodeSpecs(count: number, redisPorts?: number[]): NodeSpec[] {
+  return Array.from({ length: count }, (_, i) => {
+    const port = freePort();
+    return { id: `node${i + 1}`, port, address: `127.0.0.1:${port}`, redisPort: redisPorts?.[i] };
+  });
+}
+
+/** How servers are stopped: killed, unless profiling needs them to exit by themselves. */
+function stopSignal(o: Options): Deno.Signal {
+  return o.nodeFlags.some((f) => f.startsWith("--cpu-prof")) ? "SIGTERM" : "SIGKILL";
+}
+
+async function runCeiling(group: ProcessGroup, o: Options, clients: KvClient[]): Promise<RowResult[]> {
+  const port = freePort();
+  const args = ["run", "-A", "--quiet", ...o.nodeFlags, CEILING, "--port", String(port)];
+  const proc = new Proc("ceiling", Deno.execPath(), args);
+  group.add({ stop: () => proc.stop("SIGKILL") }, "ceiling");
+  const deadline = Date.now() + 30_000;
+  while (proc.grep(/^listening on/).length === 0) {
+    if (!proc.running || Date.now() > deadline) {
+      throw new Error(`ceiling server did not start:\n${proc.output()}`);
+    }
+    await sleep(50);
+  }
+  try {
+    return await runRows(o, "ceiling", [`127.0.0.1:${port}`], false, clients);
+  } finally {
+    // Killed, not stopped: a graceful stop sends this process's client a
+    // GOAWAY, which Deno 2.9 may not survive (see the top of this file).
+    await proc.stop(stopSignal(o));
+  }
+}
+
+/** Memory and recovery figures of the 1M-record test. */
+interface MillionResult {
+  loadedKeys: number;
+  loadSeconds: number;
+  loadKeysPerSec: number;
+  loadErrors: Record<string, number>;
+  nodes: { id: string; keys: number; rssMB: number; peakMB: number }[];
+  recovery?: {
+    node: string;
+    keysBefore: number;
+    rssBeforeMB: number;
+    seconds: number;
+    records: number;
+    recordsPerSec: number;
+    nodeReportedSeconds?: number;
+    nodeReportedRecordsPerSec?: number;
+    peakRssDuringMB: number;
+    rssAfterMB: number;
+    keysAfter: number;
+  };
+}
+
+/** Idle time after loading before resident memory is read. */
+const SETTLE_MS = 10_000;
+
+/**
+ * Loads enough keys that each node holds about `o.records` (rf 2 of 3
+ * nodes: 1.5 times as many keys), records resident memory, then kills -9
+ * the fullest node, restarts it and times its recovery until ACTIVE.
+ */
+async function runMillion(o: Options, cluster: BenchCluster, clients: KvClient[]): Promise<MillionResult> {
+  const nodes = cluster.o.nodes.length;
+  const total = Math.ceil((o.records * nodes) / cluster.o.replicationFactor);
+  log(`memory: loading ${fmt(total)} keys of ${o.valueSize} bytes (about ${fmt(o.records)} per node)`);
+  const client = await KvClient.connect(cluster.addresses, { timeoutMs: 30_000 });
+  clients.push(client);
+  const loaded = await preloadKeys(client, {
+    keys: total,
+    valueSize: o.valueSize,
+    batch: 500,
+    concurrency: 8,
+  });
+  const pre = { seconds: round(loaded.elapsedMs / 1000, 3), errors: loaded.errors };
+  log(`  loaded in ${pre.seconds} s (${fmt(total / pre.seconds)} keys/s)`);
+  // Let replication queues drain and key counts refresh (every heartbeat),
+  // then give the collector the idle time it takes to shrink the heap.
+  await waitStable(cluster, 30_000);
+  await sleep(SETTLE_MS);
+  const views = await Promise.all(cluster.addresses.map((a) => cluster.membershipAt(a)));
+  const nodeRows = cluster.o.nodes.map((n, i) => {
+    const self = views[i].members.find((m) => m.id === n.id)!;
+    const mem = memoryOf(cluster.procs.get(n.id)!.pid);
+    return { id: n.id, keys: self.keysCount, rssMB: mb(mem?.rss), peakMB: mb(mem?.hwm) };
+  });
+  for (const r of nodeRows) log(`  ${r.id}: ${fmt(r.keys)} keys, RSS ${r.rssMB} MB (peak ${r.peakMB} MB)`);
+  const result: MillionResult = {
+    loadedKeys: total,
+    loadSeconds: pre.seconds,
+    loadKeysPerSec: Math.round(total / pre.seconds),
+    loadErrors: pre.errors,
+    nodes: nodeRows,
+  };
+
+  const victim = [...nodeRows].sort((a, b) => b.keys - a.keys)[0];
+  const spec = cluster.o.nodes.find((n) => n.id === victim.id)!;
+  log(`memory: kill -9 ${victim.id} (${fmt(victim.keys)} records) and time its recovery`);
+  await cluster.procs.get(victim.id)!.stop("SIGKILL");
+  const started = performance.now();
+  const proc = cluster.startNode(victim.id);
+  let peak = 0;
+  let keysAfter = 0;
+  while (true) {
+    if (!proc.running) throw new Error(`${victim.id} exited while recovering:\n${proc.output()}`);
+    peak = Math.max(peak, memoryOf(proc.pid)?.rss ?? 0);
+    try {
+      const view = await cluster.membershipAt(spec.address);
+      const self = view.members.find((m) => m.id === victim.id)!;
+      if (self.status === "ACTIVE" && proc.grep(/recovery finished/).length > 0) break;
+    } catch {
+      // Not listening yet.
+    }
+    if (performance.now() - started > 600_000) throw new Error(`${victim.id} did not recover in 10 minutes`);
+    await sleep(100);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const line = proc.grep(/recovery finished/)[0] ?? "";
+  const field = (name: string) => {
+    const m = new RegExp(`${name}=([0-9.]+)`).exec(line);
+    return m ? Number(m[1]) : undefined;
+  };
+  const records = field("records") ?? 0;
+  await sleep(1500);
+  const view = await cluster.membershipAt(spec.address);
+  keysAfter = view.members.find((m) => m.id === victim.id)!.keysCount;
+  const rssAfter = memoryOf(proc.pid)?.rss;
+  result.recovery = {
+    node: victim.id,
+    keysBefore: victim.keys,
+    rssBeforeMB: victim.rssMB,
+    seconds: round(seconds, 2),
+    records,
+    recordsPerSec: Math.round(records / seconds),
+    nodeReportedSeconds: field("seconds"),
+    nodeReportedRecordsPerSec: field("records_per_s"),
+    peakRssDuringMB: mb(peak),
+    rssAfterMB: mb(rssAfter),
+    keysAfter,
+  };
+  const r = result.recovery;
+  log(
+    `  ACTIVE after ${r.seconds} s: ${fmt(r.records)} records (${
+      fmt(r.recordsPerSec)
+    } records/s from spawn; ` +
+      `node says ${r.nodeReportedSeconds} s, ${fmt(r.nodeReportedRecordsPerSec ?? 0)} records/s), ` +
+      `peak RSS ${r.peakRssDuringMB} MB, now ${fmt(r.keysAfter)} keys, RSS ${r.rssAfterMB} MB`,
+  );
+  return result;
+}
+
+/** Waits until every node's key count stops changing (replication drained). */
+async function waitStable(cluster: BenchCluster, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  let same = 0;
+  while (Date.now() < deadline) {
+    const views = await Promise.all(cluster.addresses.map((a) => cluster.membershipAt(a)));
+    const counts = views.map((v) => v.members.find((m) => m.id === v.responder)?.keysCount).join(",");
+    same = counts === last ? same + 1 : 0;
+    last = counts;
+    if (same >= 2) return;
+    await sleep(1100);
+  }
+}
+
+async function runCluster(
+  group: ProcessGroup,
+  o: Options,
+  storage: "memory" | "redis",
+  dir: string,
+  redisPorts?: number[],
+): Promise<{ rows: RowResult[]; million?: MillionResult }> {
+  log(`${storage}: starting 3 nodes (replication_factor 2, write_quorum 1)`);
+  const cluster = await BenchCluster.start({
+    dir,
+    nodes: nodeSpecs(3, redisPorts),
+    replicationFactor: 2,
+    storage,
+    denoFlags: o.nodeFlags,
+  }, group);
+  // The clients stay connected until the nodes are gone (see the top of this file).
+  const clients: KvClient[] = [];
+  try {
+    const rows = await runRows(o, storage, cluster.addresses, true, clients);
+    const million = storage === "memory" && !o.skip1m ? await runMillion(o, cluster, clients) : undefined;
+    return { rows, million };
+  } catch (err) {
+    const dead = await cluster.deadNodes();
+    if (dead && err instanceof Error) err.message += `\n${dead}`;
+    throw err;
+  } finally {
+    await cluster.stop(stopSignal(o));
+  }
+}
+
+async function main(args: string[]): Promise<number> {
+  const o = parseOptions(args);
+  if (!o) return 0;
+  const group = new ProcessGroup();
+  const tmp = await Deno.makeTempDir({ prefix: "kvstore-bench-" });
+  const cleanup = async () => {
+    await group.stopAll();
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  };
+  const onSignal = () => {
+    log("interrupted: stopping every process");
+    cleanup().finally(() => Deno.exit(130));
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  const started = new Date();
+  const rows: RowResult[] = [];
+  let million: MillionResult | undefined;
+  let redisNote: string | undefined;
+  try {
+    if (o.targets.includes("ceiling")) rows.push(...await runCeiling(group, o, []));
+    if (o.targets.includes("memory")) {
+      const r = await runCluster(group, o, "memory", await Deno.makeTempDir({ dir: tmp }));
+      rows.push(...r.rows);
+      million = r.million;
+    }
+    if (o.targets.includes("redis")) {
+      if (o.skipRedis) redisNote = "skipped (--skip-redis)";
+      else if (!redisServerPath()) redisNote = "skipped: redis-server is not installed";
+      else rows.push(...await runRedis(group, o, tmp));
+    }
+  } finally {
+    await cleanup();
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+  }
+  const targets = checkTargets(rows, million);
+  console.log("\n" + table(rows, o));
+  if (million) console.log("\n" + millionText(million));
+  if (redisNote) console.log(`\nredis: ${redisNote}`);
+  console.log(
+    "\ntargets:\n" + targets.map((t) => `  ${t.met ? "met    " : "NOT met"}  ${t.what}: ${t.got}`).join("\n"),
+  );
+  await Deno.mkdir(o.out, { recursive: true });
+  const file = `${o.out}/${started.toISOString().replace(/[:.]/g, "-")}.json`;
+  await Deno.writeTextFile(
+    file,
+    JSON.stringify(
+      {
+        started: started.toISOString(),
+        finished: new Date().toISOString(),
+        machine: { cpus: navigator.hardwareConcurrency, deno: Deno.version, loadavg: Deno.loadavg() },
+        parameters: { ...o, nodes: 3, replication_factor: 2, write_quorum: 1, read_quorum: 1 },
+        rows,
+        million,
+        redis: redisNote,
+        targets,
+      },
+      null,
+      2,
+    ) + "\n",
+  );
+  console.log(`\nraw results: ${file}`);
+  return 0;
+}
+
+async function runRedis(group: ProcessGroup, o: Options, tmp: string): Promise<RowResult[]> {
+  log("redis: starting 3 redis-servers");
+  const servers = await Promise.all([1, 2, 3].map(async (i) => {
+    const port = freePort();
+    const server = await startRedisServer({ port, dir: `${tmp}/redis-${i}` });
+    group.add(server, `redis-server ${port}`);
+    return server;
+  }));
+  try {
+    const r = await runCluster(
+      group,
+      o,
+      "redis",
+      await Deno.makeTempDir({ dir: tmp }),
+      servers.map((s) => s.port),
+    );
+    return r.rows;
+  } finally {
+    await Promise.all(servers.map((s) => s.stop()));
+  }
+}
+
+interface TargetCheck {
+  what: string;
+  got: string;
+  met: boolean;
+}
+
+function checkTargets(rows: RowResult[], million?: MillionResult): TargetCheck[] {
+  const find = (target: Target, row: string) => rows.find((r) => r.target === target && r.row === row)?.bench;
+  const pct = (x: number) => `${Math.round(x * 100)}%`;
+  const out: TargetCheck[] = [];
+  const ratio = (target: Target, row: string, min: number, what: string) => {
+    const a = find(target, row);
+    const c = find("ceiling", row);
+    if (a && c) {
+      const r = a.keys_per_s / c.keys_per_s;
+      out.push({ what, got: `${pct(r)} of the ceiling`, met: r >= min });
+    }
+  };
+  ratio("memory", "get", 0.85, "unary get >= 85% of the ceiling (memory)");
+  ratio("memory", "put", 0.70, "unary put, rf 2 async, >= 70% of the ceiling (memory)");
+  for (const t of ["memory", "redis"] as const) {
+    for (const r of rows.filter((r) => r.target === t)) {
+      const x = r.bench.latency_ms.p99 / r.bench.latency_ms.p50;
+      out.push({ what: `p99 < 5x p50 (${t} ${r.label})`, got: `${x.toFixed(1)}x`, met: x < 5 });
+    }
+    for (const [b, u] of [["batch-put", "put"], ["batch-get", "get"]]) {
+      const batched = find(t, b);
+      const unary = find(t, u);
+      if (batched && unary) {
+        const x = batched.keys_per_s / unary.keys_per_s;
+        out.push({ what: `${b} >= 10x unary keys/s (${t})`, got: `${x.toFixed(1)}x`, met: x >= 10 });
+      }
+    }
+  }
+  for (const n of million?.nodes ?? []) {
+    out.push({
+      what: `${n.id} holding ${fmt(n.keys)} records < 400 MB resident`,
+      got: `${n.rssMB} MB`,
+      met: n.rssMB < 400,
+    });
+  }
+  for (const r of rows.filter((r) => r.target === "redis")) {
+    const m = find("memory", r.row);
+    if (m) {
+      const x = r.bench.keys_per_s / m.keys_per_s;
+      out.push({ what: `redis >= 80% of memory (${r.label})`, got: pct(x), met: x >= 0.8 });
+    }
+  }
+  return out;
+}
+
+function table(rows: RowResult[], o: Options): string {
+  const header = ["target", "row", "ops/s", "keys/s", "p50 ms", "p99 ms", "errors", "vs ceiling"];
+  const body = rows.map((r) => {
+    const c = rows.find((x) => x.target === "ceiling" && x.row === r.row)?.bench;
+    const b = r.bench;
+    return [
+      r.target,
+      r.label,
+      fmt(b.ops_per_s),
+      fmt(b.keys_per_s),
+      b.latency_ms.p50.toFixed(2),
+      b.latency_ms.p99.toFixed(2),
+      String(b.error_count),
+      c ? `${Math.round((b.keys_per_s / c.keys_per_s) * 100)}%` : "-",
+    ];
+  });
+  const all = [header, ...body];
+  const widths = header.map((_, i) => Math.max(...all.map((r) => r[i].length)));
+  const line = (r: string[]) =>
+    r.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+  return `${o.concurrency} callers, ${o.valueSize}-byte values, ${
+    fmt(o.keys)
+  } keys, ${o.durationS} s per row ` +
+    `(after ${o.warmupS} s warm-up), batches of ${o.batch}; 3 nodes, replication_factor 2, write_quorum 1\n\n` +
+    [line(header), ...body.map(line)].join("\n");
+}
+
+function millionText(m: MillionResult): string {
+  const lines = [
+    `1M test: loaded ${fmt(m.loadedKeys)} keys of 100 bytes in ${m.loadSeconds} s ` +
+    `(${fmt(m.loadKeysPerSec)} keys/s, batched puts)`,
+    ...m.nodes.map((n) => `  ${n.id}: ${fmt(n.keys)} records, RSS ${n.rssMB} MB (peak ${n.peakMB} MB)`),
+  ];
+  const r = m.recovery;
+  if (r) {
+    lines.push(
+      `recovery: ${r.node} (${
+        fmt(r.keysBefore)
+      } records, RSS ${r.rssBeforeMB} MB) killed -9 and restarted: ` +
+        `ACTIVE after ${r.seconds} s, ${fmt(r.records)} records streamed = ${
+          fmt(r.recordsPerSec)
+        } records/s ` +
+        `(node's own count: ${r.nodeReportedSeconds} s, ${
+          fmt(r.nodeReportedRecordsPerSec ?? 0)
+        } records/s); ` +
+        `peak RSS while recovering ${r.peakRssDuringMB} MB, after ${r.rssAfterMB} MB with ${
+          fmt(r.keysAfter)
+        } records`,
+    );
+  }
+  return lines.join("\n");
+}
+
+function log(msg: string): void {
+  console.error(`[benchmark ${new Date().toISOString().slice(11, 19)}] ${msg}`);
+}
+
+function fmt(n: number): string {
+  return Math.round(n).toLocaleString("en-US");
+}
+
+function round(n: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+function mb(bytes: number | undefined): number {
+  return bytes === undefined || Number.isNaN(bytes) ? NaN : Math.round(bytes / (1 << 20));
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (err) {
+    console.error(`benchmark failed: ${(err as Error).stack ?? err}`);
+    Deno.exit(1);
+  }
+}
