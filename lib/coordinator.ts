@@ -18,7 +18,15 @@ import type { HybridClock } from "./hlc.ts";
 import type { HintStore } from "./hints.ts";
 import type { Logger } from "./log.ts";
 import type { Replicator } from "./replication.ts";
-import type { PeerTransport, ReadResult, ReplicaItem, WriteRequest, WriteResult } from "./transport.ts";
+import {
+  failedRead,
+  failedWrite,
+  type PeerTransport,
+  type ReadResult,
+  type ReplicaItem,
+  type WriteRequest,
+  type WriteResult,
+} from "./transport.ts";
 import { Code, errorMessage, KvError, PeerUnavailableError, type StatusCode } from "./errors.ts";
 import { isNewer, type KvRecord, newestOf } from "./record.ts";
 
@@ -70,7 +78,7 @@ export class Coordinator {
       coordinatorOf: (key) => this.coordinatorFor(key),
       local: (group) => this.#coordinateWrites(group),
       remote: (peer, group) => this.o.transport.forwardWrites(peer, group),
-      failed: (r, code, message) => writeFailure(r.key, code, message),
+      failed: (r, code, message) => failedWrite(r.key, code, message),
     });
   }
 
@@ -81,7 +89,7 @@ export class Coordinator {
       coordinatorOf: (key) => this.readCoordinatorFor(key),
       local: (group) => this.#coordinateReads(group),
       remote: (peer, group) => this.o.transport.forwardReads(peer, group),
-      failed: (k, code, message) => readFailure(k, code, message),
+      failed: (k, code, message) => failedRead(k, code, message),
     });
   }
 
@@ -177,7 +185,7 @@ export class Coordinator {
     return records.map((rec, i) => {
       if (!applied[i]) {
         return {
-          ...writeFailure(rec.key, Code.FAILED_PRECONDITION, "not applied: the key holds a newer version"),
+          ...failedWrite(rec.key, Code.FAILED_PRECONDITION, "not applied: the key holds a newer version"),
           nodeId: this.#self,
         };
       }
@@ -305,7 +313,7 @@ export class Coordinator {
     }));
     const ok = answers.filter((a) => a.ok);
     if (ok.length < this.o.readQuorum) {
-      return readFailure(
+      return failedRead(
         key,
         Code.UNAVAILABLE,
         `only ${ok.length} of ${this.o.readQuorum} required copies of "${truncate(key)}" answered`,
@@ -341,14 +349,6 @@ export class Coordinator {
       message: found ? "found" : "key not found",
     };
   }
-}
-
-function writeFailure(key: string, code: StatusCode, message: string): WriteResult {
-  return { key, ok: false, code, message, nodeId: "", replicas: 0, timestamp: 0 };
-}
-
-function readFailure(key: string, code: StatusCode, message: string): ReadResult {
-  return { key, found: false, value: EMPTY, timestamp: 0, nodeId: "", code, message };
 }
 
 /** Keys in messages are cut short so one huge key cannot flood a log. */

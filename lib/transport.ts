@@ -45,6 +45,16 @@ export interface ReadResult {
   message: string;
 }
 
+/** A write that failed with a status code (nothing stored). */
+export function failedWrite(key: string, code: number, message: string, nodeId = ""): WriteResult {
+  return { key, ok: false, code, message, nodeId, replicas: 0, timestamp: 0 };
+}
+
+/** A read that failed with a status code. */
+export function failedRead(key: string, code: number, message: string, nodeId = ""): ReadResult {
+  return { key, found: false, value: new Uint8Array(0), timestamp: 0, nodeId, code, message };
+}
+
 /** A record sent to a replica, with the node it stands in for if any. */
 export interface ReplicaItem {
   record: KvRecord;

@@ -18,14 +18,13 @@ import { channelOptions, isUnreachable, statusError, unary } from "./call.ts";
 import { type KvstorePackage, kvstorePackage, loadKvstorePackage } from "./proto.ts";
 import {
   type DeleteResponseMsg,
-  deleteResponseToWrite,
   type GetResponseMsg,
   getResponseToRead,
   type ListKeysResponseMsg,
   type MembershipResponseMsg,
   type NodeStatusName,
   type PutResponseMsg,
-  putResponseToWrite,
+  responseToWrite,
 } from "./messages.ts";
 
 /** Options of {@link KvClient}. */
@@ -113,7 +112,7 @@ export class KvClient {
       value: bytes(value),
       timestamp: opts.timestamp ?? 0,
     });
-    return putResponseToWrite(key, res);
+    return responseToWrite(key, res);
   }
 
   /** Reads a key; `fromReplica` reads the contacted node's own copy. */
@@ -127,14 +126,14 @@ export class KvClient {
 
   /** Deletes a key (on every copy). */
   async delete(key: string): Promise<WriteResult> {
-    return deleteResponseToWrite(key, await this.#call<DeleteResponseMsg>(key, "Delete", { key }));
+    return responseToWrite(key, await this.#call<DeleteResponseMsg>(key, "Delete", { key }));
   }
 
   /** Stores many values, each batch part sent to its owner. */
   async multiPut(items: readonly PutItem[]): Promise<WriteResult[]> {
     return await this.#batch(items, (i) => i.key, "MultiPut", (part) => ({
       items: part.map((i) => ({ key: i.key, value: bytes(i.value), timestamp: i.timestamp ?? 0 })),
-    }), (i, r: PutResponseMsg) => putResponseToWrite(i.key, r));
+    }), (i, r: PutResponseMsg) => responseToWrite(i.key, r));
   }
 
   /** Reads many keys. */
@@ -152,7 +151,7 @@ export class KvClient {
       (k) => k,
       "MultiDelete",
       (part) => ({ keys: part }),
-      (k, r: DeleteResponseMsg) => deleteResponseToWrite(k, r),
+      (k, r: DeleteResponseMsg) => responseToWrite(k, r),
     );
   }
 

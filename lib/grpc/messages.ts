@@ -254,8 +254,8 @@ export function writeToPutResponse(w: WriteResult): PutResponseMsg {
   };
 }
 
-/** A PutResponse as a write's outcome. */
-export function putResponseToWrite(key: string, m: PutResponseMsg): WriteResult {
+/** A PutResponse or DeleteResponse (they share these fields) as a write's outcome. */
+export function responseToWrite(key: string, m: PutResponseMsg | DeleteResponseMsg): WriteResult {
   return {
     key,
     ok: m.success,
@@ -276,19 +276,6 @@ export function writeToDeleteResponse(w: WriteResult): DeleteResponseMsg {
     node_id: w.nodeId,
     error_code: w.code,
     timestamp: w.timestamp,
-  };
-}
-
-/** A DeleteResponse as a write's outcome. */
-export function deleteResponseToWrite(key: string, m: DeleteResponseMsg): WriteResult {
-  return {
-    key,
-    ok: m.success,
-    code: m.error_code,
-    message: m.message,
-    nodeId: m.node_id,
-    replicas: m.replicas_count,
-    timestamp: m.timestamp,
   };
 }
 

@@ -23,7 +23,6 @@ import { kvstorePackage } from "./proto.ts";
 import { channelOptions, peerError, serverStream, unary } from "./call.ts";
 import {
   type DeleteResponseMsg,
-  deleteResponseToWrite,
   type ForwardGetRequestMsg,
   type ForwardWriteResponseMsg,
   type GetResponseMsg,
@@ -33,10 +32,10 @@ import {
   type KeyValuePairMsg,
   pairToRecord,
   type PutResponseMsg,
-  putResponseToWrite,
   type RecordChunkMsg,
   recordToPair,
   type ReplicateRequestMsg,
+  responseToWrite,
 } from "./messages.ts";
 
 /** Options of {@link GrpcPeerTransport}. */
@@ -93,14 +92,12 @@ export class GrpcPeerTransport implements PeerTransport {
       this.#unary<{ results: PutResponseMsg[] }>(peer, "ForwardMultiPut", {
         items: puts.map(({ w }) => ({ key: w.key, value: w.value, timestamp: w.timestamp })),
         origin_node_id: origin,
-      }).then((res) => puts.forEach(({ w, i }, j) => results[i] = putResponseToWrite(w.key, res.results[j]))),
+      }).then((res) => puts.forEach(({ w, i }, j) => results[i] = responseToWrite(w.key, res.results[j]))),
       dels.length > 0 &&
       this.#unary<{ results: DeleteResponseMsg[] }>(peer, "ForwardMultiDelete", {
         keys: dels.map(({ w }) => w.key),
         origin_node_id: origin,
-      }).then((res) =>
-        dels.forEach(({ w, i }, j) => results[i] = deleteResponseToWrite(w.key, res.results[j]))
-      ),
+      }).then((res) => dels.forEach(({ w, i }, j) => results[i] = responseToWrite(w.key, res.results[j]))),
     ]);
     return results;
   }

@@ -8,7 +8,13 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import type { KvNode, MemberInfo } from "../node.ts";
-import type { ReadResult, WriteRequest, WriteResult } from "../transport.ts";
+import {
+  failedRead,
+  failedWrite,
+  type ReadResult,
+  type WriteRequest,
+  type WriteResult,
+} from "../transport.ts";
 import { checkBatch, checkKey, checkTimestamp, checkValue } from "../validate.ts";
 import { Code, errorMessage, KvError, type StatusCode } from "../errors.ts";
 import type { KvRecord } from "../record.ts";
@@ -333,15 +339,7 @@ class Handlers {
       req.items,
       (item) => this.#checkedPut(item),
       (good) => this.#write(good, forwarded),
-      (key, err) => ({
-        key,
-        ok: false,
-        code: err.code,
-        message: err.message,
-        nodeId: this.node.id,
-        replicas: 0,
-        timestamp: 0,
-      }),
+      (key, err) => failedWrite(key, err.code, err.message, this.node.id),
     );
     return { results: results.map(writeToPutResponse) };
   }
@@ -352,15 +350,7 @@ class Handlers {
       req.keys.map((key) => ({ key })),
       (item) => (checkKey(item.key, this.node.config.limits), deleteToWrite(item.key)),
       (good) => this.#write(good, forwarded),
-      (key, err) => ({
-        key,
-        ok: false,
-        code: err.code,
-        message: err.message,
-        nodeId: this.node.id,
-        replicas: 0,
-        timestamp: 0,
-      }),
+      (key, err) => failedWrite(key, err.code, err.message, this.node.id),
     );
     return { results: results.map(writeToDeleteResponse) };
   }
@@ -371,15 +361,7 @@ class Handlers {
       req.keys.map((key) => ({ key })),
       (item) => (checkKey(item.key, this.node.config.limits), item.key),
       (good) => this.#read(good, req.read_from_replica, forwarded),
-      (key, err): ReadResult => ({
-        key,
-        found: false,
-        value: new Uint8Array(0),
-        timestamp: 0,
-        nodeId: this.node.id,
-        code: err.code,
-        message: err.message,
-      }),
+      (key, err) => failedRead(key, err.code, err.message, this.node.id),
     );
     return { results: results.map(readToGetResponse) };
   }
