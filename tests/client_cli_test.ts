@@ -5,68 +5,22 @@
  * `status`, `list`, `--help` of each mode and unknown flags.
  */
 import assert from "node:assert/strict";
-import { clusterTest, TestCluster, text } from "./helpers/cluster.ts";
+import { clusterTest, keysPlacedOn, type MainRun, ringOf, runMain, TestCluster } from "./helpers/cluster.ts";
 import { freePort } from "./helpers/ports.ts";
-import { HashRing } from "../lib/ring.ts";
-import { KvClient } from "../lib/grpc/kv_client.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `main.ts ARGS` from `cwd` (never the repository root). */
-async function kv(cwd: string, ...args: string[]): Promise<Run> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", MAIN, ...args],
-    cwd,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
-}
-
-function show(r: Run): string {
+function show(r: MainRun): string {
   return `exit ${r.code}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
 }
 
-/** A three-node cluster and a scratch working directory for the CLI. */
+/** A three-node cluster (every node ACTIVE) and a scratch working directory for the CLI. */
 async function withCluster(fn: (cluster: TestCluster, cwd: string) => Promise<void>): Promise<void> {
   const cluster = await TestCluster.start({ nodes: 3, replicationFactor: 2 });
   const cwd = await Deno.makeTempDir({ prefix: "kvstore-cli-" });
   try {
-    await waitAllActive(cluster);
     await fn(cluster, cwd);
   } finally {
     await cluster.stop();
     await Deno.remove(cwd, { recursive: true });
-  }
-}
-
-/**
- * Waits until every node sees every node ACTIVE: a node that has just started
- * is JOINING while it pulls its ranges from its peers.
- */
-async function waitAllActive(cluster: TestCluster): Promise<void> {
-  const probe = await KvClient.connect([cluster.nodes[0].address], { route: false, timeoutMs: 1000 });
-  try {
-    await cluster.waitFor(
-      async () => {
-        for (const n of cluster.nodes) {
-          const m = await probe.membership(n.address).catch(() => undefined);
-          if (!m || m.members.some((x) => x.status !== "ACTIVE")) return false;
-        }
-        return true;
-      },
-      20_000,
-      "every node to see every node ACTIVE",
-    );
-  } finally {
-    probe.close();
   }
 }
 
@@ -76,8 +30,8 @@ clusterTest(
     await withCluster(async (cluster, cwd) => {
       for (const id of ["node1", "node2"]) {
         const node = cluster.node(id);
-        const viaAddr = await kv(cwd, "client", "--addr", node.address);
-        const viaPort = await kv(cwd, "client", "--node-port", String(node.port));
+        const viaAddr = await runMain(cwd, "client", "--addr", node.address);
+        const viaPort = await runMain(cwd, "client", "--node-port", String(node.port));
         for (const r of [viaAddr, viaPort]) {
           assert.equal(r.code, 0, show(r));
           assert.match(r.stdout, new RegExp(`connected to 127\\.0\\.0\\.1:${node.port} \\(${id}, `), show(r));
@@ -94,7 +48,14 @@ clusterTest(
         assert.equal((await client.get("demo:greeting")).found, false);
       }
       // With --json each step is one JSON object.
-      const json = await kv(cwd, "client", "--addr", cluster.node("node2").address, "--json", "--no-route");
+      const json = await runMain(
+        cwd,
+        "client",
+        "--addr",
+        cluster.node("node2").address,
+        "--json",
+        "--no-route",
+      );
       assert.equal(json.code, 0, show(json));
       const objs = json.stdout.trim().split("\n").map((l) => JSON.parse(l));
       assert.deepEqual(objs.map((o) => o.op), ["PUT", "GET", "DELETE", "GET"]);
@@ -107,17 +68,17 @@ clusterTest(
 clusterTest("client put, get and delete exit 0 when done, 1 when not found and 2 on errors", async () => {
   await withCluster(async (cluster, cwd) => {
     const addr = cluster.node("node1").address;
-    const ring = new HashRing(cluster.nodes.map((n) => n.id), 150);
+    const ring = ringOf(cluster);
 
-    const put = await kv(cwd, "client", "put", "cli:key", "some value", "--addr", addr);
+    const put = await runMain(cwd, "client", "put", "cli:key", "some value", "--addr", addr);
     assert.equal(put.code, 0, show(put));
     assert.match(put.stdout, /PUT cli:key: ok/);
 
-    const get = await kv(cwd, "client", "get", "cli:key", "--addr", addr);
+    const get = await runMain(cwd, "client", "get", "cli:key", "--addr", addr);
     assert.equal(get.code, 0, show(get));
     assert.match(get.stdout, /"some value"/);
 
-    const getJson = await kv(cwd, "client", "get", "cli:key", "--addr", addr, "--json", "--no-route");
+    const getJson = await runMain(cwd, "client", "get", "cli:key", "--addr", addr, "--json", "--no-route");
     assert.equal(getJson.code, 0, show(getJson));
     const g = JSON.parse(getJson.stdout);
     assert.equal(g.op, "GET");
@@ -127,7 +88,7 @@ clusterTest("client put, get and delete exit 0 when done, 1 when not found and 2
     assert.equal(g.node, ring.owner("cli:key"), "the owner answered (forwarded by node1)");
     assert.ok(Number.isSafeInteger(g.timestamp) && g.timestamp > 0);
 
-    const putJson = await kv(cwd, "client", "put", "cli:json", "v2", "--addr", addr, "--json");
+    const putJson = await runMain(cwd, "client", "put", "cli:json", "v2", "--addr", addr, "--json");
     assert.equal(putJson.code, 0, show(putJson));
     const p = JSON.parse(putJson.stdout);
     assert.equal(p.op, "PUT");
@@ -138,7 +99,7 @@ clusterTest("client put, get and delete exit 0 when done, 1 when not found and 2
     assert.ok(p.timestamp > 0);
 
     // An explicit older timestamp is not applied: exit 2, with the reason.
-    const older = await kv(
+    const older = await runMain(
       cwd,
       "client",
       "put",
@@ -154,41 +115,41 @@ clusterTest("client put, get and delete exit 0 when done, 1 when not found and 2
     assert.equal(JSON.parse(older.stdout).success, false);
     assert.match(JSON.parse(older.stdout).message, /not applied/);
 
-    const del = await kv(cwd, "client", "delete", "cli:key", "--addr", addr, "--json");
+    const del = await runMain(cwd, "client", "delete", "cli:key", "--addr", addr, "--json");
     assert.equal(del.code, 0, show(del));
     const d = JSON.parse(del.stdout);
     assert.equal(d.op, "DELETE");
     assert.equal(d.success, true);
 
-    const gone = await kv(cwd, "client", "get", "cli:key", "--addr", addr);
+    const gone = await runMain(cwd, "client", "get", "cli:key", "--addr", addr);
     assert.equal(gone.code, 1, show(gone));
     assert.match(gone.stdout, /not found/);
-    const goneJson = await kv(cwd, "client", "get", "cli:key", "--addr", addr, "--json");
+    const goneJson = await runMain(cwd, "client", "get", "cli:key", "--addr", addr, "--json");
     assert.equal(goneJson.code, 1, show(goneJson));
     assert.equal(JSON.parse(goneJson.stdout).found, false);
     assert.equal(JSON.parse(goneJson.stdout).value, null);
 
-    const empty = await kv(cwd, "client", "put", "", "v", "--addr", addr, "--json");
+    const empty = await runMain(cwd, "client", "put", "", "v", "--addr", addr, "--json");
     assert.equal(empty.code, 2, show(empty));
     assert.equal(JSON.parse(empty.stdout).error, "INVALID_ARGUMENT");
     assert.match(JSON.parse(empty.stdout).message, /empty/);
-    const emptyGet = await kv(cwd, "client", "get", "", "--addr", addr);
+    const emptyGet = await runMain(cwd, "client", "get", "", "--addr", addr);
     assert.equal(emptyGet.code, 2, show(emptyGet));
     assert.match(emptyGet.stdout + emptyGet.stderr, /INVALID_ARGUMENT/);
 
     const dead = `127.0.0.1:${freePort()}`;
     const started = Date.now();
-    const unreachable = await kv(cwd, "client", "get", "x", "--addr", dead, "--timeout", "2000");
+    const unreachable = await runMain(cwd, "client", "get", "x", "--addr", dead, "--timeout", "2000");
     console.log(`unreachable address: exit ${unreachable.code} after ${Date.now() - started} ms`);
     assert.equal(unreachable.code, 2, show(unreachable));
     assert.match(unreachable.stdout + unreachable.stderr, /UNAVAILABLE/);
     assert.ok(unreachable.stdout.includes(dead) || unreachable.stderr.includes(dead), show(unreachable));
 
-    const missingArg = await kv(cwd, "client", "put", "only-key", "--addr", addr);
+    const missingArg = await runMain(cwd, "client", "put", "only-key", "--addr", addr);
     assert.equal(missingArg.code, 2, show(missingArg));
     assert.match(missingArg.stderr, /usage: client put KEY VALUE/);
 
-    const badAddr = await kv(cwd, "client", "get", "k", "--addr", "nowhere");
+    const badAddr = await runMain(cwd, "client", "get", "k", "--addr", "nowhere");
     assert.equal(badAddr.code, 2, show(badAddr));
     assert.match(badAddr.stderr, /"nowhere" is not host:port/);
   });
@@ -199,7 +160,7 @@ clusterTest(
   async () => {
     await withCluster(async (cluster, cwd) => {
       const addr = cluster.node("node3").address;
-      const status = await kv(cwd, "client", "status", "--addr", addr);
+      const status = await runMain(cwd, "client", "status", "--addr", addr);
       assert.equal(status.code, 0, show(status));
       for (const n of cluster.nodes) {
         assert.match(
@@ -210,7 +171,7 @@ clusterTest(
       assert.match(status.stdout, /NODE\s+ADDRESS\s+STATUS\s+KEYS\s+RING/);
       assert.match(status.stdout, /as node3 sees it/);
 
-      const statusJson = await kv(cwd, "client", "status", "--addr", addr, "--json");
+      const statusJson = await runMain(cwd, "client", "status", "--addr", addr, "--json");
       assert.equal(statusJson.code, 0, show(statusJson));
       const s = JSON.parse(statusJson.stdout);
       assert.equal(s.responder, "node3");
@@ -223,11 +184,11 @@ clusterTest(
       const client = await cluster.client();
       const keys = Array.from({ length: 30 }, (_, i) => `list:${i}`);
       for (const k of keys) await client.put(k, "v");
-      const ring = new HashRing(cluster.nodes.map((n) => n.id), 150);
+      const ring = ringOf(cluster);
       await cluster.waitFor(
         async () => {
           for (const n of cluster.nodes) {
-            const expected = keys.filter((k) => ring.preferenceList(k, 2).includes(n.id));
+            const expected = keysPlacedOn(ring, keys, n.id, 2);
             if ((await client.listAllKeys(n.address)).length !== expected.length) return false;
           }
           return true;
@@ -236,11 +197,11 @@ clusterTest(
         "replication of the listed keys",
       );
       for (const n of cluster.nodes) {
-        const expected = keys.filter((k) => ring.preferenceList(k, 2).includes(n.id)).sort();
-        const list = await kv(cwd, "client", "list", "--addr", n.address);
+        const expected = keysPlacedOn(ring, keys, n.id, 2).sort();
+        const list = await runMain(cwd, "client", "list", "--addr", n.address);
         assert.equal(list.code, 0, show(list));
         assert.deepEqual(list.stdout.trim().split("\n").sort(), expected);
-        const listJson = await kv(cwd, "client", "list", "--node-port", String(n.port), "--json");
+        const listJson = await runMain(cwd, "client", "list", "--node-port", String(n.port), "--json");
         const l = JSON.parse(listJson.stdout);
         assert.equal(l.count, expected.length);
         assert.deepEqual([...l.keys].sort(), expected);
@@ -253,46 +214,53 @@ clusterTest("every mode answers --help, and unknown flags or modes exit 2 with a
   const cwd = await Deno.makeTempDir({ prefix: "kvstore-cli-" });
   try {
     const nowhere = `127.0.0.1:${freePort()}`;
-    const top = await kv(cwd, "--help");
+    const top = await runMain(cwd, "--help");
     assert.equal(top.code, 0, show(top));
     assert.match(top.stdout, /kvstore server/);
     assert.match(top.stdout, /kvstore client/);
 
-    const server = await kv(cwd, "server", "--help");
+    const server = await runMain(cwd, "server", "--help");
     assert.equal(server.code, 0, show(server));
     assert.match(server.stdout, /--config FILE/);
     assert.match(server.stdout, /--log-format/);
 
-    const client = await kv(cwd, "client", "--help");
+    const client = await runMain(cwd, "client", "--help");
     assert.equal(client.code, 0, show(client));
     assert.match(client.stdout, /put KEY VALUE/);
     assert.match(client.stdout, /Exit codes: 0 ok or found, 1 not found, 2 error/);
-    const clientShort = await kv(cwd, "client", "-h");
+    const clientShort = await runMain(cwd, "client", "-h");
     assert.equal(clientShort.code, 0);
     assert.equal(clientShort.stdout, client.stdout);
 
-    const unknownClientFlag = await kv(cwd, "client", "get", "k", "--frobnicate", "--addr", nowhere);
+    const unknownClientFlag = await runMain(cwd, "client", "get", "k", "--frobnicate", "--addr", nowhere);
     assert.equal(unknownClientFlag.code, 2, show(unknownClientFlag));
     assert.match(unknownClientFlag.stderr, /^error: .*--frobnicate/m);
     assert.doesNotMatch(unknownClientFlag.stderr, /\bat .*\.ts:\d+/, "no stack trace for a user error");
 
-    const unknownServerFlag = await kv(cwd, "server", "--prot", "9");
+    const unknownServerFlag = await runMain(cwd, "server", "--prot", "9");
     assert.equal(unknownServerFlag.code, 2, show(unknownServerFlag));
     assert.match(unknownServerFlag.stderr, /^error: .*--prot/m);
 
-    const unknownCommand = await kv(cwd, "client", "frob", "--addr", nowhere);
+    const unknownCommand = await runMain(cwd, "client", "frob", "--addr", nowhere);
     assert.equal(unknownCommand.code, 2, show(unknownCommand));
     assert.match(unknownCommand.stderr, /unknown client command "frob"/);
 
-    const unknownMode = await kv(cwd, "serve");
+    const unknownMode = await runMain(cwd, "serve");
     assert.equal(unknownMode.code, 2, show(unknownMode));
     assert.match(unknownMode.stderr, /unknown mode "serve"/);
 
-    const badTimeout = await kv(cwd, "client", "get", "k", "--timeout", "soon", "--addr", nowhere);
+    const badTimeout = await runMain(cwd, "client", "get", "k", "--timeout", "soon", "--addr", nowhere);
     assert.equal(badTimeout.code, 2, show(badTimeout));
     assert.match(badTimeout.stderr, /--timeout must be/);
 
-    const badLevel = await kv(cwd, "server", "--log-level", "loud", "--config", "/nonexistent/cluster.json");
+    const badLevel = await runMain(
+      cwd,
+      "server",
+      "--log-level",
+      "loud",
+      "--config",
+      "/nonexistent/cluster.json",
+    );
     assert.equal(badLevel.code, 2, show(badLevel));
     assert.match(badLevel.stderr, /^error: /m);
   } finally {

@@ -4,12 +4,11 @@
  * and stops everything it started on SIGTERM.
  */
 import assert from "node:assert/strict";
-import { clusterTest, text } from "./helpers/cluster.ts";
+import { clusterTest, MAIN, sleep, text } from "./helpers/cluster.ts";
 import { freePort } from "./helpers/ports.ts";
 import { KvClient } from "../lib/grpc/kv_client.ts";
 import { redisServerPath } from "../lib/redis_server.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const redisAvailable = redisServerPath() !== undefined;
 
 interface RunningCluster {
@@ -74,7 +73,7 @@ async function startClusterCommand(extraArgs: string[], redisPorts?: number[]): 
       while (Date.now() < deadline) {
         const matches = lines.map((l) => l.match(re)).filter((m) => m !== null);
         if (matches.length >= nth) return matches[nth - 1];
-        await new Promise((r) => setTimeout(r, 50));
+        await sleep(50);
       }
       throw new Error(`no line matching ${re} within ${ms} ms:\n${lines.join("\n")}`);
     },
@@ -116,11 +115,36 @@ function cleanup(c: RunningCluster): void {
   }
 }
 
+/** Runs `fn` on a started cluster command, then stops it and checks that everything it started is gone. */
+async function withClusterCommand(
+  extraArgs: string[],
+  fn: (c: RunningCluster) => Promise<void>,
+  redisPorts?: number[],
+): Promise<void> {
+  const c = await startClusterCommand(extraArgs, redisPorts);
+  try {
+    await fn(c);
+    await stopAndCheck(c);
+  } finally {
+    cleanup(c);
+  }
+}
+
+/** Puts `key` through the node on `port` and reads the value back. */
+async function assertPutGet(port: number, key: string, value: string): Promise<void> {
+  const client = await KvClient.connect([`127.0.0.1:${port}`]);
+  try {
+    assert.equal((await client.put(key, value)).ok, true);
+    assert.equal(text.decode((await client.get(key)).value), value);
+  } finally {
+    client.close();
+  }
+}
+
 clusterTest(
   "the cluster command starts every node, prefixes their logs and stops them all on SIGTERM",
-  async () => {
-    const c = await startClusterCommand([]);
-    try {
+  () =>
+    withClusterCommand([], async (c) => {
       await c.waitForLine(/cluster "cmd-test" is up: 3 nodes/, 60_000);
       for (const id of ["node1", "node2", "node3"]) {
         assert.ok(
@@ -128,76 +152,54 @@ clusterTest(
           `${id} log prefixed`,
         );
       }
-      const client = await KvClient.connect([`127.0.0.1:${c.ports[1]}`]);
-      try {
-        assert.equal((await client.put("via-cluster-command", "yes")).ok, true);
-        assert.equal(text.decode((await client.get("via-cluster-command")).value), "yes");
-      } finally {
-        client.close();
-      }
-      await stopAndCheck(c);
-    } finally {
-      cleanup(c);
-    }
-  },
+      await assertPutGet(c.ports[1], "via-cluster-command", "yes");
+    }),
   { timeoutMs: 90_000 },
 );
 
-clusterTest("the cluster command says so when one of its nodes dies", async () => {
-  const c = await startClusterCommand([]);
-  try {
-    await c.waitForLine(/is up/, 60_000);
-    const [, pid] = await c.waitForLine(/started node2 \(pid (\d+)\)/, 1000);
-    Deno.kill(Number(pid), "SIGKILL");
-    await c.waitForLine(new RegExp(`node2 \\(pid ${pid}\\) exited`), 10_000);
-    await stopAndCheck(c);
-  } finally {
-    cleanup(c);
-  }
-}, { timeoutMs: 90_000 });
+clusterTest(
+  "the cluster command says so when one of its nodes dies",
+  () =>
+    withClusterCommand([], async (c) => {
+      await c.waitForLine(/is up/, 60_000);
+      const [, pid] = await c.waitForLine(/started node2 \(pid (\d+)\)/, 1000);
+      Deno.kill(Number(pid), "SIGKILL");
+      await c.waitForLine(new RegExp(`node2 \\(pid ${pid}\\) exited`), 10_000);
+    }),
+  { timeoutMs: 90_000 },
+);
 
 clusterTest(
   "the cluster command with --redis starts one redis-server per node and stops them too",
   async () => {
     if (!redisAvailable) throw new Error("redis-server is required in CI: apt-get install -y redis-server");
     const redisPorts = [freePort(), freePort(), freePort()];
-    const c = await startClusterCommand(["--redis"], redisPorts);
-    try {
+    await withClusterCommand(["--redis"], async (c) => {
       await c.waitForLine(/is up: 3 nodes, storage redis/, 60_000);
       assert.equal(c.lines.filter((l) => l.includes("redis-server for")).length, 3);
-      const client = await KvClient.connect([`127.0.0.1:${c.ports[0]}`]);
-      try {
-        assert.equal((await client.put("in-redis", "durable")).ok, true);
-        assert.equal(text.decode((await client.get("in-redis")).value), "durable");
-      } finally {
-        client.close();
-      }
-      await stopAndCheck(c);
-    } finally {
-      cleanup(c);
-    }
+      await assertPutGet(c.ports[0], "in-redis", "durable");
+    }, redisPorts);
   },
   { timeoutMs: 90_000, ignore: !redisAvailable && !Deno.env.get("CI") },
 );
 
-clusterTest("the cluster command starts a node again after it crashes, and it serves again", async () => {
-  const c = await startClusterCommand([]);
-  try {
-    await c.waitForLine(/is up/, 60_000);
-    const [, pid] = await c.waitForLine(/started node3 \(pid (\d+)\)/, 1000);
-    Deno.kill(Number(pid), "SIGABRT");
-    await c.waitForLine(new RegExp(`node3 \\(pid ${pid}\\) crashed .*starting it again`), 10_000);
-    const [, again] = await c.waitForLine(/started node3 \(pid (\d+)\)/, 10_000, 2);
-    assert.notEqual(again, pid);
-    await c.waitForLine(/\[node3\] .*recovery finished/, 30_000, 2);
-    const client = await KvClient.connect([`127.0.0.1:${c.ports[2]}`], { route: false });
-    try {
-      assert.equal((await client.put("after-crash", "ok")).ok, true);
-    } finally {
-      client.close();
-    }
-    await stopAndCheck(c);
-  } finally {
-    cleanup(c);
-  }
-}, { timeoutMs: 90_000 });
+clusterTest(
+  "the cluster command starts a node again after it crashes, and it serves again",
+  () =>
+    withClusterCommand([], async (c) => {
+      await c.waitForLine(/is up/, 60_000);
+      const [, pid] = await c.waitForLine(/started node3 \(pid (\d+)\)/, 1000);
+      Deno.kill(Number(pid), "SIGABRT");
+      await c.waitForLine(new RegExp(`node3 \\(pid ${pid}\\) crashed .*starting it again`), 10_000);
+      const [, again] = await c.waitForLine(/started node3 \(pid (\d+)\)/, 10_000, 2);
+      assert.notEqual(again, pid);
+      await c.waitForLine(/\[node3\] .*recovery finished/, 30_000, 2);
+      const client = await KvClient.connect([`127.0.0.1:${c.ports[2]}`], { route: false });
+      try {
+        assert.equal((await client.put("after-crash", "ok")).ok, true);
+      } finally {
+        client.close();
+      }
+    }),
+  { timeoutMs: 90_000 },
+);

@@ -8,65 +8,15 @@
  */
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
-import { clusterTest, TestCluster, text } from "./helpers/cluster.ts";
-import { HashRing } from "../lib/ring.ts";
-import { KvClient } from "../lib/grpc/kv_client.ts";
+import { clusterTest, kvError, ringOf, sleep, TestCluster, text } from "./helpers/cluster.ts";
+import type { HashRing } from "../lib/ring.ts";
 import { kvstorePackage } from "../lib/grpc/proto.ts";
 import { unary } from "../lib/grpc/call.ts";
-import { Code, KvError } from "../lib/errors.ts";
+import { Code } from "../lib/errors.ts";
 
-/** The ring every node and client builds: the three node ids, 150 points each. */
-function ringOf(cluster: TestCluster): HashRing {
-  return new HashRing(cluster.nodes.map((n) => n.id), 150);
-}
-
-/** Starts three nodes (rf 1) and waits until each sees all three ACTIVE. */
-async function startCluster(): Promise<TestCluster> {
-  const cluster = await TestCluster.start({ nodes: 3, replicationFactor: 1 });
-  try {
-    await waitAllActive(cluster);
-  } catch (err) {
-    await cluster.stop();
-    throw err;
-  }
-  return cluster;
-}
-
-/**
- * Waits until every running node sees every running node ACTIVE: a node that
- * has just started is JOINING while it pulls its ranges from its peers.
- */
-async function waitAllActive(cluster: TestCluster): Promise<void> {
-  const probe = await KvClient.connect([cluster.nodes[0].address], { route: false, timeoutMs: 1000 });
-  const running = cluster.nodes.filter((n) => cluster.isRunning(n.id));
-  try {
-    await cluster.waitFor(
-      async () => {
-        for (const n of running) {
-          const m = await probe.membership(n.address).catch(() => undefined);
-          if (!m) return false;
-          const active = new Set(m.members.filter((x) => x.status === "ACTIVE").map((x) => x.id));
-          if (running.some((r) => !active.has(r.id))) return false;
-        }
-        return true;
-      },
-      20_000,
-      "every node to see every node ACTIVE",
-    );
-  } finally {
-    probe.close();
-  }
-}
-
-/** Runs `fn` and returns the KvError it throws (fails if it does not throw one). */
-async function kvError(fn: () => Promise<unknown>): Promise<KvError> {
-  try {
-    await fn();
-  } catch (err) {
-    assert.ok(err instanceof KvError, `expected a KvError, got ${err}`);
-    return err;
-  }
-  assert.fail("expected the call to fail");
+/** Starts three nodes (rf 1); resolves once each sees all three ACTIVE. */
+function startCluster(): Promise<TestCluster> {
+  return TestCluster.start({ nodes: 3, replicationFactor: 1 });
 }
 
 /** Some keys of each node, by the ring. */
@@ -370,7 +320,7 @@ clusterTest("stopping one node with SIGTERM leaves the other nodes running and s
     for (const stopped of cluster.nodes) {
       await cluster.signal(stopped.id, "SIGTERM");
       assert.match(cluster.logs(stopped.id), /\bstopped\b/);
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(500);
       for (const n of cluster.nodes.filter((x) => x.id !== stopped.id)) {
         const probe = await cluster.client({ via: n.id, route: false, timeoutMs: 2000 });
         const m = await probe.membership(n.address).catch((err) =>
@@ -383,7 +333,7 @@ clusterTest("stopping one node with SIGTERM leaves the other nodes running and s
         }
       }
       await cluster.startNode(stopped.id);
-      await waitAllActive(cluster);
+      await cluster.waitActive();
       // Its keys were in memory only (rf 1): write them again for the next round.
       for (const key of byOwner.get(stopped.id)!) assert.equal((await writer.put(key, "v")).ok, true);
     }

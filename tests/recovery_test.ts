@@ -16,58 +16,27 @@
  */
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
-import { HashRing } from "../lib/ring.ts";
 import type { KvClient } from "../lib/grpc/kv_client.ts";
 import { type RedisProcess, redisServerPath, startRedisServer } from "../lib/redis_server.ts";
-import { clusterTest, TestCluster, type TestClusterOptions, text } from "./helpers/cluster.ts";
+import {
+  clusterTest,
+  endCluster,
+  keysPlacedOn,
+  logField,
+  logLines,
+  ringOf,
+  sleep,
+  statusSeenBy,
+  TestCluster,
+  type TestClusterOptions,
+  text,
+  waitForStatus,
+} from "./helpers/cluster.ts";
 import { freePort } from "./helpers/ports.ts";
 
-const VIRTUAL_NODES = 150;
 const REDIS_PREFIX = "kvstore:";
 const redisAvailable = redisServerPath() !== undefined;
 const ignoreRedis = !redisAvailable && !Deno.env.get("CI");
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-function ringOf(cluster: TestCluster): HashRing {
-  return new HashRing(cluster.nodes.map((n) => n.id), VIRTUAL_NODES);
-}
-
-/** How node `viewer` sees `target` now (UNREACHABLE when it does not answer). */
-async function statusSeenBy(client: KvClient, cluster: TestCluster, viewer: string, target: string) {
-  try {
-    const m = await client.membership(cluster.node(viewer).address);
-    return m.members.find((x) => x.id === target)?.status ?? "MISSING";
-  } catch {
-    return "UNREACHABLE";
-  }
-}
-
-/**
- * Resolves once every node reports every node ACTIVE: nodes started together
- * each run a (short) recovery and see the others JOINING meanwhile.
- */
-async function waitAllActive(cluster: TestCluster, client: KvClient): Promise<void> {
-  let views: string[] = [];
-  await cluster.waitFor(
-    async () => {
-      views = await Promise.all(cluster.nodes.map(async (n) => {
-        const seen = await Promise.all(cluster.nodes.map((t) => statusSeenBy(client, cluster, n.id, t.id)));
-        return `${n.id} sees ${seen.join(",")}`;
-      }));
-      return views.every((v) => !/(SUSPECTED|FAILED|JOINING|UNREACHABLE|MISSING)/.test(v));
-    },
-    20_000,
-    "every node to see every node ACTIVE",
-  ).catch((err) => {
-    const tails = cluster.nodes.map((n) =>
-      `--- ${n.id}:\n${cluster.logs(n.id).split("\n").slice(-8).join("\n")}`
-    );
-    throw new Error(`${err.message}: ${views.join("; ")}\n${tails.join("\n")}`);
-  });
-}
 
 /** Every key a node holds, as a set (Redis's SCAN may list a key twice). */
 async function keysOn(client: KvClient, cluster: TestCluster, id: string): Promise<Set<string>> {
@@ -96,30 +65,9 @@ async function waitForCopies(client: KvClient, cluster: TestCluster, copies: num
   });
 }
 
-/**
- * Ends a test cluster: nodes are killed (SIGKILL) before `stop()` closes the
- * clients. Deno 2.9.6 can crash inside nghttp2 when an HTTP/2 session gets a
- * GOAWAY right after a stream closed ("find_stream_on_goaway_func:
- * Assertion `stream->closed_next == NULL' failed", exit 134/139; denoland/deno
- * issue 36788), seen here both in this test process when nodes shut down
- * gracefully and in nodes when a client closed. So these tests close no
- * client while its node runs, and end nodes without a graceful GOAWAY.
- */
-async function endCluster(cluster: TestCluster): Promise<void> {
-  for (const n of cluster.nodes) {
-    if (cluster.isRunning(n.id)) await cluster.kill(n.id).catch(() => {});
-  }
-  await cluster.stop();
-}
-
 /** The last line of a node's log that contains `needle` ("" if none). */
 function lastLogLine(cluster: TestCluster, id: string, needle: string): string {
-  return cluster.logs(id).split("\n").filter((l) => l.includes(needle)).at(-1) ?? "";
-}
-
-/** A log line's `field=value`. */
-function logField(line: string, field: string): string | undefined {
-  return new RegExp(`\\b${field}=(\\S+)`).exec(line)?.[1];
+  return logLines(cluster, id, needle).at(-1) ?? "";
 }
 
 /** Redis servers on free ports in temp dirs, throwaway (no persistence needed). */
@@ -228,7 +176,6 @@ async function recoveryScenario(
   try {
     const ring = ringOf(cluster);
     const admin = await cluster.client({ via: "node1", route: false, timeoutMs: 2000 });
-    await waitAllActive(cluster, admin);
     const client = await cluster.client({ via: "node1" });
     const traffic = new Traffic(client);
 
@@ -260,20 +207,11 @@ async function recoveryScenario(
     const mixed = ops.map((_, i) => ops[(i * 7919) % ops.length]);
     await runParallel(mixed, 4);
     const awayWrites = Date.now() - killedAt;
-    const victimDeletes = toDelete.filter((k) => ring.preferenceList(k, 2).includes(victim)).length;
+    const victimDeletes = keysPlacedOn(ring, toDelete, victim, 2).length;
     assert.ok(victimDeletes > 40, `only ${victimDeletes} deleted keys belong to ${victim}`);
 
     // The survivors have noticed the outage.
-    await cluster.waitFor(
-      async () => {
-        const views = await Promise.all(
-          ["node1", "node3"].map((v) => statusSeenBy(admin, cluster, v, victim)),
-        );
-        return views.every((s) => s === "FAILED");
-      },
-      10_000,
-      `node1 and node3 to mark ${victim} FAILED`,
-    );
+    await waitForStatus(cluster, admin, ["node1", "node3"], victim, ["FAILED"], 10_000);
 
     // Watch node2's own status from the moment it starts, as fast as it
     // answers. A fresh client per failed probe: a channel that failed to
@@ -293,16 +231,7 @@ async function recoveryScenario(
     const startedAt = Date.now();
     try {
       await cluster.startNode(victim);
-      await cluster.waitFor(
-        async () => {
-          const views = await Promise.all(
-            cluster.nodes.map((n) => statusSeenBy(admin, cluster, n.id, victim)),
-          );
-          return views.every((s) => s === "ACTIVE");
-        },
-        30_000,
-        `${victim} to be ACTIVE on every node`,
-      );
+      await waitForStatus(cluster, admin, cluster.nodes.map((n) => n.id), victim, ["ACTIVE"], 30_000);
     } finally {
       watching = false;
       await watcher;
@@ -330,7 +259,7 @@ async function recoveryScenario(
     assert.deepEqual(traffic.errors, [], "client requests that failed during the run");
 
     // node2 holds every live key the ring gives it, with the newest value.
-    const expected = [...traffic.value.keys()].filter((k) => ring.preferenceList(k, 2).includes(victim));
+    const expected = keysPlacedOn(ring, traffic.value.keys(), victim, 2);
     const held = await keysOn(admin, cluster, victim);
     const missing = expected.filter((k) => !held.has(k));
     // And nothing else: a stray copy outside its ranges would go stale.
@@ -422,7 +351,6 @@ clusterTest(
     const victim = "node2";
     try {
       const admin = await cluster.client({ via: "node1", route: false });
-      await waitAllActive(cluster, admin);
       const client = await cluster.client({ via: "node1" });
       const items = Array.from({ length: 1500 }, (_, i) => ({ key: `keep-${i}`, value: `keep-${i}=v` }));
       for (let i = 0; i < items.length; i += 500) {
@@ -452,16 +380,7 @@ clusterTest(
       }
 
       await cluster.startNode(victim);
-      await cluster.waitFor(
-        async () => {
-          const views = await Promise.all(
-            cluster.nodes.map((n) => statusSeenBy(admin, cluster, n.id, victim)),
-          );
-          return views.every((s) => s === "ACTIVE");
-        },
-        30_000,
-        `${victim} to be ACTIVE on every node`,
-      );
+      await waitForStatus(cluster, admin, cluster.nodes.map((n) => n.id), victim, ["ACTIVE"], 30_000);
       const after = await direct.multiGet(keys, { fromReplica: true });
       const changed = keys.filter((_, i) =>
         !after[i].found || after[i].timestamp !== before[i].timestamp ||
@@ -502,7 +421,6 @@ clusterTest(
     try {
       const ring = ringOf(cluster);
       const admin = await cluster.client({ via: "node1", route: false });
-      await waitAllActive(cluster, admin);
       const client = await cluster.client({ via: "node1" });
       const items = Array.from({ length: 400 }, (_, i) => ({ key: `ae-${i}`, value: `ae-${i}=v` }));
       const rs = await client.multiPut(items);
@@ -511,7 +429,7 @@ clusterTest(
 
       // Erase 30 of node3's copies (as owner or replica) in its Redis, keeping
       // the live-key counter in step as the node's own scripts would.
-      const shared = items.map((i) => i.key).filter((k) => ring.preferenceList(k, 2).includes(target));
+      const shared = keysPlacedOn(ring, items.map((i) => i.key), target, 2);
       const victims = shared.slice(0, 30);
       assert.equal(victims.length, 30);
       const r = await redisAt(procs[2].port);
@@ -545,7 +463,7 @@ clusterTest(
       const repairMs = Date.now() - erasedAt;
       assert.ok(wasRunning && cluster.isRunning(target), `${target} was not restarted`);
       const repairs = ["node1", "node2", "node3"].flatMap((id) =>
-        cluster.logs(id).split("\n").filter((l) => l.includes("anti-entropy repaired"))
+        logLines(cluster, id, "anti-entropy repaired")
       );
       console.log(
         `  ${victims.length} erased copies back on ${target} ${repairMs} ms after the erase ` +

@@ -8,42 +8,22 @@
  */
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
-import { clusterTest, TestCluster, type TestClusterOptions, text } from "./helpers/cluster.ts";
-import { HashRing } from "../lib/ring.ts";
-import { KvClient } from "../lib/grpc/kv_client.ts";
+import {
+  clusterTest,
+  keysPlacedOn,
+  ringOf,
+  TestCluster,
+  type TestClusterOptions,
+  text,
+} from "./helpers/cluster.ts";
+import type { HashRing } from "../lib/ring.ts";
 import { kvstorePackage } from "../lib/grpc/proto.ts";
 import { unary } from "../lib/grpc/call.ts";
 import { Code } from "../lib/errors.ts";
 
-/** Starts three nodes (rf 2 unless told) and waits until each sees all three ACTIVE. */
-async function startCluster(opts: TestClusterOptions = {}): Promise<TestCluster> {
-  const cluster = await TestCluster.start({ nodes: 3, replicationFactor: 2, ...opts });
-  try {
-    const probe = await KvClient.connect([cluster.nodes[0].address], { route: false, timeoutMs: 1000 });
-    try {
-      await cluster.waitFor(
-        async () => {
-          for (const n of cluster.nodes) {
-            const m = await probe.membership(n.address).catch(() => undefined);
-            if (!m || m.members.some((x) => x.status !== "ACTIVE")) return false;
-          }
-          return true;
-        },
-        20_000,
-        "every node to see every node ACTIVE",
-      );
-    } finally {
-      probe.close();
-    }
-  } catch (err) {
-    await cluster.stop();
-    throw err;
-  }
-  return cluster;
-}
-
-function ringOf(cluster: TestCluster): HashRing {
-  return new HashRing(cluster.nodes.map((n) => n.id), 150);
+/** Starts three nodes (rf 2 unless told); resolves once each sees all three ACTIVE. */
+function startCluster(opts: TestClusterOptions = {}): Promise<TestCluster> {
+  return TestCluster.start({ nodes: 3, replicationFactor: 2, ...opts });
 }
 
 /** A stored record as ReadRecords answers it. */
@@ -150,7 +130,7 @@ clusterTest(
         assert.equal(put.replicas, 1, "write_quorum 1 answers after the owner's write");
         stamps.set(key, put.timestamp);
       }
-      const expectedOn = (id: string) => keys.filter((k) => ring.preferenceList(k, 2).includes(id)).sort();
+      const expectedOn = (id: string) => keysPlacedOn(ring, keys, id, 2).sort();
       await cluster.waitFor(
         async () => {
           for (const n of cluster.nodes) {

@@ -9,26 +9,23 @@
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { Buffer } from "node:buffer";
-import { clusterTest, TestCluster, text } from "./helpers/cluster.ts";
+import {
+  clusterTest,
+  kvError,
+  logLines,
+  MAIN,
+  runMain,
+  sleep,
+  TestCluster,
+  text,
+} from "./helpers/cluster.ts";
 import { freePort } from "./helpers/ports.ts";
 import { KvClient } from "../lib/grpc/kv_client.ts";
 import { kvstorePackage, loadKvstorePackage } from "../lib/grpc/proto.ts";
 import { unary } from "../lib/grpc/call.ts";
 import { Code, KvError } from "../lib/errors.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const PROTO = new URL("../proto/kvstore.proto", import.meta.url).pathname;
-
-/** Runs `fn` and returns the KvError it throws (fails if it does not throw one). */
-async function kvError(fn: () => Promise<unknown>): Promise<KvError> {
-  try {
-    await fn();
-  } catch (err) {
-    assert.ok(err instanceof KvError, `expected a KvError, got ${err}`);
-    return err;
-  }
-  assert.fail("expected the call to fail");
-}
 
 /** A raw KeyValueStore stub, for requests the client library never sends (empty batches). */
 function rawKv(address: string): grpc.Client {
@@ -375,7 +372,7 @@ clusterTest("at debug level every operation leaves a log line naming its key", a
       5000,
       "the GET log lines",
     );
-    const lines = cluster.logs("node1").split("\n").filter((l) => l.includes("logged-key"));
+    const lines = logLines(cluster, "node1", "logged-key");
     assert.equal(lines.filter((l) => /DEBUG.*\bPUT\b/.test(l)).length, 1, lines.join("\n"));
     assert.equal(lines.filter((l) => /DEBUG.*\bDELETE\b/.test(l)).length, 1, lines.join("\n"));
     const gets = lines.filter((l) => /DEBUG.*\bGET\b/.test(l));
@@ -388,12 +385,15 @@ clusterTest("at debug level every operation leaves a log line naming its key", a
 });
 
 /** A node process this file starts itself, to see its exit code and raw output. */
-async function spawnNode(
-  cwd: string,
-  args: string[],
-): Promise<
-  { child: Deno.ChildProcess; port: number; output: () => string; done: Promise<Deno.CommandStatus> }
-> {
+interface SoloNode {
+  child: Deno.ChildProcess;
+  port: number;
+  output: () => string;
+  done: Promise<Deno.CommandStatus>;
+}
+
+/** Starts a one-node cluster's node from `cwd` (relative --config) and waits until it answers. */
+async function spawnNode(cwd: string, args: string[]): Promise<SoloNode> {
   const port = freePort();
   const config = {
     cluster_name: "solo",
@@ -428,12 +428,31 @@ async function spawnNode(
         await done;
         throw new Error(`node did not start:\n${output()}`);
       }
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     } finally {
       probe.close();
     }
   }
   return { child, port, output, done };
+}
+
+/** Runs `fn` with a node spawned in a fresh temp dir, then kills the node (if running) and removes the dir. */
+async function withSoloNode(
+  prefix: string,
+  args: string[],
+  fn: (node: SoloNode) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix });
+  const node = await spawnNode(dir, args);
+  try {
+    await fn(node);
+  } finally {
+    try {
+      node.child.kill("SIGKILL");
+    } catch { /* already exited */ }
+    await node.done;
+    await Deno.remove(dir, { recursive: true });
+  }
 }
 
 /** Waits for a process to exit, killing it if it does not within `ms`. */
@@ -451,9 +470,7 @@ async function exitWithin(p: { child: Deno.ChildProcess; done: Promise<Deno.Comm
 }
 
 clusterTest("a node started with --log-format json writes every log line as a JSON object", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "kvstore-json-" });
-  const node = await spawnNode(dir, ["--log-format", "json", "--log-level", "debug"]);
-  try {
+  await withSoloNode("kvstore-json-", ["--log-format", "json", "--log-level", "debug"], async (node) => {
     const client = await KvClient.connect([`127.0.0.1:${node.port}`], { route: false });
     await client.put("json-key", "v");
     await client.get("json-key");
@@ -480,20 +497,12 @@ clusterTest("a node started with --log-format json writes every log line as a JS
     assert.ok(parsed.some((p) => p.msg === "GET" && p.key === "json-key" && p.found === true));
     assert.ok(parsed.some((p) => /listening/.test(p.msg)));
     assert.ok(parsed.some((p) => p.msg === "stopped"));
-  } finally {
-    try {
-      node.child.kill("SIGKILL");
-    } catch { /* already exited */ }
-    await node.done;
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   clusterTest(`${signal} shuts a node down cleanly with exit code 0`, async () => {
-    const dir = await Deno.makeTempDir({ prefix: "kvstore-signal-" });
-    const node = await spawnNode(dir, []);
-    try {
+    await withSoloNode("kvstore-signal-", [], async (node) => {
       const client = await KvClient.connect([`127.0.0.1:${node.port}`], { route: false, timeoutMs: 2000 });
       await client.put("k", "v");
       node.child.kill(signal);
@@ -507,13 +516,7 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
       const err = await kvError(() => client.get("k"));
       assert.equal(err.code, Code.UNAVAILABLE, "the port is closed after shutdown");
       client.close();
-    } finally {
-      try {
-        node.child.kill("SIGKILL");
-      } catch { /* already exited */ }
-      await node.done;
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   });
 }
 
@@ -536,21 +539,13 @@ clusterTest(
     assert.notEqual(dir, Deno.cwd());
     const node = await spawnNode(dir, []);
     try {
-      const run = async (...args: string[]) => {
-        const out = await new Command(args, dir).output();
-        return {
-          code: out.code,
-          stdout: new TextDecoder().decode(out.stdout),
-          stderr: new TextDecoder().decode(out.stderr),
-        };
-      };
       const addr = `127.0.0.1:${node.port}`;
-      const put = await run("client", "put", "cwd-key", "from elsewhere", "--addr", addr);
+      const put = await runMain(dir, "client", "put", "cwd-key", "from elsewhere", "--addr", addr);
       assert.equal(put.code, 0, put.stderr + put.stdout);
-      const get = await run("client", "get", "cwd-key", "--addr", addr, "--json");
+      const get = await runMain(dir, "client", "get", "cwd-key", "--addr", addr, "--json");
       assert.equal(get.code, 0, get.stderr);
       assert.equal(JSON.parse(get.stdout).value, "from elsewhere");
-      const help = await run("server", "--help");
+      const help = await runMain(dir, "server", "--help");
       assert.equal(help.code, 0);
       assert.match(help.stdout, /kvstore server/);
       // The node itself was started with cwd = the temp dir and a relative --config.
@@ -575,18 +570,3 @@ clusterTest(
     }
   },
 );
-
-/** `deno run -A main.ts ARGS` in a directory. */
-class Command {
-  constructor(private readonly args: string[], private readonly cwd: string) {}
-
-  output(): Promise<Deno.CommandOutput> {
-    return new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--quiet", MAIN, ...this.args],
-      cwd: this.cwd,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-  }
-}
