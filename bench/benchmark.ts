@@ -190,27 +190,26 @@ async function runRow(o: Options, client: KvClient, addresses: string[], route: 
   return benchJson(s, await runLoad(client, { ...load, durationMs: s.durationS! * 1000 }), preload);
 }
 
-/**
- * Runs every row against one target through one client, which is added to
- * `clients` and never closed: it stays connected until the servers are gone.
- */
-async function runRows(o: Options, target: Target, addresses: string[], route: boolean, clients: KvClient[]) {
-  const client = await KvClient.connect(addresses, { route, timeoutMs: 5000 });
-  clients.push(client);
-  const out: RowResult[] = [];
-  for (const row of ROWS.filter((r) => o.rows.includes(r.id))) {
-    log(`${target}: ${row.label} (${o.warmupS} s warm-up + ${o.durationS} s)`);
-    const bench = await runRow(o, client, addresses, route, row);
-    const lat = bench.latency_ms;
-    log(
-      `  ${fmt(bench.ops_per_s)} ops/s, ${
-        fmt(bench.keys_per_s)
-      } keys/s, p50 ${lat.p50} ms, p99 ${lat.p99} ms` +
-        (bench.error_count > 0 ? `, errors ${JSON.stringify(bench.errors)}` : ""),
-    );
-    out.push({ target, row: row.id, label: row.label, bench });
-  }
-  return out;
+/** A target that is up: where its load goes, and how to stop it. */
+interface Running {
+  target: Target;
+  addresses: string[];
+  route: boolean;
+  /** Never closed: it stays connected until the servers are gone (see the top of this file). */
+  client: KvClient;
+  cluster?: BenchCluster;
+  stop: () => Promise<void>;
+}
+
+async function runRowOn(o: Options, t: Running, row: Row): Promise<RowResult> {
+  log(`${t.target}: ${row.label} (${o.warmupS} s warm-up + ${o.durationS} s)`);
+  const bench = await runRow(o, t.client, t.addresses, t.route, row);
+  const lat = bench.latency_ms;
+  log(
+    `  ${fmt(bench.ops_per_s)} ops/s, ${fmt(bench.keys_per_s)} keys/s, p50 ${lat.p50} ms, p99 ${lat.p99} ms` +
+      (bench.error_count > 0 ? `, errors ${JSON.stringify(bench.errors)}` : ""),
+  );
+  return { target: t.target, row: row.id, label: row.label, bench };
 }
 
 function nodeSpecs(count: number, redisPorts?: number[]): NodeSpec[] {
@@ -225,7 +224,8 @@ function stopSignal(o: Options): Deno.Signal {
   return o.nodeFlags.some((f) => f.startsWith("--cpu-prof")) ? "SIGTERM" : "SIGKILL";
 }
 
-async function runCeiling(group: ProcessGroup, o: Options, clients: KvClient[]): Promise<RowResult[]> {
+async function startCeiling(group: ProcessGroup, o: Options): Promise<Running> {
+  log("ceiling: starting the ceiling server");
   const port = freePort();
   const args = ["run", "-A", "--quiet", ...o.nodeFlags, CEILING, "--port", String(port)];
   const proc = new Proc("ceiling", Deno.execPath(), args);
@@ -237,13 +237,16 @@ async function runCeiling(group: ProcessGroup, o: Options, clients: KvClient[]):
     }
     await sleep(50);
   }
-  try {
-    return await runRows(o, "ceiling", [`127.0.0.1:${port}`], false, clients);
-  } finally {
+  const addresses = [`127.0.0.1:${port}`];
+  return {
+    target: "ceiling",
+    addresses,
+    route: false,
+    client: await KvClient.connect(addresses, { route: false, timeoutMs: 5000 }),
     // Killed, not stopped: a graceful stop sends this process's client a
     // GOAWAY, which Deno 2.9 may not survive (see the top of this file).
-    await proc.stop(stopSignal(o));
-  }
+    stop: () => proc.stop(stopSignal(o)),
+  };
 }
 
 /** Memory and recovery figures of the 1M-record test. */
@@ -276,12 +279,12 @@ const SETTLE_MS = 10_000;
  * nodes: 1.5 times as many keys), records resident memory, then kills -9
  * the fullest node, restarts it and times its recovery until ACTIVE.
  */
-async function runMillion(o: Options, cluster: BenchCluster, clients: KvClient[]): Promise<MillionResult> {
+async function runMillion(o: Options, cluster: BenchCluster): Promise<MillionResult> {
   const nodes = cluster.o.nodes.length;
   const total = Math.ceil((o.records * nodes) / cluster.o.replicationFactor);
   log(`memory: loading ${fmt(total)} keys of ${o.valueSize} bytes (about ${fmt(o.records)} per node)`);
+  // Never closed, like every client here (see the top of this file).
   const client = await KvClient.connect(cluster.addresses, { timeoutMs: 30_000 });
-  clients.push(client);
   const loaded = await preloadKeys(client, {
     keys: total,
     valueSize: o.valueSize,
@@ -380,13 +383,13 @@ async function waitStable(cluster: BenchCluster, timeoutMs: number): Promise<voi
   }
 }
 
-async function runCluster(
+async function startCluster(
   group: ProcessGroup,
   o: Options,
   storage: "memory" | "redis",
   dir: string,
   redisPorts?: number[],
-): Promise<{ rows: RowResult[]; million?: MillionResult }> {
+): Promise<Running> {
   log(`${storage}: starting 3 nodes (replication_factor 2, write_quorum 1)`);
   const cluster = await BenchCluster.start({
     dir,
@@ -395,19 +398,33 @@ async function runCluster(
     storage,
     denoFlags: o.nodeFlags,
   }, group);
-  // The clients stay connected until the nodes are gone (see the top of this file).
-  const clients: KvClient[] = [];
-  try {
-    const rows = await runRows(o, storage, cluster.addresses, true, clients);
-    const million = storage === "memory" && !o.skip1m ? await runMillion(o, cluster, clients) : undefined;
-    return { rows, million };
-  } catch (err) {
-    const dead = await cluster.deadNodes();
-    if (dead && err instanceof Error) err.message += `\n${dead}`;
-    throw err;
-  } finally {
-    await cluster.stop(stopSignal(o));
-  }
+  return {
+    target: storage,
+    addresses: cluster.addresses,
+    route: true,
+    client: await KvClient.connect(cluster.addresses, { route: true, timeoutMs: 5000 }),
+    cluster,
+    stop: () => cluster.stop(stopSignal(o)),
+  };
+}
+
+async function startRedisCluster(group: ProcessGroup, o: Options, tmp: string): Promise<Running> {
+  log("redis: starting 3 redis-servers");
+  const servers = await Promise.all([1, 2, 3].map(async (i) => {
+    const port = freePort();
+    const server = await startRedisServer({ port, dir: `${tmp}/redis-${i}` });
+    group.add(server, `redis-server ${port}`);
+    return server;
+  }));
+  const dir = await Deno.makeTempDir({ dir: tmp });
+  const redis = await startCluster(group, o, "redis", dir, servers.map((s) => s.port));
+  return {
+    ...redis,
+    stop: async () => {
+      await redis.stop();
+      await Promise.all(servers.map((s) => s.stop()));
+    },
+  };
 }
 
 async function main(args: string[]): Promise<number> {
@@ -427,21 +444,39 @@ async function main(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGTERM", onSignal);
   const started = new Date();
   const rows: RowResult[] = [];
+  const running: Running[] = [];
   let million: MillionResult | undefined;
   let redisNote: string | undefined;
   try {
-    if (o.targets.includes("ceiling")) rows.push(...await runCeiling(group, o, []));
+    // Every target is up at once and each row runs on them back to back, so
+    // a row's ratios compare measurements taken seconds apart: whatever else
+    // loads the machine drifts less between them.
+    if (o.targets.includes("ceiling")) running.push(await startCeiling(group, o));
     if (o.targets.includes("memory")) {
-      const r = await runCluster(group, o, "memory", await Deno.makeTempDir({ dir: tmp }));
-      rows.push(...r.rows);
-      million = r.million;
+      running.push(await startCluster(group, o, "memory", await Deno.makeTempDir({ dir: tmp })));
     }
     if (o.targets.includes("redis")) {
       if (o.skipRedis) redisNote = "skipped (--skip-redis)";
       else if (!redisServerPath()) redisNote = "skipped: redis-server is not installed";
-      else rows.push(...await runRedis(group, o, tmp));
+      else running.push(await startRedisCluster(group, o, tmp));
     }
+    for (const row of ROWS.filter((r) => o.rows.includes(r.id))) {
+      for (const t of running) rows.push(await runRowOn(o, t, row));
+    }
+    const memory = running.find((t) => t.target === "memory");
+    if (memory && !o.skip1m) {
+      // The other targets stop first, so the memory nodes have the machine.
+      for (const t of running) if (t !== memory) await t.stop();
+      million = await runMillion(o, memory.cluster!);
+    }
+  } catch (err) {
+    for (const t of running) {
+      const dead = await t.cluster?.deadNodes();
+      if (dead && err instanceof Error) err.message += `\n${dead}`;
+    }
+    throw err;
   } finally {
+    for (const t of running) await t.stop().catch(() => {});
     await cleanup();
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
@@ -474,28 +509,6 @@ async function main(args: string[]): Promise<number> {
   );
   console.log(`\nraw results: ${file}`);
   return 0;
-}
-
-async function runRedis(group: ProcessGroup, o: Options, tmp: string): Promise<RowResult[]> {
-  log("redis: starting 3 redis-servers");
-  const servers = await Promise.all([1, 2, 3].map(async (i) => {
-    const port = freePort();
-    const server = await startRedisServer({ port, dir: `${tmp}/redis-${i}` });
-    group.add(server, `redis-server ${port}`);
-    return server;
-  }));
-  try {
-    const r = await runCluster(
-      group,
-      o,
-      "redis",
-      await Deno.makeTempDir({ dir: tmp }),
-      servers.map((s) => s.port),
-    );
-    return r.rows;
-  } finally {
-    await Promise.all(servers.map((s) => s.stop()));
-  }
 }
 
 interface TargetCheck {
