@@ -27,12 +27,12 @@
  * Every process it starts uses a free port and is stopped by PID at the end,
  * also on error or Ctrl+C. Flags: see HELP.
  */
-import { parseArgs } from "node:util";
 import { freePort } from "../tests/helpers/ports.ts";
 import { redisServerPath, startRedisServer } from "../lib/redis_server.ts";
 import { KvClient } from "../lib/grpc/kv_client.ts";
 import { type BenchOp, preloadKeys, runLoad } from "../lib/bench/load.ts";
 import { benchJson, type BenchSettings } from "../lib/cli/bench_cmd.ts";
+import { numberFlag, parseFlags, UsageError } from "../lib/cli/common.ts";
 import { BenchCluster, memoryOf, type NodeSpec, Proc, ProcessGroup, sleep } from "./_procs.ts";
 
 const HELP = `deno task benchmark [flags]
@@ -105,34 +105,28 @@ interface RowResult {
 }
 
 function parseOptions(args: string[]): Options | undefined {
-  const { values } = parseArgs({
-    args,
-    options: {
-      duration: { type: "string" },
-      warmup: { type: "string" },
-      concurrency: { type: "string" },
-      keys: { type: "string" },
-      "value-size": { type: "string" },
-      batch: { type: "string" },
-      records: { type: "string" },
-      "skip-redis": { type: "boolean" },
-      "skip-1m": { type: "boolean" },
-      targets: { type: "string" },
-      rows: { type: "string" },
-      "node-flags": { type: "string" },
-      out: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values } = parseFlags(args, {
+    duration: { type: "string" },
+    warmup: { type: "string" },
+    concurrency: { type: "string" },
+    keys: { type: "string" },
+    "value-size": { type: "string" },
+    batch: { type: "string" },
+    records: { type: "string" },
+    "skip-redis": { type: "boolean" },
+    "skip-1m": { type: "boolean" },
+    targets: { type: "string" },
+    rows: { type: "string" },
+    "node-flags": { type: "string" },
+    out: { type: "string" },
+    help: { type: "boolean", short: "h" },
   });
   if (values.help) {
     console.log(HELP);
     return undefined;
   }
-  const num = (v: string | undefined, def: number, name: string, min = 0) => {
-    const n = Number(v ?? def);
-    if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number >= ${min}`);
-    return n;
-  };
+  const num = (v: string | undefined, def: number, name: string, min = 0) =>
+    numberFlag(v ?? String(def), `--${name}`, min);
   const list = <T extends string>(v: string | undefined, all: readonly T[], name: string): T[] => {
     if (v === undefined) return [...all];
     const picked = v.split(",").map((s) => s.trim()).filter((s) => s !== "") as T[];
@@ -636,6 +630,10 @@ if (import.meta.main) {
   try {
     Deno.exit(await main(Deno.args));
   } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`error: ${err.message}`);
+      Deno.exit(2);
+    }
     console.error(`benchmark failed: ${(err as Error).stack ?? err}`);
     Deno.exit(1);
   }

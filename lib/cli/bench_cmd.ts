@@ -10,7 +10,7 @@
 import { KvClient } from "../grpc/kv_client.ts";
 import { errorMessage } from "../errors.ts";
 import { type BenchOp, type LoadResult, preloadKeys, type PreloadResult, runLoad } from "../bench/load.ts";
-import { configFrom, EXIT, parseAddress, parseFlags, UsageError } from "./common.ts";
+import { configFrom, EXIT, intFlag, numberFlag, parseAddress, parseFlags, UsageError } from "./common.ts";
 
 const HELP = `kvstore bench [flags]
 
@@ -149,21 +149,21 @@ export function parseBenchFlags(args: string[]): BenchSettings | undefined {
   if (addresses.length === 0) throw new UsageError("--addr names no address");
   const durationS = values.ops !== undefined
     ? undefined
-    : number(values.duration ?? "10", "--duration", 0.001);
+    : numberFlag(values.duration ?? "10", "--duration", 0.001);
   return {
     addresses,
     op: op as BenchOp,
-    readRatio: number(values["read-ratio"] ?? "0.9", "--read-ratio", 0, 1),
-    concurrency: int(values.concurrency ?? "32", "--concurrency", 1),
+    readRatio: numberFlag(values["read-ratio"] ?? "0.9", "--read-ratio", 0, 1),
+    concurrency: intFlag(values.concurrency ?? "32", "--concurrency", 1),
     durationS,
-    ops: values.ops !== undefined ? int(values.ops, "--ops", 1) : undefined,
-    keys: int(values.keys ?? "10000", "--keys", 1),
-    valueSize: int(values["value-size"] ?? "100", "--value-size", 0),
+    ops: values.ops !== undefined ? intFlag(values.ops, "--ops", 1) : undefined,
+    keys: intFlag(values.keys ?? "10000", "--keys", 1),
+    valueSize: intFlag(values["value-size"] ?? "100", "--value-size", 0),
     preload: values.preload ?? false,
-    warmupS: number(values.warmup ?? "0", "--warmup", 0),
-    batch: int(values.batch ?? "1", "--batch", 1),
+    warmupS: numberFlag(values.warmup ?? "0", "--warmup", 0),
+    batch: intFlag(values.batch ?? "1", "--batch", 1),
     route: !values["no-route"],
-    timeoutMs: int(values.timeout ?? "5000", "--timeout", 1),
+    timeoutMs: intFlag(values.timeout ?? "5000", "--timeout", 1),
     json: values.json ?? false,
   };
 }
@@ -263,22 +263,4 @@ function fmt(n: number): string {
 function round(n: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(n * f) / f;
-}
-
-function number(s: string, flag: string, min: number, max = Infinity): number {
-  const n = Number(s);
-  if (s.trim() === "" || !Number.isFinite(n) || n < min || n > max) {
-    throw new UsageError(
-      `${flag} must be a number ${max === Infinity ? `>= ${min}` : `from ${min} to ${max}`}`,
-    );
-  }
-  return n;
-}
-
-function int(s: string, flag: string, min: number): number {
-  const n = Number(s);
-  if (s.trim() === "" || !Number.isSafeInteger(n) || n < min) {
-    throw new UsageError(`${flag} must be a whole number >= ${min}, not "${s}"`);
-  }
-  return n;
 }

@@ -11,7 +11,7 @@ import { KvClient, type Membership } from "../grpc/kv_client.ts";
 import { HashRing } from "../ring.ts";
 import type { ReadResult, WriteResult } from "../transport.ts";
 import { errorMessage, KvError } from "../errors.ts";
-import { EXIT, parseAddress, parseFlags, UsageError } from "./common.ts";
+import { EXIT, intFlag, parseAddress, parseFlags, UsageError } from "./common.ts";
 
 const HELP = `kvstore client [COMMAND] [flags]
 
@@ -57,7 +57,7 @@ export async function clientCommand(args: string[]): Promise<number> {
     return EXIT.OK;
   }
   const address = parseAddress(values.addr ?? values["node-port"] ?? "8001");
-  const timeoutMs = values.timeout !== undefined ? positiveInt(values.timeout, "--timeout") : 5000;
+  const timeoutMs = values.timeout !== undefined ? intFlag(values.timeout, "--timeout", 1) : 5000;
   const [command, ...rest] = positionals;
   const out: Output = { json: values.json ?? false };
   // An unknown command is a usage error even when no node can be reached.
@@ -73,7 +73,7 @@ export async function clientCommand(args: string[]): Promise<number> {
         return await demo(client, address, out);
       case "put": {
         const [key, value] = expectArgs(rest, 2, "put KEY VALUE");
-        const ts = values.timestamp !== undefined ? positiveInt(values.timestamp, "--timestamp") : 0;
+        const ts = values.timestamp !== undefined ? intFlag(values.timestamp, "--timestamp", 0) : 0;
         return printWrite(await client.put(key, value, { timestamp: ts }), "PUT", out);
       }
       case "get": {
@@ -202,12 +202,6 @@ function print(out: Output, json: unknown, text: string): void {
 function expectArgs(rest: string[], n: number, usage: string): string[] {
   if (rest.length !== n) throw new UsageError(`usage: client ${usage}`);
   return rest;
-}
-
-function positiveInt(s: string, flag: string): number {
-  const n = Number(s);
-  if (!Number.isSafeInteger(n) || n < 0) throw new UsageError(`${flag} must be a non-negative integer`);
-  return n;
 }
 
 const CODE_NAMES: Record<number, string> = {

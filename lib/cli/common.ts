@@ -73,3 +73,23 @@ export function parseAddress(s: string): string {
   if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new UsageError(`"${s}" is not host:port`);
   return s;
 }
+
+/** A numeric flag's value, or a UsageError naming the flag and its bounds. */
+export function numberFlag(s: string, flag: string, min: number, max = Infinity): number {
+  const n = Number(s);
+  if (s.trim() === "" || !Number.isFinite(n) || n < min || n > max) {
+    throw new UsageError(
+      `${flag} must be a number ${max === Infinity ? `>= ${min}` : `from ${min} to ${max}`}`,
+    );
+  }
+  return n;
+}
+
+/** A whole-number flag's value, or a UsageError naming the flag. */
+export function intFlag(s: string, flag: string, min: number): number {
+  const n = Number(s);
+  if (s.trim() === "" || !Number.isSafeInteger(n) || n < min) {
+    throw new UsageError(`${flag} must be a whole number >= ${min}, not "${s}"`);
+  }
+  return n;
+}
