@@ -6,6 +6,7 @@
  * than through tests/helpers/cluster.ts because the benchmark needs their
  * PIDs (resident memory) and extra runtime flags (`--cpu-prof`).
  */
+import { sleep } from "../lib/async.ts";
 import { KvClient, type Membership } from "../lib/grpc/kv_client.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -246,7 +247,5 @@ export class BenchCluster {
   }
 }
 
-/** Resolves after some milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+/** Re-exported so callers of these helpers need one import. */
+export { sleep };

@@ -17,7 +17,7 @@ import type { PeerTransport } from "./transport.ts";
 import { type ChunkLimits, scanChunks, type Storage } from "./storage/mod.ts";
 import type { KvRecord } from "./record.ts";
 import { errorMessage } from "./errors.ts";
-import { sleep } from "./replication.ts";
+import { sleep } from "./async.ts";
 
 /** Options of {@link recoverFromPeers}. */
 export interface RecoveryOptions {

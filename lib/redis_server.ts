@@ -10,6 +10,8 @@
  * finished loading its data.
  */
 
+import { sleep } from "./async.ts";
+
 /** Append-only file fsync policy; see config/redis-node1.conf. */
 export type AppendFsync = "always" | "everysec" | "no";
 
@@ -271,8 +273,4 @@ async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> 
   const settled = await Promise.race([p.then(() => true), late]);
   clearTimeout(timer);
   return settled;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

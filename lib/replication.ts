@@ -15,6 +15,7 @@ import type { Logger } from "./log.ts";
 import { recordSize } from "./record.ts";
 import type { PeerTransport, ReplicaItem } from "./transport.ts";
 import { errorMessage, PeerUnavailableError } from "./errors.ts";
+import { sleep } from "./async.ts";
 
 /** Options of {@link Replicator}. */
 export interface ReplicatorOptions {
@@ -194,9 +195,4 @@ export class Replicator {
       });
     }
   }
-}
-
-/** Resolves after some milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

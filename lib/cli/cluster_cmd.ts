@@ -12,6 +12,7 @@ import { KvClient } from "../grpc/kv_client.ts";
 import { startRedisServer } from "../redis_server.ts";
 import { configFrom, EXIT, parseFlags, selfCommand } from "./common.ts";
 import { errorMessage } from "../errors.ts";
+import { sleep } from "../async.ts";
 
 const HELP = `kvstore cluster [flags]
 
@@ -161,9 +162,11 @@ function spawnNode(node: NodeConfig, args: string[]): Deno.ChildProcess {
 }
 
 /**
- * Polls each node until it answers. The probe client is left open for the
- * life of the process: closing it would send the nodes a GOAWAY, which Deno
- * 2.9's HTTP/2 does not always survive (denoland/deno#36788).
+ * Polls each node until it answers, then until every node sees every node
+ * ACTIVE (a node that starts is JOINING while it pulls its ranges from its
+ * peers). The probe client is left open for the life of the process: closing
+ * it would send the nodes a GOAWAY, which Deno 2.9's HTTP/2 does not always
+ * survive (denoland/deno#36788).
  */
 async function waitUntilListening(config: ClusterConfig): Promise<void> {
   const deadline = Date.now() + 60_000;
@@ -178,9 +181,23 @@ async function waitUntilListening(config: ClusterConfig): Promise<void> {
         if (Date.now() > deadline) {
           throw new Error(`${config.nodes[i].id} is not answering on ${address}: ${errorMessage(err)}`);
         }
-        await new Promise((r) => setTimeout(r, 200));
+        await sleep(200);
       }
     }
+  }
+  const allActive = async () => {
+    for (const address of addresses) {
+      const m = await client.membership(address).catch(() => undefined);
+      if (!m || m.members.some((x) => x.status !== "ACTIVE")) return false;
+    }
+    return true;
+  };
+  while (!await allActive()) {
+    if (Date.now() > deadline) {
+      say("warning: not every node reports every node ACTIVE yet; see `client status`");
+      return;
+    }
+    await sleep(100);
   }
 }
 

@@ -12,6 +12,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { Buffer } from "node:buffer";
 import { HashRing } from "../ring.ts";
+import { sleep } from "../async.ts";
 import { Code, KvError } from "../errors.ts";
 import type { ReadResult, WriteResult } from "../transport.ts";
 import { channelOptions, isUnreachable, statusError, unary } from "./call.ts";
@@ -77,6 +78,8 @@ export interface PutItem {
 
 /** How long a node that did not answer is skipped by routing. */
 const AVOID_MS = 1000;
+/** Pause before retry number n is n times this. */
+const RETRY_PAUSE_MS = 50;
 
 /** A client of the store. */
 export class KvClient {
@@ -252,14 +255,19 @@ export class KvClient {
         return await this.#callAt<Res>(address, "kv", method, req);
       } catch (err) {
         if (!(err instanceof KvError) || !isRetryable(err) || attempt >= attempts) throw err;
-        await this.#avoid(address);
+        await this.#avoid(address, attempt);
       }
     }
   }
 
-  async #avoid(address: string): Promise<void> {
+  /**
+   * Skips a node that failed for a moment and refreshes the membership; the
+   * pause grows with each attempt so a cluster that is briefly unable to
+   * serve a key (nodes still JOINING after a start) gets time to settle.
+   */
+  async #avoid(address: string, attempt: number): Promise<void> {
     this.#avoidUntil.set(address, Date.now() + AVOID_MS);
-    await this.refresh().catch(() => {});
+    await Promise.all([this.refresh().catch(() => {}), sleep(RETRY_PAUSE_MS * attempt)]);
   }
 
   async #batch<I, Res, R>(
@@ -293,7 +301,7 @@ export class KvClient {
         } catch (err) {
           if (!(err instanceof KvError) || !isRetryable(err) || attempt >= attempts) throw err;
           retry.push(...idx);
-          await this.#avoid(address);
+          await this.#avoid(address, attempt);
         }
       }));
       pending = retry;

@@ -7,6 +7,7 @@
  * (SIGKILL, SIGSTOP, SIGCONT) and started again; `stop()` ends every process
  * the cluster started, by PID, and closes every client it handed out.
  */
+import { sleep } from "../../lib/async.ts";
 import assert from "node:assert/strict";
 import { type ClientOptions, KvClient } from "../../lib/grpc/kv_client.ts";
 import { KvError } from "../../lib/errors.ts";
@@ -305,11 +306,6 @@ export const text = {
   decode: (b: Uint8Array) => new TextDecoder().decode(b),
 };
 
-/** Resolves after `ms` milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
 /** The ring every node and client of a test cluster builds from its node ids. */
 export function ringOf(cluster: TestCluster): HashRing {
   return new HashRing(cluster.nodes.map((n) => n.id), VIRTUAL_NODES);
@@ -419,3 +415,6 @@ export async function runMain(cwd: string, ...args: string[]): Promise<MainRun> 
   }).output();
   return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
 }
+
+/** Re-exported so callers of these helpers need one import. */
+export { sleep };

@@ -8,12 +8,18 @@
 
 const RESERVED = new Set([6379, 6380, 6381, 8001, 8002, 8003]);
 
-/** A TCP port on 127.0.0.1 that nothing listens on right now. */
+/** Ports already handed out by this process: the kernel may offer one again before it is used. */
+const given = new Set<number>();
+
+/** A TCP port on 127.0.0.1 that nothing listens on right now, never the same twice per process. */
 export function freePort(): number {
   while (true) {
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const port = (listener.addr as Deno.NetAddr).port;
     listener.close();
-    if (!RESERVED.has(port)) return port;
+    if (!RESERVED.has(port) && !given.has(port)) {
+      given.add(port);
+      return port;
+    }
   }
 }
