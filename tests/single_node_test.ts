@@ -211,6 +211,41 @@ function toKv(err: unknown): KvError {
   return new KvError(e.code as never, e.details);
 }
 
+clusterTest(
+  "ListKeys pages follow their cursors, and a foreign or stale cursor is INVALID_ARGUMENT",
+  async () => {
+    const cluster = await TestCluster.start({ nodes: 1, replicationFactor: 1 });
+    try {
+      const client = await cluster.client();
+      const address = cluster.node("node1").address;
+      const keys = Array.from({ length: 25 }, (_, i) => `page-${i}`);
+      assert.ok((await client.multiPut(keys.map((key) => ({ key, value: "v" })))).every((r) => r.ok));
+      const seen: string[] = [];
+      let cursor = "";
+      let pages = 0;
+      do {
+        const page = await client.listKeys(address, { limit: 10, cursor });
+        assert.ok(page.keys.length <= 10, `a page holds at most the limit, got ${page.keys.length}`);
+        assert.equal(page.count, 25, "count is the node's total, not the page's");
+        seen.push(...page.keys);
+        cursor = page.nextCursor;
+        pages++;
+      } while (cursor !== "");
+      assert.equal(pages, 3);
+      assert.deepEqual(seen.sort(), [...keys].sort());
+      for (const bad of ["not-a-cursor", "999999"]) {
+        const err = await kvError(() => client.listKeys(address, { cursor: bad }));
+        assert.equal(err.code, Code.INVALID_ARGUMENT, `cursor ${bad}: ${err.message}`);
+      }
+      const negative = await kvError(() => client.listKeys(address, { limit: -1 }));
+      assert.equal(negative.code, Code.INVALID_ARGUMENT);
+      assert.equal((await client.listKeys(address)).count, 25, "the node still serves");
+    } finally {
+      await cluster.stop();
+    }
+  },
+);
+
 clusterTest("binary values holding all 256 byte values round-trip unchanged", async () => {
   const cluster = await TestCluster.start({ nodes: 1, replicationFactor: 1 });
   try {

@@ -419,6 +419,11 @@ class Handlers {
    * the message limit in bytes, so an answer never exceeds what gRPC carries.
    */
   async #page(cursor: string, limit: number, accept: (r: KvRecord) => boolean) {
+    // Both engines' cursors are numbers; anything else was not handed out here.
+    if (cursor !== "" && !/^\d+$/.test(cursor)) {
+      throw new KvError(Code.INVALID_ARGUMENT, `cursor "${cursor}" was not returned by a previous page`);
+    }
+    if (limit < 0) throw new KvError(Code.INVALID_ARGUMENT, `limit must not be negative, got ${limit}`);
     const max = Math.min(
       limit > 0 ? limit : this.node.config.limits.maxPageItems,
       this.node.config.limits.maxPageItems,

@@ -10,6 +10,7 @@
  */
 import { Buffer } from "node:buffer";
 import type { ScanPage, Storage } from "./mod.ts";
+import { Code, KvError } from "../errors.ts";
 import { isNewer, type KvRecord, type Version } from "../record.ts";
 
 /**
@@ -133,7 +134,9 @@ export class MemoryStorage implements Storage {
       open = { iterator: this.#entries.entries(), touched: now };
       this.#scans.set(id, open);
     } else if (!open) {
-      return Promise.reject(new RangeError(`scan cursor "${cursor}" is unknown or expired; start again`));
+      return Promise.reject(
+        new KvError(Code.INVALID_ARGUMENT, `scan cursor "${cursor}" is unknown or expired; start again`),
+      );
     }
     open!.touched = now;
     const records: KvRecord[] = [];
