@@ -12,6 +12,7 @@ import type { Logger } from "./log.ts";
 import type { Storage } from "./storage/mod.ts";
 import type { PeerTransport } from "./transport.ts";
 import { errorMessage, PeerUnavailableError } from "./errors.ts";
+import type { KvRecord } from "./record.ts";
 
 /** Options of {@link HandoffLoop}. */
 export interface HandoffOptions {
@@ -68,7 +69,12 @@ export class HandoffLoop {
       if (keys.length === 0) break;
       const records = await this.o.storage.get(keys);
       const present = records.filter((r) => r !== undefined);
-      if (present.length > 0) await this.o.transport.replicate(target, present.map((record) => ({ record })));
+      if (present.length > 0 && !await this.#send(target, present)) {
+        // The target refused these records outright: retrying would only
+        // keep it waiting (JOINING) forever, so they are left to anti-entropy.
+        this.o.hints.delivered(target, keys.map((key) => ({ key })));
+        continue;
+      }
       this.o.hints.delivered(target, keys.map((key, i) => ({ key, version: records[i] })));
       for (const r of present) {
         // A stand-in copy goes once no other down node still waits for it.
@@ -83,6 +89,26 @@ export class HandoffLoop {
     if (sent > 0) {
       this.o.log.info("hints handed off", { target, records: sent, ms: Date.now() - started });
       if (this.o.hints.pendingFor(target) === 0) this.o.onDrained?.(target);
+    }
+  }
+
+  /**
+   * Sends records to the target: true once delivered, false when the target
+   * answered with an error of its own. Unreachability is thrown, so the hints
+   * stay for the next attempt.
+   */
+  async #send(target: string, records: KvRecord[]): Promise<boolean> {
+    try {
+      await this.o.transport.replicate(target, records.map((record) => ({ record })));
+      return true;
+    } catch (err) {
+      if (err instanceof PeerUnavailableError) throw err;
+      this.o.log.warn("target refused hinted records; dropping them for anti-entropy to repair", {
+        target,
+        records: records.length,
+        error: errorMessage(err),
+      });
+      return false;
     }
   }
 }
