@@ -12,7 +12,7 @@
  * of `read_quorum` copies and repair the stale ones. Everything here is
  * plain data in, plain data out: the gRPC edge is elsewhere.
  */
-import type { HashRing } from "./ring.ts";
+import { type HashRing, ringHash } from "./ring.ts";
 import type { Storage } from "./storage/mod.ts";
 import type { HybridClock } from "./hlc.ts";
 import type { HintStore } from "./hints.ts";
@@ -184,10 +184,12 @@ export class Coordinator {
     const replicas = await this.#replicate(records.filter((_, i) => applied[i]));
     return records.map((rec, i) => {
       if (!applied[i]) {
-        return {
-          ...failedWrite(rec.key, Code.FAILED_PRECONDITION, "not applied: the key holds a newer version"),
-          nodeId: this.#self,
-        };
+        return failedWrite(
+          rec.key,
+          Code.FAILED_PRECONDITION,
+          "not applied: the key holds a newer version",
+          this.#self,
+        );
       }
       const copies = replicas.get(rec.key) ?? 1;
       const ok = copies >= this.o.writeQuorum;
@@ -270,8 +272,9 @@ export class Coordinator {
    */
   placement(key: string): Placement {
     const rf = this.o.replicationFactor;
-    const natural = this.o.ring.preferenceList(key, rf);
-    const stores = this.o.ring.preferenceList(key, rf, (id) => id === this.#self || this.o.canStore(id));
+    const position = ringHash(key);
+    const natural = this.o.ring.walk(position, rf);
+    const stores = this.o.ring.walk(position, rf, (id) => id === this.#self || this.o.canStore(id));
     const missing = natural.filter((n) => !stores.includes(n));
     const extras = stores.filter((n) => !natural.includes(n));
     const targets: Placement["targets"] = [];
