@@ -39,25 +39,32 @@ export class HandoffLoop {
   constructor(private readonly o: HandoffOptions) {}
 
   start(): void {
-    this.#timer = setInterval(() => this.deliverAll(), this.o.intervalMs);
+    this.#timer = setInterval(() => void this.deliverAll(), this.o.intervalMs);
   }
 
   stop(): void {
     clearInterval(this.#timer);
   }
 
-  /** Starts a delivery to every reachable target not already being served. */
-  deliverAll(): void {
+  /**
+   * Starts a delivery to every reachable target not already being served;
+   * resolves when the deliveries it started have ended (they never reject).
+   */
+  deliverAll(): Promise<void> {
+    const started: Promise<void>[] = [];
     for (const target of this.o.hints.targets()) {
       if (this.#busy.has(target) || !this.o.canStore(target)) continue;
       this.#busy.add(target);
-      this.#deliver(target)
-        .catch((err) => {
-          if (err instanceof PeerUnavailableError) this.o.onUnreachable(target, err);
-          this.o.log.warn("hint delivery interrupted", { target, error: errorMessage(err) });
-        })
-        .finally(() => this.#busy.delete(target));
+      started.push(
+        this.#deliver(target)
+          .catch((err) => {
+            if (err instanceof PeerUnavailableError) this.o.onUnreachable(target, err);
+            this.o.log.warn("hint delivery interrupted", { target, error: errorMessage(err) });
+          })
+          .finally(() => this.#busy.delete(target)),
+      );
     }
+    return Promise.all(started).then(() => {});
   }
 
   async #deliver(target: string): Promise<void> {

@@ -380,7 +380,7 @@ export class KvNode {
       silent_ms: c.silentMs,
       reason: c.reason,
     });
-    if (c.to === "ACTIVE" || c.to === "JOINING") this.#handoff.deliverAll();
+    if (c.to === "ACTIVE" || c.to === "JOINING") void this.#handoff.deliverAll();
   }
 
   #unreachable(peer: string, err: PeerUnavailableError): void {

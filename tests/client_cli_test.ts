@@ -5,7 +5,15 @@
  * `status`, `list`, `--help` of each mode and unknown flags.
  */
 import assert from "node:assert/strict";
-import { clusterTest, keysPlacedOn, type MainRun, ringOf, runMain, TestCluster } from "./helpers/cluster.ts";
+import {
+  clusterTest,
+  keysPlacedOn,
+  MAIN,
+  type MainRun,
+  ringOf,
+  runMain,
+  TestCluster,
+} from "./helpers/cluster.ts";
 import { freePort } from "./helpers/ports.ts";
 
 function show(r: MainRun): string {
@@ -13,6 +21,22 @@ function show(r: MainRun): string {
 }
 
 /** A three-node cluster (every node ACTIVE) and a scratch working directory for the CLI. */
+/** `runMain`, but a process still running after `ms` is killed (SIGKILL) rather than waited for. */
+async function runMainWithin(ms: number, cwd: string, ...args: string[]): Promise<MainRun> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", MAIN, ...args],
+    cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), ms);
+  const out = await child.output();
+  clearTimeout(timer);
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+}
+
 async function withCluster(fn: (cluster: TestCluster, cwd: string) => Promise<void>): Promise<void> {
   const cluster = await TestCluster.start({ nodes: 3, replicationFactor: 2 });
   const cwd = await Deno.makeTempDir({ prefix: "kvstore-cli-" });
@@ -253,16 +277,38 @@ clusterTest("every mode answers --help, and unknown flags or modes exit 2 with a
     assert.equal(badTimeout.code, 2, show(badTimeout));
     assert.match(badTimeout.stderr, /--timeout must be/);
 
-    const badLevel = await runMain(
+    // A valid cluster file, so the level is the only thing wrong: were it not
+    // checked, the node would start serving (and be stopped after 15 s).
+    const configPath = `${cwd}/cluster.json`;
+    await Deno.writeTextFile(
+      configPath,
+      JSON.stringify({
+        nodes: [{ id: "node1", host: "127.0.0.1", port: freePort(), redis_host: "127.0.0.1", redis_port: 1 }],
+        replication: { replication_factor: 1 },
+      }),
+    );
+    const badLevel = await runMainWithin(
+      15_000,
       cwd,
       "server",
       "--log-level",
       "loud",
       "--config",
-      "/nonexistent/cluster.json",
+      configPath,
     );
     assert.equal(badLevel.code, 2, show(badLevel));
-    assert.match(badLevel.stderr, /^error: /m);
+    assert.match(badLevel.stderr, /^error: --log-level must be debug, info, warn or error, not "loud"/m);
+    const badFormat = await runMainWithin(
+      15_000,
+      cwd,
+      "server",
+      "--log-format",
+      "xml",
+      "--config",
+      configPath,
+    );
+    assert.equal(badFormat.code, 2, show(badFormat));
+    assert.match(badFormat.stderr, /^error: --log-format must be text or json, not "xml"/m);
   } finally {
     await Deno.remove(cwd, { recursive: true });
   }

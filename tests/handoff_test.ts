@@ -10,7 +10,6 @@ import { MemoryStorage } from "../lib/storage/memory.ts";
 import { Code, KvError, PeerUnavailableError } from "../lib/errors.ts";
 import type { KvRecord } from "../lib/record.ts";
 import type { PeerTransport, ReplicaItem } from "../lib/transport.ts";
-import { sleep } from "../lib/async.ts";
 
 const log = new Logger({ level: "error", format: "text" });
 
@@ -24,26 +23,36 @@ function record(key: string, timestamp: number): KvRecord {
   };
 }
 
-/** A peer whose replicate() records what it got, or fails as told. */
+/**
+ * A peer whose replicate() records every call (the keys of each, so how a
+ * delivery was split shows), then fails while `fail` is set or stores them.
+ */
 function fakePeer(fail?: () => Error) {
   const received: KvRecord[] = [];
+  const calls: string[][] = [];
+  const state = { fail };
   const transport = {
-    replicate(_peer: string, items: readonly ReplicaItem[]): Promise<number> {
-      if (fail) return Promise.reject(fail());
+    replicate(peer: string, items: readonly ReplicaItem[]): Promise<number> {
+      assert.equal(peer, "node2");
+      calls.push(items.map((i) => i.record.key));
+      if (state.fail) return Promise.reject(state.fail());
       received.push(...items.map((i) => i.record));
       return Promise.resolve(items.length);
     },
   } as unknown as PeerTransport;
-  return { transport, received };
+  return { transport, received, calls, state };
 }
 
-async function setUp(opts: { holdsNaturally: boolean; fail?: () => Error }) {
+async function setUp(
+  opts: { holdsNaturally: boolean; fail?: () => Error; keys?: number; batchSize?: number },
+) {
   const storage = new MemoryStorage();
   const hints = new HintStore({ limit: 100, maxAgeMs: 60_000, log });
-  const records = [record("a", 10), record("b", 20), record("c", 30)];
+  const records = Array.from({ length: opts.keys ?? 3 }, (_, i) => record("abcdefgh"[i], 10 * (i + 1)));
   await storage.apply(records);
   for (const r of records) hints.add("node2", r.key, r);
   const peer = fakePeer(opts.fail);
+  const unreachable: string[] = [];
   const loop = new HandoffLoop({
     hints,
     storage,
@@ -51,22 +60,22 @@ async function setUp(opts: { holdsNaturally: boolean; fail?: () => Error }) {
     log,
     canStore: () => true,
     holdsNaturally: () => opts.holdsNaturally,
-    onUnreachable: () => {},
-    batchSize: 2,
+    onUnreachable: (target) => unreachable.push(target),
+    batchSize: opts.batchSize ?? 2,
     intervalMs: 60_000,
   });
-  return { storage, hints, peer, loop };
+  return { storage, hints, peer, loop, unreachable };
 }
 
-/** Runs one delivery round and lets it finish. */
-async function round(loop: HandoffLoop): Promise<void> {
-  loop.deliverAll();
-  await sleep(20);
+/** Runs one delivery round to its end. */
+function round(loop: HandoffLoop): Promise<void> {
+  return loop.deliverAll();
 }
 
 Deno.test("hints are delivered in batches with the stored versions and then forgotten", async () => {
   const { hints, peer, loop, storage } = await setUp({ holdsNaturally: true });
   await round(loop);
+  assert.deepEqual(peer.calls, [["a", "b"], ["c"]], "batches of batchSize (2)");
   assert.deepEqual(peer.received.map((r) => [r.key, r.timestamp]), [["a", 10], ["b", 20], ["c", 30]]);
   assert.equal(hints.pendingFor("node2"), 0);
   assert.equal(await storage.countLive(), 3, "a natural copy stays after the handoff");
@@ -79,14 +88,33 @@ Deno.test("a stand-in erases its copy once the node it stood in for has it", asy
   assert.deepEqual(await storage.get(["a", "b", "c"]), [undefined, undefined, undefined]);
 });
 
+Deno.test("hints are delivered in batches of batchSize", async () => {
+  const { peer, loop, hints } = await setUp({ holdsNaturally: true, keys: 5, batchSize: 2 });
+  await round(loop);
+  assert.deepEqual(peer.calls, [["a", "b"], ["c", "d"], ["e"]], "one call per batch of 2, in order");
+  assert.equal(hints.pendingFor("node2"), 0);
+  const wide = await setUp({ holdsNaturally: true, keys: 5, batchSize: 3 });
+  await round(wide.loop);
+  assert.deepEqual(wide.peer.calls, [["a", "b", "c"], ["d", "e"]]);
+});
+
 Deno.test("an unreachable target keeps its hints for the next round", async () => {
-  const { hints, loop, storage } = await setUp({
+  const { hints, loop, storage, peer, unreachable } = await setUp({
     holdsNaturally: false,
     fail: () => new PeerUnavailableError("node2", "connection refused"),
   });
   await round(loop);
+  assert.deepEqual(peer.calls, [["a", "b"]], "delivery was attempted, and stopped at the first failure");
+  assert.deepEqual(unreachable, ["node2"], "the failure was reported as the target being unreachable");
   assert.equal(hints.pendingFor("node2"), 3);
   assert.equal(await storage.countLive(), 3, "nothing is erased before it is delivered");
+
+  // The target is back: the next round delivers every kept hint, then erases the stand-in copies.
+  peer.state.fail = undefined;
+  await round(loop);
+  assert.deepEqual(peer.received.map((r) => [r.key, r.timestamp]), [["a", 10], ["b", 20], ["c", 30]]);
+  assert.equal(hints.pendingFor("node2"), 0);
+  assert.equal(await storage.countLive(), 0);
 });
 
 Deno.test("a target that refuses the records drops those hints instead of retrying forever", async () => {
