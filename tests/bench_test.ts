@@ -340,6 +340,30 @@ clusterTest("the batch path returns exactly what was put", async () => {
     assert.equal(fresh.reads.found + fresh.reads.not_found, 50);
     assert.ok(fresh.reads.not_found >= 40, JSON.stringify(fresh.reads));
     assert.equal(fresh.reads.mismatched, 0);
+
+    // A value that is not the one the bench defines for its key counts as mismatched:
+    // half of the first 100 keys get another value, and two reads of all 100 see it.
+    const wrong = benchKeys.slice(0, 100).filter((_, i) => i % 2 === 0);
+    const overwritten = await client.multiPut(
+      wrong.map((key) => ({ key, value: `not the bench value of ${key}` })),
+    );
+    assert.ok(overwritten.every((r) => r.ok));
+    const checked = await benchJson([
+      "--addr",
+      addrs(cluster),
+      "--op",
+      "get",
+      "--batch",
+      "100",
+      "--ops",
+      "2",
+      "--keys",
+      "100",
+      "--concurrency",
+      "1",
+    ]);
+    assert.deepEqual(checked.errors, {});
+    assert.deepEqual(checked.reads, { found: 100, not_found: 0, mismatched: 100 });
   } finally {
     await cluster.stop();
   }

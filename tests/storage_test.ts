@@ -372,9 +372,17 @@ const sharedCases: Record<string, (s: Storage) => Promise<void>> = {
     assert.equal(seen.size, want.size);
     assert.ok(pages >= 10, `expected about 25 pages, got ${pages}`);
 
-    let viaScanAll = 0;
-    for await (const page of scanAll(s, 1000)) viaScanAll += page.length;
-    assert.ok(viaScanAll >= want.size);
+    // scanAll yields the same records, content included (Redis's SCAN may repeat a key).
+    const viaScanAll = new Set<string>();
+    for await (const page of scanAll(s, 1000)) {
+      for (const r of page) {
+        const expected = want.get(r.key);
+        assert.ok(expected, `scanAll: unexpected key ${r.key}`);
+        assertRecord(r, expected);
+        viaScanAll.add(r.key);
+      }
+    }
+    assert.deepEqual([...want.keys()].filter((k) => !viaScanAll.has(k)), [], "keys scanAll missed");
   },
 
   "200 concurrent applies of one key in random order leave the newest": async (s) => {
@@ -490,12 +498,15 @@ redisTest("keys live under the prefix; foreign keys are neither listed nor count
 
 redisTest("connect to an unreachable Redis fails quickly with StorageUnavailableError", async () => {
   const port = freePort();
+  const connectTimeoutMs = 500;
   const { ms, error } = await elapsedOf(() =>
-    RedisStorage.connect({ host: "127.0.0.1", port, keyPrefix: "x:", log: quietLog(), connectTimeoutMs: 500 })
+    RedisStorage.connect({ host: "127.0.0.1", port, keyPrefix: "x:", log: quietLog(), connectTimeoutMs })
   );
   assert.ok(error instanceof StorageUnavailableError, `got ${error}`);
   assert.match(error.message, new RegExp(`127\\.0\\.0\\.1:${port}`));
-  assert.ok(ms < 2000, `took ${ms} ms`);
+  console.log(`  connect gave up after ${ms.toFixed(0)} ms (connectTimeoutMs ${connectTimeoutMs})`);
+  // The behaviour is the bound: connect gives up at its deadline instead of retrying forever.
+  assert.ok(ms < 4 * connectTimeoutMs, `took ${ms} ms with connectTimeoutMs ${connectTimeoutMs}`);
 });
 
 redisTest("calls fail fast with StorageUnavailableError while Redis is down", async () => {
@@ -514,12 +525,16 @@ redisTest("calls fail fast with StorageUnavailableError while Redis is down", as
         ["scan", () => s.scan("", 10)],
         ["countLive", () => s.countLive()],
       ];
+      const times: string[] = [];
       for (const [name, call] of calls) {
         const { ms, error } = await elapsedOf(call);
+        times.push(`${name} ${ms.toFixed(0)} ms`);
         assert.ok(error instanceof StorageUnavailableError, `${name}: got ${error}`);
         assert.match(error.message, new RegExp(`127\\.0\\.0\\.1:${env.port}`));
-        assert.ok(ms < commandTimeoutMs + 500, `${name} took ${ms} ms`);
+        // Failing at once (no offline queue) is the behaviour: no call waits out its command timeout.
+        assert.ok(ms < commandTimeoutMs, `${name} took ${ms} ms (commandTimeoutMs ${commandTimeoutMs})`);
       }
+      console.log(`  while Redis is down: ${times.join(", ")} (commandTimeoutMs ${commandTimeoutMs})`);
     } finally {
       await s.close();
     }
@@ -535,7 +550,11 @@ redisTest("a hung Redis times calls out, and they work again when it resumes", a
       Deno.kill(env.server.pid, "SIGSTOP");
       const { ms, error } = await elapsedOf(() => s.apply([rec("k", T0 + 1)]));
       assert.ok(error instanceof StorageUnavailableError, `got ${error}`);
-      assert.ok(ms < commandTimeoutMs + 500, `took ${ms} ms`);
+      console.log(
+        `  a call to the hung Redis failed after ${ms.toFixed(0)} ms (commandTimeoutMs ${commandTimeoutMs})`,
+      );
+      // The behaviour is the bound: the call ends at its command timeout, not whenever Redis resumes.
+      assert.ok(ms < 3 * commandTimeoutMs, `took ${ms} ms with commandTimeoutMs ${commandTimeoutMs}`);
       Deno.kill(env.server.pid, "SIGCONT");
       await waitFor("reconnection", () => s.healthy(), 10_000);
       assert.deepEqual(await s.apply([rec("k", T0 + 2)]), [true]);
@@ -549,14 +568,17 @@ redisTest("a hung Redis times calls out, and they work again when it resumes", a
 redisTest("the same instance works again after Redis restarts, logging once each way", async () => {
   await withRedis(async (env) => {
     const lines: string[] = [];
-    const log = new Logger({ level: "info", format: "text", write: (l) => lines.push(l) });
+    const log = new Logger({ level: "debug", format: "text", write: (l) => lines.push(l) });
+    const attempts = () => lines.filter((l) => l.includes(`redis 127.0.0.1:${env.port} reconnect attempt`));
     const s = await connectTo(env.port, { log });
     try {
       await s.apply([rec("before", T0)]);
       await env.server.stop(); // SIGTERM: a clean shutdown keeps every write
       await waitFor("the connection loss", () => !s.healthy(), 2000);
-      await sleep(1500); // several reconnect attempts while it is down
+      // Several reconnect attempts fail while it is down; each is logged at debug level.
+      await waitFor("3 failed reconnect attempts", () => attempts().length >= 3, 10_000);
       await assert.rejects(() => s.countLive(), StorageUnavailableError);
+      const failedAttempts = attempts().length;
       await env.restart();
       await waitFor("reconnection", () => s.healthy(), 10_000);
       assertRecord((await s.get(["before"]))[0], rec("before", T0));
@@ -564,6 +586,7 @@ redisTest("the same instance works again after Redis restarts, logging once each
       assert.equal(await s.countLive(), 2);
       const down = lines.filter((l) => l.includes(`redis 127.0.0.1:${env.port} unreachable`));
       const up = lines.filter((l) => l.includes(`redis 127.0.0.1:${env.port} reachable again`));
+      console.log(`  ${failedAttempts} reconnect attempts failed while Redis was down`);
       assert.equal(down.length, 1, lines.join("\n"));
       assert.match(down[0], /reconnecting/);
       assert.equal(up.length, 1, lines.join("\n"));

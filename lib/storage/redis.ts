@@ -170,6 +170,10 @@ export class RedisStorage implements Storage {
     redis.on("error", (err: Error) => this.#lastError = err.message.replace(/\.$/, ""));
     redis.on("ready", () => this.#onReady());
     redis.on("close", () => this.#onClose());
+    // One debug line per attempt: the warning above is logged once per outage.
+    redis.on("reconnecting", (delayMs: number) => {
+      this.#log.debug(`redis ${this.#addr} reconnect attempt`, { delayMs });
+    });
   }
 
   /**
