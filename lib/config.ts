@@ -80,6 +80,8 @@ export interface ClusterConfig {
     maxMessageBytes: number;
     /** Keys or records per ListKeys / GetSnapshot page by default. */
     maxPageItems: number;
+    /** How far ahead of a node's clock a client timestamp may be (peers: twice this). */
+    maxClockSkewMs: number;
   };
   logging: { level: LogLevel; format: LogFormat };
   /** Where the file came from, for messages. */
@@ -237,6 +239,7 @@ function readLimits(r: Reader, lim: Record<string, unknown>): ClusterConfig["lim
     maxMessageBytes,
     maxBatchItems: r.int(lim.max_batch_items, "limits.max_batch_items", 10_000, 1),
     maxPageItems: r.int(lim.max_page_items, "limits.max_page_items", 10_000, 1),
+    maxClockSkewMs: r.int(lim.max_clock_skew_ms, "limits.max_clock_skew_ms", 60_000, 1, 3600_000 * 24 * 365),
   };
 }
 

@@ -29,6 +29,7 @@ import {
 } from "./transport.ts";
 import { Code, errorMessage, KvError, PeerUnavailableError, type StatusCode } from "./errors.ts";
 import { isNewer, type KvRecord, newestOf } from "./record.ts";
+import { clientVersion } from "./versions.ts";
 
 /** Options of {@link Coordinator}. */
 export interface CoordinatorOptions {
@@ -170,12 +171,14 @@ export class Coordinator {
   }
 
   async #coordinateWrites(reqs: readonly WriteRequest[]): Promise<WriteResult[]> {
+    const clock = this.o.clock;
     const records = reqs.map((r): KvRecord => {
-      if (r.timestamp !== 0) this.o.clock.observe(r.timestamp);
+      const timestamp = r.timestamp !== 0 ? clientVersion(r.timestamp, () => clock.now()) : clock.now();
+      clock.observe(timestamp);
       return {
         key: r.key,
         value: r.tombstone ? EMPTY : r.value,
-        timestamp: r.timestamp !== 0 ? r.timestamp : this.o.clock.now(),
+        timestamp,
         versionNode: this.#self,
         tombstone: r.tombstone,
       };

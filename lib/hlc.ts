@@ -17,7 +17,10 @@ export type WallClock = () => number;
 export class HybridClock {
   #last = 0;
 
-  constructor(private readonly wall: WallClock = Date.now) {}
+  constructor(
+    private readonly wall: WallClock = Date.now,
+    private readonly maxDriftMs: number = MAX_FORWARD_DRIFT_MS,
+  ) {}
 
   /** A timestamp larger than every one this clock made or observed. */
   now(): number {
@@ -36,9 +39,12 @@ export class HybridClock {
    * client with a bad clock cannot drag every node's clock into the future.
    */
   #ceiling(): number {
-    return (Math.floor(this.wall()) + MAX_FORWARD_DRIFT_MS) * 1000;
+    return (Math.floor(this.wall()) + this.maxDriftMs) * 1000;
   }
 }
 
-/** How far ahead of the wall clock an observed timestamp may pull the clock. */
+/**
+ * How far ahead of the wall clock an observed timestamp may pull the clock by
+ * default; a node passes its `limits.max_clock_skew_ms`.
+ */
 export const MAX_FORWARD_DRIFT_MS = 60_000;

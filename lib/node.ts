@@ -22,6 +22,7 @@ import { HandoffLoop } from "./handoff.ts";
 import { AntiEntropy, SharedRanges } from "./anti_entropy.ts";
 import { recoverFromPeers } from "./recovery.ts";
 import { purgeTombstones } from "./tombstones.ts";
+import { boundedTransport, VersionGuard } from "./versions.ts";
 import { Code, errorMessage, KvError, type PeerUnavailableError } from "./errors.ts";
 
 /**
@@ -68,7 +69,9 @@ export class KvNode {
   readonly config: ClusterConfig;
   readonly storage: Storage;
   readonly ring: HashRing;
-  readonly clock = new HybridClock();
+  readonly clock: HybridClock;
+  /** Refuses versions from peers too far ahead of this node's clock. */
+  readonly versions: VersionGuard;
   readonly detector: FailureDetector;
   readonly hints: HintStore;
   readonly replicator: Replicator;
@@ -94,7 +97,11 @@ export class KvNode {
     this.config = config;
     this.storage = o.storage;
     this.log = log;
-    this.#transport = o.transport;
+    this.clock = new HybridClock(Date.now, config.limits.maxClockSkewMs);
+    this.versions = new VersionGuard({ maxSkewMs: config.limits.maxClockSkewMs, log });
+    // Records pulled from peers pass the same bound as records pushed to this node.
+    const transport = boundedTransport(o.transport, this.versions);
+    this.#transport = transport;
     this.#peers = config.nodes.filter((n) => n.id !== self.id);
     this.ring = new HashRing(config.nodes.map((n) => n.id), config.consistentHashing.virtualNodes);
     this.shared = new SharedRanges(this.ring, config.replication.replicationFactor);
@@ -110,7 +117,7 @@ export class KvNode {
     const canServe = (id: string) => this.canServe(id);
     const onUnreachable = (peer: string, err: PeerUnavailableError) => this.#unreachable(peer, err);
     this.replicator = new Replicator({
-      transport: o.transport,
+      transport,
       hints: this.hints,
       log,
       canStore,
@@ -125,7 +132,7 @@ export class KvNode {
       ring: this.ring,
       storage: o.storage,
       clock: this.clock,
-      transport: o.transport,
+      transport,
       replicator: this.replicator,
       hints: this.hints,
       log,
@@ -140,7 +147,7 @@ export class KvNode {
       intervalMs: fd.heartbeatIntervalMs,
       paused: () => !this.storage.healthy(),
       send: (peer) =>
-        o.transport.heartbeat(peer, {
+        transport.heartbeat(peer, {
           status: this.status(),
           keysCount: this.#keysCount,
           hintsPending: this.hints.pendingFor(peer),
@@ -150,7 +157,7 @@ export class KvNode {
     this.#handoff = new HandoffLoop({
       hints: this.hints,
       storage: o.storage,
-      transport: o.transport,
+      transport,
       log,
       canStore,
       holdsNaturally: (key) => this.ring.preferenceList(key, rep.replicationFactor).includes(self.id),
@@ -164,7 +171,7 @@ export class KvNode {
     this.#antiEntropy = new AntiEntropy({
       self: self.id,
       peers: this.#peers.map((p) => p.id),
-      transport: o.transport,
+      transport,
       storage: o.storage,
       shared: this.shared,
       log,

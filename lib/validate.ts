@@ -7,6 +7,7 @@
 import { Buffer } from "node:buffer";
 import type { ClusterConfig } from "./config.ts";
 import { Code, KvError } from "./errors.ts";
+import { checkClientAhead } from "./versions.ts";
 
 /** The limits a request is checked against. */
 export type Limits = ClusterConfig["limits"];
@@ -36,14 +37,19 @@ export function checkValue(value: Uint8Array, limits: Limits): void {
   }
 }
 
-/** Checks a client-supplied timestamp (0 = let the cluster assign it). */
-export function checkTimestamp(timestamp: number): void {
+/**
+ * Checks a client-supplied timestamp (0 = let the cluster assign it): seconds,
+ * milliseconds or microseconds since the epoch (see versions.ts), at most
+ * `max_clock_skew_ms` ahead of `nowMs`.
+ */
+export function checkTimestamp(timestamp: number, limits: Limits, nowMs = Date.now()): void {
   if (!Number.isSafeInteger(timestamp) || timestamp < 0) {
     throw new KvError(
       Code.INVALID_ARGUMENT,
-      `timestamp must be 0 or a positive number of microseconds below 2^53, got ${timestamp}`,
+      `timestamp must be 0 or a positive number of seconds, milliseconds or microseconds below 2^53, got ${timestamp}`,
     );
   }
+  if (timestamp !== 0) checkClientAhead(timestamp, nowMs, limits.maxClockSkewMs);
 }
 
 /** Checks the number of items in a batch. */

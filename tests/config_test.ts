@@ -94,6 +94,7 @@ function assertDefaults(c: ClusterConfig): void {
   assert.equal(c.recovery.onStart, true);
   assert.equal(c.limits.maxKeyBytes, 1024);
   assert.equal(c.limits.maxValueBytes, 1 << 20);
+  assert.equal(c.limits.maxClockSkewMs, 60_000);
   assert.equal(c.logging.level, "info");
   assert.equal(c.logging.format, "text");
   for (const n of c.nodes) assert.equal(n.bindHost, n.host);
@@ -162,9 +163,11 @@ Deno.test("new optional settings are read when present", () => {
       r.storage = { engine: "redis", redis_key_prefix: "t:" };
       r.logging = { level: "debug", format: "json" };
       r.nodes[0].bind_host = "0.0.0.0";
+      r.limits = { max_clock_skew_ms: 5000 };
     }),
     "test.json",
   );
+  assert.equal(c.limits.maxClockSkewMs, 5000);
   assert.equal(c.replication.writeQuorum, 2);
   assert.equal(c.replication.readQuorum, 2);
   assert.equal(c.failureDetection.suspectTimeoutMs, 7000);
@@ -255,6 +258,11 @@ Deno.test("a negative or zero interval is refused with its field path", () => {
       new RegExp(`${v} is below the minimum 1`),
     );
   }
+  assertBad(
+    variant((r) => r.limits = { max_clock_skew_ms: 0 }),
+    "limits.max_clock_skew_ms",
+    /0 is below the minimum 1/,
+  );
   assertBad(
     variant((r) => r.recovery = { anti_entropy_interval_ms: -1 }),
     "recovery.anti_entropy_interval_ms",

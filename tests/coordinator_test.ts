@@ -507,14 +507,15 @@ Deno.test("a cluster-versioned write that loses to a version beyond the drift ce
 
 Deno.test("a write with an explicit timestamp older than the held version answers FAILED_PRECONDITION and is not applied", async () => {
   const s = setup({ self: "node1" });
+  const US = T0 * 1000; // microseconds, the unit kept exactly as given
   await run(s, async () => {
     const key = keyWithList(s.ring, ["node1", "node2"]);
-    const [first] = await s.coordinator.write([put(key, "v2", 2000)], false);
+    const [first] = await s.coordinator.write([put(key, "v2", US + 2000)], false);
     assert.equal(first.ok, true);
-    assert.equal(first.timestamp, 2000);
+    assert.equal(first.timestamp, US + 2000);
     await settle();
     const before = s.transport.of("replicate").length;
-    for (const ts of [1000, 2000]) {
+    for (const ts of [US + 1000, US + 2000]) {
       const [res] = await s.coordinator.write([put(key, `older ${ts}`, ts)], false);
       assert.equal(res.ok, false);
       assert.equal(res.code, Code.FAILED_PRECONDITION);
@@ -525,9 +526,9 @@ Deno.test("a write with an explicit timestamp older than the held version answer
     await settle();
     const [held] = await s.storage.get([key]);
     assert.equal(dec.decode(held!.value), "v2");
-    assert.equal(held!.timestamp, 2000);
+    assert.equal(held!.timestamp, US + 2000);
     assert.equal(s.transport.of("replicate").length, before, "a refused write is not replicated");
-    const [newer] = await s.coordinator.write([put(key, "v3", 3000)], false);
+    const [newer] = await s.coordinator.write([put(key, "v3", US + 3000)], false);
     assert.equal(newer.ok, true);
     assert.equal(dec.decode((await s.storage.get([key]))[0]!.value), "v3");
   });

@@ -69,19 +69,43 @@ Deno.test("a value over the limit is refused as RESOURCE_EXHAUSTED (code 8)", ()
   checkValue(view, limits);
 });
 
+const NOW_MS = 1_800_000_000_000;
+
 Deno.test("a negative, fractional, unsafe or non-number timestamp is refused", () => {
-  checkTimestamp(0);
-  checkTimestamp(1);
-  checkTimestamp(1_700_000_000_000_000);
-  checkTimestamp(Number.MAX_SAFE_INTEGER);
+  checkTimestamp(0, limits, NOW_MS);
+  checkTimestamp(1, limits, NOW_MS);
+  checkTimestamp(1_700_000_000_000_000, limits, NOW_MS);
   for (const bad of [-1, -1_700_000_000_000_000, 2 ** 53, Number.MAX_SAFE_INTEGER + 2, 1.5, NaN, Infinity]) {
     assertKvError(
-      () => checkTimestamp(bad),
+      () => checkTimestamp(bad, limits, NOW_MS),
       Code.INVALID_ARGUMENT,
       /timestamp must be 0 or a positive number/,
     );
   }
-  assertKvError(() => checkTimestamp(-5), Code.INVALID_ARGUMENT, /got -5$/);
+  assertKvError(() => checkTimestamp(-5, limits, NOW_MS), Code.INVALID_ARGUMENT, /got -5$/);
+});
+
+Deno.test("a timestamp more than max_clock_skew_ms ahead is refused in any unit, naming the limit", () => {
+  const skew = limits.maxClockSkewMs;
+  assert.equal(skew, 60_000);
+  const tenYearsMs = NOW_MS + 10 * 365 * 86_400_000;
+  for (const ts of [Math.floor(tenYearsMs / 1000), tenYearsMs, tenYearsMs * 1000, Number.MAX_SAFE_INTEGER]) {
+    assertKvError(
+      () => checkTimestamp(ts, limits, NOW_MS),
+      Code.INVALID_ARGUMENT,
+      /ahead of this node's clock; the limit is 60000 ms \(limits.max_clock_skew_ms\)/,
+    );
+  }
+  // Exactly at the limit passes in every unit; one unit beyond it does not.
+  checkTimestamp((NOW_MS + skew) / 1000, limits, NOW_MS);
+  checkTimestamp(NOW_MS + skew, limits, NOW_MS);
+  checkTimestamp((NOW_MS + skew) * 1000, limits, NOW_MS);
+  assertKvError(() => checkTimestamp(NOW_MS + skew + 1, limits, NOW_MS), Code.INVALID_ARGUMENT, /60000 ms/);
+  assertKvError(
+    () => checkTimestamp((NOW_MS + skew) / 1000 + 1, limits, NOW_MS),
+    Code.INVALID_ARGUMENT,
+    /60000 ms/,
+  );
 });
 
 Deno.test("a batch must hold at least one item and at most max_batch_items", () => {

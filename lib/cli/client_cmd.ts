@@ -29,7 +29,8 @@ Flags:
   --no-route           send every request to that node (it forwards); default:
                        send each key straight to its owner
   --replica            get: answer from the contacted node's own copy
-  --timestamp N        put: last-write-wins timestamp (microseconds; 0 = cluster's)
+  --timestamp N        put: last-write-wins timestamp: seconds, milliseconds or microseconds
+                       since the epoch (read by magnitude; 0 = the cluster stamps it)
   --timeout MS         deadline of each call (default 5000)
   --json               machine-readable output
   -h, --help           this help

@@ -20,6 +20,7 @@ import { Code, errorMessage, KvError, type StatusCode } from "../errors.ts";
 import type { KvRecord } from "../record.ts";
 import { recordsFor } from "../recovery.ts";
 import { bucketDigests, recordsInBuckets } from "../anti_entropy.ts";
+import { peerLimitMs } from "../versions.ts";
 import { channelOptions } from "./call.ts";
 import { kvstorePackage } from "./proto.ts";
 import {
@@ -226,12 +227,16 @@ class Handlers {
         }),
       ),
       Replicate: unary(n, "Replicate", async (req: ReplicateRequestMsg) => {
-        await this.#applyReplicas([req]);
+        const { refused } = await this.#applyReplicas([req]);
+        if (refused > 0) throw tooFarAhead(req.timestamp, n.config.limits.maxClockSkewMs);
         return { success: true, message: "applied", replica_node_id: n.id };
       }),
       ReplicateBatch: unary(n, "ReplicateBatch", async (req: ReplicateBatchRequestMsg) => {
-        const applied = await this.#applyReplicas(req.items);
-        return { success: true, message: `${applied} applied`, replica_node_id: n.id, applied };
+        const { applied, refused } = await this.#applyReplicas(req.items);
+        const message = refused > 0
+          ? `${applied} applied, ${refused} refused: version too far ahead of this node's clock`
+          : `${applied} applied`;
+        return { success: true, message, replica_node_id: n.id, applied };
       }),
       GetSnapshot: unary(n, "GetSnapshot", (req: SnapshotRequestMsg) => this.#snapshot(req)),
       JoinCluster: unary(n, "JoinCluster", (req: JoinRequestMsg) => this.#join(req)),
@@ -293,7 +298,7 @@ class Handlers {
     const limits = this.node.config.limits;
     checkKey(req.key, limits);
     checkValue(req.value, limits);
-    checkTimestamp(req.timestamp);
+    checkTimestamp(req.timestamp, limits);
     return putToWrite(req);
   }
 
@@ -444,11 +449,11 @@ class Handlers {
     return { records, nextCursor: next };
   }
 
-  async #applyReplicas(items: ReplicateRequestMsg[]): Promise<number> {
+  /** Applies pushed records; versions too far ahead are refused (and logged) one by one. */
+  async #applyReplicas(items: ReplicateRequestMsg[]): Promise<{ applied: number; refused: number }> {
     const n = this.node;
-    const records = items.map((m): KvRecord => {
+    const all = items.map((m): KvRecord => {
       checkKey(m.key, n.config.limits);
-      n.clock.observe(m.timestamp);
       return {
         key: m.key,
         value: m.value,
@@ -457,11 +462,13 @@ class Handlers {
         tombstone: m.operation === "DELETE",
       };
     });
+    const records = n.versions.admit(all, items[0]?.primary_node || "a peer");
+    for (const r of records) n.clock.observe(r.timestamp);
     const applied = await n.storage.apply(records);
     items.forEach((m, i) => {
-      if (m.hint_for) n.hints.add(m.hint_for, m.key, records[i]);
+      if (m.hint_for && records.includes(all[i])) n.hints.add(m.hint_for, m.key, all[i]);
     });
-    return applied.filter(Boolean).length;
+    return { applied: applied.filter(Boolean).length, refused: all.length - records.length };
   }
 
   #heartbeat(req: HeartbeatRequestMsg): HeartbeatResponseMsg {
@@ -519,6 +526,14 @@ class Handlers {
       maxBytes: req.max_bytes > 0 ? Math.min(req.max_bytes, own.maxBytes) : own.maxBytes,
     };
   }
+}
+
+function tooFarAhead(timestamp: number, maxSkewMs: number): KvError {
+  return new KvError(
+    Code.INVALID_ARGUMENT,
+    `version ${timestamp} is more than ${peerLimitMs(maxSkewMs)} ms (twice limits.max_clock_skew_ms) ` +
+      `ahead of this node's clock: refused`,
+  );
 }
 
 function forwardWriteResponse(r: WriteResult) {

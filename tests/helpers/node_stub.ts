@@ -1,0 +1,69 @@
+/**
+ * Raw NodeService calls to one node of a test cluster, as a peer (or an
+ * outsider pretending to be one) would make them. Errors come back as
+ * KvError with the gRPC status code. Stubs are never closed: a graceful
+ * close sends the node a GOAWAY, which Deno 2.9 does not always survive.
+ */
+import * as grpc from "@grpc/grpc-js";
+import type { TestCluster } from "./cluster.ts";
+import { kvstorePackage } from "../../lib/grpc/proto.ts";
+import { serverStream, statusError, unary } from "../../lib/grpc/call.ts";
+import { text } from "./cluster.ts";
+
+/** Options of {@link NodeStub}. */
+export interface NodeStubOptions {
+  /** The node id the calls claim to come from (default "node1"). */
+  as?: string;
+  /** Channel options and credentials (default: plaintext, none). */
+  credentials?: grpc.ChannelCredentials;
+  channelOptions?: grpc.ChannelOptions;
+}
+
+/** NodeService calls to one node. */
+export class NodeStub {
+  readonly as: string;
+  readonly #client: grpc.Client;
+
+  constructor(cluster: TestCluster, to: string, opts: NodeStubOptions = {}) {
+    this.as = opts.as ?? "node1";
+    const NodeService = kvstorePackage().NodeService;
+    this.#client = new NodeService(
+      cluster.node(to).address,
+      opts.credentials ?? grpc.credentials.createInsecure(),
+      opts.channelOptions ?? {},
+    );
+  }
+
+  /** One unary call; rejects with a KvError carrying the status. */
+  async call<Res>(method: string, req: unknown, timeoutMs = 5000): Promise<Res> {
+    try {
+      return await unary<Res>(this.#client, method, req, timeoutMs);
+    } catch (err) {
+      throw statusError(err);
+    }
+  }
+
+  /** A whole server stream's messages; rejects with a KvError carrying the status. */
+  async stream<Res>(method: string, req: unknown, timeoutMs = 5000): Promise<Res[]> {
+    const out: Res[] = [];
+    try {
+      for await (const m of serverStream<Res>(this.#client, method, req, timeoutMs)) out.push(m);
+    } catch (err) {
+      throw statusError(err);
+    }
+    return out;
+  }
+
+  /** A ReplicateRequest as this stub's node would send it. */
+  replicateItem(r: { key: string; value?: string; timestamp: number; op?: "PUT" | "DELETE" }) {
+    return {
+      key: r.key,
+      value: text.encode(r.value ?? ""),
+      timestamp: r.timestamp,
+      primary_node: this.as,
+      operation: r.op ?? "PUT",
+      version_node: this.as,
+      hint_for: "",
+    };
+  }
+}
