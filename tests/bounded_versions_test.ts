@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { clusterTest, kvError, ringOf, TestCluster, text } from "./helpers/cluster.ts";
 import { Code } from "../lib/errors.ts";
-import { NodeStub } from "./helpers/node_stub.ts";
+import { NodeStub, replicateItem } from "./helpers/node_stub.ts";
 
 const TEN_YEARS_MS = 10 * 365 * 86_400_000;
 
@@ -95,14 +95,17 @@ clusterTest(
       for (const n of cluster.nodes) {
         const stub = new NodeStub(cluster, n.id);
         const err = await kvError(() =>
-          stub.call("Replicate", stub.replicateItem({ key: "victim", value: "evil", timestamp: far }))
+          stub.call(
+            "Replicate",
+            replicateItem({ key: "victim", value: "evil", timestamp: far, from: stub.as }),
+          )
         );
         assert.equal(err.code, Code.INVALID_ARGUMENT, err.message);
         assert.match(err.message, /twice limits.max_clock_skew_ms/);
         const res = await stub.call<{ applied: number; message: string }>("ReplicateBatch", {
           items: [
-            stub.replicateItem({ key: "victim", value: "evil", timestamp: far }),
-            stub.replicateItem({ key: "victim", value: "evil", timestamp: far, op: "DELETE" }),
+            replicateItem({ key: "victim", value: "evil", timestamp: far, from: stub.as }),
+            replicateItem({ key: "victim", value: "evil", timestamp: far, from: stub.as, op: "DELETE" }),
           ],
           primary_node: stub.as,
         });

@@ -20,6 +20,7 @@ import type { HashRing } from "../lib/ring.ts";
 import { kvstorePackage } from "../lib/grpc/proto.ts";
 import { unary } from "../lib/grpc/call.ts";
 import { Code } from "../lib/errors.ts";
+import { replicateItem } from "./helpers/node_stub.ts";
 
 /** Starts three nodes (rf 2 unless told); resolves once each sees all three ACTIVE. */
 function startCluster(opts: TestClusterOptions = {}): Promise<TestCluster> {
@@ -83,20 +84,6 @@ class Peers {
     if (!s) throw new Error(`no node ${id}`);
     return s;
   }
-}
-
-function replicateItem(
-  r: { key: string; value?: string; timestamp: number; from: string; op?: "PUT" | "DELETE" },
-) {
-  return {
-    key: r.key,
-    value: text.encode(r.value ?? ""),
-    timestamp: r.timestamp,
-    primary_node: r.from,
-    operation: r.op ?? "PUT",
-    version_node: r.from,
-    hint_for: "",
-  };
 }
 
 /** Keys whose preference list (rf 2) is each ordered pair of nodes, `perPair` of each. */

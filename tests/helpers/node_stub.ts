@@ -53,17 +53,19 @@ export class NodeStub {
     }
     return out;
   }
+}
 
-  /** A ReplicateRequest as this stub's node would send it. */
-  replicateItem(r: { key: string; value?: string; timestamp: number; op?: "PUT" | "DELETE" }) {
-    return {
-      key: r.key,
-      value: text.encode(r.value ?? ""),
-      timestamp: r.timestamp,
-      primary_node: this.as,
-      operation: r.op ?? "PUT",
-      version_node: this.as,
-      hint_for: "",
-    };
-  }
+/** A ReplicateRequest as node `from` would send it. */
+export function replicateItem(
+  r: { key: string; value?: string; timestamp: number; from: string; op?: "PUT" | "DELETE" },
+) {
+  return {
+    key: r.key,
+    value: text.encode(r.value ?? ""),
+    timestamp: r.timestamp,
+    primary_node: r.from,
+    operation: r.op ?? "PUT",
+    version_node: r.from,
+    hint_for: "",
+  };
 }
