@@ -149,6 +149,8 @@ export class BenchCluster {
         port: n.port,
         redis_host: "127.0.0.1",
         redis_port: n.redisPort ?? 6379,
+        // Metrics are still counted; only their HTTP listener is off here.
+        admin_port: 0,
       })),
       replication: { replication_factor: o.replicationFactor, write_quorum: 1, read_quorum: 1 },
       failure_detection: { heartbeat_interval_ms: 1000, failure_timeout_ms: 5000 },

@@ -18,6 +18,8 @@ export interface NodeConfig {
   port: number;
   /** Address the gRPC server binds; defaults to `host`. */
   bindHost: string;
+  /** Port of the admin HTTP listener (metrics, health, status page); 0 = off. */
+  adminPort: number;
   redisHost: string;
   redisPort: number;
   description: string;
@@ -25,6 +27,8 @@ export interface NodeConfig {
 
 /** Storage engines a node can keep its data in. */
 export type StorageEngine = "memory" | "redis";
+
+const ENGINES = ["memory", "redis"] as const;
 
 /** Log verbosity, most verbose first. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -168,7 +172,9 @@ export function parseConfig(raw: unknown, source: string): ClusterConfig {
   }
 
   const ch = r.optionalObject(root.consistent_hashing, "consistent_hashing");
-  const st = r.optionalObject(root.storage, "storage");
+  // `"storage": "redis"` is shorthand for `{"engine": "redis"}`.
+  const shorthand = typeof root.storage === "string";
+  const st = shorthand ? { engine: root.storage } : r.optionalObject(root.storage, "storage");
   const rc = r.optionalObject(root.recovery, "recovery");
   const lim = r.optionalObject(root.limits, "limits");
   const lg = r.optionalObject(root.logging, "logging");
@@ -196,7 +202,7 @@ export function parseConfig(raw: unknown, source: string): ClusterConfig {
       virtualNodes: r.int(ch.virtual_nodes, "consistent_hashing.virtual_nodes", 150, 1, 10_000),
     },
     storage: {
-      engine: r.oneOf(st.engine, "storage.engine", ["memory", "redis"] as const, "memory"),
+      engine: r.oneOf(st.engine, shorthand ? "storage" : "storage.engine", ENGINES, "memory"),
       redisKeyPrefix: r.string(st.redis_key_prefix, "storage.redis_key_prefix", "kvstore:"),
     },
     recovery: {
@@ -248,11 +254,13 @@ function readNode(r: Reader, raw: unknown, path: string): NodeConfig {
   const id = r.string(n.id, `${path}.id`);
   if (!/^[A-Za-z0-9_.-]+$/.test(id)) r.fail(`${path}.id`, `"${id}" may hold only letters, digits, _ . -`);
   const host = r.string(n.host, `${path}.host`);
+  const port = r.int(n.port, `${path}.port`, undefined, 1, 65535);
   return {
     id,
     host,
-    port: r.int(n.port, `${path}.port`, undefined, 1, 65535),
+    port,
     bindHost: r.string(n.bind_host, `${path}.bind_host`, host),
+    adminPort: r.int(n.admin_port, `${path}.admin_port`, port + 1000 <= 65535 ? port + 1000 : 0, 0, 65535),
     redisHost: r.string(n.redis_host, `${path}.redis_host`, "127.0.0.1"),
     redisPort: r.int(n.redis_port, `${path}.redis_port`, 6379, 1, 65535),
     // Free text, optional: an empty description is as good as none.

@@ -23,6 +23,7 @@ import { AntiEntropy, SharedRanges } from "./anti_entropy.ts";
 import { recoverFromPeers } from "./recovery.ts";
 import { purgeTombstones } from "./tombstones.ts";
 import { boundedTransport, VersionGuard } from "./versions.ts";
+import { ColdStart } from "./cold_start.ts";
 import { Code, errorMessage, KvError, type PeerUnavailableError } from "./errors.ts";
 
 /**
@@ -89,7 +90,8 @@ export class KvNode {
   #recovering = false;
   #recovered = 0;
   #keysCount = 0;
-  #lastStatus: "ACTIVE" | "JOINING" = "ACTIVE";
+  #lastStatus: "ACTIVE" | "JOINING";
+  readonly #coldStart: ColdStart;
 
   constructor(o: KvNodeOptions) {
     const { config, self, log } = o;
@@ -103,6 +105,9 @@ export class KvNode {
     const transport = boundedTransport(o.transport, this.versions);
     this.#transport = transport;
     this.#peers = config.nodes.filter((n) => n.id !== self.id);
+    // A node that will recover starts JOINING; it says so once it is ACTIVE.
+    this.#lastStatus = config.recovery.onStart && this.#peers.length > 0 ? "JOINING" : "ACTIVE";
+    this.#coldStart = new ColdStart({ windowMs: config.failureDetection.failureTimeoutMs, log });
     this.ring = new HashRing(config.nodes.map((n) => n.id), config.consistentHashing.virtualNodes);
     this.shared = new SharedRanges(this.ring, config.replication.replicationFactor);
     const fd = config.failureDetection;
@@ -306,6 +311,7 @@ export class KvNode {
         clock: this.clock,
         log: this.log,
         limits: this.chunkLimits(),
+        retryUnreachableUntil: this.#coldStart.closesAt(),
         onProgress: (records, bytes) => {
           this.#recovered = records;
           if (Date.now() - lastLog < 5000) return;
@@ -354,6 +360,7 @@ export class KvNode {
   }
 
   #noteHeartbeat(hb: HeartbeatIn): void {
+    this.#coldStart.heard(hb.from);
     this.#peerKeys.set(hb.from, hb.keysCount);
     this.#hintsForMe.set(hb.from, hb.hintsPending);
     this.#noteOwnStatus();
@@ -382,7 +389,12 @@ export class KvNode {
   }
 
   #onStatusChange(c: StatusChange): void {
-    this.log.info(`peer ${c.peer} is now ${c.to}`, {
+    // At a cold start peers come up a little apart: "waiting for nodeN" (once)
+    // says it; the transitions while channels connect are only debug.
+    const level = this.#coldStart.open() && (c.to === "ACTIVE" || this.#coldStart.expected(c.peer))
+      ? "debug"
+      : "info";
+    this.log[level](`peer ${c.peer} is now ${c.to}`, {
       from: c.from,
       silent_ms: c.silentMs,
       reason: c.reason,

@@ -16,7 +16,7 @@ import type { HybridClock } from "./hlc.ts";
 import type { PeerTransport } from "./transport.ts";
 import { type ChunkLimits, scanChunks, type Storage } from "./storage/mod.ts";
 import type { KvRecord } from "./record.ts";
-import { errorMessage } from "./errors.ts";
+import { errorMessage, PeerUnavailableError } from "./errors.ts";
 import { sleep } from "./async.ts";
 
 /** Options of {@link recoverFromPeers}. */
@@ -30,6 +30,12 @@ export interface RecoveryOptions {
   /** Told after every applied chunk: records and bytes received so far. */
   onProgress?: (records: number, bytes: number) => void;
   attempts?: number;
+  /**
+   * Until this time (Date.now() milliseconds) a peer that cannot be reached
+   * is retried beyond `attempts`: at a cold start peers come up a little
+   * apart, and a node must not give up on one that is still starting.
+   */
+  retryUnreachableUntil?: number;
 }
 
 /** What a recovery achieved. */
@@ -47,28 +53,40 @@ export async function recoverFromPeers(o: RecoveryOptions): Promise<RecoveryRepo
   const started = Date.now();
   const report: RecoveryReport = { records: 0, applied: 0, bytes: 0, ms: 0, peersDone: [], peersFailed: [] };
   await Promise.all(o.peers.map(async (peer) => {
-    const attempts = o.attempts ?? 3;
-    for (let attempt = 1; attempt <= attempts; attempt++) {
-      try {
-        for await (const chunk of o.transport.streamRecords(peer, o.limits)) {
-          const applied = await o.storage.apply(chunk);
-          for (const r of chunk) o.clock.observe(r.timestamp);
-          report.records += chunk.length;
-          report.applied += applied.filter(Boolean).length;
-          report.bytes += chunk.reduce((n, r) => n + r.key.length + r.value.length, 0);
-          o.onProgress?.(report.records, report.bytes);
-        }
-        report.peersDone.push(peer);
-        return;
-      } catch (err) {
-        o.log.warn("recovery stream from peer failed", { peer, attempt, error: errorMessage(err) });
-        if (attempt < attempts) await sleep(200 * attempt);
-      }
-    }
-    report.peersFailed.push(peer);
+    if (await pullFrom(peer, o, report)) report.peersDone.push(peer);
+    else report.peersFailed.push(peer);
   }));
   report.ms = Date.now() - started;
   return report;
+}
+
+/**
+ * Streams one peer's records into storage, retrying quietly (debug) and
+ * warning only when it gives up; resolves whether it succeeded.
+ */
+async function pullFrom(peer: string, o: RecoveryOptions, report: RecoveryReport): Promise<boolean> {
+  const attempts = o.attempts ?? 3;
+  for (let attempt = 1;; attempt++) {
+    try {
+      for await (const chunk of o.transport.streamRecords(peer, o.limits)) {
+        const applied = await o.storage.apply(chunk);
+        for (const r of chunk) o.clock.observe(r.timestamp);
+        report.records += chunk.length;
+        report.applied += applied.filter(Boolean).length;
+        report.bytes += chunk.reduce((n, r) => n + r.key.length + r.value.length, 0);
+        o.onProgress?.(report.records, report.bytes);
+      }
+      return true;
+    } catch (err) {
+      const starting = err instanceof PeerUnavailableError && Date.now() < (o.retryUnreachableUntil ?? 0);
+      if (attempt >= attempts && !starting) {
+        o.log.warn("recovery from peer gave up", { peer, attempts: attempt, error: errorMessage(err) });
+        return false;
+      }
+      o.log.debug("recovery stream from peer failed; retrying", { peer, attempt, error: errorMessage(err) });
+      await sleep(Math.min(200 * attempt, 500));
+    }
+  }
 }
 
 /** The chunks a peer streams to `requester`: records whose copies it should hold. */

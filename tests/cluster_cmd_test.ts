@@ -32,6 +32,7 @@ async function startClusterCommand(extraArgs: string[], redisPorts?: number[]): 
       port,
       redis_host: "127.0.0.1",
       redis_port: redisPorts?.[i] ?? 1,
+      admin_port: freePort(),
     })),
     replication: { replication_factor: 2 },
     failure_detection: { heartbeat_interval_ms: 200, failure_timeout_ms: 1000 },
@@ -153,6 +154,8 @@ clusterTest(
         );
       }
       await assertPutGet(c.ports[1], "via-cluster-command", "yes");
+      // A healthy cold start says nothing alarming (nodes start a little apart).
+      assert.deepEqual(c.lines.filter((l) => / (WARN|ERROR) /.test(l) || l.includes("Resolution note")), []);
     }),
   { timeoutMs: 90_000 },
 );

@@ -304,7 +304,27 @@ Deno.test("an unknown storage engine is refused with the allowed ones", () => {
     "storage.engine",
     /must be one of "memory", "redis"/,
   );
-  assertBad(variant((r) => r.storage = "redis"), "storage", /must be an object/);
+  assertBad(variant((r) => r.storage = "postgres"), "storage", /must be one of "memory", "redis"/);
+  assertBad(variant((r) => r.storage = 7), "storage", /must be an object/);
+});
+
+Deno.test('"storage": "redis" and "memory" are shorthand for {"engine": ...}', () => {
+  const redis = parseConfig(variant((r) => r.storage = "redis"), "test.json");
+  assert.equal(redis.storage.engine, "redis");
+  assert.equal(redis.storage.redisKeyPrefix, "kvstore:");
+  assert.equal(parseConfig(variant((r) => r.storage = "memory"), "test.json").storage.engine, "memory");
+});
+
+Deno.test("admin_port defaults to the gRPC port + 1000; 0 turns the listener off", () => {
+  const c = parseConfig(
+    variant((r) => {
+      r.nodes[1].admin_port = 0;
+      r.nodes[2].admin_port = 9999;
+    }),
+    "test.json",
+  );
+  assert.deepEqual(c.nodes.map((n) => n.adminPort), [c.nodes[0].port + 1000, 0, 9999]);
+  assertBad(variant((r) => r.nodes[0].admin_port = 70000), "nodes[0].admin_port", /above the maximum/);
 });
 
 Deno.test("a port that is not an integer, or out of range, is refused with the node's field path", () => {

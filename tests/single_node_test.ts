@@ -432,7 +432,7 @@ async function spawnNode(cwd: string, args: string[]): Promise<SoloNode> {
   const port = freePort();
   const config = {
     cluster_name: "solo",
-    nodes: [{ id: "solo1", host: "127.0.0.1", port, redis_host: "127.0.0.1", redis_port: 1 }],
+    nodes: [{ id: "solo1", host: "127.0.0.1", port, redis_host: "127.0.0.1", redis_port: 1, admin_port: 0 }],
     replication: { replication_factor: 1 },
     failure_detection: { heartbeat_interval_ms: 200, failure_timeout_ms: 1000 },
     consistent_hashing: { virtual_nodes: 150 },

@@ -79,9 +79,9 @@ export function isUnreachable(err: unknown): boolean {
 export function peerError(peer: string, err: unknown): KvError {
   const se = err as grpc.ServiceError;
   if (isUnreachable(err)) {
-    return new PeerUnavailableError(peer, se.details || se.message, codeOf(err) as StatusCode);
+    return new PeerUnavailableError(peer, details(se), codeOf(err) as StatusCode);
   }
-  if (typeof se?.code === "number") return new KvError(se.code as StatusCode, `node ${peer}: ${se.details}`);
+  if (typeof se?.code === "number") return new KvError(se.code as StatusCode, `node ${peer}: ${details(se)}`);
   return new KvError(Code.INTERNAL, `node ${peer}: ${errorMessage(err)}`);
 }
 
@@ -93,7 +93,7 @@ export function statusError(err: unknown): KvError {
 }
 
 /** The status details, without grpc-js's empty "Resolution note:" tail. */
-function details(se: grpc.ServiceError): string {
+export function details(se: grpc.ServiceError): string {
   return (se.details || se.message).replace(/\s*Resolution note:\s*$/, "");
 }
 

@@ -44,6 +44,8 @@ export interface TestNode {
   id: string;
   port: number;
   address: string;
+  /** Port of the node's admin HTTP listener (metrics, health, status page). */
+  adminPort: number;
 }
 
 interface Running {
@@ -70,7 +72,7 @@ export class TestCluster {
     const count = opts.nodes ?? 3;
     const nodes = Array.from({ length: count }, (_, i) => {
       const port = freePort();
-      return { id: `node${i + 1}`, port, address: `127.0.0.1:${port}` };
+      return { id: `node${i + 1}`, port, address: `127.0.0.1:${port}`, adminPort: freePort() };
     });
     const config = {
       cluster_name: "test",
@@ -80,6 +82,7 @@ export class TestCluster {
         port: n.port,
         redis_host: "127.0.0.1",
         redis_port: opts.redisPorts?.[i] ?? 1,
+        admin_port: n.adminPort,
       })),
       replication: {
         replication_factor: opts.replicationFactor ?? Math.min(2, count),
