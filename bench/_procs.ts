@@ -109,6 +109,25 @@ export function memoryOf(pid: number): { rss: number; hwm: number } | undefined 
   }
 }
 
+/** Clock ticks per second of /proc/PID/stat times (USER_HZ, 100 on Linux). */
+const USER_HZ = 100;
+
+/**
+ * CPU seconds (user + system, all threads) a process has used so far, from
+ * /proc/PID/stat; undefined once it is gone.
+ */
+export function cpuSecondsOf(pid: number): number | undefined {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 here.
+    return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
+  } catch {
+    return undefined;
+  }
+}
+
 /** One node of a benchmark cluster. */
 export interface NodeSpec {
   id: string;
@@ -125,6 +144,8 @@ export interface BenchClusterOptions {
   storage: "memory" | "redis";
   /** Extra flags of the deno runtime for each node (`--cpu-prof`, say). */
   denoFlags?: string[];
+  /** The program the nodes run: this tree's main.ts unless given (another checkout's, for a baseline). */
+  main?: string;
   logLevel?: string;
 }
 
@@ -175,7 +196,7 @@ export class BenchCluster {
       "-A",
       "--quiet",
       ...(this.o.denoFlags ?? []),
-      MAIN,
+      this.o.main ?? MAIN,
       "server",
       "--id",
       id,

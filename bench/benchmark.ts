@@ -4,15 +4,24 @@
  * In one invocation it starts, measures and stops:
  *   (a) the ceiling: bench/ceiling_server.ts, a gRPC server answering from a
  *       plain Map, the fastest any node can be on this runtime;
- *   (b) a 3-node cluster, replication_factor 2, asynchronous replication
- *       (write_quorum 1), on the memory engine;
- *   (c) the same cluster on Redis (three redis-servers), when redis-server
- *       is installed.
+ *   (b) etcd, three members (bench/etcd.ts), when `etcd` is on PATH;
+ *   (c) a 3-node cluster, replication_factor 2, asynchronous replication
+ *       (write_quorum 1), on the memory engine, loaded twice: by a plain
+ *       client sending calls round-robin to any node ("any", two calls in
+ *       three are forwarded) and by the routing client ("memory");
+ *   (d) the same cluster on Redis (three redis-servers), when redis-server
+ *       is installed;
+ *   (e) with --baseline DIR, a memory cluster running DIR/main.ts (another
+ *       checkout) under the any-node client, to compare a change in one run.
  * Each runs the same rows with the load generator of `kvstore bench`
  * (lib/bench/load.ts; same settings, same JSON): unary put, unary get, mixed
  * 90/10, batched put, batched get. It prints one table (ops/s, keys/s, p50,
- * p99, ratio to the ceiling row of the same op), checks the issue's targets,
- * and saves everything to bench-results/<timestamp>.json. On the memory
+ * p99, the servers' CPU time per call, ratio to the ceiling row of the same
+ * op), checks the issue's targets, and saves everything to
+ * bench-results/<timestamp>.json. Server CPU is user + system time of the
+ * target's server processes (/proc/PID/stat) over the measured seconds,
+ * divided by the calls made; on this shared machine it is the steadier
+ * figure. On the memory
  * cluster it then loads about 1M records per node with batched puts, records
  * each node's resident memory, kills -9 the fullest node and times its
  * recovery.
@@ -30,10 +39,11 @@
 import { freePort } from "../tests/helpers/ports.ts";
 import { redisServerPath, startRedisServer } from "../lib/redis_server.ts";
 import { KvClient } from "../lib/grpc/kv_client.ts";
-import { type BenchOp, preloadKeys, runLoad } from "../lib/bench/load.ts";
+import { type BenchOp, type LoadClient, preloadKeys, runLoad } from "../lib/bench/load.ts";
 import { benchJson, type BenchSettings } from "../lib/cli/bench_cmd.ts";
 import { numberFlag, parseFlags, UsageError } from "../lib/cli/common.ts";
-import { BenchCluster, memoryOf, type NodeSpec, Proc, ProcessGroup, sleep } from "./_procs.ts";
+import { BenchCluster, cpuSecondsOf, memoryOf, type NodeSpec, Proc, ProcessGroup, sleep } from "./_procs.ts";
+import { EtcdClient, etcdPath, startEtcd } from "./etcd.ts";
 
 const HELP = `deno task benchmark [flags]
 
@@ -46,7 +56,9 @@ const HELP = `deno task benchmark [flags]
   --records N         records per node for the memory and recovery test (default 1000000)
   --skip-redis        leave out the Redis cluster
   --skip-1m           leave out the 1M-record memory and recovery test
-  --targets LIST      only these of ceiling,memory,redis
+  --targets LIST      only these of ceiling,etcd,any,memory,redis (default all)
+  --baseline DIR      also run a memory cluster from DIR/main.ts (another checkout)
+                      under the any-node client, as the target "baseline"
   --rows LIST         only these of put,get,mixed,batch-put,batch-get ("" for none)
   --node-flags=FLAGS  extra deno flags for every node and the ceiling server, e.g.
                       --node-flags="--cpu-prof --cpu-prof-dir=/tmp/prof"; with --cpu-prof
@@ -59,7 +71,18 @@ const CEILING = new URL("./ceiling_server.ts", import.meta.url).pathname;
 const ROOT = new URL("../", import.meta.url).pathname;
 
 /** Targets, in the order they run. */
-type Target = "ceiling" | "memory" | "redis";
+const TARGETS = ["ceiling", "etcd", "baseline", "any", "memory", "redis"] as const;
+type Target = typeof TARGETS[number];
+
+/** How each target is named in the table. */
+const TARGET_LABELS: Record<Target, string> = {
+  ceiling: "ceiling (Map server)",
+  etcd: "etcd, 3 members",
+  baseline: "baseline any-node",
+  any: "kvstore any-node",
+  memory: "kvstore routing",
+  redis: "kvstore routing, redis",
+};
 
 interface Row {
   id: string;
@@ -89,6 +112,7 @@ interface Options {
   skipRedis: boolean;
   skip1m: boolean;
   targets: Target[];
+  baseline?: string;
   rows: string[];
   nodeFlags: string[];
   out: string;
@@ -102,6 +126,9 @@ interface RowResult {
   row: string;
   label: string;
   bench: BenchLine;
+  /** Server CPU (user + system) per call and per key, microseconds. */
+  cpuUsPerOp?: number;
+  cpuUsPerKey?: number;
 }
 
 function parseOptions(args: string[]): Options | undefined {
@@ -116,6 +143,7 @@ function parseOptions(args: string[]): Options | undefined {
     "skip-redis": { type: "boolean" },
     "skip-1m": { type: "boolean" },
     targets: { type: "string" },
+    baseline: { type: "string" },
     rows: { type: "string" },
     "node-flags": { type: "string" },
     out: { type: "string" },
@@ -145,15 +173,23 @@ function parseOptions(args: string[]): Options | undefined {
     records: num(values.records, 1_000_000, "records", 1),
     skipRedis: values["skip-redis"] ?? false,
     skip1m: values["skip-1m"] ?? false,
-    targets: list(values.targets, ["ceiling", "memory", "redis"] as const, "targets"),
+    targets: [
+      ...list(values.targets, TARGETS.filter((t) => t !== "baseline"), "targets"),
+      ...(values.baseline ? ["baseline" as const] : []),
+    ],
+    baseline: values.baseline,
     rows: list(values.rows, ROWS.map((r) => r.id), "rows"),
     nodeFlags: (values["node-flags"] ?? "").split(" ").filter((f) => f !== ""),
     out: values.out ?? `${ROOT}bench-results`,
   };
 }
 
-/** Runs one row with `kvstore bench`'s load generator; the same JSON as `bench --json`. */
-async function runRow(o: Options, client: KvClient, addresses: string[], route: boolean, row: Row) {
+/**
+ * Runs one row with `kvstore bench`'s load generator (the same JSON as
+ * `bench --json`) and the CPU time the servers spent in its measured part.
+ */
+async function runRow(o: Options, t: Running, row: Row) {
+  const { client, addresses, route } = t;
   const s: BenchSettings = {
     addresses,
     op: row.op,
@@ -181,7 +217,19 @@ async function runRow(o: Options, client: KvClient, addresses: string[], route: 
     batch: s.batch,
   };
   if (s.warmupS > 0) await runLoad(client, { ...load, durationMs: s.warmupS * 1000 });
-  return benchJson(s, await runLoad(client, { ...load, durationMs: s.durationS! * 1000 }), preload);
+  const cpuBefore = serverCpuSeconds(t);
+  const result = await runLoad(client, { ...load, durationMs: s.durationS! * 1000 });
+  const cpu = serverCpuSeconds(t) - cpuBefore;
+  return {
+    bench: benchJson({ ...s, spread: t.spread }, result, preload),
+    cpuUsPerOp: round((cpu * 1e6) / Math.max(result.ops, 1), 1),
+    cpuUsPerKey: round((cpu * 1e6) / Math.max(result.keys, 1), 1),
+  };
+}
+
+/** CPU seconds the target's server processes have used so far. */
+function serverCpuSeconds(t: Running): number {
+  return t.pids().reduce((sum, pid) => sum + (cpuSecondsOf(pid) ?? 0), 0);
 }
 
 /** A target that is up: where its load goes, and how to stop it. */
@@ -189,21 +237,28 @@ interface Running {
   target: Target;
   addresses: string[];
   route: boolean;
+  /** Without routing, calls go round-robin over `addresses`. */
+  spread?: boolean;
   /** Never closed: it stays connected until the servers are gone (see the top of this file). */
-  client: KvClient;
+  client: LoadClient;
   cluster?: BenchCluster;
+  /** The server processes whose CPU time a row counts. */
+  pids: () => number[];
   stop: () => Promise<void>;
 }
 
 async function runRowOn(o: Options, t: Running, row: Row): Promise<RowResult> {
   log(`${t.target}: ${row.label} (${o.warmupS} s warm-up + ${o.durationS} s)`);
-  const bench = await runRow(o, t.client, t.addresses, t.route, row);
+  const { bench, cpuUsPerOp, cpuUsPerKey } = await runRow(o, t, row);
   const lat = bench.latency_ms;
   log(
-    `  ${fmt(bench.ops_per_s)} ops/s, ${fmt(bench.keys_per_s)} keys/s, p50 ${lat.p50} ms, p99 ${lat.p99} ms` +
+    `  ${fmt(bench.ops_per_s)} ops/s, ${
+      fmt(bench.keys_per_s)
+    } keys/s, p50 ${lat.p50} ms, p99 ${lat.p99} ms, ` +
+      `server CPU ${cpuUsPerOp} us/call` +
       (bench.error_count > 0 ? `, errors ${JSON.stringify(bench.errors)}` : ""),
   );
-  return { target: t.target, row: row.id, label: row.label, bench };
+  return { target: t.target, row: row.id, label: row.label, bench, cpuUsPerOp, cpuUsPerKey };
 }
 
 function nodeSpecs(count: number, redisPorts?: number[]): NodeSpec[] {
@@ -237,6 +292,7 @@ async function startCeiling(group: ProcessGroup, o: Options): Promise<Running> {
     addresses,
     route: false,
     client: await KvClient.connect(addresses, { route: false, timeoutMs: 5000 }),
+    pids: () => [proc.pid],
     // Killed, not stopped: a graceful stop sends this process's client a
     // GOAWAY, which Deno 2.9 may not survive (see the top of this file).
     stop: () => proc.stop(stopSignal(o)),
@@ -382,15 +438,20 @@ async function startCluster(
   o: Options,
   storage: "memory" | "redis",
   dir: string,
-  redisPorts?: number[],
+  how: { redisPorts?: number[]; main?: string } = {},
 ): Promise<Running> {
-  log(`${storage}: starting 3 nodes (replication_factor 2, write_quorum 1)`);
+  log(
+    `${storage}: starting 3 nodes (replication_factor 2, write_quorum 1)${
+      how.main ? ` from ${how.main}` : ""
+    }`,
+  );
   const cluster = await BenchCluster.start({
     dir,
-    nodes: nodeSpecs(3, redisPorts),
+    nodes: nodeSpecs(3, how.redisPorts),
     replicationFactor: 2,
     storage,
     denoFlags: o.nodeFlags,
+    main: how.main,
   }, group);
   return {
     target: storage,
@@ -398,7 +459,33 @@ async function startCluster(
     route: true,
     client: await KvClient.connect(cluster.addresses, { route: true, timeoutMs: 5000 }),
     cluster,
+    pids: () => [...cluster.procs.values()].map((p) => p.pid),
     stop: () => cluster.stop(stopSignal(o)),
+  };
+}
+
+/** The same cluster under a plain client that sends calls round-robin to any node. */
+async function anyNode(t: Running, target: Target): Promise<Running> {
+  return {
+    ...t,
+    target,
+    route: false,
+    spread: true,
+    client: await KvClient.connect(t.addresses, { route: false, spread: true, timeoutMs: 5000 }),
+  };
+}
+
+async function startEtcdTarget(group: ProcessGroup, tmp: string): Promise<Running> {
+  log("etcd: starting 3 members");
+  const etcd = await startEtcd(group, await Deno.makeTempDir({ dir: tmp }));
+  return {
+    target: "etcd",
+    addresses: etcd.addresses,
+    route: false,
+    spread: true,
+    client: new EtcdClient(etcd.addresses),
+    pids: () => etcd.procs.map((p) => p.pid),
+    stop: () => etcd.stop(),
   };
 }
 
@@ -411,7 +498,7 @@ async function startRedisCluster(group: ProcessGroup, o: Options, tmp: string): 
     return server;
   }));
   const dir = await Deno.makeTempDir({ dir: tmp });
-  const redis = await startCluster(group, o, "redis", dir, servers.map((s) => s.port));
+  const redis = await startCluster(group, o, "redis", dir, { redisPorts: servers.map((s) => s.port) });
   return {
     ...redis,
     stop: async () => {
@@ -440,27 +527,38 @@ async function main(args: string[]): Promise<number> {
   const rows: RowResult[] = [];
   const running: Running[] = [];
   let million: MillionResult | undefined;
-  let redisNote: string | undefined;
+  const notes: string[] = [];
   try {
     // Every target is up at once and each row runs on them back to back, so
     // a row's ratios compare measurements taken seconds apart: whatever else
     // loads the machine drifts less between them.
     if (o.targets.includes("ceiling")) running.push(await startCeiling(group, o));
-    if (o.targets.includes("memory")) {
-      running.push(await startCluster(group, o, "memory", await Deno.makeTempDir({ dir: tmp })));
+    if (o.targets.includes("etcd")) {
+      if (etcdPath()) running.push(await startEtcdTarget(group, tmp));
+      else notes.push("etcd: skipped, `etcd` is not on PATH (Debian: apt-get install etcd-server)");
+    }
+    if (o.baseline) {
+      const main = `${o.baseline.replace(/\/$/, "")}/main.ts`;
+      const base = await startCluster(group, o, "memory", await Deno.makeTempDir({ dir: tmp }), { main });
+      running.push(await anyNode(base, "baseline"));
+    }
+    let memory: Running | undefined;
+    if (o.targets.includes("memory") || o.targets.includes("any")) {
+      memory = await startCluster(group, o, "memory", await Deno.makeTempDir({ dir: tmp }));
+      if (o.targets.includes("any")) running.push(await anyNode(memory, "any"));
+      if (o.targets.includes("memory")) running.push(memory);
     }
     if (o.targets.includes("redis")) {
-      if (o.skipRedis) redisNote = "skipped (--skip-redis)";
-      else if (!redisServerPath()) redisNote = "skipped: redis-server is not installed";
+      if (o.skipRedis) notes.push("redis: skipped (--skip-redis)");
+      else if (!redisServerPath()) notes.push("redis: skipped, redis-server is not installed");
       else running.push(await startRedisCluster(group, o, tmp));
     }
     for (const row of ROWS.filter((r) => o.rows.includes(r.id))) {
       for (const t of running) rows.push(await runRowOn(o, t, row));
     }
-    const memory = running.find((t) => t.target === "memory");
     if (memory && !o.skip1m) {
       // The other targets stop first, so the memory nodes have the machine.
-      for (const t of running) if (t !== memory) await t.stop();
+      for (const t of running) if (t.cluster !== memory.cluster) await t.stop();
       million = await runMillion(o, memory.cluster!);
     }
   } catch (err) {
@@ -470,7 +568,7 @@ async function main(args: string[]): Promise<number> {
     }
     throw err;
   } finally {
-    for (const t of running) await t.stop().catch(() => {});
+    for (const t of new Set(running.map((t) => t.stop))) await t().catch(() => {});
     await cleanup();
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
@@ -478,7 +576,7 @@ async function main(args: string[]): Promise<number> {
   const targets = checkTargets(rows, million);
   console.log("\n" + table(rows, o));
   if (million) console.log("\n" + millionText(million));
-  if (redisNote) console.log(`\nredis: ${redisNote}`);
+  if (notes.length > 0) console.log("\n" + notes.join("\n"));
   console.log(
     "\ntargets:\n" + targets.map((t) => `  ${t.met ? "met    " : "NOT met"}  ${t.what}: ${t.got}`).join("\n"),
   );
@@ -494,7 +592,7 @@ async function main(args: string[]): Promise<number> {
         parameters: { ...o, nodes: 3, replication_factor: 2, write_quorum: 1, read_quorum: 1 },
         rows,
         million,
-        redis: redisNote,
+        notes,
         targets,
       },
       null,
@@ -512,42 +610,72 @@ interface TargetCheck {
 }
 
 function checkTargets(rows: RowResult[], million?: MillionResult): TargetCheck[] {
-  const find = (target: Target, row: string) => rows.find((r) => r.target === target && r.row === row)?.bench;
+  const find = (target: Target, row: string) => rows.find((r) => r.target === target && r.row === row);
   const pct = (x: number) => `${Math.round(x * 100)}%`;
   const out: TargetCheck[] = [];
-  const ratio = (target: Target, row: string, min: number, what: string) => {
-    const a = find(target, row);
-    const c = find("ceiling", row);
-    if (a && c) {
-      const r = a.keys_per_s / c.keys_per_s;
-      out.push({ what, got: `${pct(r)} of the ceiling`, met: r >= min });
-    }
+  /** `target`'s keys/s on a row at least `min` times `than`'s. */
+  const ratio = (target: Target, than: Target, row: string, min: number, what: string) => {
+    const a = find(target, row)?.bench;
+    const c = find(than, row)?.bench;
+    if (!a || !c) return;
+    const r = a.keys_per_s / c.keys_per_s;
+    out.push({ what, got: `${pct(r)} (${fmt(a.keys_per_s)} vs ${fmt(c.keys_per_s)} keys/s)`, met: r >= min });
   };
-  ratio("memory", "get", 0.85, "unary get >= 85% of the ceiling (memory)");
-  ratio("memory", "put", 0.70, "unary put, rf 2 async, >= 70% of the ceiling (memory)");
-  for (const t of ["memory", "redis"] as const) {
-    for (const r of rows.filter((r) => r.target === t)) {
+  ratio("any", "etcd", "put", 1, "any-node put >= etcd put");
+  ratio("any", "etcd", "get", 1, "any-node get >= etcd get");
+  ratio("any", "ceiling", "put", 0.70, "any-node put >= 70% of the ceiling");
+  ratio("any", "ceiling", "get", 0.85, "any-node get >= 85% of the ceiling");
+  ratio("memory", "ceiling", "put", 0.85, "routing put >= 85% of the ceiling");
+  ratio("memory", "ceiling", "get", 0.85, "routing get >= 85% of the ceiling");
+  for (const row of ["put", "get"]) {
+    const a = find("any", row)?.cpuUsPerOp;
+    const c = find("ceiling", row)?.cpuUsPerOp;
+    if (a === undefined || c === undefined) continue;
+    out.push({
+      what: `any-node server CPU per ${row} <= 2x the ceiling's`,
+      got: `${(a / c).toFixed(2)}x (${a} vs ${c} us per call)`,
+      met: a <= 2 * c,
+    });
+  }
+  for (const t of ["any", "memory", "redis"] as const) {
+    for (const r of rows.filter((r) => r.target === t && !r.row.startsWith("batch-"))) {
       const x = r.bench.latency_ms.p99 / r.bench.latency_ms.p50;
-      out.push({ what: `p99 < 5x p50 (${t} ${r.label})`, got: `${x.toFixed(1)}x`, met: x < 5 });
+      out.push({
+        what: `p99 <= 5x p50 (${TARGET_LABELS[t]}, ${r.label})`,
+        got: `${x.toFixed(1)}x`,
+        met: x <= 5,
+      });
     }
     for (const [b, u] of [["batch-put", "put"], ["batch-get", "get"]]) {
-      const batched = find(t, b);
-      const unary = find(t, u);
+      const batched = find(t, b)?.bench;
+      const unary = find(t, u)?.bench;
       if (batched && unary) {
         const x = batched.keys_per_s / unary.keys_per_s;
-        out.push({ what: `${b} >= 10x unary keys/s (${t})`, got: `${x.toFixed(1)}x`, met: x >= 10 });
+        out.push({
+          what: `${b} >= 20x unary keys/s (${TARGET_LABELS[t]})`,
+          got: `${x.toFixed(1)}x`,
+          met: x >= 20,
+        });
       }
     }
   }
   for (const n of million?.nodes ?? []) {
     out.push({
       what: `${n.id} holding ${fmt(n.keys)} records < 400 MB resident`,
-      got: `${n.rssMB} MB`,
+      got: `${n.rssMB} MB (peak ${n.peakMB} MB)`,
       met: n.rssMB < 400,
     });
   }
+  const rec = million?.recovery;
+  if (rec) {
+    out.push({
+      what: `${rec.node} < 400 MB resident while recovering ${fmt(rec.records)} records`,
+      got: `peak ${rec.peakRssDuringMB} MB, after ${rec.rssAfterMB} MB`,
+      met: rec.peakRssDuringMB < 400,
+    });
+  }
   for (const r of rows.filter((r) => r.target === "redis")) {
-    const m = find("memory", r.row);
+    const m = find("memory", r.row)?.bench;
     if (m) {
       const x = r.bench.keys_per_s / m.keys_per_s;
       out.push({ what: `redis >= 80% of memory (${r.label})`, got: pct(x), met: x >= 0.8 });
@@ -557,17 +685,30 @@ function checkTargets(rows: RowResult[], million?: MillionResult): TargetCheck[]
 }
 
 function table(rows: RowResult[], o: Options): string {
-  const header = ["target", "row", "ops/s", "keys/s", "p50 ms", "p99 ms", "errors", "vs ceiling"];
+  const header = [
+    "target",
+    "row",
+    "ops/s",
+    "keys/s",
+    "p50 ms",
+    "p99 ms",
+    "p99/p50",
+    "server CPU us/call",
+    "errors",
+    "vs ceiling",
+  ];
   const body = rows.map((r) => {
     const c = rows.find((x) => x.target === "ceiling" && x.row === r.row)?.bench;
     const b = r.bench;
     return [
-      r.target,
+      TARGET_LABELS[r.target],
       r.label,
       fmt(b.ops_per_s),
       fmt(b.keys_per_s),
       b.latency_ms.p50.toFixed(2),
       b.latency_ms.p99.toFixed(2),
+      (b.latency_ms.p99 / b.latency_ms.p50).toFixed(1),
+      r.cpuUsPerOp === undefined ? "-" : fmt(r.cpuUsPerOp),
       String(b.error_count),
       c ? `${Math.round((b.keys_per_s / c.keys_per_s) * 100)}%` : "-",
     ];

@@ -5,7 +5,7 @@
  * process) against real clusters; the histogram is checked on its own.
  */
 import assert from "node:assert/strict";
-import { clusterTest, TestCluster } from "./helpers/cluster.ts";
+import { clusterTest, logField, logLines, TestCluster } from "./helpers/cluster.ts";
 import { freePort } from "./helpers/ports.ts";
 import { Histogram } from "../lib/bench/histogram.ts";
 import { benchKey, benchValue } from "../lib/bench/load.ts";
@@ -109,6 +109,7 @@ Deno.test("bench rejects bad flags with exit code 2", async () => {
       ["--read-ratio", "1.5"],
       ["--batch", "x"],
       ["--addr", "nowhere"],
+      ["--spread"],
       ["--bogus"],
     ]
   ) {
@@ -368,3 +369,24 @@ clusterTest("the batch path returns exactly what was put", async () => {
     await cluster.stop();
   }
 }, { timeoutMs: 120_000 });
+
+clusterTest(
+  "bench --no-route --spread sends the calls round-robin to every node, which forward them",
+  async () => {
+    const cluster = await activeCluster({ nodes: 3, replicationFactor: 1, logLevel: "debug" });
+    try {
+      const r = await benchJson([
+        ...["--addr", addrs(cluster), "--no-route", "--spread"],
+        ...["--op", "put", "--ops", "30", "--concurrency", "1", "--keys", "500"],
+      ]);
+      assert.equal(r.ops, 30);
+      assert.equal(r.error_count, 0);
+      for (const n of cluster.nodes) {
+        const fromClients = logLines(cluster, n.id, "PUT").filter((l) => logField(l, "via") === "client");
+        assert.equal(fromClients.length, 10, `${n.id} took a third of the calls`);
+      }
+    } finally {
+      await cluster.stop();
+    }
+  },
+);

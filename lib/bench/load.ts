@@ -16,6 +16,9 @@ import type { ReadResult, WriteResult } from "../transport.ts";
 import { KvError } from "../errors.ts";
 import { Histogram } from "./histogram.ts";
 
+/** What the load needs of a client: the store's, or another store's for comparison. */
+export type LoadClient = Pick<KvClient, "get" | "put" | "delete" | "multiGet" | "multiPut" | "multiDelete">;
+
 /** What the callers send. */
 export type BenchOp = "put" | "get" | "delete" | "mixed";
 
@@ -122,7 +125,7 @@ class KeySpace {
 }
 
 /** Runs a closed-loop load against the cluster behind `client`. */
-export async function runLoad(client: KvClient, o: LoadOptions): Promise<LoadResult> {
+export async function runLoad(client: LoadClient, o: LoadOptions): Promise<LoadResult> {
   if (o.totalOps === undefined && o.durationMs === undefined) throw new RangeError("duration or ops needed");
   const space = new KeySpace(o.keys, o.valueSize, o.keyPrefix ?? DEFAULT_PREFIX);
   const result: LoadResult = {
@@ -243,7 +246,7 @@ export interface PreloadResult {
 }
 
 /** Writes every key of the key space once, in batches, so reads find them. */
-export async function preloadKeys(client: KvClient, o: PreloadOptions): Promise<PreloadResult> {
+export async function preloadKeys(client: LoadClient, o: PreloadOptions): Promise<PreloadResult> {
   const batch = Math.max(1, o.batch ?? 500);
   const prefix = o.keyPrefix ?? DEFAULT_PREFIX;
   const end = o.keys;

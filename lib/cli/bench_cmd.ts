@@ -33,6 +33,8 @@ Flags:
   --batch N            N keys per call with MultiPut/MultiGet/MultiDelete (default 1: unary calls)
   --no-route           send every call to the first address (it forwards);
                        default: each key straight to its owner
+  --spread             with --no-route, send calls round-robin over every --addr
+                       (a plain client that knows all nodes but not the ring)
   --timeout MS         deadline of each call (default 5000)
   --json               print one JSON line instead of the report
   -h, --help           this help
@@ -54,6 +56,8 @@ export interface BenchSettings {
   warmupS: number;
   batch: number;
   route: boolean;
+  /** Without routing: round-robin over the addresses. */
+  spread?: boolean;
   timeoutMs: number;
   json: boolean;
 }
@@ -64,7 +68,11 @@ export async function benchCommand(args: string[]): Promise<number> {
   if (s === undefined) return EXIT.OK;
   let client: KvClient;
   try {
-    client = await KvClient.connect(s.addresses, { route: s.route, timeoutMs: s.timeoutMs });
+    client = await KvClient.connect(s.addresses, {
+      route: s.route,
+      spread: s.spread,
+      timeoutMs: s.timeoutMs,
+    });
   } catch (err) {
     console.error(`error: cannot reach the cluster at ${s.addresses.join(", ")}: ${errorMessage(err)}`);
     return EXIT.ERROR;
@@ -127,6 +135,7 @@ export function parseBenchFlags(args: string[]): BenchSettings | undefined {
     warmup: { type: "string" },
     batch: { type: "string" },
     "no-route": { type: "boolean" },
+    spread: { type: "boolean" },
     timeout: { type: "string" },
     json: { type: "boolean" },
     help: { type: "boolean", short: "h" },
@@ -140,6 +149,7 @@ export function parseBenchFlags(args: string[]): BenchSettings | undefined {
   if (!["put", "get", "delete", "mixed"].includes(op)) {
     throw new UsageError(`--op must be put, get, delete or mixed, not "${op}"`);
   }
+  if (values.spread && !values["no-route"]) throw new UsageError("--spread goes with --no-route");
   if (values.duration !== undefined && values.ops !== undefined) {
     throw new UsageError("give --duration or --ops, not both");
   }
@@ -163,6 +173,7 @@ export function parseBenchFlags(args: string[]): BenchSettings | undefined {
     warmupS: numberFlag(values.warmup ?? "0", "--warmup", 0),
     batch: intFlag(values.batch ?? "1", "--batch", 1),
     route: !values["no-route"],
+    spread: values.spread ?? false,
     timeoutMs: intFlag(values.timeout ?? "5000", "--timeout", 1),
     json: values.json ?? false,
   };
@@ -180,6 +191,7 @@ export function benchJson(s: BenchSettings, r: LoadResult, preload?: PreloadResu
     key_space: s.keys,
     value_size: s.valueSize,
     route: s.route,
+    spread: s.spread ?? false,
     addresses: s.addresses,
     duration_s: s.durationS ?? null,
     ops_target: s.ops ?? null,
@@ -213,7 +225,11 @@ function describe(s: BenchSettings, preload?: PreloadResult): string {
   const what = s.op === "mixed" ? `mixed (${Math.round(s.readRatio * 100)}% get)` : s.op;
   const amount = s.ops !== undefined ? `${s.ops} calls` : `${s.durationS} s`;
   const calls = s.batch > 1 ? `batches of ${s.batch}` : "unary calls";
-  const route = s.route ? `routed over ${s.addresses.join(", ")}` : `all via ${s.addresses[0]}`;
+  const route = s.route
+    ? `routed over ${s.addresses.join(", ")}`
+    : s.spread
+    ? `round-robin over ${s.addresses.join(", ")}`
+    : `all via ${s.addresses[0]}`;
   const pre = preload
     ? `\npreloaded ${preload.keys} keys in ${(preload.elapsedMs / 1000).toFixed(2)} s${
       errorText(preload.errors) === "none" ? "" : ` (errors: ${errorText(preload.errors)})`

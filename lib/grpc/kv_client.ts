@@ -6,7 +6,9 @@
  * live node, which saves the forwarding hop. When a node does not answer,
  * it is avoided for a moment, the membership is refreshed, and the request
  * goes to the next node, so a dead node costs a retry, not an error. With
- * routing off everything goes to the first address (the node forwards).
+ * routing off everything goes to the first address (the node forwards), or
+ * with `spread` round-robin over all the given addresses, as a plain client
+ * behind a load balancer would.
  * Batches are split by owner and the parts sent in parallel.
  */
 import * as grpc from "@grpc/grpc-js";
@@ -32,6 +34,8 @@ import {
 export interface ClientOptions {
   /** Send each key to its owner (default) or everything to the first address. */
   route?: boolean;
+  /** Without routing: round-robin over the addresses instead of the first one. */
+  spread?: boolean;
   /** Deadline of each call. */
   timeoutMs?: number;
   /** Proto text to speak (tests use variants); the embedded one by default. */
@@ -93,6 +97,7 @@ export class KvClient {
   #addressOf = new Map<string, string>();
   #statusOf = new Map<string, NodeStatusName>();
   #refreshing?: Promise<void>;
+  #turn = 0;
 
   private constructor(private readonly addresses: string[], private readonly options: ClientOptions) {
     if (addresses.length === 0) throw new KvError(Code.INVALID_ARGUMENT, "no node address given");
@@ -218,6 +223,7 @@ export class KvClient {
 
   /** The address a key's request goes to now. */
   addressFor(key: string): string {
+    if (!this.#route && this.options.spread) return this.#nextAvoidFree(this.addresses);
     if (!this.#route || !this.#ring || !this.#membership) return this.#firstAvoidFree(this.addresses);
     const now = Date.now();
     const usable = (id: string) =>
@@ -241,14 +247,31 @@ export class KvClient {
     return [...new Set([...this.addresses, ...this.#addressOf.values()])];
   }
 
+  /** The next address in turn that is not being avoided. */
+  #nextAvoidFree(addresses: string[]): string {
+    const n = addresses.length;
+    const now = Date.now();
+    for (let i = 0; i < n; i++) {
+      const a = addresses[this.#turn++ % n];
+      if ((this.#avoidUntil.get(a) ?? 0) <= now) return a;
+    }
+    return addresses[this.#turn++ % n];
+  }
+
   #firstAvoidFree(addresses: string[]): string {
     const now = Date.now();
     return addresses.find((a) => (this.#avoidUntil.get(a) ?? 0) <= now) ?? addresses[0];
   }
 
+  /** Tries per request: a spreading client tries each address once. */
+  #attempts(): number {
+    if (this.#route) return Math.max(2, this.#addressOf.size + 1);
+    return this.options.spread ? this.addresses.length : 1;
+  }
+
   /** Calls the node a key routes to, failing over while nodes do not answer. */
   async #call<Res>(key: string, method: string, req: unknown): Promise<Res> {
-    const attempts = this.#route ? Math.max(2, this.#addressOf.size + 1) : 1;
+    const attempts = this.#attempts();
     for (let attempt = 1;; attempt++) {
       const address = this.addressFor(key);
       try {
@@ -279,7 +302,7 @@ export class KvClient {
   ): Promise<R[]> {
     const results = new Array<R>(items.length);
     let pending = items.map((_, i) => i);
-    const attempts = this.#route ? Math.max(2, this.#addressOf.size + 1) : 1;
+    const attempts = this.#attempts();
     for (let attempt = 1; pending.length > 0; attempt++) {
       const groups = new Map<string, number[]>();
       for (const i of pending) {
