@@ -67,6 +67,7 @@ export async function serverCommand(args: string[]): Promise<number> {
     peers: config.nodes.filter((n) => n.id !== self.id),
     timeoutMs: config.failureDetection.rpcTimeoutMs,
     maxMessageBytes: config.limits.maxMessageBytes,
+    maxBatchItems: config.limits.maxBatchItems,
   });
   const node = new KvNode({ config, self, storage, transport, log });
   let served;

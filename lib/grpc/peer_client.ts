@@ -5,7 +5,9 @@
  * reused for every call and never closed (a graceful close sends a GOAWAY
  * frame, which Deno 2.9's HTTP/2 does not always survive: see
  * KvClient.close). Every call has a deadline; a peer that cannot be reached
- * surfaces as `PeerUnavailableError`, so the caller fails over.
+ * surfaces as `PeerUnavailableError`, so the caller fails over. Forwarded
+ * reads and writes that leave for the same peer in one turn of the event
+ * loop go as one ForwardMulti* call (lib/coalesce.ts).
  */
 import * as grpc from "@grpc/grpc-js";
 import type { NodeConfig } from "../config.ts";
@@ -20,6 +22,7 @@ import type {
   WriteResult,
 } from "../transport.ts";
 import { kvstorePackage } from "./proto.ts";
+import { Coalescer } from "../coalesce.ts";
 import { channelOptions, peerError, serverStream, unary } from "./call.ts";
 import {
   type DeleteResponseMsg,
@@ -46,13 +49,34 @@ export interface GrpcPeerOptions {
   maxMessageBytes: number;
   /** Deadline of a whole recovery or anti-entropy stream. */
   streamTimeoutMs?: number;
+  /** Items per Multi* call the peers accept (limits.max_batch_items); bounds coalesced forwards. */
+  maxBatchItems?: number;
 }
+
+/** Forwards coalesced into one call at most: enough to amortise a call, small enough to stay quick. */
+const COALESCE_MAX_ITEMS = 256;
+/** Per-item overhead counted towards a coalesced call's byte bound besides key and value. */
+const ITEM_OVERHEAD_BYTES = 32;
 
 /** NodeService calls to the other nodes of the cluster. */
 export class GrpcPeerTransport implements PeerTransport {
   readonly #clients = new Map<string, grpc.Client>();
+  readonly #writes: Coalescer<WriteRequest, WriteResult>;
+  readonly #reads: Coalescer<string, ReadResult>;
 
   constructor(private readonly o: GrpcPeerOptions) {
+    const bounds = {
+      maxItems: Math.min(COALESCE_MAX_ITEMS, o.maxBatchItems ?? COALESCE_MAX_ITEMS),
+      maxBytes: Math.floor(o.maxMessageBytes / 2),
+    };
+    this.#writes = new Coalescer((peer, ws) => this.#sendWrites(peer, ws), {
+      ...bounds,
+      sizeOf: (w) => w.key.length + w.value.length + ITEM_OVERHEAD_BYTES,
+    });
+    this.#reads = new Coalescer((peer, keys) => this.#sendReads(peer, keys), {
+      ...bounds,
+      sizeOf: (k) => k.length + ITEM_OVERHEAD_BYTES,
+    });
     const NodeService = kvstorePackage().NodeService;
     const credentials = grpc.credentials.createInsecure();
     for (const p of o.peers) {
@@ -81,7 +105,16 @@ export class GrpcPeerTransport implements PeerTransport {
     };
   }
 
-  async forwardWrites(peer: string, writes: readonly WriteRequest[]): Promise<WriteResult[]> {
+  forwardWrites(peer: string, writes: readonly WriteRequest[]): Promise<WriteResult[]> {
+    return this.#writes.call(peer, writes);
+  }
+
+  forwardReads(peer: string, keys: readonly string[]): Promise<ReadResult[]> {
+    return this.#reads.call(peer, keys);
+  }
+
+  /** One batch of writes: the single-item RPC for one, ForwardMultiPut/Delete for more. */
+  async #sendWrites(peer: string, writes: readonly WriteRequest[]): Promise<WriteResult[]> {
     if (writes.length === 1) return [await this.#forwardOne(peer, writes[0])];
     const results = new Array<WriteResult>(writes.length);
     const puts = writes.map((w, i) => ({ w, i })).filter(({ w }) => !w.tombstone);
@@ -124,7 +157,8 @@ export class GrpcPeerTransport implements PeerTransport {
     };
   }
 
-  async forwardReads(peer: string, keys: readonly string[]): Promise<ReadResult[]> {
+  /** One batch of reads: ForwardGet for one key, ForwardMultiGet for more. */
+  async #sendReads(peer: string, keys: readonly string[]): Promise<ReadResult[]> {
     if (keys.length === 1) {
       const req: ForwardGetRequestMsg = { key: keys[0], origin_node_id: this.o.self.id };
       const res = await this.#unary<GetResponseMsg & { handler_node_id: string }>(peer, "ForwardGet", req);
