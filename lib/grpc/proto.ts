@@ -38,11 +38,17 @@ export interface KvstorePackage {
 /** The embedded `proto/kvstore.proto`. */
 export const PROTO_TEXT: string = protoText;
 
+/** The package definition (services, messages and their descriptors) of proto text. */
+export function kvstoreDefinition(text: string = PROTO_TEXT): protoLoader.PackageDefinition {
+  const root = protobuf.parse(text, { keepCase: true }).root;
+  return protoLoader.fromJSON(root.toJSON(), LOADER_OPTIONS);
+}
+
 /** Builds the service definitions from proto text (the embedded one by default). */
 export function loadKvstorePackage(text: string = PROTO_TEXT): KvstorePackage {
-  const root = protobuf.parse(text, { keepCase: true }).root;
-  const definition = protoLoader.fromJSON(root.toJSON(), LOADER_OPTIONS);
-  const loaded = grpc.loadPackageDefinition(definition) as unknown as { kvstore: KvstorePackage };
+  const loaded = grpc.loadPackageDefinition(kvstoreDefinition(text)) as unknown as {
+    kvstore: KvstorePackage;
+  };
   return loaded.kvstore;
 }
 

@@ -22,7 +22,10 @@ import { recordsFor } from "../recovery.ts";
 import { bucketDigests, recordsInBuckets } from "../anti_entropy.ts";
 import { peerLimitMs } from "../versions.ts";
 import { channelOptions } from "./call.ts";
+import { sleep } from "../async.ts";
 import { kvstorePackage } from "./proto.ts";
+import { addHealthService, type NodeHealth } from "./health.ts";
+import { addReflectionService } from "./reflection.ts";
 import {
   type BucketRequestMsg,
   type DeleteRequestMsg,
@@ -61,6 +64,8 @@ type Streaming<Req, Res> = (call: grpc.ServerWritableStream<Req, Res>) => void;
 export interface ServedNode {
   server: grpc.Server;
   port: number;
+  /** The grpc.health.v1 service's state. */
+  health: NodeHealth;
   /**
    * Answers every new call UNAVAILABLE ("shutting down") so clients and peers
    * turn to other nodes, and resolves once the calls in flight have finished
@@ -68,6 +73,9 @@ export interface ServedNode {
    */
   drain(maxMs: number): Promise<void>;
 }
+
+/** How long a stopping node answers NOT_SERVING before it refuses calls. */
+const HEALTH_NOTICE_MS = 200;
 
 /** Calls in flight per node, and whether it still takes new ones. */
 const gates = new WeakMap<KvNode, { inFlight: number; closed: boolean }>();
@@ -81,6 +89,8 @@ export async function serveNode(node: KvNode): Promise<ServedNode> {
   const handlers = new Handlers(node);
   server.addService(pkg.KeyValueStore.service, handlers.keyValueStore());
   server.addService(pkg.NodeService.service, handlers.nodeService());
+  const health = addHealthService(server, node);
+  addReflectionService(server);
   const self = node.config.nodes.find((n) => n.id === node.id)!;
   const address = `${self.bindHost}:${self.port}`;
   const port = await new Promise<number>((resolve, reject) => {
@@ -90,11 +100,14 @@ export async function serveNode(node: KvNode): Promise<ServedNode> {
     });
   });
   const drain = async (maxMs: number) => {
+    // Balancers see NOT_SERVING (Watch streams get it now) before calls are refused.
+    health.shutdown();
+    await sleep(HEALTH_NOTICE_MS);
     gate.closed = true;
     const deadline = Date.now() + maxMs;
     while (gate.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   };
-  return { server, port, drain };
+  return { server, port, health, drain };
 }
 
 /** Counts a call in flight, or refuses it when the node is shutting down. */
