@@ -51,7 +51,31 @@ export interface TestNode {
 interface Running {
   child: Deno.ChildProcess;
   output: string[];
+  /** Resolves once the process has exited and its output is read. */
   done: Promise<Deno.CommandStatus>;
+  /** The exit status, once the process has exited. */
+  status?: Deno.CommandStatus;
+  /** What the test asked of it: nothing yet, a kill (any end is fine), or a graceful stop. */
+  ended?: "killed" | "stopped";
+}
+
+/** Signals a process is ended by on purpose: the test's kill, or SIGTERM before the node listens for it. */
+const EXPECTED_SIGNALS = new Set<string>(["SIGKILL", "SIGTERM"]);
+
+/**
+ * Why a node's exit is a failure of the test, or undefined when it is not:
+ * any exit the test did not ask for, and a graceful stop that did not end
+ * with code 0 (a node that aborts while shutting down is a crash too).
+ */
+export function unexpectedExit(
+  ended: "killed" | "stopped" | undefined,
+  status: Deno.CommandStatus,
+): string | undefined {
+  const how = `exit code ${status.code}${status.signal ? `, signal ${status.signal}` : ""}`;
+  if (ended === "killed") return undefined;
+  if (ended === undefined) return `died by itself (${how})`;
+  if (status.success || (status.signal !== null && EXPECTED_SIGNALS.has(status.signal))) return undefined;
+  return `did not stop cleanly when asked to (${how})`;
 }
 
 /** Real node processes and the clients that talk to them. */
@@ -60,6 +84,8 @@ export class TestCluster {
   readonly #running = new Map<string, Running>();
   readonly #clients: KvClient[] = [];
   readonly #logs = new Map<string, string[]>();
+  /** Nodes that ended without the test asking, or crashed when asked to stop: each fails `stop()`. */
+  readonly #failures: string[] = [];
   #probe?: KvClient;
 
   private constructor(readonly dir: string, readonly configPath: string, nodes: TestNode[]) {
@@ -140,6 +166,7 @@ export class TestCluster {
     }).spawn();
     const output = this.#logs.get(id) ?? [];
     this.#logs.set(id, output);
+    const firstLine = output.length;
     const pump = (s: ReadableStream<Uint8Array>) =>
       s.pipeThrough(new TextDecoderStream()).pipeTo(
         new WritableStream({
@@ -147,11 +174,22 @@ export class TestCluster {
         }),
       );
     const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
-    const done = pumps.then(() => child.status);
-    this.#running.set(id, { child, output, done });
+    const running: Running = { child, output, done: Promise.resolve(undefined as never) };
+    // Watch the process itself, so a crash is seen whether or not the test stops the node.
+    void child.status.then((status) => running.status = status);
+    running.done = pumps.catch(() => {}).then(() => child.status).then((status) => {
+      if (this.#running.get(id) === running) this.#running.delete(id);
+      const why = unexpectedExit(running.ended, status);
+      if (why) {
+        const tail = output.slice(Math.max(firstLine, output.length - 20)).join("\n");
+        this.#failures.push(`${id} (pid ${child.pid}) ${why}; its last lines:\n${tail}`);
+      }
+      return status;
+    });
+    this.#running.set(id, running);
     await this.waitFor(
       async () => {
-        const status = await Promise.race([done.then(() => "exited"), this.#isUp(id)]);
+        const status = await Promise.race([child.status.then(() => "exited" as const), this.#isUp(id)]);
         if (status === "exited") throw new Error(`${id} exited while starting:\n${this.logs(id)}`);
         return status === "up";
       },
@@ -184,12 +222,11 @@ export class TestCluster {
   /** Sends a signal to a node's process; SIGKILL and SIGTERM also wait for it to exit. */
   async signal(id: string, signal: Deno.Signal): Promise<void> {
     const r = this.#running.get(id);
-    if (!r) throw new Error(`${id} is not running`);
+    if (!r || r.status) throw new Error(`${id} is not running${this.#failureOf(id)}`);
+    if (signal === "SIGKILL") r.ended = "killed";
+    if (signal === "SIGTERM") r.ended = "stopped";
     r.child.kill(signal);
-    if (signal === "SIGKILL" || signal === "SIGTERM") {
-      await r.done;
-      this.#running.delete(id);
-    }
+    if (signal === "SIGKILL" || signal === "SIGTERM") await r.done;
   }
 
   /** kill -9 a node. */
@@ -197,9 +234,30 @@ export class TestCluster {
     return this.signal(id, "SIGKILL");
   }
 
-  /** Whether a node's process is running. */
+  /**
+   * Whether a node's process is running now: false once it has exited for any
+   * reason, including a crash the test did not cause (read from the process
+   * table, so it does not wait for Deno to reap the child).
+   */
   isRunning(id: string): boolean {
-    return this.#running.has(id);
+    const r = this.#running.get(id);
+    return r !== undefined && r.status === undefined && processAlive(r.child.pid);
+  }
+
+  /**
+   * Nodes that died without the test killing them (or crashed when asked to
+   * stop), with their exit status and last log lines; `stop()` fails with
+   * these.
+   */
+  failures(): readonly string[] {
+    return this.#failures;
+  }
+
+  /** The PID of a node's current process. */
+  pid(id: string): number {
+    const r = this.#running.get(id);
+    if (!r) throw new Error(`${id} is not running${this.#failureOf(id)}`);
+    return r.child.pid;
   }
 
   /** Everything a node printed, across restarts. */
@@ -234,7 +292,8 @@ export class TestCluster {
    * which Deno 2.9's HTTP/2 does not always survive (denoland/deno#36788).
    */
   async stop(): Promise<void> {
-    await Promise.all([...this.#running.entries()].map(async ([id, r]) => {
+    await Promise.all([...this.#running.values()].map(async (r) => {
+      if (!r.status) r.ended ??= "stopped";
       try {
         r.child.kill("SIGCONT");
         r.child.kill("SIGTERM");
@@ -246,10 +305,17 @@ export class TestCluster {
       }, 3000);
       await r.done;
       clearTimeout(timer);
-      this.#running.delete(id);
     }));
     for (const c of this.#clients) c.close();
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+    if (this.#failures.length > 0) {
+      throw new Error(`a node of this test ended on its own:\n${this.#failures.join("\n\n")}`);
+    }
+  }
+
+  #failureOf(id: string): string {
+    const f = this.#failures.filter((l) => l.startsWith(`${id} `));
+    return f.length > 0 ? `: ${f.join("\n")}` : "";
   }
 
   /** One client for every probe, kept until `stop()` (see there). */
@@ -267,6 +333,15 @@ export class TestCluster {
   async #isUp(id: string): Promise<"up" | "down"> {
     const probe = await this.#probeClient();
     return await probe.membership(this.node(id).address).then(() => "up" as const, () => "down" as const);
+  }
+}
+
+/** Whether a process exists and is not a zombie (Linux /proc). */
+export function processAlive(pid: number): boolean {
+  try {
+    return !/\) [ZX] /.test(Deno.readTextFileSync(`/proc/${pid}/stat`));
+  } catch {
+    return false;
   }
 }
 
@@ -379,7 +454,7 @@ export async function kvError(fn: () => Promise<unknown>): Promise<KvError> {
 
 /** Ends a test cluster without a graceful shutdown: kill -9 every running node, then `stop()`. */
 export async function endCluster(cluster: TestCluster): Promise<void> {
-  // Deno 2.9.6 can crash inside nghttp2 when an HTTP/2 session gets a GOAWAY
+  // Deno 2.9.4-2.9.6 can crash inside nghttp2 when an HTTP/2 session gets a GOAWAY
   // right after a stream closed ("find_stream_on_goaway_func: Assertion
   // `stream->closed_next == NULL' failed", exit 134/139; denoland/deno#36788),
   // seen both in the test process when nodes shut down gracefully and in nodes
