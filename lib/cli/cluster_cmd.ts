@@ -210,8 +210,8 @@ function printWelcome(config: ClusterConfig, redis: boolean): void {
   );
   for (const n of config.nodes) say(`  ${n.id}  ${n.host}:${n.port}`);
   say("try, in another terminal:");
-  say(`  npx -y deno@2.9.6 task client --node-port ${first.port}            # PUT/GET/DELETE demonstration`);
-  say(`  npx -y deno@2.9.6 task client put greeting hello`);
-  say(`  npx -y deno@2.9.6 task client status`);
+  say(`  npx -y deno@2.9.3 task client --node-port ${first.port}            # PUT/GET/DELETE demonstration`);
+  say(`  npx -y deno@2.9.3 task client put greeting hello`);
+  say(`  npx -y deno@2.9.3 task client status`);
   say("Ctrl+C stops every node");
 }

@@ -19,6 +19,7 @@ import { GrpcPeerTransport } from "../grpc/peer_client.ts";
 import { serveNode } from "../grpc/server.ts";
 import { configFrom, EXIT, loggerFrom, parseFlags, UsageError } from "./common.ts";
 import { errorMessage } from "../errors.ts";
+import { runtimeWarning } from "../runtime_check.ts";
 
 const HELP = `kvstore server [PORT] [NODE_ID] [flags]
 
@@ -54,6 +55,8 @@ export async function serverCommand(args: string[]): Promise<number> {
   if (values.host) self.bindHost = values.host;
   const engine = pickEngine(values.storage, config);
   const log = loggerFrom(config, values, self.id);
+  const warning = runtimeWarning(Deno.version.deno);
+  if (warning) log.warn(warning);
 
   let storage;
   try {
