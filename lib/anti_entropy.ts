@@ -80,10 +80,21 @@ export interface RepairReport {
   pushed: number;
 }
 
+/** What anti-entropy has done since start (for metrics). */
+export interface AntiEntropyTotals {
+  /** Exchanges with a peer that completed. */
+  exchanges: number;
+  /** Exchanges that failed. */
+  failures: number;
+  /** Records repaired: pulled from peers plus pushed to them. */
+  repaired: number;
+}
+
 /** The periodic digest comparison with every peer. */
 export class AntiEntropy {
   #timer?: ReturnType<typeof setInterval>;
   #running = false;
+  readonly totals: AntiEntropyTotals = { exchanges: 0, failures: 0, repaired: 0 };
 
   constructor(private readonly o: AntiEntropyOptions) {}
 
@@ -106,8 +117,11 @@ export class AntiEntropy {
         try {
           const report = await this.#exchange(peer);
           reports.push(report);
+          this.totals.exchanges++;
+          this.totals.repaired += report.pulled + report.pushed;
           if (report.pulled + report.pushed > 0) this.o.log.info("anti-entropy repaired", { ...report });
         } catch (err) {
+          this.totals.failures++;
           if (err instanceof PeerUnavailableError) this.o.onUnreachable(peer, err);
           this.o.log.warn("anti-entropy with peer failed", { peer, error: errorMessage(err) });
         }

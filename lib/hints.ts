@@ -29,6 +29,7 @@ export class HintStore {
   readonly #byTarget = new Map<string, Map<string, Hint>>();
   #size = 0;
   #dropped = 0;
+  #delivered = 0;
   readonly #clock: () => number;
 
   constructor(private readonly options: HintStoreOptions) {
@@ -101,9 +102,15 @@ export class HintStore {
       if (h && (!version || compareVersions(h.version, version) <= 0)) {
         hints.delete(key);
         this.#size--;
+        this.#delivered++;
       }
     }
     if (hints.size === 0) this.#byTarget.delete(target);
+  }
+
+  /** Hints delivered (and forgotten) since start. */
+  deliveredTotal(): number {
+    return this.#delivered;
   }
 
   /** Targets that have hints waiting. */

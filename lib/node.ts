@@ -19,7 +19,7 @@ import { HintStore } from "./hints.ts";
 import { Replicator } from "./replication.ts";
 import { Coordinator } from "./coordinator.ts";
 import { HandoffLoop } from "./handoff.ts";
-import { AntiEntropy, SharedRanges } from "./anti_entropy.ts";
+import { AntiEntropy, type AntiEntropyTotals, SharedRanges } from "./anti_entropy.ts";
 import { recoverFromPeers } from "./recovery.ts";
 import { purgeTombstones } from "./tombstones.ts";
 import { boundedTransport, VersionGuard } from "./versions.ts";
@@ -333,6 +333,16 @@ export class KvNode {
       this.#recovering = false;
       await this.#refresh();
     }
+  }
+
+  /** Whether recovery runs now, and the records it has received (this run, or the last). */
+  recoveryProgress(): { running: boolean; records: number } {
+    return { running: this.#recovering, records: this.#recovered };
+  }
+
+  /** What anti-entropy has done since start. */
+  antiEntropyTotals(): Readonly<AntiEntropyTotals> {
+    return this.#antiEntropy.totals;
   }
 
   /** One anti-entropy round with every peer (also run periodically). */

@@ -45,13 +45,38 @@ class PeerQueue {
   head = 0;
   draining = false;
   waiters: (() => void)[] = [];
+  /** Items ever pushed and shifted, and when each push happened (for the lag). */
+  pushed = 0;
+  shifted = 0;
+  marks: { end: number; at: number }[] = [];
+  markHead = 0;
 
   get length(): number {
     return this.items.length - this.head;
   }
 
+  push(items: readonly ReplicaItem[]): void {
+    this.items.push(...items);
+    this.pushed += items.length;
+    this.marks.push({ end: this.pushed, at: Date.now() });
+  }
+
+  /** When the oldest item still queued was pushed (undefined: empty). */
+  oldestAt(): number | undefined {
+    while (this.markHead < this.marks.length && this.marks[this.markHead].end <= this.shifted) {
+      this.markHead++;
+    }
+    if (this.markHead > 1024 && this.markHead * 2 > this.marks.length) {
+      this.marks = this.marks.slice(this.markHead);
+      this.markHead = 0;
+    }
+    return this.markHead < this.marks.length ? this.marks[this.markHead].at : undefined;
+  }
+
   /** Removes the first n items. */
   shift(n: number): void {
+    this.shifted += n;
+    this.oldestAt();
     this.head += n;
     // Compact now and then so the array does not grow without bound.
     if (this.head > 4096 && this.head * 2 > this.items.length) {
@@ -78,7 +103,7 @@ export class Replicator {
       this.#toHints(peer, items);
       return;
     }
-    q.items.push(...items);
+    q.push(items);
     if (!q.draining) this.#drain(peer, q);
   }
 
@@ -97,6 +122,12 @@ export class Replicator {
   /** Records waiting for a peer. */
   pending(peer: string): number {
     return this.#queues.get(peer)?.length ?? 0;
+  }
+
+  /** Milliseconds the oldest record queued for a peer has waited (0: none queued). */
+  lagMs(peer: string): number {
+    const at = this.#queues.get(peer)?.oldestAt();
+    return at === undefined ? 0 : Math.max(0, Date.now() - at);
   }
 
   /** Records waiting for all peers. */

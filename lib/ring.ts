@@ -178,6 +178,28 @@ export class HashRing {
     return shares;
   }
 
+  /**
+   * The ring as arcs of positions, in order, each with the node owning the
+   * keys that hash into it (consecutive arcs of one node merged). Positions
+   * are fractions of 2^32; the arc that wraps past 0 is split in two.
+   */
+  arcs(): { from: number; to: number; node: string }[] {
+    const out: { from: number; to: number; node: string }[] = [];
+    const n = this.#points.length;
+    const add = (from: number, to: number, node: string) => {
+      const last = out.at(-1);
+      if (last && last.node === node && last.to === from) last.to = to;
+      else if (to > from) out.push({ from, to, node });
+    };
+    const first = this.nodeIds[this.#owners[0]];
+    add(0, this.#points[0] / 2 ** 32, first);
+    for (let i = 1; i < n; i++) {
+      add(this.#points[i - 1] / 2 ** 32, this.#points[i] / 2 ** 32, this.nodeIds[this.#owners[i]]);
+    }
+    add(this.#points[n - 1] / 2 ** 32, 1, first);
+    return out;
+  }
+
   /** Index of the first point at or after a position, wrapping to 0. */
   #firstPointAtOrAfter(position: number): number {
     let lo = 0;

@@ -97,6 +97,9 @@ clusterTest(
       await redis.kill9();
       const down = await until(client, "NOT_SERVING", 20_000);
       console.log(`  NOT_SERVING ${down} ms after Redis was killed`);
+      const ready = await fetch(`http://127.0.0.1:${cluster.node("node1").adminPort}/readyz`);
+      assert.equal(ready.status, 503);
+      assert.match(await ready.text(), /storage unavailable/);
       redis = await startRedisServer({ port, dir, appendOnly: false });
       const up = await until(client, "SERVING", 30_000);
       console.log(`  SERVING again ${up} ms after Redis restarted`);

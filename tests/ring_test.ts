@@ -190,3 +190,24 @@ Deno.test("shares() sums to 1 and matches the brute-force arc lengths", () => {
 Deno.test("a ring refuses duplicate node ids", () => {
   assert.throws(() => new HashRing(["a", "b", "a"], 10), RangeError);
 });
+
+Deno.test("arcs() cover [0, 1) in order, alternate owners, and agree with shares() and owner()", () => {
+  const ring = new HashRing(["node1", "node2", "node3"], 150);
+  const arcs = ring.arcs();
+  assert.equal(arcs[0].from, 0);
+  assert.equal(arcs.at(-1)!.to, 1);
+  const length = new Map<string, number>();
+  arcs.forEach((a, i) => {
+    if (i > 0) assert.equal(a.from, arcs[i - 1].to);
+    if (i > 0 && i < arcs.length - 1) assert.notEqual(a.node, arcs[i - 1].node, "merged");
+    length.set(a.node, (length.get(a.node) ?? 0) + a.to - a.from);
+  });
+  for (const [id, share] of ring.shares()) assert.ok(Math.abs(length.get(id)! - share) < 1e-9);
+  // A key whose hash falls inside an arc belongs to that arc's node.
+  for (let i = 0; i < 200; i++) {
+    const key = `k${i}`;
+    const pos = ringHash(key) / 2 ** 32;
+    const arc = arcs.find((a) => pos > a.from && pos <= a.to)!;
+    assert.equal(ring.owner(key), arc.node, key);
+  }
+});

@@ -17,8 +17,11 @@ import { openStorage } from "../storage/mod.ts";
 import { KvNode } from "../node.ts";
 import { GrpcPeerTransport } from "../grpc/peer_client.ts";
 import { serveNode } from "../grpc/server.ts";
-import { configFrom, EXIT, loggerFrom, parseFlags, UsageError } from "./common.ts";
+import { configFrom, EXIT, intFlag, loggerFrom, parseFlags, UsageError } from "./common.ts";
 import { errorMessage } from "../errors.ts";
+import { NodeMetrics } from "../admin/node_metrics.ts";
+import { instrumentStorage, instrumentTransport } from "../admin/instrument.ts";
+import { startAdmin } from "../admin/server.ts";
 import { runtimeWarning } from "../runtime_check.ts";
 
 const HELP = `kvstore server [PORT] [NODE_ID] [flags]
@@ -33,6 +36,8 @@ Runs one node of the cluster described by the config file.
   --storage ENGINE     memory or redis (default: storage.engine of the file, else memory)
   --log-level LEVEL    debug (one line per operation), info, warn, error (default info)
   --log-format FORMAT  text or json
+  --admin-port PORT    admin HTTP listener: /metrics, /healthz, /readyz, status page at /
+                       (default: the node's admin_port, else its gRPC port + 1000; 0 = off)
   -h, --help           this help`;
 
 /** Runs the server mode; resolves with the exit code after shutdown. */
@@ -44,6 +49,7 @@ export async function serverCommand(args: string[]): Promise<number> {
     storage: { type: "string" },
     "log-level": { type: "string" },
     "log-format": { type: "string" },
+    "admin-port": { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -53,29 +59,42 @@ export async function serverCommand(args: string[]): Promise<number> {
   const config = configFrom(values.config);
   const self = pickNode(config, positionals, values.id);
   if (values.host) self.bindHost = values.host;
+  if (values["admin-port"] !== undefined) self.adminPort = adminPortFlag(values["admin-port"]);
   const engine = pickEngine(values.storage, config);
   const log = loggerFrom(config, values, self.id);
   const warning = runtimeWarning(Deno.version.deno);
   if (warning) log.warn(warning);
 
+  const metrics = new NodeMetrics();
   let storage;
   try {
-    storage = await openStorage(config, self, log, engine);
+    storage = instrumentStorage(await openStorage(config, self, log, engine), metrics);
   } catch (err) {
     log.error("cannot open storage", { engine, error: errorMessage(err) });
     return EXIT.ERROR;
   }
-  const transport = new GrpcPeerTransport({
-    self,
-    peers: config.nodes.filter((n) => n.id !== self.id),
-    timeoutMs: config.failureDetection.rpcTimeoutMs,
-    maxMessageBytes: config.limits.maxMessageBytes,
-    maxBatchItems: config.limits.maxBatchItems,
-  });
+  const transport = instrumentTransport(
+    new GrpcPeerTransport({
+      self,
+      peers: config.nodes.filter((n) => n.id !== self.id),
+      timeoutMs: config.failureDetection.rpcTimeoutMs,
+      maxMessageBytes: config.limits.maxMessageBytes,
+      maxBatchItems: config.limits.maxBatchItems,
+    }),
+    metrics,
+  );
   const node = new KvNode({ config, self, storage, transport, log });
-  let served;
+  metrics.watch(node);
+  let served, admin;
   try {
-    served = await serveNode(node);
+    served = await serveNode(node, { metrics });
+    admin = startAdmin({
+      node,
+      metrics,
+      health: served.health,
+      hostname: self.bindHost,
+      port: self.adminPort,
+    });
   } catch (err) {
     log.error(errorMessage(err));
     await node.stop();
@@ -88,6 +107,7 @@ export async function serverCommand(args: string[]): Promise<number> {
     write_quorum: config.replication.writeQuorum,
     read_quorum: config.replication.readQuorum,
     config: config.source,
+    admin: admin ? `http://${self.bindHost}:${admin.port}/` : "off",
   });
   const stopped = waitForSignal();
   node.start().catch((err) => log.error("recovery failed", { error: errorMessage(err) }));
@@ -116,6 +136,12 @@ function pickNode(config: ClusterConfig, positionals: string[], idFlag?: string)
     throw new UsageError(`port ${portArg} belongs to ${byPort.id}, not ${byId.id}`);
   }
   return { ...(byId ?? byPort ?? config.nodes[0]) };
+}
+
+function adminPortFlag(s: string): number {
+  const port = intFlag(s, "--admin-port", 0);
+  if (port > 65535) throw new UsageError(`--admin-port must be at most 65535, not ${port}`);
+  return port;
 }
 
 function pickEngine(flag: string | undefined, config: ClusterConfig): StorageEngine {

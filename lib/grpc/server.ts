@@ -26,6 +26,7 @@ import { sleep } from "../async.ts";
 import { kvstorePackage } from "./proto.ts";
 import { addHealthService, type NodeHealth } from "./health.ts";
 import { addReflectionService } from "./reflection.ts";
+import type { MethodMetrics, NodeMetrics } from "../admin/node_metrics.ts";
 import {
   type BucketRequestMsg,
   type DeleteRequestMsg,
@@ -77,12 +78,21 @@ export interface ServedNode {
 /** How long a stopping node answers NOT_SERVING before it refuses calls. */
 const HEALTH_NOTICE_MS = 200;
 
-/** Calls in flight per node, and whether it still takes new ones. */
-const gates = new WeakMap<KvNode, { inFlight: number; closed: boolean }>();
+/** Calls in flight per node, whether it still takes new ones, and where calls are counted. */
+const gates = new WeakMap<KvNode, { inFlight: number; closed: boolean; metrics?: NodeMetrics }>();
+
+/** Methods counted as client operations (ops/s, p99 of the status page). */
+const CLIENT_METHODS = new Set(["Put", "Get", "Delete", "ListKeys", "MultiPut", "MultiGet", "MultiDelete"]);
+
+/** Options of {@link serveNode}. */
+export interface ServeOptions {
+  /** Counts every call served (method, status code, latency). */
+  metrics?: NodeMetrics;
+}
 
 /** Starts a gRPC server for a node on its bind address; resolves to the bound port. */
-export async function serveNode(node: KvNode): Promise<ServedNode> {
-  const gate = { inFlight: 0, closed: false };
+export async function serveNode(node: KvNode, opts: ServeOptions = {}): Promise<ServedNode> {
+  const gate = { inFlight: 0, closed: false, metrics: opts.metrics };
   gates.set(node, gate);
   const pkg = kvstorePackage();
   const server = new grpc.Server(channelOptions(node.config.limits.maxMessageBytes));
@@ -122,15 +132,27 @@ function release(node: KvNode): void {
   if (gate) gate.inFlight--;
 }
 
+/** The counter of a served method's calls (looked up once, when the handler is built). */
+function counted(node: KvNode, name: string): MethodMetrics | undefined {
+  return gates.get(node)?.metrics?.method(name, CLIENT_METHODS.has(name));
+}
+
 /** Wraps an async handler: its answer or its error, as a gRPC callback. */
 function unary<Req, Res>(node: KvNode, name: string, fn: (req: Req) => Promise<Res> | Res): Unary<Req, Res> {
+  const m = counted(node, name);
   return (call, cb) => {
+    const t0 = performance.now();
+    const done = (code: number) => m?.done(code, (performance.now() - t0) / 1000);
     const refused = admit(node);
-    if (refused) return cb(refused);
+    if (refused) return done(refused.code), cb(refused);
     Promise.resolve()
       .then(() => fn(call.request))
-      .then((res) => cb(null, res))
-      .catch((err) => cb(toStatus(node, name, err)))
+      .then((res) => (done(0), cb(null, res)))
+      .catch((err) => {
+        const status = toStatus(node, name, err);
+        done(status.code ?? grpc.status.UNKNOWN);
+        cb(status);
+      })
       .finally(() => release(node));
   };
 }
@@ -141,19 +163,25 @@ function streaming<Req>(
   name: string,
   fn: (req: Req) => AsyncIterable<KvRecord[]>,
 ): Streaming<Req, unknown> {
+  const m = counted(node, name);
   return async (call) => {
+    const t0 = performance.now();
+    const done = (code: number) => m?.done(code, (performance.now() - t0) / 1000);
     const refused = admit(node);
-    if (refused) return call.destroy(refused as unknown as Error);
+    if (refused) return done(refused.code), call.destroy(refused as unknown as Error);
     try {
       for await (const chunk of fn(call.request)) {
-        if (call.cancelled) return;
+        if (call.cancelled) return done(grpc.status.CANCELLED);
         if (!call.write({ records: chunk.map(recordToPair) })) {
           await new Promise((resolve) => call.once("drain", resolve));
         }
       }
       call.end();
+      done(grpc.status.OK);
     } catch (err) {
-      call.destroy(toStatus(node, name, err) as unknown as Error);
+      const status = toStatus(node, name, err);
+      done(status.code ?? grpc.status.UNKNOWN);
+      call.destroy(status as unknown as Error);
     } finally {
       release(node);
     }

@@ -1,0 +1,123 @@
+/**
+ * The status page: one HTML document with its CSS and script inline, so the
+ * program serves it with no file beside it. It fetches /status.json every
+ * two seconds and draws the ring (SVG, each node's arcs in its colour; a
+ * node that is down is drawn faded and hatched) and one card per node:
+ * status, keys, ring share, ops/s and p99 over the last minute, memory. The
+ * layout is one column on a phone and a ring beside the cards on a desktop.
+ * Each card carries `data-node` and `data-state` (up, joining, down) for
+ * tests and scripts.
+ */
+export const STATUS_PAGE = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>kvstore status</title>
+<style>
+  :root { --bg:#0f1419; --panel:#1a2129; --text:#e6e9ed; --muted:#8b96a3; --up:#3fb950; --joining:#d29922; --down:#f85149; }
+  * { box-sizing: border-box; }
+  body { margin:0; font:15px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif; background:var(--bg); color:var(--text); }
+  header { padding:14px 18px; border-bottom:1px solid #263040; display:flex; flex-wrap:wrap; gap:4px 16px; align-items:baseline; }
+  h1 { font-size:20px; margin:0; }
+  .sub { color:var(--muted); font-size:13px; }
+  #error { display:none; background:#3d1518; color:#ffb3ad; padding:8px 18px; }
+  main { display:grid; grid-template-columns:1fr; gap:18px; padding:18px; max-width:1200px; margin:0 auto; }
+  @media (min-width: 820px) { main { grid-template-columns: minmax(300px, 420px) 1fr; align-items:start; } }
+  .panel { background:var(--panel); border-radius:12px; padding:14px; }
+  #ring svg { width:100%; height:auto; max-width:420px; display:block; margin:0 auto; }
+  .legend { display:flex; flex-wrap:wrap; gap:8px 14px; justify-content:center; margin-top:8px; font-size:13px; }
+  .sw { display:inline-block; width:12px; height:12px; border-radius:3px; margin-right:5px; vertical-align:-1px; }
+  #nodes { display:grid; grid-template-columns:repeat(auto-fill, minmax(240px, 1fr)); gap:12px; }
+  .node { background:var(--panel); border-radius:12px; padding:12px 14px; border-left:6px solid var(--c); }
+  .node[data-state="down"] { opacity:.75; border-left-style:dashed; }
+  .node h2 { font-size:17px; margin:0 0 2px; display:flex; justify-content:space-between; align-items:center; gap:8px; }
+  .badge { font-size:12px; font-weight:600; padding:2px 8px; border-radius:999px; color:#0f1419; }
+  .badge.up { background:var(--up); } .badge.joining { background:var(--joining); } .badge.down { background:var(--down); }
+  .addr { color:var(--muted); font-size:12px; margin-bottom:8px; }
+  dl { display:grid; grid-template-columns:1fr 1fr; gap:6px 12px; margin:0; }
+  dt { color:var(--muted); font-size:12px; } dd { margin:0; font-variant-numeric:tabular-nums; font-size:16px; }
+  .why { color:#ffb3ad; font-size:12px; margin-top:8px; }
+</style>
+</head>
+<body>
+<header><h1 id="title">kvstore</h1><span class="sub" id="meta">loading…</span></header>
+<div id="error" role="alert"></div>
+<main>
+  <section class="panel" id="ring" aria-label="hash ring"><svg viewBox="0 0 240 240" role="img"></svg><div class="legend" id="legend"></div></section>
+  <section id="nodes" aria-label="nodes"></section>
+</main>
+<script>
+const COLORS = ["#58a6ff", "#f778ba", "#56d364", "#e3b341", "#bc8cff", "#ff7b72", "#39c5cf", "#ffa657"];
+const STATE_TEXT = { up: "ACTIVE", joining: "JOINING", down: "DOWN" };
+const fmt = (n, d = 0) => Number(n).toLocaleString(undefined, { maximumFractionDigits: d, minimumFractionDigits: d });
+const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
+
+function point(frac, r) {
+  const a = frac * 2 * Math.PI - Math.PI / 2;
+  return [120 + r * Math.cos(a), 120 + r * Math.sin(a)];
+}
+
+function arcPath(from, to, r) {
+  const [x1, y1] = point(from, r), [x2, y2] = point(to, r);
+  return "M" + x1.toFixed(2) + " " + y1.toFixed(2) + " A" + r + " " + r + " 0 " + (to - from > 0.5 ? 1 : 0) + " 1 " + x2.toFixed(2) + " " + y2.toFixed(2);
+}
+
+function drawRing(s, color) {
+  const state = Object.fromEntries(s.nodes.map((n) => [n.id, n.state]));
+  const up = s.nodes.filter((n) => n.state === "up").length;
+  let out = '<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="3" height="6" fill="#f85149" opacity=".5"/></pattern></defs>';
+  out += '<circle cx="120" cy="120" r="92" fill="none" stroke="#263040" stroke-width="26"/>';
+  for (const a of s.ring) {
+    const down = state[a.node] === "down";
+    out += '<path class="arc" data-node="' + esc(a.node) + '" d="' + arcPath(a.from, a.to, 92) + '" fill="none" stroke="' + color[a.node] + '" stroke-width="26"' + (down ? ' stroke-opacity=".25"' : "") + "/>";
+    if (down) out += '<path d="' + arcPath(a.from, a.to, 92) + '" fill="none" stroke="url(#hatch)" stroke-width="26"/>';
+  }
+  out += '<text x="120" y="116" text-anchor="middle" fill="#e6e9ed" font-size="26" font-weight="700">' + up + "/" + s.nodes.length + "</text>";
+  out += '<text x="120" y="138" text-anchor="middle" fill="#8b96a3" font-size="12">nodes up · rf ' + s.replication_factor + "</text>";
+  document.querySelector("#ring svg").innerHTML = out;
+  document.getElementById("legend").innerHTML = s.nodes.map((n) =>
+    '<span><span class="sw" style="background:' + color[n.id] + '"></span>' + esc(n.id) + " " + fmt(n.ring_share * 100, 1) + "%</span>").join("");
+}
+
+function card(n, color) {
+  const why = n.state === "down"
+    ? (n.reachable ? "storage unavailable" : "not answering; " + esc(n.responder) + " sees it " + esc(n.seen_as))
+    : n.state === "joining" ? (n.recovering ? "recovering: " + fmt(n.recovered_records) + " records" : "catching up on hints") : "";
+  const v = (x, d) => (n.reachable && x !== undefined ? fmt(x, d) : "–");
+  return '<article class="node" style="--c:' + color + '" data-node="' + esc(n.id) + '" data-state="' + n.state + '">' +
+    "<h2><span>" + esc(n.id) + '</span><span class="badge ' + n.state + '">' + STATE_TEXT[n.state] + "</span></h2>" +
+    '<div class="addr">' + esc(n.address) + (n.engine ? " · " + esc(n.engine) : "") + "</div>" +
+    "<dl><div><dt>keys</dt><dd>" + v(n.keys) + "</dd></div>" +
+    "<div><dt>ring share</dt><dd>" + fmt(n.ring_share * 100, 1) + "%</dd></div>" +
+    "<div><dt>ops/s (1 min)</dt><dd>" + v(n.ops_per_s, 1) + "</dd></div>" +
+    "<div><dt>p99 (1 min)</dt><dd>" + (n.reachable ? (n.p99_ms ? fmt(n.p99_ms, n.p99_ms < 10 ? 1 : 0) + " ms" : "–") : "–") + "</dd></div>" +
+    "<div><dt>memory</dt><dd>" + (n.reachable ? fmt(n.rss_bytes / 1048576) + " MB" : "–") + "</dd></div>" +
+    "<div><dt>queued / hints</dt><dd>" + v(n.replication_queue) + " / " + v(n.hints_held) + "</dd></div></dl>" +
+    (why ? '<div class="why">' + why + "</div>" : "") + "</article>";
+}
+
+async function refresh() {
+  const err = document.getElementById("error");
+  try {
+    const res = await fetch("/status.json", { cache: "no-store" });
+    if (!res.ok) throw new Error("HTTP " + res.status);
+    const s = await res.json();
+    const color = Object.fromEntries(s.nodes.map((n, i) => [n.id, COLORS[i % COLORS.length]]));
+    document.getElementById("title").textContent = s.cluster;
+    document.getElementById("meta").textContent = "as seen by " + s.responder + " · updated " + new Date(s.time).toLocaleTimeString();
+    drawRing(s, color);
+    document.getElementById("nodes").innerHTML = s.nodes.map((n) => card({ ...n, responder: s.responder }, color[n.id])).join("");
+    document.body.dataset.loaded = "true";
+    err.style.display = "none";
+  } catch (e) {
+    err.textContent = "cannot reach this node's admin listener: " + e.message;
+    err.style.display = "block";
+  }
+}
+refresh();
+setInterval(refresh, 2000);
+</script>
+</body>
+</html>
+`;

@@ -1,0 +1,35 @@
+/** The sliding minute of the status page: ops/s and latency quantiles, on an injected clock. */
+import assert from "node:assert/strict";
+import { RecentWindow } from "../lib/admin/window.ts";
+
+const BOUNDS = [0.001, 0.01, 0.1, 1];
+
+Deno.test("the rate is calls per second since start, then over the last 60 s", () => {
+  let now = 1_000_000;
+  const w = new RecentWindow(BOUNDS, () => now);
+  assert.equal(w.rate(), 0);
+  for (let s = 0; s < 10; s++) {
+    for (let i = 0; i < 5; i++) w.record(0.002);
+    now += 1000;
+  }
+  assert.equal(w.rate(), 5, "50 calls in 10 s");
+  now += 120_000;
+  for (let i = 0; i < 60; i++) w.record(0.002);
+  assert.equal(w.rate(), 1, "older seconds have left the window: 60 calls in 60 s");
+});
+
+Deno.test("quantiles are the upper bound of the bucket the rank falls in", () => {
+  let now = 5_000_000;
+  const w = new RecentWindow(BOUNDS, () => now);
+  assert.equal(w.quantile(0.99), 0);
+  for (let i = 0; i < 98; i++) w.record(0.0005);
+  w.record(0.05);
+  w.record(0.5);
+  assert.equal(w.quantile(0.5), 0.001);
+  assert.equal(w.quantile(0.99), 0.1);
+  assert.equal(w.quantile(1), 1);
+  w.record(5);
+  assert.equal(w.quantile(1), Infinity, "beyond the last bound");
+  now += 61_000;
+  assert.equal(w.quantile(0.99), 0, "a minute later nothing is left");
+});
