@@ -13,7 +13,7 @@ import type { Logger } from "./log.ts";
 import type { Storage } from "./storage/mod.ts";
 import type { PeerTransport } from "./transport.ts";
 import { HashRing } from "./ring.ts";
-import { HybridClock } from "./hlc.ts";
+import { HybridClock, type WallClock } from "./hlc.ts";
 import { FailureDetector, HeartbeatLoop, type PeerStatus, type StatusChange } from "./detector.ts";
 import { HintStore } from "./hints.ts";
 import { Replicator } from "./replication.ts";
@@ -62,6 +62,8 @@ export interface KvNodeOptions {
   storage: Storage;
   transport: PeerTransport;
   log: Logger;
+  /** This node's wall clock (default: the system clock); tests and `--clock-offset-ms` inject one. */
+  wall?: WallClock;
 }
 
 /** One node of the cluster. */
@@ -99,8 +101,9 @@ export class KvNode {
     this.config = config;
     this.storage = o.storage;
     this.log = log;
-    this.clock = new HybridClock(Date.now, config.limits.maxClockSkewMs);
-    this.versions = new VersionGuard({ maxSkewMs: config.limits.maxClockSkewMs, log });
+    const wall = o.wall ?? Date.now;
+    this.clock = new HybridClock(wall, config.limits.maxClockSkewMs);
+    this.versions = new VersionGuard({ maxSkewMs: config.limits.maxClockSkewMs, log, now: wall });
     // Records pulled from peers pass the same bound as records pushed to this node.
     const transport = boundedTransport(o.transport, this.versions);
     this.#transport = transport;

@@ -605,3 +605,29 @@ clusterTest(
     }
   },
 );
+
+clusterTest(
+  "--clock-offset-ms runs the node's write clock ahead by that much; a bad value exits 2",
+  async () => {
+    const offsetMs = 600_000;
+    await withSoloNode("kvstore-clock-", ["--clock-offset-ms", String(offsetMs)], async (node) => {
+      const client = await KvClient.connect([`127.0.0.1:${node.port}`], { route: false, timeoutMs: 2000 });
+      const before = Date.now();
+      const put = await client.put("skewed", "v");
+      const after = Date.now();
+      client.close();
+      const versionMs = put.timestamp / 1000;
+      console.log(`version ${versionMs - after} ms ahead of the wall clock (offset ${offsetMs} ms)`);
+      assert.ok(versionMs >= before + offsetMs && versionMs <= after + offsetMs + 1, `version ${versionMs}`);
+      assert.match(node.output(), /clock offset/);
+    });
+    const dir = await Deno.makeTempDir({ prefix: "kvstore-clock-bad-" });
+    try {
+      const bad = await runMain(dir, "server", "--clock-offset-ms", "soon");
+      assert.equal(bad.code, 2, bad.stderr);
+      assert.match(bad.stderr, /--clock-offset-ms must be a number/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

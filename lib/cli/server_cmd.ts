@@ -17,7 +17,7 @@ import { openStorage } from "../storage/mod.ts";
 import { KvNode } from "../node.ts";
 import { GrpcPeerTransport } from "../grpc/peer_client.ts";
 import { serveNode } from "../grpc/server.ts";
-import { configFrom, EXIT, intFlag, loggerFrom, parseFlags, UsageError } from "./common.ts";
+import { configFrom, EXIT, intFlag, loggerFrom, numberFlag, parseFlags, UsageError } from "./common.ts";
 import { errorMessage } from "../errors.ts";
 import { NodeMetrics } from "../admin/node_metrics.ts";
 import { instrumentStorage, instrumentTransport } from "../admin/instrument.ts";
@@ -38,7 +38,12 @@ Runs one node of the cluster described by the config file.
   --log-format FORMAT  text or json
   --admin-port PORT    admin HTTP listener: /metrics, /healthz, /readyz, status page at /
                        (default: the node's admin_port, else its gRPC port + 1000; 0 = off)
+  --clock-offset-ms N  debug: run this node's write clock N ms ahead (negative: behind) of the
+                       system clock, to test clock skew (default 0)
   -h, --help           this help`;
+
+/** Bound of `--clock-offset-ms`: a debug skew, not a way to move a node's clock by days. */
+const MAX_CLOCK_OFFSET_MS = 3_600_000;
 
 /** Runs the server mode; resolves with the exit code after shutdown. */
 export async function serverCommand(args: string[]): Promise<number> {
@@ -50,6 +55,7 @@ export async function serverCommand(args: string[]): Promise<number> {
     "log-level": { type: "string" },
     "log-format": { type: "string" },
     "admin-port": { type: "string" },
+    "clock-offset-ms": { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -64,6 +70,10 @@ export async function serverCommand(args: string[]): Promise<number> {
   const log = loggerFrom(config, values, self.id);
   const warning = runtimeWarning(Deno.version.deno);
   if (warning) log.warn(warning);
+  const offsetFlag = values["clock-offset-ms"];
+  const clockOffsetMs = offsetFlag === undefined
+    ? 0
+    : numberFlag(offsetFlag, "--clock-offset-ms", -MAX_CLOCK_OFFSET_MS, MAX_CLOCK_OFFSET_MS);
 
   const metrics = new NodeMetrics();
   let storage;
@@ -83,7 +93,9 @@ export async function serverCommand(args: string[]): Promise<number> {
     }),
     metrics,
   );
-  const node = new KvNode({ config, self, storage, transport, log });
+  const wall = clockOffsetMs === 0 ? undefined : () => Date.now() + clockOffsetMs;
+  if (wall) log.warn("debug setting: clock offset", { clock_offset_ms: clockOffsetMs });
+  const node = new KvNode({ config, self, storage, transport, log, wall });
   metrics.watch(node);
   let served, admin;
   try {
