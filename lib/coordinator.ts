@@ -229,12 +229,20 @@ export class Coordinator {
     return applied;
   }
 
-  /** Sends records to their other copies; answers copies written per key. */
+  /**
+   * Sends records to their other copies; answers copies written per key.
+   * With write_quorum 2 or more only copies on the key's own replicas count
+   * (a strict quorum): a stand-in's copy is kept, as a hint, but a write held
+   * by stand-ins while an own replica serves stale reads must not be
+   * acknowledged, or write_quorum + read_quorum > replication_factor would
+   * not make reads see acknowledged writes.
+   */
   async #replicate(records: readonly KvRecord[]): Promise<Map<string, number>> {
     const copies = new Map<string, number>();
     const byPeer = new Map<string, ReplicaItem[]>();
+    const strict = this.o.writeQuorum > 1;
     for (const record of records) {
-      copies.set(record.key, 1);
+      copies.set(record.key, strict && !this.#isNatural(record.key) ? 0 : 1);
       const { targets, selfHints } = this.placement(record.key);
       // A coordinator that is neither a natural copy nor a stand-in (the
       // key's nodes are up but not serving yet, e.g. JOINING) keeps its copy
@@ -257,7 +265,9 @@ export class Coordinator {
     }
     await Promise.all([...byPeer].map(async ([peer, items]) => {
       if (!await this.o.replicator.sendNow(peer, items)) return;
-      for (const { record } of items) copies.set(record.key, copies.get(record.key)! + 1);
+      for (const { record, hintFor } of items) {
+        if (hintFor === undefined) copies.set(record.key, copies.get(record.key)! + 1);
+      }
     }));
     return copies;
   }
@@ -299,13 +309,14 @@ export class Coordinator {
     return await Promise.all(keys.map((k) => this.#quorumRead(k)));
   }
 
-  /** Reads `read_quorum` copies, answers the newest, repairs the stale ones. */
+  /**
+   * Reads `read_quorum` of the key's own replicas (never stand-ins, whose
+   * copy may be missing: see #replicate), answers the newest, repairs the
+   * stale ones.
+   */
   async #quorumRead(key: string): Promise<ReadResult> {
-    const nodes = this.o.ring.preferenceList(
-      key,
-      this.o.replicationFactor,
-      (id) => id === this.#self || this.o.canServe(id),
-    );
+    const nodes = this.o.ring.preferenceList(key, this.o.replicationFactor)
+      .filter((id) => id === this.#self || this.o.canServe(id));
     const answers = await Promise.all(nodes.map(async (node) => {
       try {
         const recs = node === this.#self

@@ -563,14 +563,40 @@ Deno.test("with write_quorum 2 and the replica unreachable the write is not ok, 
   });
 });
 
-Deno.test("with write_quorum 2 and the replica known down a stand-in's copy makes the quorum", async () => {
+Deno.test("with write_quorum 2 and the replica known down a stand-in keeps a hinted copy that does not count", async () => {
+  // Counting the stand-in (a sloppy quorum) let a write be acknowledged while
+  // node2, still answering clients across a partition, served the old value
+  // with read_quorum 1: a stale read although W + R > rf (chaos suite,
+  // rf2-w2/cut-peers).
   const s = setup({ self: "node1", writeQuorum: 2, down: ["node2"] });
   await run(s, async () => {
     const key = keyWithList(s.ring, ["node1", "node2", "node3"]);
     const [res] = await s.coordinator.write([put(key, "v")], false);
-    assert.equal(res.ok, true);
-    assert.equal(res.replicas, 2);
+    assert.equal(res.ok, false);
+    assert.equal(res.code, Code.UNAVAILABLE);
+    assert.equal(res.replicas, 1);
     assert.deepEqual(s.transport.of("replicate").map((c) => [c.peer, c.hintFor]), [["node3", ["node2"]]]);
+  });
+});
+
+Deno.test("with write_quorum 2 a coordinator that is not one of the key's replicas does not count its own copy", async () => {
+  const s = setup({ self: "node3", writeQuorum: 2, down: ["node1"] });
+  await run(s, async () => {
+    const key = keyWithList(s.ring, ["node1", "node2", "node3"]);
+    const [res] = await s.coordinator.write([put(key, "v")], true);
+    assert.equal(res.ok, false);
+    assert.equal(res.replicas, 1, "only node2's copy counts");
+  });
+});
+
+Deno.test("a quorum read asks only the key's own replicas, never a stand-in", async () => {
+  const s = setup({ self: "node1", readQuorum: 2, writeQuorum: 2, rf: 2, down: ["node2"] });
+  await run(s, async () => {
+    const key = keyWithList(s.ring, ["node1", "node2", "node3"]);
+    const [res] = await s.coordinator.read([key], true);
+    assert.equal(res.code, Code.UNAVAILABLE);
+    assert.match(res.message, /only 1 of 2 required copies/);
+    assert.deepEqual(s.transport.of("readRecords").map((c) => c.peer), []);
   });
 });
 
