@@ -1,0 +1,89 @@
+/**
+ * The chaos suite: scenarios of (replication setting, nemesis) on a 3-node
+ * cluster in network namespaces, each checked against the targets:
+ * - no node dies by itself, and nothing is read or left that no write made;
+ * - W = rf: no acknowledged write lost and no acknowledged delete undone;
+ * - W + R > rf: no stale read (except under clock skew, which is measured);
+ * - every replica identical within two anti-entropy intervals of the heal.
+ *
+ * By default a representative subset runs (every nemesis once, three per
+ * setting); CHAOS_ALL=1 runs every pair, CHAOS_ONLY=setting/nemesis[,...]
+ * picks some, CHAOS_SEED=N replays a run's operation choices. Without root
+ * or `ip`/`iptables`, and outside CI, the scenarios are reported as ignored.
+ */
+import assert from "node:assert/strict";
+import { NEMESES } from "./nemeses.ts";
+import { runScenario, type ScenarioResult, type Setting, SETTINGS } from "./scenario.ts";
+import { unavailableReason } from "./netns.ts";
+import { withTimeout } from "../helpers/cluster.ts";
+
+/** Every nemesis once, spread so that each setting gets three. */
+const DEFAULT_SUBSET = new Set([
+  "rf2-w1/kill-9",
+  "rf2-w1/loss-30",
+  "rf2-w1/clock-ahead",
+  "rf2-w2/cut-peers",
+  "rf2-w2/sigstop",
+  "rf2-w2/wipe",
+  "rf3-w2-r2/isolate",
+  "rf3-w2-r2/partial",
+  "rf3-w2-r2/one-way",
+]);
+
+const env = (name: string) => Deno.env.get(name);
+const reason = await unavailableReason();
+const ignore = reason !== undefined && !env("CI");
+if (ignore) console.log(`chaos scenarios ignored: ${reason} (they run when CI is set)`);
+const seed = env("CHAOS_SEED") ? Number(env("CHAOS_SEED")) : Math.floor(Math.random() * 1e6);
+const only = env("CHAOS_ONLY")?.split(",");
+const selected = (name: string) =>
+  only ? only.includes(name) : env("CHAOS_ALL") ? true : DEFAULT_SUBSET.has(name);
+
+for (const setting of SETTINGS) {
+  for (const nemesis of NEMESES) {
+    const name = `${setting.name}/${nemesis.name}`;
+    if (!selected(name)) continue;
+    Deno.test({
+      name: `chaos ${name}: ${nemesis.description}`,
+      ignore,
+      sanitizeOps: false,
+      sanitizeResources: false,
+      fn: async () => {
+        console.log(`seed ${seed} (replay: CHAOS_SEED=${seed} CHAOS_ONLY=${name} deno task chaos)`);
+        const r = await withTimeout(runScenario(setting, nemesis, seed), 90_000, name);
+        console.log(summary(r));
+        const out = env("CHAOS_RESULTS");
+        if (out) await Deno.writeTextFile(out, JSON.stringify(r) + "\n", { append: true });
+        assertTargets(setting, r);
+      },
+    });
+  }
+}
+
+function summary(r: ScenarioResult): string {
+  const c = r.check;
+  return [
+    `${r.setting}/${r.nemesis}: ${r.ops} ops, writes ${c.writesAcknowledged}/${c.writesAttempted} acknowledged`,
+    `lost ${c.lostWrites.length}, resurrected ${c.resurrections.length}, stale reads ${c.staleReads.length}`,
+    `phantoms ${c.phantoms.length}, unavailable ${(c.unavailableShare * 100).toFixed(1)}%`,
+    `identical ${r.convergeMs === undefined ? "never" : `${r.convergeMs} ms`} after heal`,
+  ].join(", ");
+}
+
+function assertTargets(s: Setting, r: ScenarioResult): void {
+  const c = r.check;
+  const show = (a: { why: string }[]) => a.slice(0, 5).map((x) => x.why).join("\n");
+  assert.deepEqual(r.unexpectedExits, [], "a node died by itself");
+  assert.ok(c.writesAcknowledged > 0, "the workload got no write acknowledged");
+  assert.equal(c.phantoms.length, 0, show(c.phantoms));
+  if (s.writeQuorum >= s.replicationFactor) {
+    assert.equal(c.lostWrites.length, 0, `W = rf lost acknowledged writes:\n${show(c.lostWrites)}`);
+    assert.equal(c.resurrections.length, 0, `W = rf undid acknowledged deletes:\n${show(c.resurrections)}`);
+  }
+  if (s.writeQuorum + s.readQuorum > s.replicationFactor && r.nemesis !== "clock-ahead") {
+    assert.equal(c.staleReads.length, 0, `W + R > rf gave stale reads:\n${show(c.staleReads)}`);
+  }
+  const limit = 2 * s.antiEntropyMs;
+  assert.ok(r.convergeMs !== undefined, `replicas still differ on ${r.differing.join(", ")}`);
+  assert.ok(r.convergeMs <= limit, `replicas identical after ${r.convergeMs} ms, more than ${limit} ms`);
+}

@@ -1,0 +1,31 @@
+/** The chaos results as the README's Markdown table. */
+import type { ScenarioResult } from "./scenario.ts";
+
+/** The results as a Markdown table, ordered by nemesis then setting. */
+export function table(rows: ScenarioResult[]): string {
+  const head = [
+    "nemesis",
+    "setting",
+    "writes acked / attempted",
+    "acked writes lost",
+    "acked deletes undone",
+    "stale reads",
+    "unavailable",
+    "identical after heal",
+  ];
+  const lines = rows.map((r) => {
+    const c = r.check;
+    return [
+      r.nemesis,
+      r.setting,
+      `${c.writesAcknowledged} / ${c.writesAttempted}`,
+      String(c.lostWrites.length),
+      String(c.resurrections.length),
+      `${c.staleReads.length} / ${c.readsOk}`,
+      `${(c.unavailableShare * 100).toFixed(1)}%`,
+      r.convergeMs === undefined ? "never" : `${(r.convergeMs / 1000).toFixed(1)} s`,
+    ];
+  });
+  const fmt = (cells: string[]) => `| ${cells.join(" | ")} |`;
+  return [fmt(head), fmt(head.map(() => "---")), ...lines.map(fmt)].join("\n");
+}

@@ -1,0 +1,150 @@
+/**
+ * One chaos scenario: a 3-node cluster in network namespaces, the workload
+ * running from the clients' namespace, one nemesis started after a warm-up
+ * and healed after the fault window, then the history checked and the time
+ * until every replica is identical measured. Everything the run created
+ * (processes, namespaces, files) is removed on every exit.
+ */
+import { ChaosNetwork } from "./netns.ts";
+import { type ClusterSettings, NsCluster } from "./ns_cluster.ts";
+import type { Nemesis } from "./nemeses.ts";
+import { check, type CheckResult, type KeyState, type Op } from "./checker.ts";
+import type { WorkloadResult } from "./workload.ts";
+import { sleep } from "../../lib/async.ts";
+
+const WORKLOAD = new URL("./workload.ts", import.meta.url).pathname;
+const NODES = ["n1", "n2", "n3"];
+
+/** A replication setting of the table. */
+export interface Setting extends ClusterSettings {
+  name: string;
+}
+
+/** The settings of the README table. */
+export const SETTINGS: Setting[] = [
+  { name: "rf2-w1", replicationFactor: 2, writeQuorum: 1, readQuorum: 1, antiEntropyMs: 4000 },
+  { name: "rf2-w2", replicationFactor: 2, writeQuorum: 2, readQuorum: 1, antiEntropyMs: 4000 },
+  { name: "rf3-w2-r2", replicationFactor: 3, writeQuorum: 2, readQuorum: 2, antiEntropyMs: 4000 },
+];
+
+/** Phases of a run, in ms. */
+export const PHASES = { warmMs: 2000, faultMs: 8000, afterHealMs: 2000, convergeLimitMs: 20_000 };
+
+/** One row of the results. */
+export interface ScenarioResult {
+  setting: string;
+  nemesis: string;
+  seed: number;
+  ops: number;
+  check: CheckResult;
+  /** ms from the heal until every replica was identical; undefined if they never were. */
+  convergeMs?: number;
+  differing: string[];
+  unexpectedExits: string[];
+}
+
+/** Runs one scenario; throws only when the harness itself fails. */
+export async function runScenario(setting: Setting, nemesis: Nemesis, seed: number): Promise<ScenarioResult> {
+  const net = await ChaosNetwork.create([...NODES, "clients"]);
+  let cluster: NsCluster | undefined;
+  let workload: Deno.ChildProcess | undefined;
+  try {
+    cluster = await NsCluster.create(net, NODES, setting);
+    for (const id of NODES) cluster.startNode(id, nemesis.nodeArgs?.[id] ?? []);
+    const historyPath = `${cluster.dir}/history.jsonl`;
+    const { cmd, args } = net.exec("clients", Deno.execPath(), [
+      "run",
+      "-A",
+      "--quiet",
+      WORKLOAD,
+      `--nodes=${NODES.map((id) => cluster!.address(id)).join(",")}`,
+      `--seed=${seed}`,
+      `--rf=${setting.replicationFactor}`,
+      `--history=${historyPath}`,
+      `--converge-ms=${PHASES.convergeLimitMs}`,
+    ]);
+    workload = new Deno.Command(cmd, { args, stdin: "piped", stdout: "piped", stderr: "inherit" }).spawn();
+    const lines = lineReader(workload.stdout);
+    await expectEvent(lines, "ready", 60_000, cluster);
+    await sleep(PHASES.warmMs);
+    await nemesis.start({ net, cluster });
+    await sleep(PHASES.faultMs);
+    await nemesis.heal({ net, cluster });
+    const healedAt = Date.now();
+    await sleep(PHASES.afterHealMs);
+    const writer = workload.stdin.getWriter();
+    await writer.write(new TextEncoder().encode("stop\n"));
+    await writer.close();
+    await expectEvent(lines, "stopped", 30_000, cluster);
+    const result = await expectEvent(
+      lines,
+      undefined,
+      PHASES.convergeLimitMs + 30_000,
+      cluster,
+    ) as WorkloadResult;
+    const history = (await Deno.readTextFile(historyPath)).split("\n").filter((l) => l).map((l) =>
+      JSON.parse(l) as Op
+    );
+    const final = new Map<string, KeyState>(Object.entries(result.final));
+    return {
+      setting: setting.name,
+      nemesis: nemesis.name,
+      seed,
+      ops: history.length,
+      check: check(history, final),
+      convergeMs: result.event === "converged" ? result.at - healedAt : undefined,
+      differing: result.differing,
+      unexpectedExits: cluster.unexpectedExits.map((e) =>
+        `${e.id} exited by itself (code ${e.code}, signal ${e.signal}):\n${
+          cluster!.logs(e.id).split("\n").slice(-20).join("\n")
+        }`
+      ),
+    };
+  } finally {
+    if (workload) {
+      try {
+        workload.kill("SIGKILL");
+      } catch { /* exited */ }
+      await workload.status;
+    }
+    await cluster?.stop();
+    await net.destroy();
+  }
+}
+
+type Lines = AsyncIterator<string>;
+
+function lineReader(stream: ReadableStream<Uint8Array>): Lines {
+  return (async function* () {
+    let buf = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      buf += chunk;
+      let nl;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        yield buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+      }
+    }
+  })();
+}
+
+/** The next JSON line of the workload (with `event` if given); fails after `ms`. */
+async function expectEvent(lines: Lines, event: string | undefined, ms: number, cluster: NsCluster) {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`workload: no "${event ?? "result"}" within ${ms} ms\n${cluster.tails()}`)),
+      ms,
+    );
+  });
+  try {
+    while (true) {
+      const next = await Promise.race([lines.next(), timeout]);
+      if (next.done) throw new Error(`workload exited before "${event ?? "result"}"\n${cluster.tails()}`);
+      const msg = JSON.parse(next.value);
+      if (event === undefined || msg.event === event) return msg;
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}
