@@ -208,7 +208,13 @@ function printWelcome(config: ClusterConfig, redis: boolean): void {
       redis ? "redis" : "memory"
     }`,
   );
-  for (const n of config.nodes) say(`  ${n.id}  ${n.host}:${n.port}`);
+  for (const n of config.nodes) {
+    say(
+      `  ${n.id}  ${n.host}:${n.port}${
+        n.adminPort ? `  status page and /metrics: http://${n.host}:${n.adminPort}/` : ""
+      }`,
+    );
+  }
   say("try, in another terminal:");
   say(`  npx -y deno@2.9.3 task client --node-port ${first.port}            # PUT/GET/DELETE demonstration`);
   say(`  npx -y deno@2.9.3 task client put greeting hello`);

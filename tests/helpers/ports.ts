@@ -2,11 +2,12 @@
  * Free TCP ports for tests that start servers.
  *
  * The port is free when returned, not reserved: start the server soon.
- * Ports of the default cluster (6379-6381 for Redis, 8001-8003 for nodes)
+ * Ports of the default cluster (6379-6381 for Redis, 8001-8003 for nodes,
+ * 9001-9003 for their admin listeners)
  * are never returned, so a test never meets a developer's running cluster.
  */
 
-const RESERVED = new Set([6379, 6380, 6381, 8001, 8002, 8003]);
+const RESERVED = new Set([6379, 6380, 6381, 8001, 8002, 8003, 9001, 9002, 9003]);
 
 /** Ports already handed out by this process: the kernel may offer one again before it is used. */
 const given = new Set<number>();
