@@ -180,6 +180,42 @@ clusterTest("client put, get and delete exit 0 when done, 1 when not found and 2
 });
 
 clusterTest(
+  "client status --watch refreshes the table every second (--count bounds it)",
+  async () => {
+    await withCluster(async (cluster, cwd) => {
+      const addr = cluster.node("node1").address;
+      const t0 = Date.now();
+      const json = await runMain(
+        cwd,
+        "client",
+        "status",
+        "--addr",
+        addr,
+        "--watch",
+        "--count",
+        "3",
+        "--json",
+      );
+      const ms = Date.now() - t0;
+      assert.equal(json.code, 0, show(json));
+      const refreshes = json.stdout.trim().split("\n").map((l) => JSON.parse(l));
+      assert.equal(refreshes.length, 3);
+      for (const r of refreshes) {
+        assert.deepEqual(r.nodes.map((n: { node: string }) => n.node), ["node1", "node2", "node3"]);
+      }
+      console.log(`  3 refreshes in ${ms} ms (one per second)`);
+      assert.ok(ms >= 2 * 1000, "two 1 s pauses between three refreshes");
+      const text = await runMain(cwd, "client", "status", "--addr", addr, "--watch", "--count", "2");
+      assert.equal(text.code, 0, show(text));
+      assert.equal(text.stdout.match(/^NODE\s+ADDRESS\s+STATUS/gm)?.length, 2, text.stdout);
+      assert.equal(text.stdout.match(/\(every 1 s; Ctrl\+C stops\)/g)?.length, 2);
+      const bad = await runMain(cwd, "client", "status", "--addr", addr, "--count", "0");
+      assert.equal(bad.code, 2, show(bad));
+    });
+  },
+);
+
+clusterTest(
   "client status shows every node with its status and client list shows a node's keys",
   async () => {
     await withCluster(async (cluster, cwd) => {

@@ -12,6 +12,7 @@ import { HashRing } from "../ring.ts";
 import type { ReadResult, WriteResult } from "../transport.ts";
 import { errorMessage, KvError } from "../errors.ts";
 import { EXIT, intFlag, parseAddress, parseFlags, UsageError } from "./common.ts";
+import { sleep } from "../async.ts";
 
 const HELP = `kvstore client [COMMAND] [flags]
 
@@ -22,6 +23,7 @@ Commands:
   delete KEY           delete KEY from every copy
   list                 keys held by the contacted node (--addr / --node-port)
   status               every node: address, status, keys held, share of the ring
+                       (--watch: refresh every second until Ctrl+C; --count N: N times)
 
 Flags:
   --addr HOST:PORT     node to contact (default 127.0.0.1:8001)
@@ -51,6 +53,8 @@ export async function clientCommand(args: string[]): Promise<number> {
     timestamp: { type: "string" },
     timeout: { type: "string" },
     json: { type: "boolean" },
+    watch: { type: "boolean" },
+    count: { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -94,6 +98,10 @@ export async function clientCommand(args: string[]): Promise<number> {
       }
       case "status":
         expectArgs(rest, 0, "status");
+        if (values.watch || values.count !== undefined) {
+          const count = values.count !== undefined ? intFlag(values.count, "--count", 1) : Infinity;
+          return await watchStatus(client, out, count);
+        }
         return printStatus(await client.membership(), out);
       default:
         throw new UsageError(`unknown client command "${command}" (see client --help)`);
@@ -163,6 +171,30 @@ function printRead(r: ReadResult, out: Output): number {
   );
   return r.found ? EXIT.OK : EXIT.NOT_FOUND;
 }
+
+/**
+ * `status --watch`: the table again every second, `count` times (Ctrl+C
+ * stops it). On a terminal the screen is cleared first; otherwise (a pipe,
+ * a test) refreshes follow each other. A node that does not answer is an
+ * error line, and the next refresh tries again.
+ */
+async function watchStatus(client: KvClient, out: Output, count: number): Promise<number> {
+  const tty = Deno.stdout.isTerminal();
+  for (let i = 0; i < count; i++) {
+    if (i > 0) await sleep(WATCH_INTERVAL_MS);
+    if (tty && !out.json) await Deno.stdout.write(new TextEncoder().encode("\x1b[H\x1b[2J"));
+    if (!out.json) console.log(`${new Date().toLocaleTimeString()} (every 1 s; Ctrl+C stops)`);
+    try {
+      printStatus(await client.membership(), out);
+    } catch (err) {
+      const code = err instanceof KvError ? codeName(err.code) : "ERROR";
+      print(out, { error: code, message: errorMessage(err) }, `error: ${code}: ${errorMessage(err)}`);
+    }
+  }
+  return EXIT.OK;
+}
+
+const WATCH_INTERVAL_MS = 1000;
 
 function printStatus(m: Membership, out: Output): number {
   const shares = new HashRing(m.members.map((n) => n.id), m.virtualNodes).shares();
