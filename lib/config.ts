@@ -23,6 +23,25 @@ export interface NodeConfig {
   redisHost: string;
   redisPort: number;
   description: string;
+  /** This node's TLS certificate and key, when `security.tls` is set (override or the shared ones). */
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+}
+
+/** TLS files and policy (`security.tls`); paths are resolved against the cluster file's folder. */
+export interface TlsConfig {
+  caFile: string;
+  /** Refuse clients of KeyValueStore without a certificate signed by the CA. */
+  requireClientCert: boolean;
+}
+
+/** Who may act as a node, and how traffic is protected (`security`). */
+export interface SecurityConfig {
+  /** The shared secret inline (`cluster_secret`), if given. */
+  clusterSecret?: string;
+  /** A file holding the shared secret (`cluster_secret_file`, preferred). */
+  clusterSecretFile?: string;
+  tls?: TlsConfig;
 }
 
 /** Storage engines a node can keep its data in. */
@@ -88,6 +107,7 @@ export interface ClusterConfig {
     maxClockSkewMs: number;
   };
   logging: { level: LogLevel; format: LogFormat };
+  security: SecurityConfig;
   /** Where the file came from, for messages. */
   source: string;
 }
@@ -115,7 +135,7 @@ export function loadConfig(path?: string): ClusterConfig {
   } catch (err) {
     throw new ConfigError(path, "(file)", `not valid JSON: ${(err as Error).message}`);
   }
-  return parseConfig(raw, path);
+  return parseConfig(raw, path, { baseDir: path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : "." });
 }
 
 /** The raw, unvalidated JSON of the embedded default cluster file. */
@@ -123,13 +143,23 @@ export function defaultConfigJson(): unknown {
   return structuredClone(defaultClusterFile);
 }
 
-/** Validates raw JSON (the parsed cluster file) into a {@link ClusterConfig}. */
-export function parseConfig(raw: unknown, source: string): ClusterConfig {
-  const r = new Reader(source);
+/**
+ * Validates raw JSON (the parsed cluster file) into a {@link ClusterConfig}.
+ * Relative file paths in it are taken from `baseDir` (the cluster file's
+ * folder), or the working directory without one.
+ */
+export function parseConfig(raw: unknown, source: string, opts: { baseDir?: string } = {}): ClusterConfig {
+  const r = new Reader(source, opts.baseDir);
   const root = r.object(raw, "$");
   const nodes = r.array(root.nodes, "nodes").map((n, i) => readNode(r, n, `nodes[${i}]`));
   if (nodes.length === 0) r.fail("nodes", "at least one node is required");
   checkUnique(r, nodes);
+  const security = readSecurity(
+    r,
+    r.optionalObject(root.security, "security"),
+    nodes,
+    root.nodes as unknown[],
+  );
 
   const rep = r.optionalObject(root.replication, "replication");
   const replicationFactor = r.int(rep.replication_factor, "replication.replication_factor", 2, 1);
@@ -228,6 +258,7 @@ export function parseConfig(raw: unknown, source: string): ClusterConfig {
       level: r.oneOf(lg.level, "logging.level", ["debug", "info", "warn", "error"] as const, "info"),
       format: r.oneOf(lg.format, "logging.format", ["text", "json"] as const, "text"),
     },
+    security,
     source,
   };
 }
@@ -247,6 +278,49 @@ function readLimits(r: Reader, lim: Record<string, unknown>): ClusterConfig["lim
     maxPageItems: r.int(lim.max_page_items, "limits.max_page_items", 10_000, 1),
     maxClockSkewMs: r.int(lim.max_clock_skew_ms, "limits.max_clock_skew_ms", 60_000, 1, 3600_000 * 24 * 365),
   };
+}
+
+function readSecurity(
+  r: Reader,
+  sec: Record<string, unknown>,
+  nodes: NodeConfig[],
+  rawNodes: unknown[],
+): SecurityConfig {
+  const out: SecurityConfig = {};
+  if (sec.cluster_secret !== undefined && sec.cluster_secret_file !== undefined) {
+    r.fail("security.cluster_secret", "set cluster_secret or cluster_secret_file, not both");
+  }
+  if (sec.cluster_secret !== undefined) {
+    out.clusterSecret = r.string(sec.cluster_secret, "security.cluster_secret");
+  }
+  if (sec.cluster_secret_file !== undefined) {
+    out.clusterSecretFile = r.path(sec.cluster_secret_file, "security.cluster_secret_file");
+  }
+  if (sec.tls === undefined) return out;
+  const tls = r.object(sec.tls, "security.tls");
+  const certFile = tls.cert_file === undefined ? undefined : r.path(tls.cert_file, "security.tls.cert_file");
+  const keyFile = tls.key_file === undefined ? undefined : r.path(tls.key_file, "security.tls.key_file");
+  nodes.forEach((n, i) => {
+    const raw = rawNodes[i] as Record<string, unknown>;
+    const path = `nodes[${i}]`;
+    n.tlsCertFile = raw.tls_cert_file === undefined
+      ? certFile
+      : r.path(raw.tls_cert_file, `${path}.tls_cert_file`);
+    n.tlsKeyFile = raw.tls_key_file === undefined
+      ? keyFile
+      : r.path(raw.tls_key_file, `${path}.tls_key_file`);
+    if (!n.tlsCertFile) {
+      r.fail(`${path}.tls_cert_file`, "required (or security.tls.cert_file) with security.tls");
+    }
+    if (!n.tlsKeyFile) {
+      r.fail(`${path}.tls_key_file`, "required (or security.tls.key_file) with security.tls");
+    }
+  });
+  out.tls = {
+    caFile: r.path(tls.ca_file, "security.tls.ca_file"),
+    requireClientCert: r.bool(tls.require_client_cert, "security.tls.require_client_cert", false),
+  };
+  return out;
 }
 
 function readNode(r: Reader, raw: unknown, path: string): NodeConfig {
@@ -310,7 +384,7 @@ export function findNodeByPort(config: ClusterConfig, port: number): NodeConfig 
 
 /** Typed field readers that fail with the field's path. */
 class Reader {
-  constructor(private readonly source: string) {}
+  constructor(private readonly source: string, private readonly baseDir?: string) {}
 
   fail(path: string, reason: string): never {
     throw new ConfigError(this.source, path, reason);
@@ -328,6 +402,12 @@ class Reader {
   array(v: unknown, path: string): unknown[] {
     if (!Array.isArray(v)) this.fail(path, "must be an array");
     return v;
+  }
+
+  /** A file path; a relative one is taken from the cluster file's folder. */
+  path(v: unknown, path: string): string {
+    const p = this.string(v, path);
+    return p.startsWith("/") || this.baseDir === undefined ? p : `${this.baseDir}/${p}`;
   }
 
   string(v: unknown, path: string, fallback?: string): string {

@@ -7,12 +7,10 @@
  * keys keep working.
  */
 import assert from "node:assert/strict";
-import * as grpc from "@grpc/grpc-js";
 import { clusterTest, kvError, ringOf, sleep, TestCluster, text } from "./helpers/cluster.ts";
 import type { HashRing } from "../lib/ring.ts";
-import { kvstorePackage } from "../lib/grpc/proto.ts";
-import { unary } from "../lib/grpc/call.ts";
 import { Code } from "../lib/errors.ts";
+import { NodeStub } from "./helpers/node_stub.ts";
 
 /** Deadline of every node-to-node call in these clusters (the default, set explicitly). */
 const RPC_TIMEOUT_MS = 2000;
@@ -172,15 +170,12 @@ interface NodeInfoMsg {
 
 clusterTest("every node reports the membership, and JoinCluster accepts configured nodes only", async () => {
   const cluster = await startCluster();
-  const NodeService = kvstorePackage().NodeService;
-  const stubs = cluster.nodes.map((n) => new NodeService(n.address, grpc.credentials.createInsecure()));
+  const stubs = cluster.nodes.map((n) => new NodeStub(cluster, n.id));
   try {
     for (const [i, stub] of stubs.entries()) {
-      const m = await unary<{ nodes: NodeInfoMsg[]; cluster_size: number; responder_id: string }>(
-        stub,
+      const m = await stub.call<{ nodes: NodeInfoMsg[]; cluster_size: number; responder_id: string }>(
         "GetMembership",
         { requesting_node_id: "test" },
-        5000,
       );
       assert.equal(m.cluster_size, 3);
       assert.equal(m.responder_id, cluster.nodes[i].id);
@@ -195,8 +190,8 @@ clusterTest("every node reports the membership, and JoinCluster accepts configur
     }
 
     type Join = { accepted: boolean; message: string; existing_nodes: NodeInfoMsg[] };
-    const join = (stub: grpc.Client, req: { node_id: string; host: string; port: number }) =>
-      unary<Join>(stub, "JoinCluster", req, 5000);
+    const join = (stub: NodeStub, req: { node_id: string; host: string; port: number }) =>
+      stub.call<Join>("JoinCluster", req);
     const node3 = cluster.node("node3");
     const ok = await join(stubs[0], { node_id: "node3", host: "127.0.0.1", port: node3.port });
     assert.equal(ok.accepted, true, ok.message);
@@ -211,7 +206,7 @@ clusterTest("every node reports the membership, and JoinCluster accepts configur
     assert.match(wrongPort.message, new RegExp(`node1 is configured at ${cluster.node("node1").address}`));
 
     // The refused joins changed nothing: the membership still lists the three nodes.
-    const after = await unary<{ nodes: NodeInfoMsg[] }>(stubs[1], "GetMembership", {}, 5000);
+    const after = await stubs[1].call<{ nodes: NodeInfoMsg[] }>("GetMembership", {});
     assert.deepEqual(after.nodes.map((n) => n.node_id), ["node1", "node2", "node3"]);
   } finally {
     // The stubs stay open: closing them would send GOAWAY frames (see KvClient.close).

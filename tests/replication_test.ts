@@ -7,7 +7,6 @@
  * directly), and read repair with read_quorum 2.
  */
 import assert from "node:assert/strict";
-import * as grpc from "@grpc/grpc-js";
 import {
   clusterTest,
   keysPlacedOn,
@@ -17,10 +16,8 @@ import {
   text,
 } from "./helpers/cluster.ts";
 import type { HashRing } from "../lib/ring.ts";
-import { kvstorePackage } from "../lib/grpc/proto.ts";
-import { unary } from "../lib/grpc/call.ts";
 import { Code } from "../lib/errors.ts";
-import { replicateItem } from "./helpers/node_stub.ts";
+import { NodeStub, replicateItem } from "./helpers/node_stub.ts";
 
 /** Starts three nodes (rf 2 unless told); resolves once each sees all three ACTIVE. */
 function startCluster(opts: TestClusterOptions = {}): Promise<TestCluster> {
@@ -42,13 +39,10 @@ interface PairMsg {
  * does not always survive (see KvClient.close); they end with the process.
  */
 class Peers {
-  readonly #stubs = new Map<string, grpc.Client>();
+  readonly #stubs = new Map<string, NodeStub>();
 
   constructor(private readonly cluster: TestCluster) {
-    const NodeService = kvstorePackage().NodeService;
-    for (const n of cluster.nodes) {
-      this.#stubs.set(n.id, new NodeService(n.address, grpc.credentials.createInsecure()));
-    }
+    for (const n of cluster.nodes) this.#stubs.set(n.id, new NodeStub(cluster, n.id));
   }
 
   /** Sends one Replicate as `from` would (a replayed or forged version). */
@@ -56,7 +50,7 @@ class Peers {
     to: string,
     r: { key: string; value?: string; timestamp: number; from: string; op?: "PUT" | "DELETE" },
   ): Promise<{ success: boolean; replica_node_id: string }> {
-    return unary(this.#stub(to), "Replicate", replicateItem(r), 5000);
+    return this.#stub(to).call("Replicate", replicateItem(r));
   }
 
   replicateBatch(
@@ -64,22 +58,22 @@ class Peers {
     from: string,
     items: { key: string; value?: string; timestamp: number; op?: "PUT" | "DELETE" }[],
   ): Promise<{ success: boolean; applied: number }> {
-    return unary(this.#stub(to), "ReplicateBatch", {
+    return this.#stub(to).call("ReplicateBatch", {
       items: items.map((i) => replicateItem({ ...i, from })),
       primary_node: from,
-    }, 5000);
+    });
   }
 
   /** A node's stored record of a key (tombstones included), if it holds one. */
   async record(on: string, key: string): Promise<PairMsg | undefined> {
-    const res = await unary<{ records: PairMsg[] }>(this.#stub(on), "ReadRecords", {
+    const res = await this.#stub(on).call<{ records: PairMsg[] }>("ReadRecords", {
       keys: [key],
       requesting_node_id: "test",
-    }, 5000);
+    });
     return res.records.find((r) => r.key === key);
   }
 
-  #stub(id: string): grpc.Client {
+  #stub(id: string): NodeStub {
     const s = this.#stubs.get(id);
     if (!s) throw new Error(`no node ${id}`);
     return s;

@@ -23,6 +23,8 @@ import { NodeMetrics } from "../admin/node_metrics.ts";
 import { instrumentStorage, instrumentTransport } from "../admin/instrument.ts";
 import { startAdmin } from "../admin/server.ts";
 import { runtimeWarning } from "../runtime_check.ts";
+import type { Logger } from "../log.ts";
+import { loadNodeSecurity, type NodeSecurity } from "../security/settings.ts";
 
 const HELP = `kvstore server [PORT] [NODE_ID] [flags]
 
@@ -83,6 +85,7 @@ export async function serverCommand(args: string[]): Promise<number> {
     log.error("cannot open storage", { engine, error: errorMessage(err) });
     return EXIT.ERROR;
   }
+  const security = loadNodeSecurity(config, self);
   const transport = instrumentTransport(
     new GrpcPeerTransport({
       self,
@@ -90,6 +93,7 @@ export async function serverCommand(args: string[]): Promise<number> {
       timeoutMs: config.failureDetection.rpcTimeoutMs,
       maxMessageBytes: config.limits.maxMessageBytes,
       maxBatchItems: config.limits.maxBatchItems,
+      security,
     }),
     metrics,
   );
@@ -99,7 +103,7 @@ export async function serverCommand(args: string[]): Promise<number> {
   metrics.watch(node);
   let served, admin;
   try {
-    served = await serveNode(node, { metrics });
+    served = await serveNode(node, { metrics, security });
     admin = startAdmin({
       node,
       metrics,
@@ -121,6 +125,7 @@ export async function serverCommand(args: string[]): Promise<number> {
     config: config.source,
     admin: admin ? `http://${self.bindHost}:${admin.port}/` : "off",
   });
+  warnIfOpen(log, security);
   const stopped = waitForSignal();
   node.start().catch((err) => log.error("recovery failed", { error: errorMessage(err) }));
   const signal = await stopped;
@@ -133,6 +138,15 @@ export async function serverCommand(args: string[]): Promise<number> {
   // channel can crash inside nghttp2 (denoland/deno#36788), so stopping one
   // node would take its peers down. Exiting lets the OS close the connections.
   Deno.exit(EXIT.OK);
+}
+
+/** Says at startup when anyone who reaches the port can act as a node. */
+function warnIfOpen(log: Logger, security: NodeSecurity): void {
+  if (security.secret || security.tls) return;
+  log.warn(
+    "node traffic is unauthenticated: anyone who reaches this port can replicate, forward and delete " +
+      "as a node; set security.cluster_secret_file (and security.tls) in the cluster file",
+  );
 }
 
 function pickNode(config: ClusterConfig, positionals: string[], idFlag?: string): NodeConfig {

@@ -120,3 +120,15 @@ export function channelOptions(maxMessageBytes: number): grpc.ChannelOptions {
     "grpc.client_idle_timeout_ms": 2 ** 31 - 1,
   };
 }
+
+/**
+ * Ends a server stream with an error status. `destroy(err)` would not do:
+ * grpc-js sends the status from the stream's final step, which a destroyed
+ * stream never reaches, so the client would wait for its deadline.
+ */
+export function failStream(
+  call: grpc.ServerWritableStream<unknown, unknown>,
+  status: { code: number; details: string },
+): void {
+  call.emit("error", status);
+}

@@ -23,6 +23,9 @@ import type {
 } from "../transport.ts";
 import { kvstorePackage } from "./proto.ts";
 import { Coalescer } from "../coalesce.ts";
+import type { NodeSecurity } from "../security/settings.ts";
+import { signingInterceptor } from "../security/node_guard.ts";
+import { TokenSigner } from "../security/token.ts";
 import { channelOptions, peerError, serverStream, unary } from "./call.ts";
 import {
   type DeleteResponseMsg,
@@ -51,6 +54,8 @@ export interface GrpcPeerOptions {
   streamTimeoutMs?: number;
   /** Items per Multi* call the peers accept (limits.max_batch_items); bounds coalesced forwards. */
   maxBatchItems?: number;
+  /** The cluster secret (calls carry tokens) and TLS files, if configured. */
+  security?: NodeSecurity;
 }
 
 /** Forwards coalesced into one call at most: enough to amortise a call, small enough to stay quick. */
@@ -78,11 +83,13 @@ export class GrpcPeerTransport implements PeerTransport {
       sizeOf: (k) => k.length + ITEM_OVERHEAD_BYTES,
     });
     const NodeService = kvstorePackage().NodeService;
-    const credentials = grpc.credentials.createInsecure();
+    const signer = o.security?.secret && new TokenSigner(o.security.secret, o.self.id);
+    const interceptors = signer ? [signingInterceptor(signer)] : [];
     for (const p of o.peers) {
+      const options = { ...channelOptions(o.maxMessageBytes), interceptors };
       this.#clients.set(
         p.id,
-        new NodeService(`${p.host}:${p.port}`, credentials, channelOptions(o.maxMessageBytes)),
+        new NodeService(`${p.host}:${p.port}`, grpc.credentials.createInsecure(), options),
       );
     }
   }

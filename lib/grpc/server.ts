@@ -21,8 +21,10 @@ import type { KvRecord } from "../record.ts";
 import { recordsFor } from "../recovery.ts";
 import { bucketDigests, recordsInBuckets } from "../anti_entropy.ts";
 import { peerLimitMs } from "../versions.ts";
-import { channelOptions } from "./call.ts";
+import { channelOptions, failStream } from "./call.ts";
 import { sleep } from "../async.ts";
+import type { NodeSecurity } from "../security/settings.ts";
+import { guardNodeService } from "../security/node_guard.ts";
 import { kvstorePackage } from "./proto.ts";
 import { addHealthService, type NodeHealth } from "./health.ts";
 import { addReflectionService } from "./reflection.ts";
@@ -88,17 +90,32 @@ const CLIENT_METHODS = new Set(["Put", "Get", "Delete", "ListKeys", "MultiPut", 
 export interface ServeOptions {
   /** Counts every call served (method, status code, latency). */
   metrics?: NodeMetrics;
+  /** The cluster secret and TLS files: who may call NodeService, and over what. */
+  security?: NodeSecurity;
 }
 
-/** Starts a gRPC server for a node on its bind address; resolves to the bound port. */
+/**
+ * Starts a gRPC server for a node on its bind address; resolves to the bound
+ * port. With `opts.security`, NodeService calls must prove they come from a node.
+ */
 export async function serveNode(node: KvNode, opts: ServeOptions = {}): Promise<ServedNode> {
+  const security = opts.security ?? {};
   const gate = { inFlight: 0, closed: false, metrics: opts.metrics };
   gates.set(node, gate);
   const pkg = kvstorePackage();
   const server = new grpc.Server(channelOptions(node.config.limits.maxMessageBytes));
   const handlers = new Handlers(node);
   server.addService(pkg.KeyValueStore.service, handlers.keyValueStore());
-  server.addService(pkg.NodeService.service, handlers.nodeService());
+  server.addService(
+    pkg.NodeService.service,
+    guardNodeService(pkg.NodeService.service, handlers.nodeService(), {
+      secret: security.secret,
+      requireNodeCert: security.tls !== undefined,
+      nodeIds: node.config.nodes.map((n) => n.id),
+      windowMs: node.config.limits.maxClockSkewMs,
+      log: node.log,
+    }),
+  );
   const health = addHealthService(server, node);
   addReflectionService(server);
   const self = node.config.nodes.find((n) => n.id === node.id)!;
@@ -168,7 +185,7 @@ function streaming<Req>(
     const t0 = performance.now();
     const done = (code: number) => m?.done(code, (performance.now() - t0) / 1000);
     const refused = admit(node);
-    if (refused) return done(refused.code), call.destroy(refused as unknown as Error);
+    if (refused) return done(refused.code), failStream(call, refused);
     try {
       for await (const chunk of fn(call.request)) {
         if (call.cancelled) return done(grpc.status.CANCELLED);
@@ -180,15 +197,15 @@ function streaming<Req>(
       done(grpc.status.OK);
     } catch (err) {
       const status = toStatus(node, name, err);
-      done(status.code ?? grpc.status.UNKNOWN);
-      call.destroy(status as unknown as Error);
+      done(status.code);
+      failStream(call, status);
     } finally {
       release(node);
     }
   };
 }
 
-function toStatus(node: KvNode, name: string, err: unknown): Partial<grpc.ServiceError> {
+function toStatus(node: KvNode, name: string, err: unknown): { code: number; details: string } {
   if (err instanceof KvError) return { code: err.code as number, details: err.message };
   node.log.error(`${name} failed unexpectedly`, { error: errorMessage(err) });
   return { code: grpc.status.INTERNAL, details: `${name} failed: ${errorMessage(err)}` };

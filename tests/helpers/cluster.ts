@@ -37,6 +37,11 @@ export interface TestClusterOptions {
   extra?: Record<string, Record<string, unknown>>;
   /** Start only these nodes (default: all). */
   startOnly?: string[];
+  /**
+   * Node traffic is authenticated with a random secret in a file beside the
+   * cluster file (`security.cluster_secret_file`) unless this is false.
+   */
+  secret?: boolean;
 }
 
 /** A node of the test cluster. */
@@ -88,7 +93,13 @@ export class TestCluster {
   readonly #failures: string[] = [];
   #probe?: KvClient;
 
-  private constructor(readonly dir: string, readonly configPath: string, nodes: TestNode[]) {
+  private constructor(
+    readonly dir: string,
+    readonly configPath: string,
+    nodes: TestNode[],
+    /** The cluster secret, when node traffic is authenticated. */
+    readonly secret?: Uint8Array,
+  ) {
     this.nodes = nodes;
   }
 
@@ -100,8 +111,12 @@ export class TestCluster {
       const port = freePort();
       return { id: `node${i + 1}`, port, address: `127.0.0.1:${port}`, adminPort: freePort() };
     });
+    const secret = opts.secret === false ? undefined : randomSecret();
+    if (secret) await Deno.writeTextFile(`${dir}/cluster.secret`, `${new TextDecoder().decode(secret)}\n`);
     const config = {
       cluster_name: "test",
+      // A relative path: the node reads it from the cluster file's folder.
+      ...(secret ? { security: { cluster_secret_file: "cluster.secret" } } : {}),
       nodes: nodes.map((n, i) => ({
         id: n.id,
         host: "127.0.0.1",
@@ -133,7 +148,7 @@ export class TestCluster {
     };
     const configPath = `${dir}/cluster.json`;
     await Deno.writeTextFile(configPath, JSON.stringify(config, null, 2));
-    const cluster = new TestCluster(dir, configPath, nodes);
+    const cluster = new TestCluster(dir, configPath, nodes, secret);
     try {
       await Promise.all(
         nodes.filter((n) => !opts.startOnly || opts.startOnly.includes(n.id)).map((n) =>
@@ -363,6 +378,12 @@ export function clusterTest(name: string, fn: () => Promise<void>, opts: Cluster
     sanitizeResources: false,
     fn: () => withTimeout(fn(), opts.timeoutMs ?? 120_000, name),
   });
+}
+
+/** A random secret of 32 hex characters. */
+function randomSecret(): Uint8Array {
+  const hex = [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0"));
+  return new TextEncoder().encode(hex.join(""));
 }
 
 /** Rejects when a promise takes longer than `ms`. */

@@ -9,11 +9,20 @@ import type { TestCluster } from "./cluster.ts";
 import { kvstorePackage } from "../../lib/grpc/proto.ts";
 import { serverStream, statusError, unary } from "../../lib/grpc/call.ts";
 import { text } from "./cluster.ts";
+import { signingInterceptor } from "../../lib/security/node_guard.ts";
+import { TokenSigner } from "../../lib/security/token.ts";
 
 /** Options of {@link NodeStub}. */
 export interface NodeStubOptions {
   /** The node id the calls claim to come from (default "node1"). */
   as?: string;
+  /**
+   * The secret the calls' tokens are made with: the cluster's by default (a
+   * peer), null for none (an outsider), or another one (a wrong secret).
+   */
+  secret?: Uint8Array | null;
+  /** The clock the tokens are made with (an expired token: a clock in the past). */
+  clock?: () => number;
   /** Channel options and credentials (default: plaintext, none). */
   credentials?: grpc.ChannelCredentials;
   channelOptions?: grpc.ChannelOptions;
@@ -27,10 +36,12 @@ export class NodeStub {
   constructor(cluster: TestCluster, to: string, opts: NodeStubOptions = {}) {
     this.as = opts.as ?? "node1";
     const NodeService = kvstorePackage().NodeService;
+    const secret = opts.secret === undefined ? cluster.secret : opts.secret ?? undefined;
+    const interceptors = secret ? [signingInterceptor(new TokenSigner(secret, this.as, 0, opts.clock))] : [];
     this.#client = new NodeService(
       cluster.node(to).address,
       opts.credentials ?? grpc.credentials.createInsecure(),
-      opts.channelOptions ?? {},
+      { ...opts.channelOptions, interceptors },
     );
   }
 

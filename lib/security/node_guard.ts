@@ -1,0 +1,123 @@
+/**
+ * Who may call NodeService: the gRPC edge of node authentication.
+ *
+ * With a cluster secret, every NodeService call must carry a valid token
+ * (token.ts) from a configured node; with TLS, the caller must also present
+ * a certificate signed by the cluster's CA whose common name is a
+ * configured node (so a client certificate from the same CA is not enough).
+ * A refused call is answered UNAUTHENTICATED before its handler runs, so
+ * nothing is applied, and is logged once per source address and interval.
+ * GetMembership stays open: clients read the membership to route, and it
+ * changes nothing. Outgoing calls get their token from an interceptor.
+ */
+import * as grpc from "@grpc/grpc-js";
+import type { Logger } from "../log.ts";
+import { Throttle } from "../throttle.ts";
+import { failStream } from "../grpc/call.ts";
+import { AUTH_METADATA_KEY, type TokenSigner, TokenVerifier } from "./token.ts";
+
+/** NodeService methods any client may call. */
+const OPEN_METHODS = new Set(["GetMembership"]);
+
+/** Options of {@link guardNodeService}. */
+export interface NodeGuardOptions {
+  /** The cluster secret; calls must carry a token made with it. */
+  secret?: Uint8Array;
+  /** Callers must present a CA-signed certificate naming a node (TLS). */
+  requireNodeCert: boolean;
+  /** Ids of the configured nodes. */
+  nodeIds: readonly string[];
+  /** How far a token's time may be from this node's clock. */
+  windowMs: number;
+  log: Logger;
+  /** One warning per source per this interval (default 60 s). */
+  warnIntervalMs?: number;
+  now?: () => number;
+}
+
+type AnyCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
+type AnyHandler = (call: AnyCall, cb?: grpc.sendUnaryData<unknown>) => void;
+
+/** The NodeService implementation with every non-open method behind the checks. */
+export function guardNodeService(
+  definition: grpc.ServiceDefinition,
+  impl: grpc.UntypedServiceImplementation,
+  o: NodeGuardOptions,
+): grpc.UntypedServiceImplementation {
+  if (!o.secret && !o.requireNodeCert) return impl;
+  const now = o.now ?? Date.now;
+  const throttle = new Throttle(o.warnIntervalMs ?? 60_000, now);
+  const verifier = o.secret && new TokenVerifier(o.secret, o.windowMs);
+  const guarded: grpc.UntypedServiceImplementation = {};
+  for (const [name, handler] of Object.entries(impl)) {
+    const path = definition[name].path;
+    const streaming = definition[name].responseStream;
+    const inner = handler as unknown as AnyHandler;
+    guarded[name] =
+      (OPEN_METHODS.has(name) ? handler : ((call: AnyCall, cb?: grpc.sendUnaryData<unknown>) => {
+        const reason = refusal(path, call, o, verifier, now());
+        if (reason === undefined) return inner(call, cb);
+        warn(o.log, throttle, call, name, reason);
+        const status = { code: grpc.status.UNAUTHENTICATED, details: `${name} refused: ${reason}` };
+        if (streaming) {
+          failStream(call as grpc.ServerWritableStream<unknown, unknown>, status);
+        } else cb!(status);
+      })) as grpc.UntypedHandleCall;
+  }
+  return guarded;
+}
+
+/** Why a call may not proceed, or undefined when it may. */
+function refusal(
+  path: string,
+  call: AnyCall,
+  o: NodeGuardOptions,
+  verifier: TokenVerifier | undefined,
+  nowMs: number,
+): string | undefined {
+  if (o.requireNodeCert) {
+    const cert = call.getAuthContext().sslPeerCertificate;
+    if (!cert) return "no client certificate signed by the cluster's CA";
+    const cn = cert.subject?.CN;
+    if (typeof cn !== "string" || !o.nodeIds.includes(cn)) {
+      return `certificate "${cn}" does not name a node of this cluster`;
+    }
+  }
+  if (verifier) {
+    const token = call.metadata.get(AUTH_METADATA_KEY)[0];
+    const verdict = verifier.verify(path, typeof token === "string" ? token : undefined, nowMs);
+    if (!verdict.ok) return verdict.reason;
+    if (!o.nodeIds.includes(verdict.nodeId)) return `"${verdict.nodeId}" is not a node of this cluster`;
+  }
+  return undefined;
+}
+
+function warn(log: Logger, throttle: Throttle, call: AnyCall, method: string, reason: string): void {
+  const source = sourceHost(call.getPeer());
+  const held = throttle.take(source);
+  if (held === undefined) return;
+  log.warn("refused an unauthenticated NodeService call", {
+    source,
+    method,
+    reason,
+    earlier_refusals_not_logged: held,
+  });
+}
+
+/** The address part of a gRPC peer string ("ipv4:127.0.0.1:5000" → "127.0.0.1"). */
+function sourceHost(peer: string): string {
+  const bare = peer.replace(/^ipv[46]:/, "");
+  const m = /^\[?(.*?)\]?:\d+$/.exec(bare);
+  return m ? m[1] : bare;
+}
+
+/** A client interceptor that adds this node's token to every call. */
+export function signingInterceptor(signer: TokenSigner): grpc.Interceptor {
+  return (options, nextCall) =>
+    new grpc.InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        metadata.set(AUTH_METADATA_KEY, signer.token(options.method_definition.path));
+        next(metadata, listener);
+      },
+    });
+}
