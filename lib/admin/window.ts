@@ -47,18 +47,23 @@ export class RecentWindow {
 
   /**
    * The latency (seconds) below which a fraction `q` of the last minute's
-   * calls fell: the upper bound of the bucket it lands in; 0 with no calls.
+   * calls fell, interpolated linearly inside the bucket the rank lands in
+   * (as Prometheus's histogram_quantile does); 0 with no calls, the last
+   * bound when the rank lands beyond it.
    */
   quantile(q: number): number {
     const { count, buckets } = this.#sum(this.clock());
     if (count === 0) return 0;
     const rank = q * count;
     let seen = 0;
-    for (let k = 0; k < buckets.length; k++) {
+    for (let k = 0; k < this.bounds.length; k++) {
+      if (buckets[k] > 0 && seen + buckets[k] >= rank) {
+        const lower = k === 0 ? 0 : this.bounds[k - 1];
+        return lower + (this.bounds[k] - lower) * (rank - seen) / buckets[k];
+      }
       seen += buckets[k];
-      if (seen >= rank) return k < this.bounds.length ? this.bounds[k] : Infinity;
     }
-    return Infinity;
+    return this.bounds[this.bounds.length - 1];
   }
 
   #sum(now: number): { count: number; buckets: Float64Array } {
