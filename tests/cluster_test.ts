@@ -349,6 +349,8 @@ clusterTest("stopping one node with SIGTERM leaves the other nodes running and s
       while (Date.now() - watchedFrom < watchMs) {
         for (const [i, n] of peers.entries()) {
           assert.ok(cluster.isRunning(n.id), `${n.id}'s process ended after ${stopped.id} stopped`);
+          // An exit the test did not cause is recorded with its status (code, signal, last lines).
+          assert.deepEqual(cluster.failures(), []);
           const m = await probes[i].membership(n.address).catch((err) =>
             assert.fail(
               `${n.id} stopped answering ${

@@ -525,7 +525,8 @@ clusterTest(
       } finally {
         r.disconnect();
       }
-      const wasRunning = cluster.isRunning(target);
+      // The same process must do the repair: no restart (which would run recovery) and no crash.
+      const pidBefore = cluster.pid(target);
 
       const direct = await cluster.client({ via: target, route: false });
       let back: string[] = [];
@@ -541,7 +542,10 @@ clusterTest(
         throw new Error(`${err.message} (${back.length} back)`);
       });
       const repairMs = Date.now() - erasedAt;
-      assert.ok(wasRunning && cluster.isRunning(target), `${target} was not restarted`);
+      assert.ok(cluster.isRunning(target), `${target}'s process ended`);
+      assert.equal(cluster.pid(target), pidBefore, `${target} was not restarted`);
+      assert.equal(logLines(cluster, target, "listening on").length, 1, `${target} started once`);
+      assert.deepEqual(cluster.failures(), []);
       const repairs = ["node1", "node2", "node3"].flatMap((id) =>
         logLines(cluster, id, "anti-entropy repaired")
       );

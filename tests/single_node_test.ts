@@ -194,7 +194,9 @@ clusterTest("a single node answers each kind of bad input with its status and ke
     const keys = (await client.listAllKeys(cluster.node("node1").address)).sort();
     assert.deepEqual(keys, [edge, "m1", "m3", "ok-key"].sort());
     assert.equal((await client.put("after", "still serving")).ok, true);
+    // isRunning reads the process: a node that crashed on any of the bad inputs would show here.
     assert.equal(cluster.isRunning("node1"), true);
+    assert.deepEqual(cluster.failures(), []);
   } finally {
     // `raw` stays open: closing it would send a GOAWAY frame (see KvClient.close).
     await cluster.stop();
@@ -560,6 +562,8 @@ clusterTest("SIGTERM through the test cluster stops a node and logs that it stop
   try {
     await cluster.signal("node1", "SIGTERM");
     assert.equal(cluster.isRunning("node1"), false);
+    // The harness records a stop that did not end with exit code 0 (a crash while stopping).
+    assert.deepEqual(cluster.failures(), [], "node1 did not exit cleanly");
     assert.match(cluster.logs("node1"), /received SIGTERM; shutting down/);
     assert.match(cluster.logs("node1"), /\bstopped\b/);
   } finally {

@@ -65,6 +65,7 @@ clusterTest(
         `${victim} to hold its copies`,
       );
 
+      const pid = cluster.pid(victim);
       await procs[1].kill9();
       const killedAt = Date.now();
 
@@ -149,7 +150,9 @@ clusterTest(
         const got = await direct.get(k);
         assert.equal(text.decode(got.value), value.get(k), `${k} read through ${victim}`);
       }
-      assert.ok(cluster.isRunning(victim), `${victim} was not restarted`);
+      assert.ok(cluster.isRunning(victim), `${victim}'s process ended`);
+      assert.equal(cluster.pid(victim), pid, `${victim} was not restarted`);
+      assert.deepEqual(cluster.failures(), []);
       const started = logLines(cluster, victim, "listening on");
       assert.equal(started.length, 1, `${victim} started once`);
       assert.equal(logLines(cluster, victim, `redis 127.0.0.1:${redisPort} unreachable`).length, 1);
