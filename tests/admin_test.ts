@@ -5,7 +5,7 @@
  * `--admin-port 0` turning the listener off.
  */
 import assert from "node:assert/strict";
-import { clusterTest, endCluster, sleep, TestCluster } from "./helpers/cluster.ts";
+import { clusterTest, endCluster, ringOf, sleep, TestCluster } from "./helpers/cluster.ts";
 import { freePort } from "./helpers/ports.ts";
 
 /** One sample of a scrape: name, labels, value. */
@@ -87,11 +87,21 @@ clusterTest(
       );
       const latency = "kvstore_grpc_server_call_duration_seconds_count";
       assert.equal(total(after, latency, { method: "Put" }), n);
-      const forwarded = total(after, "kvstore_peer_calls_total", { method: "forwardWrites", code: "OK" });
-      const replicated = total(after, "kvstore_peer_calls_total", { method: "replicate", code: "OK" });
-      console.log(`  node1: ${forwarded} writes forwarded to their owner, ${replicated} replication calls`);
-      assert.ok(forwarded > 0 && forwarded < n, "some keys are owned elsewhere, some by node1");
-      assert.ok(replicated > 0);
+      // node1 coordinates the keys it owns and forwards the others (once for the put, once for the get).
+      const ring = ringOf(cluster);
+      const elsewhere = Array.from({ length: n }, (_, i) => `m-${i}`).filter((k) =>
+        ring.owner(k) !== "node1"
+      );
+      const ownerOfMissing = ring.owner("never-written") !== "node1" ? 1 : 0;
+      const forwardedKeys = total(after, "kvstore_forwarded_keys_total") -
+        total(before, "kvstore_forwarded_keys_total");
+      console.log(
+        `  node1 forwarded ${forwardedKeys} keys to their owners (${elsewhere.length} of ${n} owned elsewhere)`,
+      );
+      assert.equal(forwardedKeys, 2 * elsewhere.length + ownerOfMissing);
+      assert.ok(total(after, "kvstore_peer_calls_total", { method: "forwardWrites", code: "OK" }) > 0);
+      assert.ok(total(after, "kvstore_peer_calls_total", { method: "replicate", code: "OK" }) > 0);
+      assert.ok(total(after, "kvstore_stored_bytes") > total(before, "kvstore_stored_bytes"));
       let keys = 0;
       for (const id of ["node1", "node2", "node3"]) keys += total(await scrape(cluster, id), "kvstore_keys");
       assert.equal(keys, 2 * n, "each key held twice (replication_factor 2)");

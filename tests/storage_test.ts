@@ -670,3 +670,19 @@ redisTest("startRedisServer reports a port in use with the server's own message"
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("memory: bytesHeld follows writes, overwrites, tombstones and removals back to 0", async () => {
+  const s = new MemoryStorage();
+  assert.equal(s.bytesHeld(), 0);
+  const value = new Uint8Array(100);
+  await s.apply([rec("a", 1, "node1", value)]);
+  const one = s.bytesHeld();
+  assert.ok(one >= 100 + 1 && one < 100 + 1 + 32, `one record of 100 bytes: ${one}`);
+  await s.apply([rec("a", 2, "node1", new Uint8Array(10))]);
+  assert.equal(s.bytesHeld(), one - 90, "an overwrite counts the new size only");
+  await s.apply([tomb("a", 3)]);
+  const tombstone = s.bytesHeld();
+  assert.ok(tombstone > 0 && tombstone < one - 90);
+  assert.equal(await s.remove("a", { timestamp: 3, versionNode: "node1" }), true);
+  assert.equal(s.bytesHeld(), 0);
+});

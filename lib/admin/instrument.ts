@@ -42,10 +42,15 @@ export function instrumentTransport(t: PeerTransport, metrics: NodeMetrics): Pee
         throw err;
       }
     };
+  const forwardWrites = unary("forwardWrites", t.forwardWrites.bind(t));
+  const forwardReads = unary("forwardReads", t.forwardReads.bind(t));
   return {
     heartbeat: unary("heartbeat", t.heartbeat.bind(t)),
-    forwardWrites: unary("forwardWrites", t.forwardWrites.bind(t)),
-    forwardReads: unary("forwardReads", t.forwardReads.bind(t)),
+    forwardWrites: (
+      peer,
+      writes,
+    ) => (metrics.forwardedKeys(peer).inc(writes.length), forwardWrites(peer, writes)),
+    forwardReads: (peer, keys) => (metrics.forwardedKeys(peer).inc(keys.length), forwardReads(peer, keys)),
     replicate: unary("replicate", t.replicate.bind(t)),
     readRecords: unary("readRecords", t.readRecords.bind(t)),
     streamRecords: stream("streamRecords", t.streamRecords.bind(t)),
@@ -66,6 +71,7 @@ export function instrumentStorage(s: Storage, metrics: NodeMetrics): Storage {
   };
   return {
     engine: s.engine,
+    ...(s.bytesHeld ? { bytesHeld: () => s.bytesHeld!() } : {}),
     get: counted("get", s.get.bind(s)),
     apply: counted("apply", s.apply.bind(s)),
     remove: counted("remove", s.remove.bind(s)),

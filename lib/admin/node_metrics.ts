@@ -98,6 +98,11 @@ export class NodeMetrics {
     "Calls this node made to a peer, by method (forwardWrites/forwardReads: requests forwarded to their owner), peer and status code",
     ["method", "peer", "code"],
   );
+  readonly #forwardedKeys = this.registry.counter(
+    "kvstore_forwarded_keys_total",
+    "Keys this node sent to their owner instead of coordinating them itself, by peer",
+    ["peer"],
+  );
   readonly #storageErrors = this.registry.counter(
     "kvstore_storage_errors_total",
     "Storage operations that failed, by method",
@@ -120,6 +125,11 @@ export class NodeMetrics {
     return this.#peerCalls.labels(method, peer, CODE_NAMES[code] ?? String(code));
   }
 
+  /** The counter of keys forwarded to a peer. */
+  forwardedKeys(peer: string): CounterSeries {
+    return this.#forwardedKeys.labels(peer);
+  }
+
   /** The counter of a storage method's failures. */
   storageError(method: string): CounterSeries {
     return this.#storageErrors.labels(method);
@@ -132,6 +142,9 @@ export class NodeMetrics {
     const active = g("kvstore_node_active", "1 while this node is ACTIVE (serving), 0 while JOINING");
     const storageUp = g("kvstore_storage_up", "1 while this node's storage answers");
     const keys = g("kvstore_keys", "Live keys this node holds (owned or replicated)");
+    const bytes = node.storage.bytesHeld
+      ? g("kvstore_stored_bytes", "Bytes of keys and records held, tombstones included (memory engine)")
+      : undefined;
     const peerUp = g("kvstore_peer_up", "1 while the peer is ACTIVE as this node sees it", ["peer"]);
     const peerStatus = g(
       "kvstore_peer_status",
@@ -168,6 +181,7 @@ export class NodeMetrics {
     r.collect(() => {
       active.labels().set(node.status() === "ACTIVE" ? 1 : 0);
       storageUp.labels().set(node.storage.healthy() ? 1 : 0);
+      bytes?.labels().set(node.storage.bytesHeld!());
       for (const m of node.membership()) {
         if (m.id === node.id) {
           keys.labels().set(m.keysCount);

@@ -90,6 +90,7 @@ export class MemoryStorage implements Storage {
   readonly #entries = new Map<string, Entry>();
   readonly #scans = new Map<string, OpenScan>();
   #live = 0;
+  #bytes = 0;
   #nextScanId = 1;
 
   get(keys: readonly string[]): Promise<(KvRecord | undefined)[]> {
@@ -107,7 +108,9 @@ export class MemoryStorage implements Storage {
     const held = this.#entries.get(r.key);
     if (held !== undefined && !isNewer(r, versionOf(held))) return false;
     this.#live += Number(!r.tombstone) - (held === undefined ? 0 : Number(!isTombstone(held)));
-    this.#entries.set(r.key, pack(r));
+    const entry = pack(r);
+    this.#bytes += entry.length - (held === undefined ? -r.key.length : held.length);
+    this.#entries.set(r.key, entry);
     return true;
   }
 
@@ -121,6 +124,7 @@ export class MemoryStorage implements Storage {
     }
     this.#entries.delete(key);
     this.#live -= Number(!isTombstone(held));
+    this.#bytes -= key.length + held.length;
     return Promise.resolve(true);
   }
 
@@ -157,6 +161,11 @@ export class MemoryStorage implements Storage {
 
   healthy(): boolean {
     return true;
+  }
+
+  /** Key characters plus packed entries (one byte per character). */
+  bytesHeld(): number {
+    return this.#bytes;
   }
 
   countLive(): Promise<number> {

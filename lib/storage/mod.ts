@@ -40,6 +40,11 @@ export interface Storage {
   healthy(): boolean;
   /** Live (not deleted) keys held. */
   countLive(): Promise<number>;
+  /**
+   * Bytes of the keys and records held (tombstones included), for engines
+   * that track it cheaply (memory); undefined otherwise (Redis).
+   */
+  bytesHeld?(): number;
   close(): Promise<void>;
 }
 
