@@ -86,6 +86,7 @@ export async function runScenario(setting: Setting, nemesis: Nemesis, seed: numb
       JSON.parse(l) as Op
     );
     const final = new Map<string, KeyState>(Object.entries(result.final));
+    await Deno.writeTextFile(`${cluster.dir}/final.json`, JSON.stringify(result));
     return {
       setting: setting.name,
       nemesis: nemesis.name,
@@ -101,6 +102,9 @@ export async function runScenario(setting: Setting, nemesis: Nemesis, seed: numb
       ),
     };
   } finally {
+    if (cluster && Deno.env.get("CHAOS_KEEP")) {
+      await keep(Deno.env.get("CHAOS_KEEP")!, setting, nemesis, cluster);
+    }
     if (workload) {
       try {
         workload.kill("SIGKILL");
@@ -110,6 +114,17 @@ export async function runScenario(setting: Setting, nemesis: Nemesis, seed: numb
     await cluster?.stop();
     await net.destroy();
   }
+}
+
+/** Copies the history and every node's log to `dir/setting-nemesis/`, for a failure's post-mortem. */
+async function keep(dir: string, setting: Setting, nemesis: Nemesis, cluster: NsCluster): Promise<void> {
+  const to = `${dir}/${setting.name}-${nemesis.name}`;
+  await Deno.mkdir(to, { recursive: true });
+  for (const f of ["history.jsonl", "final.json"]) {
+    await Deno.copyFile(`${cluster.dir}/${f}`, `${to}/${f}`).catch(() => {});
+  }
+  for (const id of cluster.ids) await Deno.writeTextFile(`${to}/${id}.log`, cluster.logs(id));
+  console.log(`history and node logs kept in ${to}`);
 }
 
 type Lines = AsyncIterator<string>;
