@@ -80,6 +80,7 @@ export class Coordinator {
       local: (group) => this.#coordinateWrites(group),
       remote: (peer, group) => this.o.transport.forwardWrites(peer, group),
       failed: (r, code, message) => failedWrite(r.key, code, message),
+      retryAfterTimeout: false,
     });
   }
 
@@ -91,6 +92,7 @@ export class Coordinator {
       local: (group) => this.#coordinateReads(group),
       remote: (peer, group) => this.o.transport.forwardReads(peer, group),
       failed: (k, code, message) => failedRead(k, code, message),
+      retryAfterTimeout: true,
     });
   }
 
@@ -125,6 +127,14 @@ export class Coordinator {
     local: (group: T[]) => Promise<R[]>;
     remote: (peer: string, group: T[]) => Promise<R[]>;
     failed: (item: T, code: StatusCode, message: string) => R;
+    /**
+     * Whether a coordinator that timed out may be replaced by the next one.
+     * Not for writes: the timed-out request may still reach it (a paused
+     * process, a partition that heals) and be versioned then, after the write
+     * was acknowledged through the next coordinator and newer writes made,
+     * undoing them (chaos suite, rf3-w2-r2/isolate). Its outcome is unknown.
+     */
+    retryAfterTimeout: boolean;
   }): Promise<R[]> {
     const results = new Array<R>(items.length);
     let pending = items.map((_, i) => i);
@@ -151,6 +161,11 @@ export class Coordinator {
         } catch (err) {
           if (err instanceof PeerUnavailableError) {
             this.o.onUnreachable(target, err);
+            if (err.code === Code.DEADLINE_EXCEEDED && !how.retryAfterTimeout) {
+              const message = `${errorMessage(err)}; the write may still be applied by ${target}`;
+              for (const i of idx) results[i] = how.failed(items[i], Code.DEADLINE_EXCEEDED, message);
+              return;
+            }
             unreachable.push(target);
             retry.push(...idx);
             return;

@@ -277,10 +277,18 @@ export class KvClient {
       try {
         return await this.#callAt<Res>(address, "kv", method, req);
       } catch (err) {
-        if (!(err instanceof KvError) || !isRetryable(err) || attempt >= attempts) throw err;
+        if (!(err instanceof KvError) || !nodeFailed(err)) throw err;
+        if (!isRetryable(err, method) || attempt >= attempts) throw this.#avoidNext(address, err);
         await this.#avoid(address, attempt);
       }
     }
+  }
+
+  /** Skips a node that failed for the next requests (refreshing the membership) and returns `err`. */
+  #avoidNext(address: string, err: KvError): KvError {
+    this.#avoidUntil.set(address, Date.now() + AVOID_MS);
+    this.refresh().catch(() => {});
+    return err;
   }
 
   /**
@@ -322,7 +330,8 @@ export class KvClient {
           );
           idx.forEach((i, j) => results[i] = convert(items[i], res.results[j]));
         } catch (err) {
-          if (!(err instanceof KvError) || !isRetryable(err) || attempt >= attempts) throw err;
+          if (!(err instanceof KvError) || !nodeFailed(err)) throw err;
+          if (!isRetryable(err, method) || attempt >= attempts) throw this.#avoidNext(address, err);
           retry.push(...idx);
           await this.#avoid(address, attempt);
         }
@@ -359,7 +368,22 @@ export class KvClient {
   }
 }
 
-function isRetryable(err: KvError): boolean {
+/** Calls that change data: their outcome is unknown once they time out. */
+const WRITES = new Set(["Put", "Delete", "MultiPut", "MultiDelete"]);
+
+/**
+ * Whether a failed call may go to the next node. A write that timed out is
+ * not sent again: the first request may still arrive (a paused node, a
+ * partition that heals) and be versioned then, after the retry was
+ * acknowledged and newer writes made, undoing them. The caller gets
+ * DEADLINE_EXCEEDED: the write may or may not have been applied.
+ */
+function isRetryable(err: KvError, method: string): boolean {
+  return err.code === Code.UNAVAILABLE || !WRITES.has(method);
+}
+
+/** Whether an error says the node did not answer (down, unreachable or too slow). */
+function nodeFailed(err: KvError): boolean {
   return err.code === Code.UNAVAILABLE || err.code === Code.DEADLINE_EXCEEDED;
 }
 
