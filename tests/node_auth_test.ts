@@ -11,7 +11,6 @@ import { Buffer } from "node:buffer";
 import * as grpc from "@grpc/grpc-js";
 import { clusterTest, kvError, TestCluster, text } from "./helpers/cluster.ts";
 import { NodeStub, replicateItem } from "./helpers/node_stub.ts";
-import { Code } from "../lib/errors.ts";
 import { kvstorePackage } from "../lib/grpc/proto.ts";
 import { unary } from "../lib/grpc/call.ts";
 
