@@ -6,6 +6,7 @@
  *   main.ts client [command]          the command-line client
  *   main.ts bench                     the load generator
  *   main.ts cluster                   every node of the config, as processes
+ *   main.ts certs                     a CA and certificates for the cluster
  *
  * `main.ts MODE --help` tells more about each.
  */
@@ -19,6 +20,7 @@ Usage:
   kvstore client [COMMAND] [flags]          talk to the cluster (default: a demonstration)
   kvstore bench [flags]                     measure throughput and latency
   kvstore cluster [flags]                   start every node of the config and watch them
+  kvstore certs --out DIR [flags]           write a CA, node and client certificates (openssl)
 
 Run "kvstore MODE --help" for the flags of a mode.`;
 
@@ -33,6 +35,8 @@ async function main(args: string[]): Promise<number> {
       return await (await import("./lib/cli/bench_cmd.ts")).benchCommand(rest);
     case "cluster":
       return await (await import("./lib/cli/cluster_cmd.ts")).clusterCommand(rest);
+    case "certs":
+      return await (await import("./lib/cli/certs_cmd.ts")).certsCommand(rest);
     case undefined:
     case "-h":
     case "--help":

@@ -7,6 +7,8 @@
  * when the load ran, even if calls failed (they are reported); 2 on bad
  * flags or when no node could be reached to start.
  */
+import { clientTlsFrom, TLS_FLAGS, TLS_HELP } from "./tls_flags.ts";
+import type { ClientTls } from "../security/tls.ts";
 import { KvClient } from "../grpc/kv_client.ts";
 import { errorMessage } from "../errors.ts";
 import { type BenchOp, type LoadResult, preloadKeys, type PreloadResult, runLoad } from "../bench/load.ts";
@@ -37,6 +39,7 @@ Flags:
                        (a plain client that knows all nodes but not the ring)
   --timeout MS         deadline of each call (default 5000)
   --json               print one JSON line instead of the report
+${TLS_HELP}
   -h, --help           this help
 
 A call is one request: with --batch N it carries N keys, so keys/s = N x ops/s.
@@ -45,6 +48,8 @@ Values are derived from their keys, so every value read is checked.`;
 /** Settings of one bench run, as parsed from the flags. */
 export interface BenchSettings {
   addresses: string[];
+  /** TLS to the nodes (--tls, --ca, --cert, --key); plaintext when absent. */
+  tls?: ClientTls;
   op: BenchOp;
   readRatio: number;
   concurrency: number;
@@ -72,6 +77,7 @@ export async function benchCommand(args: string[]): Promise<number> {
       route: s.route,
       spread: s.spread,
       timeoutMs: s.timeoutMs,
+      tls: s.tls,
     });
   } catch (err) {
     console.error(`error: cannot reach the cluster at ${s.addresses.join(", ")}: ${errorMessage(err)}`);
@@ -138,6 +144,7 @@ export function parseBenchFlags(args: string[]): BenchSettings | undefined {
     spread: { type: "boolean" },
     timeout: { type: "string" },
     json: { type: "boolean" },
+    ...TLS_FLAGS,
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -162,6 +169,7 @@ export function parseBenchFlags(args: string[]): BenchSettings | undefined {
     : numberFlag(values.duration ?? "10", "--duration", 0.001);
   return {
     addresses,
+    tls: clientTlsFrom(values),
     op: op as BenchOp,
     readRatio: numberFlag(values["read-ratio"] ?? "0.9", "--read-ratio", 0, 1),
     concurrency: intFlag(values.concurrency ?? "32", "--concurrency", 1),

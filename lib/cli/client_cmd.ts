@@ -6,6 +6,7 @@
  * status are for scripts: exit 0 when found or done, 1 when not found, 2 on
  * an error; `--json` prints one JSON object per result.
  */
+import { clientTlsFrom, TLS_FLAGS, TLS_HELP } from "./tls_flags.ts";
 import { Buffer } from "node:buffer";
 import { KvClient, type Membership } from "../grpc/kv_client.ts";
 import { HashRing } from "../ring.ts";
@@ -35,6 +36,7 @@ Flags:
                        since the epoch (read by magnitude; 0 = the cluster stamps it)
   --timeout MS         deadline of each call (default 5000)
   --json               machine-readable output
+${TLS_HELP}
   -h, --help           this help
 
 Exit codes: 0 ok or found, 1 not found, 2 error.`;
@@ -55,6 +57,7 @@ export async function clientCommand(args: string[]): Promise<number> {
     json: { type: "boolean" },
     watch: { type: "boolean" },
     count: { type: "string" },
+    ...TLS_FLAGS,
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -63,6 +66,7 @@ export async function clientCommand(args: string[]): Promise<number> {
   }
   const address = parseAddress(values.addr ?? values["node-port"] ?? "8001");
   const timeoutMs = values.timeout !== undefined ? intFlag(values.timeout, "--timeout", 1) : 5000;
+  const tls = clientTlsFrom(values);
   const [command, ...rest] = positionals;
   const out: Output = { json: values.json ?? false };
   // An unknown command is a usage error even when no node can be reached.
@@ -72,7 +76,7 @@ export async function clientCommand(args: string[]): Promise<number> {
   let client: KvClient;
   try {
     const route = !values["no-route"] && command !== "list";
-    client = await KvClient.connect([address], { route, timeoutMs });
+    client = await KvClient.connect([address], { route, timeoutMs, tls });
     switch (command) {
       case undefined:
         return await demo(client, address, out);

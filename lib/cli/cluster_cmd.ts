@@ -9,6 +9,7 @@
 import { resolve } from "node:path";
 import type { ClusterConfig, NodeConfig } from "../config.ts";
 import { KvClient } from "../grpc/kv_client.ts";
+import { operatorTls } from "../security/settings.ts";
 import { startRedisServer } from "../redis_server.ts";
 import { configFrom, EXIT, parseFlags, selfCommand } from "./common.ts";
 import { errorMessage } from "../errors.ts";
@@ -171,7 +172,11 @@ function spawnNode(node: NodeConfig, args: string[]): Deno.ChildProcess {
 async function waitUntilListening(config: ClusterConfig): Promise<void> {
   const deadline = Date.now() + 60_000;
   const addresses = config.nodes.map((n) => `${n.host}:${n.port}`);
-  const client = await KvClient.connect(addresses, { route: false, timeoutMs: 1000 });
+  const client = await KvClient.connect(addresses, {
+    route: false,
+    timeoutMs: 1000,
+    tls: operatorTls(config),
+  });
   for (const [i, address] of addresses.entries()) {
     while (true) {
       try {

@@ -18,6 +18,7 @@ import { sleep } from "../async.ts";
 import { Code, KvError } from "../errors.ts";
 import type { ReadResult, WriteResult } from "../transport.ts";
 import { channelOptions, isUnreachable, statusError, unary } from "./call.ts";
+import { channelCredentials, type ClientTls } from "../security/tls.ts";
 import { type KvstorePackage, kvstorePackage, loadKvstorePackage } from "./proto.ts";
 import {
   type DeleteResponseMsg,
@@ -41,6 +42,8 @@ export interface ClientOptions {
   /** Proto text to speak (tests use variants); the embedded one by default. */
   protoText?: string;
   maxMessageBytes?: number;
+  /** Speak TLS, verifying nodes against `tls.ca` (and presenting `cert` when given). */
+  tls?: ClientTls;
 }
 
 /** A member of the cluster as a node reports it. */
@@ -356,8 +359,8 @@ export class KvClient {
   #stub(address: string): { kv: grpc.Client; node: grpc.Client } {
     let s = this.#stubs.get(address);
     if (!s) {
-      const creds = grpc.credentials.createInsecure();
-      const opts = channelOptions(this.options.maxMessageBytes ?? 64 << 20);
+      const { credentials: creds, options } = channelCredentials(address, this.options.tls);
+      const opts = { ...channelOptions(this.options.maxMessageBytes ?? 64 << 20), ...options };
       s = {
         kv: new this.#pkg.KeyValueStore(address, creds, opts),
         node: new this.#pkg.NodeService(address, creds, opts),

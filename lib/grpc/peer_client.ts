@@ -26,6 +26,7 @@ import { Coalescer } from "../coalesce.ts";
 import type { NodeSecurity } from "../security/settings.ts";
 import { signingInterceptor } from "../security/node_guard.ts";
 import { TokenSigner } from "../security/token.ts";
+import { channelCredentials } from "../security/tls.ts";
 import { channelOptions, peerError, serverStream, unary } from "./call.ts";
 import {
   type DeleteResponseMsg,
@@ -86,10 +87,15 @@ export class GrpcPeerTransport implements PeerTransport {
     const signer = o.security?.secret && new TokenSigner(o.security.secret, o.self.id);
     const interceptors = signer ? [signingInterceptor(signer)] : [];
     for (const p of o.peers) {
-      const options = { ...channelOptions(o.maxMessageBytes), interceptors };
+      const address = `${p.host}:${p.port}`;
+      const { credentials, options } = channelCredentials(address, o.security?.tls);
       this.#clients.set(
         p.id,
-        new NodeService(`${p.host}:${p.port}`, grpc.credentials.createInsecure(), options),
+        new NodeService(address, credentials, {
+          ...channelOptions(o.maxMessageBytes),
+          ...options,
+          interceptors,
+        }),
       );
     }
   }

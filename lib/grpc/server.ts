@@ -25,6 +25,7 @@ import { channelOptions, failStream } from "./call.ts";
 import { sleep } from "../async.ts";
 import type { NodeSecurity } from "../security/settings.ts";
 import { guardNodeService } from "../security/node_guard.ts";
+import { serverCredentials } from "../security/tls.ts";
 import { kvstorePackage } from "./proto.ts";
 import { addHealthService, type NodeHealth } from "./health.ts";
 import { addReflectionService } from "./reflection.ts";
@@ -121,7 +122,7 @@ export async function serveNode(node: KvNode, opts: ServeOptions = {}): Promise<
   const self = node.config.nodes.find((n) => n.id === node.id)!;
   const address = `${self.bindHost}:${self.port}`;
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => {
+    server.bindAsync(address, serverCredentials(security.tls), (err, port) => {
       if (err) reject(new Error(`cannot listen on ${address}: ${err.message}`));
       else resolve(port);
     });

@@ -76,3 +76,13 @@ function checkSecret(secret: Buffer, source: string, setting: string): Buffer {
   }
   return secret;
 }
+
+/**
+ * The TLS a tool run beside the cluster (the `cluster` command's probe)
+ * uses: the cluster's CA, and the first node's certificate for clusters
+ * that require one. Undefined for a plaintext cluster.
+ */
+export function operatorTls(config: ClusterConfig): TlsFiles | undefined {
+  if (!config.security.tls) return undefined;
+  return loadNodeSecurity(config, config.nodes[0]).tls;
+}

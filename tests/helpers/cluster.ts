@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { type ClientOptions, KvClient } from "../../lib/grpc/kv_client.ts";
 import { KvError } from "../../lib/errors.ts";
 import { HashRing } from "../../lib/ring.ts";
+import type { ClientTls } from "../../lib/security/tls.ts";
 import { freePort } from "./ports.ts";
 
 /** Path of main.ts, for tests that start it themselves. */
@@ -42,6 +43,10 @@ export interface TestClusterOptions {
    * cluster file (`security.cluster_secret_file`) unless this is false.
    */
   secret?: boolean;
+  /** Extra keys of some nodes' entries, by node id (e.g. their own TLS files). */
+  nodeExtra?: Record<string, Record<string, unknown>>;
+  /** TLS of the harness's own probe and of `client()` (the nodes' `security.tls` goes in `extra`). */
+  clientTls?: ClientTls;
 }
 
 /** A node of the test cluster. */
@@ -99,6 +104,8 @@ export class TestCluster {
     nodes: TestNode[],
     /** The cluster secret, when node traffic is authenticated. */
     readonly secret?: Uint8Array,
+    /** The TLS the harness's clients speak, when the nodes serve TLS. */
+    readonly clientTls?: ClientTls,
   ) {
     this.nodes = nodes;
   }
@@ -115,8 +122,11 @@ export class TestCluster {
     if (secret) await Deno.writeTextFile(`${dir}/cluster.secret`, `${new TextDecoder().decode(secret)}\n`);
     const config = {
       cluster_name: "test",
-      // A relative path: the node reads it from the cluster file's folder.
-      ...(secret ? { security: { cluster_secret_file: "cluster.secret" } } : {}),
+      security: {
+        // A relative path: the node reads it from the cluster file's folder.
+        ...(secret ? { cluster_secret_file: "cluster.secret" } : {}),
+        ...opts.extra?.security,
+      },
       nodes: nodes.map((n, i) => ({
         id: n.id,
         host: "127.0.0.1",
@@ -124,6 +134,7 @@ export class TestCluster {
         redis_host: "127.0.0.1",
         redis_port: opts.redisPorts?.[i] ?? 1,
         admin_port: n.adminPort,
+        ...opts.nodeExtra?.[n.id],
       })),
       replication: {
         replication_factor: opts.replicationFactor ?? Math.min(2, count),
@@ -142,13 +153,13 @@ export class TestCluster {
       logging: { level: opts.logLevel ?? "info" },
       ...Object.fromEntries(
         Object.entries(opts.extra ?? {}).filter(([k]) =>
-          !["replication", "failure_detection", "storage"].includes(k)
+          !["replication", "failure_detection", "storage", "security"].includes(k)
         ),
       ),
     };
     const configPath = `${dir}/cluster.json`;
     await Deno.writeTextFile(configPath, JSON.stringify(config, null, 2));
-    const cluster = new TestCluster(dir, configPath, nodes, secret);
+    const cluster = new TestCluster(dir, configPath, nodes, secret, opts.clientTls);
     try {
       await Promise.all(
         nodes.filter((n) => !opts.startOnly || opts.startOnly.includes(n.id)).map((n) =>
@@ -169,8 +180,12 @@ export class TestCluster {
     return n;
   }
 
-  /** Starts a node's process and waits until it answers GetMembership. */
-  async startNode(id: string, extraArgs: string[] = []): Promise<void> {
+  /**
+   * Starts a node's process and waits until it answers GetMembership (or,
+   * with `readyLine`, until it logs a matching line: for a node the
+   * harness's client cannot talk to).
+   */
+  async startNode(id: string, extraArgs: string[] = [], opts: { readyLine?: RegExp } = {}): Promise<void> {
     if (this.#running.has(id)) throw new Error(`${id} is already running`);
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", "--quiet", MAIN, "server", "--id", id, "--config", this.configPath, ...extraArgs],
@@ -204,7 +219,10 @@ export class TestCluster {
     this.#running.set(id, running);
     await this.waitFor(
       async () => {
-        const status = await Promise.race([child.status.then(() => "exited" as const), this.#isUp(id)]);
+        const up = opts.readyLine
+          ? Promise.resolve(output.some((l) => opts.readyLine!.test(l)) ? "up" as const : "down" as const)
+          : this.#isUp(id);
+        const status = await Promise.race([child.status.then(() => "exited" as const), up]);
         if (status === "exited") throw new Error(`${id} exited while starting:\n${this.logs(id)}`);
         return status === "up";
       },
@@ -286,7 +304,10 @@ export class TestCluster {
       ? this.node(opts.via).address
       : this.nodes.find((n) => this.#running.has(n.id))!.address;
     const others = this.nodes.map((n) => n.address).filter((a) => a !== first);
-    const client = await KvClient.connect(opts.route === false ? [first] : [first, ...others], opts);
+    const client = await KvClient.connect(opts.route === false ? [first] : [first, ...others], {
+      tls: this.clientTls,
+      ...opts,
+    });
     this.#clients.push(client);
     return client;
   }
@@ -339,6 +360,7 @@ export class TestCluster {
       this.#probe = await KvClient.connect(this.nodes.map((n) => n.address), {
         route: false,
         timeoutMs: 500,
+        tls: this.clientTls,
       });
       this.#clients.push(this.#probe);
     }

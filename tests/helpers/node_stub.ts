@@ -11,6 +11,7 @@ import { serverStream, statusError, unary } from "../../lib/grpc/call.ts";
 import { text } from "./cluster.ts";
 import { signingInterceptor } from "../../lib/security/node_guard.ts";
 import { TokenSigner } from "../../lib/security/token.ts";
+import { channelCredentials, type ClientTls } from "../../lib/security/tls.ts";
 
 /** Options of {@link NodeStub}. */
 export interface NodeStubOptions {
@@ -23,9 +24,8 @@ export interface NodeStubOptions {
   secret?: Uint8Array | null;
   /** The clock the tokens are made with (an expired token: a clock in the past). */
   clock?: () => number;
-  /** Channel options and credentials (default: plaintext, none). */
-  credentials?: grpc.ChannelCredentials;
-  channelOptions?: grpc.ChannelOptions;
+  /** TLS to speak (default: the cluster harness's client TLS, else plaintext); null for plaintext. */
+  tls?: ClientTls | null;
 }
 
 /** NodeService calls to one node. */
@@ -38,11 +38,12 @@ export class NodeStub {
     const NodeService = kvstorePackage().NodeService;
     const secret = opts.secret === undefined ? cluster.secret : opts.secret ?? undefined;
     const interceptors = secret ? [signingInterceptor(new TokenSigner(secret, this.as, 0, opts.clock))] : [];
-    this.#client = new NodeService(
-      cluster.node(to).address,
-      opts.credentials ?? grpc.credentials.createInsecure(),
-      { ...opts.channelOptions, interceptors },
+    const address = cluster.node(to).address;
+    const { credentials, options } = channelCredentials(
+      address,
+      opts.tls === undefined ? cluster.clientTls : opts.tls ?? undefined,
     );
+    this.#client = new NodeService(address, credentials, { ...options, interceptors });
   }
 
   /** One unary call; rejects with a KvError carrying the status. */

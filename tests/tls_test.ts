@@ -1,0 +1,375 @@
+/**
+ * TLS with real node processes and certificates made by `main.ts certs`
+ * (the openssl command-line tool): what a client trusting the cluster's CA,
+ * a plaintext client and a client trusting another CA can do; NodeService
+ * only for callers with a node certificate from the cluster's CA; a node
+ * whose certificate comes from another CA is kept out; replication and
+ * recovery over mutual TLS with require_client_cert.
+ */
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import * as grpc from "@grpc/grpc-js";
+import {
+  clusterTest,
+  keysPlacedOn,
+  kvError,
+  ringOf,
+  runMain,
+  sleep,
+  statusSeenBy,
+  TestCluster,
+  text,
+} from "./helpers/cluster.ts";
+import { NodeStub, replicateItem } from "./helpers/node_stub.ts";
+import { KvClient } from "../lib/grpc/kv_client.ts";
+import type { ClientTls } from "../lib/security/tls.ts";
+
+/** Tests needing openssl are ignored without it outside CI, and run (and fail) in CI. */
+const HAVE_OPENSSL =
+  new Deno.Command("sh", { args: ["-c", "command -v openssl"], stdout: "null" }).outputSync()
+    .success;
+const ignore = !HAVE_OPENSSL && !Deno.env.get("CI");
+
+/** Runs `main.ts certs` as a user would; resolves with its output. */
+async function certs(...args: string[]): Promise<string> {
+  const cwd = await Deno.makeTempDir({ prefix: "kvstore-certs-cwd-" });
+  try {
+    const r = await runMain(cwd, "certs", ...args);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    return r.stdout + r.stderr;
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+  }
+}
+
+/** The cluster's certificates and a foreign CA's, in a temporary folder. */
+async function makeCerts(): Promise<{ dir: string; ours: string; foreign: string }> {
+  const dir = await Deno.makeTempDir({ prefix: "kvstore-tls-" });
+  const hosts = "127.0.0.1,127.0.0.1,127.0.0.1";
+  await certs("--out", `${dir}/ours`, "--nodes", "node1,node2,node3", "--hosts", hosts);
+  await certs("--out", `${dir}/foreign`, "--nodes", "node1,node2,node3", "--hosts", hosts);
+  return { dir, ours: `${dir}/ours`, foreign: `${dir}/foreign` };
+}
+
+function tlsOf(dir: string, who?: string): ClientTls {
+  return {
+    ca: readFileSync(`${dir}/ca.pem`),
+    ...(who ? { cert: readFileSync(`${dir}/${who}.pem`), key: readFileSync(`${dir}/${who}.key`) } : {}),
+  };
+}
+
+/** Cluster options serving TLS with the certificates in `dir` (node entries name their own files). */
+function tlsCluster(
+  dir: string,
+  requireClientCert: boolean,
+  clientTls: ClientTls,
+  nodes = ["node1", "node2", "node3"],
+) {
+  return {
+    nodes: 3,
+    extra: { security: { tls: { ca_file: `${dir}/ca.pem`, require_client_cert: requireClientCert } } },
+    nodeExtra: Object.fromEntries(
+      nodes.map((id) => [id, { tls_cert_file: `${dir}/${id}.pem`, tls_key_file: `${dir}/${id}.key` }]),
+    ),
+    clientTls,
+  };
+}
+
+/** What an error or success of a call looks like, for assertions. */
+async function outcome(fn: () => Promise<unknown>): Promise<string> {
+  try {
+    await fn();
+    return "ok";
+  } catch (err) {
+    const e = err as { code?: number; message: string };
+    return `${grpc.status[e.code ?? 2]}: ${e.message}`;
+  }
+}
+
+Deno.test({
+  name:
+    "certs writes a CA, a certificate per node naming its id and host, and a client certificate, all signed by the CA",
+  ignore,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "kvstore-certs-" });
+    try {
+      const out = await certs("--out", dir, "--nodes", "node1,node2", "--hosts", "10.0.0.7,db2.example.com");
+      assert.match(
+        out,
+        /wrote ca.pem, ca.key, node1.pem, node1.key, node2.pem, node2.key, client.pem, client.key/,
+      );
+      const openssl = (...args: string[]) => {
+        const r = new Deno.Command("openssl", { args, cwd: dir }).outputSync();
+        assert.ok(r.success, new TextDecoder().decode(r.stderr));
+        return new TextDecoder().decode(r.stdout);
+      };
+      assert.match(
+        openssl("verify", "-CAfile", "ca.pem", "node1.pem", "node2.pem", "client.pem"),
+        /client.pem: OK/,
+      );
+      const node1 = openssl(
+        "x509",
+        "-in",
+        "node1.pem",
+        "-noout",
+        "-subject",
+        "-ext",
+        "subjectAltName,extendedKeyUsage",
+      );
+      assert.match(node1, /CN = node1/);
+      assert.match(node1, /DNS:node1, IP Address:10.0.0.7/);
+      assert.match(node1, /TLS Web Server Authentication, TLS Web Client Authentication/);
+      assert.match(
+        openssl("x509", "-in", "node2.pem", "-noout", "-ext", "subjectAltName"),
+        /DNS:node2, DNS:db2.example.com/,
+      );
+      const client = openssl("x509", "-in", "client.pem", "-noout", "-subject", "-ext", "extendedKeyUsage");
+      assert.match(client, /CN = kvstore-client/);
+      assert.doesNotMatch(client, /Server Authentication/);
+      for (const key of ["ca.key", "node1.key", "client.key"]) {
+        assert.equal((await Deno.stat(`${dir}/${key}`)).mode! & 0o777, 0o600, key);
+      }
+      // A second run (a node added later) reuses the CA.
+      const ca = await Deno.readTextFile(`${dir}/ca.pem`);
+      const again = await certs("--out", dir, "--nodes", "node3", "--hosts", "10.0.0.9");
+      assert.match(again, /wrote node3.pem, node3.key, client.pem, client.key/);
+      assert.equal(await Deno.readTextFile(`${dir}/ca.pem`), ca);
+      assert.match(openssl("verify", "-CAfile", "ca.pem", "node3.pem"), /node3.pem: OK/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+clusterTest(
+  "over TLS a client trusting the CA reads and writes; a plaintext client, one trusting another CA, and node calls without a node certificate cannot",
+  async () => {
+    const { dir, ours, foreign } = await makeCerts();
+    const cluster = await TestCluster.start(tlsCluster(ours, false, tlsOf(ours)));
+    try {
+      const client = await cluster.client();
+      assert.equal((await client.put("tls-key", "secret value")).ok, true);
+      assert.equal(text.decode((await client.get("tls-key")).value), "secret value");
+      for (const id of ringOf(cluster).preferenceList("tls-key", 2)) {
+        await cluster.waitFor(
+          async () =>
+            (await client.get("tls-key", { fromReplica: true, address: cluster.node(id).address })).found,
+          5000,
+          `the copy on ${id}`,
+        );
+      }
+      const address = cluster.nodes[0].address;
+      // The command-line client and the load generator over TLS.
+      const ca = `${ours}/ca.pem`;
+      const put = await runMain(
+        dir,
+        "client",
+        "--addr",
+        address,
+        "--tls",
+        "--ca",
+        ca,
+        "put",
+        "cli-key",
+        "over tls",
+      );
+      assert.equal(put.code, 0, put.stdout + put.stderr);
+      const get = await runMain(dir, "client", "--addr", address, "--ca", ca, "get", "cli-key");
+      assert.match(get.stdout, /GET cli-key: "over tls"/, get.stderr);
+      const plainCli = await runMain(dir, "client", "--addr", address, "--timeout", "2000", "get", "cli-key");
+      assert.equal(plainCli.code, 2);
+      assert.match(plainCli.stdout + plainCli.stderr, /UNAVAILABLE/, JSON.stringify(plainCli));
+      const bench = await runMain(
+        dir,
+        "bench",
+        "--addr",
+        address,
+        "--tls",
+        "--ca",
+        ca,
+        "--ops",
+        "200",
+        "--json",
+      );
+      assert.equal(bench.code, 0, bench.stderr);
+      console.log(`bench over TLS: ${bench.stdout.trim().split("\n").at(-1)!.slice(0, 240)}`);
+      const plain = await KvClient.connect([address], { route: false, timeoutMs: 2000 });
+      assert.match(await outcome(() => plain.get("tls-key")), /^UNAVAILABLE/);
+      const stranger = await KvClient.connect([address], {
+        route: false,
+        timeoutMs: 2000,
+        tls: tlsOf(foreign),
+      });
+      assert.match(await outcome(() => stranger.put("tls-key", "evil")), /^UNAVAILABLE/);
+
+      // NodeService needs a node certificate from the cluster's CA, even with the secret.
+      const soon = (Date.now() + 1000) * 1000;
+      const forge = (stub: NodeStub) =>
+        stub.call(
+          "Replicate",
+          replicateItem({ key: "tls-key", value: "evil", timestamp: soon, from: "node2" }),
+        );
+      const refusals: [string, ClientTls, RegExp][] = [
+        ["no certificate", tlsOf(ours), /no client certificate signed by the cluster's CA/],
+        [
+          "the client certificate",
+          tlsOf(ours, "client"),
+          /certificate "kvstore-client" does not name a node/,
+        ],
+        [
+          "node2's name from another CA",
+          { ...tlsOf(foreign, "node2"), ca: tlsOf(ours).ca },
+          /no client certificate/,
+        ],
+      ];
+      for (const [what, tls, reason] of refusals) {
+        const err = await kvError(() => forge(new NodeStub(cluster, "node1", { as: "node2", tls })));
+        assert.equal(err.code, grpc.status.UNAUTHENTICATED, `${what}: ${err.message}`);
+        assert.match(err.message, reason, what);
+      }
+      assert.match(
+        await outcome(() => forge(new NodeStub(cluster, "node1", { as: "node2", tls: null }))),
+        /^UNAVAILABLE/,
+      );
+      for (const n of cluster.nodes) {
+        const r = await client.get("tls-key", { fromReplica: true, address: n.address });
+        if (r.found) assert.equal(text.decode(r.value), "secret value", n.id);
+      }
+      // A peer with its node certificate is accepted.
+      const peer = new NodeStub(cluster, "node1", { as: "node2", tls: tlsOf(ours, "node2") });
+      assert.equal((await peer.call<{ cluster_size: number }>("GetMembership", {})).cluster_size, 3);
+      assert.deepEqual(
+        await peer.call("ReadRecords", { keys: ["nothing-here"], requesting_node_id: "node2" }),
+        {
+          records: [],
+        },
+      );
+    } finally {
+      await cluster.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+  { ignore },
+);
+
+clusterTest(
+  "a node whose certificate comes from another CA cannot heartbeat, forward, replicate or join",
+  async () => {
+    const { dir, ours, foreign } = await makeCerts();
+    const opts = tlsCluster(ours, false, tlsOf(ours), ["node1", "node2"]);
+    opts.nodeExtra.node3 = { tls_cert_file: `${foreign}/node3.pem`, tls_key_file: `${foreign}/node3.key` };
+    const cluster = await TestCluster.start({ ...opts, startOnly: ["node1", "node2"], replicationFactor: 2 });
+    try {
+      await cluster.startNode("node3", [], { readyLine: /listening on/ });
+      const client = await cluster.client({ via: "node1", route: false });
+      await sleep(2000); // ten heartbeat intervals
+      for (const viewer of ["node1", "node2"]) {
+        assert.notEqual(
+          await statusSeenBy(client, cluster, viewer, "node3"),
+          "ACTIVE",
+          `${viewer} sees node3`,
+        );
+      }
+      for (const n of ["node1", "node2"]) {
+        assert.match(
+          cluster.logs(n),
+          /refused an unauthenticated NodeService call .*reason="no client certificate signed by the cluster's CA"/,
+        );
+      }
+      // Writes go on without it; its ranges go to stand-ins.
+      const keys = keysPlacedOn(
+        ringOf(cluster),
+        Array.from({ length: 60 }, (_, i) => `out-${i}`),
+        "node3",
+        2,
+      );
+      for (const key of keys) assert.equal((await client.put(key, "v")).ok, true, key);
+      // node3 received none of them (read with a client that trusts its CA).
+      const insider = await KvClient.connect([cluster.node("node3").address], {
+        route: false,
+        timeoutMs: 2000,
+        tls: tlsOf(foreign),
+      });
+      assert.equal((await insider.listKeys(cluster.node("node3").address)).count, 0);
+      // A write sent to node3 for a key node1 owns never reaches node1 or node2
+      // (node3 cannot forward it; at most it keeps it itself as a stand-in).
+      const owned = keysPlacedOn(
+        ringOf(cluster),
+        Array.from({ length: 60 }, (_, i) => `fwd-${i}`),
+        "node1",
+        1,
+      )[0];
+      const forwarded = await outcome(() => insider.put(owned, "via node3"));
+      for (const id of ["node1", "node2"]) {
+        const r = await client.get(owned, { fromReplica: true, address: cluster.node(id).address });
+        assert.equal(r.found, false, `${owned} on ${id}`);
+      }
+      // Each call node3 would make, with node3's own credentials and the secret, is refused.
+      const asNode3 = new NodeStub(cluster, "node1", {
+        as: "node3",
+        tls: { ...tlsOf(foreign, "node3"), ca: tlsOf(ours).ca },
+      });
+      const calls: Record<string, unknown> = {
+        Heartbeat: {
+          node_id: "node3",
+          host: "127.0.0.1",
+          port: cluster.node("node3").port,
+          timestamp: Date.now(),
+        },
+        ForwardPut: { key: owned, value: text.encode("via node3"), timestamp: 0, origin_node_id: "node3" },
+        ReplicateBatch: {
+          items: [replicateItem({ key: owned, value: "x", timestamp: Date.now() * 1000, from: "node3" })],
+        },
+        JoinCluster: { node_id: "node3", host: "127.0.0.1", port: cluster.node("node3").port },
+      };
+      for (const [method, req] of Object.entries(calls)) {
+        const err = await kvError(() => asNode3.call(method, req));
+        assert.equal(err.code, grpc.status.UNAUTHENTICATED, `${method}: ${err.message}`);
+      }
+      console.log(`write through node3: ${forwarded}`);
+    } finally {
+      await cluster.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+  { ignore },
+);
+
+clusterTest(
+  "with require_client_cert, replication and recovery after kill -9 work over mutual TLS, and a client without a certificate is refused",
+  async () => {
+    const { dir, ours } = await makeCerts();
+    const cluster = await TestCluster.start(tlsCluster(ours, true, tlsOf(ours, "client")));
+    try {
+      const client = await cluster.client();
+      const keys = Array.from({ length: 300 }, (_, i) => `mtls-${i}`);
+      const results = await client.multiPut(keys.map((key) => ({ key, value: `v-${key}` })));
+      assert.ok(results.every((r) => r.ok));
+      const onNode2 = keysPlacedOn(ringOf(cluster), keys, "node2", 2);
+      const node2Client = await cluster.client({ via: "node2", route: false });
+      const held = async () =>
+        (await node2Client.multiGet(onNode2, { fromReplica: true })).filter((r) => r.found).length;
+      await cluster.waitFor(async () => await held() === onNode2.length, 10_000, "node2's copies");
+
+      const noCert = await KvClient.connect([cluster.nodes[0].address], {
+        route: false,
+        timeoutMs: 2000,
+        tls: tlsOf(ours),
+      });
+      assert.match(await outcome(() => noCert.get("mtls-1")), /^UNAVAILABLE/);
+
+      await cluster.kill("node2");
+      await cluster.startNode("node2");
+      await cluster.waitActive();
+      assert.equal(await held(), onNode2.length, "node2 recovered every key it holds, over TLS");
+      assert.match(cluster.logs("node2"), /recovery finished records=\d+/);
+      for (const key of onNode2.slice(0, 20)) {
+        assert.equal(text.decode((await client.get(key)).value), `v-${key}`);
+      }
+    } finally {
+      await cluster.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+  { ignore },
+);
