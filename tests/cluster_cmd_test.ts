@@ -170,7 +170,7 @@ clusterTest(
   "the cluster command says so when one of its nodes dies",
   () =>
     withClusterCommand([], async (c) => {
-      await c.waitForLine(/is up/, 60_000);
+      await c.waitForLine(/cluster "[^"]*" is up/, 60_000);
       const [, pid] = await c.waitForLine(/started node2 \(pid (\d+)\)/, 1000);
       Deno.kill(Number(pid), "SIGKILL");
       await c.waitForLine(new RegExp(`node2 \\(pid ${pid}\\) exited`), 10_000);
@@ -196,7 +196,7 @@ clusterTest(
   "the cluster command starts a node again after it crashes, and it serves again",
   () =>
     withClusterCommand([], async (c) => {
-      await c.waitForLine(/is up/, 60_000);
+      await c.waitForLine(/cluster "[^"]*" is up/, 60_000);
       const [, pid] = await c.waitForLine(/started node3 \(pid (\d+)\)/, 1000);
       Deno.kill(Number(pid), "SIGABRT");
       await c.waitForLine(new RegExp(`node3 \\(pid ${pid}\\) crashed .*starting it again`), 10_000);
