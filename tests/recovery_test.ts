@@ -565,3 +565,91 @@ clusterTest(
   },
   { timeoutMs: 60_000, ignore: ignoreRedis },
 );
+
+clusterTest(
+  "past tombstone_grace_ms a node returning with old Redis data brings deleted keys back (the documented Dynamo limit)",
+  async () => {
+    // What the README's "Tombstones" paragraph warns about, shown as it is:
+    // node2 is away longer than the grace period, its peers purge the
+    // tombstones of keys deleted meanwhile, and node2 returns with its old
+    // copies, which nothing contradicts any more; anti-entropy then copies
+    // them back to their other replica.
+    const graceMs = 1500;
+    const intervalMs = 500;
+    const { procs, dirs } = await startRedises(3);
+    const cluster = await TestCluster.start({
+      nodes: 3,
+      storage: "redis",
+      redisPorts: procs.map((p) => p.port),
+      suspectMs: 1000,
+      failureMs: 2000,
+      extra: {
+        replication: { tombstone_grace_ms: graceMs },
+        recovery: { anti_entropy_interval_ms: intervalMs },
+      },
+    }).catch(async (err) => {
+      await stopRedises(procs, dirs);
+      throw err;
+    });
+    const victim = "node2";
+    try {
+      const ring = ringOf(cluster);
+      const admin = await cluster.client({ via: "node1", route: false });
+      const client = await cluster.client({ via: "node1" });
+      const items = Array.from({ length: 300 }, (_, i) => ({ key: `grace-${i}`, value: `grace-${i}=v` }));
+      const rs = await client.multiPut(items);
+      assert.deepEqual(rs.filter((r) => !r.ok).map((r) => r.message), []);
+      await waitForCopies(admin, cluster, 2 * items.length);
+
+      await cluster.kill(victim);
+      await waitForStatus(cluster, admin, ["node1", "node3"], victim, ["FAILED"], 10_000);
+      const deleted = keysPlacedOn(ring, items.map((i) => i.key), victim, 2).slice(0, 40);
+      const firstDeleteAt = Date.now();
+      for (const k of deleted) assert.ok((await client.delete(k)).ok, `delete ${k}`);
+      // The survivors purge tombstones older than the grace period, checking
+      // every max(grace / 2, 1 s): after grace + two such rounds all of these are gone.
+      await sleep(graceMs + 2 * Math.max(graceMs / 2, 1000) + 500);
+      const purged = ["node1", "node3"].map((id) =>
+        logLines(cluster, id, "tombstones purged").reduce((n, l) => n + Number(logField(l, "purged")), 0)
+      );
+      assert.ok(purged.every((n) => n > 0), `tombstones purged by node1, node3: ${purged.join(", ")}`);
+      const firstPurge = Math.min(
+        ...["node1", "node3"].map((id) =>
+          Date.parse(logLines(cluster, id, "tombstones purged")[0].split(" ")[0])
+        ),
+      );
+      assert.ok(
+        firstPurge - firstDeleteAt >= graceMs,
+        `a tombstone purged ${firstPurge - firstDeleteAt} ms after its delete`,
+      );
+
+      await cluster.startNode(victim);
+      await waitForStatus(cluster, admin, cluster.nodes.map((n) => n.id), victim, ["ACTIVE"], 30_000);
+      const direct = await cluster.client({ via: victim, route: false });
+      const back = (await direct.multiGet(deleted, { fromReplica: true })).filter((r) => r.found);
+      // And anti-entropy hands the old copies back to the other replica: readable again through the cluster.
+      let readable: string[] = [];
+      await cluster.waitFor(
+        async () => {
+          readable = (await client.multiGet(deleted)).filter((r) => r.found).map((r) => r.key);
+          return readable.length === deleted.length;
+        },
+        20 * intervalMs,
+        "the resurrected keys to be readable through the cluster",
+      ).catch(() => {});
+      console.log(
+        `  ${purged.join(" + ")} tombstones purged, the first ${
+          firstPurge - firstDeleteAt
+        } ms after the deletes ` +
+          `(grace ${graceMs} ms); ${victim} came back with ` +
+          `${back.length} of ${deleted.length} deleted keys in its own copy; ${readable.length} readable through the cluster`,
+      );
+      assert.equal(back.length, deleted.length, "the returning node's old copies are kept (resurrection)");
+      assert.ok(readable.length > 0, "no resurrected key spread to the cluster");
+    } finally {
+      await endCluster(cluster);
+      await stopRedises(procs, dirs);
+    }
+  },
+  { timeoutMs: 90_000, ignore: ignoreRedis },
+);
