@@ -20,17 +20,11 @@ export const redisAvailable = redisServerPath() !== undefined;
 /** Redis tests are ignored only without redis-server and outside CI. */
 export const ignoreRedis = !redisAvailable && !Deno.env.get("CI");
 
-/** Redis servers and the temp dirs they keep their data in. */
-export interface Redises {
-  procs: RedisProcess[];
-  dirs: string[];
-}
-
 /** `count` redis-servers on free ports in temp dirs (throwaway: no persistence unless asked). */
 export async function startRedises(
   count: number,
   opts: Partial<StartRedisOptions> = { appendOnly: false },
-): Promise<Redises> {
+): Promise<{ procs: RedisProcess[]; dirs: string[] }> {
   const procs: RedisProcess[] = [];
   const dirs: string[] = [];
   try {
