@@ -23,6 +23,9 @@ export interface KvRecord {
 /** The version of a record, without its value. */
 export type Version = Pick<KvRecord, "timestamp" | "versionNode">;
 
+/** A record without its value: what digests and scan filters look at. */
+export type RecordVersion = Omit<KvRecord, "value">;
+
 /** Orders versions: negative when a is older than b, 0 when equal. */
 export function compareVersions(a: Version, b: Version): number {
   if (a.timestamp !== b.timestamp) return a.timestamp < b.timestamp ? -1 : 1;

@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { Logger } from "../lib/log.ts";
-import type { KvRecord } from "../lib/record.ts";
+import type { KvRecord, RecordVersion } from "../lib/record.ts";
 import {
   type RedisProcess,
   redisServerPath,
@@ -19,7 +19,13 @@ import {
   startRedisServer,
 } from "../lib/redis_server.ts";
 import { MemoryStorage } from "../lib/storage/memory.ts";
-import { scanAll, type Storage, StorageUnavailableError } from "../lib/storage/mod.ts";
+import {
+  scanAll,
+  scanAllVersions,
+  scanChunks,
+  type Storage,
+  StorageUnavailableError,
+} from "../lib/storage/mod.ts";
 import { RedisStorage } from "../lib/storage/redis.ts";
 import { freePort } from "./helpers/ports.ts";
 
@@ -384,6 +390,42 @@ const sharedCases: Record<string, (s: Storage) => Promise<void>> = {
     }
     assert.deepEqual([...want.keys()].filter((k) => !viaScanAll.has(k)), [], "keys scanAll missed");
   },
+
+  "versions-only scans and filtered chunks see every record once, and chunks hold the accepted ones with values":
+    async (
+      s,
+    ) => {
+      const all = Array.from(
+        { length: 1200 },
+        (_, i) =>
+          i % 5 === 0 ? tomb(`v-${i}`, T0 + i, `node${i % 3}`) : rec(`v-${i}`, T0 + i, `node${i % 3}`),
+      );
+      await s.apply(all);
+      const want = new Map(all.map((r) => [r.key, r]));
+      const versions = new Map<string, RecordVersion>();
+      for await (const page of scanAllVersions(s, 100)) for (const v of page) versions.set(v.key, v);
+      assert.equal(versions.size, all.length);
+      for (const [key, v] of versions) {
+        const r = want.get(key)!;
+        assert.deepEqual(
+          [v.timestamp, v.versionNode, v.tombstone],
+          [r.timestamp, r.versionNode, r.tombstone],
+          key,
+        );
+      }
+      // Chunks hold the accepted records with their values, bounded in count.
+      const seen = new Set<string>();
+      const odd = (v: RecordVersion) => Number(v.key.slice(2)) % 2 === 1;
+      for await (const chunk of scanChunks(s, odd, { maxRecords: 50, maxBytes: Infinity })) {
+        assert.ok(chunk.length <= 50, `chunk of ${chunk.length}`);
+        for (const r of chunk) {
+          assert.ok(odd(r), `${r.key} was not accepted`);
+          assertRecord(r, want.get(r.key)!);
+          seen.add(r.key);
+        }
+      }
+      assert.equal(seen.size, all.filter(odd).length);
+    },
 
   "200 concurrent applies of one key in random order leave the newest": async (s) => {
     const versions = Array.from(

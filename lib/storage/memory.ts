@@ -9,9 +9,9 @@
  * restart: a node on this engine gets its data back from its peers.
  */
 import { Buffer } from "node:buffer";
-import type { ScanPage, Storage } from "./mod.ts";
+import type { ScanPage, Storage, VersionPage } from "./mod.ts";
 import { Code, KvError } from "../errors.ts";
-import { isNewer, type KvRecord, type Version } from "../record.ts";
+import { isNewer, type KvRecord, type RecordVersion, type Version } from "../record.ts";
 
 /**
  * An entry's layout, one byte per character: tombstone flag (1), timestamp
@@ -128,7 +128,18 @@ export class MemoryStorage implements Storage {
     return Promise.resolve(true);
   }
 
-  scan(cursor: string, limit: number): Promise<ScanPage> {
+  async scan(cursor: string, limit: number): Promise<ScanPage> {
+    const { items, nextCursor } = await this.#page(cursor, limit, toRecord);
+    return { records: items, nextCursor };
+  }
+
+  async scanVersions(cursor: string, limit: number): Promise<VersionPage> {
+    const { items, nextCursor } = await this.#page(cursor, limit, toVersion);
+    return { versions: items, nextCursor };
+  }
+
+  /** One page of entries from an open scan (or a new one), each converted by `convert`. */
+  #page<T>(cursor: string, limit: number, convert: (key: string, e: Entry) => T) {
     const now = Date.now();
     this.#dropIdleScans(now);
     let id = cursor;
@@ -143,16 +154,16 @@ export class MemoryStorage implements Storage {
       );
     }
     open!.touched = now;
-    const records: KvRecord[] = [];
-    while (records.length < limit) {
+    const items: T[] = [];
+    while (items.length < limit) {
       const next = open!.iterator.next();
       if (next.done) {
         this.#scans.delete(id);
-        return Promise.resolve({ records, nextCursor: "" });
+        return Promise.resolve({ items, nextCursor: "" });
       }
-      records.push(toRecord(next.value[0], next.value[1]));
+      items.push(convert(next.value[0], next.value[1]));
     }
-    return Promise.resolve({ records, nextCursor: id });
+    return Promise.resolve({ items, nextCursor: id });
   }
 
   #dropIdleScans(now: number): void {
@@ -176,6 +187,10 @@ export class MemoryStorage implements Storage {
     this.#scans.clear();
     return Promise.resolve();
   }
+}
+
+function toVersion(key: string, e: Entry): RecordVersion {
+  return { key, timestamp: timestampOf(e), versionNode: versionNodeOf(e), tombstone: isTombstone(e) };
 }
 
 function toRecord(key: string, e: Entry): KvRecord {

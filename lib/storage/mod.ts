@@ -8,13 +8,20 @@
  * `remove` erases a record physically, and only the exact version given.
  */
 import type { ClusterConfig, NodeConfig, StorageEngine } from "../config.ts";
-import { type KvRecord, recordSize, type Version } from "../record.ts";
+import { type KvRecord, recordSize, type RecordVersion, type Version } from "../record.ts";
 import type { Logger } from "../log.ts";
 import { Code, KvError } from "../errors.ts";
 
 /** One page of a scan. */
 export interface ScanPage {
   records: KvRecord[];
+  /** "" when the scan is complete. */
+  nextCursor: string;
+}
+
+/** One page of a versions-only scan. */
+export interface VersionPage {
+  versions: RecordVersion[];
   /** "" when the scan is complete. */
   nextCursor: string;
 }
@@ -36,6 +43,12 @@ export interface Storage {
    * during it may or may not be.
    */
   scan(cursor: string, limit: number): Promise<ScanPage>;
+  /**
+   * Like `scan`, without the values: whole-store passes (anti-entropy
+   * digests, recovery and repair filters) then allocate nothing per value.
+   * Engines without it are scanned with `scan`.
+   */
+  scanVersions?(cursor: string, limit: number): Promise<VersionPage>;
   /** Whether the engine can take calls now (Redis connected, say). */
   healthy(): boolean;
   /** Live (not deleted) keys held. */
@@ -66,6 +79,20 @@ export async function* scanAll(storage: Storage, pageSize: number): AsyncGenerat
   } while (cursor !== "");
 }
 
+/** Every record's version, a page at a time, without values where the engine can. */
+export async function* scanAllVersions(storage: Storage, pageSize: number): AsyncGenerator<RecordVersion[]> {
+  if (!storage.scanVersions) {
+    yield* scanAll(storage, pageSize);
+    return;
+  }
+  let cursor = "";
+  do {
+    const page = await storage.scanVersions(cursor, pageSize);
+    if (page.versions.length > 0) yield page.versions;
+    cursor = page.nextCursor;
+  } while (cursor !== "");
+}
+
 /** Limits of one chunk of records sent over the network. */
 export interface ChunkLimits {
   maxRecords: number;
@@ -75,17 +102,19 @@ export interface ChunkLimits {
 /**
  * The records of a store that pass a filter, in chunks bounded in count and
  * bytes, so a stream of any size holds only one chunk in memory at a time.
+ * The filter sees versions only; values are read for the accepted keys
+ * alone (a key deleted in between is left out, one rewritten is sent as it
+ * is now: both are what a later scan would see).
  */
 export async function* scanChunks(
   storage: Storage,
-  accept: (record: KvRecord) => boolean,
+  accept: (version: RecordVersion) => boolean,
   limits: ChunkLimits,
 ): AsyncGenerator<KvRecord[]> {
   let chunk: KvRecord[] = [];
   let bytes = 0;
-  for await (const page of scanAll(storage, Math.max(100, limits.maxRecords))) {
+  for await (const page of acceptedRecords(storage, accept, Math.max(100, limits.maxRecords))) {
     for (const r of page) {
-      if (!accept(r)) continue;
       const size = recordSize(r);
       if (chunk.length > 0 && (chunk.length >= limits.maxRecords || bytes + size > limits.maxBytes)) {
         yield chunk;
@@ -97,6 +126,23 @@ export async function* scanChunks(
     }
   }
   if (chunk.length > 0) yield chunk;
+}
+
+/** The records whose versions pass `accept`, a page at a time. */
+async function* acceptedRecords(
+  storage: Storage,
+  accept: (version: RecordVersion) => boolean,
+  pageSize: number,
+): AsyncGenerator<KvRecord[]> {
+  if (!storage.scanVersions) {
+    for await (const page of scanAll(storage, pageSize)) yield page.filter(accept);
+    return;
+  }
+  for await (const page of scanAllVersions(storage, pageSize)) {
+    const keys = page.filter(accept).map((v) => v.key);
+    if (keys.length === 0) continue;
+    yield (await storage.get(keys)).filter((r): r is KvRecord => r !== undefined);
+  }
 }
 
 /** Opens the engine the configuration (or `--storage`) chose for a node. */
