@@ -305,7 +305,8 @@ interface MillionResult {
   loadSeconds: number;
   loadKeysPerSec: number;
   loadErrors: Record<string, number>;
-  nodes: { id: string; keys: number; rssMB: number; peakMB: number }[];
+  /** `suspected` counts the peers a node suspected or declared failed while loading (hints pile up then). */
+  nodes: { id: string; keys: number; rssMB: number; peakMB: number; suspected: number }[];
   recovery?: {
     node: string;
     keysBefore: number;
@@ -351,9 +352,15 @@ async function runMillion(o: Options, cluster: BenchCluster): Promise<MillionRes
   const nodeRows = cluster.o.nodes.map((n, i) => {
     const self = views[i].members.find((m) => m.id === n.id)!;
     const mem = memoryOf(cluster.procs.get(n.id)!.pid);
-    return { id: n.id, keys: self.keysCount, rssMB: mb(mem?.rss), peakMB: mb(mem?.hwm) };
+    const suspected = cluster.procs.get(n.id)!.grep(/is now (SUSPECTED|FAILED)/).length;
+    return { id: n.id, keys: self.keysCount, rssMB: mb(mem?.rss), peakMB: mb(mem?.hwm), suspected };
   });
-  for (const r of nodeRows) log(`  ${r.id}: ${fmt(r.keys)} keys, RSS ${r.rssMB} MB (peak ${r.peakMB} MB)`);
+  for (const r of nodeRows) {
+    log(
+      `  ${r.id}: ${fmt(r.keys)} keys, RSS ${r.rssMB} MB (peak ${r.peakMB} MB)` +
+        (r.suspected > 0 ? `, suspected a peer ${r.suspected} times while loading` : ""),
+    );
+  }
   const result: MillionResult = {
     loadedKeys: total,
     loadSeconds: pre.seconds,
@@ -407,6 +414,9 @@ async function runMillion(o: Options, cluster: BenchCluster): Promise<MillionRes
     rssAfterMB: mb(rssAfter),
     keysAfter,
   };
+  for (const [id, p] of cluster.procs) {
+    for (const l of p.grep(/MEMSTAT/).slice(-60)) console.error("TMP", id, l);
+  }
   const r = result.recovery;
   log(
     `  ACTIVE after ${r.seconds} s: ${fmt(r.records)} records (${
@@ -424,7 +434,14 @@ async function waitStable(cluster: BenchCluster, timeoutMs: number): Promise<voi
   let last = "";
   let same = 0;
   while (Date.now() < deadline) {
-    const views = await Promise.all(cluster.addresses.map((a) => cluster.membershipAt(a)));
+    // A node busy draining replication may miss a deadline: ask again.
+    const views = await Promise.all(cluster.addresses.map((a) => cluster.membershipAt(a))).catch(() =>
+      undefined
+    );
+    if (!views) {
+      await sleep(1100);
+      continue;
+    }
     const counts = views.map((v) => v.members.find((m) => m.id === v.responder)?.keysCount).join(",");
     same = counts === last ? same + 1 : 0;
     last = counts;
@@ -728,7 +745,10 @@ function millionText(m: MillionResult): string {
   const lines = [
     `1M test: loaded ${fmt(m.loadedKeys)} keys of 100 bytes in ${m.loadSeconds} s ` +
     `(${fmt(m.loadKeysPerSec)} keys/s, batched puts)`,
-    ...m.nodes.map((n) => `  ${n.id}: ${fmt(n.keys)} records, RSS ${n.rssMB} MB (peak ${n.peakMB} MB)`),
+    ...m.nodes.map((n) =>
+      `  ${n.id}: ${fmt(n.keys)} records, RSS ${n.rssMB} MB (peak ${n.peakMB} MB)` +
+      (n.suspected > 0 ? `; suspected a peer ${n.suspected} times while loading` : "")
+    ),
   ];
   const r = m.recovery;
   if (r) {
