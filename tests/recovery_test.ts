@@ -202,6 +202,26 @@ function liveTraffic(
   };
 }
 
+/** No deleted key reappears anywhere: not listed, not in any node's own copy, not readable through any node. */
+async function assertStayDeleted(
+  cluster: TestCluster,
+  admin: KvClient,
+  client: KvClient,
+  deleted: string[],
+): Promise<void> {
+  for (const n of cluster.nodes) {
+    const listed = await keysOn(admin, cluster, n.id);
+    assert.deepEqual(deleted.filter((k) => listed.has(k)), [], `deleted keys listed by ${n.id}`);
+    const c = await cluster.client({ via: n.id, route: false });
+    const own = (await c.multiGet(deleted, { fromReplica: true })).filter((r) => r.found).map((r) => r.key);
+    assert.deepEqual(own, [], `deleted keys in ${n.id}'s own copy`);
+    const readVia = (await c.multiGet(deleted)).filter((r) => r.found).map((r) => r.key);
+    assert.deepEqual(readVia, [], `deleted keys readable through ${n.id}`);
+  }
+  const readable = (await client.multiGet(deleted)).filter((r) => r.found).map((r) => r.key);
+  assert.deepEqual(readable, [], "deleted keys readable through the cluster");
+}
+
 /** Runs `ops` with `parallel` workers. */
 async function runParallel(ops: (() => Promise<void>)[], parallel: number): Promise<void> {
   let next = 0;
@@ -390,21 +410,7 @@ async function recoveryScenario(
         `(${held.size} keys listed)`,
     );
 
-    // No deleted key reappears anywhere: not listed, not readable.
-    for (const n of cluster.nodes) {
-      const listed = await keysOn(admin, cluster, n.id);
-      const back = toDelete.filter((k) => listed.has(k));
-      assert.deepEqual(back, [], `deleted keys listed by ${n.id}`);
-      const c = await cluster.client({ via: n.id, route: false });
-      const found = (await c.multiGet(toDelete, { fromReplica: true })).filter((r) => r.found).map((r) =>
-        r.key
-      );
-      assert.deepEqual(found, [], `deleted keys in ${n.id}'s own copy`);
-      const readVia = (await c.multiGet(toDelete)).filter((r) => r.found).map((r) => r.key);
-      assert.deepEqual(readVia, [], `deleted keys readable through ${n.id}`);
-    }
-    const readable = (await client.multiGet(toDelete)).filter((r) => r.found).map((r) => r.key);
-    assert.deepEqual(readable, [], "deleted keys readable through the cluster");
+    await assertStayDeleted(cluster, admin, client, toDelete);
   } finally {
     await endCluster(cluster);
   }
@@ -441,6 +447,54 @@ clusterTest(
     }
   },
   { timeoutMs: 90_000, ignore: ignoreRedis },
+);
+
+clusterTest(
+  "a node paused with SIGSTOP while its keys are deleted, then resumed with its old copies, brings no deleted key back",
+  async () => {
+    // The memory engine's form of the dangerous case: node2 keeps its old
+    // copies in memory while it is frozen, and anti-entropy runs often, so
+    // its stale values would spread if they could win.
+    const intervalMs = 500;
+    const cluster = await TestCluster.start({
+      nodes: 3,
+      suspectMs: 1000,
+      failureMs: 2000,
+      extra: { recovery: { anti_entropy_interval_ms: intervalMs } },
+    });
+    const victim = "node2";
+    try {
+      const ring = ringOf(cluster);
+      const { admin, client, items } = await loadItems(cluster, "paused-", 300);
+      const deleted = keysPlacedOn(ring, items.map((i) => i.key), victim, 2).slice(0, 60);
+      const direct = await cluster.client({ via: victim, route: false });
+      const held = (await direct.multiGet(deleted, { fromReplica: true })).filter((r) => r.found).length;
+      assert.equal(held, deleted.length, `${victim} holds the keys about to be deleted`);
+
+      await cluster.signal(victim, "SIGSTOP");
+      try {
+        await waitForStatus(cluster, admin, ["node1", "node3"], victim, ["FAILED"], 10_000);
+        // Through node1, which knows node2 is down (a routing client's membership
+        // is a snapshot: it would send node2's keys to the frozen node2 and time out).
+        for (const k of deleted) assert.ok((await admin.delete(k)).ok, `delete ${k}`);
+      } finally {
+        await cluster.signal(victim, "SIGCONT");
+      }
+      await waitForStatus(cluster, admin, cluster.nodes.map((n) => n.id), victim, ["ACTIVE"], 30_000);
+      // Give anti-entropy a few rounds to spread anything it would.
+      await sleep(4 * intervalMs);
+      const repairs = cluster.nodes.flatMap((n) => logLines(cluster, n.id, "anti-entropy repaired"));
+      console.log(
+        `  ${victim} paused while ${deleted.length} of its keys were deleted; ACTIVE again, ` +
+          `${repairs.length} anti-entropy repair lines`,
+      );
+      await assertStayDeleted(cluster, admin, client, deleted);
+      assert.ok(cluster.isRunning(victim));
+    } finally {
+      await endCluster(cluster);
+    }
+  },
+  { timeoutMs: 60_000 },
 );
 
 clusterTest(
