@@ -1,5 +1,6 @@
 /** The chaos results as the README's Markdown table. */
-import type { ScenarioResult } from "./scenario.ts";
+import { NEMESES } from "./nemeses.ts";
+import { type ScenarioResult, SETTINGS } from "./scenario.ts";
 
 /** The results as a Markdown table, ordered by nemesis then setting. */
 export function table(rows: ScenarioResult[]): string {
@@ -13,7 +14,10 @@ export function table(rows: ScenarioResult[]): string {
     "unavailable",
     "identical after heal",
   ];
-  const lines = rows.map((r) => {
+  const rank = (r: ScenarioResult) =>
+    NEMESES.findIndex((n) => n.name === r.nemesis) * SETTINGS.length +
+    SETTINGS.findIndex((x) => x.name === r.setting);
+  const lines = [...rows].sort((a, b) => rank(a) - rank(b)).map((r) => {
     const c = r.check;
     return [
       r.nemesis,
