@@ -35,7 +35,9 @@ async function startClusterCommand(extraArgs: string[], redisPorts?: number[]): 
       admin_port: freePort(),
     })),
     replication: { replication_factor: 2 },
-    failure_detection: { heartbeat_interval_ms: 200, failure_timeout_ms: 1000 },
+    // Nodes start a second or more apart on a loaded machine: the cold-start
+    // window (failure_timeout_ms) must cover that for a quiet start.
+    failure_detection: { heartbeat_interval_ms: 200, failure_timeout_ms: 5000 },
     consistent_hashing: { virtual_nodes: 150 },
   };
   await Deno.writeTextFile(`${dir}/cluster.json`, JSON.stringify(config));
