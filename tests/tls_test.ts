@@ -22,7 +22,8 @@ import {
 } from "./helpers/cluster.ts";
 import { NodeStub, replicateItem } from "./helpers/node_stub.ts";
 import { KvClient } from "../lib/grpc/kv_client.ts";
-import type { ClientTls } from "../lib/security/tls.ts";
+import { channelCredentials, type ClientTls, serverCredentials } from "../lib/security/tls.ts";
+import { Buffer } from "node:buffer";
 
 /** Tests needing openssl are ignored without it outside CI, and run (and fail) in CI. */
 const HAVE_OPENSSL =
@@ -85,6 +86,29 @@ async function outcome(fn: () => Promise<unknown>): Promise<string> {
     return `${grpc.status[e.code ?? 2]}: ${e.message}`;
   }
 }
+
+Deno.test("channels to an IP send a placeholder server name (checked by IP SAN), to a name nothing extra; no TLS is plaintext", () => {
+  const byIp = channelCredentials("127.0.0.1:7000", {});
+  assert.equal(byIp.credentials._isSecure(), true);
+  assert.equal(byIp.options["grpc.ssl_target_name_override"], "kvstore-node.invalid");
+  assert.equal(
+    channelCredentials("[::1]:7000", {}).options["grpc.default_authority"],
+    "kvstore-node.invalid",
+  );
+  assert.deepEqual(channelCredentials("db.example.com:7000", {}).options, {});
+  assert.equal(channelCredentials("127.0.0.1:7000", undefined).credentials._isSecure(), false);
+});
+
+Deno.test("a TLS server always asks for a client certificate and refuses a missing one only with require_client_cert", () => {
+  const pem = Buffer.from("not parsed until a connection");
+  const options = (require: boolean) =>
+    (serverCredentials({ ca: pem, cert: pem, key: pem, requireClientCert: require }) as unknown as {
+      serverConstructorOptions: { requestCert: boolean; rejectUnauthorized?: boolean };
+    }).serverConstructorOptions;
+  assert.deepEqual([options(true).requestCert, options(true).rejectUnauthorized], [true, undefined]);
+  assert.deepEqual([options(false).requestCert, options(false).rejectUnauthorized], [true, false]);
+  assert.equal(serverCredentials(undefined)._isSecure(), false);
+});
 
 Deno.test({
   name:
