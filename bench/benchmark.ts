@@ -44,6 +44,7 @@ import { benchJson, type BenchSettings } from "../lib/cli/bench_cmd.ts";
 import { numberFlag, parseFlags, UsageError } from "../lib/cli/common.ts";
 import { BenchCluster, cpuSecondsOf, memoryOf, type NodeSpec, Proc, ProcessGroup, sleep } from "./_procs.ts";
 import { EtcdClient, etcdPath, startEtcd } from "./etcd.ts";
+import { type MembershipResult, membershipText, runMembershipChanges } from "./membership_bench.ts";
 
 const HELP = `deno task benchmark [flags]
 
@@ -56,6 +57,7 @@ const HELP = `deno task benchmark [flags]
   --records N         records per node for the memory and recovery test (default 1000000)
   --skip-redis        leave out the Redis cluster
   --skip-1m           leave out the 1M-record memory and recovery test
+  --skip-membership   leave out the join and decommission timed after the 1M test
   --targets LIST      only these of ceiling,etcd,any,memory,redis (default all)
   --baseline DIR      also run a memory cluster from DIR/main.ts (another checkout)
                       under the any-node client, as the target "baseline"
@@ -111,6 +113,7 @@ interface Options {
   records: number;
   skipRedis: boolean;
   skip1m: boolean;
+  skipMembership: boolean;
   targets: Target[];
   baseline?: string;
   rows: string[];
@@ -142,6 +145,7 @@ function parseOptions(args: string[]): Options | undefined {
     records: { type: "string" },
     "skip-redis": { type: "boolean" },
     "skip-1m": { type: "boolean" },
+    "skip-membership": { type: "boolean" },
     targets: { type: "string" },
     baseline: { type: "string" },
     rows: { type: "string" },
@@ -173,6 +177,7 @@ function parseOptions(args: string[]): Options | undefined {
     records: num(values.records, 1_000_000, "records", 1),
     skipRedis: values["skip-redis"] ?? false,
     skip1m: values["skip-1m"] ?? false,
+    skipMembership: values["skip-membership"] ?? false,
     targets: [
       ...list(values.targets, TARGETS.filter((t) => t !== "baseline"), "targets"),
       ...(values.baseline ? ["baseline" as const] : []),
@@ -544,6 +549,7 @@ async function main(args: string[]): Promise<number> {
   const rows: RowResult[] = [];
   const running: Running[] = [];
   let million: MillionResult | undefined;
+  let membership: MembershipResult | undefined;
   const notes: string[] = [];
   try {
     // Every target is up at once and each row runs on them back to back, so
@@ -577,6 +583,9 @@ async function main(args: string[]): Promise<number> {
       // The other targets stop first, so the memory nodes have the machine.
       for (const t of running) if (t.cluster !== memory.cluster) await t.stop();
       million = await runMillion(o, memory.cluster!);
+      if (!o.skipMembership) {
+        membership = await runMembershipChanges(memory.cluster!, group, million.loadedKeys, log);
+      }
     }
   } catch (err) {
     for (const t of running) {
@@ -593,6 +602,7 @@ async function main(args: string[]): Promise<number> {
   const targets = checkTargets(rows, million);
   console.log("\n" + table(rows, o));
   if (million) console.log("\n" + millionText(million));
+  if (membership) console.log("\n" + membershipText(membership));
   if (notes.length > 0) console.log("\n" + notes.join("\n"));
   console.log(
     "\ntargets:\n" + targets.map((t) => `  ${t.met ? "met    " : "NOT met"}  ${t.what}: ${t.got}`).join("\n"),
@@ -609,6 +619,7 @@ async function main(args: string[]): Promise<number> {
         parameters: { ...o, nodes: 3, replication_factor: 2, write_quorum: 1, read_quorum: 1 },
         rows,
         million,
+        membership,
         notes,
         targets,
       },

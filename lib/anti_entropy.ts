@@ -8,7 +8,8 @@
  * pulls the peer's records and pushes its own, and last-write-wins settles
  * each key. Only the differing buckets cross the wire.
  */
-import { type HashRing, ringHash } from "./ring.ts";
+import { ringHash } from "./ring.ts";
+import type { RingLike } from "./membership/live_ring.ts";
 import type { Logger } from "./log.ts";
 import type { PeerTransport } from "./transport.ts";
 import { type ChunkLimits, scanAllVersions, scanChunks, type Storage } from "./storage/mod.ts";
@@ -17,7 +18,7 @@ import { errorMessage, PeerUnavailableError } from "./errors.ts";
 
 /** Which keys two nodes share, and the bucket of each. */
 export class SharedRanges {
-  constructor(private readonly ring: HashRing, private readonly replicationFactor: number) {}
+  constructor(private readonly ring: RingLike, private readonly replicationFactor: number) {}
 
   /** The key's bucket if both nodes should hold it, else -1. */
   bucketIfShared(key: string, a: string, b: string, bucketBits: number): number {
@@ -60,7 +61,8 @@ export async function bucketDigests(
 /** Options of {@link AntiEntropy}. */
 export interface AntiEntropyOptions {
   self: string;
-  peers: readonly string[];
+  /** The peers now (membership changes at run time). */
+  peers: () => readonly string[];
   transport: PeerTransport;
   storage: Storage;
   shared: SharedRanges;
@@ -113,7 +115,7 @@ export class AntiEntropy {
     this.#running = true;
     const reports: RepairReport[] = [];
     try {
-      for (const peer of this.o.peers) {
+      for (const peer of this.o.peers()) {
         if (!this.o.canServe(peer)) continue;
         try {
           const report = await this.#exchange(peer);

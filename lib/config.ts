@@ -108,6 +108,10 @@ export interface ClusterConfig {
   };
   logging: { level: LogLevel; format: LogFormat };
   security: SecurityConfig;
+  membership: {
+    /** After a membership change completes, copies a node no longer holds are dropped after this. */
+    cleanupGraceMs: number;
+  };
   /** Where the file came from, for messages. */
   source: string;
 }
@@ -208,6 +212,7 @@ export function parseConfig(raw: unknown, source: string, opts: { baseDir?: stri
   const rc = r.optionalObject(root.recovery, "recovery");
   const lim = r.optionalObject(root.limits, "limits");
   const lg = r.optionalObject(root.logging, "logging");
+  const mb = r.optionalObject(root.membership, "membership");
 
   return {
     clusterName: r.string(root.cluster_name, "cluster_name", "kvstore"),
@@ -259,6 +264,9 @@ export function parseConfig(raw: unknown, source: string, opts: { baseDir?: stri
       format: r.oneOf(lg.format, "logging.format", ["text", "json"] as const, "text"),
     },
     security,
+    membership: {
+      cleanupGraceMs: r.int(mb.cleanup_grace_ms, "membership.cleanup_grace_ms", 60_000, 0),
+    },
     source,
   };
 }

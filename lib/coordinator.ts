@@ -12,7 +12,8 @@
  * of `read_quorum` copies and repair the stale ones. Everything here is
  * plain data in, plain data out: the gRPC edge is elsewhere.
  */
-import { type HashRing, ringHash } from "./ring.ts";
+import { ringHash } from "./ring.ts";
+import type { RingLike } from "./membership/live_ring.ts";
 import type { Storage } from "./storage/mod.ts";
 import type { HybridClock } from "./hlc.ts";
 import type { HintStore } from "./hints.ts";
@@ -34,7 +35,8 @@ import { clientVersion } from "./versions.ts";
 /** Options of {@link Coordinator}. */
 export interface CoordinatorOptions {
   self: string;
-  ring: HashRing;
+  /** The ring to place keys on; a LiveRing also names pending copies during a membership change. */
+  ring: RingLike;
   storage: Storage;
   clock: HybridClock;
   transport: PeerTransport;
@@ -289,7 +291,10 @@ export class Coordinator {
 
   /** Whether this node holds a copy of the key when every node is up. */
   #isNatural(key: string): boolean {
-    return this.o.ring.preferenceList(key, this.o.replicationFactor).includes(this.#self);
+    const position = ringHash(key);
+    const rf = this.o.replicationFactor;
+    return this.o.ring.walk(position, rf).includes(this.#self) ||
+      (this.o.ring.pendingWalk?.(position, rf).includes(this.#self) ?? false);
   }
 
   /**
@@ -315,6 +320,14 @@ export class Coordinator {
       } else {
         targets.push({ peer, hintFor });
       }
+    }
+    // During a membership change the key's future holders take the write
+    // too, so what they streamed is not overtaken by writes made meanwhile.
+    // One that cannot take it now gets a hint, handed off when it can.
+    for (const peer of this.o.ring.pendingWalk?.(position, rf) ?? []) {
+      if (peer === this.#self) continue;
+      if (this.o.canStore(peer)) targets.push({ peer });
+      else selfHints.push(peer);
     }
     return { targets, selfHints };
   }

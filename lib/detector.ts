@@ -99,6 +99,20 @@ export class FailureDetector {
     return [...this.#peers.keys()];
   }
 
+  /**
+   * Watches exactly these peers (the membership changed): new ones start
+   * with `initial` and a fresh contact time, removed ones are forgotten.
+   */
+  setPeers(peers: readonly string[], initial: (peer: string) => PeerStatus = () => "ACTIVE"): void {
+    const now = this.#clock();
+    for (const p of [...this.#peers.keys()]) if (!peers.includes(p)) this.#peers.delete(p);
+    for (const p of peers) {
+      if (this.#peers.has(p)) continue;
+      const status = initial(p);
+      this.#peers.set(p, { status, lastContact: now, reported: status === "JOINING" ? "JOINING" : "ACTIVE" });
+    }
+  }
+
   #set(peer: string, s: PeerState, to: PeerStatus, silentMs: number, reason: string): void {
     if (s.status === to) return;
     const from = s.status;
@@ -113,6 +127,8 @@ export interface HeartbeatReply {
   keysCount: number;
   /** Hints the peer holds for this node (it is not caught up until 0). */
   hintsPending: number;
+  /** Epoch of the peer's member list. */
+  epoch?: number;
 }
 
 /** Options of {@link HeartbeatLoop}. */

@@ -113,6 +113,17 @@ export class HintStore {
     return this.#delivered;
   }
 
+  /**
+   * Forgets every hint for a target that left the cluster: its ranges were
+   * copied to their new holders, so nothing is owed to it any more.
+   */
+  forget(target: string): number {
+    const n = this.pendingFor(target);
+    this.#byTarget.delete(target);
+    this.#size -= n;
+    return n;
+  }
+
   /** Targets that have hints waiting. */
   targets(): string[] {
     // A refused add or an expiry can leave a target with an empty map.

@@ -6,13 +6,19 @@
  * delivery, anti-entropy, tombstone purge), and runs recovery when it
  * starts. It decides who may serve and who may store: a node serves once it
  * is ACTIVE and nobody holds hints for it; it reports JOINING until then. The
- * gRPC edge (`grpc/server.ts`) calls into it with typed records.
+ * gRPC edge (`grpc/server.ts`) calls into it with typed records. Who the
+ * peers are follows the member list (`membership/`): each adopted list
+ * rewires the transport, the detector and the ring.
  */
 import type { ClusterConfig, NodeConfig } from "./config.ts";
 import type { Logger } from "./log.ts";
 import type { Storage } from "./storage/mod.ts";
 import type { PeerTransport } from "./transport.ts";
-import { HashRing } from "./ring.ts";
+import type { MembershipTransport } from "./membership/transport.ts";
+import { Membership } from "./membership/manager.ts";
+import { Mover } from "./membership/mover.ts";
+import type { LiveRing } from "./membership/live_ring.ts";
+import { listFromNodes, type MemberList, type MemberState } from "./membership/member_list.ts";
 import { HybridClock, type WallClock } from "./hlc.ts";
 import { FailureDetector, HeartbeatLoop, type PeerStatus, type StatusChange } from "./detector.ts";
 import { HintStore } from "./hints.ts";
@@ -35,6 +41,9 @@ const REPLICATION_LINGER_MS = 20;
 /** How long a stopping node waits for its replication queues to drain. */
 const STOP_FLUSH_MS = 5000;
 
+/** Name of the storage metadata entry that keeps the member list (never a user key). */
+export const MEMBERS_META = "membership";
+
 /** How a node describes a member of the cluster. */
 export interface MemberInfo {
   id: string;
@@ -45,6 +54,8 @@ export interface MemberInfo {
   lastContactMs: number;
   keysCount: number;
   recoveredRecords: number;
+  /** NORMAL, or JOINING / LEAVING while its ranges move. */
+  memberState: MemberState;
 }
 
 /** A heartbeat as the node sees it. */
@@ -53,6 +64,10 @@ export interface HeartbeatIn {
   status: "ACTIVE" | "JOINING";
   keysCount: number;
   hintsPending: number;
+  /** The sender's member-list epoch, and where it listens (to fetch a newer list from it). */
+  epoch?: number;
+  host?: string;
+  port?: number;
 }
 
 /** Options of {@link KvNode}. */
@@ -61,17 +76,25 @@ export interface KvNodeOptions {
   self: NodeConfig;
   storage: Storage;
   transport: PeerTransport;
+  /** Membership calls, and making new members callable. */
+  membershipTransport: MembershipTransport;
   log: Logger;
   /** This node's wall clock (default: the system clock); tests and `--clock-offset-ms` inject one. */
   wall?: WallClock;
+  /** The member list to start from (saved one, or a peer's); the cluster file's by default. */
+  members?: MemberList;
+  /** Told when an adopted list no longer has this node (it was removed). */
+  onRemoved?: (list: MemberList) => void;
 }
 
 /** One node of the cluster. */
 export class KvNode {
   readonly id: string;
+  readonly self: NodeConfig;
   readonly config: ClusterConfig;
   readonly storage: Storage;
-  readonly ring: HashRing;
+  readonly membership: Membership;
+  readonly mover: Mover;
   readonly clock: HybridClock;
   /** Refuses versions from peers too far ahead of this node's clock. */
   readonly versions: VersionGuard;
@@ -82,7 +105,7 @@ export class KvNode {
   readonly shared: SharedRanges;
   readonly log: Logger;
   readonly #transport: PeerTransport;
-  readonly #peers: NodeConfig[];
+  readonly #members: MembershipTransport;
   readonly #heartbeats: HeartbeatLoop;
   readonly #handoff: HandoffLoop;
   readonly #antiEntropy: AntiEntropy;
@@ -98,6 +121,7 @@ export class KvNode {
   constructor(o: KvNodeOptions) {
     const { config, self, log } = o;
     this.id = self.id;
+    this.self = self;
     this.config = config;
     this.storage = o.storage;
     this.log = log;
@@ -107,14 +131,28 @@ export class KvNode {
     // Records pulled from peers pass the same bound as records pushed to this node.
     const transport = boundedTransport(o.transport, this.versions);
     this.#transport = transport;
-    this.#peers = config.nodes.filter((n) => n.id !== self.id);
+    this.#members = o.membershipTransport;
+    const initial = o.members ?? listFromNodes(config.nodes);
+    const peerIds = initial.members.map((m) => m.id).filter((id) => id !== self.id);
     // A node that will recover starts JOINING; it says so once it is ACTIVE.
-    this.#lastStatus = config.recovery.onStart && this.#peers.length > 0 ? "JOINING" : "ACTIVE";
+    this.#lastStatus = config.recovery.onStart && peerIds.length > 0 ? "JOINING" : "ACTIVE";
     this.#coldStart = new ColdStart({ windowMs: config.failureDetection.failureTimeoutMs, log });
-    this.ring = new HashRing(config.nodes.map((n) => n.id), config.consistentHashing.virtualNodes);
+    this.membership = new Membership({
+      self: self.id,
+      initial,
+      virtualNodes: config.consistentHashing.virtualNodes,
+      replicationFactor: config.replication.replicationFactor,
+      transport: o.membershipTransport,
+      log,
+      active: (id) => this.detector.status(id) === "ACTIVE",
+      persist: o.storage.saveMeta
+        ? (list) => o.storage.saveMeta!(MEMBERS_META, JSON.stringify(list))
+        : undefined,
+      onAdopted: (list, previous) => this.#adopted(list, previous, o.onRemoved),
+    });
     this.shared = new SharedRanges(this.ring, config.replication.replicationFactor);
     const fd = config.failureDetection;
-    this.detector = new FailureDetector(this.#peers.map((p) => p.id), {
+    this.detector = new FailureDetector(peerIds, {
       suspectTimeoutMs: fd.suspectTimeoutMs,
       failureTimeoutMs: fd.failureTimeoutMs,
       onChange: (c) => this.#onStatusChange(c),
@@ -153,12 +191,14 @@ export class KvNode {
     });
     this.#heartbeats = new HeartbeatLoop(this.detector, {
       intervalMs: fd.heartbeatIntervalMs,
-      paused: () => !this.storage.healthy(),
+      // A joiner not yet accepted has no peers that would answer.
+      paused: () => !this.storage.healthy() || !this.#isMember(),
       send: (peer) =>
         transport.heartbeat(peer, {
           status: this.status(),
           keysCount: this.#keysCount,
           hintsPending: this.hints.pendingFor(peer),
+          epoch: this.membership.epoch,
         }),
       onReply: (peer, reply) => this.#noteHeartbeat({ from: peer, ...reply }),
     });
@@ -168,7 +208,7 @@ export class KvNode {
       transport,
       log,
       canStore,
-      holdsNaturally: (key) => this.ring.preferenceList(key, rep.replicationFactor).includes(self.id),
+      holdsNaturally: (key) => this.ring.holds(key, self.id, rep.replicationFactor),
       onUnreachable,
       // The target waits (JOINING) for every peer's hints: tell it at once
       // instead of at the next heartbeat.
@@ -178,7 +218,7 @@ export class KvNode {
     });
     this.#antiEntropy = new AntiEntropy({
       self: self.id,
-      peers: this.#peers.map((p) => p.id),
+      peers: () => this.detector.peers(),
       transport,
       storage: o.storage,
       shared: this.shared,
@@ -189,6 +229,24 @@ export class KvNode {
       canServe,
       onUnreachable,
     });
+    this.mover = new Mover({
+      self: self.id,
+      membership: this.membership,
+      storage: o.storage,
+      log,
+      replicationFactor: rep.replicationFactor,
+      pull: (epoch, peers) => this.#pullMove(epoch, peers),
+      reachable: (id) => this.canStore(id),
+      isHinted: (key) => this.hints.isHinted(key),
+      beforeCleanup: () => this.#forgetDeparted(),
+      cleanupGraceMs: config.membership.cleanupGraceMs,
+    });
+    for (const m of initial.members) o.membershipTransport.addPeer(m.id, m.host, m.port);
+  }
+
+  /** The rings keys are placed on (current and, during a change, next). */
+  get ring(): LiveRing {
+    return this.membership.ring;
   }
 
   /** Starts the background loops and, if configured, recovery from peers. */
@@ -196,10 +254,15 @@ export class KvNode {
     this.#heartbeats.start();
     this.#handoff.start();
     this.#antiEntropy.start();
+    this.mover.start();
+    // A node restarted in the middle of a change resumes its part of it.
+    this.mover.onAdopted(this.membership.list);
     this.#every(Math.min(this.config.failureDetection.heartbeatIntervalMs, 1000), () => this.#refresh());
     const grace = this.config.replication.tombstoneGraceMs;
     this.#every(Math.min(Math.max(grace / 2, 1000), 3600_000), () => this.purgeTombstones());
-    return this.config.recovery.onStart && this.#peers.length > 0 ? this.recover() : Promise.resolve();
+    return this.config.recovery.onStart && this.#isMember() && this.#peerIds().length > 0
+      ? this.recover()
+      : Promise.resolve();
   }
 
   /**
@@ -211,6 +274,7 @@ export class KvNode {
     this.#heartbeats.stop();
     this.#handoff.stop();
     this.#antiEntropy.stop();
+    this.mover.stop();
     for (const t of this.#timers) clearInterval(t);
     // Acknowledged writes still queued for replicas go out before the exit
     // (bounded: a replica that is down turns them into hints meanwhile).
@@ -232,6 +296,9 @@ export class KvNode {
   /** What this node says of itself: JOINING while it recovers or peers hold hints for it. */
   status(): "ACTIVE" | "JOINING" {
     if (this.#recovering) return "JOINING";
+    // A joiner serves once it holds every range it gains (or before it is a member: never).
+    const me = this.membership.list.members.find((m) => m.id === this.id);
+    if (!me || (me.state === "JOINING" && !this.mover.pulledFor(this.membership.epoch))) return "JOINING";
     for (const [peer, n] of this.#hintsForMe) if (n > 0 && this.canStore(peer)) return "JOINING";
     return "ACTIVE";
   }
@@ -250,9 +317,19 @@ export class KvNode {
   }
 
   /** Records a heartbeat from a peer; answers what this node says back. */
-  onHeartbeat(hb: HeartbeatIn): { status: "ACTIVE" | "JOINING"; keysCount: number; hintsPending: number } {
-    if (!this.#peers.some((p) => p.id === hb.from)) {
-      throw new KvError(Code.FAILED_PRECONDITION, `node "${hb.from}" is not in this cluster's configuration`);
+  onHeartbeat(
+    hb: HeartbeatIn,
+  ): { status: "ACTIVE" | "JOINING"; keysCount: number; hintsPending: number; epoch: number } {
+    if ((hb.epoch ?? 0) > this.membership.epoch && hb.host && hb.port) {
+      // The sender knows a newer member list (maybe one that adds it): fetch it.
+      if (!this.detector.peers().includes(hb.from)) this.#members.addPeer(hb.from, hb.host, hb.port);
+      this.membership.noteEpoch(hb.from, hb.epoch);
+    }
+    if (!this.detector.peers().includes(hb.from)) {
+      throw new KvError(
+        Code.FAILED_PRECONDITION,
+        `node "${hb.from}" is not a member of this cluster (epoch ${this.membership.epoch})`,
+      );
     }
     if (!this.storage.healthy()) throw new KvError(Code.UNAVAILABLE, `node ${this.id}: storage unavailable`);
     this.detector.heard(hb.from, hb.status);
@@ -261,13 +338,14 @@ export class KvNode {
       status: this.status(),
       keysCount: this.#keysCount,
       hintsPending: this.hints.pendingFor(hb.from),
+      epoch: this.membership.epoch,
     };
   }
 
   /** Every member with its status as this node sees it. */
-  membership(): MemberInfo[] {
+  members(): MemberInfo[] {
     const now = Date.now();
-    return this.config.nodes.map((n) => {
+    return this.membership.list.members.map((n) => {
       if (n.id === this.id) {
         return {
           id: n.id,
@@ -276,7 +354,8 @@ export class KvNode {
           status: this.storage.healthy() ? this.status() : "SUSPECTED",
           lastContactMs: now,
           keysCount: this.#keysCount,
-          recoveredRecords: this.#recovered,
+          recoveredRecords: this.#recovered + this.mover.movedRecords,
+          memberState: n.state,
         };
       }
       return {
@@ -287,6 +366,7 @@ export class KvNode {
         lastContactMs: this.detector.lastContact(n.id),
         keysCount: this.#peerKeys.get(n.id) ?? 0,
         recoveredRecords: 0,
+        memberState: n.state,
       };
     });
   }
@@ -304,24 +384,40 @@ export class KvNode {
   async recover(): Promise<void> {
     this.#recovering = true;
     this.#recovered = 0;
-    this.log.info("recovery started: pulling this node's ranges from peers", { peers: this.#peers.length });
     let lastLog = Date.now();
     try {
-      const report = await recoverFromPeers({
-        peers: this.#peers.map((p) => p.id),
-        transport: this.#transport,
-        storage: this.storage,
-        clock: this.clock,
-        log: this.log,
-        limits: this.chunkLimits(),
-        retryUnreachableUntil: this.#coldStart.closesAt(),
-        onProgress: (records, bytes) => {
-          this.#recovered = records;
-          if (Date.now() - lastLog < 5000) return;
-          lastLog = Date.now();
-          this.log.info("recovery progress", { records, bytes });
-        },
-      });
+      const peers = this.#peerIds();
+      this.log.info("recovery started: pulling this node's ranges from peers", { peers: peers.length });
+      // The member list may have changed while this node was down: learn it
+      // meanwhile, and pull from the members it did not know of too.
+      const synced = this.membership.syncFrom(peers);
+      const pull = (from: string[]) =>
+        recoverFromPeers({
+          peers: from,
+          transport: this.#transport,
+          storage: this.storage,
+          clock: this.clock,
+          log: this.log,
+          limits: this.chunkLimits(),
+          retryUnreachableUntil: this.#coldStart.closesAt(),
+          onProgress: (records, bytes) => {
+            this.#recovered = records;
+            if (Date.now() - lastLog < 5000) return;
+            lastLog = Date.now();
+            this.log.info("recovery progress", { records, bytes });
+          },
+        });
+      const report = await pull(peers);
+      await synced;
+      const more = this.#peerIds().filter((p) => !peers.includes(p));
+      if (more.length > 0) {
+        const extra = await pull(more);
+        report.records += extra.records;
+        report.applied += extra.applied;
+        report.bytes += extra.bytes;
+        report.peersDone.push(...extra.peersDone);
+        report.peersFailed.push(...extra.peersFailed);
+      }
       const level = report.peersDone.length === 0 ? "warn" : "info";
       this.log[level]("recovery finished", {
         records: report.records,
@@ -366,6 +462,55 @@ export class KvNode {
       this.log.warn("tombstone purge failed", { error: errorMessage(err) });
       return 0;
     }
+  }
+
+  /** Pulls what this node gains in the membership change of `epoch`. */
+  async #pullMove(epoch: number, peers: string[]): Promise<{ records: number; failed: string[] }> {
+    const report = await recoverFromPeers({
+      peers,
+      transport: this.#transport,
+      storage: this.storage,
+      clock: this.clock,
+      log: this.log,
+      limits: this.chunkLimits(),
+      forMoveOfEpoch: epoch,
+    });
+    return { records: report.records, failed: report.peersFailed };
+  }
+
+  /** Rewires the node for a newly adopted member list. */
+  #adopted(list: MemberList, previous: MemberList, onRemoved?: (list: MemberList) => void): void {
+    for (const m of list.members) this.#members.addPeer(m.id, m.host, m.port);
+    const wasMember = previous.members.some((m) => m.id === this.id);
+    // Just accepted: whatever silence the detector saw before meant nothing.
+    if (!wasMember && this.#isMember()) this.detector.setPeers([]);
+    const state = new Map(list.members.map((m) => [m.id, m.state]));
+    this.detector.setPeers(
+      list.members.map((m) => m.id).filter((id) => id !== this.id),
+      (id) => state.get(id) === "JOINING" ? "JOINING" : "ACTIVE",
+    );
+    this.#forgetDeparted();
+    this.mover.onAdopted(list);
+    if (wasMember && !list.members.some((m) => m.id === this.id)) onRemoved?.(list);
+    this.#heartbeats.beatAll();
+  }
+
+  /** Hints for nodes no longer members are moot: their ranges have new holders. */
+  #forgetDeparted(): void {
+    const members = new Set(this.membership.list.members.map((m) => m.id));
+    for (const target of this.hints.targets()) {
+      if (members.has(target)) continue;
+      const n = this.hints.forget(target);
+      this.log.info("forgot the hints for a node that left the cluster", { node: target, hints: n });
+    }
+  }
+
+  #isMember(): boolean {
+    return this.membership.list.members.some((m) => m.id === this.id);
+  }
+
+  #peerIds(): string[] {
+    return this.membership.list.members.map((m) => m.id).filter((id) => id !== this.id);
   }
 
   #every(ms: number, fn: () => unknown): void {

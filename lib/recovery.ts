@@ -10,7 +10,6 @@
  * Pulling from every peer means a range comes back if any copy survives; a
  * peer that fails mid-stream is retried, and the others' copies still land.
  */
-import type { HashRing } from "./ring.ts";
 import type { Logger } from "./log.ts";
 import type { HybridClock } from "./hlc.ts";
 import type { PeerTransport } from "./transport.ts";
@@ -36,6 +35,8 @@ export interface RecoveryOptions {
    * apart, and a node must not give up on one that is still starting.
    */
   retryUnreachableUntil?: number;
+  /** Pull only what this node gains in the membership change of this epoch. */
+  forMoveOfEpoch?: number;
 }
 
 /** What a recovery achieved. */
@@ -68,7 +69,8 @@ async function pullFrom(peer: string, o: RecoveryOptions, report: RecoveryReport
   const attempts = o.attempts ?? 3;
   for (let attempt = 1;; attempt++) {
     try {
-      for await (const chunk of o.transport.streamRecords(peer, o.limits)) {
+      const opts = { ...o.limits, forMoveOfEpoch: o.forMoveOfEpoch };
+      for await (const chunk of o.transport.streamRecords(peer, opts)) {
         const applied = await o.storage.apply(chunk);
         for (const r of chunk) o.clock.observe(r.timestamp);
         report.records += chunk.length;
@@ -89,17 +91,15 @@ async function pullFrom(peer: string, o: RecoveryOptions, report: RecoveryReport
   }
 }
 
-/** The chunks a peer streams to `requester`: records whose copies it should hold. */
+/**
+ * The chunks a peer streams to a requester: the records whose keys it wants
+ * (those whose copies it should hold, on the current or the next ring; or,
+ * for a membership change, those it gains).
+ */
 export function recordsFor(
   storage: Storage,
-  ring: HashRing,
-  replicationFactor: number,
-  requester: string,
+  wanted: (key: string) => boolean,
   limits: ChunkLimits,
 ): AsyncGenerator<KvRecord[]> {
-  return scanChunks(
-    storage,
-    (r) => ring.preferenceList(r.key, replicationFactor).includes(requester),
-    limits,
-  );
+  return scanChunks(storage, (r) => wanted(r.key), limits);
 }

@@ -68,6 +68,8 @@ export interface HeartbeatInfo {
   keysCount: number;
   /** Hints this node holds for the receiver. */
   hintsPending: number;
+  /** Epoch of this node's member list. */
+  epoch?: number;
 }
 
 /** Calls to other nodes. */
@@ -81,8 +83,14 @@ export interface PeerTransport {
   replicate(peer: string, items: readonly ReplicaItem[]): Promise<number>;
   /** The peer's stored records (tombstones included) for some keys. */
   readRecords(peer: string, keys: readonly string[]): Promise<KvRecord[]>;
-  /** Streams the records the peer holds that this node is responsible for. */
-  streamRecords(peer: string, opts: { maxRecords: number; maxBytes: number }): AsyncIterable<KvRecord[]>;
+  /**
+   * Streams the records the peer holds that this node is responsible for, or
+   * (`forMoveOfEpoch`) only those it gains in the membership change of that epoch.
+   */
+  streamRecords(
+    peer: string,
+    opts: { maxRecords: number; maxBytes: number; forMoveOfEpoch?: number },
+  ): AsyncIterable<KvRecord[]>;
   /** Digests of the buckets of keys both nodes should hold. */
   digests(peer: string, bucketBits: number): Promise<number[]>;
   /** Streams the peer's records in some buckets of keys both should hold. */

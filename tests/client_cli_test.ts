@@ -230,6 +230,8 @@ clusterTest(
       }
       assert.match(status.stdout, /NODE\s+ADDRESS\s+STATUS\s+KEYS\s+RING/);
       assert.match(status.stdout, /as node3 sees it/);
+      assert.match(status.stdout, /membership epoch 0, claimant node1\)/);
+      assert.match(status.stdout, /no range movement under way/);
 
       const statusJson = await runMain(cwd, "client", "status", "--addr", addr, "--json");
       assert.equal(statusJson.code, 0, show(statusJson));

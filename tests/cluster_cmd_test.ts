@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { clusterTest, MAIN, sleep, text } from "./helpers/cluster.ts";
-import { freePort } from "./helpers/ports.ts";
+import { freePort, freePortRun } from "./helpers/ports.ts";
 import { KvClient } from "../lib/grpc/kv_client.ts";
 import { redisServerPath } from "../lib/redis_server.ts";
 
@@ -21,9 +21,12 @@ interface RunningCluster {
   pids(): number[];
 }
 
-async function startClusterCommand(extraArgs: string[], redisPorts?: number[]): Promise<RunningCluster> {
+async function startClusterCommand(
+  extraArgs: string[],
+  redisPorts?: number[],
+  ports = [freePort(), freePort(), freePort()],
+): Promise<RunningCluster> {
   const dir = await Deno.makeTempDir({ prefix: "kvstore-cluster-cmd-" });
-  const ports = [freePort(), freePort(), freePort()];
   const config = {
     cluster_name: "cmd-test",
     nodes: ports.map((port, i) => ({
@@ -32,7 +35,7 @@ async function startClusterCommand(extraArgs: string[], redisPorts?: number[]): 
       port,
       redis_host: "127.0.0.1",
       redis_port: redisPorts?.[i] ?? 1,
-      admin_port: freePort(),
+      admin_port: ports.length === 1 ? 0 : freePort(),
     })),
     replication: { replication_factor: 2 },
     // Nodes start a second or more apart on a loaded machine: the cold-start
@@ -123,8 +126,9 @@ async function withClusterCommand(
   extraArgs: string[],
   fn: (c: RunningCluster) => Promise<void>,
   redisPorts?: number[],
+  ports?: number[],
 ): Promise<void> {
-  const c = await startClusterCommand(extraArgs, redisPorts);
+  const c = await startClusterCommand(extraArgs, redisPorts, ports);
   try {
     await fn(c);
     await stopAndCheck(c);
@@ -212,5 +216,32 @@ clusterTest(
         client.close();
       }
     }),
+  { timeoutMs: 90_000 },
+);
+
+clusterTest(
+  "cluster --nodes 4 starts four nodes on consecutive ports from the file's first, all serving",
+  () => {
+    const base = freePortRun(4);
+    return withClusterCommand(
+      ["--nodes", "4"],
+      async (c) => {
+        await c.waitForLine(/cluster "cmd-test" is up: 4 nodes/, 60_000);
+        const client = await KvClient.connect([`127.0.0.1:${base + 3}`], { route: false });
+        try {
+          const m = await client.membership();
+          assert.deepEqual(
+            m.members.map((n) => [n.id, n.address, n.status]),
+            [0, 1, 2, 3].map((i) => [`node${i + 1}`, `127.0.0.1:${base + i}`, "ACTIVE"]),
+          );
+        } finally {
+          client.close();
+        }
+        await assertPutGet(base + 2, "four-nodes", "yes");
+      },
+      undefined,
+      [base],
+    );
+  },
   { timeoutMs: 90_000 },
 );

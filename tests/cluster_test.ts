@@ -168,51 +168,61 @@ interface NodeInfoMsg {
   last_heartbeat: number;
 }
 
-clusterTest("every node reports the membership, and JoinCluster accepts configured nodes only", async () => {
-  const cluster = await startCluster();
-  const stubs = cluster.nodes.map((n) => new NodeStub(cluster, n.id));
-  try {
-    for (const [i, stub] of stubs.entries()) {
-      const m = await stub.call<{ nodes: NodeInfoMsg[]; cluster_size: number; responder_id: string }>(
-        "GetMembership",
-        { requesting_node_id: "test" },
-      );
-      assert.equal(m.cluster_size, 3);
-      assert.equal(m.responder_id, cluster.nodes[i].id);
-      assert.deepEqual(
-        m.nodes.map((n) => [n.node_id, `${n.host}:${n.port}`, n.status]),
-        cluster.nodes.map((n) => [n.id, n.address, "ACTIVE"]),
-      );
-      const now = Date.now() / 1000;
-      for (const n of m.nodes) {
-        assert.ok(Math.abs(now - n.last_heartbeat) < 30, `last_heartbeat ${n.last_heartbeat}`);
+clusterTest(
+  "every node reports the membership; JoinCluster welcomes a member back, refuses a clashing one",
+  async () => {
+    const cluster = await startCluster();
+    const stubs = cluster.nodes.map((n) => new NodeStub(cluster, n.id));
+    try {
+      for (const [i, stub] of stubs.entries()) {
+        const m = await stub.call<{ nodes: NodeInfoMsg[]; cluster_size: number; responder_id: string }>(
+          "GetMembership",
+          { requesting_node_id: "test" },
+        );
+        assert.equal(m.cluster_size, 3);
+        assert.equal(m.responder_id, cluster.nodes[i].id);
+        assert.deepEqual(
+          m.nodes.map((n) => [n.node_id, `${n.host}:${n.port}`, n.status]),
+          cluster.nodes.map((n) => [n.id, n.address, "ACTIVE"]),
+        );
+        const now = Date.now() / 1000;
+        for (const n of m.nodes) {
+          assert.ok(Math.abs(now - n.last_heartbeat) < 30, `last_heartbeat ${n.last_heartbeat}`);
+        }
       }
+
+      type Join = { accepted: boolean; message: string; existing_nodes: NodeInfoMsg[] };
+      const join = (stub: NodeStub, req: { node_id: string; host: string; port: number }) =>
+        stub.call<Join>("JoinCluster", req);
+      const node3 = cluster.node("node3");
+      const ok = await join(stubs[0], { node_id: "node3", host: "127.0.0.1", port: node3.port });
+      assert.equal(ok.accepted, true, ok.message);
+      assert.deepEqual(ok.existing_nodes.map((n) => n.node_id), ["node1", "node2", "node3"]);
+
+      // A new node at a member's address, and a member at another's address, are refused outright.
+      const node2 = cluster.node("node2");
+      const taken = await kvError(() =>
+        join(stubs[1], { node_id: "node9", host: "127.0.0.1", port: node2.port })
+      );
+      assert.equal(taken.code, Code.FAILED_PRECONDITION);
+      assert.match(taken.message, new RegExp(`${node2.address} belongs to node2`));
+      const moved = await kvError(() =>
+        join(stubs[2], { node_id: "node1", host: "127.0.0.1", port: node3.port })
+      );
+      assert.equal(moved.code, Code.FAILED_PRECONDITION);
+      assert.match(moved.message, new RegExp(`node1 is a member at ${cluster.node("node1").address}`));
+      const bad = await kvError(() => join(stubs[2], { node_id: "bad id!", host: "127.0.0.1", port: 1 }));
+      assert.equal(bad.code, Code.INVALID_ARGUMENT);
+
+      // The refused joins changed nothing: the membership still lists the three nodes.
+      const after = await stubs[1].call<{ nodes: NodeInfoMsg[] }>("GetMembership", {});
+      assert.deepEqual(after.nodes.map((n) => n.node_id), ["node1", "node2", "node3"]);
+    } finally {
+      // The stubs stay open: closing them would send GOAWAY frames (see KvClient.close).
+      await cluster.stop();
     }
-
-    type Join = { accepted: boolean; message: string; existing_nodes: NodeInfoMsg[] };
-    const join = (stub: NodeStub, req: { node_id: string; host: string; port: number }) =>
-      stub.call<Join>("JoinCluster", req);
-    const node3 = cluster.node("node3");
-    const ok = await join(stubs[0], { node_id: "node3", host: "127.0.0.1", port: node3.port });
-    assert.equal(ok.accepted, true, ok.message);
-    assert.deepEqual(ok.existing_nodes.map((n) => n.node_id), ["node1", "node2", "node3"]);
-
-    const stranger = await join(stubs[1], { node_id: "node9", host: "127.0.0.1", port: 1234 });
-    assert.equal(stranger.accepted, false);
-    assert.match(stranger.message, /node9.*not in this cluster's configuration/);
-
-    const wrongPort = await join(stubs[2], { node_id: "node1", host: "127.0.0.1", port: node3.port });
-    assert.equal(wrongPort.accepted, false);
-    assert.match(wrongPort.message, new RegExp(`node1 is configured at ${cluster.node("node1").address}`));
-
-    // The refused joins changed nothing: the membership still lists the three nodes.
-    const after = await stubs[1].call<{ nodes: NodeInfoMsg[] }>("GetMembership", {});
-    assert.deepEqual(after.nodes.map((n) => n.node_id), ["node1", "node2", "node3"]);
-  } finally {
-    // The stubs stay open: closing them would send GOAWAY frames (see KvClient.close).
-    await cluster.stop();
-  }
-});
+  },
+);
 
 clusterTest(
   "killing a node makes reads of its keys fail fast with UNAVAILABLE while other keys work",

@@ -79,5 +79,7 @@ export function instrumentStorage(s: Storage, metrics: NodeMetrics): Storage {
     countLive: counted("countLive", s.countLive.bind(s)),
     healthy: () => s.healthy(),
     close: () => s.close(),
+    loadMeta: s.loadMeta?.bind(s),
+    saveMeta: s.saveMeta?.bind(s),
   };
 }

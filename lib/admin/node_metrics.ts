@@ -182,7 +182,7 @@ export class NodeMetrics {
       active.labels().set(node.status() === "ACTIVE" ? 1 : 0);
       storageUp.labels().set(node.storage.healthy() ? 1 : 0);
       bytes?.labels().set(node.storage.bytesHeld!());
-      for (const m of node.membership()) {
+      for (const m of node.members()) {
         if (m.id === node.id) {
           keys.labels().set(m.keysCount);
           continue;

@@ -53,7 +53,7 @@ export interface ClusterStatus {
 
 /** What this node says of itself. */
 export function selfStatus(node: KvNode, metrics: NodeMetrics): SelfStatus {
-  const me = node.membership().find((m) => m.id === node.id)!;
+  const me = node.members().find((m) => m.id === node.id)!;
   const rec = node.recoveryProgress();
   return {
     id: node.id,
@@ -85,7 +85,7 @@ export async function clusterStatus(
   opts: { timeoutMs: number },
 ): Promise<ClusterStatus> {
   const shares = node.ring.shares();
-  const seen = new Map(node.membership().map((m) => [m.id, m.status as string]));
+  const seen = new Map(node.members().map((m) => [m.id, m.status as string]));
   const nodes = await Promise.all(node.config.nodes.map(async (n): Promise<NodeView> => {
     const self = n.id === node.id ? selfStatus(node, metrics) : await fetchSelf(n, opts.timeoutMs);
     const view: NodeView = {

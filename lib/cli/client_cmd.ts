@@ -8,12 +8,12 @@
  */
 import { clientTlsFrom, TLS_FLAGS, TLS_HELP } from "./tls_flags.ts";
 import { Buffer } from "node:buffer";
-import { KvClient, type Membership } from "../grpc/kv_client.ts";
+import { KvClient, type Member, type Membership } from "../grpc/kv_client.ts";
+import { sleep } from "../async.ts";
 import { HashRing } from "../ring.ts";
 import type { ReadResult, WriteResult } from "../transport.ts";
 import { errorMessage, KvError } from "../errors.ts";
 import { EXIT, intFlag, parseAddress, parseFlags, UsageError } from "./common.ts";
-import { sleep } from "../async.ts";
 
 const HELP = `kvstore client [COMMAND] [flags]
 
@@ -23,8 +23,12 @@ Commands:
   get KEY              print KEY's value (exit 1 if not found)
   delete KEY           delete KEY from every copy
   list                 keys held by the contacted node (--addr / --node-port)
-  status               every node: address, status, keys held, share of the ring
+  status               every node: address, status, keys held, share of the ring; the
+                       membership epoch and any range movement under way
                        (--watch: refresh every second until Ctrl+C; --count N: N times)
+  remove-node ID       remove a node: a live one streams its ranges out and exits, a
+                       dead one's ranges are copied from the others; waits until done
+                       (--no-wait: return once the change has started)
 
 Flags:
   --addr HOST:PORT     node to contact (default 127.0.0.1:8001)
@@ -35,6 +39,9 @@ Flags:
   --timestamp N        put: last-write-wins timestamp: seconds, milliseconds or microseconds
                        since the epoch (read by magnitude; 0 = the cluster stamps it)
   --timeout MS         deadline of each call (default 5000)
+  --no-wait            remove-node: do not wait for the change to complete
+  --cluster-secret-file FILE
+                       remove-node: the cluster secret, when the nodes authenticate
   --json               machine-readable output
 ${TLS_HELP}
   -h, --help           this help
@@ -58,6 +65,8 @@ export async function clientCommand(args: string[]): Promise<number> {
     watch: { type: "boolean" },
     count: { type: "string" },
     ...TLS_FLAGS,
+    "no-wait": { type: "boolean" },
+    "cluster-secret-file": { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -70,13 +79,16 @@ export async function clientCommand(args: string[]): Promise<number> {
   const [command, ...rest] = positionals;
   const out: Output = { json: values.json ?? false };
   // An unknown command is a usage error even when no node can be reached.
-  if (command !== undefined && !["put", "get", "delete", "list", "status"].includes(command)) {
+  if (command !== undefined && !["put", "get", "delete", "list", "status", "remove-node"].includes(command)) {
     throw new UsageError(`unknown client command "${command}" (see client --help)`);
   }
   let client: KvClient;
   try {
-    const route = !values["no-route"] && command !== "list";
-    client = await KvClient.connect([address], { route, timeoutMs, tls });
+    const route = !values["no-route"] && command !== "list" && command !== "remove-node";
+    const nodeSecret = values["cluster-secret-file"] !== undefined
+      ? await readSecret(values["cluster-secret-file"])
+      : undefined;
+    client = await KvClient.connect([address], { route, timeoutMs, tls, nodeSecret });
     switch (command) {
       case undefined:
         return await demo(client, address, out);
@@ -100,13 +112,19 @@ export async function clientCommand(args: string[]): Promise<number> {
         print(out, { node: address, count: keys.length, keys }, keys.join("\n") || "(no keys)");
         return EXIT.OK;
       }
-      case "status":
+      case "status": {
         expectArgs(rest, 0, "status");
         if (values.watch || values.count !== undefined) {
           const count = values.count !== undefined ? intFlag(values.count, "--count", 1) : Infinity;
           return await watchStatus(client, out, count);
         }
-        return printStatus(await client.membership(), out);
+        const m = await client.membership();
+        return printStatus(m, await ownViews(client, m), out);
+      }
+      case "remove-node": {
+        const [id] = expectArgs(rest, 1, "remove-node NODE_ID");
+        return await removeNode(client, id, !values["no-wait"], out);
+      }
       default:
         throw new UsageError(`unknown client command "${command}" (see client --help)`);
     }
@@ -189,7 +207,8 @@ async function watchStatus(client: KvClient, out: Output, count: number): Promis
     if (tty && !out.json) await Deno.stdout.write(new TextEncoder().encode("\x1b[H\x1b[2J"));
     if (!out.json) console.log(`${new Date().toLocaleTimeString()} (every 1 s; Ctrl+C stops)`);
     try {
-      printStatus(await client.membership(), out);
+      const m = await client.membership();
+      printStatus(m, await ownViews(client, m), out);
     } catch (err) {
       const code = err instanceof KvError ? codeName(err.code) : "ERROR";
       print(out, { error: code, message: errorMessage(err) }, `error: ${code}: ${errorMessage(err)}`);
@@ -200,22 +219,93 @@ async function watchStatus(client: KvClient, out: Output, count: number): Promis
 
 const WATCH_INTERVAL_MS = 1000;
 
-function printStatus(m: Membership, out: Output): number {
-  const shares = new HashRing(m.members.map((n) => n.id), m.virtualNodes).shares();
+/** The cluster secret from its file (a trailing newline is not part of it, as for the nodes). */
+async function readSecret(path: string): Promise<Uint8Array> {
+  try {
+    return new TextEncoder().encode((await Deno.readTextFile(path)).replace(/\s+$/, ""));
+  } catch (err) {
+    throw new UsageError(`--cluster-secret-file ${path}: ${errorMessage(err)}`);
+  }
+}
+
+/** What each member says of itself (keys held, records moved), where it answers. */
+async function ownViews(client: KvClient, m: Membership): Promise<Map<string, Member>> {
+  const views = new Map<string, Member>();
+  await Promise.all(m.members.map(async (n) => {
+    const own = await client.membership(n.address).catch(() => undefined);
+    const self = own?.members.find((x) => x.id === n.id);
+    if (self) views.set(n.id, self);
+  }));
+  return views;
+}
+
+/** Proposes a removal; waits (unless told not to) until the node is no longer a member. */
+async function removeNode(client: KvClient, id: string, wait: boolean, out: Output): Promise<number> {
+  const res = await client.removeNode(id);
+  print(out, { op: "remove-node", node: id, ...res }, `remove-node ${id}: ${res.message}`);
+  if (!res.accepted) return EXIT.ERROR;
+  if (!wait) return EXIT.OK;
+  const started = Date.now();
+  let last = "";
+  while (Date.now() - started < 600_000) {
+    const m = await client.membership().catch(() => undefined);
+    if (m && !m.members.some((n) => n.id === id)) {
+      print(
+        out,
+        { op: "remove-node", node: id, done: true, epoch: m.epoch },
+        `${id} removed at epoch ${m.epoch}`,
+      );
+      return EXIT.OK;
+    }
+    const line = m
+      ? `epoch ${m.epoch}: streamed by ${m.streamed.join(", ") || "none yet"}`
+      : "no node answered";
+    if (line !== last && !out.json) console.log(line);
+    last = line;
+    await sleep(500);
+  }
+  print(
+    out,
+    { op: "remove-node", node: id, done: false },
+    `${id} not removed after 600 s; see client status`,
+  );
+  return EXIT.ERROR;
+}
+
+function printStatus(m: Membership, own: Map<string, Member>, out: Output): number {
+  const serving = m.members.filter((n) => n.memberState !== "JOINING");
+  const shares = new HashRing(serving.map((n) => n.id), m.virtualNodes).shares();
   const now = Date.now() / 1000;
   const rows = m.members.map((n) => ({
     node: n.id,
     address: n.address,
     status: n.status,
-    keys: n.keysCount,
+    member: n.memberState,
+    keys: own.get(n.id)?.keysCount ?? n.keysCount,
     ring_share: shares.get(n.id) ?? 0,
     last_contact_s: Math.max(0, Math.round(now - n.lastHeartbeatUnix)),
-    recovered: n.recoveredRecords,
+    recovered: own.get(n.id)?.recoveredRecords ?? n.recoveredRecords,
   }));
-  const header =
-    `cluster "${m.clusterName}" as ${m.responder} sees it (replication factor ${m.replicationFactor})`;
+  const change = m.members.find((n) => n.memberState !== "NORMAL");
+  const gainers = m.members.filter((n) => n.memberState !== "LEAVING");
+  const moving = change
+    ? {
+      node: change.id,
+      state: change.memberState,
+      streamed: m.streamed,
+      waiting: gainers.map((n) => n.id).filter((id) => !m.streamed.includes(id)),
+    }
+    : undefined;
+  const header = [
+    `cluster "${m.clusterName}" as ${m.responder} sees it (replication factor ${m.replicationFactor}, ` +
+    `membership epoch ${m.epoch}, claimant ${m.claimant || "none"})`,
+    moving
+      ? `range movement under way: ${moving.node} ${moving.state}; ${moving.streamed.length} of ${gainers.length} ` +
+        `new holders have streamed their ranges (waiting for ${moving.waiting.join(", ")})`
+      : "no range movement under way",
+  ].join("\n");
   const table = [
-    ["NODE", "ADDRESS", "STATUS", "KEYS", "RING", "LAST CONTACT", "RECOVERED"],
+    ["NODE", "ADDRESS", "STATUS", "KEYS", "RING", "LAST CONTACT", "RECOVERED", "MEMBER"],
     ...rows.map((r) => [
       r.node,
       r.address,
@@ -224,11 +314,23 @@ function printStatus(m: Membership, out: Output): number {
       `${(r.ring_share * 100).toFixed(1)}%`,
       `${r.last_contact_s}s ago`,
       String(r.recovered),
+      r.member,
     ]),
   ];
   const widths = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
   const text = table.map((row) => row.map((cell, c) => cell.padEnd(widths[c])).join("  ")).join("\n");
-  print(out, { cluster: m.clusterName, responder: m.responder, nodes: rows }, `${header}\n${text}`);
+  print(
+    out,
+    {
+      cluster: m.clusterName,
+      responder: m.responder,
+      epoch: m.epoch,
+      claimant: m.claimant,
+      moving,
+      nodes: rows,
+    },
+    `${header}\n${text}`,
+  );
   return EXIT.OK;
 }
 
@@ -252,6 +354,7 @@ const CODE_NAMES: Record<number, string> = {
   12: "UNIMPLEMENTED",
   13: "INTERNAL",
   14: "UNAVAILABLE",
+  16: "UNAUTHENTICATED",
 };
 
 /** A status code's name, for messages. */

@@ -11,7 +11,8 @@ import type { ClusterConfig, NodeConfig } from "../config.ts";
 import { KvClient } from "../grpc/kv_client.ts";
 import { operatorTls } from "../security/settings.ts";
 import { startRedisServer } from "../redis_server.ts";
-import { configFrom, EXIT, parseFlags, selfCommand } from "./common.ts";
+import { configFrom, EXIT, intFlag, parseFlags, selfCommand } from "./common.ts";
+import { sizedConfig } from "./sized_config.ts";
 import { errorMessage } from "../errors.ts";
 import { sleep } from "../async.ts";
 
@@ -21,6 +22,8 @@ Starts every node of the cluster file as its own process and stops them all
 on Ctrl+C (SIGINT) or SIGTERM.
 
   --config FILE        cluster file (default: the embedded config/cluster.json)
+  --nodes N            start N nodes (node1..nodeN on consecutive ports from the
+                       file's first node, Redis ports likewise) with the file's settings
   --redis              also start one redis-server per node (its redis_port, data
                        under --data-dir) and run the nodes on the redis engine
   --data-dir DIR       where --redis keeps each node's Redis files (default ./data)
@@ -37,6 +40,7 @@ interface Stoppable {
 export async function clusterCommand(args: string[]): Promise<number> {
   const { values } = parseFlags(args, {
     config: { type: "string" },
+    nodes: { type: "string" },
     redis: { type: "boolean" },
     "data-dir": { type: "string" },
     "log-level": { type: "string" },
@@ -47,7 +51,11 @@ export async function clusterCommand(args: string[]): Promise<number> {
     console.log(HELP);
     return EXIT.OK;
   }
-  const config = configFrom(values.config);
+  const sized = values.nodes !== undefined
+    ? await sizedConfig(values.config && resolve(values.config), intFlag(values.nodes, "--nodes", 1))
+    : undefined;
+  const config = sized?.config ?? configFrom(values.config);
+  const configPath = sized?.path ?? (values.config && resolve(values.config));
   const started: Stoppable[] = [];
   let stopping = false;
   const stopAll = async () => {
@@ -63,7 +71,7 @@ export async function clusterCommand(args: string[]): Promise<number> {
   try {
     if (values.redis) started.push(...await startRedis(config, resolve(values["data-dir"] ?? "data")));
     const nodeArgs = [
-      ...(values.config ? ["--config", resolve(values.config)] : []),
+      ...(configPath ? ["--config", configPath] : []),
       ...(values.redis ? ["--storage", "redis"] : []),
       ...(values["log-level"] ? ["--log-level", values["log-level"]] : []),
       ...(values["log-format"] ? ["--log-format", values["log-format"]] : []),
@@ -79,6 +87,7 @@ export async function clusterCommand(args: string[]): Promise<number> {
   const sig = await signalled;
   say(`received ${sig}`);
   await stopAll();
+  if (sized) await Deno.remove(sized.path).catch(() => {});
   say("all stopped");
   return EXIT.OK;
 }

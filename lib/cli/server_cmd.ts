@@ -5,7 +5,11 @@
  * has port 8001, `server 8001 node1` names it too, no argument runs the
  * first node of the file. It opens storage, serves gRPC, starts the
  * background loops and recovery, and shuts down cleanly on a signal.
+ * `--join ADDR` starts a node that is in no cluster file: it takes the
+ * settings and member list from the node at ADDR and joins (see
+ * `membership/join.ts`). A node removed from the cluster stops by itself.
  */
+import { resolve } from "node:path";
 import {
   type ClusterConfig,
   findNode,
@@ -14,10 +18,23 @@ import {
   type StorageEngine,
 } from "../config.ts";
 import { openStorage } from "../storage/mod.ts";
-import { KvNode } from "../node.ts";
+import { KvNode, MEMBERS_META } from "../node.ts";
+import type { Storage } from "../storage/mod.ts";
+import { isNewer, type MemberList } from "../membership/member_list.ts";
+import { configFromSettings } from "../membership/settings.ts";
+import { fetchFromSeeds, joinUntilAccepted } from "../membership/join.ts";
 import { GrpcPeerTransport } from "../grpc/peer_client.ts";
 import { serveNode } from "../grpc/server.ts";
-import { configFrom, EXIT, intFlag, loggerFrom, numberFlag, parseFlags, UsageError } from "./common.ts";
+import {
+  configFrom,
+  EXIT,
+  intFlag,
+  loggerFrom,
+  numberFlag,
+  parseAddress,
+  parseFlags,
+  UsageError,
+} from "./common.ts";
 import { errorMessage } from "../errors.ts";
 import { NodeMetrics } from "../admin/node_metrics.ts";
 import { instrumentStorage, instrumentTransport } from "../admin/instrument.ts";
@@ -34,12 +51,21 @@ Runs one node of the cluster described by the config file.
   NODE_ID              run this node (must agree with PORT if both are given)
   --id ID              same as NODE_ID
   --config FILE        cluster file (default: the embedded config/cluster.json)
-  --host ADDR          address to bind (default: the node's bind_host, else its host)
+  --host ADDR          address to bind (default: the node's bind_host, else its host);
+                       with --join, also the address peers reach this node at
+  --join ADDR[,ADDR]   join a running cluster through one of these nodes (host:port);
+                       this node needs no entry in a cluster file
+  --port PORT          with --join: the port to listen on
+  --redis-host HOST    with --join: this node's Redis (default 127.0.0.1)
+  --redis-port PORT    with --join: this node's Redis port (default 6379)
+  --cluster-secret-file FILE
+                       with --join: the cluster secret (or --config FILE: its security section)
   --storage ENGINE     memory or redis (default: storage.engine of the file, else memory)
   --log-level LEVEL    debug (one line per operation), info, warn, error (default info)
   --log-format FORMAT  text or json
   --admin-port PORT    admin HTTP listener: /metrics, /healthz, /readyz, status page at /
-                       (default: the node's admin_port, else its gRPC port + 1000; 0 = off)
+                       (default: the node's admin_port, else its gRPC port + 1000; 0 = off;
+                       with --join: 0)
   --clock-offset-ms N  debug: run this node's write clock N ms ahead (negative: behind) of the
                        system clock, to test clock skew (default 0)
   -h, --help           this help`;
@@ -53,6 +79,11 @@ export async function serverCommand(args: string[]): Promise<number> {
     id: { type: "string" },
     config: { type: "string" },
     host: { type: "string" },
+    join: { type: "string" },
+    port: { type: "string" },
+    "redis-host": { type: "string" },
+    "redis-port": { type: "string" },
+    "cluster-secret-file": { type: "string" },
     storage: { type: "string" },
     "log-level": { type: "string" },
     "log-format": { type: "string" },
@@ -64,10 +95,9 @@ export async function serverCommand(args: string[]): Promise<number> {
     console.log(HELP);
     return EXIT.OK;
   }
-  const config = configFrom(values.config);
-  const self = pickNode(config, positionals, values.id);
-  if (values.host) self.bindHost = values.host;
-  if (values["admin-port"] !== undefined) self.adminPort = adminPortFlag(values["admin-port"]);
+  const seeds = values.join?.split(",").filter((a) => a !== "").map(parseAddress);
+  const start = seeds ? await joinerStart(values, positionals, seeds) : fileStart(values, positionals);
+  const { config, self } = start;
   const engine = pickEngine(values.storage, config);
   const log = loggerFrom(config, values, self.id);
   const warning = runtimeWarning(Deno.version.deno);
@@ -86,20 +116,35 @@ export async function serverCommand(args: string[]): Promise<number> {
     return EXIT.ERROR;
   }
   const security = loadNodeSecurity(config, self);
-  const transport = instrumentTransport(
-    new GrpcPeerTransport({
-      self,
-      peers: config.nodes.filter((n) => n.id !== self.id),
-      timeoutMs: config.failureDetection.rpcTimeoutMs,
-      maxMessageBytes: config.limits.maxMessageBytes,
-      maxBatchItems: config.limits.maxBatchItems,
-      security,
-    }),
-    metrics,
-  );
+  const grpcPeers = new GrpcPeerTransport({
+    self,
+    peers: [],
+    timeoutMs: config.failureDetection.rpcTimeoutMs,
+    maxMessageBytes: config.limits.maxMessageBytes,
+    maxBatchItems: config.limits.maxBatchItems,
+    security,
+  });
+  const transport = instrumentTransport(grpcPeers, metrics);
+  const members = await newestList(start.members, storage, log);
+  if (members && !members.members.some((m) => m.id === self.id) && !seeds) {
+    log.error(`node ${self.id} was removed from the cluster (epoch ${members.epoch}); not starting`);
+    await storage.close();
+    return EXIT.ERROR;
+  }
   const wall = clockOffsetMs === 0 ? undefined : () => Date.now() + clockOffsetMs;
   if (wall) log.warn("debug setting: clock offset", { clock_offset_ms: clockOffsetMs });
-  const node = new KvNode({ config, self, storage, transport, log, wall });
+  let removed: (list: MemberList) => void = () => {};
+  const node = new KvNode({
+    config,
+    self,
+    storage,
+    transport,
+    membershipTransport: grpcPeers,
+    log,
+    wall,
+    members,
+    onRemoved: (l) => removed(l),
+  });
   metrics.watch(node);
   let served, admin;
   try {
@@ -126,10 +171,32 @@ export async function serverCommand(args: string[]): Promise<number> {
     admin: admin ? `http://${self.bindHost}:${admin.port}/` : "off",
   });
   warnIfOpen(log, security);
-  const stopped = waitForSignal();
+  const stopped = new Promise<string>((resolve) => {
+    for (const sig of ["SIGINT", "SIGTERM"] as const) {
+      Deno.addSignalListener(sig, () => resolve(`received ${sig}`));
+    }
+    removed = (l) => resolve(`this node was removed from the cluster at epoch ${l.epoch}`);
+  });
   node.start().catch((err) => log.error("recovery failed", { error: errorMessage(err) }));
-  const signal = await stopped;
-  log.info(`received ${signal}; shutting down`);
+  if (seeds && !node.membership.list.members.some((m) => m.id === self.id)) {
+    try {
+      await joinUntilAccepted({
+        self,
+        seeds,
+        transport: grpcPeers,
+        membership: node.membership,
+        log,
+        timeoutMs: 600_000,
+      });
+    } catch (err) {
+      log.error("cannot join the cluster", { error: errorMessage(err) });
+      await served.drain(2000);
+      await node.stop();
+      Deno.exit(EXIT.ERROR);
+    }
+  }
+  const why = await stopped;
+  log.info(`${why}; shutting down`);
   await served.drain(2000);
   await node.stop();
   log.info("stopped");
@@ -147,6 +214,82 @@ function warnIfOpen(log: Logger, security: NodeSecurity): void {
     "node traffic is unauthenticated: anyone who reaches this port can replicate, forward and delete " +
       "as a node; set security.cluster_secret_file (and security.tls) in the cluster file",
   );
+}
+
+interface StartPoint {
+  config: ClusterConfig;
+  self: NodeConfig;
+  /** The member list to start from, when not the cluster file's. */
+  members?: MemberList;
+}
+
+type ServerFlags = Record<string, string | boolean | undefined>;
+
+/** A node of a cluster file. */
+function fileStart(values: ServerFlags, positionals: string[]): StartPoint {
+  for (const f of ["port", "redis-host", "redis-port", "cluster-secret-file"]) {
+    if (values[f] !== undefined) {
+      throw new UsageError(`--${f} goes with --join (a configured node takes its entry)`);
+    }
+  }
+  const config = configFrom(values.config as string | undefined);
+  const self = pickNode(config, positionals, values.id as string | undefined);
+  if (values.host) self.bindHost = values.host as string;
+  if (values["admin-port"] !== undefined) self.adminPort = adminPortFlag(values["admin-port"] as string);
+  return { config, self };
+}
+
+/** A node that joins: settings and members come from a running node. */
+async function joinerStart(values: ServerFlags, positionals: string[], seeds: string[]): Promise<StartPoint> {
+  const id = values.id as string | undefined;
+  if (!id || !/^[A-Za-z0-9_.-]+$/.test(id)) {
+    throw new UsageError("--join needs --id (letters, digits, _ . -)");
+  }
+  if (values.port === undefined) throw new UsageError("--join needs --port");
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}" with --join`);
+  const host = (values.host as string | undefined) ?? "127.0.0.1";
+  const self: NodeConfig = {
+    id,
+    host,
+    port: intFlag(values.port as string, "--port", 1),
+    bindHost: host,
+    // No cluster file entry: the admin listener is off unless asked for.
+    adminPort: values["admin-port"] !== undefined ? adminPortFlag(values["admin-port"] as string) : 0,
+    redisHost: (values["redis-host"] as string | undefined) ?? "127.0.0.1",
+    redisPort: values["redis-port"] !== undefined
+      ? intFlag(values["redis-port"] as string, "--redis-port", 1)
+      : 6379,
+    description: "",
+  };
+  const probe = new GrpcPeerTransport({ self, peers: [], timeoutMs: 2000, maxMessageBytes: 64 << 20 });
+  const snap = await fetchFromSeeds(probe, seeds, 30_000);
+  const config = configFromSettings(snap.settingsJson, snap.list, self, `cluster settings from ${snap.seed}`);
+  // The secret never travels: it comes from this node's own --cluster-secret-file or --config.
+  const secretFile = values["cluster-secret-file"] as string | undefined;
+  if (secretFile !== undefined) config.security = { clusterSecretFile: resolve(secretFile) };
+  else if (values.config !== undefined) config.security = configFrom(values.config as string).security;
+  else config.security = {};
+  if (config.security.tls) {
+    throw new UsageError("--join does not support security.tls yet (only the cluster secret)");
+  }
+  return { config, self, members: snap.list };
+}
+
+/** The newer of the given list and the one saved in storage (Redis keeps it across restarts). */
+async function newestList(given: MemberList | undefined, storage: Storage, log: Logger) {
+  let saved: MemberList | undefined;
+  try {
+    const text = await storage.loadMeta?.(MEMBERS_META);
+    if (text) saved = JSON.parse(text) as MemberList;
+  } catch (err) {
+    log.warn("cannot read the saved member list; starting from the cluster file", {
+      error: errorMessage(err),
+    });
+  }
+  if (saved) log.info("member list restored from storage", { epoch: saved.epoch });
+  if (!saved) return given;
+  if (!given) return saved;
+  return isNewer(saved, given) ? saved : given;
 }
 
 function pickNode(config: ClusterConfig, positionals: string[], idFlag?: string): NodeConfig {
@@ -176,10 +319,4 @@ function pickEngine(flag: string | undefined, config: ClusterConfig): StorageEng
     throw new UsageError(`--storage must be memory or redis, not "${flag}"`);
   }
   return flag;
-}
-
-function waitForSignal(): Promise<string> {
-  return new Promise((resolve) => {
-    for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, () => resolve(sig));
-  });
 }

@@ -14,6 +14,9 @@
 import * as grpc from "@grpc/grpc-js";
 import { Buffer } from "node:buffer";
 import { HashRing } from "../ring.ts";
+import { signingInterceptor } from "../security/node_guard.ts";
+import { TokenSigner } from "../security/token.ts";
+import type { MemberState } from "../membership/member_list.ts";
 import { sleep } from "../async.ts";
 import { Code, KvError } from "../errors.ts";
 import type { ReadResult, WriteResult } from "../transport.ts";
@@ -25,7 +28,9 @@ import {
   type GetResponseMsg,
   getResponseToRead,
   type ListKeysResponseMsg,
+  type MembershipChangeResponseMsg,
   type MembershipResponseMsg,
+  memberStateFromMsg,
   type NodeStatusName,
   type PutResponseMsg,
   responseToWrite,
@@ -44,6 +49,8 @@ export interface ClientOptions {
   maxMessageBytes?: number;
   /** Speak TLS, verifying nodes against `tls.ca` (and presenting `cert` when given). */
   tls?: ClientTls;
+  /** The cluster secret: NodeService calls (remove-node) are signed with it, as an operator's. */
+  nodeSecret?: Uint8Array;
 }
 
 /** A member of the cluster as a node reports it. */
@@ -54,6 +61,8 @@ export interface Member {
   lastHeartbeatUnix: number;
   keysCount: number;
   recoveredRecords: number;
+  /** NORMAL, or JOINING / LEAVING while its ranges move. */
+  memberState: MemberState;
 }
 
 /** The cluster as one node sees it. */
@@ -63,6 +72,20 @@ export interface Membership {
   virtualNodes: number;
   replicationFactor: number;
   members: Member[];
+  /** Epoch of the responder's member list (0: the cluster file's). */
+  epoch: number;
+  claimant: string;
+  /** Members that have streamed their new ranges in the change under way. */
+  streamed: string[];
+}
+
+/** The answer to a proposed membership change. */
+export interface ChangeAnswer {
+  accepted: boolean;
+  /** Another change is under way (or a member is not ready): ask again later. */
+  retry: boolean;
+  message: string;
+  epoch: number;
 }
 
 /** One page of a node's keys. */
@@ -204,6 +227,33 @@ export class KvClient {
     throw last instanceof KvError ? last : new KvError(Code.UNAVAILABLE, "no node answered");
   }
 
+  /**
+   * Asks the cluster to remove a node: a live one decommissions (streams its
+   * ranges out, then exits), a dead one's ranges are copied from the others.
+   * Any node takes the request and forwards it to the claimant.
+   */
+  async removeNode(id: string): Promise<ChangeAnswer> {
+    let last: unknown;
+    for (const addr of this.#knownAddresses()) {
+      try {
+        const res = await this.#callAt<MembershipChangeResponseMsg>(addr, "node", "ChangeMembership", {
+          kind: "CHANGE_REMOVE",
+          node_id: id,
+        });
+        return {
+          accepted: res.accepted,
+          retry: res.retry,
+          message: res.message,
+          epoch: res.member_list?.epoch ?? 0,
+        };
+      } catch (err) {
+        if (!(err instanceof KvError) || !nodeFailed(err)) throw err;
+        last = err;
+      }
+    }
+    throw last instanceof KvError ? last : new KvError(Code.UNAVAILABLE, "no node answered");
+  }
+
   /** The last membership fetched (routing clients). */
   get lastMembership(): Membership | undefined {
     return this.#membership;
@@ -215,7 +265,9 @@ export class KvClient {
       try {
         const m = await this.membership();
         this.#membership = m;
-        this.#ring = new HashRing(m.members.map((n) => n.id), m.virtualNodes);
+        // Keys route by the ring the nodes read from: a JOINING node serves nothing yet.
+        const serving = m.members.filter((n) => n.memberState !== "JOINING");
+        this.#ring = new HashRing(serving.map((n) => n.id), m.virtualNodes);
         this.#addressOf = new Map(m.members.map((n) => [n.id, n.address]));
         this.#statusOf = new Map(m.members.map((n) => [n.id, n.status]));
       } finally {
@@ -361,9 +413,11 @@ export class KvClient {
     if (!s) {
       const { credentials: creds, options } = channelCredentials(address, this.options.tls);
       const opts = { ...channelOptions(this.options.maxMessageBytes ?? 64 << 20), ...options };
+      const secret = this.options.nodeSecret;
+      const interceptors = secret ? [signingInterceptor(new TokenSigner(secret, "operator"))] : [];
       s = {
         kv: new this.#pkg.KeyValueStore(address, creds, opts),
-        node: new this.#pkg.NodeService(address, creds, opts),
+        node: new this.#pkg.NodeService(address, creds, { ...opts, interceptors }),
       };
       this.#stubs.set(address, s);
     }
@@ -400,6 +454,9 @@ function toMembership(res: MembershipResponseMsg): Membership {
     clusterName: res.cluster_name,
     virtualNodes: res.virtual_nodes || 150,
     replicationFactor: res.replication_factor,
+    epoch: res.member_list?.epoch ?? 0,
+    claimant: res.claimant_id,
+    streamed: res.streamed ?? [],
     members: res.nodes.map((n) => ({
       id: n.node_id,
       address: `${n.host}:${n.port}`,
@@ -407,6 +464,7 @@ function toMembership(res: MembershipResponseMsg): Membership {
       lastHeartbeatUnix: n.last_heartbeat,
       keysCount: n.keys_count,
       recoveredRecords: n.recovered_records,
+      memberState: memberStateFromMsg(n.member_state),
     })),
   };
 }

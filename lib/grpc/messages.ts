@@ -8,6 +8,8 @@
  */
 import type { KvRecord } from "../record.ts";
 import type { ReadResult, WriteRequest, WriteResult } from "../transport.ts";
+import type { MemberList, MemberState } from "../membership/member_list.ts";
+import type { ChangeResponse } from "../membership/transport.ts";
 
 /** NodeStatus as the loader renders enums (by name). */
 export type NodeStatusName = "ACTIVE" | "SUSPECTED" | "FAILED" | "JOINING" | "LEAVING";
@@ -91,6 +93,7 @@ export interface HeartbeatRequestMsg {
   keys_count: number;
   status: NodeStatusName;
   hints_pending: number;
+  membership_epoch: number;
 }
 
 export interface HeartbeatResponseMsg {
@@ -100,6 +103,7 @@ export interface HeartbeatResponseMsg {
   status: NodeStatusName;
   keys_count: number;
   hints_pending: number;
+  membership_epoch: number;
 }
 
 export interface ForwardPutRequestMsg {
@@ -166,6 +170,7 @@ export interface NodeInfoMsg {
   last_heartbeat: number;
   keys_count: number;
   recovered_records: number;
+  member_state: MemberStateName;
 }
 
 export interface MembershipResponseMsg {
@@ -175,6 +180,51 @@ export interface MembershipResponseMsg {
   replication_factor: number;
   cluster_name: string;
   responder_id: string;
+  member_list: MemberListMsg | null;
+  settings_json: string;
+  claimant_id: string;
+  streamed: string[];
+}
+
+/** MemberState as the loader renders it. */
+export type MemberStateName = "MEMBER_NORMAL" | "MEMBER_JOINING" | "MEMBER_LEAVING";
+
+export interface MemberMsg {
+  node_id: string;
+  host: string;
+  port: number;
+  state: MemberStateName;
+}
+
+export interface MemberListMsg {
+  epoch: number;
+  claimant_id: string;
+  members: MemberMsg[];
+}
+
+export interface MembershipChangeMsg {
+  kind: "CHANGE_REMOVE" | "CHANGE_STREAMED" | "CHANGE_JOIN";
+  node_id: string;
+  host: string;
+  port: number;
+  epoch: number;
+  forwarded: boolean;
+}
+
+export interface MembershipChangeResponseMsg {
+  accepted: boolean;
+  retry: boolean;
+  message: string;
+  member_list: MemberListMsg | null;
+  claimant_id: string;
+}
+
+export interface JoinResponseMsg {
+  accepted: boolean;
+  message: string;
+  existing_nodes: NodeInfoMsg[];
+  retry: boolean;
+  member_list: MemberListMsg | null;
 }
 
 export interface JoinRequestMsg {
@@ -187,6 +237,8 @@ export interface StreamRecordsRequestMsg {
   requesting_node_id: string;
   max_records: number;
   max_bytes: number;
+  for_move: boolean;
+  epoch: number;
 }
 
 export interface DigestRequestMsg {
@@ -302,5 +354,67 @@ export function getResponseToRead(key: string, m: GetResponseMsg): ReadResult {
     nodeId: m.node_id,
     code: m.error_code,
     message: m.message,
+  };
+}
+
+/** A member state's wire name. */
+export function memberStateToMsg(s: MemberState): MemberStateName {
+  return `MEMBER_${s}`;
+}
+
+/** A wire member state (unknown values read as NORMAL). */
+export function memberStateFromMsg(s: MemberStateName | undefined): MemberState {
+  return s === "MEMBER_JOINING" ? "JOINING" : s === "MEMBER_LEAVING" ? "LEAVING" : "NORMAL";
+}
+
+/** A member list as a message. */
+export function memberListToMsg(l: MemberList): MemberListMsg {
+  return {
+    epoch: l.epoch,
+    claimant_id: l.claimant,
+    members: l.members.map((m) => ({
+      node_id: m.id,
+      host: m.host,
+      port: m.port,
+      state: memberStateToMsg(m.state),
+    })),
+  };
+}
+
+/** A member-list message as a member list. */
+export function memberListFromMsg(m: MemberListMsg): MemberList {
+  return {
+    epoch: m.epoch,
+    claimant: m.claimant_id,
+    members: m.members.map((x) => ({
+      id: x.node_id,
+      host: x.host,
+      port: x.port,
+      state: memberStateFromMsg(x.state),
+    })),
+  };
+}
+
+/** A claimant's answer as a message (JoinResponse shares accepted, retry, message, member_list). */
+export function changeResponseToMsg(r: ChangeResponse): MembershipChangeResponseMsg {
+  return {
+    accepted: r.accepted,
+    retry: r.retry,
+    message: r.message,
+    member_list: r.list ? memberListToMsg(r.list) : null,
+    claimant_id: r.claimant,
+  };
+}
+
+/** A MembershipChangeResponse (or JoinResponse) as a claimant's answer. */
+export function changeResponseFromMsg(
+  m: Omit<MembershipChangeResponseMsg, "claimant_id"> & { claimant_id?: string },
+): ChangeResponse {
+  return {
+    accepted: m.accepted,
+    retry: m.retry,
+    message: m.message,
+    list: m.member_list ? memberListFromMsg(m.member_list) : undefined,
+    claimant: m.claimant_id ?? "",
   };
 }

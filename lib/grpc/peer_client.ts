@@ -21,6 +21,13 @@ import type {
   WriteRequest,
   WriteResult,
 } from "../transport.ts";
+import type {
+  ChangeRequest,
+  ChangeResponse,
+  MembershipSnapshot,
+  MembershipTransport,
+} from "../membership/transport.ts";
+import type { MemberList } from "../membership/member_list.ts";
 import { kvstorePackage } from "./proto.ts";
 import { Coalescer } from "../coalesce.ts";
 import type { NodeSecurity } from "../security/settings.ts";
@@ -29,6 +36,7 @@ import { TokenSigner } from "../security/token.ts";
 import { channelCredentials } from "../security/tls.ts";
 import { channelOptions, peerError, serverStream, unary } from "./call.ts";
 import {
+  changeResponseFromMsg,
   type DeleteResponseMsg,
   type ForwardGetRequestMsg,
   type ForwardWriteResponseMsg,
@@ -36,7 +44,12 @@ import {
   getResponseToRead,
   type HeartbeatRequestMsg,
   type HeartbeatResponseMsg,
+  type JoinResponseMsg,
   type KeyValuePairMsg,
+  memberListFromMsg,
+  memberListToMsg,
+  type MembershipChangeResponseMsg,
+  type MembershipResponseMsg,
   pairToRecord,
   type PutResponseMsg,
   type RecordChunkMsg,
@@ -65,10 +78,11 @@ const COALESCE_MAX_ITEMS = 256;
 const ITEM_OVERHEAD_BYTES = 32;
 
 /** NodeService calls to the other nodes of the cluster. */
-export class GrpcPeerTransport implements PeerTransport {
-  readonly #clients = new Map<string, grpc.Client>();
+export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
+  readonly #clients = new Map<string, { address: string; client: grpc.Client }>();
   readonly #writes: Coalescer<WriteRequest, WriteResult>;
   readonly #reads: Coalescer<string, ReadResult>;
+  readonly #interceptors: grpc.Interceptor[];
 
   constructor(private readonly o: GrpcPeerOptions) {
     const bounds = {
@@ -83,21 +97,65 @@ export class GrpcPeerTransport implements PeerTransport {
       ...bounds,
       sizeOf: (k) => k.length + ITEM_OVERHEAD_BYTES,
     });
-    const NodeService = kvstorePackage().NodeService;
     const signer = o.security?.secret && new TokenSigner(o.security.secret, o.self.id);
-    const interceptors = signer ? [signingInterceptor(signer)] : [];
-    for (const p of o.peers) {
-      const address = `${p.host}:${p.port}`;
-      const { credentials, options } = channelCredentials(address, o.security?.tls);
-      this.#clients.set(
-        p.id,
-        new NodeService(address, credentials, {
-          ...channelOptions(o.maxMessageBytes),
-          ...options,
-          interceptors,
-        }),
-      );
-    }
+    this.#interceptors = signer ? [signingInterceptor(signer)] : [];
+    for (const p of o.peers) this.addPeer(p.id, p.host, p.port);
+  }
+
+  /**
+   * Makes a node callable by id. A peer already known at the same address
+   * keeps its channel; channels are never closed (see the module comment).
+   */
+  addPeer(id: string, host: string, port: number): void {
+    const address = `${host}:${port}`;
+    if (this.#clients.get(id)?.address === address) return;
+    const NodeService = kvstorePackage().NodeService;
+    const { credentials, options } = channelCredentials(address, this.o.security?.tls);
+    const client = new NodeService(address, credentials, {
+      ...channelOptions(this.o.maxMessageBytes),
+      ...options,
+      interceptors: this.#interceptors,
+    });
+    this.#clients.set(id, { address, client });
+  }
+
+  async fetchMembership(peer: string): Promise<MembershipSnapshot> {
+    const res = await this.#unary<MembershipResponseMsg>(peer, "GetMembership", {
+      requesting_node_id: this.o.self.id,
+    });
+    if (!res.member_list) throw new RangeError(`node ${peer} sent no member list`);
+    return {
+      list: memberListFromMsg(res.member_list),
+      settingsJson: res.settings_json,
+      responder: res.responder_id,
+    };
+  }
+
+  async pushMembership(peer: string, list: MemberList): Promise<number> {
+    const res = await this.#unary<{ epoch: number }>(peer, "PushMembership", memberListToMsg(list));
+    return res.epoch;
+  }
+
+  async changeMembership(peer: string, change: ChangeRequest): Promise<ChangeResponse> {
+    const kinds = { remove: "CHANGE_REMOVE", streamed: "CHANGE_STREAMED", join: "CHANGE_JOIN" } as const;
+    const res = await this.#unary<MembershipChangeResponseMsg>(peer, "ChangeMembership", {
+      kind: kinds[change.kind],
+      node_id: change.nodeId,
+      host: change.host ?? "",
+      port: change.port ?? 0,
+      epoch: change.epoch ?? 0,
+      forwarded: change.forwarded ?? false,
+    });
+    return changeResponseFromMsg(res);
+  }
+
+  async join(peer: string, self: { id: string; host: string; port: number }): Promise<ChangeResponse> {
+    const res = await this.#unary<JoinResponseMsg>(peer, "JoinCluster", {
+      node_id: self.id,
+      host: self.host,
+      port: self.port,
+    });
+    return changeResponseFromMsg(res);
   }
 
   async heartbeat(peer: string, info: HeartbeatInfo): Promise<HeartbeatReply> {
@@ -109,12 +167,14 @@ export class GrpcPeerTransport implements PeerTransport {
       keys_count: info.keysCount,
       status: info.status,
       hints_pending: info.hintsPending,
+      membership_epoch: info.epoch ?? 0,
     };
     const res = await this.#unary<HeartbeatResponseMsg>(peer, "Heartbeat", req);
     return {
       status: res.status === "JOINING" ? "JOINING" : "ACTIVE",
       keysCount: res.keys_count,
       hintsPending: res.hints_pending,
+      epoch: res.membership_epoch,
     };
   }
 
@@ -201,11 +261,16 @@ export class GrpcPeerTransport implements PeerTransport {
     return res.records.map(pairToRecord);
   }
 
-  streamRecords(peer: string, opts: { maxRecords: number; maxBytes: number }): AsyncIterable<KvRecord[]> {
+  streamRecords(
+    peer: string,
+    opts: { maxRecords: number; maxBytes: number; forMoveOfEpoch?: number },
+  ): AsyncIterable<KvRecord[]> {
     return this.#stream(peer, "StreamRecords", {
       requesting_node_id: this.o.self.id,
       max_records: opts.maxRecords,
       max_bytes: opts.maxBytes,
+      for_move: opts.forMoveOfEpoch !== undefined,
+      epoch: opts.forMoveOfEpoch ?? 0,
     });
   }
 
@@ -233,7 +298,7 @@ export class GrpcPeerTransport implements PeerTransport {
   #client(peer: string): grpc.Client {
     const c = this.#clients.get(peer);
     if (!c) throw new RangeError(`unknown peer ${peer}`);
-    return c;
+    return c.client;
   }
 
   async #unary<Res>(peer: string, method: string, req: unknown): Promise<Res> {

@@ -26,12 +26,15 @@ import { sleep } from "../async.ts";
 import type { NodeSecurity } from "../security/settings.ts";
 import { guardNodeService } from "../security/node_guard.ts";
 import { serverCredentials } from "../security/tls.ts";
+import { settingsJson } from "../membership/settings.ts";
+import type { ChangeResponse } from "../membership/transport.ts";
 import { kvstorePackage } from "./proto.ts";
 import { addHealthService, type NodeHealth } from "./health.ts";
 import { addReflectionService } from "./reflection.ts";
 import type { MethodMetrics, NodeMetrics } from "../admin/node_metrics.ts";
 import {
   type BucketRequestMsg,
+  changeResponseToMsg,
   type DeleteRequestMsg,
   deleteToWrite,
   type DigestRequestMsg,
@@ -42,9 +45,16 @@ import {
   type HeartbeatRequestMsg,
   type HeartbeatResponseMsg,
   type JoinRequestMsg,
+  type JoinResponseMsg,
   type ListKeysRequestMsg,
   type ListKeysResponseMsg,
+  memberListFromMsg,
+  type MemberListMsg,
+  memberListToMsg,
+  type MembershipChangeMsg,
+  type MembershipChangeResponseMsg,
   type MembershipResponseMsg,
+  memberStateToMsg,
   type MultiDeleteRequestMsg,
   type MultiGetRequestMsg,
   type MultiPutRequestMsg,
@@ -112,14 +122,14 @@ export async function serveNode(node: KvNode, opts: ServeOptions = {}): Promise<
     guardNodeService(pkg.NodeService.service, handlers.nodeService(), {
       secret: security.secret,
       requireNodeCert: security.tls !== undefined,
-      nodeIds: node.config.nodes.map((n) => n.id),
+      nodeIds: () => node.membership.callerIds(),
       windowMs: node.config.limits.maxClockSkewMs,
       log: node.log,
     }),
   );
   const health = addHealthService(server, node);
   addReflectionService(server);
-  const self = node.config.nodes.find((n) => n.id === node.id)!;
+  const self = node.self;
   const address = `${self.bindHost}:${self.port}`;
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(address, serverCredentials(security.tls), (err, port) => {
@@ -299,6 +309,11 @@ class Handlers {
       }),
       GetSnapshot: unary(n, "GetSnapshot", (req: SnapshotRequestMsg) => this.#snapshot(req)),
       JoinCluster: unary(n, "JoinCluster", (req: JoinRequestMsg) => this.#join(req)),
+      ChangeMembership: unary(n, "ChangeMembership", (req: MembershipChangeMsg) => this.#change(req)),
+      PushMembership: unary(n, "PushMembership", (req: MemberListMsg) => {
+        n.membership.offer(memberListFromMsg(req), "claimant");
+        return { epoch: n.membership.epoch, receiver_id: n.id };
+      }),
       GetMembership: unary(n, "GetMembership", () => this.#membership()),
       ForwardMultiPut: unary(
         n,
@@ -320,13 +335,11 @@ class Handlers {
         const records = await n.storage.get(req.keys);
         return { records: records.filter((r) => r !== undefined).map(recordToPair) };
       }),
-      StreamRecords: streaming(n, "StreamRecords", (req: StreamRecordsRequestMsg) => {
-        this.#checkPeer(req.requesting_node_id);
-        n.log.info("streaming records for recovery", { to: req.requesting_node_id });
-        return recordsFor(n.storage, n.ring, n.config.replication.replicationFactor, req.requesting_node_id, {
-          ...this.#chunkLimits(req),
-        });
-      }),
+      StreamRecords: streaming(
+        n,
+        "StreamRecords",
+        (req: StreamRecordsRequestMsg) => this.#streamRecords(req),
+      ),
       GetDigests: unary(n, "GetDigests", async (req: DigestRequestMsg) => {
         this.#checkPeer(req.requesting_node_id);
         const digests = await bucketDigests(
@@ -536,6 +549,9 @@ class Handlers {
       status: req.status === "JOINING" ? "JOINING" : "ACTIVE",
       keysCount: req.keys_count,
       hintsPending: req.hints_pending,
+      epoch: req.membership_epoch,
+      host: req.host,
+      port: req.port,
     });
     return {
       acknowledged: true,
@@ -544,37 +560,84 @@ class Handlers {
       status: reply.status,
       keys_count: reply.keysCount,
       hints_pending: reply.hintsPending,
+      membership_epoch: reply.epoch,
     };
   }
 
-  #join(req: JoinRequestMsg) {
-    const known = this.node.config.nodes.find((n) => n.id === req.node_id);
-    let message = `welcome, ${req.node_id}`;
-    if (!known) message = `refused: "${req.node_id}" is not in this cluster's configuration`;
-    else if (known.host !== req.host || known.port !== req.port) {
-      message =
-        `refused: ${req.node_id} is configured at ${known.host}:${known.port}, not ${req.host}:${req.port}`;
+  /** A node asks to join: the claimant adds it (JOINING), or it is told to retry or refused. */
+  async #join(req: JoinRequestMsg): Promise<JoinResponseMsg> {
+    checkNodeAddress(req);
+    const res = await this.node.membership.propose({
+      kind: "join",
+      nodeId: req.node_id,
+      host: req.host,
+      port: req.port,
+    });
+    const { accepted, retry, message, member_list } = changeResponseToMsg(res);
+    return { accepted, message, existing_nodes: this.node.members().map(nodeInfo), retry, member_list };
+  }
+
+  async #change(req: MembershipChangeMsg): Promise<MembershipChangeResponseMsg> {
+    const kind = req.kind === "CHANGE_STREAMED" ? "streamed" : req.kind === "CHANGE_JOIN" ? "join" : "remove";
+    if (kind === "join") checkNodeAddress(req);
+    if (req.node_id === "") throw new KvError(Code.INVALID_ARGUMENT, "node_id is required");
+    const res: ChangeResponse = await this.node.membership.propose({
+      kind,
+      nodeId: req.node_id,
+      host: req.host,
+      port: req.port,
+      epoch: req.epoch,
+      forwarded: req.forwarded,
+    });
+    return changeResponseToMsg(res);
+  }
+
+  /**
+   * Recovery and range moves: the records the requester should hold, or only
+   * those it gains in a membership change (after catching up to its epoch,
+   * so both sides filter by the same rings).
+   */
+  async *#streamRecords(req: StreamRecordsRequestMsg): AsyncGenerator<KvRecord[]> {
+    const n = this.node;
+    const to = req.requesting_node_id;
+    if (req.for_move && req.epoch > n.membership.epoch) await n.membership.syncFrom([to]);
+    if (req.for_move && req.epoch !== n.membership.epoch) {
+      throw new KvError(
+        Code.FAILED_PRECONDITION,
+        `node ${n.id} is at membership epoch ${n.membership.epoch}, not ${req.epoch}`,
+      );
     }
-    const accepted = message.startsWith("welcome");
-    if (accepted) this.node.detector.heard(req.node_id, "JOINING");
-    return { accepted, message, existing_nodes: this.node.membership().map(nodeInfo) };
+    this.#checkPeer(to);
+    n.log.info(req.for_move ? "streaming records for a range move" : "streaming records for recovery", {
+      to,
+    });
+    const rf = n.config.replication.replicationFactor;
+    const wanted = req.for_move
+      ? (key: string) => n.ring.gains(key, to, rf)
+      : (key: string) => n.ring.holds(key, to, rf);
+    yield* recordsFor(n.storage, wanted, this.#chunkLimits(req));
   }
 
   #membership(): MembershipResponseMsg {
     const c = this.node.config;
+    const m = this.node.membership;
     return {
-      nodes: this.node.membership().map(nodeInfo),
-      cluster_size: c.nodes.length,
+      nodes: this.node.members().map(nodeInfo),
+      cluster_size: m.list.members.length,
       virtual_nodes: c.consistentHashing.virtualNodes,
       replication_factor: c.replication.replicationFactor,
       cluster_name: c.clusterName,
       responder_id: this.node.id,
+      member_list: memberListToMsg(m.list),
+      settings_json: settingsJson(c),
+      claimant_id: m.claimant() ?? "",
+      streamed: m.streamed(),
     };
   }
 
   #checkPeer(id: string): void {
-    if (!this.node.config.nodes.some((n) => n.id === id && n.id !== this.node.id)) {
-      throw new KvError(Code.INVALID_ARGUMENT, `"${id}" is not a peer in this cluster's configuration`);
+    if (id === this.node.id || !this.node.membership.list.members.some((m) => m.id === id)) {
+      throw new KvError(Code.INVALID_ARGUMENT, `"${id}" is not a peer in this cluster`);
     }
   }
 
@@ -615,5 +678,19 @@ function nodeInfo(m: MemberInfo): NodeInfoMsg {
     last_heartbeat: Math.floor(m.lastContactMs / 1000),
     keys_count: m.keysCount,
     recovered_records: m.recoveredRecords,
+    member_state: memberStateToMsg(m.memberState),
   };
+}
+
+/** A joining node must name itself and where it listens. */
+function checkNodeAddress(req: { node_id: string; host: string; port: number }): void {
+  if (!/^[A-Za-z0-9_.-]+$/.test(req.node_id)) {
+    throw new KvError(Code.INVALID_ARGUMENT, `node id "${req.node_id}" may hold only letters, digits, _ . -`);
+  }
+  if (req.host === "" || !(req.port >= 1 && req.port <= 65535)) {
+    throw new KvError(
+      Code.INVALID_ARGUMENT,
+      `a joining node needs its host and port (got "${req.host}:${req.port}")`,
+    );
+  }
 }

@@ -19,14 +19,21 @@ import { AUTH_METADATA_KEY, type TokenSigner, TokenVerifier } from "./token.ts";
 /** NodeService methods any client may call. */
 const OPEN_METHODS = new Set(["GetMembership"]);
 
+/**
+ * Methods a caller that is not a member may make, with a valid token: a node
+ * asking to join, or an operator's remove-node (the secret is what proves
+ * they may).
+ */
+const JOIN_METHODS = new Set(["JoinCluster", "ChangeMembership"]);
+
 /** Options of {@link guardNodeService}. */
 export interface NodeGuardOptions {
   /** The cluster secret; calls must carry a token made with it. */
   secret?: Uint8Array;
   /** Callers must present a CA-signed certificate naming a node (TLS). */
   requireNodeCert: boolean;
-  /** Ids of the configured nodes. */
-  nodeIds: readonly string[];
+  /** Ids of the cluster's nodes (a function when membership changes at run time). */
+  nodeIds: readonly string[] | (() => readonly string[]);
   /** How far a token's time may be from this node's clock. */
   windowMs: number;
   log: Logger;
@@ -55,7 +62,7 @@ export function guardNodeService(
     const inner = handler as unknown as AnyHandler;
     guarded[name] =
       (OPEN_METHODS.has(name) ? handler : ((call: AnyCall, cb?: grpc.sendUnaryData<unknown>) => {
-        const reason = refusal(path, call, o, verifier, now());
+        const reason = refusal(path, call, o, verifier, now(), JOIN_METHODS.has(name));
         if (reason === undefined) return inner(call, cb);
         warn(o.log, throttle, call, name, reason);
         const status = { code: grpc.status.UNAUTHENTICATED, details: `${name} refused: ${reason}` };
@@ -74,12 +81,15 @@ function refusal(
   o: NodeGuardOptions,
   verifier: TokenVerifier | undefined,
   nowMs: number,
+  anyNode: boolean,
 ): string | undefined {
+  const ids = typeof o.nodeIds === "function" ? o.nodeIds() : o.nodeIds;
+  const known = (id: string) => anyNode || ids.includes(id);
   if (o.requireNodeCert) {
     const cert = call.getAuthContext().sslPeerCertificate;
     if (!cert) return "no client certificate signed by the cluster's CA";
     const cn = cert.subject?.CN;
-    if (typeof cn !== "string" || !o.nodeIds.includes(cn)) {
+    if (typeof cn !== "string" || !known(cn)) {
       return `certificate "${cn}" does not name a node of this cluster`;
     }
   }
@@ -87,7 +97,7 @@ function refusal(
     const token = call.metadata.get(AUTH_METADATA_KEY)[0];
     const verdict = verifier.verify(path, typeof token === "string" ? token : undefined, nowMs);
     if (!verdict.ok) return verdict.reason;
-    if (!o.nodeIds.includes(verdict.nodeId)) return `"${verdict.nodeId}" is not a node of this cluster`;
+    if (!known(verdict.nodeId)) return `"${verdict.nodeId}" is not a node of this cluster`;
   }
   return undefined;
 }

@@ -59,6 +59,13 @@ export interface Storage {
    */
   bytesHeld?(): number;
   close(): Promise<void>;
+  /**
+   * Node metadata kept beside the records but never among them (not in
+   * scans or counts): the member list. Engines that do not outlive the
+   * process leave these out.
+   */
+  loadMeta?(name: string): Promise<string | undefined>;
+  saveMeta?(name: string, value: string): Promise<void>;
 }
 
 /** Storage failed (for example Redis is down); the node answers UNAVAILABLE. */

@@ -13,6 +13,8 @@
  *   (`hash-max-listpack-value`), beyond which a hashtable adds ~200 bytes.
  * - `P meta:live` counts live (non-tombstone) keys; the same scripts that
  *   write a record adjust it, so `countLive()` is one GET.
+ * - `P meta:<name>` holds node metadata (the member list), outside the
+ *   `P k:` records, so it never shows up as user data.
  *
  * Every write is a Lua script, so the version check and the write happen
  * atomically in Redis; a batch is a few script calls (one per chunk of
@@ -328,6 +330,20 @@ export class RedisStorage implements Storage {
     // A key erased between SCAN and HMGET is simply left out.
     const records = found.filter((r): r is KvRecord => r !== undefined);
     return { records, nextCursor: next === "0" ? "" : next };
+  }
+
+  async loadMeta(name: string): Promise<string | undefined> {
+    const v = await this.#call("loadMeta", () => this.#redis.get(this.#metaKey(name)));
+    return v ?? undefined;
+  }
+
+  async saveMeta(name: string, value: string): Promise<void> {
+    await this.#call("saveMeta", () => this.#redis.set(this.#metaKey(name), value));
+  }
+
+  #metaKey(name: string): string {
+    if (name === "live") throw new RangeError(`"live" is the live-key counter, not metadata`);
+    return `${this.#liveKey.slice(0, -"live".length)}${name}`;
   }
 
   async countLive(): Promise<number> {

@@ -180,15 +180,38 @@ export class TestCluster {
     return n;
   }
 
+  /** Adds a node that is in no cluster file (it joins with `startJoiner`); a free port. */
+  addNode(id: string): TestNode {
+    const port = freePort();
+    const node = { id, port, address: `127.0.0.1:${port}`, adminPort: 0 };
+    this.nodes.push(node);
+    return node;
+  }
+
+  /** Starts an added node with `--join` through `via` (no cluster file); waits until it answers. */
+  startJoiner(id: string, via: string[], extraArgs: string[] = []): Promise<void> {
+    const n = this.node(id);
+    const join = via.map((v) => this.node(v).address).join(",");
+    // The secret never travels with the settings: the joiner is given it, as an operator would.
+    const secret = this.secret ? ["--cluster-secret-file", `${this.dir}/cluster.secret`] : [];
+    const args = ["--host", "127.0.0.1", "--port", String(n.port), "--join", join, ...secret, ...extraArgs];
+    return this.startNode(id, args, { withConfig: false });
+  }
+
   /**
    * Starts a node's process and waits until it answers GetMembership (or,
    * with `readyLine`, until it logs a matching line: for a node the
    * harness's client cannot talk to).
    */
-  async startNode(id: string, extraArgs: string[] = [], opts: { readyLine?: RegExp } = {}): Promise<void> {
+  async startNode(
+    id: string,
+    extraArgs: string[] = [],
+    opts: { readyLine?: RegExp; withConfig?: boolean } = {},
+  ): Promise<void> {
     if (this.#running.has(id)) throw new Error(`${id} is already running`);
+    const config = opts.withConfig === false ? [] : ["--config", this.configPath];
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--quiet", MAIN, "server", "--id", id, "--config", this.configPath, ...extraArgs],
+      args: ["run", "-A", "--quiet", MAIN, "server", "--id", id, ...config, ...extraArgs],
       cwd: this.dir,
       stdin: "null",
       stdout: "piped",
@@ -250,6 +273,18 @@ export class TestCluster {
       timeoutMs,
       "every running node to see every running node ACTIVE",
     );
+  }
+
+  /**
+   * Says a node will exit by itself (a decommissioned node does), cleanly:
+   * resolves with its exit status once it has; an exit code other than 0
+   * still fails the test.
+   */
+  expectExit(id: string): Promise<Deno.CommandStatus> {
+    const r = this.#running.get(id);
+    if (!r || r.status) throw new Error(`${id} is not running${this.#failureOf(id)}`);
+    r.ended = "stopped";
+    return r.done;
   }
 
   /** Sends a signal to a node's process; SIGKILL and SIGTERM also wait for it to exit. */

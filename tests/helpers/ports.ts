@@ -24,3 +24,24 @@ export function freePort(): number {
     }
   }
 }
+
+/** The first of `n` consecutive free ports (for `cluster --nodes N`, which numbers ports from the first). */
+export function freePortRun(n: number): number {
+  for (let tries = 0; tries < 100; tries++) {
+    const base = freePort();
+    const run = Array.from({ length: n - 1 }, (_, i) => base + i + 1);
+    if (run.some((p) => RESERVED.has(p) || given.has(p) || p > 65535 || !isFree(p))) continue;
+    for (const p of run) given.add(p);
+    return base;
+  }
+  throw new Error(`no ${n} consecutive free ports found`);
+}
+
+function isFree(port: number): boolean {
+  try {
+    Deno.listen({ hostname: "127.0.0.1", port }).close();
+    return true;
+  } catch {
+    return false;
+  }
+}

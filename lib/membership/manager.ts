@@ -1,0 +1,231 @@
+/**
+ * Membership at run time: adopting newer member lists, spreading them, and
+ * (on the claimant) deciding changes one at a time.
+ *
+ * A node holds one member list (see `member_list.ts`) and the rings built
+ * from it (`live_ring.ts`). It adopts a newer list whenever it hears of one:
+ * pushed by the claimant, in a GetMembership answer, or after a heartbeat
+ * carrying a higher epoch, so a node that was down learns the change when it
+ * returns. Each adopted list is saved (Redis keeps it across restarts) and
+ * handed to `onAdopted`, which rewires the node. A change proposed to a node
+ * that is not the claimant is forwarded to the claimant; the claimant runs
+ * one decision at a time, answers "retry" while a change is under way, and
+ * pushes each new list to every member before it answers.
+ */
+import type { Logger } from "../log.ts";
+import { Code, errorMessage, KvError, PeerUnavailableError } from "../errors.ts";
+import { LiveRing } from "./live_ring.ts";
+import {
+  changeUnderWay,
+  claimantOf,
+  completeChange,
+  gainers,
+  type MemberList,
+  MemberView,
+  type Proposal,
+  proposeJoin,
+  proposeRemove,
+} from "./member_list.ts";
+import type { ChangeRequest, ChangeResponse, MembershipTransport } from "./transport.ts";
+
+/** Options of {@link Membership}. */
+export interface MembershipOptions {
+  self: string;
+  initial: MemberList;
+  virtualNodes: number;
+  replicationFactor: number;
+  transport: MembershipTransport;
+  log: Logger;
+  /** Whether this node sees a peer ACTIVE (claimant choice, and readiness for a change). */
+  active: (id: string) => boolean;
+  /** Saves an adopted list (Redis); memory nodes ask their peers instead. */
+  persist?: (list: MemberList) => Promise<void>;
+  /** Told after each adopted list, with the one it replaced. */
+  onAdopted: (list: MemberList, previous: MemberList) => void;
+}
+
+/** This node's member list, its rings, and the claimant's decisions. */
+export class Membership {
+  readonly view: MemberView;
+  readonly ring: LiveRing;
+  /** Members that reported their new ranges streamed, per epoch of a change. */
+  readonly #streamed = new Map<number, Set<string>>();
+  readonly #fetching = new Set<string>();
+  /** The list before the current one: a node that just left may still have calls in flight. */
+  #previous?: MemberList;
+  #decisions: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly o: MembershipOptions) {
+    this.view = new MemberView(o.initial);
+    this.ring = new LiveRing(o.initial, o.virtualNodes);
+  }
+
+  get list(): MemberList {
+    return this.view.list;
+  }
+
+  get epoch(): number {
+    return this.view.list.epoch;
+  }
+
+  /** The claimant as this node sees it. */
+  claimant(): string | undefined {
+    return claimantOf(this.list, (id) => id === this.o.self || this.o.active(id));
+  }
+
+  /**
+   * Ids that may call this node as a node: the members, and those of the
+   * list before (a node that just left finishes the calls it has in flight,
+   * forwards included, before it learns it left and stops).
+   */
+  callerIds(): string[] {
+    const ids = new Set(this.list.members.map((m) => m.id));
+    for (const m of this.#previous?.members ?? []) ids.add(m.id);
+    return [...ids];
+  }
+
+  /** Members that reported their ranges streamed in the change under way. */
+  streamed(): string[] {
+    return [...this.#streamed.get(this.epoch) ?? []];
+  }
+
+  /** Adopts a list if it is newer than the one held; says whether it was. */
+  offer(list: MemberList, from: string): boolean {
+    const previous = this.list;
+    if (!this.view.offer(list)) return false;
+    this.#previous = previous;
+    this.ring.adopt(list);
+    const change = changeUnderWay(list);
+    this.o.log.info(`membership epoch ${list.epoch} adopted`, {
+      from,
+      members: list.members.map((m) => m.state === "NORMAL" ? m.id : `${m.id}(${m.state})`).join(","),
+      change: change ? `${change.id} ${change.state}` : undefined,
+    });
+    this.o.persist?.(list).catch((err) =>
+      this.o.log.warn("cannot save the member list", { error: errorMessage(err) })
+    );
+    this.o.onAdopted(list, previous);
+    return true;
+  }
+
+  /** A peer mentioned its epoch: fetch its list if it is newer than ours. */
+  noteEpoch(peer: string, epoch: number | undefined): void {
+    if (epoch === undefined || epoch <= this.epoch || this.#fetching.has(peer)) return;
+    this.#fetching.add(peer);
+    this.syncFrom([peer]).finally(() => this.#fetching.delete(peer));
+  }
+
+  /** Asks peers for their lists and adopts the newest; resolves with how many answered. */
+  async syncFrom(peers: readonly string[]): Promise<number> {
+    let answered = 0;
+    await Promise.all(peers.map(async (peer) => {
+      try {
+        const snap = await this.o.transport.fetchMembership(peer);
+        answered++;
+        this.offer(snap.list, peer);
+      } catch (err) {
+        this.o.log.debug("membership fetch failed", { peer, error: errorMessage(err) });
+      }
+    }));
+    return answered;
+  }
+
+  /**
+   * Handles a proposed change: decided here on the claimant, forwarded to it
+   * elsewhere. A change that can never be made throws a KvError (NOT_FOUND,
+   * FAILED_PRECONDITION); one that cannot be made now answers `retry`.
+   */
+  async propose(change: ChangeRequest): Promise<ChangeResponse> {
+    const claimant = this.claimant();
+    if (claimant === undefined) return this.#retry("no claimant is reachable", "");
+    if (claimant !== this.o.self) {
+      if (change.forwarded) return this.#retry(`this node is not the claimant (${claimant} is)`, claimant);
+      try {
+        const res = await this.o.transport.changeMembership(claimant, { ...change, forwarded: true });
+        if (res.list) this.offer(res.list, claimant);
+        return res;
+      } catch (err) {
+        if (!(err instanceof PeerUnavailableError)) throw err;
+        return this.#retry(`the claimant ${claimant} did not answer: ${errorMessage(err)}`, claimant);
+      }
+    }
+    // One decision at a time: each waits for the previous one's pushes.
+    const decided = this.#decisions.then(() => this.#decide(change));
+    this.#decisions = decided.catch(() => {});
+    return await decided;
+  }
+
+  async #decide(change: ChangeRequest): Promise<ChangeResponse> {
+    const list = this.list;
+    const self = this.o.self;
+    const notReady = list.members.filter((m) => m.id !== self && !this.o.active(m.id)).map((m) => m.id);
+    let p: Proposal;
+    if (change.kind === "join") {
+      p = proposeJoin(
+        list,
+        { id: change.nodeId, host: change.host ?? "", port: change.port ?? 0 },
+        self,
+        notReady,
+      );
+    } else if (change.kind === "remove") {
+      p = proposeRemove(list, change.nodeId, this.o.replicationFactor, self, notReady);
+    } else {
+      p = this.#noteStreamed(list, change.nodeId, change.epoch ?? -1);
+    }
+    if (p.kind === "retry") return this.#retry(p.message, self);
+    if (p.kind === "refused") throw new KvError(Code[p.code], p.message);
+    if (p.list !== list) {
+      this.offer(p.list, self);
+      await this.#pushAll(p.list, list);
+    }
+    this.o.log.info(p.message, { epoch: p.list.epoch });
+    return { accepted: true, retry: false, message: p.message, list: p.list, claimant: self };
+  }
+
+  /** Records a member's streamed ranges; completes the change once every gainer has. */
+  #noteStreamed(list: MemberList, id: string, epoch: number): Proposal {
+    if (epoch !== list.epoch || !changeUnderWay(list)) {
+      return { kind: "accepted", list, message: `${id} streamed for epoch ${epoch}; nothing to do now` };
+    }
+    let done = this.#streamed.get(epoch);
+    if (!done) this.#streamed.set(epoch, done = new Set());
+    done.add(id);
+    const waiting = gainers(list).filter((g) => !done.has(g));
+    if (waiting.length > 0) {
+      return {
+        kind: "accepted",
+        list,
+        message: `${id} streamed its ranges; waiting for ${waiting.join(", ")}`,
+      };
+    }
+    const change = changeUnderWay(list)!;
+    return {
+      kind: "accepted",
+      list: completeChange(list, this.o.self),
+      message: `${change.id} ${change.state === "JOINING" ? "joined" : "left"}: every range streamed`,
+    };
+  }
+
+  /** Hands a new list to every node of it and of the list it replaced (a leaver learns it left). */
+  async #pushAll(list: MemberList, previous: MemberList): Promise<void> {
+    const targets = new Set([...list.members, ...previous.members].map((m) => m.id));
+    targets.delete(this.o.self);
+    await Promise.all([...targets].map(async (peer) => {
+      try {
+        await this.o.transport.pushMembership(peer, list);
+      } catch (err) {
+        // It learns the epoch from a heartbeat when it is back.
+        this.o.log.warn("cannot push the member list", { peer, epoch: list.epoch, error: errorMessage(err) });
+      }
+    }));
+  }
+
+  #retry(message: string, claimant: string): ChangeResponse {
+    return {
+      accepted: false,
+      retry: true,
+      message: message.startsWith("retry") ? message : `retry: ${message}`,
+      claimant,
+    };
+  }
+}
