@@ -51,6 +51,7 @@ for (const setting of SETTINGS) {
       sanitizeResources: false,
       fn: async () => {
         console.log(`seed ${seed} (replay: CHAOS_SEED=${seed} CHAOS_ONLY=${name} deno task chaos)`);
+        // A run bounds its own waits to 60 s (PHASES); this backstop leaves time for its cleanup.
         const r = await withTimeout(runScenario(setting, nemesis, seed), 90_000, name);
         console.log(summary(r));
         const out = env("CHAOS_RESULTS");

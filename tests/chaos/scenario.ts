@@ -27,8 +27,19 @@ export const SETTINGS: Setting[] = [
   { name: "rf3-w2-r2", replicationFactor: 3, writeQuorum: 2, readQuorum: 2, antiEntropyMs: 4000 },
 ];
 
-/** Phases of a run, in ms. */
-export const PHASES = { warmMs: 2000, faultMs: 8000, afterHealMs: 2000, convergeLimitMs: 20_000 };
+/**
+ * Phases of a run, in ms, and the bounds of its waits: at most 20 s to start,
+ * 12 s of load, 10 s for the workers to stop, 12 s for the replicas to agree
+ * (5 s more for the answer), so a run ends within 60 s whatever happens.
+ */
+export const PHASES = {
+  startLimitMs: 20_000,
+  warmMs: 2000,
+  faultMs: 8000,
+  afterHealMs: 2000,
+  stopLimitMs: 10_000,
+  convergeLimitMs: 12_000,
+};
 
 /** One row of the results. */
 export interface ScenarioResult {
@@ -65,7 +76,7 @@ export async function runScenario(setting: Setting, nemesis: Nemesis, seed: numb
     ]);
     workload = new Deno.Command(cmd, { args, stdin: "piped", stdout: "piped", stderr: "inherit" }).spawn();
     const lines = lineReader(workload.stdout);
-    await expectEvent(lines, "ready", 60_000, cluster);
+    await expectEvent(lines, "ready", PHASES.startLimitMs, cluster);
     await sleep(PHASES.warmMs);
     await nemesis.start({ net, cluster });
     await sleep(PHASES.faultMs);
@@ -75,11 +86,11 @@ export async function runScenario(setting: Setting, nemesis: Nemesis, seed: numb
     const writer = workload.stdin.getWriter();
     await writer.write(new TextEncoder().encode("stop\n"));
     await writer.close();
-    await expectEvent(lines, "stopped", 30_000, cluster);
+    await expectEvent(lines, "stopped", PHASES.stopLimitMs, cluster);
     const result = await expectEvent(
       lines,
       undefined,
-      PHASES.convergeLimitMs + 30_000,
+      PHASES.convergeLimitMs + 5000,
       cluster,
     ) as WorkloadResult;
     const history = (await Deno.readTextFile(historyPath)).split("\n").filter((l) => l).map((l) =>

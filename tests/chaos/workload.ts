@@ -162,7 +162,7 @@ async function main(): Promise<void> {
   const addresses = values.nodes!.split(",");
   const keys = Array.from({ length: Number(values.keys) }, (_, i) => `key-${i}`);
   const seed = Number(values.seed);
-  const client = await waitAllActive(addresses, Number(values["timeout-ms"]), 60_000);
+  const client = await waitAllActive(addresses, Number(values["timeout-ms"]), 20_000);
   console.log(JSON.stringify({ event: "ready" }));
 
   let stopped = false;
