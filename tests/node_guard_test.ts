@@ -157,3 +157,41 @@ Deno.test("the signing interceptor puts the signer's token for the call's method
   await Promise.resolve();
   assert.equal(sent?.get(AUTH_METADATA_KEY)[0], signToken(SECRET, path("Heartbeat"), "node1", T));
 });
+
+Deno.test("a joining node or an operator needs only a valid token for JoinCluster and ChangeMembership", () => {
+  const s = setup({ secret: SECRET });
+  const as = (method: string, id: string) => fakeCall({ token: signToken(SECRET, path(method), id, T) });
+  assert.equal(s.unary("JoinCluster", as("JoinCluster", "node9")), null);
+  assert.equal(s.unary("ChangeMembership", as("ChangeMembership", "operator")), null);
+  // Every other call still needs a member, and every call the secret.
+  assert.match(s.unary("Heartbeat", as("Heartbeat", "node9"))!.details, /"node9" is not a node/);
+  assert.match(s.unary("JoinCluster", fakeCall())!.details, /no node credentials/);
+  assert.deepEqual(s.ran, ["JoinCluster", "ChangeMembership"]);
+});
+
+Deno.test("the node ids may follow the membership: a function is asked on every call", () => {
+  const def = kvstorePackage().NodeService.service;
+  const ran: string[] = [];
+  const impl = {
+    Heartbeat: (_c: unknown, cb: (e: unknown, r: unknown) => void) => (ran.push("hb"), cb(null, {})),
+  };
+  let members = ["node1"];
+  const guarded = guardNodeService(def, impl as unknown as grpc.UntypedServiceImplementation, {
+    secret: SECRET,
+    requireNodeCert: false,
+    nodeIds: () => members,
+    windowMs: 60_000,
+    log: new Logger({ level: "error", format: "text" }),
+    now: () => T,
+  });
+  const call = () => {
+    let answer: unknown;
+    const c = fakeCall({ token: signToken(SECRET, path("Heartbeat"), "node4", T) });
+    (guarded.Heartbeat as unknown as (c: FakeCall, cb: (e: unknown) => void) => void)(c, (e) => answer = e);
+    return answer as { code: number } | null;
+  };
+  assert.equal(call()?.code, grpc.status.UNAUTHENTICATED);
+  members = ["node1", "node4"];
+  assert.equal(call(), null);
+  assert.deepEqual(ran, ["hb"]);
+});

@@ -1,0 +1,133 @@
+/**
+ * Unit tests of membership at run time with a fake transport: the claimant
+ * decides and pushes, others forward, a forwarded change never bounces, a
+ * change completes only once every new holder has streamed, a removed node
+ * is told, and a newer epoch heard of is fetched.
+ */
+import assert from "node:assert/strict";
+import { Membership } from "../lib/membership/manager.ts";
+import { listFromNodes, type MemberList } from "../lib/membership/member_list.ts";
+import type { ChangeRequest, ChangeResponse, MembershipTransport } from "../lib/membership/transport.ts";
+import { Logger } from "../lib/log.ts";
+import { KvError } from "../lib/errors.ts";
+
+const base = listFromNodes([1, 2, 3].map((i) => ({ id: `node${i}`, host: "h", port: i })));
+
+class FakeTransport implements MembershipTransport {
+  readonly pushed: [string, number][] = [];
+  readonly changes: [string, ChangeRequest][] = [];
+  readonly lists = new Map<string, MemberList>();
+  answer?: ChangeResponse;
+  addPeer(): void {}
+  fetchMembership(peer: string) {
+    const list = this.lists.get(peer);
+    if (!list) return Promise.reject(new Error(`${peer} unknown`));
+    return Promise.resolve({ list, settingsJson: "{}", responder: peer });
+  }
+  pushMembership(peer: string, list: MemberList): Promise<number> {
+    this.pushed.push([peer, list.epoch]);
+    return Promise.resolve(list.epoch);
+  }
+  changeMembership(peer: string, change: ChangeRequest): Promise<ChangeResponse> {
+    this.changes.push([peer, change]);
+    return Promise.resolve(this.answer!);
+  }
+  join(): Promise<ChangeResponse> {
+    return Promise.reject(new Error("not used"));
+  }
+}
+
+function membership(self: string, t: FakeTransport, adopted: MemberList[] = []) {
+  return new Membership({
+    self,
+    initial: base,
+    virtualNodes: 20,
+    replicationFactor: 2,
+    transport: t,
+    log: new Logger({ level: "error", format: "text" }),
+    active: () => true,
+    onAdopted: (l) => adopted.push(l),
+  });
+}
+
+Deno.test("the claimant makes the join, pushes it to every member and the joiner, and answers with it", async () => {
+  const t = new FakeTransport();
+  const m = membership("node1", t);
+  const res = await m.propose({ kind: "join", nodeId: "node4", host: "h", port: 4 });
+  assert.equal(res.accepted, true);
+  assert.equal(res.list?.epoch, 1);
+  assert.equal(m.epoch, 1);
+  assert.deepEqual(t.pushed.map(([p]) => p).sort(), ["node2", "node3", "node4"]);
+  const again = await m.propose({ kind: "join", nodeId: "node5", host: "h", port: 5 });
+  assert.equal(again.retry, true);
+  assert.match(again.message, /node4 JOINING/);
+});
+
+Deno.test("the change completes only once every new holder has streamed; the list then moves on", async () => {
+  const t = new FakeTransport();
+  const m = membership("node1", t);
+  await m.propose({ kind: "join", nodeId: "node4", host: "h", port: 4 });
+  for (const id of ["node4", "node2", "node3"]) {
+    const r = await m.propose({ kind: "streamed", nodeId: id, epoch: 1 });
+    assert.equal(r.accepted, true);
+    assert.equal(m.epoch, 1, `still waiting after ${id}`);
+  }
+  assert.deepEqual(m.streamed().sort(), ["node2", "node3", "node4"]);
+  await m.propose({ kind: "streamed", nodeId: "node1", epoch: 1 });
+  assert.equal(m.epoch, 2);
+  assert.ok(m.list.members.every((x) => x.state === "NORMAL"));
+  // A late report for an old epoch changes nothing.
+  await m.propose({ kind: "streamed", nodeId: "node4", epoch: 1 });
+  assert.equal(m.epoch, 2);
+});
+
+Deno.test("a removed node is pushed the list that no longer has it", async () => {
+  const t = new FakeTransport();
+  const m = membership("node1", t);
+  await m.propose({ kind: "remove", nodeId: "node3" });
+  for (const id of ["node1", "node2"]) await m.propose({ kind: "streamed", nodeId: id, epoch: 1 });
+  assert.equal(m.epoch, 2);
+  assert.deepEqual(m.list.members.map((x) => x.id), ["node1", "node2"]);
+  assert.ok(t.pushed.some(([p, e]) => p === "node3" && e === 2), JSON.stringify(t.pushed));
+  // A node that is not a member cannot be removed; too few would be left.
+  await assert.rejects(m.propose({ kind: "remove", nodeId: "node9" }), (e: KvError) => e.code === 5);
+  await assert.rejects(m.propose({ kind: "remove", nodeId: "node2" }), (e: KvError) => e.code === 9);
+});
+
+Deno.test("another node forwards to the claimant and adopts its answer; a forwarded change is not bounced", async () => {
+  const t = new FakeTransport();
+  const adopted: MemberList[] = [];
+  const m = membership("node2", t, adopted);
+  const joined: MemberList = {
+    epoch: 1,
+    claimant: "node1",
+    members: [...base.members, { id: "node4", host: "h", port: 4, state: "JOINING" }],
+  };
+  t.answer = { accepted: true, retry: false, message: "ok", list: joined, claimant: "node1" };
+  const res = await m.propose({ kind: "join", nodeId: "node4", host: "h", port: 4 });
+  assert.equal(res.accepted, true);
+  assert.deepEqual(t.changes, [["node1", {
+    kind: "join",
+    nodeId: "node4",
+    host: "h",
+    port: 4,
+    forwarded: true,
+  }]]);
+  assert.equal(m.epoch, 1);
+  assert.equal(adopted.length, 1);
+  const bounced = await m.propose({ kind: "remove", nodeId: "node3", forwarded: true });
+  assert.equal(bounced.retry, true);
+  assert.match(bounced.message, /not the claimant \(node1 is\)/);
+});
+
+Deno.test("a newer epoch heard of is fetched and adopted; an older or equal one is ignored", async () => {
+  const t = new FakeTransport();
+  const m = membership("node2", t);
+  t.lists.set("node3", { ...base, epoch: 4, claimant: "node1" });
+  m.noteEpoch("node3", 0);
+  m.noteEpoch("node3", 4);
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(m.epoch, 4);
+  assert.equal(m.offer({ ...base, epoch: 3, claimant: "node1" }, "x"), false);
+  assert.deepEqual(m.callerIds().sort(), ["node1", "node2", "node3"]);
+});
