@@ -147,6 +147,8 @@ export interface BenchClusterOptions {
   /** The program the nodes run: this tree's main.ts unless given (another checkout's, for a baseline). */
   main?: string;
   logLevel?: string;
+  /** Top-level sections merged over the generated cluster file (e.g. `security`). */
+  extraConfig?: Record<string, unknown>;
 }
 
 /** A cluster of `main.ts server` processes for the benchmark. */
@@ -178,6 +180,7 @@ export class BenchCluster {
       consistent_hashing: { virtual_nodes: 150 },
       storage: { engine: o.storage },
       logging: { level: o.logLevel ?? "info" },
+      ...o.extraConfig,
     };
     await Deno.writeTextFile(c.configPath, JSON.stringify(config, null, 2));
     for (const n of o.nodes) c.startNode(n.id);

@@ -59,6 +59,8 @@ const HELP = `deno task benchmark [flags]
   --skip-1m           leave out the 1M-record memory and recovery test
   --skip-membership   leave out the join and decommission timed after the 1M test
   --targets LIST      only these of ceiling,etcd,any,memory,redis (default all)
+  --secret            run the kvstore clusters with security.cluster_secret set (every
+                      node-to-node call then carries an HMAC token), to measure its cost
   --baseline DIR      also run a memory cluster from DIR/main.ts (another checkout)
                       under the any-node client, as the target "baseline"
   --rows LIST         only these of put,get,mixed,batch-put,batch-get ("" for none)
@@ -116,6 +118,7 @@ interface Options {
   skipMembership: boolean;
   targets: Target[];
   baseline?: string;
+  secret: boolean;
   rows: string[];
   nodeFlags: string[];
   out: string;
@@ -148,6 +151,7 @@ function parseOptions(args: string[]): Options | undefined {
     "skip-membership": { type: "boolean" },
     targets: { type: "string" },
     baseline: { type: "string" },
+    secret: { type: "boolean" },
     rows: { type: "string" },
     "node-flags": { type: "string" },
     out: { type: "string" },
@@ -183,6 +187,7 @@ function parseOptions(args: string[]): Options | undefined {
       ...(values.baseline ? ["baseline" as const] : []),
     ],
     baseline: values.baseline,
+    secret: values.secret ?? false,
     rows: list(values.rows, ROWS.map((r) => r.id), "rows"),
     nodeFlags: (values["node-flags"] ?? "").split(" ").filter((f) => f !== ""),
     out: values.out ?? `${ROOT}bench-results`,
@@ -474,6 +479,9 @@ async function startCluster(
     storage,
     denoFlags: o.nodeFlags,
     main: how.main,
+    extraConfig: o.secret
+      ? { security: { cluster_secret: crypto.randomUUID() + crypto.randomUUID() } }
+      : undefined,
   }, group);
   return {
     target: storage,
