@@ -22,6 +22,7 @@ import {
   clusterTest,
   endCluster,
   keysPlacedOn,
+  kvError,
   logField,
   logLines,
   ringOf,
@@ -380,5 +381,44 @@ clusterTest(
 clusterTest(
   "a node paused with SIGSTOP is marked FAILED, and after SIGCONT it is ACTIVE again and holds the writes it missed",
   () => outageScenario("stop"),
+  { timeoutMs: 60_000 },
+);
+
+clusterTest(
+  "a routing client does not resend a write that timed out on a paused node: DEADLINE_EXCEEDED; reads and later writes go to the next node",
+  async () => {
+    const cluster = await TestCluster.start({ nodes: 3, heartbeatMs: 200, failureMs: 5000 });
+    try {
+      const ring = ringOf(cluster);
+      const key = Array.from({ length: 200 }, (_, i) => `paused-${i}`).find((k) =>
+        ring.owner(k) === "node2"
+      )!;
+      const client = await cluster.client({ via: "node1", timeoutMs: 700 });
+      assert.ok((await client.put(key, "before")).ok);
+      // Replication is asynchronous (write_quorum 1): wait for the other copy.
+      const other = ring.preferenceList(key, 2)[1];
+      await cluster.waitFor(
+        async () =>
+          (await client.get(key, { fromReplica: true, address: cluster.node(other).address })).found,
+        5000,
+        `the copy on ${other}`,
+      );
+      await cluster.signal("node2", "SIGSTOP");
+      try {
+        // node2 is not yet suspected (failure after 5 s): the client sends the write to it.
+        const err = await kvError(() => client.put(key, "unknown"));
+        assert.equal(err.code, Code.DEADLINE_EXCEEDED, err.message);
+        // The paused node is avoided now: the read fails over and sees the last acknowledged value.
+        const read = await client.get(key);
+        assert.equal(text.decode(read.value), "before");
+        assert.notEqual(read.nodeId, "node2");
+        assert.ok((await client.put(key, "after")).ok, "a later write goes to the next node");
+      } finally {
+        await cluster.signal("node2", "SIGCONT");
+      }
+    } finally {
+      await endCluster(cluster);
+    }
+  },
   { timeoutMs: 60_000 },
 );
