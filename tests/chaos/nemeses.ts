@@ -20,6 +20,8 @@ export interface Nemesis {
   description: string;
   /** Extra `server` flags for a node from the start of the run. */
   nodeArgs?: Record<string, string[]>;
+  /** Storage engine the nodes run (default memory); redis gives each node a redis-server in its namespace. */
+  storage?: "memory" | "redis";
   start(ctx: NemesisContext): Promise<void>;
   heal(ctx: NemesisContext): Promise<void>;
 }
@@ -82,7 +84,8 @@ export const NEMESES: Nemesis[] = [
   },
   {
     name: "kill-9",
-    description: "n1 killed with SIGKILL, restarted at heal (memory engine: it recovers from its peers)",
+    description: "n1 killed with SIGKILL, restarted at heal with its Redis data (Redis engine)",
+    storage: "redis",
     start: ({ cluster }) => cluster.signal("n1", "SIGKILL"),
     heal: ({ cluster }) => Promise.resolve(cluster.startNode("n1")),
   },
@@ -94,12 +97,13 @@ export const NEMESES: Nemesis[] = [
   },
   {
     name: "wipe",
-    description: "n1 killed and restarted at once with empty storage, while the load runs",
+    description: "n1 killed with SIGKILL, its Redis flushed, restarted at heal with no data (Redis engine)",
+    storage: "redis",
     start: async ({ cluster }) => {
       await cluster.signal("n1", "SIGKILL");
-      cluster.startNode("n1");
+      await cluster.redisCli("n1", "FLUSHALL");
     },
-    heal: () => Promise.resolve(),
+    heal: ({ cluster }) => Promise.resolve(cluster.startNode("n1")),
   },
   {
     name: "clock-ahead",

@@ -8,10 +8,14 @@
  * not send) fails the run instead of passing as part of the fault.
  */
 import { MAIN } from "../helpers/cluster.ts";
-import type { ChaosNetwork } from "./netns.ts";
+import { redisServerArgs, redisServerPath } from "../../lib/redis_server.ts";
+import { sleep } from "../../lib/async.ts";
+import { type ChaosNetwork, run } from "./netns.ts";
 
 /** Port every node listens on (each node has its own address, in its own namespace). */
 const NODE_PORT = 7400;
+/** Port of each node's redis-server, on the loopback of the node's own namespace. */
+const REDIS_PORT = 6390;
 
 /** Settings of one run. */
 export interface ClusterSettings {
@@ -19,6 +23,8 @@ export interface ClusterSettings {
   writeQuorum: number;
   readQuorum: number;
   antiEntropyMs: number;
+  /** memory (default), or one redis-server per node inside its namespace. */
+  storage?: "memory" | "redis";
 }
 
 /** A node process and what became of it. */
@@ -41,6 +47,7 @@ export class NsCluster {
   readonly ids: string[];
   readonly #procs = new Map<string, NodeProcess>();
   readonly #logs = new Map<string, string[]>();
+  readonly #redis: Deno.ChildProcess[] = [];
   readonly unexpectedExits: UnexpectedExit[] = [];
 
   private constructor(
@@ -62,7 +69,7 @@ export class NsCluster {
         host: net.member(id).ip,
         port: NODE_PORT,
         redis_host: "127.0.0.1",
-        redis_port: 1,
+        redis_port: REDIS_PORT,
       })),
       replication: {
         replication_factor: s.replicationFactor,
@@ -72,12 +79,42 @@ export class NsCluster {
       failure_detection: { heartbeat_interval_ms: 200, failure_timeout_ms: 1000, rpc_timeout_ms: 500 },
       recovery: { anti_entropy_interval_ms: s.antiEntropyMs },
       consistent_hashing: { virtual_nodes: 150 },
-      storage: { engine: "memory" },
+      storage: { engine: s.storage ?? "memory" },
       logging: { level: "info" },
     };
     const configPath = `${dir}/cluster.json`;
     await Deno.writeTextFile(configPath, JSON.stringify(config, null, 2));
-    return new NsCluster(net, dir, configPath, ids);
+    const cluster = new NsCluster(net, dir, configPath, ids);
+    if (s.storage === "redis") {
+      try {
+        for (const id of ids) await cluster.#startRedis(id);
+      } catch (err) {
+        await cluster.stop();
+        throw err;
+      }
+    }
+    return cluster;
+  }
+
+  /** Starts a node's redis-server in its namespace (AOF, fsync always) and waits until it answers. */
+  async #startRedis(id: string): Promise<void> {
+    const server = redisServerPath();
+    if (!server) throw new Error("redis-server is not installed: apt-get install -y redis-server");
+    const args = redisServerArgs({ port: REDIS_PORT, dir: `${this.dir}/redis-${id}`, appendFsync: "always" });
+    await Deno.mkdir(`${this.dir}/redis-${id}`, { recursive: true });
+    const { cmd, args: full } = this.net.exec(id, server, args);
+    this.#redis.push(new Deno.Command(cmd, { args: full, stdout: "null", stderr: "null" }).spawn());
+    for (let i = 0; i < 100; i++) {
+      if ((await this.redisCli(id, "PING").catch(() => "")).trim() === "PONG") return;
+      await sleep(100);
+    }
+    throw new Error(`redis-server of ${id} did not answer within 10 s`);
+  }
+
+  /** Runs a redis-cli command against a node's redis-server, from its namespace. */
+  redisCli(id: string, ...command: string[]): Promise<string> {
+    const { cmd, args } = this.net.exec(id, "redis-cli", ["-p", String(REDIS_PORT), ...command]);
+    return run(cmd, args);
   }
 
   /** The address clients use for a node. */
@@ -144,7 +181,7 @@ export class NsCluster {
     );
   }
 
-  /** kill -9 every node still running (no GOAWAY reaches anyone), and remove the files. */
+  /** kill -9 every node still running (no GOAWAY reaches anyone) and every redis-server, and remove the files. */
   async stop(): Promise<void> {
     await Promise.all([...this.#procs.values()].map(async (p) => {
       p.expectedEnd = true;
@@ -152,6 +189,12 @@ export class NsCluster {
         p.child.kill("SIGKILL");
       } catch { /* already gone */ }
       await p.done;
+    }));
+    await Promise.all(this.#redis.map(async (r) => {
+      try {
+        r.kill("SIGKILL");
+      } catch { /* already gone */ }
+      await r.status;
     }));
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
   }

@@ -60,7 +60,7 @@ export async function runScenario(setting: Setting, nemesis: Nemesis, seed: numb
   let cluster: NsCluster | undefined;
   let workload: Deno.ChildProcess | undefined;
   try {
-    cluster = await NsCluster.create(net, NODES, setting);
+    cluster = await NsCluster.create(net, NODES, { ...setting, storage: nemesis.storage });
     for (const id of NODES) cluster.startNode(id, nemesis.nodeArgs?.[id] ?? []);
     const historyPath = `${cluster.dir}/history.jsonl`;
     const { cmd, args } = net.exec("clients", Deno.execPath(), [
