@@ -166,6 +166,11 @@ export class HashRing {
     return out;
   }
 
+  /** The ring's point positions, ascending (a copy). */
+  positions(): Uint32Array {
+    return this.#points.slice();
+  }
+
   /** The fraction of the 2^32 positions each node owns as first node. */
   shares(): Map<string, number> {
     const shares = new Map(this.nodeIds.map((id) => [id, 0]));

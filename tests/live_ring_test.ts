@@ -9,6 +9,7 @@ import {
   listFromNodes,
   type MemberList,
   proposeJoin,
+  proposeRemove,
 } from "../lib/membership/member_list.ts";
 import { HashRing, ringHash } from "../lib/ring.ts";
 
@@ -53,4 +54,31 @@ Deno.test("after the change completes, the next ring is the only ring", () => {
   assert.equal(live.epoch, 2);
   assert.deepEqual([...live.nodeIds].sort(), ["node1", "node2", "node3", "node4"]);
   for (const k of keys.slice(0, 100)) assert.equal(live.gains(k, "node4", 2), false);
+});
+
+/** The nodes that gain some key, by brute force over many keys. */
+function gainedByKeys(live: LiveRing, rf: number): string[] {
+  const out = new Set<string>();
+  for (let i = 0; i < 20_000; i++) {
+    const pos = ringHash(`probe:${i}`);
+    const now = live.current.walk(pos, rf);
+    for (const id of live.next.walk(pos, rf)) if (!now.includes(id)) out.add(id);
+  }
+  return [...out].sort();
+}
+
+Deno.test("the nodes that gain ranges, from the ring points, agree with a key-by-key count", () => {
+  const five = listFromNodes([1, 2, 3, 4, 5].map((i) => ({ id: `node${i}`, host: "h", port: i })));
+  for (const rf of [1, 2, 3]) {
+    const join =
+      (proposeJoin(five, { id: "node6", host: "h", port: 6 }, "node1", []) as { list: MemberList }).list;
+    const liveJoin = new LiveRing(join, 50);
+    assert.deepEqual(liveJoin.gainers(rf), ["node6"], "in a join only the joiner gains");
+    assert.deepEqual(liveJoin.gainers(rf), gainedByKeys(liveJoin, rf));
+    const leave = (proposeRemove(five, "node3", rf, "node1", []) as { list: MemberList }).list;
+    const liveLeave = new LiveRing(leave, 50);
+    assert.ok(liveLeave.gainers(rf).length > 0 && !liveLeave.gainers(rf).includes("node3"));
+    assert.deepEqual(liveLeave.gainers(rf), gainedByKeys(liveLeave, rf), `rf ${rf}`);
+  }
+  assert.deepEqual(new LiveRing(five, 50).gainers(2), []);
 });

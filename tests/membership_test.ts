@@ -7,7 +7,7 @@
  * cleanup grace period has passed. KV_MEMBERSHIP_KEYS sets the key count.
  */
 import assert from "node:assert/strict";
-import { clusterTest, endCluster, logLines, runMain, TestCluster } from "./helpers/cluster.ts";
+import { clusterTest, endCluster, logLines, runMain, sleep, TestCluster } from "./helpers/cluster.ts";
 import {
   KEY_COUNT,
   misplaced,
@@ -150,6 +150,11 @@ clusterTest(
     try {
       const client = await cluster.client({ via: "node1" });
       const { live, deleted } = await preload(client, KEY_COUNT);
+      // With write_quorum 1 a write is acknowledged before its second copy exists, and the
+      // copy still queued on a node killed -9 is lost (see the README): let replication
+      // finish first, so what is checked afterwards is what the removal restored.
+      const all = ["node1", "node2", "node3", "node4"];
+      await checkAfter(cluster, client, all, expected(live, deleted, new Workload(client, live)));
       await cluster.kill("node3");
       const load = new Workload(client, live);
       load.start();
@@ -181,12 +186,20 @@ clusterTest("two joins proposed at the same moment: one is accepted, the other t
     const claimant = (await client.membership()).claimant;
     assert.equal(claimant, "node1");
     // Nothing listens at these addresses: the accepted join stays under way until it is called off.
-    const [a, b] = await Promise.all(
-      ["nodeA", "nodeB"].map((id) => joinCall(cluster, "node3", id, freePort())),
+    // A member briefly not ACTIVE on a loaded machine makes both retry: then the pair is sent again.
+    let [a, b] = [undefined, undefined] as (JoinResponseMsg | undefined)[];
+    for (let attempt = 1; attempt <= 10 && !a?.accepted && !b?.accepted; attempt++) {
+      if (attempt > 1) await sleep(500);
+      [a, b] = await Promise.all(["nodeA", "nodeB"].map((id) => joinCall(cluster, "node3", id, freePort())));
+      assert.ok(a.retry || a.accepted, a.message);
+      assert.ok(b.retry || b.accepted, b.message);
+    }
+    const outcomes = [a!, b!].map((r) =>
+      r.accepted ? "accepted" : r.retry ? "retry" : `refused: ${r.message}`
     );
-    const outcomes = [a, b].map((r) => r.accepted ? "accepted" : r.retry ? "retry" : `refused: ${r.message}`);
-    assert.deepEqual(outcomes.sort(), ["accepted", "retry"], `${a.message} / ${b.message}`);
-    const joined = a.accepted ? "nodeA" : "nodeB";
+    assert.deepEqual(outcomes.sort(), ["accepted", "retry"], `${a!.message} / ${b!.message}`);
+    assert.match((a!.accepted ? b! : a!).message, /a membership change is under way \(node[AB] JOINING\)/);
+    const joined = a!.accepted ? "nodeA" : "nodeB";
     const m = await client.membership(cluster.node("node2").address);
     assert.equal(m.members.find((x) => x.id === joined)?.memberState, "JOINING");
     // Removing a node is a node's (or an operator's) act: without the cluster secret it is refused.

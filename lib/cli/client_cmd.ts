@@ -11,6 +11,7 @@ import { Buffer } from "node:buffer";
 import { KvClient, type Member, type Membership } from "../grpc/kv_client.ts";
 import { sleep } from "../async.ts";
 import { HashRing } from "../ring.ts";
+import { LiveRing } from "../membership/live_ring.ts";
 import type { ReadResult, WriteResult } from "../transport.ts";
 import { errorMessage, KvError } from "../errors.ts";
 import { EXIT, intFlag, parseAddress, parseFlags, UsageError } from "./common.ts";
@@ -287,13 +288,19 @@ function printStatus(m: Membership, own: Map<string, Member>, out: Output): numb
     recovered: own.get(n.id)?.recoveredRecords ?? n.recoveredRecords,
   }));
   const change = m.members.find((n) => n.memberState !== "NORMAL");
-  const gainers = m.members.filter((n) => n.memberState !== "LEAVING");
+  // The nodes that gain ranges, computed from the rings as the nodes do.
+  const list = {
+    epoch: m.epoch,
+    claimant: m.claimant,
+    members: m.members.map((n) => ({ id: n.id, host: "", port: 0, state: n.memberState })),
+  };
+  const gainers = new LiveRing(list, m.virtualNodes).gainers(m.replicationFactor);
   const moving = change
     ? {
       node: change.id,
       state: change.memberState,
       streamed: m.streamed,
-      waiting: gainers.map((n) => n.id).filter((id) => !m.streamed.includes(id)),
+      waiting: gainers.filter((id) => !m.streamed.includes(id)),
     }
     : undefined;
   const header = [

@@ -108,6 +108,26 @@ export class LiveRing implements RingLike {
     return p.next.walk(position, count).includes(id) && !p.current.walk(position, count).includes(id);
   }
 
+  /**
+   * The nodes that gain ranges in the change under way: those on a key's
+   * next preference list but not its current one, for some key. Every key
+   * between two consecutive points of the two rings together has the same
+   * lists, so checking each point of both rings covers every key. A node
+   * that gains nothing (every old member, in a join) has nothing to pull.
+   */
+  gainers(count: number): string[] {
+    const p = this.#pair;
+    if (!p.moving) return [];
+    const out = new Set<string>();
+    for (const ring of [p.current, p.next]) {
+      for (const position of ring.positions()) {
+        const now = p.current.walk(position, count);
+        for (const id of p.next.walk(position, count)) if (!now.includes(id)) out.add(id);
+      }
+    }
+    return [...out].sort();
+  }
+
   #build(list: MemberList): Pair {
     const cur = currentIds(list);
     const nxt = nextIds(list);

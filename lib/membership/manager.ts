@@ -19,7 +19,6 @@ import {
   changeUnderWay,
   claimantOf,
   completeChange,
-  gainers,
   type MemberList,
   MemberView,
   type Proposal,
@@ -177,6 +176,10 @@ export class Membership {
     if (p.list !== list) {
       this.offer(p.list, self);
       await this.#pushAll(p.list, list);
+      if (changeUnderWay(p.list) && this.ring.gainers(this.o.replicationFactor).length === 0) {
+        // Nobody gains a range (nothing to stream): the change completes at once.
+        return await this.#decide({ kind: "streamed", nodeId: self, epoch: p.list.epoch });
+      }
     }
     this.o.log.info(p.message, { epoch: p.list.epoch });
     return { accepted: true, retry: false, message: p.message, list: p.list, claimant: self };
@@ -190,7 +193,7 @@ export class Membership {
     let done = this.#streamed.get(epoch);
     if (!done) this.#streamed.set(epoch, done = new Set());
     done.add(id);
-    const waiting = gainers(list).filter((g) => !done.has(g));
+    const waiting = this.ring.gainers(this.o.replicationFactor).filter((g) => !done.has(g));
     if (waiting.length > 0) {
       return {
         kind: "accepted",

@@ -157,11 +157,6 @@ export function completeChange(list: MemberList, by: string): MemberList {
   return next(list, by, members);
 }
 
-/** Members that must confirm they hold their new ranges before the change completes. */
-export function gainers(list: MemberList): string[] {
-  return changeUnderWay(list) ? nextIds(list) : [];
-}
-
 function busyReason(list: MemberList, notReady: readonly string[]): string | undefined {
   const change = changeUnderWay(list);
   if (change) return `retry: a membership change is under way (${change.id} ${change.state})`;

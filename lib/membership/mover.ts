@@ -16,7 +16,7 @@ import type { Logger } from "../log.ts";
 import { errorMessage } from "../errors.ts";
 import { sleep } from "../async.ts";
 import { scanAll, type Storage } from "../storage/mod.ts";
-import { changeUnderWay, type MemberList, nextIds } from "./member_list.ts";
+import { changeUnderWay, type MemberList } from "./member_list.ts";
 import type { Membership } from "./manager.ts";
 
 /** How often a node that streamed its ranges tells the claimant, until the change completes. */
@@ -83,7 +83,12 @@ export class Mover {
 
   /** Reacts to an adopted list: starts pulling if this node gains ranges in its change. */
   onAdopted(list: MemberList): void {
-    if (!changeUnderWay(list) || !nextIds(list).includes(this.o.self)) return;
+    // Only a node that gains ranges pulls (and is waited for): in a join, the joiner alone.
+    if (
+      !changeUnderWay(list) || !this.o.membership.ring.gainers(this.o.replicationFactor).includes(this.o.self)
+    ) {
+      return;
+    }
     if (this.#pulling === list.epoch || this.#pulled === list.epoch) return;
     this.#run(list.epoch).catch((err) => this.o.log.error("range move failed", { error: errorMessage(err) }));
   }
