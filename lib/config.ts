@@ -83,6 +83,10 @@ export interface ClusterConfig {
     failureTimeoutMs: number;
     /** Deadline of every node-to-node call. */
     rpcTimeoutMs: number;
+    /** Peer channels ping this often, idle or not (finds half-open connections). */
+    keepaliveTimeMs: number;
+    /** A ping unanswered this long drops the connection and fails its calls UNAVAILABLE. */
+    keepaliveTimeoutMs: number;
   };
   consistentHashing: { virtualNodes: number };
   storage: { engine: StorageEngine; redisKeyPrefix: string };
@@ -232,6 +236,8 @@ export function parseConfig(raw: unknown, source: string, opts: { baseDir?: stri
       suspectTimeoutMs,
       failureTimeoutMs,
       rpcTimeoutMs: r.int(fd.rpc_timeout_ms, "failure_detection.rpc_timeout_ms", 2000, 1),
+      keepaliveTimeMs: r.int(fd.keepalive_time_ms, "failure_detection.keepalive_time_ms", 10_000, 100),
+      keepaliveTimeoutMs: r.int(fd.keepalive_timeout_ms, "failure_detection.keepalive_timeout_ms", 5000, 100),
     },
     consistentHashing: {
       virtualNodes: r.int(ch.virtual_nodes, "consistent_hashing.virtual_nodes", 150, 1, 10_000),

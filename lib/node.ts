@@ -266,9 +266,8 @@ export class KvNode {
   }
 
   /**
-   * Stops every loop and closes storage. Peer channels stay open until the
-   * process exits: closing them gracefully sends GOAWAY frames, which Deno
-   * 2.9's HTTP/2 does not always survive (denoland/deno#36788).
+   * Stops every loop, flushes the replication queues and closes storage. The
+   * peer transport belongs to whoever created it, who closes it after this.
    */
   async stop(): Promise<void> {
     this.#heartbeats.stop();

@@ -25,6 +25,7 @@ import { configFromSettings } from "../membership/settings.ts";
 import { fetchFromSeeds, joinUntilAccepted } from "../membership/join.ts";
 import { GrpcPeerTransport } from "../grpc/peer_client.ts";
 import { serveNode } from "../grpc/server.ts";
+import { shutdownServer } from "../grpc/shutdown.ts";
 import {
   configFrom,
   EXIT,
@@ -72,6 +73,11 @@ Runs one node of the cluster described by the config file.
 
 /** Bound of `--clock-offset-ms`: a debug skew, not a way to move a node's clock by days. */
 const MAX_CLOCK_OFFSET_MS = 3_600_000;
+
+/** How long a stopping node lets the calls in flight finish before it stops. */
+const DRAIN_MS = 2000;
+/** How long the gRPC server's graceful shutdown may take before it is forced. */
+const SHUTDOWN_MS = 2000;
 
 /** Runs the server mode; resolves with the exit code after shutdown. */
 export async function serverCommand(args: string[]): Promise<number> {
@@ -123,6 +129,10 @@ export async function serverCommand(args: string[]): Promise<number> {
     maxMessageBytes: config.limits.maxMessageBytes,
     maxBatchItems: config.limits.maxBatchItems,
     security,
+    keepalive: {
+      timeMs: config.failureDetection.keepaliveTimeMs,
+      timeoutMs: config.failureDetection.keepaliveTimeoutMs,
+    },
   });
   const transport = instrumentTransport(grpcPeers, metrics);
   const members = await newestList(start.members, storage, log);
@@ -159,6 +169,7 @@ export async function serverCommand(args: string[]): Promise<number> {
   } catch (err) {
     log.error(errorMessage(err));
     await node.stop();
+    grpcPeers.close();
     return EXIT.ERROR;
   }
   log.info(`node ${self.id} listening on ${self.bindHost}:${served.port}`, {
@@ -197,13 +208,14 @@ export async function serverCommand(args: string[]): Promise<number> {
   }
   const why = await stopped;
   log.info(`${why}; shutting down`);
-  await served.drain(2000);
+  // New calls are refused (UNAVAILABLE) from here on; the calls in flight get
+  // DRAIN_MS, then the node flushes its replication queues to its peers.
+  await served.drain(DRAIN_MS);
   await node.stop();
-  log.info("stopped");
-  // The gRPC server is not shut down (tryShutdown, forceShutdown, unbind): each
-  // sends GOAWAY frames, and a Deno gRPC client that receives one on an open
-  // channel can crash inside nghttp2 (denoland/deno#36788), so stopping one
-  // node would take its peers down. Exiting lets the OS close the connections.
+  grpcPeers.close();
+  const [outcome] = await Promise.all([shutdownServer(served.server, SHUTDOWN_MS), admin?.shutdown()]);
+  log.info("stopped", { grpc_shutdown: outcome });
+  // Everything is closed; exit now rather than wait for libraries' stray timers.
   Deno.exit(EXIT.OK);
 }
 
@@ -262,7 +274,7 @@ async function joinerStart(values: ServerFlags, positionals: string[], seeds: st
     description: "",
   };
   const probe = new GrpcPeerTransport({ self, peers: [], timeoutMs: 2000, maxMessageBytes: 64 << 20 });
-  const snap = await fetchFromSeeds(probe, seeds, 30_000);
+  const snap = await fetchFromSeeds(probe, seeds, 30_000).finally(() => probe.close());
   const config = configFromSettings(snap.settingsJson, snap.list, self, `cluster settings from ${snap.seed}`);
   // The secret never travels: it comes from this node's own --cluster-secret-file or --config.
   const secretFile = values["cluster-secret-file"] as string | undefined;

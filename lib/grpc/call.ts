@@ -97,14 +97,7 @@ export function details(se: grpc.ServiceError): string {
   return (se.details || se.message).replace(/\s*Resolution note:\s*$/, "");
 }
 
-/**
- * Channel options every client and server of the store uses.
- *
- * No keepalive pings: a ping that times out makes grpc-js close the session
- * with a GOAWAY, and Deno 2.9's HTTP/2 can abort the whole process when a
- * GOAWAY arrives on a session that carried calls (denoland/deno#36788).
- * Every call has a deadline instead, which is what detects a dead peer.
- */
+/** Channel options every client and server of the store uses. */
 export function channelOptions(maxMessageBytes: number): grpc.ChannelOptions {
   return {
     "grpc.max_receive_message_length": maxMessageBytes,
@@ -115,9 +108,29 @@ export function channelOptions(maxMessageBytes: number): grpc.ChannelOptions {
     // Channelz (gRPC's introspection service, unused here) counts every call
     // in trackers on both ends; off, each call is measurably cheaper.
     "grpc.enable_channelz": 0,
-    // Never close an idle channel (grpc-js does after 30 min by default):
-    // that close is a GOAWAY, see above.
-    "grpc.client_idle_timeout_ms": 2 ** 31 - 1,
+  };
+}
+
+/** How often a peer channel pings, and how long it waits for the answer. */
+export interface Keepalive {
+  timeMs: number;
+  timeoutMs: number;
+}
+
+/**
+ * Options of a channel to another node: keepalive pings, idle or not, so a
+ * connection whose far end vanished without a FIN (host gone, process
+ * frozen) is dropped after `timeMs + timeoutMs`, failing the calls on it as
+ * UNAVAILABLE instead of leaving them to their deadlines (a recovery stream
+ * has minutes). grpc-js servers do not police ping rates (no
+ * too_many_pings GOAWAY), so nodes accept each other's pings as they come.
+ */
+export function peerChannelOptions(maxMessageBytes: number, keepalive: Keepalive): grpc.ChannelOptions {
+  return {
+    ...channelOptions(maxMessageBytes),
+    "grpc.keepalive_time_ms": keepalive.timeMs,
+    "grpc.keepalive_timeout_ms": keepalive.timeoutMs,
+    "grpc.keepalive_permit_without_calls": 1,
   };
 }
 

@@ -2,9 +2,9 @@
  * The gRPC implementation of `PeerTransport`: calls from this node to others.
  *
  * One NodeService client (one HTTP/2 channel) per peer, created once,
- * reused for every call and never closed (a graceful close sends a GOAWAY
- * frame, which Deno 2.9's HTTP/2 does not always survive: see
- * KvClient.close). Every call has a deadline; a peer that cannot be reached
+ * reused for every call, pinging its peer (keepalive) so a connection whose
+ * far end vanished is dropped, and closed when the peer moves or the node
+ * stops. Every call has a deadline; a peer that cannot be reached
  * surfaces as `PeerUnavailableError`, so the caller fails over. Forwarded
  * reads and writes that leave for the same peer in one turn of the event
  * loop go as one ForwardMulti* call (lib/coalesce.ts).
@@ -34,7 +34,14 @@ import type { NodeSecurity } from "../security/settings.ts";
 import { signingInterceptor } from "../security/node_guard.ts";
 import { TokenSigner } from "../security/token.ts";
 import { channelCredentials } from "../security/tls.ts";
-import { channelOptions, peerError, serverStream, unary } from "./call.ts";
+import {
+  channelOptions,
+  type Keepalive,
+  peerChannelOptions,
+  peerError,
+  serverStream,
+  unary,
+} from "./call.ts";
 import {
   changeResponseFromMsg,
   type DeleteResponseMsg,
@@ -70,6 +77,8 @@ export interface GrpcPeerOptions {
   maxBatchItems?: number;
   /** The cluster secret (calls carry tokens) and TLS files, if configured. */
   security?: NodeSecurity;
+  /** Keepalive pings of the peer channels (failure_detection.keepalive_*); none if absent (a short probe). */
+  keepalive?: Keepalive;
 }
 
 /** Forwards coalesced into one call at most: enough to amortise a call, small enough to stay quick. */
@@ -104,19 +113,29 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
 
   /**
    * Makes a node callable by id. A peer already known at the same address
-   * keeps its channel; channels are never closed (see the module comment).
+   * keeps its channel; one that moved gets a new channel and the old one is
+   * closed (calls still running on it finish).
    */
   addPeer(id: string, host: string, port: number): void {
     const address = `${host}:${port}`;
-    if (this.#clients.get(id)?.address === address) return;
+    const known = this.#clients.get(id);
+    if (known?.address === address) return;
+    known?.client.close();
     const NodeService = kvstorePackage().NodeService;
     const { credentials, options } = channelCredentials(address, this.o.security?.tls);
     const client = new NodeService(address, credentials, {
-      ...channelOptions(this.o.maxMessageBytes),
+      ...(this.o.keepalive
+        ? peerChannelOptions(this.o.maxMessageBytes, this.o.keepalive)
+        : channelOptions(this.o.maxMessageBytes)),
       ...options,
       interceptors: this.#interceptors,
     });
     this.#clients.set(id, { address, client });
+  }
+
+  /** Closes every peer channel gracefully (a GOAWAY to each peer); for a node that has stopped. */
+  close(): void {
+    for (const { client } of this.#clients.values()) client.close();
   }
 
   async fetchMembership(peer: string): Promise<MembershipSnapshot> {

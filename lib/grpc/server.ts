@@ -83,7 +83,7 @@ export interface ServedNode {
   /**
    * Answers every new call UNAVAILABLE ("shutting down") so clients and peers
    * turn to other nodes, and resolves once the calls in flight have finished
-   * or `maxMs` has passed. The server itself is left open: see server_cmd.ts.
+   * or `maxMs` has passed. The server is shut down afterwards (server_cmd.ts).
    */
   drain(maxMs: number): Promise<void>;
 }
