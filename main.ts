@@ -24,6 +24,9 @@ Usage:
 
 Run "kvstore MODE --help" for the flags of a mode.`;
 
+/** How long the process may take to end by itself after its mode returned. */
+const EXIT_GRACE_MS = 1000;
+
 async function main(args: string[]): Promise<number> {
   const [mode, ...rest] = args;
   switch (mode) {
@@ -60,7 +63,9 @@ if (import.meta.main) {
       console.error(err);
     }
   }
-  // Exit at once: open gRPC channels would keep the process alive, and
-  // closing them gracefully sends GOAWAY frames (see lib/grpc/call.ts).
-  Deno.exit(code);
+  // Every mode closes what it opened, so the process ends by itself once the
+  // last bytes (the GOAWAYs of closed channels) are out; should a library
+  // timer keep it alive, it exits anyway after EXIT_GRACE_MS.
+  Deno.exitCode = code;
+  Deno.unrefTimer(setTimeout(() => Deno.exit(code), EXIT_GRACE_MS));
 }

@@ -9,7 +9,10 @@
  * clients run on the same Deno as the test (Deno.execPath()).
  */
 import assert from "node:assert/strict";
+import * as grpc from "@grpc/grpc-js";
 import { clusterTest, TestCluster, text } from "./helpers/cluster.ts";
+import { kvstorePackage } from "../lib/grpc/proto.ts";
+import { unary } from "../lib/grpc/call.ts";
 
 const CLIENT = new URL("./helpers/hangup_client.ts", import.meta.url).pathname;
 const ROUNDS = 10;
@@ -86,3 +89,31 @@ clusterTest("a node survives clients that close their channels or are killed mid
     await cluster.stop();
   }
 }, { timeoutMs: 240_000 });
+
+clusterTest(
+  "a client channel that goes idle closes its connection and reconnects on its next call",
+  async () => {
+    const cluster = await TestCluster.start({ nodes: 1, replicationFactor: 1 });
+    const idleMs = 1000; // grpc-js's smallest idle timeout; its default is 30 min
+    const client = new (kvstorePackage().KeyValueStore)(
+      cluster.node("node1").address,
+      grpc.credentials.createInsecure(),
+      { "grpc.client_idle_timeout_ms": idleMs },
+    );
+    try {
+      const channel = client.getChannel();
+      for (let i = 1; i <= 3; i++) {
+        await unary(client, "Put", { key: `idle-${i}`, value: text.encode("v"), timestamp: 0 }, 5000);
+        await cluster.waitFor(
+          () => channel.getConnectivityState(false) === grpc.connectivityState.IDLE,
+          5 * idleMs,
+          `the channel to go idle (${i})`,
+        );
+      }
+      assert.equal(cluster.isRunning("node1"), true);
+    } finally {
+      client.close();
+      await cluster.stop();
+    }
+  },
+);

@@ -22,6 +22,7 @@ Deno.test("an exit the test did not ask for is a failure; a kill or a clean stop
   assert.equal(unexpectedExit("stopped", status(143, "SIGTERM")), undefined);
   assert.match(unexpectedExit("stopped", status(134, "SIGABRT"))!, /did not stop cleanly/);
   assert.match(unexpectedExit("stopped", status(1))!, /did not stop cleanly/);
+  assert.match(unexpectedExit("hung", status(137, "SIGKILL"))!, /did not exit within \d+ ms of SIGTERM/);
 });
 
 clusterTest("a node killed behind the harness's back turns isRunning false and fails stop()", async () => {
@@ -42,7 +43,7 @@ clusterTest("a node killed behind the harness's back turns isRunning false and f
   } finally {
     await cluster.stop().catch((err) => stopError = err);
   }
-  assert.match(String(stopError), /a node of this test ended on its own:\nnode2 .*died by itself/);
+  assert.match(String(stopError), /a node of this test failed:\nnode2 .*died by itself/);
 });
 
 clusterTest("nodes the test kills or stops do not fail it", async () => {

@@ -118,10 +118,7 @@ export async function benchCommand(args: string[]): Promise<number> {
     return EXIT.OK;
   } finally {
     Deno.removeSignalListener("SIGINT", onSigint);
-    // The client is deliberately not closed: closing sends each node an
-    // HTTP/2 GOAWAY, which Deno 2.9's node:http2 does not always survive on
-    // a connection that carried many calls (denoland/deno#36788). The
-    // process ends right after this, and grpc-js does not keep it alive.
+    client.close();
   }
 }
 

@@ -83,7 +83,7 @@ export async function clientCommand(args: string[]): Promise<number> {
   if (command !== undefined && !["put", "get", "delete", "list", "status", "remove-node"].includes(command)) {
     throw new UsageError(`unknown client command "${command}" (see client --help)`);
   }
-  let client: KvClient;
+  let client: KvClient | undefined;
   try {
     const route = !values["no-route"] && command !== "list" && command !== "remove-node";
     const nodeSecret = values["cluster-secret-file"] !== undefined
@@ -134,9 +134,9 @@ export async function clientCommand(args: string[]): Promise<number> {
     const code = err instanceof KvError ? codeName(err.code) : "ERROR";
     print(out, { error: code, message: errorMessage(err) }, `error: ${code}: ${errorMessage(err)}`);
     return EXIT.ERROR;
+  } finally {
+    client?.close();
   }
-  // The client is not closed: main.ts exits the process, which closes its
-  // connections without the GOAWAY a graceful close sends (denoland/deno#36788).
 }
 
 /** The users' demonstration: PUT, GET, DELETE, GET after DELETE. */

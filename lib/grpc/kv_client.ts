@@ -135,7 +135,12 @@ export class KvClient {
   /** A client of the nodes at these `host:port` addresses; routing clients fetch the membership first. */
   static async connect(addresses: string[], options: ClientOptions = {}): Promise<KvClient> {
     const client = new KvClient(addresses, options);
-    if (client.#route) await client.refresh();
+    try {
+      if (client.#route) await client.refresh();
+    } catch (err) {
+      client.close();
+      throw err;
+    }
     return client;
   }
 
@@ -287,14 +292,12 @@ export class KvClient {
     return id ? this.#addressOf.get(id)! : this.#firstAvoidFree(this.#knownAddresses());
   }
 
-  /**
-   * Stops using this client. Its channels are deliberately not closed: a
-   * graceful close sends the node a GOAWAY frame, which Deno 2.9's HTTP/2
-   * does not always survive (denoland/deno#36788). grpc-js shares one
-   * connection per address among all clients of a process, so nothing piles
-   * up; the connection ends with the process.
-   */
+  /** Closes the client's channels gracefully (each node gets a GOAWAY); calls after this fail. */
   close(): void {
+    for (const { kv, node } of this.#stubs.values()) {
+      kv.close();
+      node.close();
+    }
     this.#stubs.clear();
   }
 

@@ -65,26 +65,30 @@ interface Running {
   done: Promise<Deno.CommandStatus>;
   /** The exit status, once the process has exited. */
   status?: Deno.CommandStatus;
-  /** What the test asked of it: nothing yet, a kill (any end is fine), or a graceful stop. */
-  ended?: "killed" | "stopped";
+  /**
+   * What the test asked of it: nothing yet, a kill (any end is fine), a
+   * graceful stop, or a graceful stop it outlived (then killed).
+   */
+  ended?: Ended;
 }
 
-/** Signals a process is ended by on purpose: the test's kill, or SIGTERM before the node listens for it. */
-const EXPECTED_SIGNALS = new Set<string>(["SIGKILL", "SIGTERM"]);
+type Ended = "killed" | "stopped" | "hung";
+
+/** How long a node may take to exit after SIGTERM before the harness kills it (a failure). */
+const STOP_GRACE_MS = 15_000;
 
 /**
  * Why a node's exit is a failure of the test, or undefined when it is not:
  * any exit the test did not ask for, and a graceful stop that did not end
  * with code 0 (a node that aborts while shutting down is a crash too).
  */
-export function unexpectedExit(
-  ended: "killed" | "stopped" | undefined,
-  status: Deno.CommandStatus,
-): string | undefined {
+export function unexpectedExit(ended: Ended | undefined, status: Deno.CommandStatus): string | undefined {
   const how = `exit code ${status.code}${status.signal ? `, signal ${status.signal}` : ""}`;
   if (ended === "killed") return undefined;
   if (ended === undefined) return `died by itself (${how})`;
-  if (status.success || (status.signal !== null && EXPECTED_SIGNALS.has(status.signal))) return undefined;
+  if (ended === "hung") return `did not exit within ${STOP_GRACE_MS} ms of SIGTERM and was killed (${how})`;
+  // SIGTERM itself ends a node that has not yet installed its handler (still starting).
+  if (status.success || status.signal === "SIGTERM") return undefined;
   return `did not stop cleanly when asked to (${how})`;
 }
 
@@ -291,10 +295,10 @@ export class TestCluster {
   async signal(id: string, signal: Deno.Signal): Promise<void> {
     const r = this.#running.get(id);
     if (!r || r.status) throw new Error(`${id} is not running${this.#failureOf(id)}`);
+    if (signal === "SIGTERM") return await this.#terminate(r);
     if (signal === "SIGKILL") r.ended = "killed";
-    if (signal === "SIGTERM") r.ended = "stopped";
     r.child.kill(signal);
-    if (signal === "SIGKILL" || signal === "SIGTERM") await r.done;
+    if (signal === "SIGKILL") await r.done;
   }
 
   /** kill -9 a node. */
@@ -358,30 +362,34 @@ export class TestCluster {
   }
 
   /**
-   * Stops every process (SIGKILL after a grace period), then closes the
-   * clients: closed while their nodes run, they would send GOAWAY frames,
-   * which Deno 2.9's HTTP/2 does not always survive (denoland/deno#36788).
+   * Closes the clients (each node gets their GOAWAYs), then stops every node
+   * with SIGTERM, as an operator would, and fails if any node of the test
+   * ended on its own, crashed while stopping or outlived STOP_GRACE_MS.
    */
   async stop(): Promise<void> {
-    await Promise.all([...this.#running.values()].map(async (r) => {
-      if (!r.status) r.ended ??= "stopped";
-      try {
-        r.child.kill("SIGCONT");
-        r.child.kill("SIGTERM");
-      } catch { /* already gone */ }
-      const timer = setTimeout(() => {
-        try {
-          r.child.kill("SIGKILL");
-        } catch { /* already gone */ }
-      }, 3000);
-      await r.done;
-      clearTimeout(timer);
-    }));
     for (const c of this.#clients) c.close();
+    await Promise.all([...this.#running.values()].map((r) => this.#terminate(r)));
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
     if (this.#failures.length > 0) {
-      throw new Error(`a node of this test ended on its own:\n${this.#failures.join("\n\n")}`);
+      throw new Error(`a node of this test failed:\n${this.#failures.join("\n\n")}`);
     }
+  }
+
+  /** SIGTERM (after SIGCONT, for a paused node), SIGKILL if it outlives STOP_GRACE_MS. */
+  async #terminate(r: Running): Promise<void> {
+    if (!r.status) r.ended ??= "stopped";
+    try {
+      r.child.kill("SIGCONT");
+      r.child.kill("SIGTERM");
+    } catch { /* already gone */ }
+    const timer = setTimeout(() => {
+      try {
+        r.ended = "hung";
+        r.child.kill("SIGKILL");
+      } catch { /* already gone */ }
+    }, STOP_GRACE_MS);
+    await r.done;
+    clearTimeout(timer);
   }
 
   #failureOf(id: string): string {
@@ -530,16 +538,8 @@ export async function kvError(fn: () => Promise<unknown>): Promise<KvError> {
   assert.fail("expected the call to fail");
 }
 
-/** Ends a test cluster without a graceful shutdown: kill -9 every running node, then `stop()`. */
+/** Ends a test cluster: every node stops gracefully (see `TestCluster.stop`). */
 export async function endCluster(cluster: TestCluster): Promise<void> {
-  // Deno 2.9.4-2.9.6 can crash inside nghttp2 when an HTTP/2 session gets a GOAWAY
-  // right after a stream closed ("find_stream_on_goaway_func: Assertion
-  // `stream->closed_next == NULL' failed", exit 134/139; denoland/deno#36788),
-  // seen both in the test process when nodes shut down gracefully and in nodes
-  // when a client closed: so no node here ends with a graceful GOAWAY.
-  for (const n of cluster.nodes) {
-    if (cluster.isRunning(n.id)) await cluster.kill(n.id).catch(() => {});
-  }
   await cluster.stop();
 }
 
