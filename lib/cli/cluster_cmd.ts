@@ -96,6 +96,11 @@ function say(line: string): void {
   console.log(`[cluster] ${line}`);
 }
 
+/** A line that reports a bug, not a routine event. */
+function sayError(line: string): void {
+  console.error(`[cluster] ERROR ${line}`);
+}
+
 async function startRedis(config: ClusterConfig, dataDir: string): Promise<Stoppable[]> {
   const servers: Stoppable[] = [];
   for (const node of config.nodes) {
@@ -108,75 +113,105 @@ async function startRedis(config: ClusterConfig, dataDir: string): Promise<Stopp
   return servers;
 }
 
-/** Crashes (not kills) that make the supervisor start a node again. */
-const CRASH_SIGNALS = new Set(["SIGABRT", "SIGSEGV"]);
-const MAX_RESTARTS = 5;
+/** Deaths that only a defect causes (never a kill or an orderly exit): the node is started again. */
+const CRASH_SIGNALS = new Set(["SIGABRT", "SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE"]);
+/** More crashes than this within CRASH_WINDOW_MS is a crash loop: the node is left down. */
+const MAX_CRASHES = 5;
+const CRASH_WINDOW_MS = 60_000;
+/** Lines of a node's own output shown when it crashes. */
+const TAIL_LINES = 20;
+
+/** A node process and the last lines it printed. */
+interface NodeProcess {
+  child: Deno.ChildProcess;
+  tail: string[];
+  /** Resolves once all its output has been read. */
+  drained: Promise<unknown>;
+}
 
 /**
- * Starts one node process with its output prefixed by its id, and starts it
- * again if it crashes (SIGABRT or SIGSEGV, as Deno 2.9's HTTP/2 can:
- * denoland/deno#36788); it then recovers its data from its peers. A node
- * killed or exiting on its own is reported, not restarted.
+ * Starts one node process with its output prefixed by its id. A node that
+ * crashes (killed by SIGABRT, SIGSEGV...) is a bug, reported as an ERROR
+ * with its exit status and last lines, and started again: it recovers its
+ * data from its peers. A node killed or exiting on its own is reported, not
+ * restarted; so is one that crashes in a loop.
  */
 function startNode(node: NodeConfig, args: string[], stopping: () => boolean): Stoppable {
-  let child = spawnNode(node, args);
-  let exited = watch(child);
-  let restarts = 0;
-  async function watch(c: Deno.ChildProcess): Promise<Deno.CommandStatus> {
-    const status = await c.status;
+  let proc = spawnNode(node, args);
+  let exited = watch(proc);
+  const crashes: number[] = [];
+  async function watch(p: NodeProcess): Promise<Deno.CommandStatus> {
+    const status = await p.child.status;
+    await p.drained; // its last words (an abort message) are in the tail
     if (stopping()) return status;
-    const how = `code ${status.code}${status.signal ? ` (${status.signal})` : ""}`;
-    if (status.signal && CRASH_SIGNALS.has(status.signal) && restarts < MAX_RESTARTS) {
-      restarts++;
-      say(`${node.id} (pid ${c.pid}) crashed with ${how}; starting it again (${restarts}/${MAX_RESTARTS})`);
-      child = spawnNode(node, args);
-      exited = watch(child);
-      return await exited;
+    const how = `exit code ${status.code}${status.signal ? `, signal ${status.signal}` : ""}`;
+    if (!status.signal || !CRASH_SIGNALS.has(status.signal)) {
+      say(`${node.id} (pid ${p.child.pid}) exited with ${how}`);
+      return status;
     }
-    say(`${node.id} (pid ${c.pid}) exited with ${how}`);
-    return status;
+    const now = Date.now();
+    crashes.push(now);
+    while (crashes[0] < now - CRASH_WINDOW_MS) crashes.shift();
+    sayError(
+      `${node.id} (pid ${p.child.pid}) CRASHED (${how}). A node must never crash: this is a bug, ` +
+        `please report it with the lines below. Its last ${p.tail.length} lines:`,
+    );
+    for (const line of p.tail) sayError(`  | ${line}`);
+    if (crashes.length > MAX_CRASHES) {
+      sayError(
+        `${node.id} crashed ${crashes.length} times in ${CRASH_WINDOW_MS / 1000} s; not starting it again`,
+      );
+      return status;
+    }
+    sayError(`starting ${node.id} again (crash ${crashes.length} in the last ${CRASH_WINDOW_MS / 1000} s)`);
+    proc = spawnNode(node, args);
+    exited = watch(proc);
+    return await exited;
   }
   return {
     name: node.id,
     async stop() {
       const kill = (sig: Deno.Signal) => {
         try {
-          child.kill(sig);
+          proc.child.kill(sig);
         } catch { /* already exited */ }
       };
       kill("SIGTERM");
-      const timer = setTimeout(() => kill("SIGKILL"), 5000);
+      const timer = setTimeout(() => kill("SIGKILL"), 15_000);
       await exited;
       clearTimeout(timer);
     },
   };
 }
 
-function spawnNode(node: NodeConfig, args: string[]): Deno.ChildProcess {
+function spawnNode(node: NodeConfig, args: string[]): NodeProcess {
   const { cmd, args: cmdArgs } = selfCommand(["server", "--id", node.id, ...args]);
   const child = new Deno.Command(cmd, { args: cmdArgs, stdin: "null", stdout: "piped", stderr: "piped" })
     .spawn();
+  const tail: string[] = [];
   const prefix = `[${node.id}] `;
   const pipe = (s: ReadableStream<Uint8Array>, write: (l: string) => void) =>
     s.pipeThrough(new TextDecoderStream()).pipeTo(
       new WritableStream({
         write(chunk) {
-          for (const line of chunk.split("\n")) if (line !== "") write(prefix + line);
+          for (const line of chunk.split("\n")) {
+            if (line === "") continue;
+            write(prefix + line);
+            tail.push(line);
+            if (tail.length > TAIL_LINES) tail.shift();
+          }
         },
       }),
     ).catch(() => {});
-  pipe(child.stdout, console.log);
-  pipe(child.stderr, console.error);
+  const drained = Promise.all([pipe(child.stdout, console.log), pipe(child.stderr, console.error)]);
   say(`started ${node.id} (pid ${child.pid}) for ${node.host}:${node.port}`);
-  return child;
+  return { child, tail, drained };
 }
 
 /**
  * Polls each node until it answers, then until every node sees every node
  * ACTIVE (a node that starts is JOINING while it pulls its ranges from its
- * peers). The probe client is left open for the life of the process: closing
- * it would send the nodes a GOAWAY, which Deno 2.9's HTTP/2 does not always
- * survive (denoland/deno#36788).
+ * peers).
  */
 async function waitUntilListening(config: ClusterConfig): Promise<void> {
   const deadline = Date.now() + 60_000;
@@ -186,6 +221,19 @@ async function waitUntilListening(config: ClusterConfig): Promise<void> {
     timeoutMs: 1000,
     tls: operatorTls(config),
   });
+  try {
+    await waitForAll(config, addresses, client, deadline);
+  } finally {
+    client.close();
+  }
+}
+
+async function waitForAll(
+  config: ClusterConfig,
+  addresses: string[],
+  client: KvClient,
+  deadline: number,
+): Promise<void> {
   for (const [i, address] of addresses.entries()) {
     while (true) {
       try {
