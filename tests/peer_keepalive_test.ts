@@ -12,6 +12,7 @@ import { GrpcPeerTransport } from "../lib/grpc/peer_client.ts";
 import { type Keepalive, peerChannelOptions } from "../lib/grpc/call.ts";
 import { kvstorePackage } from "../lib/grpc/proto.ts";
 import { KvError } from "../lib/errors.ts";
+import { loadNodeSecurity } from "../lib/security/settings.ts";
 
 const KEEPALIVE: Keepalive = { timeMs: 500, timeoutMs: 500 };
 /** Effectively no pings: grpc-js sends none this far apart within a test. */
@@ -22,11 +23,13 @@ const HEARTBEAT = { status: "ACTIVE" as const, keysCount: 0, hintsPending: 0 };
 async function callToFrozenPeer(keepalive: Keepalive, deadlineMs: number) {
   const cluster = await TestCluster.start({ nodes: 2, replicationFactor: 1, startOnly: ["node2"] });
   const config = loadConfig(cluster.configPath);
+  const self = findNode(config, "node1");
   const transport = new GrpcPeerTransport({
-    self: findNode(config, "node1"),
+    self,
     peers: [findNode(config, "node2")],
     timeoutMs: deadlineMs,
     maxMessageBytes: config.limits.maxMessageBytes,
+    security: loadNodeSecurity(config, self), // node2 answers only a node of its cluster
     keepalive,
   });
   try {
