@@ -150,8 +150,9 @@ async function assertPutGet(port: number, key: string, value: string): Promise<v
 
 clusterTest(
   "the cluster command starts every node, prefixes their logs and stops them all on SIGTERM",
-  () =>
-    withClusterCommand([], async (c) => {
+  async () => {
+    let secretFile = "";
+    await withClusterCommand([], async (c) => {
       await c.waitForLine(/cluster "cmd-test" is up: 3 nodes/, 60_000);
       for (const id of ["node1", "node2", "node3"]) {
         assert.ok(
@@ -160,15 +161,18 @@ clusterTest(
         );
       }
       await assertPutGet(c.ports[1], "via-cluster-command", "yes");
-      // A healthy cold start says nothing alarming (nodes start a little apart), except
-      // that this cluster file sets no secret: each node says its node traffic is open.
-      const open = / WARN .*node traffic is unauthenticated/;
-      assert.equal(c.lines.filter((l) => open.test(l)).length, 3);
+      // A healthy cold start says nothing alarming (nodes start a little apart). The
+      // cluster file sets no secret, so the command made one for the run: no node says
+      // its node traffic is open.
+      [, secretFile] = await c.waitForLine(/secret made for this run: (\S+)/, 1000);
+      assert.equal((await Deno.stat(secretFile)).mode! & 0o077, 0, "secret readable by its owner only");
       assert.deepEqual(
-        c.lines.filter((l) => (/ (WARN|ERROR) /.test(l) && !open.test(l)) || l.includes("Resolution note")),
+        c.lines.filter((l) => / (WARN|ERROR) /.test(l) || l.includes("Resolution note")),
         [],
       );
-    }),
+    });
+    await assert.rejects(Deno.stat(secretFile), Deno.errors.NotFound, "the run's secret is removed on stop");
+  },
   { timeoutMs: 90_000 },
 );
 

@@ -29,7 +29,11 @@ on Ctrl+C (SIGINT) or SIGTERM.
   --data-dir DIR       where --redis keeps each node's Redis files (default ./data)
   --log-level LEVEL    passed to every node (debug shows one line per operation)
   --log-format FORMAT  text or json, passed to every node
-  -h, --help           this help`;
+  -h, --help           this help
+
+When the cluster file sets neither security.cluster_secret(_file) nor
+security.tls, the nodes get a random cluster secret made for this run (its
+file is printed at start and removed at stop).`;
 
 interface Stoppable {
   name: string;
@@ -68,10 +72,13 @@ export async function clusterCommand(args: string[]): Promise<number> {
   const signalled = new Promise<string>((done) => {
     for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, () => done(sig));
   });
+  const runSecret = await secretForRun(config);
+  if (runSecret) started.push(runSecret);
   try {
     if (values.redis) started.push(...await startRedis(config, resolve(values["data-dir"] ?? "data")));
     const nodeArgs = [
       ...(configPath ? ["--config", configPath] : []),
+      ...(runSecret ? ["--cluster-secret-file", runSecret.file] : []),
       ...(values.redis ? ["--storage", "redis"] : []),
       ...(values["log-level"] ? ["--log-level", values["log-level"]] : []),
       ...(values["log-format"] ? ["--log-format", values["log-format"]] : []),
@@ -111,6 +118,27 @@ async function startRedis(config: ClusterConfig, dataDir: string): Promise<Stopp
     servers.push({ name: `redis ${node.id}`, stop: () => redis.stop() });
   }
   return servers;
+}
+
+/**
+ * A cluster file that names no secret and no TLS would leave node traffic
+ * open to any process that reaches the ports (and each node warns so). The
+ * nodes this command starts all run here, so it makes them a random secret
+ * for this run instead, in a file only its owner can read, removed on stop.
+ */
+async function secretForRun(config: ClusterConfig): Promise<(Stoppable & { file: string }) | undefined> {
+  const sec = config.security;
+  if (sec.clusterSecret !== undefined || sec.clusterSecretFile !== undefined || sec.tls) return undefined;
+  const dir = await Deno.makeTempDir({ prefix: "kvstore-cluster-" });
+  const file = `${dir}/cluster.secret`;
+  const secret = Array.from(
+    crypto.getRandomValues(new Uint8Array(32)),
+    (b) => b.toString(16).padStart(2, "0"),
+  );
+  await Deno.writeTextFile(file, secret.join("") + "\n", { mode: 0o600 });
+  say(`node traffic is authenticated with a secret made for this run: ${file}`);
+  say("  (a node added with --join, and client remove-node, take it as --cluster-secret-file)");
+  return { name: "run secret", file, stop: () => Deno.remove(dir, { recursive: true }) };
 }
 
 /** Deaths that only a defect causes (never a kill or an orderly exit): the node is started again. */

@@ -60,7 +60,8 @@ Runs one node of the cluster described by the config file.
   --redis-host HOST    with --join: this node's Redis (default 127.0.0.1)
   --redis-port PORT    with --join: this node's Redis port (default 6379)
   --cluster-secret-file FILE
-                       with --join: the cluster secret (or --config FILE: its security section)
+                       the cluster secret, in place of the file's (with --join: else --config
+                       FILE's security section)
   --storage ENGINE     memory or redis (default: storage.engine of the file, else memory)
   --log-level LEVEL    debug (one line per operation), info, warn, error (default info)
   --log-format FORMAT  text or json
@@ -239,7 +240,7 @@ type ServerFlags = Record<string, string | boolean | undefined>;
 
 /** A node of a cluster file. */
 function fileStart(values: ServerFlags, positionals: string[]): StartPoint {
-  for (const f of ["port", "redis-host", "redis-port", "cluster-secret-file"]) {
+  for (const f of ["port", "redis-host", "redis-port"]) {
     if (values[f] !== undefined) {
       throw new UsageError(`--${f} goes with --join (a configured node takes its entry)`);
     }
@@ -248,7 +249,15 @@ function fileStart(values: ServerFlags, positionals: string[]): StartPoint {
   const self = pickNode(config, positionals, values.id as string | undefined);
   if (values.host) self.bindHost = values.host as string;
   if (values["admin-port"] !== undefined) self.adminPort = adminPortFlag(values["admin-port"] as string);
+  const secretFile = values["cluster-secret-file"] as string | undefined;
+  // The flag replaces the file's secret (the cluster command hands its nodes one made per run).
+  if (secretFile !== undefined) config.security = { ...config.security, ...secretSetting(secretFile) };
   return { config, self };
+}
+
+/** The security setting `--cluster-secret-file FILE` stands for. */
+function secretSetting(file: string): { clusterSecret: undefined; clusterSecretFile: string } {
+  return { clusterSecret: undefined, clusterSecretFile: resolve(file) };
 }
 
 /** A node that joins: settings and members come from a running node. */
@@ -278,7 +287,7 @@ async function joinerStart(values: ServerFlags, positionals: string[], seeds: st
   const config = configFromSettings(snap.settingsJson, snap.list, self, `cluster settings from ${snap.seed}`);
   // The secret never travels: it comes from this node's own --cluster-secret-file or --config.
   const secretFile = values["cluster-secret-file"] as string | undefined;
-  if (secretFile !== undefined) config.security = { clusterSecretFile: resolve(secretFile) };
+  if (secretFile !== undefined) config.security = secretSetting(secretFile);
   else if (values.config !== undefined) config.security = configFrom(values.config as string).security;
   else config.security = {};
   if (config.security.tls) {
