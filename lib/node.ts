@@ -30,6 +30,7 @@ import { recoverFromPeers } from "./recovery.ts";
 import { purgeTombstones } from "./tombstones.ts";
 import { boundedTransport, VersionGuard } from "./versions.ts";
 import { ColdStart } from "./cold_start.ts";
+import { sleep } from "./async.ts";
 import { Code, errorMessage, KvError, type PeerUnavailableError } from "./errors.ts";
 
 /**
@@ -290,6 +291,20 @@ export class KvNode {
     }
     this.replicator.stop();
     await this.storage.close();
+  }
+
+  /**
+   * Hands on every hint and queued replica before this node leaves the
+   * cluster for good (bounded): what it holds for others exists nowhere else
+   * once it exits. Resolves with what is left.
+   */
+  async handOffBeforeLeaving(maxMs: number): Promise<{ hints: number; queued: number }> {
+    const deadline = Date.now() + maxMs;
+    while ((this.hints.size() > 0 || this.replicator.pendingTotal() > 0) && Date.now() < deadline) {
+      await this.#handoff.deliverAll();
+      await sleep(100);
+    }
+    return { hints: this.hints.size(), queued: this.replicator.pendingTotal() };
   }
 
   /** What this node says of itself: JOINING while it recovers or peers hold hints for it. */

@@ -79,6 +79,8 @@ const MAX_CLOCK_OFFSET_MS = 3_600_000;
 const DRAIN_MS = 2000;
 /** How long the gRPC server's graceful shutdown may take before it is forced. */
 const SHUTDOWN_MS = 2000;
+/** How long a decommissioned node keeps handing its hints on before it exits. */
+const LEAVE_HANDOFF_MS = 30_000;
 
 /** Runs the server mode; resolves with the exit code after shutdown. */
 export async function serverCommand(args: string[]): Promise<number> {
@@ -212,6 +214,13 @@ export async function serverCommand(args: string[]): Promise<number> {
   // New calls are refused (UNAVAILABLE) from here on; the calls in flight get
   // DRAIN_MS, then the node flushes its replication queues to its peers.
   await served.drain(DRAIN_MS);
+  if (!node.membership.list.members.some((m) => m.id === self.id)) {
+    // Decommissioned: the hints this node holds for others go before it does.
+    const left = await node.handOffBeforeLeaving(LEAVE_HANDOFF_MS);
+    if (left.hints + left.queued > 0) {
+      log.warn("leaving with writes not handed on; anti-entropy will repair", left);
+    }
+  }
   await node.stop();
   grpcPeers.close();
   const [outcome] = await Promise.all([shutdownServer(served.server, SHUTDOWN_MS), admin?.shutdown()]);
