@@ -135,8 +135,12 @@ export class KvNode {
     this.#members = o.membershipTransport;
     const initial = o.members ?? listFromNodes(config.nodes);
     const peerIds = initial.members.map((m) => m.id).filter((id) => id !== self.id);
-    // A node that will recover starts JOINING; it says so once it is ACTIVE.
-    this.#lastStatus = config.recovery.onStart && peerIds.length > 0 ? "JOINING" : "ACTIVE";
+    // A node that will recover is JOINING from the start, not only once
+    // start() runs: its server listens before that, and must not answer
+    // reads (nor report ACTIVE to peers and health probes) with data it has
+    // not pulled yet. It says so once it is ACTIVE.
+    this.#recovering = config.recovery.onStart && peerIds.length > 0;
+    this.#lastStatus = this.#recovering ? "JOINING" : "ACTIVE";
     this.#coldStart = new ColdStart({ windowMs: config.failureDetection.failureTimeoutMs, log });
     this.membership = new Membership({
       self: self.id,
@@ -261,9 +265,9 @@ export class KvNode {
     this.#every(Math.min(this.config.failureDetection.heartbeatIntervalMs, 1000), () => this.#refresh());
     const grace = this.config.replication.tombstoneGraceMs;
     this.#every(Math.min(Math.max(grace / 2, 1000), 3600_000), () => this.purgeTombstones());
-    return this.config.recovery.onStart && this.#isMember() && this.#peerIds().length > 0
-      ? this.recover()
-      : Promise.resolve();
+    if (this.config.recovery.onStart && this.#isMember() && this.#peerIds().length > 0) return this.recover();
+    this.#recovering = false;
+    return Promise.resolve();
   }
 
   /**
