@@ -104,9 +104,19 @@ export class Coordinator {
     return keys.map((k, i) => this.#readResult(k, records[i]));
   }
 
-  /** The node that should coordinate a key now, if any can. */
+  /**
+   * The node that should coordinate a write of a key now, if any can: the
+   * first of its preference list that can serve, else the first that can
+   * store. A node still catching up (JOINING) may version and store a write
+   * (last-write-wins does not depend on what it holds); it only must not
+   * answer reads. Without the fallback, nodes that briefly suspect each other
+   * under load all hold hints for one another, all report JOINING, and every
+   * write fails until the hints are delivered.
+   */
   coordinatorFor(key: string): string | undefined {
-    return this.o.ring.preferenceList(key, this.o.ring.nodeIds.length, this.o.canServe)[0];
+    const all = this.o.ring.nodeIds.length;
+    return this.o.ring.preferenceList(key, all, this.o.canServe)[0] ??
+      this.o.ring.preferenceList(key, all, this.o.canStore)[0];
   }
 
   /**

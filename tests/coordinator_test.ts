@@ -160,6 +160,8 @@ function setup(o: {
   writeQuorum?: number;
   readQuorum?: number;
   down?: string[];
+  /** Nodes alive but still catching up (JOINING): they may store, not serve. */
+  catchingUp?: string[];
   markDownOnUnreachable?: boolean;
 }): Setup {
   const nodes = o.nodes ?? NODES;
@@ -201,7 +203,7 @@ function setup(o: {
     replicationFactor: o.rf ?? 2,
     writeQuorum: o.writeQuorum ?? 1,
     readQuorum: o.readQuorum ?? 1,
-    canServe: canUse,
+    canServe: (id) => canUse(id) && !o.catchingUp?.includes(id),
     canStore: canUse,
     onUnreachable,
   });
@@ -698,5 +700,30 @@ Deno.test("a quorum read with too few copies answering is UNAVAILABLE", async ()
     assert.equal(res.code, Code.UNAVAILABLE);
     assert.match(res.message, /only 1 of 2 required copies/);
     assert.deepEqual(s.reported, ["node2"]);
+  });
+});
+
+Deno.test("a write is coordinated by the first node that can serve, else by one still catching up; a read is not", async () => {
+  const s = setup({ self: "node1", catchingUp: ["node1", "node2", "node3"] });
+  await run(s, async () => {
+    const own = keyWithList(s.ring, ["node1", "node2"]);
+    const other = keyWithList(s.ring, ["node2", "node3"]);
+    assert.equal(
+      s.coordinator.coordinatorFor(other),
+      "node2",
+      "the owner, though catching up, when nobody serves",
+    );
+    const [w] = await s.coordinator.write([put(own, "v")], false);
+    assert.equal(w.ok, true, w.message);
+    assert.equal(w.nodeId, "node1");
+    assert.equal(dec.decode((await s.storage.get([own]))[0]!.value), "v");
+    const [r] = await s.coordinator.read([own], false);
+    assert.equal(r.code, Code.UNAVAILABLE, "no copy may answer a read while every holder catches up");
+  });
+  const t = setup({ self: "node1", catchingUp: ["node2"] });
+  await run(t, () => {
+    const other = keyWithList(t.ring, ["node2", "node3"]);
+    assert.equal(t.coordinator.coordinatorFor(other), "node3", "a node that can serve comes first");
+    return Promise.resolve();
   });
 });
