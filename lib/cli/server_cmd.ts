@@ -7,35 +7,19 @@
  * background loops and recovery, and shuts down cleanly on a signal.
  * `--join ADDR` starts a node that is in no cluster file: it takes the
  * settings and member list from the node at ADDR and joins (see
- * `membership/join.ts`). A node removed from the cluster stops by itself.
+ * `membership/join.ts`; which settings and member list a node starts from
+ * is `start_point.ts`). A node removed from the cluster stops by itself.
  */
-import { resolve } from "node:path";
-import {
-  type ClusterConfig,
-  findNode,
-  findNodeByPort,
-  type NodeConfig,
-  type StorageEngine,
-} from "../config.ts";
+import type { ClusterConfig, StorageEngine } from "../config.ts";
 import { openStorage } from "../storage/mod.ts";
-import { KvNode, MEMBERS_META } from "../node.ts";
-import type { Storage } from "../storage/mod.ts";
-import { isNewer, type MemberList } from "../membership/member_list.ts";
-import { configFromSettings } from "../membership/settings.ts";
-import { fetchFromSeeds, joinUntilAccepted } from "../membership/join.ts";
+import { KvNode } from "../node.ts";
+import type { MemberList } from "../membership/member_list.ts";
+import { joinUntilAccepted } from "../membership/join.ts";
 import { GrpcPeerTransport } from "../grpc/peer_client.ts";
 import { serveNode } from "../grpc/server.ts";
 import { shutdownServer } from "../grpc/shutdown.ts";
-import {
-  configFrom,
-  EXIT,
-  intFlag,
-  loggerFrom,
-  numberFlag,
-  parseAddress,
-  parseFlags,
-  UsageError,
-} from "./common.ts";
+import { EXIT, loggerFrom, numberFlag, parseAddress, parseFlags, UsageError } from "./common.ts";
+import { fileStart, joinerStart, newestList } from "./start_point.ts";
 import { errorMessage } from "../errors.ts";
 import { NodeMetrics } from "../admin/node_metrics.ts";
 import { instrumentStorage, instrumentTransport } from "../admin/instrument.ts";
@@ -236,111 +220,6 @@ function warnIfOpen(log: Logger, security: NodeSecurity): void {
     "node traffic is unauthenticated: anyone who reaches this port can replicate, forward and delete " +
       "as a node; set security.cluster_secret_file (and security.tls) in the cluster file",
   );
-}
-
-interface StartPoint {
-  config: ClusterConfig;
-  self: NodeConfig;
-  /** The member list to start from, when not the cluster file's. */
-  members?: MemberList;
-}
-
-type ServerFlags = Record<string, string | boolean | undefined>;
-
-/** A node of a cluster file. */
-function fileStart(values: ServerFlags, positionals: string[]): StartPoint {
-  for (const f of ["port", "redis-host", "redis-port"]) {
-    if (values[f] !== undefined) {
-      throw new UsageError(`--${f} goes with --join (a configured node takes its entry)`);
-    }
-  }
-  const config = configFrom(values.config as string | undefined);
-  const self = pickNode(config, positionals, values.id as string | undefined);
-  if (values.host) self.bindHost = values.host as string;
-  if (values["admin-port"] !== undefined) self.adminPort = adminPortFlag(values["admin-port"] as string);
-  const secretFile = values["cluster-secret-file"] as string | undefined;
-  // The flag replaces the file's secret (the cluster command hands its nodes one made per run).
-  if (secretFile !== undefined) config.security = { ...config.security, ...secretSetting(secretFile) };
-  return { config, self };
-}
-
-/** The security setting `--cluster-secret-file FILE` stands for. */
-function secretSetting(file: string): { clusterSecret: undefined; clusterSecretFile: string } {
-  return { clusterSecret: undefined, clusterSecretFile: resolve(file) };
-}
-
-/** A node that joins: settings and members come from a running node. */
-async function joinerStart(values: ServerFlags, positionals: string[], seeds: string[]): Promise<StartPoint> {
-  const id = values.id as string | undefined;
-  if (!id || !/^[A-Za-z0-9_.-]+$/.test(id)) {
-    throw new UsageError("--join needs --id (letters, digits, _ . -)");
-  }
-  if (values.port === undefined) throw new UsageError("--join needs --port");
-  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}" with --join`);
-  const host = (values.host as string | undefined) ?? "127.0.0.1";
-  const self: NodeConfig = {
-    id,
-    host,
-    port: intFlag(values.port as string, "--port", 1),
-    bindHost: host,
-    // No cluster file entry: the admin listener is off unless asked for.
-    adminPort: values["admin-port"] !== undefined ? adminPortFlag(values["admin-port"] as string) : 0,
-    redisHost: (values["redis-host"] as string | undefined) ?? "127.0.0.1",
-    redisPort: values["redis-port"] !== undefined
-      ? intFlag(values["redis-port"] as string, "--redis-port", 1)
-      : 6379,
-    description: "",
-  };
-  const probe = new GrpcPeerTransport({ self, peers: [], timeoutMs: 2000, maxMessageBytes: 64 << 20 });
-  const snap = await fetchFromSeeds(probe, seeds, 30_000).finally(() => probe.close());
-  const config = configFromSettings(snap.settingsJson, snap.list, self, `cluster settings from ${snap.seed}`);
-  // The secret never travels: it comes from this node's own --cluster-secret-file or --config.
-  const secretFile = values["cluster-secret-file"] as string | undefined;
-  if (secretFile !== undefined) config.security = secretSetting(secretFile);
-  else if (values.config !== undefined) config.security = configFrom(values.config as string).security;
-  else config.security = {};
-  if (config.security.tls) {
-    throw new UsageError("--join does not support security.tls yet (only the cluster secret)");
-  }
-  return { config, self, members: snap.list };
-}
-
-/** The newer of the given list and the one saved in storage (Redis keeps it across restarts). */
-async function newestList(given: MemberList | undefined, storage: Storage, log: Logger) {
-  let saved: MemberList | undefined;
-  try {
-    const text = await storage.loadMeta?.(MEMBERS_META);
-    if (text) saved = JSON.parse(text) as MemberList;
-  } catch (err) {
-    log.warn("cannot read the saved member list; starting from the cluster file", {
-      error: errorMessage(err),
-    });
-  }
-  if (saved) log.info("member list restored from storage", { epoch: saved.epoch });
-  if (!saved) return given;
-  if (!given) return saved;
-  return isNewer(saved, given) ? saved : given;
-}
-
-function pickNode(config: ClusterConfig, positionals: string[], idFlag?: string): NodeConfig {
-  if (positionals.length > 2) throw new UsageError(`unexpected argument "${positionals[2]}"`);
-  const [portArg, idArg] = positionals;
-  const id = idFlag ?? idArg;
-  if (portArg !== undefined && !/^\d+$/.test(portArg)) {
-    throw new UsageError(`PORT must be a number, not "${portArg}"`);
-  }
-  const byId = id !== undefined ? findNode(config, id) : undefined;
-  const byPort = portArg !== undefined ? findNodeByPort(config, Number(portArg)) : undefined;
-  if (byId && byPort && byId.id !== byPort.id) {
-    throw new UsageError(`port ${portArg} belongs to ${byPort.id}, not ${byId.id}`);
-  }
-  return { ...(byId ?? byPort ?? config.nodes[0]) };
-}
-
-function adminPortFlag(s: string): number {
-  const port = intFlag(s, "--admin-port", 0);
-  if (port > 65535) throw new UsageError(`--admin-port must be at most 65535, not ${port}`);
-  return port;
 }
 
 function pickEngine(flag: string | undefined, config: ClusterConfig): StorageEngine {
