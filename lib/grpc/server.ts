@@ -4,10 +4,11 @@
  * A thin edge. Each handler checks its input, converts the message into
  * typed records once, calls the node, and converts the answer back. Errors
  * become gRPC statuses with a clear message; nothing a client sends can
- * crash the process or leave a call unanswered.
+ * crash the process or leave a call unanswered. The membership RPCs'
+ * meaning lives in `membership/handlers.ts`; they are registered here.
  */
 import * as grpc from "@grpc/grpc-js";
-import type { KvNode, MemberInfo } from "../node.ts";
+import type { KvNode } from "../node.ts";
 import {
   failedRead,
   failedWrite,
@@ -26,15 +27,13 @@ import { sleep } from "../async.ts";
 import type { NodeSecurity } from "../security/settings.ts";
 import { guardNodeService } from "../security/node_guard.ts";
 import { serverCredentials } from "../security/tls.ts";
-import { settingsJson } from "../membership/settings.ts";
-import type { ChangeResponse } from "../membership/transport.ts";
+import { changeMembership, joinCluster, membershipView, pushMembership } from "../membership/handlers.ts";
 import { kvstorePackage } from "./proto.ts";
 import { addHealthService, type NodeHealth } from "./health.ts";
 import { addReflectionService } from "./reflection.ts";
 import type { MethodMetrics, NodeMetrics } from "../admin/node_metrics.ts";
 import {
   type BucketRequestMsg,
-  changeResponseToMsg,
   type DeleteRequestMsg,
   deleteToWrite,
   type DigestRequestMsg,
@@ -45,20 +44,13 @@ import {
   type HeartbeatRequestMsg,
   type HeartbeatResponseMsg,
   type JoinRequestMsg,
-  type JoinResponseMsg,
   type ListKeysRequestMsg,
   type ListKeysResponseMsg,
-  memberListFromMsg,
   type MemberListMsg,
-  memberListToMsg,
   type MembershipChangeMsg,
-  type MembershipChangeResponseMsg,
-  type MembershipResponseMsg,
-  memberStateToMsg,
   type MultiDeleteRequestMsg,
   type MultiGetRequestMsg,
   type MultiPutRequestMsg,
-  type NodeInfoMsg,
   type PutRequestMsg,
   putToWrite,
   readToGetResponse,
@@ -308,13 +300,10 @@ class Handlers {
         return { success: true, message, replica_node_id: n.id, applied };
       }),
       GetSnapshot: unary(n, "GetSnapshot", (req: SnapshotRequestMsg) => this.#snapshot(req)),
-      JoinCluster: unary(n, "JoinCluster", (req: JoinRequestMsg) => this.#join(req)),
-      ChangeMembership: unary(n, "ChangeMembership", (req: MembershipChangeMsg) => this.#change(req)),
-      PushMembership: unary(n, "PushMembership", (req: MemberListMsg) => {
-        n.membership.offer(memberListFromMsg(req), "claimant");
-        return { epoch: n.membership.epoch, receiver_id: n.id };
-      }),
-      GetMembership: unary(n, "GetMembership", () => this.#membership()),
+      JoinCluster: unary(n, "JoinCluster", (req: JoinRequestMsg) => joinCluster(n, req)),
+      ChangeMembership: unary(n, "ChangeMembership", (req: MembershipChangeMsg) => changeMembership(n, req)),
+      PushMembership: unary(n, "PushMembership", (req: MemberListMsg) => pushMembership(n, req)),
+      GetMembership: unary(n, "GetMembership", () => membershipView(n)),
       ForwardMultiPut: unary(
         n,
         "ForwardMultiPut",
@@ -564,34 +553,6 @@ class Handlers {
     };
   }
 
-  /** A node asks to join: the claimant adds it (JOINING), or it is told to retry or refused. */
-  async #join(req: JoinRequestMsg): Promise<JoinResponseMsg> {
-    checkNodeAddress(req);
-    const res = await this.node.membership.propose({
-      kind: "join",
-      nodeId: req.node_id,
-      host: req.host,
-      port: req.port,
-    });
-    const { accepted, retry, message, member_list } = changeResponseToMsg(res);
-    return { accepted, message, existing_nodes: this.node.members().map(nodeInfo), retry, member_list };
-  }
-
-  async #change(req: MembershipChangeMsg): Promise<MembershipChangeResponseMsg> {
-    const kind = req.kind === "CHANGE_STREAMED" ? "streamed" : req.kind === "CHANGE_JOIN" ? "join" : "remove";
-    if (kind === "join") checkNodeAddress(req);
-    if (req.node_id === "") throw new KvError(Code.INVALID_ARGUMENT, "node_id is required");
-    const res: ChangeResponse = await this.node.membership.propose({
-      kind,
-      nodeId: req.node_id,
-      host: req.host,
-      port: req.port,
-      epoch: req.epoch,
-      forwarded: req.forwarded,
-    });
-    return changeResponseToMsg(res);
-  }
-
   /**
    * Recovery and range moves: the records the requester should hold, or only
    * those it gains in a membership change (after catching up to its epoch,
@@ -616,23 +577,6 @@ class Handlers {
       ? (key: string) => n.ring.gains(key, to, rf)
       : (key: string) => n.ring.holds(key, to, rf);
     yield* recordsFor(n.storage, wanted, this.#chunkLimits(req));
-  }
-
-  #membership(): MembershipResponseMsg {
-    const c = this.node.config;
-    const m = this.node.membership;
-    return {
-      nodes: this.node.members().map(nodeInfo),
-      cluster_size: m.list.members.length,
-      virtual_nodes: c.consistentHashing.virtualNodes,
-      replication_factor: c.replication.replicationFactor,
-      cluster_name: c.clusterName,
-      responder_id: this.node.id,
-      member_list: memberListToMsg(m.list),
-      settings_json: settingsJson(c),
-      claimant_id: m.claimant() ?? "",
-      streamed: m.streamed(),
-    };
   }
 
   #checkPeer(id: string): void {
@@ -667,30 +611,4 @@ function forwardWriteResponse(r: WriteResult) {
     error_code: r.code,
     timestamp: r.timestamp,
   };
-}
-
-function nodeInfo(m: MemberInfo): NodeInfoMsg {
-  return {
-    node_id: m.id,
-    host: m.host,
-    port: m.port,
-    status: m.status,
-    last_heartbeat: Math.floor(m.lastContactMs / 1000),
-    keys_count: m.keysCount,
-    recovered_records: m.recoveredRecords,
-    member_state: memberStateToMsg(m.memberState),
-  };
-}
-
-/** A joining node must name itself and where it listens. */
-function checkNodeAddress(req: { node_id: string; host: string; port: number }): void {
-  if (!/^[A-Za-z0-9_.-]+$/.test(req.node_id)) {
-    throw new KvError(Code.INVALID_ARGUMENT, `node id "${req.node_id}" may hold only letters, digits, _ . -`);
-  }
-  if (req.host === "" || !(req.port >= 1 && req.port <= 65535)) {
-    throw new KvError(
-      Code.INVALID_ARGUMENT,
-      `a joining node needs its host and port (got "${req.host}:${req.port}")`,
-    );
-  }
 }
