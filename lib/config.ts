@@ -337,10 +337,19 @@ function readSecurity(
   return out;
 }
 
+/**
+ * Whether `id` may name a node: letters, digits, `_ . -`. One rule for the
+ * cluster file, `--join --id`, a JoinCluster request and `certs --nodes`, since
+ * an id ends up in all of them (and in certificates and tokens).
+ */
+export function isNodeId(id: string): boolean {
+  return /^[A-Za-z0-9_.-]+$/.test(id);
+}
+
 function readNode(r: Reader, raw: unknown, path: string): NodeConfig {
   const n = r.object(raw, path);
   const id = r.string(n.id, `${path}.id`);
-  if (!/^[A-Za-z0-9_.-]+$/.test(id)) r.fail(`${path}.id`, `"${id}" may hold only letters, digits, _ . -`);
+  if (!isNodeId(id)) r.fail(`${path}.id`, `"${id}" may hold only letters, digits, _ . -`);
   const host = r.string(n.host, `${path}.host`);
   const port = r.int(n.port, `${path}.port`, undefined, 1, 65535);
   return {

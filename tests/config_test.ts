@@ -10,6 +10,7 @@ import {
   defaultConfigJson,
   findNode,
   findNodeByPort,
+  isNodeId,
   loadConfig,
   parseConfig,
 } from "../lib/config.ts";
@@ -366,4 +367,9 @@ Deno.test("a file that cannot be read is refused with its path", () => {
   } finally {
     Deno.removeSync(path.slice(0, path.lastIndexOf("/")), { recursive: true });
   }
+});
+
+Deno.test("a node id is letters, digits, _ . - and nothing else, never empty", () => {
+  for (const id of ["node1", "n-2", "db_3.east", "A.b-C_9"]) assert.equal(isNodeId(id), true, id);
+  for (const id of ["", "node 1", "node/1", "nöde", "node1\n", "a:b"]) assert.equal(isNodeId(id), false, id);
 });

@@ -9,6 +9,7 @@
 import { writeCerts } from "../security/certs.ts";
 import { configFrom, EXIT, parseFlags, UsageError } from "./common.ts";
 import { errorMessage } from "../errors.ts";
+import { isNodeId } from "../config.ts";
 
 const HELP = `kvstore certs --out DIR [flags]
 
@@ -69,7 +70,7 @@ function pickNodes(
   }
   if (ids) {
     for (const id of ids) {
-      if (!/^[A-Za-z0-9_.-]+$/.test(id)) {
+      if (!isNodeId(id)) {
         throw new UsageError(`node id "${id}" may hold only letters, digits, _ . -`);
       }
     }

@@ -9,7 +9,7 @@
  * read in one place.
  */
 import { resolve } from "node:path";
-import { type ClusterConfig, findNode, findNodeByPort, type NodeConfig } from "../config.ts";
+import { type ClusterConfig, findNode, findNodeByPort, isNodeId, type NodeConfig } from "../config.ts";
 import { MEMBERS_META } from "../node.ts";
 import type { Storage } from "../storage/mod.ts";
 import { isNewer, type MemberList } from "../membership/member_list.ts";
@@ -60,7 +60,7 @@ export async function joinerStart(
   seeds: string[],
 ): Promise<StartPoint> {
   const id = values.id as string | undefined;
-  if (!id || !/^[A-Za-z0-9_.-]+$/.test(id)) {
+  if (!id || !isNodeId(id)) {
     throw new UsageError("--join needs --id (letters, digits, _ . -)");
   }
   if (values.port === undefined) throw new UsageError("--join needs --port");

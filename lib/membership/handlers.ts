@@ -10,6 +10,7 @@
  */
 import type { KvNode, MemberInfo } from "../node.ts";
 import { Code, KvError } from "../errors.ts";
+import { isNodeId } from "../config.ts";
 import { settingsJson } from "./settings.ts";
 import type { ChangeResponse } from "./transport.ts";
 import {
@@ -97,7 +98,7 @@ function nodeInfo(m: MemberInfo): NodeInfoMsg {
 
 /** A joining node must name itself and where it listens. */
 function checkNodeAddress(req: { node_id: string; host: string; port: number }): void {
-  if (!/^[A-Za-z0-9_.-]+$/.test(req.node_id)) {
+  if (!isNodeId(req.node_id)) {
     throw new KvError(Code.INVALID_ARGUMENT, `node id "${req.node_id}" may hold only letters, digits, _ . -`);
   }
   if (req.host === "" || !(req.port >= 1 && req.port <= 65535)) {
