@@ -19,8 +19,7 @@ import {
 import { checkBatch, checkKey, checkTimestamp, checkValue } from "../validate.ts";
 import { Code, errorMessage, KvError, type StatusCode } from "../errors.ts";
 import type { KvRecord } from "../record.ts";
-import { recordsFor } from "../recovery.ts";
-import { bucketDigests, recordsInBuckets } from "../anti_entropy.ts";
+import { bucketsFor, digestsFor, streamRecordsTo } from "../peer_pulls.ts";
 import { peerLimitMs } from "../versions.ts";
 import { channelOptions, failStream } from "./call.ts";
 import { sleep } from "../async.ts";
@@ -324,34 +323,9 @@ class Handlers {
         const records = await n.storage.get(req.keys);
         return { records: records.filter((r) => r !== undefined).map(recordToPair) };
       }),
-      StreamRecords: streaming(
-        n,
-        "StreamRecords",
-        (req: StreamRecordsRequestMsg) => this.#streamRecords(req),
-      ),
-      GetDigests: unary(n, "GetDigests", async (req: DigestRequestMsg) => {
-        this.#checkPeer(req.requesting_node_id);
-        const digests = await bucketDigests(
-          n.storage,
-          n.shared,
-          n.id,
-          req.requesting_node_id,
-          req.bucket_bits,
-        );
-        return { digests, provider_node_id: n.id };
-      }),
-      StreamBuckets: streaming(n, "StreamBuckets", (req: BucketRequestMsg) => {
-        this.#checkPeer(req.requesting_node_id);
-        return recordsInBuckets(
-          n.storage,
-          n.shared,
-          n.id,
-          req.requesting_node_id,
-          req.bucket_bits,
-          req.buckets,
-          this.#chunkLimits(req),
-        );
-      }),
+      StreamRecords: streaming(n, "StreamRecords", (req: StreamRecordsRequestMsg) => streamRecordsTo(n, req)),
+      GetDigests: unary(n, "GetDigests", (req: DigestRequestMsg) => digestsFor(n, req)),
+      StreamBuckets: streaming(n, "StreamBuckets", (req: BucketRequestMsg) => bucketsFor(n, req)),
     };
   }
 
@@ -550,46 +524,6 @@ class Handlers {
       keys_count: reply.keysCount,
       hints_pending: reply.hintsPending,
       membership_epoch: reply.epoch,
-    };
-  }
-
-  /**
-   * Recovery and range moves: the records the requester should hold, or only
-   * those it gains in a membership change (after catching up to its epoch,
-   * so both sides filter by the same rings).
-   */
-  async *#streamRecords(req: StreamRecordsRequestMsg): AsyncGenerator<KvRecord[]> {
-    const n = this.node;
-    const to = req.requesting_node_id;
-    if (req.for_move && req.epoch > n.membership.epoch) await n.membership.syncFrom([to]);
-    if (req.for_move && req.epoch !== n.membership.epoch) {
-      throw new KvError(
-        Code.FAILED_PRECONDITION,
-        `node ${n.id} is at membership epoch ${n.membership.epoch}, not ${req.epoch}`,
-      );
-    }
-    this.#checkPeer(to);
-    n.log.info(req.for_move ? "streaming records for a range move" : "streaming records for recovery", {
-      to,
-    });
-    const rf = n.config.replication.replicationFactor;
-    const wanted = req.for_move
-      ? (key: string) => n.ring.gains(key, to, rf)
-      : (key: string) => n.ring.holds(key, to, rf);
-    yield* recordsFor(n.storage, wanted, this.#chunkLimits(req));
-  }
-
-  #checkPeer(id: string): void {
-    if (id === this.node.id || !this.node.membership.list.members.some((m) => m.id === id)) {
-      throw new KvError(Code.INVALID_ARGUMENT, `"${id}" is not a peer in this cluster`);
-    }
-  }
-
-  #chunkLimits(req: { max_records: number; max_bytes: number }) {
-    const own = this.node.chunkLimits();
-    return {
-      maxRecords: req.max_records > 0 ? Math.min(req.max_records, own.maxRecords * 10) : own.maxRecords,
-      maxBytes: req.max_bytes > 0 ? Math.min(req.max_bytes, own.maxBytes) : own.maxBytes,
     };
   }
 }
