@@ -1,102 +1,55 @@
 /**
- * The in-memory storage engine: a Map from key to versioned entry.
- *
- * Each entry is one Latin-1 string, one byte per character, holding the
- * version and the value together (see `pack`): a flat short string costs V8
- * far less memory than an object with a Uint8Array, a boxed timestamp and a
- * node-id string beside it (about 180 instead of 280 bytes per 100-byte
- * record). The conversion is lossless for any bytes. Nothing survives a
- * restart: a node on this engine gets its data back from its peers.
+ * The in-memory storage engine, laid out compactly: a Map from key to slot
+ * number, each slot's version in growable typed arrays (timestamp, interned
+ * version node, tombstone flag), and value bytes in large shared slabs
+ * (`slab_values.ts`). A record then costs V8 its key string and one Map entry
+ * (the slot is a small integer), plus about 30 bytes of metadata and its value
+ * outside the object heap, instead of a string or object per record that the
+ * collector must trace. Nothing survives a restart: a node on this engine
+ * gets its data back from its peers.
  */
-import { Buffer } from "node:buffer";
 import type { ScanPage, Storage, VersionPage } from "./mod.ts";
 import { Code, KvError } from "../errors.ts";
-import { isNewer, type KvRecord, type RecordVersion, type Version } from "../record.ts";
+import type { KvRecord, RecordVersion, Version } from "../record.ts";
+import { SlabValues } from "./slab_values.ts";
+import { NodeIds } from "./node_ids.ts";
 
-/**
- * An entry's layout, one byte per character: tombstone flag (1), timestamp
- * (7, big-endian; timestamps stay below 2^53), length of the version node's
- * id (2), the id's characters, then the value's bytes.
- */
-type Entry = string;
-
-const HEADER = 10;
-
-function pack(r: KvRecord): Entry {
-  const id = storedId(r.versionNode);
-  if (id.length > 0xffff) throw new RangeError(`version node id of ${id.length} characters is too long`);
-  const valueLen = r.tombstone ? 0 : r.value.byteLength;
-  const buf = Buffer.allocUnsafe(HEADER + id.length + valueLen);
-  buf[0] = r.tombstone ? 1 : 0;
-  const high = Math.floor(r.timestamp / 0x1_0000_0000);
-  buf[1] = (high >>> 16) & 0xff;
-  buf[2] = (high >>> 8) & 0xff;
-  buf[3] = high & 0xff;
-  buf.writeUInt32BE(r.timestamp >>> 0, 4);
-  buf[8] = id.length >>> 8;
-  buf[9] = id.length & 0xff;
-  buf.write(id, HEADER, "latin1");
-  if (valueLen > 0) buf.set(r.value, HEADER + id.length);
-  return buf.toString("latin1");
-}
-
-/**
- * A version node's id as stored: ASCII as is (every configured id is), any
- * other text as a 0xff marker and its UTF-8 bytes, so every character fits
- * in a byte.
- */
-function storedId(id: string): string {
-  for (let i = 0; i < id.length; i++) {
-    if (id.charCodeAt(i) > 0x7f) return `\u00ff${Buffer.from(id, "utf8").toString("latin1")}`;
-  }
-  return id;
-}
-
-function timestampOf(e: Entry): number {
-  const high = (e.charCodeAt(1) << 16) | (e.charCodeAt(2) << 8) | e.charCodeAt(3);
-  const low =
-    ((e.charCodeAt(4) << 24) | (e.charCodeAt(5) << 16) | (e.charCodeAt(6) << 8) | e.charCodeAt(7)) >>> 0;
-  return high * 0x1_0000_0000 + low;
-}
-
-function idLength(e: Entry): number {
-  return (e.charCodeAt(8) << 8) | e.charCodeAt(9);
-}
-
-function versionNodeOf(e: Entry): string {
-  const id = e.slice(HEADER, HEADER + idLength(e));
-  return id.charCodeAt(0) === 0xff ? Buffer.from(id.slice(1), "latin1").toString("utf8") : id;
-}
-
-function isTombstone(e: Entry): boolean {
-  return e.charCodeAt(0) === 1;
-}
-
-function versionOf(e: Entry): Version {
-  return { timestamp: timestampOf(e), versionNode: versionNodeOf(e) };
-}
+/** Bytes counted per record besides key, version node id and value (the former packed header). */
+const RECORD_OVERHEAD = 10;
 
 /** How long an unfinished scan's position is kept. */
 const CURSOR_IDLE_MS = 60_000;
 
 interface OpenScan {
-  iterator: MapIterator<[string, Entry]>;
+  iterator: MapIterator<[string, number]>;
   touched: number;
 }
 
 /** The in-memory engine. */
 export class MemoryStorage implements Storage {
   readonly engine = "memory" as const;
-  readonly #entries = new Map<string, Entry>();
+  readonly #slots = new Map<string, number>();
+  readonly #freeSlots: number[] = [];
+  #timestamp = new Float64Array(1024);
+  #node = new Uint32Array(1024);
+  #tombstone = new Uint8Array(1024);
+  readonly #ids = new NodeIds();
+  readonly #values: SlabValues;
   readonly #scans = new Map<string, OpenScan>();
+  #nextSlot = 0;
   #live = 0;
   #bytes = 0;
   #nextScanId = 1;
 
+  /** `slabSize`: bytes per value slab (tests use small ones to exercise reuse). */
+  constructor(options: { slabSize?: number } = {}) {
+    this.#values = new SlabValues(options.slabSize);
+  }
+
   get(keys: readonly string[]): Promise<(KvRecord | undefined)[]> {
     return Promise.resolve(keys.map((key) => {
-      const e = this.#entries.get(key);
-      return e === undefined ? undefined : toRecord(key, e);
+      const slot = this.#slots.get(key);
+      return slot === undefined ? undefined : this.#record(key, slot);
     }));
   }
 
@@ -105,48 +58,71 @@ export class MemoryStorage implements Storage {
   }
 
   #applyOne(r: KvRecord): boolean {
-    const held = this.#entries.get(r.key);
-    if (held !== undefined && !isNewer(r, versionOf(held))) return false;
-    this.#live += Number(!r.tombstone) - (held === undefined ? 0 : Number(!isTombstone(held)));
-    const entry = pack(r);
-    this.#bytes += entry.length - (held === undefined ? -r.key.length : held.length);
-    this.#entries.set(r.key, entry);
+    let slot = this.#slots.get(r.key);
+    if (slot !== undefined && !this.#isNewer(r, slot)) return false;
+    if (slot === undefined) {
+      slot = this.#newSlot();
+      this.#slots.set(r.key, slot);
+      this.#bytes += r.key.length + RECORD_OVERHEAD;
+      this.#live += Number(!r.tombstone);
+    } else {
+      this.#bytes -= this.#ids.storedLength(this.#node[slot]) + this.#values.length(slot);
+      this.#live += Number(!r.tombstone) - Number(this.#tombstone[slot] === 0);
+      this.#ids.release(this.#node[slot]);
+    }
+    const node = this.#ids.acquire(r.versionNode);
+    this.#timestamp[slot] = r.timestamp;
+    this.#node[slot] = node;
+    this.#tombstone[slot] = r.tombstone ? 1 : 0;
+    this.#values.write(slot, r.tombstone ? EMPTY : r.value);
+    this.#bytes += this.#ids.storedLength(node) + this.#values.length(slot);
     return true;
   }
 
+  /** Last-write-wins against the slot's version, without building an object for it. */
+  #isNewer(v: Version, slot: number): boolean {
+    const held = this.#timestamp[slot];
+    if (v.timestamp !== held) return v.timestamp > held;
+    return v.versionNode > this.#ids.id(this.#node[slot]);
+  }
+
   remove(key: string, version: Version): Promise<boolean> {
-    const held = this.#entries.get(key);
+    const slot = this.#slots.get(key);
     if (
-      held === undefined || timestampOf(held) !== version.timestamp ||
-      versionNodeOf(held) !== version.versionNode
+      slot === undefined || this.#timestamp[slot] !== version.timestamp ||
+      this.#ids.id(this.#node[slot]) !== version.versionNode
     ) {
       return Promise.resolve(false);
     }
-    this.#entries.delete(key);
-    this.#live -= Number(!isTombstone(held));
-    this.#bytes -= key.length + held.length;
+    this.#slots.delete(key);
+    this.#live -= Number(this.#tombstone[slot] === 0);
+    this.#bytes -= key.length + RECORD_OVERHEAD + this.#ids.storedLength(this.#node[slot]) +
+      this.#values.length(slot);
+    this.#ids.release(this.#node[slot]);
+    this.#values.free(slot);
+    this.#freeSlots.push(slot);
     return Promise.resolve(true);
   }
 
   async scan(cursor: string, limit: number): Promise<ScanPage> {
-    const { items, nextCursor } = await this.#page(cursor, limit, toRecord);
+    const { items, nextCursor } = await this.#page(cursor, limit, (key, slot) => this.#record(key, slot));
     return { records: items, nextCursor };
   }
 
   async scanVersions(cursor: string, limit: number): Promise<VersionPage> {
-    const { items, nextCursor } = await this.#page(cursor, limit, toVersion);
+    const { items, nextCursor } = await this.#page(cursor, limit, (key, slot) => this.#version(key, slot));
     return { versions: items, nextCursor };
   }
 
-  /** One page of entries from an open scan (or a new one), each converted by `convert`. */
-  #page<T>(cursor: string, limit: number, convert: (key: string, e: Entry) => T) {
+  /** One page of slots from an open scan (or a new one), each converted by `convert`. */
+  #page<T>(cursor: string, limit: number, convert: (key: string, slot: number) => T) {
     const now = Date.now();
     this.#dropIdleScans(now);
     let id = cursor;
     let open = this.#scans.get(id);
     if (cursor === "") {
       id = String(this.#nextScanId++);
-      open = { iterator: this.#entries.entries(), touched: now };
+      open = { iterator: this.#slots.entries(), touched: now };
       this.#scans.set(id, open);
     } else if (!open) {
       return Promise.reject(
@@ -170,11 +146,41 @@ export class MemoryStorage implements Storage {
     for (const [id, s] of this.#scans) if (now - s.touched > CURSOR_IDLE_MS) this.#scans.delete(id);
   }
 
+  #version(key: string, slot: number): RecordVersion {
+    return {
+      key,
+      timestamp: this.#timestamp[slot],
+      versionNode: this.#ids.id(this.#node[slot]),
+      tombstone: this.#tombstone[slot] === 1,
+    };
+  }
+
+  /** The slot's record; its value is a copy, so later writes never change it. */
+  #record(key: string, slot: number): KvRecord {
+    return { ...this.#version(key, slot), value: this.#values.read(slot) };
+  }
+
+  #newSlot(): number {
+    const reused = this.#freeSlots.pop();
+    if (reused !== undefined) return reused;
+    const slot = this.#nextSlot++;
+    if (slot >= this.#timestamp.length) this.#grow(slot + 1);
+    return slot;
+  }
+
+  /** Grows the per-slot arrays by half (not double: at a million slots the slack is memory). */
+  #grow(min: number): void {
+    const size = Math.max(min, Math.ceil(this.#timestamp.length * 1.5));
+    this.#timestamp = grown(this.#timestamp, new Float64Array(size));
+    this.#node = grown(this.#node, new Uint32Array(size));
+    this.#tombstone = grown(this.#tombstone, new Uint8Array(size));
+  }
+
   healthy(): boolean {
     return true;
   }
 
-  /** Key characters plus packed entries (one byte per character). */
+  /** Key characters, version node ids and value bytes, plus 10 bytes per record. */
   bytesHeld(): number {
     return this.#bytes;
   }
@@ -189,17 +195,9 @@ export class MemoryStorage implements Storage {
   }
 }
 
-function toVersion(key: string, e: Entry): RecordVersion {
-  return { key, timestamp: timestampOf(e), versionNode: versionNodeOf(e), tombstone: isTombstone(e) };
-}
+const EMPTY = new Uint8Array(0);
 
-function toRecord(key: string, e: Entry): KvRecord {
-  const start = HEADER + idLength(e);
-  return {
-    key,
-    value: e.length > start ? Buffer.from(e.slice(start), "latin1") : new Uint8Array(0),
-    timestamp: timestampOf(e),
-    versionNode: versionNodeOf(e),
-    tombstone: isTombstone(e),
-  };
+function grown<T extends Float64Array | Uint32Array | Uint8Array>(from: T, to: T): T {
+  to.set(from as never);
+  return to;
 }
