@@ -20,7 +20,7 @@ import { checkBatch, checkKey, checkTimestamp, checkValue } from "../validate.ts
 import { Code, errorMessage, KvError, type StatusCode } from "../errors.ts";
 import type { KvRecord } from "../record.ts";
 import { bucketsFor, digestsFor, streamRecordsTo } from "../peer_pulls.ts";
-import { peerLimitMs } from "../versions.ts";
+import { replicateBatch, replicateOne } from "../replica_apply.ts";
 import { channelOptions, failStream } from "./call.ts";
 import { sleep } from "../async.ts";
 import type { NodeSecurity } from "../security/settings.ts";
@@ -286,18 +286,8 @@ class Handlers {
           return forwardWriteResponse(r);
         }),
       ),
-      Replicate: unary(n, "Replicate", async (req: ReplicateRequestMsg) => {
-        const { refused } = await this.#applyReplicas([req]);
-        if (refused > 0) throw tooFarAhead(req.timestamp, n.config.limits.maxClockSkewMs);
-        return { success: true, message: "applied", replica_node_id: n.id };
-      }),
-      ReplicateBatch: unary(n, "ReplicateBatch", async (req: ReplicateBatchRequestMsg) => {
-        const { applied, refused } = await this.#applyReplicas(req.items);
-        const message = refused > 0
-          ? `${applied} applied, ${refused} refused: version too far ahead of this node's clock`
-          : `${applied} applied`;
-        return { success: true, message, replica_node_id: n.id, applied };
-      }),
+      Replicate: unary(n, "Replicate", (req: ReplicateRequestMsg) => replicateOne(n, req)),
+      ReplicateBatch: unary(n, "ReplicateBatch", (req: ReplicateBatchRequestMsg) => replicateBatch(n, req)),
       GetSnapshot: unary(n, "GetSnapshot", (req: SnapshotRequestMsg) => this.#snapshot(req)),
       JoinCluster: unary(n, "JoinCluster", (req: JoinRequestMsg) => joinCluster(n, req)),
       ChangeMembership: unary(n, "ChangeMembership", (req: MembershipChangeMsg) => changeMembership(n, req)),
@@ -484,28 +474,6 @@ class Handlers {
     return { records, nextCursor: next };
   }
 
-  /** Applies pushed records; versions too far ahead are refused (and logged) one by one. */
-  async #applyReplicas(items: ReplicateRequestMsg[]): Promise<{ applied: number; refused: number }> {
-    const n = this.node;
-    const all = items.map((m): KvRecord => {
-      checkKey(m.key, n.config.limits);
-      return {
-        key: m.key,
-        value: m.value,
-        timestamp: m.timestamp,
-        versionNode: m.version_node || m.primary_node,
-        tombstone: m.operation === "DELETE",
-      };
-    });
-    const records = n.versions.admit(all, items[0]?.primary_node || "a peer");
-    for (const r of records) n.clock.observe(r.timestamp);
-    const applied = await n.storage.apply(records);
-    items.forEach((m, i) => {
-      if (m.hint_for && records.includes(all[i])) n.hints.add(m.hint_for, m.key, all[i]);
-    });
-    return { applied: applied.filter(Boolean).length, refused: all.length - records.length };
-  }
-
   #heartbeat(req: HeartbeatRequestMsg): HeartbeatResponseMsg {
     const reply = this.node.onHeartbeat({
       from: req.node_id,
@@ -526,14 +494,6 @@ class Handlers {
       membership_epoch: reply.epoch,
     };
   }
-}
-
-function tooFarAhead(timestamp: number, maxSkewMs: number): KvError {
-  return new KvError(
-    Code.INVALID_ARGUMENT,
-    `version ${timestamp} is more than ${peerLimitMs(maxSkewMs)} ms (twice limits.max_clock_skew_ms) ` +
-      `ahead of this node's clock: refused`,
-  );
 }
 
 function forwardWriteResponse(r: WriteResult) {
