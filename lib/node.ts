@@ -26,7 +26,7 @@ import { Replicator } from "./replication.ts";
 import { Coordinator } from "./coordinator.ts";
 import { HandoffLoop } from "./handoff.ts";
 import { AntiEntropy, type AntiEntropyTotals, SharedRanges } from "./anti_entropy.ts";
-import { recoverFromPeers } from "./recovery.ts";
+import { recoverFromPeers, type RecoveryOptions, type RecoveryReport } from "./recovery.ts";
 import { purgeTombstones } from "./tombstones.ts";
 import { boundedTransport, VersionGuard } from "./versions.ts";
 import { ColdStart } from "./cold_start.ts";
@@ -410,13 +410,7 @@ export class KvNode {
       // meanwhile, and pull from the members it did not know of too.
       const synced = this.membership.syncFrom(peers);
       const pull = (from: string[]) =>
-        recoverFromPeers({
-          peers: from,
-          transport: this.#transport,
-          storage: this.storage,
-          clock: this.clock,
-          log: this.log,
-          limits: this.chunkLimits(),
+        this.#pullFrom(from, {
           retryUnreachableUntil: this.#coldStart.closesAt(),
           onProgress: (records, bytes) => {
             this.#recovered = records;
@@ -484,16 +478,21 @@ export class KvNode {
 
   /** Pulls what this node gains in the membership change of `epoch`. */
   async #pullMove(epoch: number, peers: string[]): Promise<{ records: number; failed: string[] }> {
-    const report = await recoverFromPeers({
+    const report = await this.#pullFrom(peers, { forMoveOfEpoch: epoch });
+    return { records: report.records, failed: report.peersFailed };
+  }
+
+  /** Recovery and range moves pull alike: into this node's storage and clock, in its chunk size. */
+  #pullFrom(peers: string[], o: Partial<RecoveryOptions>): Promise<RecoveryReport> {
+    return recoverFromPeers({
       peers,
       transport: this.#transport,
       storage: this.storage,
       clock: this.clock,
       log: this.log,
       limits: this.chunkLimits(),
-      forMoveOfEpoch: epoch,
+      ...o,
     });
-    return { records: report.records, failed: report.peersFailed };
   }
 
   /** Rewires the node for a newly adopted member list. */
