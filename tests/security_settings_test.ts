@@ -4,7 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { ConfigError, loadConfig, parseConfig } from "../lib/config.ts";
-import { loadNodeSecurity, MIN_SECRET_BYTES } from "../lib/security/settings.ts";
+import { loadNodeSecurity, MIN_SECRET_BYTES, warnIfOpen } from "../lib/security/settings.ts";
+import { Buffer } from "node:buffer";
+import { Logger } from "../lib/log.ts";
 
 const NODES = [
   { id: "node1", host: "127.0.0.1", port: 7001 },
@@ -98,4 +100,14 @@ Deno.test("security.tls needs a CA and, for every node, a certificate and key (s
     () => loadNodeSecurity(missing, missing.nodes[0]),
     /security.tls.ca_file: cannot read \/nonexistent\/ca.pem/,
   );
+});
+
+Deno.test("a node with neither a secret nor TLS warns once at startup; with a secret it does not", () => {
+  const lines: string[] = [];
+  const log = new Logger({ level: "info", format: "text", write: (l) => lines.push(l) });
+  warnIfOpen(log, {});
+  assert.equal(lines.length, 1);
+  assert.match(lines[0], /WARN .*node traffic is unauthenticated.*security\.cluster_secret_file/);
+  warnIfOpen(log, { secret: Buffer.from("0123456789abcdef") });
+  assert.equal(lines.length, 1, "a node with a secret is not open");
 });

@@ -25,8 +25,7 @@ import { NodeMetrics } from "../admin/node_metrics.ts";
 import { instrumentStorage, instrumentTransport } from "../admin/instrument.ts";
 import { startAdmin } from "../admin/server.ts";
 import { runtimeWarning } from "../runtime_check.ts";
-import type { Logger } from "../log.ts";
-import { loadNodeSecurity, type NodeSecurity } from "../security/settings.ts";
+import { loadNodeSecurity, warnIfOpen } from "../security/settings.ts";
 
 const HELP = `kvstore server [PORT] [NODE_ID] [flags]
 
@@ -211,15 +210,6 @@ export async function serverCommand(args: string[]): Promise<number> {
   log.info("stopped", { grpc_shutdown: outcome });
   // Everything is closed; exit now rather than wait for libraries' stray timers.
   Deno.exit(EXIT.OK);
-}
-
-/** Says at startup when anyone who reaches the port can act as a node. */
-function warnIfOpen(log: Logger, security: NodeSecurity): void {
-  if (security.secret || security.tls) return;
-  log.warn(
-    "node traffic is unauthenticated: anyone who reaches this port can replicate, forward and delete " +
-      "as a node; set security.cluster_secret_file (and security.tls) in the cluster file",
-  );
 }
 
 function pickEngine(flag: string | undefined, config: ClusterConfig): StorageEngine {

@@ -4,12 +4,15 @@
  * The cluster file names them (`security.*`, see config.ts); this module
  * reads the files into the Buffers gRPC wants (grpc-js checks
  * `Buffer.isBuffer`, so `node:fs` is used, not `Deno.readFileSync`) and
- * fails fast, naming the setting, when one cannot be used.
+ * fails fast, naming the setting, when one cannot be used. A node with
+ * neither a secret nor TLS says so at startup (`warnIfOpen`), since anyone
+ * who reaches its port can then act as a node.
  */
 import { Buffer } from "node:buffer";
 import { readFileSync } from "node:fs";
 import { type ClusterConfig, ConfigError, type NodeConfig } from "../config.ts";
 import { errorMessage } from "../errors.ts";
+import type { Logger } from "../log.ts";
 
 /** A secret shorter than this is refused: it could be guessed. */
 export const MIN_SECRET_BYTES = 16;
@@ -85,4 +88,13 @@ function checkSecret(secret: Buffer, source: string, setting: string): Buffer {
 export function operatorTls(config: ClusterConfig): TlsFiles | undefined {
   if (!config.security.tls) return undefined;
   return loadNodeSecurity(config, config.nodes[0]).tls;
+}
+
+/** Says at startup when anyone who reaches the port can act as a node. */
+export function warnIfOpen(log: Logger, security: NodeSecurity): void {
+  if (security.secret || security.tls) return;
+  log.warn(
+    "node traffic is unauthenticated: anyone who reaches this port can replicate, forward and delete " +
+      "as a node; set security.cluster_secret_file (and security.tls) in the cluster file",
+  );
 }
