@@ -21,6 +21,7 @@ import { Code, errorMessage, KvError, type StatusCode } from "../errors.ts";
 import type { KvRecord } from "../record.ts";
 import { bucketsFor, digestsFor, streamRecordsTo } from "../peer_pulls.ts";
 import { replicateBatch, replicateOne } from "../replica_apply.ts";
+import { listKeys, snapshot } from "../listing.ts";
 import { channelOptions, failStream } from "./call.ts";
 import { sleep } from "../async.ts";
 import type { NodeSecurity } from "../security/settings.ts";
@@ -44,7 +45,6 @@ import {
   type HeartbeatResponseMsg,
   type JoinRequestMsg,
   type ListKeysRequestMsg,
-  type ListKeysResponseMsg,
   type MemberListMsg,
   type MembershipChangeMsg,
   type MultiDeleteRequestMsg,
@@ -243,7 +243,7 @@ class Handlers {
         throwIfFailed(r);
         return writeToDeleteResponse(r);
       }),
-      ListKeys: unary(n, "ListKeys", (req: ListKeysRequestMsg) => this.#listKeys(req)),
+      ListKeys: unary(n, "ListKeys", (req: ListKeysRequestMsg) => listKeys(n, req)),
       MultiPut: unary(n, "MultiPut", (req: MultiPutRequestMsg) => this.#multiPut(req, false)),
       MultiGet: unary(n, "MultiGet", (req: MultiGetRequestMsg) => this.#multiGet(req, false)),
       MultiDelete: unary(n, "MultiDelete", (req: MultiDeleteRequestMsg) => this.#multiDelete(req, false)),
@@ -288,7 +288,7 @@ class Handlers {
       ),
       Replicate: unary(n, "Replicate", (req: ReplicateRequestMsg) => replicateOne(n, req)),
       ReplicateBatch: unary(n, "ReplicateBatch", (req: ReplicateBatchRequestMsg) => replicateBatch(n, req)),
-      GetSnapshot: unary(n, "GetSnapshot", (req: SnapshotRequestMsg) => this.#snapshot(req)),
+      GetSnapshot: unary(n, "GetSnapshot", (req: SnapshotRequestMsg) => snapshot(n, req)),
       JoinCluster: unary(n, "JoinCluster", (req: JoinRequestMsg) => joinCluster(n, req)),
       ChangeMembership: unary(n, "ChangeMembership", (req: MembershipChangeMsg) => changeMembership(n, req)),
       PushMembership: unary(n, "PushMembership", (req: MemberListMsg) => pushMembership(n, req)),
@@ -417,61 +417,6 @@ class Handlers {
     });
     if (good.length > 0) (await run(good)).forEach((r, j) => results[goodIdx[j]] = r);
     return results;
-  }
-
-  async #listKeys(req: ListKeysRequestMsg): Promise<ListKeysResponseMsg> {
-    const { records, nextCursor } = await this.#page(req.cursor, req.limit, (r) => !r.tombstone);
-    return {
-      keys: records.map((r) => r.key),
-      count: await this.node.storage.countLive(),
-      node_id: this.node.id,
-      next_cursor: nextCursor,
-    };
-  }
-
-  async #snapshot(req: SnapshotRequestMsg) {
-    const { records, nextCursor } = await this.#page(req.cursor, req.limit, (r) => !r.tombstone);
-    const total = await this.node.storage.countLive();
-    return {
-      data: records.map(recordToPair),
-      total_keys: total,
-      provider_node_id: this.node.id,
-      snapshot_timestamp: this.node.clock.now(),
-      next_cursor: nextCursor,
-      message: nextCursor
-        ? `page of ${records.length} of ${total} keys; call again with cursor for the rest`
-        : `${records.length} keys`,
-    };
-  }
-
-  /**
-   * One page of live records. The page stops at `limit` records or at half
-   * the message limit in bytes, so an answer never exceeds what gRPC carries.
-   */
-  async #page(cursor: string, limit: number, accept: (r: KvRecord) => boolean) {
-    // Both engines' cursors are numbers; anything else was not handed out here.
-    if (cursor !== "" && !/^\d+$/.test(cursor)) {
-      throw new KvError(Code.INVALID_ARGUMENT, `cursor "${cursor}" was not returned by a previous page`);
-    }
-    if (limit < 0) throw new KvError(Code.INVALID_ARGUMENT, `limit must not be negative, got ${limit}`);
-    const max = Math.min(
-      limit > 0 ? limit : this.node.config.limits.maxPageItems,
-      this.node.config.limits.maxPageItems,
-    );
-    const maxBytes = this.node.config.limits.maxMessageBytes / 2;
-    const records: KvRecord[] = [];
-    let bytes = 0;
-    let next = cursor;
-    do {
-      const page = await this.node.storage.scan(next, max - records.length);
-      for (const r of page.records) {
-        if (!accept(r)) continue;
-        records.push(r);
-        bytes += r.key.length + r.value.length + 32;
-      }
-      next = page.nextCursor;
-    } while (next !== "" && records.length < max && bytes < maxBytes);
-    return { records, nextCursor: next };
   }
 
   #heartbeat(req: HeartbeatRequestMsg): HeartbeatResponseMsg {
