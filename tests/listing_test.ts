@@ -1,0 +1,65 @@
+/**
+ * Tests of `lib/listing.ts` through a real node: GetSnapshot pages follow
+ * their cursors, count only live records and carry their values; a foreign
+ * cursor or a negative limit is INVALID_ARGUMENT. (ListKeys' paging is
+ * tested with the client in single_node_test.ts.)
+ */
+import assert from "node:assert/strict";
+import { clusterTest, kvError, TestCluster, text } from "./helpers/cluster.ts";
+import { NodeStub } from "./helpers/node_stub.ts";
+import { Code } from "../lib/errors.ts";
+
+interface SnapshotPage {
+  data: { key: string; value: Uint8Array }[];
+  total_keys: number;
+  provider_node_id: string;
+  next_cursor: string;
+  message: string;
+}
+
+clusterTest(
+  "GetSnapshot pages hold every live record once, with its value, and skip deleted keys",
+  async () => {
+    const cluster = await TestCluster.start({ nodes: 1, replicationFactor: 1 });
+    try {
+      const client = await cluster.client();
+      const keys = Array.from({ length: 7 }, (_, i) => `snap-${i}`);
+      assert.ok((await client.multiPut(keys.map((key) => ({ key, value: `v:${key}` })))).every((r) => r.ok));
+      assert.ok((await client.delete("snap-3")).ok);
+      const stub = new NodeStub(cluster, "node1");
+      const seen = new Map<string, string>();
+      let cursor = "";
+      let pages = 0;
+      do {
+        const page = await stub.call<SnapshotPage>("GetSnapshot", {
+          requesting_node_id: "node1",
+          limit: 2,
+          cursor,
+        });
+        assert.ok(page.data.length <= 2, `a page holds at most the limit, got ${page.data.length}`);
+        assert.equal(page.total_keys, 6, "the total counts live keys only");
+        assert.equal(page.provider_node_id, "node1");
+        for (const r of page.data) {
+          assert.ok(!seen.has(r.key), `${r.key} came twice`);
+          seen.set(r.key, text.decode(r.value));
+        }
+        if (page.next_cursor !== "") assert.match(page.message, /call again with cursor/);
+        cursor = page.next_cursor;
+        pages++;
+      } while (cursor !== "" && pages < 20);
+      assert.equal(cursor, "", "the pages ended");
+      assert.ok(pages >= 3, `6 records in pages of 2 take at least 3 pages, took ${pages}`);
+      const live = keys.filter((k) => k !== "snap-3");
+      assert.deepEqual([...seen.keys()].sort(), live);
+      for (const k of live) assert.equal(seen.get(k), `v:${k}`);
+      const bad = await kvError(() => stub.call("GetSnapshot", { requesting_node_id: "node1", cursor: "x" }));
+      assert.equal(bad.code, Code.INVALID_ARGUMENT, bad.message);
+      const negative = await kvError(() =>
+        stub.call("GetSnapshot", { requesting_node_id: "node1", limit: -1 })
+      );
+      assert.equal(negative.code, Code.INVALID_ARGUMENT, negative.message);
+    } finally {
+      await cluster.stop();
+    }
+  },
+);
