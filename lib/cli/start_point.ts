@@ -96,7 +96,7 @@ export async function joinerStart(
 /** The newer of the given list and the one saved in storage (Redis keeps it across restarts). */
 export async function newestList(
   given: MemberList | undefined,
-  storage: Storage,
+  storage: Pick<Storage, "loadMeta">,
   log: Logger,
 ): Promise<MemberList | undefined> {
   let saved: MemberList | undefined;
