@@ -214,10 +214,8 @@ export class BenchCluster {
   }
 
   /**
-   * The membership as one node sees it. The client is never closed: Deno
-   * 2.9's node:http2 can abort a server when a client that made many calls
-   * disconnects (denoland/deno#36788), so it stays connected until the
-   * nodes are killed.
+   * The membership as one node sees it, through one client kept for every
+   * call until the nodes are killed.
    */
   async membershipAt(address: string): Promise<Membership> {
     this.#client ??= await KvClient.connect([address], { route: false, timeoutMs: 2000 });
@@ -261,7 +259,7 @@ export class BenchCluster {
 
   /**
    * Stops every node. SIGKILL by default: the nodes hold nothing that needs
-   * saving here, and a graceful stop sends GOAWAYs (see membershipAt). With
+   * saving here, and a kill is quicker than a graceful stop. With
    * SIGTERM (needed to write CPU profiles) they stop one at a time.
    */
   async stop(signal: Deno.Signal = "SIGKILL"): Promise<void> {

@@ -218,7 +218,6 @@ clusterTest(
       const after = await stubs[1].call<{ nodes: NodeInfoMsg[] }>("GetMembership", {});
       assert.deepEqual(after.nodes.map((n) => n.node_id), ["node1", "node2", "node3"]);
     } finally {
-      // The stubs stay open: closing them would send GOAWAY frames (see KvClient.close).
       await cluster.stop();
     }
   },

@@ -34,9 +34,8 @@ interface PairMsg {
 }
 
 /**
- * Raw NodeService calls to each node, as a peer would make them. The stubs
- * are never closed: a graceful close sends the node a GOAWAY, which Deno 2.9
- * does not always survive (see KvClient.close); they end with the process.
+ * Raw NodeService calls to each node, as a peer would make them; the
+ * cluster closes the stubs when it stops.
  */
 class Peers {
   readonly #stubs = new Map<string, NodeStub>();

@@ -201,7 +201,7 @@ async function main(): Promise<void> {
     differing: state.differing,
   };
   console.log(JSON.stringify(result));
-  // Exit without closing the client's channels: a GOAWAY can crash a Deno 2.9 node (denoland/deno#36788).
+  client.close();
   Deno.exit(0);
 }
 

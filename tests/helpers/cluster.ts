@@ -96,7 +96,8 @@ export function unexpectedExit(ended: Ended | undefined, status: Deno.CommandSta
 export class TestCluster {
   readonly nodes: TestNode[];
   readonly #running = new Map<string, Running>();
-  readonly #clients: KvClient[] = [];
+  /** Clients and stubs to close before the nodes stop. */
+  readonly #clients: { close(): void }[] = [];
   readonly #logs = new Map<string, string[]>();
   /** Nodes that ended without the test asking, or crashed when asked to stop: each fails `stop()`. */
   readonly #failures: string[] = [];
@@ -335,6 +336,12 @@ export class TestCluster {
   /** Everything a node printed, across restarts. */
   logs(id: string): string {
     return (this.#logs.get(id) ?? []).join("\n");
+  }
+
+  /** Closes `c` (a client or stub of this cluster) in `stop()`, before the nodes stop. */
+  closeOnStop<C extends { close(): void }>(c: C): C {
+    this.#clients.push(c);
+    return c;
   }
 
   /** A client of the cluster, closed by `stop()`. */
