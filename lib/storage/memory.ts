@@ -1,18 +1,19 @@
 /**
- * The in-memory storage engine, laid out compactly: a Map from key to slot
- * number, each slot's version in growable typed arrays (timestamp, interned
- * version node, tombstone flag), and value bytes in large shared slabs
- * (`slab_values.ts`). A record then costs V8 its key string and one Map entry
- * (the slot is a small integer), plus about 30 bytes of metadata and its value
- * outside the object heap, instead of a string or object per record that the
- * collector must trace. Nothing survives a restart: a node on this engine
- * gets its data back from its peers.
+ * The in-memory storage engine, laid out compactly: a hash index from key to
+ * slot number (`key_index.ts`), each slot's version in growable typed arrays
+ * (timestamp, interned version node, state), and value bytes in large shared
+ * slabs (`slab_values.ts`). A record then costs the collected heap nothing:
+ * about 60 bytes of index and metadata plus its key and value bytes, instead
+ * of a string or object per record that the collector must trace and keep
+ * room beside. Nothing survives a restart: a node on this engine gets its
+ * data back from its peers.
  */
 import type { ScanPage, Storage, VersionPage } from "./mod.ts";
 import { Code, KvError } from "../errors.ts";
 import type { KvRecord, RecordVersion, Version } from "../record.ts";
 import { SlabValues } from "./slab_values.ts";
 import { NodeIds } from "./node_ids.ts";
+import { KeyIndex } from "./key_index.ts";
 
 /** Bytes counted per record besides key, version node id and value (the former packed header). */
 const RECORD_OVERHEAD = 10;
@@ -20,19 +21,23 @@ const RECORD_OVERHEAD = 10;
 /** How long an unfinished scan's position is kept. */
 const CURSOR_IDLE_MS = 60_000;
 
+/** A slot's state: free (reusable), a live record, or a tombstone. */
+const FREE = 0, LIVE = 1, TOMBSTONE = 2;
+
 interface OpenScan {
-  iterator: MapIterator<[string, number]>;
+  /** The next slot to look at: slots are scanned in order, and a key keeps its slot while held. */
+  position: number;
   touched: number;
 }
 
 /** The in-memory engine. */
 export class MemoryStorage implements Storage {
   readonly engine = "memory" as const;
-  readonly #slots = new Map<string, number>();
+  readonly #keys: KeyIndex;
   readonly #freeSlots: number[] = [];
   #timestamp = new Float64Array(1024);
   #node = new Uint32Array(1024);
-  #tombstone = new Uint8Array(1024);
+  #state = new Uint8Array(1024);
   readonly #ids = new NodeIds();
   readonly #values: SlabValues;
   readonly #scans = new Map<string, OpenScan>();
@@ -41,15 +46,16 @@ export class MemoryStorage implements Storage {
   #bytes = 0;
   #nextScanId = 1;
 
-  /** `slabSize`: bytes per value slab (tests use small ones to exercise reuse). */
+  /** `slabSize`: bytes per key and value slab (tests use small ones to exercise reuse). */
   constructor(options: { slabSize?: number } = {}) {
     this.#values = new SlabValues(options.slabSize);
+    this.#keys = new KeyIndex(options.slabSize);
   }
 
   get(keys: readonly string[]): Promise<(KvRecord | undefined)[]> {
     return Promise.resolve(keys.map((key) => {
-      const slot = this.#slots.get(key);
-      return slot === undefined ? undefined : this.#record(key, slot);
+      const slot = this.#keys.find(key);
+      return slot < 0 ? undefined : this.#record(key, slot);
     }));
   }
 
@@ -58,22 +64,22 @@ export class MemoryStorage implements Storage {
   }
 
   #applyOne(r: KvRecord): boolean {
-    let slot = this.#slots.get(r.key);
-    if (slot !== undefined && !this.#isNewer(r, slot)) return false;
-    if (slot === undefined) {
+    let slot = this.#keys.find(r.key);
+    if (slot >= 0 && !this.#isNewer(r, slot)) return false;
+    if (slot < 0) {
       slot = this.#newSlot();
-      this.#slots.set(r.key, slot);
+      this.#keys.add(r.key, slot);
       this.#bytes += r.key.length + RECORD_OVERHEAD;
       this.#live += Number(!r.tombstone);
     } else {
       this.#bytes -= this.#ids.storedLength(this.#node[slot]) + this.#values.length(slot);
-      this.#live += Number(!r.tombstone) - Number(this.#tombstone[slot] === 0);
+      this.#live += Number(!r.tombstone) - Number(this.#state[slot] === LIVE);
       this.#ids.release(this.#node[slot]);
     }
     const node = this.#ids.acquire(r.versionNode);
     this.#timestamp[slot] = r.timestamp;
     this.#node[slot] = node;
-    this.#tombstone[slot] = r.tombstone ? 1 : 0;
+    this.#state[slot] = r.tombstone ? TOMBSTONE : LIVE;
     this.#values.write(slot, r.tombstone ? EMPTY : r.value);
     this.#bytes += this.#ids.storedLength(node) + this.#values.length(slot);
     return true;
@@ -87,15 +93,16 @@ export class MemoryStorage implements Storage {
   }
 
   remove(key: string, version: Version): Promise<boolean> {
-    const slot = this.#slots.get(key);
+    const slot = this.#keys.find(key);
     if (
-      slot === undefined || this.#timestamp[slot] !== version.timestamp ||
+      slot < 0 || this.#timestamp[slot] !== version.timestamp ||
       this.#ids.id(this.#node[slot]) !== version.versionNode
     ) {
       return Promise.resolve(false);
     }
-    this.#slots.delete(key);
-    this.#live -= Number(this.#tombstone[slot] === 0);
+    this.#keys.delete(slot);
+    this.#live -= Number(this.#state[slot] === LIVE);
+    this.#state[slot] = FREE;
     this.#bytes -= key.length + RECORD_OVERHEAD + this.#ids.storedLength(this.#node[slot]) +
       this.#values.length(slot);
     this.#ids.release(this.#node[slot]);
@@ -122,7 +129,7 @@ export class MemoryStorage implements Storage {
     let open = this.#scans.get(id);
     if (cursor === "") {
       id = String(this.#nextScanId++);
-      open = { iterator: this.#slots.entries(), touched: now };
+      open = { position: 0, touched: now };
       this.#scans.set(id, open);
     } else if (!open) {
       return Promise.reject(
@@ -132,12 +139,12 @@ export class MemoryStorage implements Storage {
     open!.touched = now;
     const items: T[] = [];
     while (items.length < limit) {
-      const next = open!.iterator.next();
-      if (next.done) {
+      const slot = open!.position++;
+      if (slot >= this.#nextSlot) {
         this.#scans.delete(id);
         return Promise.resolve({ items, nextCursor: "" });
       }
-      items.push(convert(next.value[0], next.value[1]));
+      if (this.#state[slot] !== FREE) items.push(convert(this.#keys.keyOf(slot), slot));
     }
     return Promise.resolve({ items, nextCursor: id });
   }
@@ -151,7 +158,7 @@ export class MemoryStorage implements Storage {
       key,
       timestamp: this.#timestamp[slot],
       versionNode: this.#ids.id(this.#node[slot]),
-      tombstone: this.#tombstone[slot] === 1,
+      tombstone: this.#state[slot] === TOMBSTONE,
     };
   }
 
@@ -173,7 +180,7 @@ export class MemoryStorage implements Storage {
     const size = Math.max(min, Math.ceil(this.#timestamp.length * 1.5));
     this.#timestamp = grown(this.#timestamp, new Float64Array(size));
     this.#node = grown(this.#node, new Uint32Array(size));
-    this.#tombstone = grown(this.#tombstone, new Uint8Array(size));
+    this.#state = grown(this.#state, new Uint8Array(size));
   }
 
   healthy(): boolean {

@@ -65,6 +65,16 @@ export class SlabValues {
     return id === NONE ? 0 : readU32(this.#slabs[id]!.bytes, this.#offsetOf[slot] + 4);
   }
 
+  /** Whether the slot's value is exactly the first `length` bytes of `bytes`, without copying it. */
+  matches(slot: number, bytes: Uint8Array, length: number): boolean {
+    if (this.length(slot) !== length) return false;
+    if (length === 0) return true;
+    const held = this.#slabs[this.#slabOf[slot]]!.bytes;
+    const at = this.#offsetOf[slot] + HEADER;
+    for (let i = 0; i < length; i++) if (held[at + i] !== bytes[i]) return false;
+    return true;
+  }
+
   /** Drops the slot's value; its bytes become garbage of their slab. */
   free(slot: number): void {
     if (slot >= this.#slabOf.length) return;
