@@ -310,6 +310,8 @@ async function recoveryScenario(
     let viaVictim: Traffic | undefined;
     let throughVictim: ReturnType<typeof liveTraffic> | undefined;
     const startedAt = Date.now();
+    // A node that recovers is JOINING from its start and logs the end of it; the log spans every run.
+    const joinedBefore = logLines(cluster, victim, "this node is now ACTIVE from=JOINING").length;
     const rejoin: { written: string[]; reads: number; wrong: string[] }[] = [];
     try {
       await cluster.startNode(victim);
@@ -359,7 +361,8 @@ async function recoveryScenario(
 
     const started = lastLogLine(cluster, victim, "recovery started");
     const finished = lastLogLine(cluster, victim, "recovery finished");
-    const joiningLogged = lastLogLine(cluster, victim, "this node is now JOINING") !== "";
+    const joiningLogged =
+      logLines(cluster, victim, "this node is now ACTIVE from=JOINING").length > joinedBefore;
     console.log(
       `  [${label}] ${victim} away ${awayWrites} ms of writes; back ACTIVE on all nodes ${recoveryMs} ms ` +
         `after start; its own status seen: ${[...seen].join(" -> ")}; ` +
