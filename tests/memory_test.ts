@@ -112,3 +112,28 @@ Deno.test("memory: a returned value does not change after later writes reuse its
   assert.deepEqual(new Uint8Array(held!.value), new Uint8Array(100).fill(1));
   assert.deepEqual(new Uint8Array(page.records[0].value), new Uint8Array(100).fill(1));
 });
+
+Deno.test("memory: keys added during a scan are returned by it, even when removals freed slots behind it", async () => {
+  const s = new MemoryStorage();
+  const value = new Uint8Array(10);
+  const put = (key: string, timestamp: number) =>
+    s.apply([{ key, value, timestamp, versionNode: "n", tombstone: false }]);
+  for (let i = 0; i < 100; i++) await put(`old${i}`, 1);
+  const first = await s.scan("", 50);
+  // Frees slots the scan has passed, then adds keys that could have taken them.
+  for (let i = 0; i < 20; i++) {
+    assert.equal(await s.remove(`old${i}`, { timestamp: 1, versionNode: "n" }), true);
+  }
+  for (let i = 0; i < 20; i++) await put(`new${i}`, 2);
+  const seen = new Set(first.records.map((r) => r.key));
+  for (let cursor = first.nextCursor; cursor !== "";) {
+    const page = await s.scan(cursor, 50);
+    for (const r of page.records) seen.add(r.key);
+    cursor = page.nextCursor;
+  }
+  for (let i = 0; i < 20; i++) assert.ok(seen.has(`new${i}`), `new${i} added during the scan`);
+  // With no scan open, freed slots may be taken again; counts stay right.
+  for (let i = 20; i < 40; i++) await s.remove(`old${i}`, { timestamp: 1, versionNode: "n" });
+  for (let i = 20; i < 40; i++) await put(`new${i}`, 2);
+  assert.equal(await s.countLive(), 100);
+});

@@ -9,8 +9,8 @@
  * ASCII, otherwise a 0xff marker and two bytes a UTF-16 code unit (so lone
  * surrogates survive too).
  */
-import { Buffer } from "node:buffer";
 import { SlabValues } from "./slab_values.ts";
+import { grownArray } from "./slot_arrays.ts";
 
 const EMPTY = -1;
 
@@ -43,11 +43,7 @@ export class KeyIndex {
   add(key: string, slot: number): void {
     if ((this.#count + 1) * 2 > this.#table.length) this.#resize(this.#table.length * 2);
     const hash = this.#encode(key);
-    if (slot >= this.#hashOf.length) {
-      const grown = new Uint32Array(Math.max(slot + 1, Math.ceil(this.#hashOf.length * 1.5)));
-      grown.set(this.#hashOf);
-      this.#hashOf = grown;
-    }
+    if (slot >= this.#hashOf.length) this.#hashOf = grownArray(this.#hashOf, slot + 1);
     this.#hashOf[slot] = hash;
     this.#keys.write(slot, this.#scratch.subarray(0, this.#scratchLength));
     this.#place(slot);
@@ -74,9 +70,8 @@ export class KeyIndex {
 
   /** The key held at `slot` (a slot in use). */
   keyOf(slot: number): string {
-    const bytes = this.#keys.read(slot) as Buffer;
-    if (bytes.length === 0 || bytes[0] !== 0xff) return bytes.toString("latin1");
-    return bytes.subarray(1).toString("utf16le");
+    const key = this.#keys.text(slot, "latin1");
+    return key.charCodeAt(0) === 0xff ? this.#keys.text(slot, "utf16le", 1) : key;
   }
 
   get size(): number {

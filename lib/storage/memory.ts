@@ -14,6 +14,7 @@ import type { KvRecord, RecordVersion, Version } from "../record.ts";
 import { SlabValues } from "./slab_values.ts";
 import { NodeIds } from "./node_ids.ts";
 import { KeyIndex } from "./key_index.ts";
+import { grownArray } from "./slot_arrays.ts";
 
 /** Bytes counted per record besides key, version node id and value (the former packed header). */
 const RECORD_OVERHEAD = 10;
@@ -167,20 +168,25 @@ export class MemoryStorage implements Storage {
     return { ...this.#version(key, slot), value: this.#values.read(slot) };
   }
 
+  /**
+   * A slot for a new key. While a scan is open new keys go after every slot,
+   * never into a freed one behind its position: a scan then returns every key
+   * added during it, as iterating a Map does (recovery and range streams
+   * rely on catching what is written while they run).
+   */
   #newSlot(): number {
-    const reused = this.#freeSlots.pop();
+    if (this.#scans.size > 0) this.#dropIdleScans(Date.now());
+    const reused = this.#scans.size === 0 ? this.#freeSlots.pop() : undefined;
     if (reused !== undefined) return reused;
     const slot = this.#nextSlot++;
     if (slot >= this.#timestamp.length) this.#grow(slot + 1);
     return slot;
   }
 
-  /** Grows the per-slot arrays by half (not double: at a million slots the slack is memory). */
   #grow(min: number): void {
-    const size = Math.max(min, Math.ceil(this.#timestamp.length * 1.5));
-    this.#timestamp = grown(this.#timestamp, new Float64Array(size));
-    this.#node = grown(this.#node, new Uint32Array(size));
-    this.#state = grown(this.#state, new Uint8Array(size));
+    this.#timestamp = grownArray(this.#timestamp, min);
+    this.#node = grownArray(this.#node, min);
+    this.#state = grownArray(this.#state, min);
   }
 
   healthy(): boolean {
@@ -203,8 +209,3 @@ export class MemoryStorage implements Storage {
 }
 
 const EMPTY = new Uint8Array(0);
-
-function grown<T extends Float64Array | Uint32Array | Uint8Array>(from: T, to: T): T {
-  to.set(from as never);
-  return to;
-}

@@ -13,14 +13,15 @@
  * copies, so moving or reusing slab bytes never changes what a caller holds.
  */
 import { Buffer } from "node:buffer";
+import { grownArray } from "./slot_arrays.ts";
 
 /** Bytes before each value in a slab: its slot (u32) and length (u32). */
 const HEADER = 8;
 const NONE = -1;
-const EMPTY = new Uint8Array(0);
 
 interface Slab {
-  bytes: Uint8Array;
+  /** A Buffer, so text is decoded straight from it (`toString` with bounds copies nothing). */
+  bytes: Buffer;
   /** Bytes written from the start, headers included. */
   used: number;
   /** Bytes of `used` no slot points at any more. */
@@ -53,10 +54,22 @@ export class SlabValues {
   /** A copy of the slot's value (empty when it holds none). */
   read(slot: number): Uint8Array {
     const id = slot < this.#slabOf.length ? this.#slabOf[slot] : NONE;
-    if (id === NONE) return Buffer.from(EMPTY);
+    if (id === NONE) return Buffer.alloc(0);
     const bytes = this.#slabs[id]!.bytes;
-    const at = this.#offsetOf[slot];
-    return Buffer.from(bytes.subarray(at + HEADER, at + HEADER + readU32(bytes, at + 4)));
+    const at = this.#offsetOf[slot] + HEADER;
+    // allocUnsafe takes small copies from a shared pool: far cheaper than an ArrayBuffer each.
+    const copy = Buffer.allocUnsafe(readU32(bytes, at - 4));
+    copy.set(bytes.subarray(at, at + copy.length));
+    return copy;
+  }
+
+  /** The slot's value decoded as text, from byte `skip` on, without copying the bytes first. */
+  text(slot: number, encoding: "latin1" | "utf16le", skip = 0): string {
+    const id = slot < this.#slabOf.length ? this.#slabOf[slot] : NONE;
+    if (id === NONE) return "";
+    const bytes = this.#slabs[id]!.bytes;
+    const at = this.#offsetOf[slot] + HEADER;
+    return bytes.toString(encoding, at + skip, at + readU32(bytes, at - 4));
   }
 
   /** Bytes of the slot's value. */
@@ -157,7 +170,7 @@ export class SlabValues {
   }
 
   #newSlab(size: number): number {
-    const slab = { bytes: new Uint8Array(size), used: 0, garbage: 0 };
+    const slab = { bytes: Buffer.alloc(size), used: 0, garbage: 0 };
     const id = this.#freeSlabIds.pop();
     if (id !== undefined) {
       this.#slabs[id] = slab;
@@ -169,13 +182,8 @@ export class SlabValues {
 
   #grow(slot: number): void {
     if (slot < this.#slabOf.length) return;
-    const size = Math.max(slot + 1, Math.ceil(this.#slabOf.length * 1.5));
-    const slabOf = new Int32Array(size).fill(NONE);
-    slabOf.set(this.#slabOf);
-    const offsetOf = new Uint32Array(size);
-    offsetOf.set(this.#offsetOf);
-    this.#slabOf = slabOf;
-    this.#offsetOf = offsetOf;
+    this.#slabOf = grownArray(this.#slabOf, slot + 1, NONE);
+    this.#offsetOf = grownArray(this.#offsetOf, slot + 1);
   }
 }
 
