@@ -47,6 +47,23 @@ function joinCall(cluster: TestCluster, via: string, id: string, port: number): 
 }
 
 /** What every key should read as: preloaded value, deleted, or the workload's last acknowledged write. */
+/** `client remove-node ID` through node `via`, with the cluster secret; fails the test unless it exits 0. */
+async function removeNode(cluster: TestCluster, id: string, via: string): Promise<void> {
+  const secret = `${cluster.dir}/cluster.secret`;
+  const address = cluster.node(via).address;
+  const run = await runMain(
+    cluster.dir,
+    "client",
+    "remove-node",
+    "--cluster-secret-file",
+    secret,
+    id,
+    "--addr",
+    address,
+  );
+  assert.equal(run.code, 0, `remove-node ${id} failed:\n${run.stdout}\n${run.stderr}`);
+}
+
 function expected(live: string[], deleted: string[], w: Workload): Map<string, string | undefined> {
   const m = new Map<string, string | undefined>(live.map((k) => [k, preValue(k)]));
   for (const k of deleted) m.set(k, undefined);
@@ -117,17 +134,7 @@ clusterTest(
       load.start();
       const started = Date.now();
       const exit = cluster.expectExit("node2");
-      const run = await runMain(
-        cluster.dir,
-        "client",
-        "remove-node",
-        "--cluster-secret-file",
-        `${cluster.dir}/cluster.secret`,
-        "node2",
-        "--addr",
-        cluster.node("node3").address,
-      );
-      assert.equal(run.code, 0, `remove-node failed:\n${run.stdout}\n${run.stderr}`);
+      await removeNode(cluster, "node2", "node3");
       const status = await exit;
       const ms = Date.now() - started;
       assert.equal(status.code, 0, `node2 exited with ${status.code}`);
@@ -158,17 +165,7 @@ clusterTest(
       await cluster.kill("node3");
       const load = new Workload(client, live);
       load.start();
-      const run = await runMain(
-        cluster.dir,
-        "client",
-        "remove-node",
-        "--cluster-secret-file",
-        `${cluster.dir}/cluster.secret`,
-        "node3",
-        "--addr",
-        cluster.node("node1").address,
-      );
-      assert.equal(run.code, 0, `remove-node failed:\n${run.stdout}\n${run.stderr}`);
+      await removeNode(cluster, "node3", "node1");
       await load.stop();
       assert.deepEqual(load.failures.slice(0, 5), [], `${load.failures.length} failed calls of ${load.ops}`);
       await checkAfter(cluster, client, ["node1", "node2", "node4"], expected(live, deleted, load));
@@ -214,17 +211,7 @@ clusterTest("two joins proposed at the same moment: one is accepted, the other t
     assert.equal(open.code, 2);
     assert.match(open.stdout + open.stderr, /UNAUTHENTICATED/);
     // A join that cannot finish is called off by removing the joiner.
-    const run = await runMain(
-      cluster.dir,
-      "client",
-      "remove-node",
-      "--cluster-secret-file",
-      `${cluster.dir}/cluster.secret`,
-      joined,
-      "--addr",
-      cluster.node("node2").address,
-    );
-    assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+    await removeNode(cluster, joined, "node2");
     await waitSettled(cluster, client, "node3", (ids) => ids.length === 3, 30_000);
   } finally {
     await endCluster(cluster);
