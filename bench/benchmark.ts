@@ -44,6 +44,7 @@ import { numberFlag, parseFlags, UsageError } from "../lib/cli/common.ts";
 import { BenchCluster, cpuSecondsOf, memoryOf, type NodeSpec, Proc, ProcessGroup, sleep } from "./_procs.ts";
 import { EtcdClient, etcdPath, startEtcd } from "./etcd.ts";
 import { type MembershipResult, membershipText, runMembershipChanges } from "./membership_bench.ts";
+import { randomSecret } from "../lib/security/settings.ts";
 
 const HELP = `deno task benchmark [flags]
 
@@ -477,9 +478,7 @@ async function startCluster(
     storage,
     denoFlags: o.nodeFlags,
     main: how.main,
-    extraConfig: o.secret
-      ? { security: { cluster_secret: crypto.randomUUID() + crypto.randomUUID() } }
-      : undefined,
+    extraConfig: o.secret ? { security: { cluster_secret: randomSecret() } } : undefined,
   }, group);
   return {
     target: storage,

@@ -9,7 +9,7 @@
 import { resolve } from "node:path";
 import type { ClusterConfig, NodeConfig } from "../config.ts";
 import { KvClient } from "../grpc/kv_client.ts";
-import { operatorTls } from "../security/settings.ts";
+import { operatorTls, randomSecret } from "../security/settings.ts";
 import { startRedisServer } from "../redis_server.ts";
 import { configFrom, EXIT, intFlag, parseFlags, selfCommand } from "./common.ts";
 import { sizedConfig } from "./sized_config.ts";
@@ -131,11 +131,7 @@ async function secretForRun(config: ClusterConfig): Promise<(Stoppable & { file:
   if (sec.clusterSecret !== undefined || sec.clusterSecretFile !== undefined || sec.tls) return undefined;
   const dir = await Deno.makeTempDir({ prefix: "kvstore-cluster-" });
   const file = `${dir}/cluster.secret`;
-  const secret = Array.from(
-    crypto.getRandomValues(new Uint8Array(32)),
-    (b) => b.toString(16).padStart(2, "0"),
-  );
-  await Deno.writeTextFile(file, secret.join("") + "\n", { mode: 0o600 });
+  await Deno.writeTextFile(file, randomSecret() + "\n", { mode: 0o600 });
   say(`node traffic is authenticated with a secret made for this run: ${file}`);
   say("  (a node added with --join, and client remove-node, take it as --cluster-secret-file)");
   return { name: "run secret", file, stop: () => Deno.remove(dir, { recursive: true }) };

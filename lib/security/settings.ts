@@ -80,6 +80,12 @@ function checkSecret(secret: Buffer, source: string, setting: string): Buffer {
   return secret;
 }
 
+/** A new random cluster secret: `bytes` random bytes as hex text (what a secret file holds). */
+export function randomSecret(bytes = 32): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, "0"))
+    .join("");
+}
+
 /**
  * The TLS a tool run beside the cluster (the `cluster` command's probe)
  * uses: the cluster's CA, and the first node's certificate for clusters

@@ -13,6 +13,7 @@ import { type ClientOptions, KvClient } from "../../lib/grpc/kv_client.ts";
 import { KvError } from "../../lib/errors.ts";
 import { HashRing } from "../../lib/ring.ts";
 import type { ClientTls } from "../../lib/security/tls.ts";
+import { randomSecret } from "../../lib/security/settings.ts";
 import { freePort } from "./ports.ts";
 
 /** Path of main.ts, for tests that start it themselves. */
@@ -123,7 +124,7 @@ export class TestCluster {
       const port = freePort();
       return { id: `node${i + 1}`, port, address: `127.0.0.1:${port}`, adminPort: freePort() };
     });
-    const secret = opts.secret === false ? undefined : randomSecret();
+    const secret = opts.secret === false ? undefined : new TextEncoder().encode(randomSecret(16));
     if (secret) await Deno.writeTextFile(`${dir}/cluster.secret`, `${new TextDecoder().decode(secret)}\n`);
     const config = {
       cluster_name: "test",
@@ -450,12 +451,6 @@ export function clusterTest(name: string, fn: () => Promise<void>, opts: Cluster
     sanitizeResources: false,
     fn: () => withTimeout(fn(), opts.timeoutMs ?? 120_000, name),
   });
-}
-
-/** A random secret of 32 hex characters. */
-function randomSecret(): Uint8Array {
-  const hex = [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0"));
-  return new TextEncoder().encode(hex.join(""));
 }
 
 /** Rejects when a promise takes longer than `ms`. */
