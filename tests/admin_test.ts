@@ -2,11 +2,16 @@
  * The admin HTTP listener of real nodes: /healthz, /readyz (503 while
  * JOINING, 200 once ACTIVE), /metrics parsed as Prometheus text with its
  * counters moving with traffic, /status.json naming every node, and
- * `--admin-port 0` turning the listener off.
+ * `--admin-port 0` turning the listener off. /status.json and the per-peer
+ * metrics follow the live member list: a join under way shows as range
+ * movement, a node that joined (`server --join`) appears with its state, and
+ * a removed one disappears.
  */
 import assert from "node:assert/strict";
 import { clusterTest, endCluster, ringOf, sleep, TestCluster } from "./helpers/cluster.ts";
 import { freePort } from "./helpers/ports.ts";
+import { joinCall, removeNode, waitSettled } from "./helpers/membership.ts";
+import type { ClusterStatus } from "../lib/admin/status.ts";
 
 /** One sample of a scrape: name, labels, value. */
 interface Sample {
@@ -175,4 +180,94 @@ clusterTest(
     }
   },
   { timeoutMs: 60_000 },
+);
+
+async function statusOf(cluster: TestCluster, id: string): Promise<ClusterStatus> {
+  const r = await get(`${admin(cluster, id)}/status.json`);
+  assert.equal(r.status, 200, r.body);
+  return JSON.parse(r.body) as ClusterStatus;
+}
+
+/** The status page's nodes as [id, state, member] triples. */
+const cards = (s: ClusterStatus) => s.nodes.map((n) => [n.id, n.state, n.member]);
+
+clusterTest(
+  "/status.json and the per-peer metrics follow the member list: join under way, node4 joined, node4 removed",
+  async () => {
+    const cluster = await TestCluster.start({ nodes: 3, extra: { membership: { cleanup_grace_ms: 1000 } } });
+    try {
+      const client = await cluster.client();
+      for (let i = 0; i < 300; i++) await client.put(`s-${i}`, "x");
+      const start = await statusOf(cluster, "node1");
+      assert.equal(start.epoch, 0);
+      assert.equal(start.moving, undefined);
+
+      // A join nobody completes (nothing listens at its address) stays under way: range movement shown.
+      const ghost = await joinCall(cluster, "node2", "nodeX", freePort());
+      assert.ok(ghost.accepted, ghost.message);
+      const during = await statusOf(cluster, "node1");
+      assert.equal(during.epoch, 1);
+      assert.deepEqual(cards(during).find((c) => c[0] === "nodeX"), ["nodeX", "down", "JOINING"]);
+      assert.equal(during.moving?.node, "nodeX");
+      assert.equal(during.moving?.state, "JOINING");
+      assert.deepEqual(during.moving?.waiting, ["nodeX"]);
+      await removeNode(cluster, "nodeX", "node1");
+
+      // node4 joins with its own admin listener: every node's page lists it, ACTIVE once settled.
+      const node4 = cluster.addNode("node4");
+      node4.adminPort = freePort();
+      await cluster.startJoiner("node4", ["node3"], ["--admin-port", String(node4.adminPort)]);
+      await waitSettled(cluster, client, "node1", (ids) => ids.includes("node4"), 60_000);
+      let joined = await statusOf(cluster, "node1");
+      await cluster.waitFor(
+        async () => JSON.stringify(cards(joined = await statusOf(cluster, "node1"))).includes('"node4","up"'),
+        20_000,
+        "node1's /status.json to show node4 up",
+      );
+      assert.deepEqual(cards(joined), [
+        ["node1", "up", "NORMAL"],
+        ["node2", "up", "NORMAL"],
+        ["node3", "up", "NORMAL"],
+        ["node4", "up", "NORMAL"],
+      ]);
+      assert.equal(joined.epoch, 4, "join of nodeX, its call-off, node4 joining, node4 joined");
+      assert.equal(joined.moving, undefined);
+      const n4 = joined.nodes.find((n) => n.id === "node4")!;
+      assert.ok(n4.reachable && n4.ring_share > 0.1, JSON.stringify(n4));
+      assert.ok((n4.moved_records ?? 0) > 0, `node4 moved records in: ${n4.moved_records}`);
+      assert.deepEqual(cards(await statusOf(cluster, "node4")), cards(joined), "node4's own page agrees");
+      const m1 = await scrape(cluster, "node1");
+      assert.equal(total(m1, "kvstore_peer_up", { peer: "node4" }), 1);
+      assert.equal(total(m1, "kvstore_membership_epoch"), 4);
+
+      // node4 decommissions: it leaves every page and every per-peer series.
+      const exit = cluster.expectExit("node4");
+      await removeNode(cluster, "node4", "node2");
+      assert.equal((await exit).code, 0);
+      await cluster.waitFor(
+        async () => {
+          const s = await statusOf(cluster, "node1");
+          return !s.nodes.some((n) => n.id === "node4") && s.moving === undefined;
+        },
+        30_000,
+        "node4 to leave node1's /status.json",
+      );
+      const after = await statusOf(cluster, "node2");
+      assert.deepEqual(cards(after).map((c) => c[0]), ["node1", "node2", "node3"]);
+      assert.ok(after.epoch >= 6, `epoch ${after.epoch}`);
+      const m2 = await scrape(cluster, "node1");
+      // Gauges of node4 are gone (counters of calls made to it keep their history).
+      const gauges = [
+        "kvstore_peer_up",
+        "kvstore_peer_status",
+        "kvstore_replication_queue_records",
+        "kvstore_hints_held",
+      ];
+      assert.deepEqual(m2.filter((s) => s.labels.peer === "node4" && gauges.includes(s.name)), []);
+      assert.equal(total(m2, "kvstore_peer_up"), 2);
+    } finally {
+      await endCluster(cluster);
+    }
+  },
+  { timeoutMs: 150_000 },
 );

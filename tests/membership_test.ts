@@ -9,17 +9,18 @@
 import assert from "node:assert/strict";
 import { clusterTest, endCluster, logLines, runMain, sleep, TestCluster } from "./helpers/cluster.ts";
 import {
+  joinCall,
   KEY_COUNT,
   misplaced,
   preload,
   preValue,
+  removeNode,
   unreadable,
   waitSettled,
   Workload,
 } from "./helpers/membership.ts";
 import { HashRing } from "../lib/ring.ts";
 import type { KvClient } from "../lib/grpc/kv_client.ts";
-import { NodeStub } from "./helpers/node_stub.ts";
 import type { JoinResponseMsg } from "../lib/grpc/messages.ts";
 import { freePort } from "./helpers/ports.ts";
 import { type RedisProcess, redisServerPath, startRedisServer } from "../lib/redis_server.ts";
@@ -35,33 +36,6 @@ function startCluster(nodes = 3): Promise<TestCluster> {
     replicationFactor: RF,
     extra: { membership: { cleanup_grace_ms: GRACE_MS } },
   });
-}
-
-/** A raw JoinCluster call, as a joining node makes it (with the cluster secret). */
-function joinCall(cluster: TestCluster, via: string, id: string, port: number): Promise<JoinResponseMsg> {
-  return new NodeStub(cluster, via, { as: id }).call<JoinResponseMsg>(
-    "JoinCluster",
-    { node_id: id, host: "127.0.0.1", port },
-    10_000,
-  );
-}
-
-/** What every key should read as: preloaded value, deleted, or the workload's last acknowledged write. */
-/** `client remove-node ID` through node `via`, with the cluster secret; fails the test unless it exits 0. */
-async function removeNode(cluster: TestCluster, id: string, via: string): Promise<void> {
-  const secret = `${cluster.dir}/cluster.secret`;
-  const address = cluster.node(via).address;
-  const run = await runMain(
-    cluster.dir,
-    "client",
-    "remove-node",
-    "--cluster-secret-file",
-    secret,
-    id,
-    "--addr",
-    address,
-  );
-  assert.equal(run.code, 0, `remove-node ${id} failed:\n${run.stdout}\n${run.stderr}`);
 }
 
 function expected(live: string[], deleted: string[], w: Workload): Map<string, string | undefined> {

@@ -1,13 +1,14 @@
 /**
  * The status page in a real browser: headless Chromium loads node1's page of
- * a running 3-node cluster, the DOM shows the three nodes up, node3 is
- * killed -9, and the same page (refreshing by itself, no reload) shows it
- * down. Screenshots at a phone's and a desktop's size are saved in the test's
+ * a running 3-node cluster, the DOM shows the three nodes up, node4 joins
+ * (`server --join`) and appears, node3 is killed -9, and the same page
+ * (refreshing by itself, no reload) shows it down. Screenshots at a phone's and a desktop's size are saved in the test's
  * temporary directory.
  */
 import assert from "node:assert/strict";
 import { clusterTest, endCluster, sleep, TestCluster } from "./helpers/cluster.ts";
 import { BrowserPage, chromiumPath } from "./helpers/chromium.ts";
+import { freePort } from "./helpers/ports.ts";
 
 const hasChromium = chromiumPath() !== undefined;
 
@@ -26,7 +27,7 @@ async function waitForCards(page: BrowserPage, want: string[][], ms: number): Pr
 }
 
 clusterTest(
-  "the status page shows three nodes up in a real browser, then node3 down after kill -9",
+  "the status page shows three nodes up in a real browser, node4 once it joined, then node3 down after kill -9",
   async () => {
     if (!hasChromium) throw new Error("chromium is required in CI: apt-get install -y chromium");
     const cluster = await TestCluster.start({ nodes: 3 });
@@ -47,10 +48,25 @@ clusterTest(
       await page.viewport(1280, 800);
       await page.screenshot(`${shots}/desktop.png`);
 
+      const node4 = cluster.addNode("node4");
+      node4.adminPort = freePort();
+      await cluster.startJoiner("node4", ["node2"], ["--admin-port", String(node4.adminPort)]);
+      const four = [["node1", "up"], ["node2", "up"], ["node3", "up"], ["node4", "up"]];
+      const joinedMs = await waitForCards(page, four, 30_000);
+      console.log(`  the page showed node4 up ${joinedMs} ms after it started to join`);
+      assert.match(
+        await page.evaluate<string>(`document.getElementById("meta").textContent`),
+        /membership epoch 2/,
+      );
+
       await cluster.kill("node3");
-      const ms = await waitForCards(page, [["node1", "up"], ["node2", "up"], ["node3", "down"]], 20_000);
+      const ms = await waitForCards(
+        page,
+        [["node1", "up"], ["node2", "up"], ["node3", "down"], ["node4", "up"]],
+        20_000,
+      );
       console.log(`  the page showed node3 down ${ms} ms after kill -9 (it refreshes every 2 s)`);
-      assert.equal(await page.evaluate<string>(`document.querySelector("svg text").textContent`), "2/3");
+      assert.equal(await page.evaluate<string>(`document.querySelector("svg text").textContent`), "3/4");
       await page.screenshot(`${shots}/desktop-node3-down.png`);
       for (const f of ["phone.png", "desktop.png", "desktop-node3-down.png"]) {
         const size = (await Deno.stat(`${shots}/${f}`)).size;

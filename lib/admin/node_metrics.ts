@@ -145,6 +145,11 @@ export class NodeMetrics {
     const bytes = node.storage.bytesHeld
       ? g("kvstore_stored_bytes", "Bytes of keys and records held, tombstones included (memory engine)")
       : undefined;
+    const epoch = g("kvstore_membership_epoch", "Epoch of the member list this node holds");
+    const moving = g(
+      "kvstore_membership_change_active",
+      "1 while a membership change (ranges moving) is under way",
+    );
     const peerUp = g("kvstore_peer_up", "1 while the peer is ACTIVE as this node sees it", ["peer"]);
     const peerStatus = g(
       "kvstore_peer_status",
@@ -182,6 +187,10 @@ export class NodeMetrics {
       active.labels().set(node.status() === "ACTIVE" ? 1 : 0);
       storageUp.labels().set(node.storage.healthy() ? 1 : 0);
       bytes?.labels().set(node.storage.bytesHeld!());
+      epoch.labels().set(node.membership.epoch);
+      moving.labels().set(node.ring.moving ? 1 : 0);
+      // The peers are the live members: a node that left loses its series.
+      for (const f of [peerUp, peerStatus, queue, lag, hints]) f.reset();
       for (const m of node.members()) {
         if (m.id === node.id) {
           keys.labels().set(m.keysCount);

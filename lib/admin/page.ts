@@ -4,9 +4,11 @@
  * two seconds and draws the ring (SVG, each node's arcs in its colour; a
  * node that is down is drawn faded and hatched) and one card per node:
  * status, keys, ring share, ops/s and p99 over the last minute, memory. The
+ * nodes are the live members (joined ones included); the header gives the
+ * membership epoch and any range movement under way (`#movement`). The
  * layout is one column on a phone and a ring beside the cards on a desktop.
- * Each card carries `data-node` and `data-state` (up, joining, down) for
- * tests and scripts.
+ * Each card carries `data-node`, `data-state` (up, joining, down) and
+ * `data-member` (NORMAL, JOINING, LEAVING) for tests and scripts.
  */
 export const STATUS_PAGE = `<!doctype html>
 <html lang="en">
@@ -21,6 +23,7 @@ export const STATUS_PAGE = `<!doctype html>
   header { padding:14px 18px; border-bottom:1px solid #263040; display:flex; flex-wrap:wrap; gap:4px 16px; align-items:baseline; }
   h1 { font-size:20px; margin:0; }
   .sub { color:var(--muted); font-size:13px; }
+  #movement { display:none; background:#3a2f12; color:#f2cc60; padding:8px 18px; }
   #error { display:none; background:#3d1518; color:#ffb3ad; padding:8px 18px; }
   main { display:grid; grid-template-columns:1fr; gap:18px; padding:18px; max-width:1200px; margin:0 auto; }
   @media (min-width: 820px) { main { grid-template-columns: minmax(300px, 420px) 1fr; align-items:start; } }
@@ -42,6 +45,7 @@ export const STATUS_PAGE = `<!doctype html>
 </head>
 <body>
 <header><h1 id="title">kvstore</h1><span class="sub" id="meta">loading…</span></header>
+<div id="movement" role="status"></div>
 <div id="error" role="alert"></div>
 <main>
   <section class="panel" id="ring" aria-label="hash ring"><svg viewBox="0 0 240 240" role="img"></svg><div class="legend" id="legend"></div></section>
@@ -83,9 +87,11 @@ function drawRing(s, color) {
 function card(n, color) {
   const why = n.state === "down"
     ? (n.reachable ? "storage unavailable" : "not answering; " + esc(n.responder) + " sees it " + esc(n.seen_as))
+    : n.member === "JOINING" ? "joining the cluster: " + fmt(n.moved_records || 0) + " records moved in"
+    : n.member === "LEAVING" ? "leaving the cluster: its ranges are being copied to their new holders"
     : n.state === "joining" ? (n.recovering ? "recovering: " + fmt(n.recovered_records) + " records" : "catching up on hints") : "";
   const v = (x, d) => (n.reachable && x !== undefined ? fmt(x, d) : "–");
-  return '<article class="node" style="--c:' + color + '" data-node="' + esc(n.id) + '" data-state="' + n.state + '">' +
+  return '<article class="node" style="--c:' + color + '" data-node="' + esc(n.id) + '" data-state="' + n.state + '" data-member="' + esc(n.member) + '">' +
     "<h2><span>" + esc(n.id) + '</span><span class="badge ' + n.state + '">' + STATE_TEXT[n.state] + "</span></h2>" +
     '<div class="addr">' + esc(n.address) + (n.engine ? " · " + esc(n.engine) : "") + "</div>" +
     "<dl><div><dt>keys</dt><dd>" + v(n.keys) + "</dd></div>" +
@@ -105,7 +111,13 @@ async function refresh() {
     const s = await res.json();
     const color = Object.fromEntries(s.nodes.map((n, i) => [n.id, COLORS[i % COLORS.length]]));
     document.getElementById("title").textContent = s.cluster;
-    document.getElementById("meta").textContent = "as seen by " + s.responder + " · updated " + new Date(s.time).toLocaleTimeString();
+    document.getElementById("meta").textContent = "as seen by " + s.responder + " · membership epoch " + s.epoch +
+      " · updated " + new Date(s.time).toLocaleTimeString();
+    const mv = document.getElementById("movement");
+    mv.textContent = s.moving ? "range movement under way: " + s.moving.node + " " + s.moving.state + "; " +
+      s.moving.streamed.length + " of " + s.moving.gainers.length + " new holders have streamed their ranges" +
+      (s.moving.waiting.length ? " (waiting for " + s.moving.waiting.join(", ") + ")" : "") : "";
+    mv.style.display = s.moving ? "block" : "none";
     drawRing(s, color);
     document.getElementById("nodes").innerHTML = s.nodes.map((n) => card({ ...n, responder: s.responder }, color[n.id])).join("");
     document.body.dataset.loaded = "true";

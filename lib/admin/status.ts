@@ -2,15 +2,18 @@
  * What the status page shows, as JSON.
  *
  * `selfStatus` is what one node says of itself (status, storage, keys, ops/s
- * and p99 of the last minute, memory); `clusterStatus` asks every peer's
- * admin listener for its own, with a short timeout, and merges that with
- * how this node sees each peer (heartbeats) and the ring drawn as arcs. A
- * peer whose admin listener does not answer is shown as down, with this
- * node's view of it.
+ * and p99 of the last minute, memory); `clusterStatus` asks the admin
+ * listener of every member of the live member list (not the cluster file's
+ * nodes: a node that joined is there, a removed one is gone) for its own,
+ * with a short timeout, and merges that with how this node sees each peer
+ * (heartbeats), the ring drawn as arcs, the membership epoch and any range
+ * movement under way (what `client status` shows). A peer whose admin
+ * listener does not answer is shown as down, with this node's view of it.
  */
 import type { KvNode } from "../node.ts";
 import type { NodeMetrics } from "./node_metrics.ts";
-import type { NodeConfig } from "../config.ts";
+import type { Member, MemberState } from "../membership/member_list.ts";
+import { type Movement, movementOf } from "../membership/movement.ts";
 
 /** One node as it reports itself. */
 export interface SelfStatus {
@@ -24,6 +27,8 @@ export interface SelfStatus {
   rss_bytes: number;
   recovering: boolean;
   recovered_records: number;
+  /** Records received in membership changes (ranges this node gained). */
+  moved_records: number;
   hints_held: number;
   replication_queue: number;
 }
@@ -38,6 +43,8 @@ export interface NodeView extends Partial<SelfStatus> {
   state: "up" | "joining" | "down";
   /** The status the answering node's failure detector gives it. */
   seen_as: string;
+  /** Its place in a membership change: NORMAL, JOINING or LEAVING. */
+  member: MemberState;
   ring_share: number;
 }
 
@@ -47,6 +54,11 @@ export interface ClusterStatus {
   responder: string;
   time: string;
   replication_factor: number;
+  /** The epoch of the responder's member list, and the claimant as it sees it. */
+  epoch: number;
+  claimant: string;
+  /** The membership change under way, if any. */
+  moving?: Movement;
   nodes: NodeView[];
   ring: { from: number; to: number; node: string }[];
 }
@@ -66,19 +78,20 @@ export function selfStatus(node: KvNode, metrics: NodeMetrics): SelfStatus {
     rss_bytes: Deno.memoryUsage().rss,
     recovering: rec.running,
     recovered_records: rec.records,
+    moved_records: node.mover.movedRecords,
     hints_held: node.hints.size(),
     replication_queue: node.replicator.pendingTotal(),
   };
 }
 
-/** Where a node's admin listener is reached (undefined when it has none). */
-export function adminUrl(n: NodeConfig): string | undefined {
-  return n.adminPort > 0
-    ? `http://${n.host.includes(":") ? `[${n.host}]` : n.host}:${n.adminPort}`
+/** Where a member's admin listener is reached (undefined when it has none). */
+export function adminUrl(m: { host: string; adminPort?: number }): string | undefined {
+  return m.adminPort && m.adminPort > 0
+    ? `http://${m.host.includes(":") ? `[${m.host}]` : m.host}:${m.adminPort}`
     : undefined;
 }
 
-/** This node's and every peer's status, with the ring. */
+/** This node's and every member's status, with the ring and the change under way. */
 export async function clusterStatus(
   node: KvNode,
   metrics: NodeMetrics,
@@ -86,38 +99,48 @@ export async function clusterStatus(
 ): Promise<ClusterStatus> {
   const shares = node.ring.shares();
   const seen = new Map(node.members().map((m) => [m.id, m.status as string]));
-  const nodes = await Promise.all(node.config.nodes.map(async (n): Promise<NodeView> => {
-    const self = n.id === node.id ? selfStatus(node, metrics) : await fetchSelf(n, opts.timeoutMs);
-    const view: NodeView = {
+  const list = node.membership.list;
+  const nodes = await Promise.all(list.members.map(async (m): Promise<NodeView> => {
+    const self = m.id === node.id
+      ? selfStatus(node, metrics)
+      : await fetchSelf(withAdminPort(node, m), opts.timeoutMs);
+    return {
       ...self,
-      id: n.id,
-      address: `${n.host}:${n.port}`,
+      id: m.id,
+      address: `${m.host}:${m.port}`,
       reachable: self !== undefined,
-      seen_as: seen.get(n.id) ?? "FAILED",
-      ring_share: shares.get(n.id) ?? 0,
-      state: "down",
+      seen_as: seen.get(m.id) ?? "FAILED",
+      member: m.state,
+      ring_share: shares.get(m.id) ?? 0,
+      state: self?.status === "ACTIVE" ? "up" : self?.status === "JOINING" ? "joining" : "down",
     };
-    view.state = !self
-      ? "down"
-      : self.status === "ACTIVE"
-      ? "up"
-      : self.status === "JOINING"
-      ? "joining"
-      : "down";
-    return view;
   }));
+  const rf = node.config.replication.replicationFactor;
   return {
     cluster: node.config.clusterName,
     responder: node.id,
     time: new Date().toISOString(),
-    replication_factor: node.config.replication.replicationFactor,
+    replication_factor: rf,
+    epoch: list.epoch,
+    claimant: node.membership.claimant() ?? "",
+    moving: movementOf(list, node.ring, rf, node.membership.streamed()),
     nodes,
     ring: node.ring.arcs(),
   };
 }
 
-async function fetchSelf(n: NodeConfig, timeoutMs: number): Promise<SelfStatus | undefined> {
-  const base = adminUrl(n);
+/**
+ * A member with its admin port: the member list's, else (a list saved
+ * before members carried it) the cluster file's entry of that id.
+ */
+function withAdminPort(node: KvNode, m: Member): Member {
+  if (m.adminPort) return m;
+  const entry = node.config.nodes.find((n) => n.id === m.id && n.host === m.host && n.port === m.port);
+  return { ...m, adminPort: entry?.adminPort };
+}
+
+async function fetchSelf(m: Member, timeoutMs: number): Promise<SelfStatus | undefined> {
+  const base = adminUrl(m);
   if (!base) return undefined;
   try {
     const res = await fetch(`${base}/status/self.json`, { signal: AbortSignal.timeout(timeoutMs) });

@@ -12,6 +12,7 @@ import { KvClient, type Member, type Membership } from "../grpc/kv_client.ts";
 import { sleep } from "../async.ts";
 import { HashRing } from "../ring.ts";
 import { LiveRing } from "../membership/live_ring.ts";
+import { movementOf } from "../membership/movement.ts";
 import type { ReadResult, WriteResult } from "../transport.ts";
 import { errorMessage, KvError } from "../errors.ts";
 import { EXIT, intFlag, parseAddress, parseFlags, UsageError } from "./common.ts";
@@ -287,27 +288,18 @@ function printStatus(m: Membership, own: Map<string, Member>, out: Output): numb
     last_contact_s: Math.max(0, Math.round(now - n.lastHeartbeatUnix)),
     recovered: own.get(n.id)?.recoveredRecords ?? n.recoveredRecords,
   }));
-  const change = m.members.find((n) => n.memberState !== "NORMAL");
   // The nodes that gain ranges, computed from the rings as the nodes do.
   const list = {
     epoch: m.epoch,
     claimant: m.claimant,
     members: m.members.map((n) => ({ id: n.id, host: "", port: 0, state: n.memberState })),
   };
-  const gainers = new LiveRing(list, m.virtualNodes).gainers(m.replicationFactor);
-  const moving = change
-    ? {
-      node: change.id,
-      state: change.memberState,
-      streamed: m.streamed,
-      waiting: gainers.filter((id) => !m.streamed.includes(id)),
-    }
-    : undefined;
+  const moving = movementOf(list, new LiveRing(list, m.virtualNodes), m.replicationFactor, m.streamed);
   const header = [
     `cluster "${m.clusterName}" as ${m.responder} sees it (replication factor ${m.replicationFactor}, ` +
     `membership epoch ${m.epoch}, claimant ${m.claimant || "none"})`,
     moving
-      ? `range movement under way: ${moving.node} ${moving.state}; ${moving.streamed.length} of ${gainers.length} ` +
+      ? `range movement under way: ${moving.node} ${moving.state}; ${moving.streamed.length} of ${moving.gainers.length} ` +
         `new holders have streamed their ranges (waiting for ${moving.waiting.join(", ")})`
       : "no range movement under way",
   ].join("\n");

@@ -194,6 +194,7 @@ export interface MemberMsg {
   host: string;
   port: number;
   state: MemberStateName;
+  admin_port: number;
 }
 
 export interface MemberListMsg {
@@ -209,6 +210,7 @@ export interface MembershipChangeMsg {
   port: number;
   epoch: number;
   forwarded: boolean;
+  admin_port: number;
 }
 
 export interface MembershipChangeResponseMsg {
@@ -231,6 +233,7 @@ export interface JoinRequestMsg {
   node_id: string;
   host: string;
   port: number;
+  admin_port: number;
 }
 
 export interface StreamRecordsRequestMsg {
@@ -377,6 +380,7 @@ export function memberListToMsg(l: MemberList): MemberListMsg {
       host: m.host,
       port: m.port,
       state: memberStateToMsg(m.state),
+      admin_port: m.adminPort ?? 0,
     })),
   };
 }
@@ -391,6 +395,7 @@ export function memberListFromMsg(m: MemberListMsg): MemberList {
       host: x.host,
       port: x.port,
       state: memberStateFromMsg(x.state),
+      ...(x.admin_port ? { adminPort: x.admin_port } : {}),
     })),
   };
 }

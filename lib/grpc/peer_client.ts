@@ -24,6 +24,7 @@ import type {
 import type {
   ChangeRequest,
   ChangeResponse,
+  JoinerAddress,
   MembershipSnapshot,
   MembershipTransport,
 } from "../membership/transport.ts";
@@ -164,15 +165,17 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
       port: change.port ?? 0,
       epoch: change.epoch ?? 0,
       forwarded: change.forwarded ?? false,
+      admin_port: change.adminPort ?? 0,
     });
     return changeResponseFromMsg(res);
   }
 
-  async join(peer: string, self: { id: string; host: string; port: number }): Promise<ChangeResponse> {
+  async join(peer: string, self: JoinerAddress): Promise<ChangeResponse> {
     const res = await this.#unary<JoinResponseMsg>(peer, "JoinCluster", {
       node_id: self.id,
       host: self.host,
       port: self.port,
+      admin_port: self.adminPort,
     });
     return changeResponseFromMsg(res);
   }

@@ -35,6 +35,7 @@ export async function joinCluster(node: KvNode, req: JoinRequestMsg): Promise<Jo
     nodeId: req.node_id,
     host: req.host,
     port: req.port,
+    adminPort: req.admin_port,
   });
   const { accepted, retry, message, member_list } = changeResponseToMsg(res);
   return { accepted, message, existing_nodes: node.members().map(nodeInfo), retry, member_list };
@@ -55,6 +56,7 @@ export async function changeMembership(
     port: req.port,
     epoch: req.epoch,
     forwarded: req.forwarded,
+    adminPort: req.admin_port,
   });
   return changeResponseToMsg(res);
 }

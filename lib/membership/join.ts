@@ -10,7 +10,7 @@
 import type { Logger } from "../log.ts";
 import { Code, errorMessage, KvError } from "../errors.ts";
 import { sleep } from "../async.ts";
-import type { MembershipSnapshot, MembershipTransport } from "./transport.ts";
+import type { JoinerAddress, MembershipSnapshot, MembershipTransport } from "./transport.ts";
 import type { Membership } from "./manager.ts";
 
 /** Pause between attempts while the cluster asks to retry. */
@@ -57,7 +57,7 @@ export async function fetchFromSeeds(
  * address belongs to another member) throws.
  */
 export async function joinUntilAccepted(o: {
-  self: { id: string; host: string; port: number };
+  self: JoinerAddress;
   seeds: readonly string[];
   transport: MembershipTransport;
   membership: Membership;

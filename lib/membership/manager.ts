@@ -162,7 +162,7 @@ export class Membership {
     if (change.kind === "join") {
       p = proposeJoin(
         list,
-        { id: change.nodeId, host: change.host ?? "", port: change.port ?? 0 },
+        { id: change.nodeId, host: change.host ?? "", port: change.port ?? 0, adminPort: change.adminPort },
         self,
         notReady,
       );

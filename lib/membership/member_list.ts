@@ -19,6 +19,8 @@ export interface Member {
   host: string;
   port: number;
   state: MemberState;
+  /** Its admin HTTP listener (status page, /metrics), when it has one. */
+  adminPort?: number;
 }
 
 /** The cluster's members at one epoch. */
@@ -36,11 +38,19 @@ export type Proposal =
   | { kind: "refused"; code: "NOT_FOUND" | "FAILED_PRECONDITION" | "INVALID_ARGUMENT"; message: string };
 
 /** The list a cluster file describes: epoch 0, every node NORMAL. */
-export function listFromNodes(nodes: readonly { id: string; host: string; port: number }[]): MemberList {
+export function listFromNodes(
+  nodes: readonly { id: string; host: string; port: number; adminPort?: number }[],
+): MemberList {
   return {
     epoch: 0,
     claimant: "",
-    members: nodes.map((n) => ({ id: n.id, host: n.host, port: n.port, state: "NORMAL" as const })),
+    members: nodes.map((n) => ({
+      id: n.id,
+      host: n.host,
+      port: n.port,
+      state: "NORMAL" as const,
+      ...(n.adminPort ? { adminPort: n.adminPort } : {}),
+    })),
   };
 }
 
@@ -79,7 +89,7 @@ export function claimantOf(list: MemberList, alive: (id: string) => boolean): st
  */
 export function proposeJoin(
   list: MemberList,
-  node: { id: string; host: string; port: number },
+  node: { id: string; host: string; port: number; adminPort?: number },
   by: string,
   notReady: readonly string[],
 ): Proposal {

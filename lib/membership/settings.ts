@@ -45,7 +45,7 @@ export function configFromSettings(
       host: m.host,
       port: m.port,
       bindHost: m.host,
-      adminPort: 0,
+      adminPort: m.adminPort ?? 0,
       redisHost: "",
       redisPort: 0,
       description: "",

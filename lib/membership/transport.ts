@@ -14,9 +14,19 @@ export interface ChangeRequest {
   nodeId: string;
   host?: string;
   port?: number;
+  /** For "join": the joiner's admin listener (0 or absent: none). */
+  adminPort?: number;
   /** For "streamed": the epoch of the change whose ranges were streamed. */
   epoch?: number;
   forwarded?: boolean;
+}
+
+/** Where a joining node is reached: gRPC, and its admin listener (0: none). */
+export interface JoinerAddress {
+  id: string;
+  host: string;
+  port: number;
+  adminPort: number;
 }
 
 /** The claimant's answer. */
@@ -45,5 +55,5 @@ export interface MembershipTransport {
   pushMembership(peer: string, list: MemberList): Promise<number>;
   changeMembership(peer: string, change: ChangeRequest): Promise<ChangeResponse>;
   /** JoinCluster: asks to join (the receiver forwards to the claimant). */
-  join(peer: string, self: { id: string; host: string; port: number }): Promise<ChangeResponse>;
+  join(peer: string, self: JoinerAddress): Promise<ChangeResponse>;
 }

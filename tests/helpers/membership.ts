@@ -8,7 +8,9 @@ import assert from "node:assert/strict";
 import type { KvClient } from "../../lib/grpc/kv_client.ts";
 import { HashRing } from "../../lib/ring.ts";
 import { errorMessage } from "../../lib/errors.ts";
-import { sleep, type TestCluster, text } from "./cluster.ts";
+import { runMain, sleep, type TestCluster, text } from "./cluster.ts";
+import { NodeStub } from "./node_stub.ts";
+import type { JoinResponseMsg } from "../../lib/grpc/messages.ts";
 
 /** Keys preloaded by the membership tests: KV_MEMBERSHIP_KEYS, default 10 000 (the issue's figure is 100 000). */
 export const KEY_COUNT = Number(Deno.env.get("KV_MEMBERSHIP_KEYS") ?? 10_000);
@@ -164,4 +166,35 @@ export async function unreadable(
     });
   }
   return bad;
+}
+
+/** A raw JoinCluster call, as a joining node makes it (with the cluster secret). */
+export function joinCall(
+  cluster: TestCluster,
+  via: string,
+  id: string,
+  port: number,
+): Promise<JoinResponseMsg> {
+  return new NodeStub(cluster, via, { as: id }).call<JoinResponseMsg>(
+    "JoinCluster",
+    { node_id: id, host: "127.0.0.1", port },
+    10_000,
+  );
+}
+
+/** `client remove-node ID` through node `via`, with the cluster secret; fails the test unless it exits 0. */
+export async function removeNode(cluster: TestCluster, id: string, via: string): Promise<void> {
+  const secret = `${cluster.dir}/cluster.secret`;
+  const address = cluster.node(via).address;
+  const run = await runMain(
+    cluster.dir,
+    "client",
+    "remove-node",
+    "--cluster-secret-file",
+    secret,
+    id,
+    "--addr",
+    address,
+  );
+  assert.equal(run.code, 0, `remove-node ${id} failed:\n${run.stdout}\n${run.stderr}`);
 }
