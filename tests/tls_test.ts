@@ -4,7 +4,9 @@
  * a plaintext client and a client trusting another CA can do; NodeService
  * only for callers with a node certificate from the cluster's CA; a node
  * whose certificate comes from another CA is kept out; replication and
- * recovery over mutual TLS with require_client_cert.
+ * recovery over mutual TLS with require_client_cert; a node joins an mTLS
+ * cluster (`server --join` with its own certificate) and one with a
+ * certificate from another CA, or naming another node, is refused.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -24,6 +26,7 @@ import { NodeStub, replicateItem } from "./helpers/node_stub.ts";
 import { KvClient } from "../lib/grpc/kv_client.ts";
 import { channelCredentials, type ClientTls, serverCredentials } from "../lib/security/tls.ts";
 import { Buffer } from "node:buffer";
+import { misplaced, waitSettled } from "./helpers/membership.ts";
 
 /** Tests needing openssl are ignored without it outside CI, and run (and fail) in CI. */
 const HAVE_OPENSSL =
@@ -396,4 +399,105 @@ clusterTest(
     }
   },
   { ignore },
+);
+
+clusterTest(
+  "node4 joins a 3-node mutual-TLS cluster with its own certificate and takes its share; a joiner whose certificate comes from another CA, or names another node, is refused",
+  async () => {
+    const { dir, ours, foreign } = await makeCerts();
+    await certs("--out", ours, "--nodes", "node4", "--hosts", "127.0.0.1");
+    await certs("--out", foreign, "--nodes", "node5", "--hosts", "127.0.0.1");
+    const opts = tlsCluster(ours, true, tlsOf(ours, "client"));
+    const cluster = await TestCluster.start({
+      ...opts,
+      replicationFactor: 2,
+      extra: { ...opts.extra, membership: { cleanup_grace_ms: 1000 } },
+    });
+    const tlsArgs = (d: string, id: string) => [
+      "--tls-ca",
+      `${d}/ca.pem`,
+      "--tls-cert",
+      `${d}/${id}.pem`,
+      "--tls-key",
+      `${d}/${id}.key`,
+    ];
+    try {
+      const client = await cluster.client();
+      const keys = Array.from({ length: 600 }, (_, i) => `join-${i}`);
+      assert.ok((await client.multiPut(keys.map((key) => ({ key, value: `v-${key}` })))).every((r) => r.ok));
+
+      cluster.addNode("node4");
+      await cluster.startJoiner("node4", ["node2"], tlsArgs(ours, "node4"));
+      await waitSettled(cluster, client, "node1", (ids) => ids.includes("node4"), 60_000);
+      const ids = ["node1", "node2", "node3", "node4"];
+      let wrong: string[] = [];
+      await cluster.waitFor(
+        async () => (wrong = await misplaced(cluster, client, ids, keys, 2)).length === 0,
+        30_000,
+        "every key on exactly its 2 nodes of the 4-node ring",
+      ).catch((err) => {
+        throw new Error(`${err.message}: ${wrong.slice(0, 5).join("\n")}`);
+      });
+      const onNode4 = (await client.listAllKeys(cluster.node("node4").address)).length;
+      console.log(`  node4 joined over mutual TLS and holds ${onNode4} of ${keys.length} keys (x2 copies)`);
+      assert.ok(onNode4 > 0.3 * keys.length && onNode4 < 0.7 * keys.length, `node4 holds ${onNode4}`);
+      const fresh = await cluster.client({ via: "node4", route: false });
+      for (const key of keys.slice(0, 30)) {
+        assert.equal(text.decode((await fresh.get(key)).value), `v-${key}`);
+      }
+
+      // Refused joiners: each exits with an error that says why, and never becomes a member.
+      const join = (id: string, tls: string[]) =>
+        runMain(
+          cluster.dir,
+          "server",
+          "--id",
+          id,
+          "--host",
+          "127.0.0.1",
+          "--port",
+          String(cluster.addNode(id).port),
+          "--join",
+          cluster.node("node1").address,
+          "--cluster-secret-file",
+          `${cluster.dir}/cluster.secret`,
+          ...tls,
+        );
+      const t0 = Date.now();
+      const alien = await join("node5", tlsArgs(foreign, "node5"));
+      console.log(`  a joiner from another CA gave up after ${Date.now() - t0} ms: ${alien.stderr.trim()}`);
+      assert.notEqual(alien.code, 0);
+      assert.match(
+        alien.stderr,
+        /cannot join the cluster: no node of .* answered .*over TLS: is --tls-ca the cluster's CA/,
+      );
+      const mixed = await join("node6", [
+        "--tls-ca",
+        `${ours}/ca.pem`,
+        ...tlsArgs(foreign, "node5").slice(2),
+      ]);
+      assert.notEqual(mixed.code, 0);
+      assert.match(
+        mixed.stderr,
+        /error: --tls-cert .*node5\.pem: the certificate's common name is "node5", not this node's id "node6"/,
+      );
+      const unsigned = await join("node5", [
+        "--tls-ca",
+        `${ours}/ca.pem`,
+        ...tlsArgs(foreign, "node5").slice(2),
+      ]);
+      assert.notEqual(unsigned.code, 0);
+      assert.match(
+        unsigned.stderr,
+        /error: --tls-cert .*: the certificate \(issuer .*\) is not signed by the CA/,
+      );
+      const m = await client.membership();
+      assert.deepEqual(m.members.map((x) => x.id), ids);
+      assert.doesNotMatch(cluster.logs("node1"), /node5 is joining|node6 is joining/);
+    } finally {
+      await cluster.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+  { ignore, timeoutMs: 180_000 },
 );

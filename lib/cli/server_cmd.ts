@@ -45,6 +45,10 @@ Runs one node of the cluster described by the config file.
   --cluster-secret-file FILE
                        the cluster secret, in place of the file's (with --join: else --config
                        FILE's security section)
+  --tls-ca FILE        with --join, for a cluster with security.tls: the cluster's CA
+  --tls-cert FILE      this node's certificate, signed by that CA, common name = its id
+                       (main.ts certs --out DIR --nodes ID --hosts HOST makes one)
+  --tls-key FILE       its private key
   --storage ENGINE     memory or redis (default: storage.engine of the file, else memory)
   --log-level LEVEL    debug (one line per operation), info, warn, error (default info)
   --log-format FORMAT  text or json
@@ -76,6 +80,9 @@ export async function serverCommand(args: string[]): Promise<number> {
     "redis-host": { type: "string" },
     "redis-port": { type: "string" },
     "cluster-secret-file": { type: "string" },
+    "tls-ca": { type: "string" },
+    "tls-cert": { type: "string" },
+    "tls-key": { type: "string" },
     storage: { type: "string" },
     "log-level": { type: "string" },
     "log-format": { type: "string" },
@@ -88,7 +95,14 @@ export async function serverCommand(args: string[]): Promise<number> {
     return EXIT.OK;
   }
   const seeds = values.join?.split(",").filter((a) => a !== "").map(parseAddress);
-  const start = seeds ? await joinerStart(values, positionals, seeds) : fileStart(values, positionals);
+  let start;
+  try {
+    start = seeds ? await joinerStart(values, positionals, seeds) : fileStart(values, positionals);
+  } catch (err) {
+    if (err instanceof UsageError || !seeds) throw err;
+    console.error(`error: cannot join the cluster: ${errorMessage(err)}`);
+    return EXIT.ERROR;
+  }
   const { config, self } = start;
   const engine = pickEngine(values.storage, config);
   const log = loggerFrom(config, values, self.id);

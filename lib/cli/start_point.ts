@@ -13,12 +13,14 @@ import { type ClusterConfig, findNode, findNodeByPort, isNodeId, type NodeConfig
 import { MEMBERS_META } from "../node.ts";
 import type { Storage } from "../storage/mod.ts";
 import { isNewer, type MemberList } from "../membership/member_list.ts";
-import { configFromSettings } from "../membership/settings.ts";
+import { configFromSettings, tlsPolicyOf } from "../membership/settings.ts";
 import { fetchFromSeeds } from "../membership/join.ts";
 import { GrpcPeerTransport } from "../grpc/peer_client.ts";
 import { configFrom, intFlag, UsageError } from "./common.ts";
 import { errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { readFile, type TlsFiles } from "../security/settings.ts";
+import { nodeCertProblem } from "../security/node_cert.ts";
 
 /** Where a node starts from: its settings, its own entry, and maybe a member list. */
 export interface StartPoint {
@@ -33,7 +35,7 @@ export type ServerFlags = Record<string, string | boolean | undefined>;
 
 /** A node of a cluster file. */
 export function fileStart(values: ServerFlags, positionals: string[]): StartPoint {
-  for (const f of ["port", "redis-host", "redis-port"]) {
+  for (const f of ["port", "redis-host", "redis-port", "tls-ca", "tls-cert", "tls-key"]) {
     if (values[f] !== undefined) {
       throw new UsageError(`--${f} goes with --join (a configured node takes its entry)`);
     }
@@ -79,18 +81,63 @@ export async function joinerStart(
       : 6379,
     description: "",
   };
-  const probe = new GrpcPeerTransport({ self, peers: [], timeoutMs: 2000, maxMessageBytes: 64 << 20 });
-  const snap = await fetchFromSeeds(probe, seeds, 30_000).finally(() => probe.close());
-  const config = configFromSettings(snap.settingsJson, snap.list, self, `cluster settings from ${snap.seed}`);
+  const tls = joinerTls(values, self);
+  const probe = new GrpcPeerTransport({
+    self,
+    peers: [],
+    timeoutMs: 2000,
+    maxMessageBytes: 64 << 20,
+    security: tls ? { tls: { ...tls.files, requireClientCert: false } } : {},
+  });
+  // A certificate refused by either side stays refused: say so at once rather than retry for 30 s.
+  const untrusted = (e: string) => /certificate|handshake|SSL alert/i.test(e);
+  const snap = await fetchFromSeeds(probe, seeds, 30_000, tls ? untrusted : undefined)
+    .catch((err) => {
+      throw new Error(`${errorMessage(err)}${tls ? TLS_HINT : PLAIN_HINT}`);
+    })
+    .finally(() => probe.close());
+  const source = `cluster settings from ${snap.seed}`;
+  const policy = tlsPolicyOf(snap.settingsJson);
+  const config = configFromSettings(snap.settingsJson, snap.list, self, source);
   // The secret never travels: it comes from this node's own --cluster-secret-file or --config.
   const secretFile = values["cluster-secret-file"] as string | undefined;
   if (secretFile !== undefined) config.security = secretSetting(secretFile);
   else if (values.config !== undefined) config.security = configFrom(values.config as string).security;
   else config.security = {};
-  if (config.security.tls) {
-    throw new UsageError("--join does not support security.tls yet (only the cluster secret)");
+  // TLS: the cluster's policy, this node's own files.
+  if (policy && !tls) {
+    throw new UsageError(`${source}: the cluster speaks TLS; give --tls-ca, --tls-cert, --tls-key`);
   }
+  if (tls) {
+    config.security.tls = { caFile: tls.caFile, requireClientCert: policy?.requireClientCert ?? false };
+    self.tlsCertFile = tls.certFile;
+    self.tlsKeyFile = tls.keyFile;
+  } else delete config.security.tls;
   return { config, self, members: snap.list };
+}
+
+const TLS_HINT = " (over TLS: is --tls-ca the cluster's CA, and --tls-cert signed by it?)";
+const PLAIN_HINT = " (if the cluster speaks TLS, give --tls-ca, --tls-cert, --tls-key)";
+
+/** A joiner's TLS files from `--tls-ca`, `--tls-cert`, `--tls-key` (all or none), checked. */
+function joinerTls(
+  values: ServerFlags,
+  self: NodeConfig,
+): { files: TlsFiles; caFile: string; certFile: string; keyFile: string } | undefined {
+  const [ca, cert, key] = ["tls-ca", "tls-cert", "tls-key"].map((f) => values[f] as string | undefined);
+  if (ca === undefined && cert === undefined && key === undefined) return undefined;
+  if (ca === undefined || cert === undefined || key === undefined) {
+    throw new UsageError("--tls-ca, --tls-cert and --tls-key go together");
+  }
+  const [caFile, certFile, keyFile] = [ca, cert, key].map((f) => resolve(f));
+  const files = {
+    ca: readFile(caFile, "command line", "--tls-ca"),
+    cert: readFile(certFile, "command line", "--tls-cert"),
+    key: readFile(keyFile, "command line", "--tls-key"),
+  };
+  const problem = nodeCertProblem(files, self.id);
+  if (problem) throw new UsageError(`--tls-cert ${cert}: ${problem}`);
+  return { files, caFile, certFile, keyFile };
 }
 
 /** The newer of the given list and the one saved in storage (Redis keeps it across restarts). */

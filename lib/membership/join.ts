@@ -30,24 +30,33 @@ export function addSeeds(transport: MembershipTransport, addresses: readonly str
   });
 }
 
-/** Asks the seeds, in turn, for the cluster's membership until one answers or `timeoutMs` passes. */
+/**
+ * Asks the seeds, in turn, for the cluster's membership until one answers,
+ * `timeoutMs` passes, or (`hopeless`) every seed failed in a way waiting
+ * does not mend (a certificate the other side does not trust).
+ */
 export async function fetchFromSeeds(
   transport: MembershipTransport,
   addresses: readonly string[],
   timeoutMs: number,
+  hopeless: (error: string) => boolean = () => false,
 ): Promise<MembershipSnapshot & { seed: string }> {
   const ids = addSeeds(transport, addresses);
   const deadline = Date.now() + timeoutMs;
   let last = "";
   while (true) {
+    let mendable = false;
     for (const [i, id] of ids.entries()) {
       try {
         return { ...await transport.fetchMembership(id), seed: addresses[i] };
       } catch (err) {
         last = `${addresses[i]}: ${errorMessage(err)}`;
+        if (!hopeless(errorMessage(err))) mendable = true;
       }
     }
-    if (Date.now() > deadline) throw new Error(`no node of ${addresses.join(", ")} answered (${last})`);
+    if (Date.now() > deadline || !mendable) {
+      throw new Error(`no node of ${addresses.join(", ")} answered (${last})`);
+    }
     await sleep(500);
   }
 }

@@ -3,7 +3,10 @@
  *
  * A node started with `--join` has no cluster file: the node it contacts
  * sends its settings (every section of the loaded configuration except the
- * node list, which the member list replaces, and anything secret).
+ * node list, which the member list replaces, and anything secret). Of
+ * `security` only the TLS policy travels (whether TLS is on and whether
+ * KeyValueStore clients must present a certificate): the secret and every
+ * TLS file are the joiner's own.
  */
 import type { ClusterConfig, NodeConfig } from "../config.ts";
 import type { MemberList } from "./member_list.ts";
@@ -11,9 +14,29 @@ import type { MemberList } from "./member_list.ts";
 /** Sections never sent to another node. */
 const PRIVATE = new Set(["nodes", "source", "security"]);
 
+/** The cluster's TLS policy as it travels to a joiner (no file names). */
+export interface TlsPolicy {
+  requireClientCert: boolean;
+}
+
 /** The settings a joining node adopts, as JSON. */
 export function settingsJson(config: ClusterConfig): string {
-  return JSON.stringify(Object.fromEntries(Object.entries(config).filter(([k]) => !PRIVATE.has(k))));
+  const shared: Record<string, unknown> = Object.fromEntries(
+    Object.entries(config).filter(([k]) => !PRIVATE.has(k)),
+  );
+  const tls = config.security.tls;
+  if (tls) shared.tlsPolicy = { requireClientCert: tls.requireClientCert } satisfies TlsPolicy;
+  return JSON.stringify(shared);
+}
+
+/** The TLS policy in a peer's settings JSON (undefined: the cluster runs without TLS, or is older). */
+export function tlsPolicyOf(json: string): TlsPolicy | undefined {
+  try {
+    const p = (JSON.parse(json) as { tlsPolicy?: { requireClientCert?: unknown } }).tlsPolicy;
+    return p ? { requireClientCert: p.requireClientCert === true } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -52,5 +75,6 @@ export function configFromSettings(
     }
   );
   if (!nodes.some((n) => n.id === self.id)) nodes.push(self);
+  delete (settings as Record<string, unknown>).tlsPolicy;
   return { ...settings, nodes, source } as ClusterConfig;
 }

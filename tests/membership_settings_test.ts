@@ -1,0 +1,61 @@
+/**
+ * Unit tests of the settings a joiner receives: every section but the node
+ * list and security; of security only the TLS policy, never a secret or a
+ * file name; members' addresses (admin port included) from the member list.
+ */
+import assert from "node:assert/strict";
+import { parseConfig } from "../lib/config.ts";
+import { configFromSettings, settingsJson, tlsPolicyOf } from "../lib/membership/settings.ts";
+import { listFromNodes } from "../lib/membership/member_list.ts";
+
+function cluster(security: Record<string, unknown>) {
+  const nodes = [1, 2, 3].map((i) => ({
+    id: `node${i}`,
+    host: "127.0.0.1",
+    port: 7000 + i,
+    admin_port: 7100 + i,
+    tls_cert_file: `/certs/node${i}.pem`,
+    tls_key_file: `/certs/node${i}.key`,
+  }));
+  return parseConfig({ cluster_name: "t", nodes, security }, "/etc/kv/cluster.json");
+}
+
+const joiner = {
+  id: "node4",
+  host: "127.0.0.1",
+  port: 7004,
+  bindHost: "127.0.0.1",
+  adminPort: 0,
+  redisHost: "127.0.0.1",
+  redisPort: 6379,
+  description: "",
+};
+
+Deno.test("the TLS policy travels, the secret and every TLS file name do not", () => {
+  const config = cluster({
+    cluster_secret: "s3cret-s3cret-s3cret",
+    tls: { ca_file: "/certs/ca.pem", require_client_cert: true },
+  });
+  const json = settingsJson(config);
+  assert.doesNotMatch(json, /s3cret|\/certs\/|node1/);
+  assert.deepEqual(tlsPolicyOf(json), { requireClientCert: true });
+  const plain = settingsJson(cluster({ cluster_secret: "s3cret-s3cret-s3cret" }));
+  assert.equal(tlsPolicyOf(plain), undefined);
+  assert.equal(tlsPolicyOf("not json"), undefined);
+});
+
+Deno.test("a joiner's configuration: the sender's sections, the member list's nodes with their admin ports", () => {
+  const config = cluster({ tls: { ca_file: "/certs/ca.pem" } });
+  const list = listFromNodes(config.nodes);
+  const got = configFromSettings(settingsJson(config), list, joiner, "from node1");
+  assert.equal(got.clusterName, "t");
+  assert.deepEqual(got.replication, config.replication);
+  assert.deepEqual(got.nodes.map((n) => [n.id, n.port, n.adminPort]), [
+    ["node1", 7001, 7101],
+    ["node2", 7002, 7102],
+    ["node3", 7003, 7103],
+    ["node4", 7004, 0],
+  ]);
+  assert.equal("tlsPolicy" in got, false);
+  assert.equal(got.security, undefined, "the joiner fills security from its own flags");
+});
