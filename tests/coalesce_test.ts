@@ -8,8 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { Coalescer } from "../lib/coalesce.ts";
-import type { HashRing } from "../lib/ring.ts";
-import { clusterTest, ringOf, TestCluster, text } from "./helpers/cluster.ts";
+import { clusterTest, keysOwnedBy, ringOf, TestCluster, text } from "./helpers/cluster.ts";
 
 /** A fake peer that records every batch and answers each item with `peer:item`. */
 function recorder(fail?: (peer: string, items: string[]) => unknown) {
@@ -120,15 +119,6 @@ Deno.test("a batch that reaches its bound leaves at once, and later calls start 
 });
 
 // Real processes: forwards coalesced between real nodes.
-
-/** Keys whose first node on the ring is `owner`. */
-function keysOwnedBy(ring: HashRing, owner: string, prefix: string, count: number): string[] {
-  const out: string[] = [];
-  for (let i = 0; out.length < count; i++) {
-    if (ring.owner(`${prefix}${i}`) === owner) out.push(`${prefix}${i}`);
-  }
-  return out;
-}
 
 clusterTest("concurrent writes and reads forwarded through one node each get their own answer", async () => {
   const cluster = await TestCluster.start({ nodes: 3, replicationFactor: 1 });

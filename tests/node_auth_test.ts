@@ -56,6 +56,17 @@ function forgeries(stub: NodeStub): Record<string, () => Promise<unknown>> {
         items: [{ key: "victim", value: text.encode("evil"), timestamp: 0 }],
         origin_node_id: "node2",
       }),
+    ForwardStream: () =>
+      stub.exchange("ForwardStream", [
+        {
+          id: 1,
+          put: {
+            items: [{ key: "victim", value: text.encode("evil"), timestamp: 0 }],
+            origin_node_id: "node2",
+          },
+        },
+        { id: 2, del: { keys: ["other"], origin_node_id: "node2" } },
+      ]),
     StreamRecords: () =>
       stub.stream("StreamRecords", { requesting_node_id: "node2", max_records: 10, max_bytes: 0 }),
     StreamBuckets: () =>
@@ -77,7 +88,7 @@ function forgeries(stub: NodeStub): Record<string, () => Promise<unknown>> {
 }
 
 clusterTest(
-  "with a cluster secret, an outsider's Replicate, ReplicateBatch, ForwardPut, StreamRecords, Heartbeat and every other node call get UNAUTHENTICATED and change nothing",
+  "with a cluster secret, an outsider's Replicate, ReplicateBatch, ForwardPut, ForwardStream, StreamRecords, Heartbeat and every other node call get UNAUTHENTICATED and change nothing",
   async () => {
     const cluster = await TestCluster.start({ nodes: 3 });
     try {
@@ -112,7 +123,7 @@ clusterTest(
         assert.equal(
           refusals.length,
           1,
-          `${n.id}: one warning for 12 refusals from one source:\n${refusals.join("\n")}`,
+          `${n.id}: one warning for 13 refusals from one source:\n${refusals.join("\n")}`,
         );
         assert.match(refusals[0], /source=127\.0\.0\.1 /);
         assert.ok(!lines.some((l) => l.includes("node traffic is unauthenticated")), `${n.id} has a secret`);

@@ -85,6 +85,36 @@ export interface MultiDeleteRequestMsg {
   origin_node_id: string;
 }
 
+export interface MultiPutResponseMsg {
+  results: PutResponseMsg[];
+}
+
+export interface MultiGetResponseMsg {
+  results: GetResponseMsg[];
+}
+
+export interface MultiDeleteResponseMsg {
+  results: DeleteResponseMsg[];
+}
+
+/** One forwarded batch on ForwardStream: exactly one of put, get, del is set (absent ones decode as null). */
+export interface ForwardFrameMsg {
+  id: number;
+  put?: MultiPutRequestMsg | null;
+  get?: MultiGetRequestMsg | null;
+  del?: MultiDeleteRequestMsg | null;
+}
+
+/** The answer to the ForwardFrame with the same id: results, or the batch's status (error_code != 0). */
+export interface ForwardReplyMsg {
+  id: number;
+  put?: MultiPutResponseMsg | null;
+  get?: MultiGetResponseMsg | null;
+  del?: MultiDeleteResponseMsg | null;
+  error_code: number;
+  error_message: string;
+}
+
 export interface HeartbeatRequestMsg {
   node_id: string;
   host: string;

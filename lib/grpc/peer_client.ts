@@ -7,7 +7,9 @@
  * stops. Every call has a deadline; a peer that cannot be reached
  * surfaces as `PeerUnavailableError`, so the caller fails over. Forwarded
  * reads and writes that leave for the same peer in one turn of the event
- * loop go as one ForwardMulti* call (lib/coalesce.ts).
+ * loop go as one batch (lib/coalesce.ts), sent as one message of a
+ * long-lived ForwardStream to that peer (forward_stream.ts); a peer that has
+ * no ForwardStream (an older node) gets the unary Forward* calls instead.
  */
 import * as grpc from "@grpc/grpc-js";
 import type { NodeConfig } from "../config.ts";
@@ -31,6 +33,9 @@ import type {
 import type { MemberList } from "../membership/member_list.ts";
 import { kvstorePackage } from "./proto.ts";
 import { Coalescer } from "../coalesce.ts";
+import { Code, KvError, PeerUnavailableError } from "../errors.ts";
+import { StreamMux } from "../stream_mux.ts";
+import { openForwardStream, StreamUnsupportedError } from "./forward_stream.ts";
 import type { NodeSecurity } from "../security/settings.ts";
 import { signingInterceptor } from "../security/node_guard.ts";
 import { TokenSigner } from "../security/token.ts";
@@ -46,7 +51,9 @@ import {
 import {
   changeResponseFromMsg,
   type DeleteResponseMsg,
+  type ForwardFrameMsg,
   type ForwardGetRequestMsg,
+  type ForwardReplyMsg,
   type ForwardWriteResponseMsg,
   type GetResponseMsg,
   getResponseToRead,
@@ -58,6 +65,12 @@ import {
   memberListToMsg,
   type MembershipChangeResponseMsg,
   type MembershipResponseMsg,
+  type MultiDeleteRequestMsg,
+  type MultiDeleteResponseMsg,
+  type MultiGetRequestMsg,
+  type MultiGetResponseMsg,
+  type MultiPutRequestMsg,
+  type MultiPutResponseMsg,
   pairToRecord,
   type PutResponseMsg,
   type RecordChunkMsg,
@@ -87,9 +100,27 @@ const COALESCE_MAX_ITEMS = 256;
 /** Per-item overhead counted towards a coalesced call's byte bound besides key and value. */
 const ITEM_OVERHEAD_BYTES = 32;
 
+/** How long a peer without ForwardStream gets unary forwards before the stream is tried again. */
+const UNARY_FALLBACK_MS = 60_000;
+
+/** The batch kinds of a ForwardStream frame: request and response of each. */
+interface BatchKinds {
+  put: [MultiPutRequestMsg, MultiPutResponseMsg];
+  get: [MultiGetRequestMsg, MultiGetResponseMsg];
+  del: [MultiDeleteRequestMsg, MultiDeleteResponseMsg];
+}
+
+/** One peer: its channel, its forward stream, and until when it is known to lack one. */
+interface Peer {
+  address: string;
+  client: grpc.Client;
+  forwards?: StreamMux<ForwardFrameMsg, ForwardReplyMsg>;
+  unaryUntil: number;
+}
+
 /** NodeService calls to the other nodes of the cluster. */
 export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
-  readonly #clients = new Map<string, { address: string; client: grpc.Client }>();
+  readonly #clients = new Map<string, Peer>();
   readonly #writes: Coalescer<WriteRequest, WriteResult>;
   readonly #reads: Coalescer<string, ReadResult>;
   readonly #interceptors: grpc.Interceptor[];
@@ -121,6 +152,7 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
     const address = `${host}:${port}`;
     const known = this.#clients.get(id);
     if (known?.address === address) return;
+    known?.forwards?.close();
     known?.client.close();
     const NodeService = kvstorePackage().NodeService;
     const { credentials, options } = channelCredentials(address, this.o.security?.tls);
@@ -131,12 +163,15 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
       ...options,
       interceptors: this.#interceptors,
     });
-    this.#clients.set(id, { address, client });
+    this.#clients.set(id, { address, client, unaryUntil: 0 });
   }
 
   /** Closes every peer channel gracefully (a GOAWAY to each peer); for a node that has stopped. */
   close(): void {
-    for (const { client } of this.#clients.values()) client.close();
+    for (const { client, forwards } of this.#clients.values()) {
+      forwards?.close();
+      client.close();
+    }
   }
 
   async fetchMembership(peer: string): Promise<MembershipSnapshot> {
@@ -208,8 +243,97 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
     return this.#reads.call(peer, keys);
   }
 
-  /** One batch of writes: the single-item RPC for one, ForwardMultiPut/Delete for more. */
-  async #sendWrites(peer: string, writes: readonly WriteRequest[]): Promise<WriteResult[]> {
+  /** One batch of writes: on the peer's ForwardStream, or as unary calls to a peer without one. */
+  #sendWrites(peer: string, writes: readonly WriteRequest[]): Promise<WriteResult[]> {
+    return this.#streamOrUnary(
+      peer,
+      () => this.#streamWrites(peer, writes),
+      () => this.#unaryWrites(peer, writes),
+    );
+  }
+
+  /** One batch of reads: on the peer's ForwardStream, or as a unary call to a peer without one. */
+  #sendReads(peer: string, keys: readonly string[]): Promise<ReadResult[]> {
+    return this.#streamOrUnary(peer, () => this.#streamReads(peer, keys), () => this.#unaryReads(peer, keys));
+  }
+
+  /**
+   * Sends on the peer's stream; a peer without one gets the unary calls, now
+   * (nothing on the stream was read, so nothing is sent twice) and for a while.
+   */
+  async #streamOrUnary<R>(peer: string, onStream: () => Promise<R>, unary: () => Promise<R>): Promise<R> {
+    const p = this.#peer(peer);
+    try {
+      if (performance.now() >= p.unaryUntil) return await onStream();
+    } catch (err) {
+      if (!(err instanceof StreamUnsupportedError)) throw err;
+      p.unaryUntil = performance.now() + UNARY_FALLBACK_MS;
+      p.forwards = undefined;
+    }
+    return await unary();
+  }
+
+  /** Writes as one put and/or one delete frame of the stream. */
+  async #streamWrites(peer: string, writes: readonly WriteRequest[]): Promise<WriteResult[]> {
+    const origin_node_id = this.o.self.id;
+    const puts = writes.filter((w) => !w.tombstone);
+    const dels = writes.filter((w) => w.tombstone);
+    const [putRes, delRes] = await Promise.all([
+      puts.length > 0 ? this.#onStream(peer, "put", { items: puts, origin_node_id }) : undefined,
+      dels.length > 0
+        ? this.#onStream(peer, "del", { keys: dels.map((w) => w.key), origin_node_id })
+        : undefined,
+    ]);
+    if (!delRes) return puts.map((w, i) => responseToWrite(w.key, putRes!.results[i]));
+    if (!putRes) return dels.map((w, i) => responseToWrite(w.key, delRes.results[i]));
+    let p = 0, d = 0;
+    return writes.map((w) =>
+      w.tombstone ? responseToWrite(w.key, delRes.results[d++]) : responseToWrite(w.key, putRes.results[p++])
+    );
+  }
+
+  async #streamReads(peer: string, keys: readonly string[]): Promise<ReadResult[]> {
+    const res = await this.#onStream(peer, "get", {
+      keys: keys as string[],
+      read_from_replica: false,
+      origin_node_id: this.o.self.id,
+    });
+    return keys.map((k, i) => getResponseToRead(k, res.results[i]));
+  }
+
+  /** Sends one batch as a frame of the peer's ForwardStream; its answer, or its status as the error. */
+  async #onStream<K extends keyof BatchKinds>(
+    peer: string,
+    kind: K,
+    req: BatchKinds[K][0],
+  ): Promise<BatchKinds[K][1]> {
+    const p = this.#peer(peer);
+    p.forwards ??= new StreamMux({
+      open: (events) => openForwardStream(p.client, peer, events),
+      idOf: (reply) => reply.id,
+      timeoutMs: this.o.timeoutMs,
+      timedOut: () =>
+        new PeerUnavailableError(peer, `no answer within ${this.o.timeoutMs} ms`, Code.DEADLINE_EXCEEDED),
+    });
+    const reply = await p.forwards.request((id) => ({ id, [kind]: req }) as ForwardFrameMsg);
+    if (reply.error_code !== 0) {
+      throw peerError(peer, { code: reply.error_code, details: reply.error_message });
+    }
+    const res = reply[kind] as BatchKinds[K][1] | null | undefined;
+    const count = kind === "put"
+      ? (req as MultiPutRequestMsg).items.length
+      : (req as { keys: string[] }).keys.length;
+    if (!res || res.results.length !== count) {
+      throw new KvError(
+        Code.INTERNAL,
+        `node ${peer} answered a ${kind} batch of ${count} with ${res?.results.length ?? 0} results`,
+      );
+    }
+    return res;
+  }
+
+  /** One batch of writes as unary calls: the single-item RPC for one, ForwardMultiPut/Delete for more. */
+  async #unaryWrites(peer: string, writes: readonly WriteRequest[]): Promise<WriteResult[]> {
     if (writes.length === 1) return [await this.#forwardOne(peer, writes[0])];
     const results = new Array<WriteResult>(writes.length);
     const puts = writes.map((w, i) => ({ w, i })).filter(({ w }) => !w.tombstone);
@@ -252,8 +376,8 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
     };
   }
 
-  /** One batch of reads: ForwardGet for one key, ForwardMultiGet for more. */
-  async #sendReads(peer: string, keys: readonly string[]): Promise<ReadResult[]> {
+  /** One batch of reads as a unary call: ForwardGet for one key, ForwardMultiGet for more. */
+  async #unaryReads(peer: string, keys: readonly string[]): Promise<ReadResult[]> {
     if (keys.length === 1) {
       const req: ForwardGetRequestMsg = { key: keys[0], origin_node_id: this.o.self.id };
       const res = await this.#unary<GetResponseMsg & { handler_node_id: string }>(peer, "ForwardGet", req);
@@ -317,10 +441,14 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
     });
   }
 
+  #peer(peer: string): Peer {
+    const p = this.#clients.get(peer);
+    if (!p) throw new RangeError(`unknown peer ${peer}`);
+    return p;
+  }
+
   #client(peer: string): grpc.Client {
-    const c = this.#clients.get(peer);
-    if (!c) throw new RangeError(`unknown peer ${peer}`);
-    return c.client;
+    return this.#peer(peer).client;
   }
 
   async #unary<Res>(peer: string, method: string, req: unknown): Promise<Res> {

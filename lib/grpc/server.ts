@@ -30,6 +30,7 @@ import { serverCredentials } from "../security/tls.ts";
 import { changeMembership, joinCluster, membershipView, pushMembership } from "../membership/handlers.ts";
 import { kvstorePackage } from "./proto.ts";
 import { addHealthService, type NodeHealth } from "./health.ts";
+import { forwardStreamHandler, type Outcome } from "./forward_stream.ts";
 import { addReflectionService } from "./reflection.ts";
 import type { MethodMetrics, NodeMetrics } from "../admin/node_metrics.ts";
 import {
@@ -83,7 +84,14 @@ export interface ServedNode {
 const HEALTH_NOTICE_MS = 200;
 
 /** Calls in flight per node, whether it still takes new ones, and where calls are counted. */
-const gates = new WeakMap<KvNode, { inFlight: number; closed: boolean; metrics?: NodeMetrics }>();
+interface Gate {
+  inFlight: number;
+  closed: boolean;
+  metrics?: NodeMetrics;
+  /** How to end each open ForwardStream once its frames are answered (when draining). */
+  streams: Set<() => void>;
+}
+const gates = new WeakMap<KvNode, Gate>();
 
 /** Methods counted as client operations (ops/s, p99 of the status page). */
 const CLIENT_METHODS = new Set(["Put", "Get", "Delete", "ListKeys", "MultiPut", "MultiGet", "MultiDelete"]);
@@ -102,7 +110,7 @@ export interface ServeOptions {
  */
 export async function serveNode(node: KvNode, opts: ServeOptions = {}): Promise<ServedNode> {
   const security = opts.security ?? {};
-  const gate = { inFlight: 0, closed: false, metrics: opts.metrics };
+  const gate: Gate = { inFlight: 0, closed: false, metrics: opts.metrics, streams: new Set() };
   gates.set(node, gate);
   const pkg = kvstorePackage();
   const server = new grpc.Server(channelOptions(node.config.limits.maxMessageBytes));
@@ -133,6 +141,7 @@ export async function serveNode(node: KvNode, opts: ServeOptions = {}): Promise<
     health.shutdown();
     await sleep(HEALTH_NOTICE_MS);
     gate.closed = true;
+    for (const stop of gate.streams) stop();
     const deadline = Date.now() + maxMs;
     while (gate.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   };
@@ -156,23 +165,41 @@ function counted(node: KvNode, name: string): MethodMetrics | undefined {
   return gates.get(node)?.metrics?.method(name, CLIENT_METHODS.has(name));
 }
 
-/** Wraps an async handler: its answer or its error, as a gRPC callback. */
-function unary<Req, Res>(node: KvNode, name: string, fn: (req: Req) => Promise<Res> | Res): Unary<Req, Res> {
+/**
+ * Runs an async handler as one counted call (admitted, timed, released):
+ * its answer, or the status it failed with. A unary call and a frame of
+ * ForwardStream are both served through this.
+ */
+function attempt<Req, Res>(
+  node: KvNode,
+  name: string,
+  fn: (req: Req) => Promise<Res> | Res,
+): (req: Req) => Promise<Outcome<Res>> {
   const m = counted(node, name);
-  return (call, cb) => {
+  return async (req) => {
     const t0 = performance.now();
     const done = (code: number) => m?.done(code, (performance.now() - t0) / 1000);
     const refused = admit(node);
-    if (refused) return done(refused.code), cb(refused);
-    Promise.resolve()
-      .then(() => fn(call.request))
-      .then((res) => (done(0), cb(null, res)))
-      .catch((err) => {
-        const status = toStatus(node, name, err);
-        done(status.code ?? grpc.status.UNKNOWN);
-        cb(status);
-      })
-      .finally(() => release(node));
+    if (refused) return done(refused.code), { ok: false, ...refused };
+    try {
+      const res = await fn(req);
+      done(0);
+      return { ok: true, res };
+    } catch (err) {
+      const status = toStatus(node, name, err);
+      done(status.code);
+      return { ok: false, ...status };
+    } finally {
+      release(node);
+    }
+  };
+}
+
+/** Wraps an async handler: its answer or its error, as a gRPC callback. */
+function unary<Req, Res>(node: KvNode, name: string, fn: (req: Req) => Promise<Res> | Res): Unary<Req, Res> {
+  const run = attempt(node, name, fn);
+  return (call, cb) => {
+    run(call.request).then((o) => o.ok ? cb(null, o.res) : cb(o));
   };
 }
 
@@ -316,6 +343,24 @@ class Handlers {
       StreamRecords: streaming(n, "StreamRecords", (req: StreamRecordsRequestMsg) => streamRecordsTo(n, req)),
       GetDigests: unary(n, "GetDigests", (req: DigestRequestMsg) => digestsFor(n, req)),
       StreamBuckets: streaming(n, "StreamBuckets", (req: BucketRequestMsg) => bucketsFor(n, req)),
+      // Each frame is served and counted as the ForwardMulti* call it replaces.
+      ForwardStream: forwardStreamHandler({
+        run: {
+          put: attempt(n, "ForwardMultiPut", healthy((req: MultiPutRequestMsg) => this.#multiPut(req, true))),
+          get: attempt(n, "ForwardMultiGet", healthy((req: MultiGetRequestMsg) => this.#multiGet(req, true))),
+          del: attempt(
+            n,
+            "ForwardMultiDelete",
+            healthy((req: MultiDeleteRequestMsg) => this.#multiDelete(req, true)),
+          ),
+        },
+        closed: () => gates.get(n)?.closed ?? false,
+        onDrain: (stop) => {
+          const streams = gates.get(n)?.streams;
+          streams?.add(stop);
+          return () => streams?.delete(stop);
+        },
+      }),
     };
   }
 

@@ -477,6 +477,15 @@ export function ringOf(cluster: TestCluster): HashRing {
   return new HashRing(cluster.nodes.map((n) => n.id), VIRTUAL_NODES);
 }
 
+/** `count` keys `${prefix}${i}` whose first node on the ring is `owner`. */
+export function keysOwnedBy(ring: HashRing, owner: string, prefix: string, count: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; out.length < count; i++) {
+    if (ring.owner(`${prefix}${i}`) === owner) out.push(`${prefix}${i}`);
+  }
+  return out;
+}
+
 /** The keys of `keys` whose preference list of `copies` nodes names `nodeId`. */
 export function keysPlacedOn(
   ring: HashRing,

@@ -71,7 +71,30 @@ export class NodeStub {
     }
     return out;
   }
+
+  /**
+   * A bidirectional stream: writes `frames`, half-closes, and resolves to
+   * every message the node sent back once it ends the stream with OK;
+   * rejects with a KvError carrying any other status.
+   */
+  exchange<Res>(method: string, frames: unknown[], timeoutMs = 5000): Promise<Res[]> {
+    const fn = (this.#client as unknown as Record<string, DuplexMethod>)[method];
+    const call = fn.call(this.#client, new grpc.Metadata(), { deadline: Date.now() + timeoutMs });
+    const out: Res[] = [];
+    return new Promise((resolve, reject) => {
+      call.on("data", (m: unknown) => out.push(m as Res));
+      call.on("error", (err) => reject(statusError(err)));
+      call.on("end", () => resolve(out));
+      for (const f of frames) call.write(f);
+      call.end();
+    });
+  }
 }
+
+type DuplexMethod = (
+  meta: grpc.Metadata,
+  options: grpc.CallOptions,
+) => grpc.ClientDuplexStream<unknown, unknown>;
 
 /** A ReplicateRequest as node `from` would send it. */
 export function replicateItem(
