@@ -45,6 +45,9 @@ const STOP_FLUSH_MS = 5000;
 /** Name of the storage metadata entry that keeps the member list (never a user key). */
 export const MEMBERS_META = "membership";
 
+/** Name of the storage metadata entry that keeps this node's votes on new member lists. */
+export const VOTES_META = "membership_votes";
+
 /** How a node describes a member of the cluster. */
 export interface MemberInfo {
   id: string;
@@ -114,6 +117,7 @@ export class KvNode {
   readonly #peerKeys = new Map<string, number>();
   readonly #hintsForMe = new Map<string, number>();
   #recovering = false;
+  #stopped = false;
   #recovered = 0;
   #keysCount = 0;
   #lastStatus: "ACTIVE" | "JOINING";
@@ -152,6 +156,12 @@ export class KvNode {
       active: (id) => this.detector.status(id) === "ACTIVE",
       persist: o.storage.saveMeta
         ? (list) => o.storage.saveMeta!(MEMBERS_META, JSON.stringify(list))
+        : undefined,
+      votes: o.storage.saveMeta && o.storage.loadMeta
+        ? {
+          load: () => o.storage.loadMeta!(VOTES_META),
+          save: (text) => o.storage.saveMeta!(VOTES_META, text),
+        }
         : undefined,
       onAdopted: (list, previous) => this.#adopted(list, previous, o.onRemoved),
     });
@@ -263,6 +273,9 @@ export class KvNode {
     // A node restarted in the middle of a change resumes its part of it.
     this.mover.onAdopted(this.membership.list);
     this.#every(Math.min(this.config.failureDetection.heartbeatIntervalMs, 1000), () => this.#refresh());
+    this.membership.openVotes(() => this.#stopped).catch((err) =>
+      this.log.error("membership votes not opened", { error: errorMessage(err) })
+    );
     const grace = this.config.replication.tombstoneGraceMs;
     this.#every(Math.min(Math.max(grace / 2, 1000), 3600_000), () => this.purgeTombstones());
     if (this.config.recovery.onStart && this.#isMember() && this.#peerIds().length > 0) return this.recover();
@@ -275,6 +288,7 @@ export class KvNode {
    * peer transport belongs to whoever created it, who closes it after this.
    */
   async stop(): Promise<void> {
+    this.#stopped = true;
     this.#heartbeats.stop();
     this.#handoff.stop();
     this.#antiEntropy.stop();

@@ -1,7 +1,7 @@
 /**
  * Tests of `lib/membership/handlers.ts` through a real node: bad join and
  * change requests are INVALID_ARGUMENT naming what is wrong, and nothing is
- * added; GetMembership tells the members, their states and the settings a
+ * added (bad votes on new lists too); GetMembership tells the members, their states and the settings a
  * joiner takes. Accepted joins and removals are in membership_test.ts.
  */
 import assert from "node:assert/strict";
@@ -30,6 +30,17 @@ clusterTest(
           /host and port/,
         ],
         ["ChangeMembership", { kind: "CHANGE_REMOVE", node_id: "" }, /node_id is required/],
+        [
+          "PrepareMembership",
+          { epoch: 0, ballot: { round: 1, node_id: "node2" } },
+          /epoch must be a positive/,
+        ],
+        ["AcceptMembership", { epoch: 1, ballot: { round: 1, node_id: "node2" } }, /list of epoch 1/],
+        [
+          "AcceptMembership",
+          { epoch: 2, ballot: { round: 1, node_id: "node2" }, member_list: { epoch: 3, members: [] } },
+          /member_list must be the list of epoch 2/,
+        ],
       ];
       for (const [method, req, message] of bad) {
         const err = await kvError(() => stub.call(method, req));
@@ -38,6 +49,7 @@ clusterTest(
       }
       const view = await stub.call<MembershipResponseMsg>("GetMembership", {});
       assert.equal(view.member_list?.epoch, 0, "no change was made");
+      assert.equal(view.vote_epoch, 0, "no vote was cast");
       assert.equal(view.cluster_size, 2);
       assert.deepEqual(view.nodes.map((n) => [n.node_id, n.member_state]).sort(), [
         ["node1", "MEMBER_NORMAL"],

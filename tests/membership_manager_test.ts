@@ -9,11 +9,15 @@ import { Membership } from "../lib/membership/manager.ts";
 import { listFromNodes, type MemberList } from "../lib/membership/member_list.ts";
 import type { ChangeRequest, ChangeResponse, MembershipTransport } from "../lib/membership/transport.ts";
 import { Logger } from "../lib/log.ts";
-import { KvError } from "../lib/errors.ts";
+import { KvError, PeerUnavailableError } from "../lib/errors.ts";
+import { Acceptor, type Ballot } from "../lib/membership/acceptor.ts";
 
 const base = listFromNodes([1, 2, 3].map((i) => ({ id: `node${i}`, host: "h", port: i })));
 
+/** Peers' acceptors in memory (each holding the base list); `down` ones throw like an unreachable peer. */
 class FakeTransport implements MembershipTransport {
+  readonly acceptors = new Map<string, Acceptor>();
+  readonly down = new Set<string>();
   readonly pushed: [string, number][] = [];
   readonly changes: [string, ChangeRequest][] = [];
   readonly lists = new Map<string, MemberList>();
@@ -22,7 +26,22 @@ class FakeTransport implements MembershipTransport {
   fetchMembership(peer: string) {
     const list = this.lists.get(peer);
     if (!list) return Promise.reject(new Error(`${peer} unknown`));
-    return Promise.resolve({ list, settingsJson: "{}", responder: peer });
+    return Promise.resolve({ list, settingsJson: "{}", responder: peer, voteEpoch: 0 });
+  }
+  prepare(peer: string, epoch: number, ballot: Ballot) {
+    return this.#voter(peer).then((a) => a.prepare(epoch, ballot));
+  }
+  accept(peer: string, epoch: number, ballot: Ballot, list: MemberList) {
+    return this.#voter(peer).then((a) => a.accept(epoch, ballot, list));
+  }
+  #voter(peer: string): Promise<Acceptor> {
+    if (this.down.has(peer)) return Promise.reject(new PeerUnavailableError(peer, "Deadline exceeded"));
+    let a = this.acceptors.get(peer);
+    if (!a) {
+      this.acceptors.set(peer, a = new Acceptor({ self: peer, current: () => base }));
+      a.setFloor(0);
+    }
+    return Promise.resolve(a);
   }
   pushMembership(peer: string, list: MemberList): Promise<number> {
     this.pushed.push([peer, list.epoch]);
@@ -37,17 +56,24 @@ class FakeTransport implements MembershipTransport {
   }
 }
 
-function membership(self: string, t: FakeTransport, adopted: MemberList[] = []) {
-  return new Membership({
+function membership(
+  self: string,
+  t: FakeTransport,
+  adopted: MemberList[] = [],
+  active = (_: string) => true,
+) {
+  const m = new Membership({
     self,
     initial: base,
     virtualNodes: 20,
     replicationFactor: 2,
     transport: t,
     log: new Logger({ level: "error", format: "text" }),
-    active: () => true,
+    active,
     onAdopted: (l) => adopted.push(l),
   });
+  m.acceptor.setFloor(0);
+  return m;
 }
 
 Deno.test("the claimant makes the join, pushes it to every member and the joiner, and answers with it", async () => {
@@ -131,4 +157,43 @@ Deno.test("a newer epoch heard of is fetched and adopted; an older or equal one 
   assert.equal(m.epoch, 4);
   assert.equal(m.offer({ ...base, epoch: 3, claimant: "node1" }, "x"), false);
   assert.deepEqual(m.callerIds().sort(), ["node1", "node2", "node3"]);
+});
+
+Deno.test("a change without a majority of votes is UNAVAILABLE naming who did not answer; nothing is adopted or pushed", async () => {
+  const t = new FakeTransport();
+  t.down.add("node2");
+  t.down.add("node3");
+  const adopted: MemberList[] = [];
+  const m = membership("node1", t, adopted);
+  await assert.rejects(
+    m.propose({ kind: "join", nodeId: "node4", host: "h", port: 4 }),
+    (e: KvError) => {
+      assert.equal(e.code, 14);
+      assert.match(e.message, /needs 2 of the 3 members/);
+      assert.match(e.message, /node2 \(node node2 unreachable: Deadline exceeded\)/);
+      assert.match(e.message, /node3/);
+      assert.match(e.message, /nothing was changed/);
+      return true;
+    },
+  );
+  assert.equal(m.epoch, 0);
+  assert.deepEqual([adopted.length, t.pushed.length], [0, 0]);
+  // One voter back is a majority with the claimant: the same join goes through.
+  t.down.delete("node2");
+  const res = await m.propose({ kind: "join", nodeId: "node4", host: "h", port: 4 });
+  assert.equal(res.accepted, true);
+  assert.equal(m.epoch, 1);
+});
+
+Deno.test("while a majority is not ACTIVE a change is UNAVAILABLE, not retry; one member down is retry", async () => {
+  const t = new FakeTransport();
+  const m = membership("node1", t, [], (id) => id === "node1");
+  await assert.rejects(
+    m.propose({ kind: "join", nodeId: "node4", host: "h", port: 4 }),
+    /no majority of the members: 2 of 3 needed, node2, node3 not answering heartbeats/,
+  );
+  const one = membership("node1", t, [], (id) => id !== "node3");
+  const res = await one.propose({ kind: "join", nodeId: "node4", host: "h", port: 4 });
+  assert.equal(res.retry, true);
+  assert.match(res.message, /not every member is ACTIVE \(node3\)/);
 });

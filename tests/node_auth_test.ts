@@ -84,6 +84,19 @@ function forgeries(stub: NodeStub): Record<string, () => Promise<unknown>> {
         hints_pending: 99,
       }),
     JoinCluster: () => stub.call("JoinCluster", { node_id: "node2", host: "127.0.0.1", port: 1 }),
+    // A forged vote could block every change (a huge ballot) or get a forged list chosen.
+    PrepareMembership: () =>
+      stub.call("PrepareMembership", { epoch: 1, ballot: { round: 1e9, node_id: "node2" } }),
+    AcceptMembership: () =>
+      stub.call("AcceptMembership", {
+        epoch: 1,
+        ballot: { round: 1e9, node_id: "node2" },
+        member_list: {
+          epoch: 1,
+          claimant_id: "node2",
+          members: [{ node_id: "evil", host: "127.0.0.1", port: 1, state: "MEMBER_NORMAL" }],
+        },
+      }),
   };
 }
 
@@ -123,7 +136,7 @@ clusterTest(
         assert.equal(
           refusals.length,
           1,
-          `${n.id}: one warning for 13 refusals from one source:\n${refusals.join("\n")}`,
+          `${n.id}: one warning for 15 refusals from one source:\n${refusals.join("\n")}`,
         );
         assert.match(refusals[0], /source=127\.0\.0\.1 /);
         assert.ok(!lines.some((l) => l.includes("node traffic is unauthenticated")), `${n.id} has a secret`);

@@ -10,6 +10,7 @@ import type { KvRecord } from "../record.ts";
 import type { ReadResult, WriteRequest, WriteResult } from "../transport.ts";
 import type { MemberList, MemberState } from "../membership/member_list.ts";
 import type { ChangeResponse } from "../membership/transport.ts";
+import type { Ballot, Vote } from "../membership/acceptor.ts";
 
 /** NodeStatus as the loader renders enums (by name). */
 export type NodeStatusName = "ACTIVE" | "SUSPECTED" | "FAILED" | "JOINING" | "LEAVING";
@@ -214,6 +215,7 @@ export interface MembershipResponseMsg {
   settings_json: string;
   claimant_id: string;
   streamed: string[];
+  vote_epoch: number;
 }
 
 /** MemberState as the loader renders it. */
@@ -257,6 +259,31 @@ export interface JoinResponseMsg {
   existing_nodes: NodeInfoMsg[];
   retry: boolean;
   member_list: MemberListMsg | null;
+}
+
+export interface BallotMsg {
+  round: number;
+  node_id: string;
+}
+
+export interface MembershipPrepareMsg {
+  epoch: number;
+  ballot: BallotMsg | null;
+}
+
+export interface MembershipAcceptMsg {
+  epoch: number;
+  ballot: BallotMsg | null;
+  member_list: MemberListMsg | null;
+}
+
+export interface MembershipVoteMsg {
+  refusal: "VOTE_OK" | "VOTE_OUTBID" | "VOTE_DECIDED" | "VOTE_NOT_VOTING";
+  promised: BallotMsg | null;
+  accepted_ballot: BallotMsg | null;
+  accepted_list: MemberListMsg | null;
+  decided_list: MemberListMsg | null;
+  message: string;
 }
 
 export interface JoinRequestMsg {
@@ -452,4 +479,59 @@ export function changeResponseFromMsg(
     list: m.member_list ? memberListFromMsg(m.member_list) : undefined,
     claimant: m.claimant_id ?? "",
   };
+}
+
+/** A ballot as a message. */
+export function ballotToMsg(b: Ballot): BallotMsg {
+  return { round: b.round, node_id: b.node };
+}
+
+/** A ballot message as a ballot (absent: the lowest ballot). */
+export function ballotFromMsg(m: BallotMsg | null | undefined): Ballot {
+  return { round: m?.round ?? 0, node: m?.node_id ?? "" };
+}
+
+/** An acceptor's vote as a message. */
+export function voteToMsg(v: Vote): MembershipVoteMsg {
+  const msg: MembershipVoteMsg = {
+    refusal: "VOTE_OK",
+    promised: null,
+    accepted_ballot: null,
+    accepted_list: null,
+    decided_list: null,
+    message: "",
+  };
+  if (v.ok) {
+    if (v.accepted) {
+      msg.accepted_ballot = ballotToMsg(v.accepted.ballot);
+      msg.accepted_list = memberListToMsg(v.accepted.list);
+    }
+    return msg;
+  }
+  msg.message = v.message;
+  if (v.refusal === "outbid") return { ...msg, refusal: "VOTE_OUTBID", promised: ballotToMsg(v.promised) };
+  if (v.refusal === "decided") {
+    return { ...msg, refusal: "VOTE_DECIDED", decided_list: memberListToMsg(v.list) };
+  }
+  return { ...msg, refusal: "VOTE_NOT_VOTING" };
+}
+
+/** A vote message as a vote; one that does not make sense reads as not voting. */
+export function voteFromMsg(m: MembershipVoteMsg): Vote {
+  switch (m.refusal) {
+    case "VOTE_OK":
+      return m.accepted_list
+        ? {
+          ok: true,
+          accepted: { ballot: ballotFromMsg(m.accepted_ballot), list: memberListFromMsg(m.accepted_list) },
+        }
+        : { ok: true };
+    case "VOTE_OUTBID":
+      return { ok: false, refusal: "outbid", promised: ballotFromMsg(m.promised), message: m.message };
+    case "VOTE_DECIDED":
+      if (m.decided_list) {
+        return { ok: false, refusal: "decided", list: memberListFromMsg(m.decided_list), message: m.message };
+      }
+  }
+  return { ok: false, refusal: "not_voting", message: m.message || `unknown vote ${m.refusal}` };
 }

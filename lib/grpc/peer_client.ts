@@ -31,6 +31,7 @@ import type {
   MembershipTransport,
 } from "../membership/transport.ts";
 import type { MemberList } from "../membership/member_list.ts";
+import type { Ballot, Vote } from "../membership/acceptor.ts";
 import { kvstorePackage } from "./proto.ts";
 import { Coalescer } from "../coalesce.ts";
 import { Code, KvError, PeerUnavailableError } from "../errors.ts";
@@ -49,6 +50,7 @@ import {
   unary,
 } from "./call.ts";
 import {
+  ballotToMsg,
   changeResponseFromMsg,
   type DeleteResponseMsg,
   type ForwardFrameMsg,
@@ -63,8 +65,11 @@ import {
   type KeyValuePairMsg,
   memberListFromMsg,
   memberListToMsg,
+  type MembershipAcceptMsg,
   type MembershipChangeResponseMsg,
+  type MembershipPrepareMsg,
   type MembershipResponseMsg,
+  type MembershipVoteMsg,
   type MultiDeleteRequestMsg,
   type MultiDeleteResponseMsg,
   type MultiGetRequestMsg,
@@ -77,6 +82,7 @@ import {
   recordToPair,
   type ReplicateRequestMsg,
   responseToWrite,
+  voteFromMsg,
 } from "./messages.ts";
 
 /** Options of {@link GrpcPeerTransport}. */
@@ -183,7 +189,22 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
       list: memberListFromMsg(res.member_list),
       settingsJson: res.settings_json,
       responder: res.responder_id,
+      voteEpoch: res.vote_epoch,
     };
+  }
+
+  async prepare(peer: string, epoch: number, ballot: Ballot): Promise<Vote> {
+    const req: MembershipPrepareMsg = { epoch, ballot: ballotToMsg(ballot) };
+    return voteFromMsg(await this.#unary<MembershipVoteMsg>(peer, "PrepareMembership", req));
+  }
+
+  async accept(peer: string, epoch: number, ballot: Ballot, list: MemberList): Promise<Vote> {
+    const req: MembershipAcceptMsg = {
+      epoch,
+      ballot: ballotToMsg(ballot),
+      member_list: memberListToMsg(list),
+    };
+    return voteFromMsg(await this.#unary<MembershipVoteMsg>(peer, "AcceptMembership", req));
   }
 
   async pushMembership(peer: string, list: MemberList): Promise<number> {

@@ -27,7 +27,14 @@ import { sleep } from "../async.ts";
 import type { NodeSecurity } from "../security/settings.ts";
 import { guardNodeService } from "../security/node_guard.ts";
 import { serverCredentials } from "../security/tls.ts";
-import { changeMembership, joinCluster, membershipView, pushMembership } from "../membership/handlers.ts";
+import {
+  acceptMembership,
+  changeMembership,
+  joinCluster,
+  membershipView,
+  prepareMembership,
+  pushMembership,
+} from "../membership/handlers.ts";
 import { kvstorePackage } from "./proto.ts";
 import { addHealthService, type NodeHealth } from "./health.ts";
 import { forwardStreamHandler, type Outcome } from "./forward_stream.ts";
@@ -47,7 +54,9 @@ import {
   type JoinRequestMsg,
   type ListKeysRequestMsg,
   type MemberListMsg,
+  type MembershipAcceptMsg,
   type MembershipChangeMsg,
+  type MembershipPrepareMsg,
   type MultiDeleteRequestMsg,
   type MultiGetRequestMsg,
   type MultiPutRequestMsg,
@@ -320,6 +329,12 @@ class Handlers {
       ChangeMembership: unary(n, "ChangeMembership", (req: MembershipChangeMsg) => changeMembership(n, req)),
       PushMembership: unary(n, "PushMembership", (req: MemberListMsg) => pushMembership(n, req)),
       GetMembership: unary(n, "GetMembership", () => membershipView(n)),
+      PrepareMembership: unary(
+        n,
+        "PrepareMembership",
+        (req: MembershipPrepareMsg) => prepareMembership(n, req),
+      ),
+      AcceptMembership: unary(n, "AcceptMembership", (req: MembershipAcceptMsg) => acceptMembership(n, req)),
       ForwardMultiPut: unary(
         n,
         "ForwardMultiPut",

@@ -1,7 +1,8 @@
 /**
  * The membership RPCs a node serves: JoinCluster, ChangeMembership,
- * PushMembership and GetMembership, as plain functions of the node and the
- * request message.
+ * PushMembership, GetMembership and the votes on new lists
+ * (PrepareMembership, AcceptMembership), as plain functions of the node and
+ * the request message.
  *
  * `grpc/server.ts` registers them beside the data RPCs and stays the edge
  * (admission, metrics, status codes); what a join or a change means (who may
@@ -14,17 +15,22 @@ import { isNodeId } from "../config.ts";
 import { settingsJson } from "./settings.ts";
 import type { ChangeResponse } from "./transport.ts";
 import {
+  ballotFromMsg,
   changeResponseToMsg,
   type JoinRequestMsg,
   type JoinResponseMsg,
   memberListFromMsg,
   type MemberListMsg,
   memberListToMsg,
+  type MembershipAcceptMsg,
   type MembershipChangeMsg,
   type MembershipChangeResponseMsg,
+  type MembershipPrepareMsg,
   type MembershipResponseMsg,
+  type MembershipVoteMsg,
   memberStateToMsg,
   type NodeInfoMsg,
+  voteToMsg,
 } from "../grpc/messages.ts";
 
 /** A node asks to join: the claimant adds it (JOINING), or it is told to retry or refused. */
@@ -67,6 +73,40 @@ export function pushMembership(node: KvNode, req: MemberListMsg): { epoch: numbe
   return { epoch: node.membership.epoch, receiver_id: node.id };
 }
 
+/** Phase 1 of the vote on the list of `epoch`: this node's acceptor promises the ballot, or says why not. */
+export async function prepareMembership(node: KvNode, req: MembershipPrepareMsg): Promise<MembershipVoteMsg> {
+  const epoch = checkEpoch(req.epoch);
+  noteProposer(node, req.ballot?.node_id, epoch);
+  return voteToMsg(await node.membership.acceptor.prepare(epoch, ballotFromMsg(req.ballot)));
+}
+
+/** Phase 2: this node's acceptor accepts the list, unless it promised a higher ballot. */
+export async function acceptMembership(node: KvNode, req: MembershipAcceptMsg): Promise<MembershipVoteMsg> {
+  const epoch = checkEpoch(req.epoch);
+  if (!req.member_list || req.member_list.epoch !== epoch) {
+    throw new KvError(Code.INVALID_ARGUMENT, `member_list must be the list of epoch ${epoch}`);
+  }
+  noteProposer(node, req.ballot?.node_id, epoch);
+  const vote = await node.membership.acceptor.accept(
+    epoch,
+    ballotFromMsg(req.ballot),
+    memberListFromMsg(req.member_list),
+  );
+  return voteToMsg(vote);
+}
+
+/** A proposer holds the list of `epoch - 1`: a voter behind it fetches that list from it. */
+function noteProposer(node: KvNode, proposer: string | undefined, epoch: number): void {
+  if (proposer && proposer !== node.id) node.membership.noteEpoch(proposer, epoch - 1);
+}
+
+function checkEpoch(epoch: number): number {
+  if (!Number.isSafeInteger(epoch) || epoch < 1) {
+    throw new KvError(Code.INVALID_ARGUMENT, `epoch must be a positive integer, not ${epoch}`);
+  }
+  return epoch;
+}
+
 /** What GetMembership answers: the members as this node sees them, and the cluster's settings. */
 export function membershipView(node: KvNode): MembershipResponseMsg {
   const c = node.config;
@@ -82,6 +122,7 @@ export function membershipView(node: KvNode): MembershipResponseMsg {
     settings_json: settingsJson(c),
     claimant_id: m.claimant() ?? "",
     streamed: m.streamed(),
+    vote_epoch: m.acceptor.voteEpoch(),
   };
 }
 

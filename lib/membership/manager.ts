@@ -11,9 +11,19 @@
  * that is not the claimant is forwarded to the claimant; the claimant runs
  * one decision at a time, answers "retry" while a change is under way, and
  * pushes each new list to every member before it answers.
+ *
+ * A new list takes effect only once a majority of the members of the list it
+ * replaces has accepted it (`proposer.ts`, `acceptor.ts`): two claimants (a
+ * split, or two nodes that disagree on who is alive) can never make two
+ * different lists of one epoch, and a list one left half-agreed is completed
+ * by the next. A change without a majority fails UNAVAILABLE, naming who did
+ * not answer.
  */
 import type { Logger } from "../log.ts";
 import { Code, errorMessage, KvError, PeerUnavailableError } from "../errors.ts";
+import { sleep } from "../async.ts";
+import { Acceptor, type VoteStore, votingFloor } from "./acceptor.ts";
+import { type Outcome, propose, type VoteTransport } from "./proposer.ts";
 import { LiveRing } from "./live_ring.ts";
 import {
   changeUnderWay,
@@ -27,6 +37,9 @@ import {
 } from "./member_list.ts";
 import type { ChangeRequest, ChangeResponse, MembershipTransport } from "./transport.ts";
 
+/** How a claimant's UNAVAILABLE for want of a majority begins (a forwarding node passes it on as it is). */
+const NO_MAJORITY = "no majority";
+
 /** Options of {@link Membership}. */
 export interface MembershipOptions {
   self: string;
@@ -39,6 +52,8 @@ export interface MembershipOptions {
   active: (id: string) => boolean;
   /** Saves an adopted list (Redis); memory nodes ask their peers instead. */
   persist?: (list: MemberList) => Promise<void>;
+  /** Keeps this node's votes on new lists across restarts (Redis); see `acceptor.ts` without. */
+  votes?: VoteStore;
   /** Told after each adopted list, with the one it replaced. */
   onAdopted: (list: MemberList, previous: MemberList) => void;
 }
@@ -47,16 +62,21 @@ export interface MembershipOptions {
 export class Membership {
   readonly view: MemberView;
   readonly ring: LiveRing;
+  /** This node's votes on the next list. */
+  readonly acceptor: Acceptor;
   /** Members that reported their new ranges streamed, per epoch of a change. */
   readonly #streamed = new Map<number, Set<string>>();
   readonly #fetching = new Set<string>();
   /** The list before the current one: a node that just left may still have calls in flight. */
   #previous?: MemberList;
   #decisions: Promise<unknown> = Promise.resolve();
+  /** The highest ballot round this node has seen per epoch, so its next try starts above it. */
+  readonly #rounds = new Map<number, number>();
 
   constructor(private readonly o: MembershipOptions) {
     this.view = new MemberView(o.initial);
     this.ring = new LiveRing(o.initial, o.virtualNodes);
+    this.acceptor = new Acceptor({ self: o.self, current: () => this.list, store: o.votes });
   }
 
   get list(): MemberList {
@@ -93,6 +113,7 @@ export class Membership {
     const previous = this.list;
     if (!this.view.offer(list)) return false;
     this.#previous = previous;
+    this.acceptor.decided(list.epoch);
     this.ring.adopt(list);
     const change = changeUnderWay(list);
     this.o.log.info(`membership epoch ${list.epoch} adopted`, {
@@ -130,6 +151,48 @@ export class Membership {
   }
 
   /**
+   * Makes this node's acceptor vote: a durable one loads its votes; one
+   * that may have forgotten votes asks the other members (every second,
+   * until enough have answered or `stopped` says so) and votes only above
+   * the floor their answers give (see `votingFloor`).
+   */
+  async openVotes(stopped: () => boolean): Promise<void> {
+    while (this.acceptor.durable && !stopped()) {
+      try {
+        return await this.acceptor.open();
+      } catch (err) {
+        this.o.log.warn("cannot load this node's membership votes; it does not vote yet", {
+          error: errorMessage(err),
+        });
+        await sleep(1000);
+      }
+    }
+    while (!stopped()) {
+      const answers: { epoch: number; voteEpoch: number }[] = [];
+      const peers = this.list.members.map((m) => m.id).filter((id) => id !== this.o.self);
+      await Promise.all(peers.map(async (peer) => {
+        try {
+          const snap = await this.o.transport.fetchMembership(peer);
+          answers.push({ epoch: snap.list.epoch, voteEpoch: snap.voteEpoch });
+          this.offer(snap.list, peer);
+        } catch (err) {
+          this.o.log.debug("membership fetch failed", { peer, error: errorMessage(err) });
+        }
+      }));
+      const floor = votingFloor(this.list.members.length, answers);
+      if (floor !== undefined) {
+        this.acceptor.setFloor(floor);
+        this.o.log.info("membership votes: voting on epochs after the floor its peers gave", {
+          floor,
+          answers: answers.length,
+        });
+        return;
+      }
+      await sleep(1000);
+    }
+  }
+
+  /**
    * Handles a proposed change: decided here on the claimant, forwarded to it
    * elsewhere. A change that can never be made throws a KvError (NOT_FOUND,
    * FAILED_PRECONDITION); one that cannot be made now answers `retry`.
@@ -145,6 +208,13 @@ export class Membership {
         return res;
       } catch (err) {
         if (!(err instanceof PeerUnavailableError)) throw err;
+        // The claimant answered, but without a majority: that is the answer, not a silent claimant.
+        if (err.message.includes(NO_MAJORITY)) {
+          throw new KvError(
+            Code.UNAVAILABLE,
+            err.message.replace(/^node \S+ unreachable: /, `${claimant}: `),
+          );
+        }
         return this.#retry(`the claimant ${claimant} did not answer: ${errorMessage(err)}`, claimant);
       }
     }
@@ -171,19 +241,92 @@ export class Membership {
     } else {
       p = this.#noteStreamed(list, change.nodeId, change.epoch ?? -1);
     }
-    if (p.kind === "retry") return this.#retry(p.message, self);
+    if (p.kind === "retry") {
+      this.#needMajority(list, notReady);
+      return this.#retry(p.message, self);
+    }
     if (p.kind === "refused") throw new KvError(Code[p.code], p.message);
     if (p.list !== list) {
-      this.offer(p.list, self);
-      await this.#pushAll(p.list, list);
-      if (changeUnderWay(p.list) && this.ring.gainers(this.o.replicationFactor).length === 0) {
+      const out = await this.#agree(list, p.list);
+      if (out.kind === "unavailable") {
+        throw new KvError(Code.UNAVAILABLE, `${NO_MAJORITY} agreed (${p.message}): ${out.message}`);
+      }
+      if (out.kind === "contended") return this.#retry(out.message, self);
+      this.offer(out.list, self);
+      if (out.kind === "decided") {
+        return this.#retry(`the member list moved on to epoch ${out.list.epoch} meanwhile`, self);
+      }
+      await this.#pushAll(out.list, list);
+      if (!sameMembers(out.list, p.list)) {
+        const other = changeUnderWay(out.list);
+        return this.#retry(
+          `epoch ${out.list.epoch} was already agreed for another change (${
+            other ? `${other.id} ${other.state}` : "a change completing"
+          }), now completed here`,
+          self,
+        );
+      }
+      if (changeUnderWay(out.list) && this.ring.gainers(this.o.replicationFactor).length === 0) {
         // Nobody gains a range (nothing to stream): the change completes at once.
-        return await this.#decide({ kind: "streamed", nodeId: self, epoch: p.list.epoch });
+        return await this.#decide({ kind: "streamed", nodeId: self, epoch: out.list.epoch });
       }
     }
-    this.o.log.info(p.message, { epoch: p.list.epoch });
-    return { accepted: true, retry: false, message: p.message, list: p.list, claimant: self };
+    this.o.log.info(p.message, { epoch: this.list.epoch });
+    return { accepted: true, retry: false, message: p.message, list: this.list, claimant: self };
   }
+
+  /** Has a majority of the members of `list` agree on `next` (the list of the next epoch). */
+  async #agree(list: MemberList, next: MemberList): Promise<Outcome> {
+    const started = Date.now();
+    const out = await propose({
+      self: this.o.self,
+      epoch: next.epoch,
+      voters: list.members.map((m) => m.id),
+      value: next,
+      transport: this.#votes,
+      lastRound: this.#rounds.get(next.epoch),
+      onBallot: (b) => this.#rounds.set(next.epoch, b.round),
+    });
+    const fields = { ms: Date.now() - started, round: this.#rounds.get(next.epoch) };
+    if (out.kind === "chosen") {
+      this.o.log.info(`membership epoch ${next.epoch} agreed by a majority`, {
+        ...fields,
+        carried: out.own ? undefined : "a list another node had proposed",
+      });
+    } else {
+      this.o.log.warn(`membership epoch ${next.epoch} not agreed: ${out.kind}`, {
+        ...fields,
+        message: "message" in out ? out.message : `epoch ${out.list.epoch} is held elsewhere`,
+      });
+    }
+    return out;
+  }
+
+  /**
+   * A change must wait ("retry") while a member is not ACTIVE, but while a
+   * majority is not, waiting does not help: UNAVAILABLE, naming them.
+   */
+  #needMajority(list: MemberList, notReady: readonly string[]): void {
+    const need = Math.floor(list.members.length / 2) + 1;
+    if (list.members.length - notReady.length >= need) return;
+    throw new KvError(
+      Code.UNAVAILABLE,
+      `${NO_MAJORITY} of the members: ${need} of ${list.members.length} needed, ` +
+        `${notReady.join(", ")} not answering heartbeats; nothing was changed`,
+    );
+  }
+
+  /** Votes go to this node's own acceptor directly, to the others over the network. */
+  readonly #votes: VoteTransport = {
+    prepare: (voter, epoch, ballot) =>
+      voter === this.o.self
+        ? this.acceptor.prepare(epoch, ballot)
+        : this.o.transport.prepare(voter, epoch, ballot),
+    accept: (voter, epoch, ballot, list) =>
+      voter === this.o.self
+        ? this.acceptor.accept(epoch, ballot, list)
+        : this.o.transport.accept(voter, epoch, ballot, list),
+  };
 
   /** Records a member's streamed ranges; completes the change once every gainer has. */
   #noteStreamed(list: MemberList, id: string, epoch: number): Proposal {
@@ -231,4 +374,9 @@ export class Membership {
       claimant,
     };
   }
+}
+
+/** Whether two lists name the same members in the same states (whoever proposed them). */
+function sameMembers(a: MemberList, b: MemberList): boolean {
+  return a.epoch === b.epoch && JSON.stringify(a.members) === JSON.stringify(b.members);
 }

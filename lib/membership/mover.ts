@@ -129,8 +129,16 @@ export class Mover {
   async #report(epoch: number): Promise<void> {
     const m = this.o.membership;
     while (m.epoch === epoch) {
-      const res = await m.propose({ kind: "streamed", nodeId: this.o.self, epoch });
-      if (res.list) m.offer(res.list, res.claimant || "claimant");
+      try {
+        const res = await m.propose({ kind: "streamed", nodeId: this.o.self, epoch });
+        if (res.list) m.offer(res.list, res.claimant || "claimant");
+      } catch (err) {
+        // No majority to complete the change yet (UNAVAILABLE): it completes once one is back.
+        this.o.log.warn("cannot report the ranges streamed yet; will retry", {
+          epoch,
+          error: errorMessage(err),
+        });
+      }
       if (m.epoch !== epoch) return;
       await sleep(REPORT_EVERY_MS);
     }

@@ -7,6 +7,7 @@
  * `PeerUnavailableError`, as every peer call does.
  */
 import type { MemberList } from "./member_list.ts";
+import type { VoteTransport } from "./proposer.ts";
 
 /** A change sent to the claimant (or to any node, which forwards it). */
 export interface ChangeRequest {
@@ -45,10 +46,12 @@ export interface MembershipSnapshot {
   /** The cluster's settings (the cluster file's sections as JSON, without nodes). */
   settingsJson: string;
   responder: string;
+  /** The highest epoch the responder holds a membership vote for (0: none). */
+  voteEpoch: number;
 }
 
-/** Membership calls to other nodes. */
-export interface MembershipTransport {
+/** Membership calls to other nodes (votes on new lists included). */
+export interface MembershipTransport extends VoteTransport {
   /** Makes a node callable by id (a new member, or a seed address). */
   addPeer(id: string, host: string, port: number): void;
   fetchMembership(peer: string): Promise<MembershipSnapshot>;

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import type { KvClient } from "../../lib/grpc/kv_client.ts";
 import { HashRing } from "../../lib/ring.ts";
 import { errorMessage } from "../../lib/errors.ts";
-import { runMain, sleep, type TestCluster, text } from "./cluster.ts";
+import { type MainRun, runMain, sleep, type TestCluster, text } from "./cluster.ts";
 import { NodeStub } from "./node_stub.ts";
 import type { JoinResponseMsg } from "../../lib/grpc/messages.ts";
 
@@ -182,19 +182,22 @@ export function joinCall(
   );
 }
 
-/** `client remove-node ID` through node `via`, with the cluster secret; fails the test unless it exits 0. */
-export async function removeNode(cluster: TestCluster, id: string, via: string): Promise<void> {
-  const secret = `${cluster.dir}/cluster.secret`;
-  const address = cluster.node(via).address;
-  const run = await runMain(
+/** `client remove-node ID` through node `via`, with the cluster secret (the operator's command). */
+export function removeNodeRun(cluster: TestCluster, id: string, via: string): Promise<MainRun> {
+  return runMain(
     cluster.dir,
     "client",
     "remove-node",
     "--cluster-secret-file",
-    secret,
+    `${cluster.dir}/cluster.secret`,
     id,
     "--addr",
-    address,
+    cluster.node(via).address,
   );
+}
+
+/** {@link removeNodeRun}, failing the test unless it exits 0. */
+export async function removeNode(cluster: TestCluster, id: string, via: string): Promise<void> {
+  const run = await removeNodeRun(cluster, id, via);
   assert.equal(run.code, 0, `remove-node ${id} failed:\n${run.stdout}\n${run.stderr}`);
 }
