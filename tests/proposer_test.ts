@@ -206,3 +206,13 @@ Deno.test("outbid on every attempt: contended, naming the rival's ballot", async
   assert.equal(out.kind, "contended");
   assert.match((out as { message: string }).message, /promised 1000\.n3/);
 });
+
+Deno.test("a majority that answers but holds voters without their votes yet is not_ready (retry), not unavailable", async () => {
+  const net = new Net(base(3));
+  net.acceptors.set("n3", new Acceptor({ self: "n3", current: () => net.list }));
+  const out = await net.propose("n1", "nodeA", { reach: (v) => v !== "n2" });
+  assert.equal(out.kind, "not_ready", JSON.stringify(out));
+  assert.match((out as { message: string }).message, /n3 has not yet learned from its peers/);
+  const gone = await net.propose("n1", "nodeA", { reach: (v) => v === "n1" });
+  assert.equal(gone.kind, "unavailable");
+});

@@ -23,7 +23,7 @@ import type { Logger } from "../log.ts";
 import { Code, errorMessage, KvError, PeerUnavailableError } from "../errors.ts";
 import { sleep } from "../async.ts";
 import { Acceptor, type VoteStore, votingFloor } from "./acceptor.ts";
-import { type Outcome, propose, type VoteTransport } from "./proposer.ts";
+import { type Outcome, probeMajority, propose, type VoteTransport } from "./proposer.ts";
 import { LiveRing } from "./live_ring.ts";
 import {
   changeUnderWay,
@@ -39,6 +39,9 @@ import type { ChangeRequest, ChangeResponse, MembershipTransport } from "./trans
 
 /** How a claimant's UNAVAILABLE for want of a majority begins (a forwarding node passes it on as it is). */
 const NO_MAJORITY = "no majority";
+
+/** How often a node without its votes asks its peers again (they may still be starting). */
+const VOTES_RETRY_MS = 250;
 
 /** Options of {@link Membership}. */
 export interface MembershipOptions {
@@ -152,7 +155,7 @@ export class Membership {
 
   /**
    * Makes this node's acceptor vote: a durable one loads its votes; one
-   * that may have forgotten votes asks the other members (every second,
+   * that may have forgotten votes asks the other members (again and again,
    * until enough have answered or `stopped` says so) and votes only above
    * the floor their answers give (see `votingFloor`).
    */
@@ -188,7 +191,7 @@ export class Membership {
         });
         return;
       }
-      await sleep(1000);
+      await sleep(VOTES_RETRY_MS);
     }
   }
 
@@ -242,7 +245,7 @@ export class Membership {
       p = this.#noteStreamed(list, change.nodeId, change.epoch ?? -1);
     }
     if (p.kind === "retry") {
-      this.#needMajority(list, notReady);
+      await this.#needMajority(list, notReady);
       return this.#retry(p.message, self);
     }
     if (p.kind === "refused") throw new KvError(Code[p.code], p.message);
@@ -251,7 +254,7 @@ export class Membership {
       if (out.kind === "unavailable") {
         throw new KvError(Code.UNAVAILABLE, `${NO_MAJORITY} agreed (${p.message}): ${out.message}`);
       }
-      if (out.kind === "contended") return this.#retry(out.message, self);
+      if (out.kind === "contended" || out.kind === "not_ready") return this.#retry(out.message, self);
       this.offer(out.list, self);
       if (out.kind === "decided") {
         return this.#retry(`the member list moved on to epoch ${out.list.epoch} meanwhile`, self);
@@ -304,16 +307,23 @@ export class Membership {
 
   /**
    * A change must wait ("retry") while a member is not ACTIVE, but while a
-   * majority is not, waiting does not help: UNAVAILABLE, naming them.
+   * majority does not answer, waiting does not help: UNAVAILABLE, naming who.
+   * The detector's view only prompts the check; a prepare round decides it,
+   * so a member briefly SUSPECTED under load does not fail the change.
    */
-  #needMajority(list: MemberList, notReady: readonly string[]): void {
+  async #needMajority(list: MemberList, notReady: readonly string[]): Promise<void> {
     const need = Math.floor(list.members.length / 2) + 1;
     if (list.members.length - notReady.length >= need) return;
-    throw new KvError(
-      Code.UNAVAILABLE,
-      `${NO_MAJORITY} of the members: ${need} of ${list.members.length} needed, ` +
-        `${notReady.join(", ")} not answering heartbeats; nothing was changed`,
-    );
+    const epoch = list.epoch + 1;
+    const out = await probeMajority({
+      self: this.o.self,
+      epoch,
+      voters: list.members.map((m) => m.id),
+      transport: this.#votes,
+      lastRound: this.#rounds.get(epoch),
+      onBallot: (b) => this.#rounds.set(epoch, b.round),
+    });
+    if (out) throw new KvError(Code.UNAVAILABLE, `${NO_MAJORITY} of the members answers: ${out.message}`);
   }
 
   /** Votes go to this node's own acceptor directly, to the others over the network. */

@@ -31,7 +31,9 @@ export type Outcome =
   /** No majority answered; `silent` names who did not, with why. */
   | { kind: "unavailable"; phase: 1 | 2; silent: string[]; accepted: string[]; message: string }
   /** Outbid on every attempt: another proposer is deciding this epoch. */
-  | { kind: "contended"; message: string };
+  | { kind: "contended"; message: string }
+  /** A majority answered, but some do not vote yet (restarted without their votes): later. */
+  | { kind: "not_ready"; message: string };
 
 /** Options of {@link propose}. */
 export interface ProposeOptions {
@@ -90,17 +92,41 @@ export async function propose(o: ProposeOptions): Promise<Outcome> {
   };
 }
 
+/**
+ * One prepare round, to tell members that only look down (to a failure
+ * detector) from members that do not answer: undefined when a majority
+ * answered (even without a vote), else who did not, as `propose` says it.
+ */
+export async function probeMajority(
+  o: Omit<ProposeOptions, "value" | "attempts" | "pause">,
+): Promise<Extract<Outcome, { kind: "unavailable" }> | undefined> {
+  const need = Math.floor(o.voters.length / 2) + 1;
+  const ballot = { round: (o.lastRound ?? 0) + 1, node: o.self };
+  o.onBallot?.(ballot);
+  const p = await poll(o.voters, need, (v) => o.transport.prepare(v, o.epoch, ballot));
+  if (p.ok.length + p.refused.length >= need) return undefined;
+  const out = settle(p, need, 1, o, []);
+  return out?.kind === "unavailable" ? out : undefined;
+}
+
 /** The end of a run a poll shows, if any: decided elsewhere, or too few answers to go on. */
 function settle(
   p: Poll,
   need: number,
   phase: 1 | 2,
-  o: ProposeOptions,
+  o: Pick<ProposeOptions, "epoch" | "voters">,
   accepted: string[],
 ): Outcome | undefined {
   const decided = p.refused.flatMap((r) => r.vote.refusal === "decided" ? [r.vote.list] : []);
   if (decided.length > 0) return { kind: "decided", list: decided.sort((a, b) => b.epoch - a.epoch)[0] };
   if (p.ok.length >= need || p.refused.some((r) => r.vote.refusal === "outbid")) return undefined;
+  const waiting = p.refused.filter((r) => r.vote.refusal === "not_voting");
+  if (phase === 1 && p.ok.length + waiting.length >= need) {
+    return {
+      kind: "not_ready",
+      message: `epoch ${o.epoch}: ${waiting.map((r) => r.vote.message).join("; ")}`,
+    };
+  }
   const silent = [
     ...p.silent,
     ...p.refused.map((r) => `${r.voter} (${r.vote.message})`),
