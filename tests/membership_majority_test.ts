@@ -6,7 +6,9 @@
  * node holds the same list at each epoch. The failure detector is made slow
  * here, so the frozen nodes still look ACTIVE to the join, which really
  * asks them for votes; by the removal a failed call may have made them
- * SUSPECTED, and a prepare round confirms they do not answer.
+ * SUSPECTED, and a prepare round confirms they do not answer. With Redis a
+ * node's votes outlive a kill -9; a memory node restarted without them sits
+ * out the epoch its peers hold votes for.
  */
 import assert from "node:assert/strict";
 import { clusterTest, endCluster, logField, logLines, sleep, TestCluster } from "./helpers/cluster.ts";
@@ -14,7 +16,10 @@ import { NodeStub } from "./helpers/node_stub.ts";
 import { joinCall, removeNodeRun } from "./helpers/membership.ts";
 import { freePort } from "./helpers/ports.ts";
 import { KvError } from "../lib/errors.ts";
-import type { JoinResponseMsg, MembershipResponseMsg } from "../lib/grpc/messages.ts";
+import type { JoinResponseMsg, MembershipResponseMsg, MembershipVoteMsg } from "../lib/grpc/messages.ts";
+import { type RedisProcess, redisServerPath, startRedisServer } from "../lib/redis_server.ts";
+
+const redisAvailable = redisServerPath() !== undefined;
 
 const RPC_TIMEOUT_MS = 1000;
 
@@ -116,4 +121,91 @@ clusterTest(
     }
   },
   { timeoutMs: 120_000 },
+);
+
+clusterTest(
+  "with Redis a node's promise outlives a kill -9: a lower ballot is still refused after the restart",
+  async () => {
+    if (!redisAvailable) throw new Error("redis-server is required in CI: apt-get install -y redis-server");
+    const redises: RedisProcess[] = [];
+    const dirs: string[] = [];
+    let cluster: TestCluster | undefined;
+    try {
+      for (let i = 0; i < 3; i++) {
+        dirs.push(await Deno.makeTempDir({ prefix: "kvstore-votes-redis-" }));
+        redises.push(await startRedisServer({ port: freePort(), dir: dirs[i], appendOnly: false }));
+      }
+      cluster = await TestCluster.start({
+        nodes: 3,
+        storage: "redis",
+        redisPorts: redises.map((r) => r.port),
+      });
+      // node2 (as a proposer would) asks node1 to promise a high ballot for epoch 1.
+      const asNode2 = () => new NodeStub(cluster!, "node1", { as: "node2" });
+      const prepare = (round: number) =>
+        asNode2().call<MembershipVoteMsg>("PrepareMembership", {
+          epoch: 1,
+          ballot: { round, node_id: "node2" },
+        });
+      await cluster.waitFor(async () => (await prepare(5)).refusal === "VOTE_OK", 10_000, "node1 promising");
+      await cluster.kill("node1");
+      await cluster.startNode("node1");
+      // Until it has read its votes back from Redis it does not vote at all.
+      let vote = await prepare(3);
+      for (let i = 0; i < 50 && vote.refusal === "VOTE_NOT_VOTING"; i++) {
+        await sleep(100);
+        vote = await prepare(3);
+      }
+      assert.equal(vote.refusal, "VOTE_OUTBID", JSON.stringify(vote));
+      assert.deepEqual(vote.promised, { round: 5, node_id: "node2" });
+      assert.equal((await membershipOf(cluster, "node1")).vote_epoch, 1);
+    } finally {
+      if (cluster) await endCluster(cluster);
+      await Promise.all(redises.map((r) => r.kill9()));
+      await Promise.all(dirs.map((d) => Deno.remove(d, { recursive: true }).catch(() => {})));
+    }
+  },
+  { timeoutMs: 60_000, ignore: !redisAvailable && !Deno.env.get("CI") },
+);
+
+clusterTest(
+  "a memory node restarted without its votes sits out any epoch its peers hold votes for",
+  async () => {
+    const cluster = await TestCluster.start({ nodes: 3 });
+    try {
+      const prepare = (to: string, round: number) =>
+        new NodeStub(cluster, to, { as: "node2" }).call<MembershipVoteMsg>("PrepareMembership", {
+          epoch: 1,
+          ballot: { round, node_id: "node2" },
+        });
+      // node2 and node3 promise a ballot for epoch 1 (a vote under way); node1 may have voted too, then forgets.
+      await cluster.waitFor(
+        async () =>
+          (await prepare("node3", 5)).refusal === "VOTE_OK" &&
+          (await prepare("node2", 6)).refusal === "VOTE_OK",
+        10_000,
+        "node2 and node3 promising",
+      );
+      await cluster.kill("node1");
+      await cluster.startNode("node1");
+      await cluster.waitFor(
+        () => logLines(cluster, "node1", "membership votes: voting").length >= 2,
+        10_000,
+        "node1 voting again after the restart",
+      );
+      const line = logLines(cluster, "node1", "membership votes: voting").at(-1)!;
+      assert.equal(logField(line, "floor"), "1", line);
+      const vote = await prepare("node1", 100);
+      assert.equal(vote.refusal, "VOTE_NOT_VOTING", JSON.stringify(vote));
+      assert.match(vote.message, /node1 restarted without its votes and votes only after epoch 1/);
+      const later = await new NodeStub(cluster, "node1", { as: "node2" }).call<MembershipVoteMsg>(
+        "PrepareMembership",
+        { epoch: 2, ballot: { round: 1, node_id: "node2" } },
+      );
+      assert.equal(later.refusal, "VOTE_OK");
+    } finally {
+      await endCluster(cluster);
+    }
+  },
+  { timeoutMs: 60_000 },
 );
