@@ -45,6 +45,7 @@ import { BenchCluster, cpuSecondsOf, memoryOf, type NodeSpec, Proc, ProcessGroup
 import { EtcdClient, etcdPath, startEtcd } from "./etcd.ts";
 import { type MembershipResult, membershipText, runMembershipChanges } from "./membership_bench.ts";
 import { randomSecret } from "../lib/security/settings.ts";
+import { LoopLag } from "../lib/bench/loop_lag.ts";
 
 const HELP = `deno task benchmark [flags]
 
@@ -135,6 +136,10 @@ interface RowResult {
   /** Server CPU (user + system) per call and per key, microseconds. */
   cpuUsPerOp?: number;
   cpuUsPerKey?: number;
+  /** CPU of this process (the load generator) per call, microseconds. */
+  loadCpuUsPerOp?: number;
+  /** How late this process's event loop ran a 5 ms timer during the row. */
+  loadLag?: ReturnType<LoopLag["stop"]>;
 }
 
 function parseOptions(args: string[]): Options | undefined {
@@ -228,12 +233,20 @@ async function runRow(o: Options, t: Running, row: Row) {
   };
   if (s.warmupS > 0) await runLoad(client, { ...load, durationMs: s.warmupS * 1000 });
   const cpuBefore = serverCpuSeconds(t);
+  const loadCpuBefore = cpuSecondsOf(Deno.pid) ?? 0;
+  const lag = new LoopLag();
+  lag.start();
   const result = await runLoad(client, { ...load, durationMs: s.durationS! * 1000 });
+  const loadLag = lag.stop();
+  const loadCpu = (cpuSecondsOf(Deno.pid) ?? 0) - loadCpuBefore;
   const cpu = serverCpuSeconds(t) - cpuBefore;
+  const perOp = (seconds: number) => round((seconds * 1e6) / Math.max(result.ops, 1), 1);
   return {
     bench: benchJson({ ...s, spread: t.spread }, result, preload),
-    cpuUsPerOp: round((cpu * 1e6) / Math.max(result.ops, 1), 1),
+    cpuUsPerOp: perOp(cpu),
     cpuUsPerKey: round((cpu * 1e6) / Math.max(result.keys, 1), 1),
+    loadCpuUsPerOp: perOp(loadCpu),
+    loadLag,
   };
 }
 
@@ -259,16 +272,26 @@ interface Running {
 
 async function runRowOn(o: Options, t: Running, row: Row): Promise<RowResult> {
   log(`${t.target}: ${row.label} (${o.warmupS} s warm-up + ${o.durationS} s)`);
-  const { bench, cpuUsPerOp, cpuUsPerKey } = await runRow(o, t, row);
+  const { bench, cpuUsPerOp, cpuUsPerKey, loadCpuUsPerOp, loadLag } = await runRow(o, t, row);
   const lat = bench.latency_ms;
   log(
     `  ${fmt(bench.ops_per_s)} ops/s, ${
       fmt(bench.keys_per_s)
     } keys/s, p50 ${lat.p50} ms, p99 ${lat.p99} ms, ` +
-      `server CPU ${cpuUsPerOp} us/call` +
+      `server CPU ${cpuUsPerOp} us/call, load CPU ${loadCpuUsPerOp} us/call, ` +
+      `load loop lag p99 ${loadLag.p99Ms} ms (max ${loadLag.maxMs}, ${loadLag.stalledMs} ms in lags > 10 ms)` +
       (bench.error_count > 0 ? `, errors ${JSON.stringify(bench.errors)}` : ""),
   );
-  return { target: t.target, row: row.id, label: row.label, bench, cpuUsPerOp, cpuUsPerKey };
+  return {
+    target: t.target,
+    row: row.id,
+    label: row.label,
+    bench,
+    cpuUsPerOp,
+    cpuUsPerKey,
+    loadCpuUsPerOp,
+    loadLag,
+  };
 }
 
 function nodeSpecs(count: number, redisPorts?: number[]): NodeSpec[] {
@@ -727,6 +750,8 @@ function table(rows: RowResult[], o: Options): string {
     "p99 ms",
     "p99/p50",
     "server CPU us/call",
+    "load CPU us/call",
+    "load lag p99 ms",
     "errors",
     "vs ceiling",
   ];
@@ -742,6 +767,8 @@ function table(rows: RowResult[], o: Options): string {
       b.latency_ms.p99.toFixed(2),
       (b.latency_ms.p99 / b.latency_ms.p50).toFixed(1),
       r.cpuUsPerOp === undefined ? "-" : fmt(r.cpuUsPerOp),
+      r.loadCpuUsPerOp === undefined ? "-" : fmt(r.loadCpuUsPerOp),
+      r.loadLag === undefined ? "-" : r.loadLag.p99Ms.toFixed(1),
       String(b.error_count),
       c ? `${Math.round((b.keys_per_s / c.keys_per_s) * 100)}%` : "-",
     ];

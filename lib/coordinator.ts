@@ -61,6 +61,11 @@ interface Placement {
   selfHints: string[];
 }
 
+/** A placement, and whether this node holds a copy of the key when every node is up. */
+interface PlacementHere extends Placement {
+  natural: boolean;
+}
+
 const EMPTY = new Uint8Array(0);
 
 /** Routes, versions, stores and replicates client requests. */
@@ -76,10 +81,12 @@ export class Coordinator {
    * as coordinator: they are handled here, never forwarded again.
    */
   async write(reqs: readonly WriteRequest[], forwarded: boolean): Promise<WriteResult[]> {
+    // Each key is hashed once: its position picks the coordinator and, here, its copies.
+    const positions = forwarded ? undefined : new Array<number>(reqs.length);
     return await this.#route(reqs, forwarded, {
       keyOf: (r) => r.key,
-      coordinatorOf: (key) => this.coordinatorFor(key),
-      local: (group) => this.#coordinateWrites(group),
+      coordinatorOf: (key, i) => this.#coordinatorAt(positions![i] = ringHash(key)),
+      local: (group, idx) => this.#coordinateWrites(group, positions && idx.map((i) => positions[i])),
       remote: (peer, group) => this.o.transport.forwardWrites(peer, group),
       failed: (r, code, message) => failedWrite(r.key, code, message),
       retryAfterTimeout: false,
@@ -114,9 +121,13 @@ export class Coordinator {
    * write fails until the hints are delivered.
    */
   coordinatorFor(key: string): string | undefined {
-    const all = this.o.ring.nodeIds.length;
-    return this.o.ring.preferenceList(key, all, this.o.canServe)[0] ??
-      this.o.ring.preferenceList(key, all, this.o.canStore)[0];
+    return this.#coordinatorAt(ringHash(key));
+  }
+
+  /** The first node clockwise from `position` that can serve, else the first that can store. */
+  #coordinatorAt(position: number): string | undefined {
+    return this.o.ring.walk(position, 1, this.o.canServe)[0] ??
+      this.o.ring.walk(position, 1, this.o.canStore)[0];
   }
 
   /**
@@ -135,8 +146,10 @@ export class Coordinator {
    */
   async #route<T, R>(items: readonly T[], forwarded: boolean, how: {
     keyOf: (item: T) => string;
-    coordinatorOf: (key: string) => string | undefined;
-    local: (group: T[]) => Promise<R[]>;
+    /** `i`: the item's index in `items`. */
+    coordinatorOf: (key: string, i: number) => string | undefined;
+    /** `idx`: the group's indexes in `items`. */
+    local: (group: T[], idx: number[]) => Promise<R[]>;
     remote: (peer: string, group: T[]) => Promise<R[]>;
     failed: (item: T, code: StatusCode, message: string) => R;
     /**
@@ -155,7 +168,7 @@ export class Coordinator {
       const groups = new Map<string, number[]>();
       for (const i of pending) {
         const key = how.keyOf(items[i]);
-        const target = forwarded ? this.#self : how.coordinatorOf(key);
+        const target = forwarded ? this.#self : how.coordinatorOf(key, i);
         if (target === undefined || attempt > this.o.ring.nodeIds.length) {
           results[i] = how.failed(items[i], Code.UNAVAILABLE, this.#noNodeMessage(key, unreachable));
           continue;
@@ -168,7 +181,7 @@ export class Coordinator {
       await Promise.all([...groups].map(async ([target, idx]) => {
         const group = idx.map((i) => items[i]);
         try {
-          const rs = target === this.#self ? await how.local(group) : await how.remote(target, group);
+          const rs = target === this.#self ? await how.local(group, idx) : await how.remote(target, group);
           idx.forEach((i, j) => results[i] = rs[j]);
         } catch (err) {
           if (err instanceof PeerUnavailableError) {
@@ -197,7 +210,8 @@ export class Coordinator {
     return `no live node can serve key "${truncate(key)}" (owner ${owner})${tried}`;
   }
 
-  async #coordinateWrites(reqs: readonly WriteRequest[]): Promise<WriteResult[]> {
+  /** `positions`: each key's ring position when the caller hashed it already. */
+  async #coordinateWrites(reqs: readonly WriteRequest[], positions?: number[]): Promise<WriteResult[]> {
     const clock = this.o.clock;
     const records = reqs.map((r): KvRecord => {
       const timestamp = r.timestamp !== 0 ? clientVersion(r.timestamp, () => clock.now()) : clock.now();
@@ -211,30 +225,33 @@ export class Coordinator {
       };
     });
     const applied = await this.#applyMovingPast(reqs, records);
-    const replicas = await this.#replicate(records.filter((_, i) => applied[i]));
-    return records.map((rec, i) => {
+    const copies = await this.#replicate(records, applied, positions);
+    const results = new Array<WriteResult>(records.length);
+    for (let i = 0; i < records.length; i++) {
+      const rec = records[i];
       if (!applied[i]) {
-        return failedWrite(
+        results[i] = failedWrite(
           rec.key,
           Code.FAILED_PRECONDITION,
           "not applied: the key holds a newer version",
           this.#self,
         );
+        continue;
       }
-      const copies = replicas.get(rec.key) ?? 1;
-      const ok = copies >= this.o.writeQuorum;
-      return {
+      const ok = copies[i] >= this.o.writeQuorum;
+      results[i] = {
         key: rec.key,
         ok,
         code: ok ? Code.OK : Code.UNAVAILABLE,
         message: ok
           ? (rec.tombstone ? "deleted" : "stored")
-          : `only ${copies} of ${this.o.writeQuorum} required copies written; the write may still spread`,
+          : `only ${copies[i]} of ${this.o.writeQuorum} required copies written; the write may still spread`,
         nodeId: this.#self,
-        replicas: copies,
+        replicas: copies[i],
         timestamp: rec.timestamp,
       };
-    });
+    }
+    return results;
   }
 
   /**
@@ -245,7 +262,8 @@ export class Coordinator {
   async #applyMovingPast(reqs: readonly WriteRequest[], records: KvRecord[]): Promise<boolean[]> {
     const applied = await this.o.storage.apply(records);
     for (let round = 0; round < 3; round++) {
-      const lost = records.map((_, i) => i).filter((i) => !applied[i] && reqs[i].timestamp === 0);
+      const lost: number[] = [];
+      for (let i = 0; i < records.length; i++) if (!applied[i] && reqs[i].timestamp === 0) lost.push(i);
       if (lost.length === 0) break;
       const held = await this.o.storage.get(lost.map((i) => records[i].key));
       for (const h of held) if (h) this.o.clock.observe(h.timestamp);
@@ -257,54 +275,52 @@ export class Coordinator {
   }
 
   /**
-   * Sends records to their other copies; answers copies written per key.
-   * With write_quorum 2 or more only copies on the key's own replicas count
-   * (a strict quorum): a stand-in's copy is kept, as a hint, but a write held
-   * by stand-ins while an own replica serves stale reads must not be
-   * acknowledged, or write_quorum + read_quorum > replication_factor would
-   * not make reads see acknowledged writes.
+   * Sends the applied records to their other copies; answers copies written
+   * per record (0 for one not applied). With write_quorum 2 or more only
+   * copies on the key's own replicas count (a strict quorum): a stand-in's
+   * copy is kept, as a hint, but a write held by stand-ins while an own
+   * replica serves stale reads must not be acknowledged, or write_quorum +
+   * read_quorum > replication_factor would not make reads see acknowledged
+   * writes.
    */
-  async #replicate(records: readonly KvRecord[]): Promise<Map<string, number>> {
-    const copies = new Map<string, number>();
-    const byPeer = new Map<string, ReplicaItem[]>();
+  async #replicate(
+    records: readonly KvRecord[],
+    applied: boolean[],
+    positions?: number[],
+  ): Promise<number[]> {
+    const copies = new Array<number>(records.length).fill(0);
+    const byPeer = new Map<string, { items: ReplicaItem[]; idx: number[] }>();
     const strict = this.o.writeQuorum > 1;
-    for (const record of records) {
-      copies.set(record.key, strict && !this.#isNatural(record.key) ? 0 : 1);
-      const { targets, selfHints } = this.placement(record.key);
+    for (let i = 0; i < records.length; i++) {
+      if (!applied[i]) continue;
+      const record = records[i];
+      const { targets, selfHints, natural } = this.#placeAt(positions?.[i] ?? ringHash(record.key));
+      copies[i] = strict && !natural ? 0 : 1;
       // A coordinator that is neither a natural copy nor a stand-in (the
       // key's nodes are up but not serving yet, e.g. JOINING) keeps its copy
       // as a stand-in: a hint makes the handoff deliver it and then erase
       // it, so no stray copy outlives the write and later shows a stale or
       // deleted key.
-      if (selfHints.length === 0 && targets.length > 0 && !this.#isNatural(record.key)) {
-        selfHints.push(targets[0].peer);
-      }
+      if (selfHints.length === 0 && targets.length > 0 && !natural) selfHints.push(targets[0].peer);
       for (const down of selfHints) this.o.hints.add(down, record.key, record);
       for (const { peer, hintFor } of targets) {
-        let items = byPeer.get(peer);
-        if (!items) byPeer.set(peer, items = []);
-        items.push({ record, hintFor });
+        let batch = byPeer.get(peer);
+        if (!batch) byPeer.set(peer, batch = { items: [], idx: [] });
+        batch.items.push({ record, hintFor });
+        batch.idx.push(i);
       }
     }
     if (this.o.writeQuorum <= 1) {
-      await Promise.all([...byPeer].map(([peer, items]) => this.o.replicator.enqueue(peer, items)));
+      await Promise.all([...byPeer].map(([peer, { items }]) => this.o.replicator.enqueue(peer, items)));
       return copies;
     }
-    await Promise.all([...byPeer].map(async ([peer, items]) => {
+    await Promise.all([...byPeer].map(async ([peer, { items, idx }]) => {
       if (!await this.o.replicator.sendNow(peer, items)) return;
-      for (const { record, hintFor } of items) {
-        if (hintFor === undefined) copies.set(record.key, copies.get(record.key)! + 1);
-      }
+      items.forEach(({ hintFor }, j) => {
+        if (hintFor === undefined) copies[idx[j]]++;
+      });
     }));
     return copies;
-  }
-
-  /** Whether this node holds a copy of the key when every node is up. */
-  #isNatural(key: string): boolean {
-    const position = ringHash(key);
-    const rf = this.o.replicationFactor;
-    return this.o.ring.walk(position, rf).includes(this.#self) ||
-      (this.o.ring.pendingWalk?.(position, rf).includes(this.#self) ?? false);
   }
 
   /**
@@ -314,12 +330,19 @@ export class Coordinator {
    * stand-in stay here.
    */
   placement(key: string): Placement {
+    const { targets, selfHints } = this.#placeAt(ringHash(key));
+    return { targets, selfHints };
+  }
+
+  #placeAt(position: number): PlacementHere {
     const rf = this.o.replicationFactor;
-    const position = ringHash(key);
     const natural = this.o.ring.walk(position, rf);
-    const stores = this.o.ring.walk(position, rf, (id) => id === this.#self || this.o.canStore(id));
-    const missing = natural.filter((n) => !stores.includes(n));
-    const extras = stores.filter((n) => !natural.includes(n));
+    // Usually every natural node can store: then they are the copies, and no walk more is needed.
+    const stores = natural.every((id) => id === this.#self || this.o.canStore(id))
+      ? natural
+      : this.o.ring.walk(position, rf, (id) => id === this.#self || this.o.canStore(id));
+    const missing = stores === natural ? [] : natural.filter((n) => !stores.includes(n));
+    const extras = stores === natural ? [] : stores.filter((n) => !natural.includes(n));
     const targets: Placement["targets"] = [];
     const selfHints: string[] = missing.slice(extras.length);
     for (const peer of stores) {
@@ -331,15 +354,19 @@ export class Coordinator {
         targets.push({ peer, hintFor });
       }
     }
+    let here = natural.includes(this.#self);
     // During a membership change the key's future holders take the write
     // too, so what they streamed is not overtaken by writes made meanwhile.
     // One that cannot take it now gets a hint, handed off when it can.
     for (const peer of this.o.ring.pendingWalk?.(position, rf) ?? []) {
-      if (peer === this.#self) continue;
+      if (peer === this.#self) {
+        here = true;
+        continue;
+      }
       if (this.o.canStore(peer)) targets.push({ peer });
       else selfHints.push(peer);
     }
-    return { targets, selfHints };
+    return { targets, selfHints, natural: here };
   }
 
   async #coordinateReads(keys: readonly string[]): Promise<ReadResult[]> {

@@ -728,3 +728,36 @@ Deno.test("memory: bytesHeld follows writes, overwrites, tombstones and removals
   assert.equal(await s.remove("a", { timestamp: 3, versionNode: "node1" }), true);
   assert.equal(s.bytesHeld(), 0);
 });
+
+/** A memory engine whose every scan page takes at least 1 ms of work, as a page of a big store does. */
+class SlowPages extends MemoryStorage {
+  override scan(cursor: string, limit: number) {
+    busy(1);
+    return super.scan(cursor, limit);
+  }
+  override scanVersions(cursor: string, limit: number) {
+    busy(1);
+    return super.scanVersions(cursor, limit);
+  }
+}
+
+function busy(ms: number): void {
+  const started = performance.now();
+  while (performance.now() - started < ms) { /* work */ }
+}
+
+Deno.test("memory: a full scan lets timers run while it goes, not only once it has finished", async () => {
+  const s = new SlowPages();
+  await s.apply(Array.from({ length: 10_000 }, (_, i) => rec(`k${i}`, 1, "node1", new Uint8Array(10))));
+  for (const scan of [scanAllVersions, scanAll]) {
+    let pages = 0;
+    let timerAtPage = -1;
+    setTimeout(() => timerAtPage = pages, 1);
+    for await (const _ of scan(s, 100)) pages++;
+    // 100 pages of 1 ms each: a scan running on microtasks alone would let the timer run only after them.
+    assert.ok(
+      timerAtPage >= 0 && timerAtPage < pages,
+      `${scan.name}: the timer ran at page ${timerAtPage} of ${pages}`,
+    );
+  }
+});

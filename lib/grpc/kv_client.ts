@@ -288,7 +288,7 @@ export class KvClient {
     const now = Date.now();
     const usable = (id: string) =>
       this.#statusOf.get(id) === "ACTIVE" && (this.#avoidUntil.get(this.#addressOf.get(id)!) ?? 0) <= now;
-    const id = this.#ring.preferenceList(key, this.#ring.nodeIds.length, usable)[0];
+    const id = this.#ring.preferenceList(key, 1, usable)[0];
     return id ? this.#addressOf.get(id)! : this.#firstAvoidFree(this.#knownAddresses());
   }
 

@@ -29,6 +29,18 @@ const newBuffer = protobuf.util.newBuffer;
 protobuf.util.newBuffer = (sizeOrArray?: number | number[]) =>
   Array.isArray(sizeOrArray) && sizeOrArray.length === 0 ? EMPTY_BYTES : newBuffer(sizeOrArray);
 
+/**
+ * Messages are plain objects with int64 fields as numbers (`longs: Number`),
+ * yet with the `long` package present protobufjs turns every int64 into a
+ * Long object on the way (`fromObject` before encoding, `decode` before
+ * `toObject`): two objects per timestamp of every item of every batch.
+ * Without it protobufjs reads and writes int64 as numbers directly, the same
+ * values (microsecond timestamps are far below 2^53; a larger int64 loses
+ * precision either way). This is protobufjs's documented switch for it.
+ */
+protobuf.util.Long = null as unknown as typeof protobuf.util.Long;
+protobuf.configure();
+
 /** The `kvstore` package: its two service constructors. */
 export interface KvstorePackage {
   KeyValueStore: grpc.ServiceClientConstructor;

@@ -11,6 +11,7 @@ import type { ClusterConfig, NodeConfig, StorageEngine } from "../config.ts";
 import { type KvRecord, recordSize, type RecordVersion, type Version } from "../record.ts";
 import type { Logger } from "../log.ts";
 import { Code, KvError } from "../errors.ts";
+import { pauser } from "../async.ts";
 
 /** One page of a scan. */
 export interface ScanPage {
@@ -76,13 +77,22 @@ export class StorageUnavailableError extends KvError {
   }
 }
 
+/**
+ * How long a scan may hold the event loop before it lets other work run: a
+ * full scan of a million records takes seconds, and a node that answers
+ * nothing meanwhile misses heartbeats and stalls every call it holds.
+ */
+const SCAN_SLICE_MS = 10;
+
 /** Every record of a store, a page at a time. */
 export async function* scanAll(storage: Storage, pageSize: number): AsyncGenerator<KvRecord[]> {
+  const pause = pauser(SCAN_SLICE_MS);
   let cursor = "";
   do {
     const page = await storage.scan(cursor, pageSize);
     if (page.records.length > 0) yield page.records;
     cursor = page.nextCursor;
+    await pause();
   } while (cursor !== "");
 }
 
@@ -92,11 +102,13 @@ export async function* scanAllVersions(storage: Storage, pageSize: number): Asyn
     yield* scanAll(storage, pageSize);
     return;
   }
+  const pause = pauser(SCAN_SLICE_MS);
   let cursor = "";
   do {
     const page = await storage.scanVersions(cursor, pageSize);
     if (page.versions.length > 0) yield page.versions;
     cursor = page.nextCursor;
+    await pause();
   } while (cursor !== "");
 }
 
