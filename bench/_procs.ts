@@ -109,6 +109,20 @@ export function memoryOf(pid: number): { rss: number; hwm: number } | undefined 
   }
 }
 
+/**
+ * Resets a process's peak resident memory (VmHWM) to its current RSS
+ * (`5` to /proc/PID/clear_refs), so the next peak read covers one phase only.
+ * False when the kernel or permissions refuse it.
+ */
+export function resetPeakOf(pid: number): boolean {
+  try {
+    Deno.writeTextFileSync(`/proc/${pid}/clear_refs`, "5");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Clock ticks per second of /proc/PID/stat times (USER_HZ, 100 on Linux). */
 const USER_HZ = 100;
 
@@ -220,6 +234,27 @@ export class BenchCluster {
   async membershipAt(address: string): Promise<Membership> {
     this.#client ??= await KvClient.connect([address], { route: false, timeoutMs: 2000 });
     return await this.#client.membership(address);
+  }
+
+  /**
+   * {@link membershipAt}, asked again while the node misses the 2 s deadline
+   * (up to `timeoutMs`); each miss is reported through `onMiss`, since a node
+   * that cannot answer a small call for seconds is itself a finding.
+   */
+  async membershipPatient(
+    address: string,
+    timeoutMs: number,
+    onMiss: (err: unknown) => void,
+  ): Promise<Membership> {
+    const deadline = Date.now() + timeoutMs;
+    while (true) {
+      try {
+        return await this.membershipAt(address);
+      } catch (err) {
+        onMiss(err);
+        if (Date.now() > deadline) throw err;
+      }
+    }
   }
 
   /** What the nodes that are no longer running printed last, for error messages. */

@@ -46,6 +46,8 @@ import { EtcdClient, etcdPath, startEtcd } from "./etcd.ts";
 import { type MembershipResult, membershipText, runMembershipChanges } from "./membership_bench.ts";
 import { randomSecret } from "../lib/security/settings.ts";
 import { LoopLag } from "../lib/bench/loop_lag.ts";
+import { errorMessage } from "../lib/errors.ts";
+import { type AntiEntropyPeak, antiEntropyPeaks } from "./anti_entropy_peak.ts";
 
 const HELP = `deno task benchmark [flags]
 
@@ -339,6 +341,8 @@ interface MillionResult {
   loadErrors: Record<string, number>;
   /** `suspected` counts the peers a node suspected or declared failed while loading (hints pile up then). */
   nodes: { id: string; keys: number; rssMB: number; peakMB: number; suspected: number }[];
+  /** Each node's peak over its next anti-entropy round after the steady reading. */
+  antiEntropy?: AntiEntropyPeak[];
   recovery?: {
     node: string;
     keysBefore: number;
@@ -380,7 +384,9 @@ async function runMillion(o: Options, cluster: BenchCluster): Promise<MillionRes
   // then give the collector the idle time it takes to shrink the heap.
   await waitStable(cluster, 30_000);
   await sleep(SETTLE_MS);
-  const views = await Promise.all(cluster.addresses.map((a) => cluster.membershipAt(a)));
+  const views = await Promise.all(
+    cluster.addresses.map((a) => cluster.membershipPatient(a, 30_000, missed(a))),
+  );
   const nodeRows = cluster.o.nodes.map((n, i) => {
     const self = views[i].members.find((m) => m.id === n.id)!;
     const mem = memoryOf(cluster.procs.get(n.id)!.pid);
@@ -393,12 +399,18 @@ async function runMillion(o: Options, cluster: BenchCluster): Promise<MillionRes
         (r.suspected > 0 ? `, suspected a peer ${r.suspected} times while loading` : ""),
     );
   }
+  log("memory: peak resident memory of each node over its next anti-entropy round");
+  const antiEntropy = await antiEntropyPeaks(cluster, 90_000);
+  for (const a of antiEntropy) {
+    log(`  ${a.id}: peak ${a.peakMB} MB; round took ${a.roundMs ?? "?"} ms, repaired ${a.repaired ?? "?"}`);
+  }
   const result: MillionResult = {
     loadedKeys: total,
     loadSeconds: pre.seconds,
     loadKeysPerSec: Math.round(total / pre.seconds),
     loadErrors: pre.errors,
     nodes: nodeRows,
+    antiEntropy,
   };
 
   const victim = [...nodeRows].sort((a, b) => b.keys - a.keys)[0];
@@ -413,7 +425,7 @@ async function runMillion(o: Options, cluster: BenchCluster): Promise<MillionRes
     if (!proc.running) throw new Error(`${victim.id} exited while recovering:\n${proc.output()}`);
     peak = Math.max(peak, memoryOf(proc.pid)?.rss ?? 0);
     try {
-      const view = await cluster.membershipAt(spec.address);
+      const view = await cluster.membershipPatient(spec.address, 30_000, missed(spec.address));
       const self = view.members.find((m) => m.id === victim.id)!;
       if (self.status === "ACTIVE" && proc.grep(/recovery finished/).length > 0) break;
     } catch {
@@ -430,9 +442,12 @@ async function runMillion(o: Options, cluster: BenchCluster): Promise<MillionRes
   };
   const records = field("records") ?? 0;
   await sleep(1500);
-  const view = await cluster.membershipAt(spec.address);
+  const view = await cluster.membershipPatient(spec.address, 30_000, missed(spec.address));
   keysAfter = view.members.find((m) => m.id === victim.id)!.keysCount;
-  const rssAfter = memoryOf(proc.pid)?.rss;
+  const memAfter = memoryOf(proc.pid);
+  const rssAfter = memAfter?.rss;
+  // The process's own high-water mark: a peak between two samples counts too.
+  peak = Math.max(peak, memAfter?.hwm ?? 0);
   result.recovery = {
     node: victim.id,
     keysBefore: victim.keys,
@@ -446,9 +461,6 @@ async function runMillion(o: Options, cluster: BenchCluster): Promise<MillionRes
     rssAfterMB: mb(rssAfter),
     keysAfter,
   };
-  for (const [id, p] of cluster.procs) {
-    for (const l of p.grep(/MEMSTAT/).slice(-60)) console.error("TMP", id, l);
-  }
   const r = result.recovery;
   log(
     `  ACTIVE after ${r.seconds} s: ${fmt(r.records)} records (${
@@ -458,6 +470,25 @@ async function runMillion(o: Options, cluster: BenchCluster): Promise<MillionRes
       `peak RSS ${r.peakRssDuringMB} MB, now ${fmt(r.keysAfter)} keys, RSS ${r.rssAfterMB} MB`,
   );
   return result;
+}
+
+/** Logs the event-loop stalls each node of a cluster reported (lib/stall_watch.ts), for the record. */
+function logStalls(target: Target, cluster: BenchCluster): void {
+  for (const [id, proc] of cluster.procs) {
+    const ms = proc.grep(/event loop was blocked/).map((l) => Number(/ms=(\d+)/.exec(l)?.[1] ?? 0));
+    if (ms.length > 0) {
+      log(
+        `${target} ${id}: event loop blocked ${ms.length} times for 500 ms or more (longest ${
+          Math.max(...ms)
+        } ms)`,
+      );
+    }
+  }
+}
+
+/** Logs a node's missed GetMembership deadline. */
+function missed(address: string): (err: unknown) => void {
+  return (err) => log(`  ${address} did not answer GetMembership in time: ${errorMessage(err)}`);
 }
 
 /** Waits until every node's key count stops changing (replication drained). */
@@ -615,6 +646,7 @@ async function main(args: string[]): Promise<number> {
         membership = await runMembershipChanges(memory.cluster!, group, million.loadedKeys, log);
       }
     }
+    for (const t of running) if (t.cluster) logStalls(t.target, t.cluster);
   } catch (err) {
     for (const t of running) {
       const dead = await t.cluster?.deadNodes();
@@ -722,6 +754,13 @@ function checkTargets(rows: RowResult[], million?: MillionResult): TargetCheck[]
       met: n.rssMB < 400,
     });
   }
+  for (const a of million?.antiEntropy ?? []) {
+    out.push({
+      what: `${a.id} < 400 MB resident during an anti-entropy round`,
+      got: `peak ${a.peakMB} MB`,
+      met: a.peakMB < 400,
+    });
+  }
   const rec = million?.recovery;
   if (rec) {
     out.push({
@@ -793,6 +832,12 @@ function millionText(m: MillionResult): string {
       (n.suspected > 0 ? `; suspected a peer ${n.suspected} times while loading` : "")
     ),
   ];
+  if (m.antiEntropy) {
+    lines.push(
+      `anti-entropy: peak RSS over each node's next round ` +
+        m.antiEntropy.map((a) => `${a.id} ${a.peakMB} MB (${a.roundMs ?? "?"} ms)`).join(", "),
+    );
+  }
   const r = m.recovery;
   if (r) {
     lines.push(

@@ -114,6 +114,7 @@ export class AntiEntropy {
     if (this.#running || !this.o.canServe(this.o.self)) return [];
     this.#running = true;
     const reports: RepairReport[] = [];
+    const started = performance.now();
     try {
       for (const peer of this.o.peers()) {
         if (!this.o.canServe(peer)) continue;
@@ -132,6 +133,13 @@ export class AntiEntropy {
     } finally {
       this.#running = false;
     }
+    // One line a round: when it ran and what it cost (the benchmark times its memory by it).
+    this.o.log.info("anti-entropy round finished", {
+      peers: reports.length,
+      buckets: reports.reduce((n, r) => n + r.buckets, 0),
+      repaired: reports.reduce((n, r) => n + r.pulled + r.pushed, 0),
+      ms: Math.round(performance.now() - started),
+    });
     return reports;
   }
 

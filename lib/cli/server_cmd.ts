@@ -17,6 +17,7 @@ import type { MemberList } from "../membership/member_list.ts";
 import { joinUntilAccepted } from "../membership/join.ts";
 import { GrpcPeerTransport } from "../grpc/peer_client.ts";
 import { serveNode } from "../grpc/server.ts";
+import { watchStalls } from "../stall_watch.ts";
 import { shutdownServer } from "../grpc/shutdown.ts";
 import { EXIT, loggerFrom, numberFlag, parseAddress, parseFlags, UsageError } from "./common.ts";
 import { fileStart, joinerStart, newestList } from "./start_point.ts";
@@ -182,6 +183,7 @@ export async function serverCommand(args: string[]): Promise<number> {
     admin: admin ? `http://${self.bindHost}:${admin.port}/` : "off",
   });
   warnIfOpen(log, security);
+  watchStalls(log);
   const stopped = new Promise<string>((resolve) => {
     for (const sig of ["SIGINT", "SIGTERM"] as const) {
       Deno.addSignalListener(sig, () => resolve(`received ${sig}`));
