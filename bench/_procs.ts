@@ -253,6 +253,7 @@ export class BenchCluster {
       } catch (err) {
         onMiss(err);
         if (Date.now() > deadline) throw err;
+        await sleep(250);
       }
     }
   }

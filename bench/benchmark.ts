@@ -425,7 +425,7 @@ async function runMillion(o: Options, cluster: BenchCluster): Promise<MillionRes
     if (!proc.running) throw new Error(`${victim.id} exited while recovering:\n${proc.output()}`);
     peak = Math.max(peak, memoryOf(proc.pid)?.rss ?? 0);
     try {
-      const view = await cluster.membershipPatient(spec.address, 30_000, missed(spec.address));
+      const view = await cluster.membershipAt(spec.address);
       const self = view.members.find((m) => m.id === victim.id)!;
       if (self.status === "ACTIVE" && proc.grep(/recovery finished/).length > 0) break;
     } catch {
