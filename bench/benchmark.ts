@@ -12,7 +12,9 @@
  *   (d) the same cluster on Redis (three redis-servers), when redis-server
  *       is installed;
  *   (e) with --baseline DIR, a memory cluster running DIR/main.ts (another
- *       checkout) under the any-node client, to compare a change in one run.
+ *       checkout) under the any-node client, and under DIR's own routing
+ *       client library, to compare a change (of the nodes, or of the
+ *       client) in one run.
  * Each runs the same rows with the load generator of `kvstore bench`
  * (lib/bench/load.ts; same settings, same JSON): unary put, unary get, mixed
  * 90/10, batched put, batched get. It prints one table (ops/s, keys/s, p50,
@@ -65,7 +67,8 @@ const HELP = `deno task benchmark [flags]
   --secret            run the kvstore clusters with security.cluster_secret set (every
                       node-to-node call then carries an HMAC token), to measure its cost
   --baseline DIR      also run a memory cluster from DIR/main.ts (another checkout)
-                      under the any-node client, as the target "baseline"
+                      under the any-node client (target "baseline") and under DIR's
+                      own routing client (target "baseline-routing")
   --rows LIST         only these of put,get,mixed,batch-put,batch-get ("" for none)
   --node-flags=FLAGS  extra deno flags for every node and the ceiling server, e.g.
                       --node-flags="--cpu-prof --cpu-prof-dir=/tmp/prof"; with --cpu-prof
@@ -78,7 +81,9 @@ const CEILING = new URL("./ceiling_server.ts", import.meta.url).pathname;
 const ROOT = new URL("../", import.meta.url).pathname;
 
 /** Targets, in the order they run. */
-const TARGETS = ["ceiling", "etcd", "baseline", "any", "memory", "redis"] as const;
+const TARGETS = ["ceiling", "etcd", "baseline", "baseline-routing", "any", "memory", "redis"] as const;
+/** Targets that exist only with --baseline (and always with it). */
+const BASELINE_TARGETS: readonly Target[] = ["baseline", "baseline-routing"];
 type Target = typeof TARGETS[number];
 
 /** How each target is named in the table. */
@@ -86,6 +91,7 @@ const TARGET_LABELS: Record<Target, string> = {
   ceiling: "ceiling (Map server)",
   etcd: "etcd, 3 members",
   baseline: "baseline any-node",
+  "baseline-routing": "baseline routing",
   any: "kvstore any-node",
   memory: "kvstore routing",
   redis: "kvstore routing, redis",
@@ -190,8 +196,9 @@ function parseOptions(args: string[]): Options | undefined {
     skip1m: values["skip-1m"] ?? false,
     skipMembership: values["skip-membership"] ?? false,
     targets: [
-      ...list(values.targets, TARGETS.filter((t) => t !== "baseline"), "targets"),
-      ...(values.baseline ? ["baseline" as const] : []),
+      // Named in --targets or not, the baseline targets run exactly when --baseline is given.
+      ...list(values.targets, TARGETS, "targets").filter((t) => !BASELINE_TARGETS.includes(t)),
+      ...(values.baseline ? BASELINE_TARGETS : []),
     ],
     baseline: values.baseline,
     secret: values.secret ?? false,
@@ -623,6 +630,15 @@ async function main(args: string[]): Promise<number> {
       const main = `${o.baseline.replace(/\/$/, "")}/main.ts`;
       const base = await startCluster(group, o, "memory", await Deno.makeTempDir({ dir: tmp }), { main });
       running.push(await anyNode(base, "baseline"));
+      // The baseline's own client library: a change to the routing client is compared too.
+      const lib = await import(`${o.baseline.replace(/\/$/, "")}/lib/grpc/kv_client.ts`) as {
+        KvClient: typeof KvClient;
+      };
+      running.push({
+        ...base,
+        target: "baseline-routing",
+        client: await lib.KvClient.connect(base.addresses, { route: true, timeoutMs: 5000 }),
+      });
     }
     let memory: Running | undefined;
     if (o.targets.includes("memory") || o.targets.includes("any")) {

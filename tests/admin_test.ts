@@ -10,38 +10,9 @@
 import assert from "node:assert/strict";
 import { clusterTest, endCluster, ringOf, sleep, TestCluster } from "./helpers/cluster.ts";
 import { freePort } from "./helpers/ports.ts";
+import { parseMetrics, type Sample, total } from "./helpers/metrics.ts";
 import { joinCall, removeNode, waitSettled } from "./helpers/membership.ts";
 import type { ClusterStatus } from "../lib/admin/status.ts";
-
-/** One sample of a scrape: name, labels, value. */
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-/** Parses the Prometheus text format (the subset the store writes), checking every line. */
-function parseMetrics(text: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of text.split("\n")) {
-    if (line === "" || line.startsWith("# HELP ") || line.startsWith("# TYPE ")) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/.exec(line);
-    assert.ok(m, `not a sample line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const [, k, v] of (m[3] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[k] = v;
-    const value = m[4] === "+Inf" ? Infinity : Number(m[4]);
-    assert.ok(!Number.isNaN(value), `bad value: ${line}`);
-    samples.push({ name: m[1], labels, value });
-  }
-  return samples;
-}
-
-/** Sum of the samples of a metric whose labels include `where`. */
-function total(samples: Sample[], name: string, where: Record<string, string> = {}): number {
-  return samples
-    .filter((s) => s.name === name && Object.entries(where).every(([k, v]) => s.labels[k] === v))
-    .reduce((a, s) => a + s.value, 0);
-}
 
 async function get(url: string): Promise<{ status: number; body: string; type: string }> {
   const res = await fetch(url);

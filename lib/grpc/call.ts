@@ -22,19 +22,32 @@ type StreamMethod = (
   unknown
 >;
 
-/** Calls a unary method with a deadline; rejects with the gRPC ServiceError. */
+/**
+ * Calls a unary method with a deadline; rejects with the gRPC ServiceError.
+ * `metadata` is sent with the request; `onTrailers` sees the trailers of a
+ * call that ended (before the caller resumes).
+ */
 export function unary<Res>(
   client: grpc.Client,
   method: string,
   req: unknown,
   timeoutMs: number,
+  metadata?: grpc.Metadata,
+  onTrailers?: (trailers: grpc.Metadata) => void,
 ): Promise<Res> {
   const fn = (client as unknown as Record<string, UnaryMethod>)[method];
   return new Promise((resolve, reject) => {
-    fn.call(client, req, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
-      if (err) reject(err);
-      else resolve(res as Res);
-    });
+    const call = fn.call(
+      client,
+      req,
+      metadata ?? new grpc.Metadata(),
+      { deadline: Date.now() + timeoutMs },
+      (err, res) => {
+        if (err) reject(err);
+        else resolve(res as Res);
+      },
+    );
+    if (onTrailers) call.on("status", (s: grpc.StatusObject) => onTrailers(s.metadata));
   });
 }
 

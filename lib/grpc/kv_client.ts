@@ -3,7 +3,10 @@
  *
  * A routing client asks any node for the membership once, builds the same
  * ring the nodes use and sends each request straight to the key's first
- * live node, which saves the forwarding hop. When a node does not answer,
+ * live node, which saves the forwarding hop. It sends the epoch of that
+ * membership with each call; a node that knows a newer one says so in a
+ * trailer and the client fetches it from that node (ring_epoch.ts), so it
+ * follows joins and removals. When a node does not answer,
  * it is avoided for a moment, the membership is refreshed, and the request
  * goes to the next node, so a dead node costs a retry, not an error. With
  * routing off everything goes to the first address (the node forwards), or
@@ -22,6 +25,7 @@ import { Code, KvError } from "../errors.ts";
 import type { ReadResult, WriteResult } from "../transport.ts";
 import { channelOptions, isUnreachable, statusError, unary } from "./call.ts";
 import { channelCredentials, type ClientTls } from "../security/tls.ts";
+import { announcedEpoch, epochHeader } from "./ring_epoch.ts";
 import { type KvstorePackage, kvstorePackage, loadKvstorePackage } from "./proto.ts";
 import {
   type DeleteResponseMsg,
@@ -264,11 +268,11 @@ export class KvClient {
     return this.#membership;
   }
 
-  /** Fetches the membership again and rebuilds the ring. */
-  refresh(): Promise<void> {
+  /** Fetches the membership again (from `from` first, when given) and rebuilds the ring. */
+  refresh(from?: string): Promise<void> {
     return this.#refreshing ??= (async () => {
       try {
-        const m = await this.membership();
+        const m = from ? await this.membership(from).catch(() => this.membership()) : await this.membership();
         this.#membership = m;
         // Keys route by the ring the nodes read from: a JOINING node serves nothing yet.
         const serving = m.members.filter((n) => n.memberState !== "JOINING");
@@ -400,7 +404,18 @@ export class KvClient {
   }
 
   async #callAt<Res>(address: string, service: "kv" | "node", method: string, req: unknown): Promise<Res> {
+    const held = service === "kv" && this.#route ? this.#membership?.epoch : undefined;
     try {
+      if (held !== undefined) {
+        return await unary<Res>(
+          this.#stub(address).kv,
+          method,
+          req,
+          this.#timeoutMs,
+          epochHeader(held),
+          (trailers) => this.#noteEpoch(address, trailers),
+        );
+      }
       return await unary<Res>(this.#stub(address)[service], method, req, this.#timeoutMs);
     } catch (err) {
       const e = statusError(err);
@@ -409,6 +424,13 @@ export class KvClient {
       const id = [...this.#addressOf].find(([, a]) => a === address)?.[0];
       throw new KvError(e.code, `${id ? `${id} (${address})` : address}: ${e.message}`);
     }
+  }
+
+  /** A node announced a newer membership epoch than the ring's: fetch it from that node. */
+  #noteEpoch(address: string, trailers: grpc.Metadata): void {
+    const announced = announcedEpoch(trailers);
+    if (announced === undefined || announced <= (this.#membership?.epoch ?? 0)) return;
+    this.refresh(address).catch(() => {});
   }
 
   #stub(address: string): { kv: grpc.Client; node: grpc.Client } {

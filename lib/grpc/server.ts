@@ -23,6 +23,7 @@ import { bucketsFor, digestsFor, streamRecordsTo } from "../peer_pulls.ts";
 import { replicateBatch, replicateOne } from "../replica_apply.ts";
 import { listKeys, snapshot } from "../listing.ts";
 import { channelOptions, failStream } from "./call.ts";
+import { epochTrailer } from "./ring_epoch.ts";
 import { sleep } from "../async.ts";
 import type { NodeSecurity } from "../security/settings.ts";
 import { guardNodeService } from "../security/node_guard.ts";
@@ -204,11 +205,22 @@ function attempt<Req, Res>(
   };
 }
 
-/** Wraps an async handler: its answer or its error, as a gRPC callback. */
-function unary<Req, Res>(node: KvNode, name: string, fn: (req: Req) => Promise<Res> | Res): Unary<Req, Res> {
+/**
+ * Wraps an async handler: its answer or its error, as a gRPC callback.
+ * `routed`: a KeyValueStore call, whose routing client may be told of a
+ * newer ring (ring_epoch.ts).
+ */
+function unary<Req, Res>(
+  node: KvNode,
+  name: string,
+  fn: (req: Req) => Promise<Res> | Res,
+  routed = false,
+): Unary<Req, Res> {
   const run = attempt(node, name, fn);
   return (call, cb) => {
-    run(call.request).then((o) => o.ok ? cb(null, o.res) : cb(o));
+    run(call.request).then((o) =>
+      o.ok ? cb(null, o.res, routed ? epochTrailer(call.metadata, node.membership.epoch) : undefined) : cb(o)
+    );
   };
 }
 
@@ -266,23 +278,28 @@ class Handlers {
         const [r] = await this.#write([this.#checkedPut(req)], false);
         throwIfFailed(r);
         return writeToPutResponse(r);
-      }),
+      }, true),
       Get: unary(n, "Get", async (req: GetRequestMsg) => {
         checkKey(req.key, n.config.limits);
         const [r] = await this.#read([req.key], req.read_from_replica, false);
         throwIfFailed(r);
         return readToGetResponse(r);
-      }),
+      }, true),
       Delete: unary(n, "Delete", async (req: DeleteRequestMsg) => {
         checkKey(req.key, n.config.limits);
         const [r] = await this.#write([deleteToWrite(req.key)], false);
         throwIfFailed(r);
         return writeToDeleteResponse(r);
-      }),
+      }, true),
       ListKeys: unary(n, "ListKeys", (req: ListKeysRequestMsg) => listKeys(n, req)),
-      MultiPut: unary(n, "MultiPut", (req: MultiPutRequestMsg) => this.#multiPut(req, false)),
-      MultiGet: unary(n, "MultiGet", (req: MultiGetRequestMsg) => this.#multiGet(req, false)),
-      MultiDelete: unary(n, "MultiDelete", (req: MultiDeleteRequestMsg) => this.#multiDelete(req, false)),
+      MultiPut: unary(n, "MultiPut", (req: MultiPutRequestMsg) => this.#multiPut(req, false), true),
+      MultiGet: unary(n, "MultiGet", (req: MultiGetRequestMsg) => this.#multiGet(req, false), true),
+      MultiDelete: unary(
+        n,
+        "MultiDelete",
+        (req: MultiDeleteRequestMsg) => this.#multiDelete(req, false),
+        true,
+      ),
     };
   }
 
