@@ -111,6 +111,9 @@ clusterTest(
       const off = await removeNodeRun(cluster, "nodeY", "node2");
       assert.equal(off.code, 0, off.stdout + off.stderr);
       await sameListEverywhere(cluster, 2);
+      for (const id of ["node1", "node2", "node3"]) {
+        assert.deepEqual(logLines(cluster, id, "two different member lists"), [], id);
+      }
       const agreed = logLines(cluster, "node1", "agreed by a majority").map((l) => logField(l, "ms"));
       assert.equal(agreed.length, 2, cluster.logs("node1"));
       console.log(

@@ -2,7 +2,8 @@
  * Unit tests of membership at run time with a fake transport: the claimant
  * decides and pushes, others forward, a forwarded change never bounces, a
  * change completes only once every new holder has streamed, a removed node
- * is told, and a newer epoch heard of is fetched.
+ * is told, and a newer epoch heard of is fetched. The peers' votes come from
+ * acceptors in memory: a change without a majority of them is UNAVAILABLE.
  */
 import assert from "node:assert/strict";
 import { Membership } from "../lib/membership/manager.ts";
@@ -21,7 +22,7 @@ class FakeTransport implements MembershipTransport {
   readonly pushed: [string, number][] = [];
   readonly changes: [string, ChangeRequest][] = [];
   readonly lists = new Map<string, MemberList>();
-  answer?: ChangeResponse;
+  answer?: ChangeResponse | Error;
   addPeer(): void {}
   fetchMembership(peer: string) {
     const list = this.lists.get(peer);
@@ -49,7 +50,7 @@ class FakeTransport implements MembershipTransport {
   }
   changeMembership(peer: string, change: ChangeRequest): Promise<ChangeResponse> {
     this.changes.push([peer, change]);
-    return Promise.resolve(this.answer!);
+    return this.answer instanceof Error ? Promise.reject(this.answer) : Promise.resolve(this.answer!);
   }
   join(): Promise<ChangeResponse> {
     return Promise.reject(new Error("not used"));
@@ -201,4 +202,23 @@ Deno.test("while a majority looks down a prepare round decides: UNAVAILABLE if t
   assert.equal(res.retry, true);
   assert.match(res.message, /not every member is ACTIVE \(node2, node3\)/);
   assert.equal(m.epoch, 0);
+});
+
+Deno.test("a claimant's UNAVAILABLE for want of a majority reaches the caller through a forwarding node as UNAVAILABLE", async () => {
+  const t = new FakeTransport();
+  const m = membership("node2", t);
+  t.answer = new PeerUnavailableError(
+    "node1",
+    "no majority agreed (node4 is joining at epoch 1): no vote from node3",
+  );
+  await assert.rejects(m.propose({ kind: "join", nodeId: "node4", host: "h", port: 4 }), (e: KvError) => {
+    assert.equal(e.code, 14);
+    assert.equal(e.message, "node1: no majority agreed (node4 is joining at epoch 1): no vote from node3");
+    return true;
+  });
+  // A claimant that does not answer at all is still "retry" (another may take over).
+  t.answer = new PeerUnavailableError("node1", "Deadline exceeded");
+  const res = await m.propose({ kind: "join", nodeId: "node4", host: "h", port: 4 });
+  assert.equal(res.retry, true);
+  assert.match(res.message, /the claimant node1 did not answer/);
 });

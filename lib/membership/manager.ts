@@ -114,6 +114,14 @@ export class Membership {
   /** Adopts a list if it is newer than the one held; says whether it was. */
   offer(list: MemberList, from: string): boolean {
     const previous = this.list;
+    if (list.epoch === previous.epoch && list.epoch > 0 && !sameMembers(list, previous)) {
+      // Agreement makes this impossible; say so loudly if it ever happens.
+      this.o.log.error(`two different member lists of epoch ${list.epoch}`, {
+        from,
+        held: previous.members.map((m) => `${m.id}(${m.state})`).join(","),
+        offered: list.members.map((m) => `${m.id}(${m.state})`).join(","),
+      });
+    }
     if (!this.view.offer(list)) return false;
     this.#previous = previous;
     this.acceptor.decided(list.epoch);
