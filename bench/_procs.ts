@@ -123,6 +123,20 @@ export function resetPeakOf(pid: number): boolean {
   }
 }
 
+/**
+ * Seconds a process's main thread has spent runnable but waiting for a CPU
+ * (the second field of /proc/PID/schedstat); undefined once it is gone. On a
+ * machine with more busy processes than cores this wait is where latency
+ * comes from that neither the server nor the client spent.
+ */
+export function runQueueSecondsOf(pid: number): number | undefined {
+  try {
+    return Number(Deno.readTextFileSync(`/proc/${pid}/schedstat`).split(" ")[1]) / 1e9;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Clock ticks per second of /proc/PID/stat times (USER_HZ, 100 on Linux). */
 const USER_HZ = 100;
 

@@ -43,7 +43,16 @@ import { KvClient } from "../lib/grpc/kv_client.ts";
 import { type BenchOp, type LoadClient, preloadKeys, runLoad } from "../lib/bench/load.ts";
 import { benchJson, type BenchSettings } from "../lib/cli/bench_cmd.ts";
 import { numberFlag, parseFlags, UsageError } from "../lib/cli/common.ts";
-import { BenchCluster, cpuSecondsOf, memoryOf, type NodeSpec, Proc, ProcessGroup, sleep } from "./_procs.ts";
+import {
+  BenchCluster,
+  cpuSecondsOf,
+  memoryOf,
+  type NodeSpec,
+  Proc,
+  ProcessGroup,
+  runQueueSecondsOf,
+  sleep,
+} from "./_procs.ts";
 import { EtcdClient, etcdPath, startEtcd } from "./etcd.ts";
 import { type MembershipResult, membershipText, runMembershipChanges } from "./membership_bench.ts";
 import { randomSecret } from "../lib/security/settings.ts";
@@ -148,6 +157,12 @@ interface RowResult {
   loadCpuUsPerOp?: number;
   /** How late this process's event loop ran a 5 ms timer during the row. */
   loadLag?: ReturnType<LoopLag["stop"]>;
+  /**
+   * Share of the row's seconds this process (the load generator) and, on
+   * average, each server process spent runnable but waiting for a CPU.
+   */
+  loadRunQueue?: number;
+  serverRunQueue?: number;
 }
 
 function parseOptions(args: string[]): Options | undefined {
@@ -243,10 +258,17 @@ async function runRow(o: Options, t: Running, row: Row) {
   if (s.warmupS > 0) await runLoad(client, { ...load, durationMs: s.warmupS * 1000 });
   const cpuBefore = serverCpuSeconds(t);
   const loadCpuBefore = cpuSecondsOf(Deno.pid) ?? 0;
+  const waitBefore = [runQueueSecondsOf(Deno.pid) ?? 0, serverRunQueueSeconds(t)];
   const lag = new LoopLag();
   lag.start();
   const result = await runLoad(client, { ...load, durationMs: s.durationS! * 1000 });
   const loadLag = lag.stop();
+  const seconds = result.elapsedMs / 1000;
+  const loadRunQueue = round(((runQueueSecondsOf(Deno.pid) ?? 0) - waitBefore[0]) / seconds, 2);
+  const serverRunQueue = round(
+    (serverRunQueueSeconds(t) - waitBefore[1]) / seconds / Math.max(t.pids().length, 1),
+    2,
+  );
   const loadCpu = (cpuSecondsOf(Deno.pid) ?? 0) - loadCpuBefore;
   const cpu = serverCpuSeconds(t) - cpuBefore;
   const perOp = (seconds: number) => round((seconds * 1e6) / Math.max(result.ops, 1), 1);
@@ -256,7 +278,14 @@ async function runRow(o: Options, t: Running, row: Row) {
     cpuUsPerKey: round((cpu * 1e6) / Math.max(result.keys, 1), 1),
     loadCpuUsPerOp: perOp(loadCpu),
     loadLag,
+    loadRunQueue,
+    serverRunQueue,
   };
+}
+
+/** Seconds the target's server processes have waited for a CPU so far. */
+function serverRunQueueSeconds(t: Running): number {
+  return t.pids().reduce((sum, pid) => sum + (runQueueSecondsOf(pid) ?? 0), 0);
 }
 
 /** CPU seconds the target's server processes have used so far. */
@@ -281,14 +310,16 @@ interface Running {
 
 async function runRowOn(o: Options, t: Running, row: Row): Promise<RowResult> {
   log(`${t.target}: ${row.label} (${o.warmupS} s warm-up + ${o.durationS} s)`);
-  const { bench, cpuUsPerOp, cpuUsPerKey, loadCpuUsPerOp, loadLag } = await runRow(o, t, row);
+  const { bench, cpuUsPerOp, cpuUsPerKey, loadCpuUsPerOp, loadLag, loadRunQueue, serverRunQueue } =
+    await runRow(o, t, row);
   const lat = bench.latency_ms;
   log(
     `  ${fmt(bench.ops_per_s)} ops/s, ${
       fmt(bench.keys_per_s)
     } keys/s, p50 ${lat.p50} ms, p99 ${lat.p99} ms, ` +
       `server CPU ${cpuUsPerOp} us/call, load CPU ${loadCpuUsPerOp} us/call, ` +
-      `load loop lag p99 ${loadLag.p99Ms} ms (max ${loadLag.maxMs}, ${loadLag.stalledMs} ms in lags > 10 ms)` +
+      `load loop lag p99 ${loadLag.p99Ms} ms (max ${loadLag.maxMs}, ${loadLag.stalledMs} ms in lags > 10 ms), ` +
+      `waiting for a CPU: load ${pct(loadRunQueue)}, servers ${pct(serverRunQueue)} of the time` +
       (bench.error_count > 0 ? `, errors ${JSON.stringify(bench.errors)}` : ""),
   );
   return {
@@ -300,7 +331,13 @@ async function runRowOn(o: Options, t: Running, row: Row): Promise<RowResult> {
     cpuUsPerKey,
     loadCpuUsPerOp,
     loadLag,
+    loadRunQueue,
+    serverRunQueue,
   };
+}
+
+function pct(share: number): string {
+  return `${Math.round(share * 100)}%`;
 }
 
 function nodeSpecs(count: number, redisPorts?: number[]): NodeSpec[] {
@@ -807,6 +844,7 @@ function table(rows: RowResult[], o: Options): string {
     "server CPU us/call",
     "load CPU us/call",
     "load lag p99 ms",
+    "CPU wait load/servers",
     "errors",
     "vs ceiling",
   ];
@@ -824,6 +862,7 @@ function table(rows: RowResult[], o: Options): string {
       r.cpuUsPerOp === undefined ? "-" : fmt(r.cpuUsPerOp),
       r.loadCpuUsPerOp === undefined ? "-" : fmt(r.loadCpuUsPerOp),
       r.loadLag === undefined ? "-" : r.loadLag.p99Ms.toFixed(1),
+      r.loadRunQueue === undefined ? "-" : `${pct(r.loadRunQueue)}/${pct(r.serverRunQueue ?? 0)}`,
       String(b.error_count),
       c ? `${Math.round((b.keys_per_s / c.keys_per_s) * 100)}%` : "-",
     ];
