@@ -8,6 +8,12 @@
  *   peer counts ForwardMulti* frames and no unary ForwardPut/Get/Delete);
  * - under load through one node, the owner killed with SIGKILL: the broken
  *   stream's requests fail over, and no acknowledged write is lost.
+ * And the sending end (GrpcPeerTransport) against stub peers in this
+ * process, over real gRPC: a peer without ForwardStream (an older node)
+ * gets the unary Forward* calls; a frame the peer never answers fails
+ * DEADLINE_EXCEEDED after the timeout and is sent once only; a stream the
+ * peer breaks fails its pending forwards UNAVAILABLE and the next forward
+ * opens a new stream.
  * That a caller without the secret cannot open the stream is part of
  * node_auth_test.ts (every NodeService method).
  */
@@ -23,7 +29,12 @@ import {
   text,
 } from "./helpers/cluster.ts";
 import { NodeStub } from "./helpers/node_stub.ts";
-import type { ForwardReplyMsg } from "../lib/grpc/messages.ts";
+import type { ForwardFrameMsg, ForwardReplyMsg } from "../lib/grpc/messages.ts";
+import { GrpcPeerTransport } from "../lib/grpc/peer_client.ts";
+import { kvstorePackage } from "../lib/grpc/proto.ts";
+import type { NodeConfig } from "../lib/config.ts";
+import { KvError, PeerUnavailableError } from "../lib/errors.ts";
+import { freePort } from "./helpers/ports.ts";
 
 /** A counter of the node's /metrics for one method, summed over status codes. */
 async function callsOf(cluster: TestCluster, id: string, method: string): Promise<number> {
@@ -189,4 +200,172 @@ clusterTest(
     }
   },
   { timeoutMs: 60_000 },
+);
+
+// The sending end against stub peers (servers in this process).
+
+function nodeAt(id: string, port: number): NodeConfig {
+  return {
+    id,
+    host: "127.0.0.1",
+    port,
+    bindHost: "127.0.0.1",
+    adminPort: 0,
+    redisHost: "",
+    redisPort: 0,
+    description: "",
+  };
+}
+
+/** A NodeService server with only the methods of `impl` (the others answer UNIMPLEMENTED), and node1's transport to it. */
+async function stubPeer(impl: grpc.UntypedServiceImplementation, timeoutMs = 5000) {
+  const server = new grpc.Server();
+  server.addService(kvstorePackage().NodeService.service, impl);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(
+      `127.0.0.1:${freePort()}`,
+      grpc.ServerCredentials.createInsecure(),
+      (err, p) => err ? reject(err) : resolve(p),
+    )
+  );
+  const transport = new GrpcPeerTransport({
+    self: nodeAt("node1", 1),
+    peers: [nodeAt("peer", port)],
+    timeoutMs,
+    maxMessageBytes: 4 << 20,
+  });
+  const stop = () => (transport.close(), server.forceShutdown());
+  return { transport, stop };
+}
+
+const putResult = (node: string) => ({
+  success: true,
+  message: "",
+  node_id: node,
+  replicas_count: 1,
+  error_code: 0,
+  timestamp: 1,
+});
+const write = (key: string, tombstone = false) => ({
+  key,
+  value: text.encode(`v-${key}`),
+  timestamp: 0,
+  tombstone,
+});
+type Unary = (call: { request: Record<string, unknown> }, cb: (err: null, res: unknown) => void) => void;
+
+clusterTest(
+  "a peer without ForwardStream (an older node) gets the unary forwards, one item or many",
+  async () => {
+    const calls: string[] = [];
+    const counted =
+      (name: string, answer: (req: Record<string, unknown>) => unknown): Unary => (call, cb) => {
+        calls.push(name);
+        cb(null, answer(call.request));
+      };
+    const { transport, stop } = await stubPeer({
+      ForwardPut: counted("ForwardPut", () => ({ ...putResult("old"), handler_node_id: "old" })),
+      ForwardDelete: counted("ForwardDelete", () => ({ ...putResult("old"), handler_node_id: "old" })),
+      ForwardMultiPut: counted("ForwardMultiPut", (r) => ({
+        results: (r.items as unknown[]).map(() => putResult("old")),
+      })),
+      ForwardGet: counted(
+        "ForwardGet",
+        (r) => ({ found: true, value: text.encode(`v-${r.key}`), handler_node_id: "old" }),
+      ),
+      ForwardMultiGet: counted("ForwardMultiGet", (r) => ({
+        results: (r.keys as string[]).map((k) => ({
+          found: true,
+          value: text.encode(`v-${k}`),
+          node_id: "old",
+        })),
+      })),
+    });
+    try {
+      const [one] = await transport.forwardWrites("peer", [write("a")]);
+      assert.equal(one.ok, true, one.message);
+      assert.equal(one.nodeId, "old");
+      const many = await transport.forwardWrites("peer", [write("b"), write("c"), write("d")]);
+      assert.deepEqual(many.map((w) => [w.key, w.ok]), [["b", true], ["c", true], ["d", true]]);
+      assert.equal((await transport.forwardWrites("peer", [write("e", true)]))[0].ok, true);
+      const reads = await transport.forwardReads("peer", ["x", "y"]);
+      assert.deepEqual(reads.map((r) => text.decode(r.value)), ["v-x", "v-y"]);
+      const [lone] = await transport.forwardReads("peer", ["z"]);
+      assert.equal(text.decode(lone.value), "v-z");
+      assert.deepEqual(calls, [
+        "ForwardPut",
+        "ForwardMultiPut",
+        "ForwardDelete",
+        "ForwardMultiGet",
+        "ForwardGet",
+      ]);
+    } finally {
+      stop();
+    }
+  },
+);
+
+clusterTest(
+  "a forward the peer never answers fails DEADLINE_EXCEEDED after the timeout and is sent once",
+  async () => {
+    const frames: ForwardFrameMsg[] = [];
+    const timeoutMs = 300;
+    const { transport, stop } = await stubPeer({
+      ForwardStream: (call: grpc.ServerDuplexStream<ForwardFrameMsg, ForwardReplyMsg>) => {
+        call.on("data", (f: ForwardFrameMsg) => frames.push(f)); // read, never answered
+      },
+    }, timeoutMs);
+    try {
+      const started = performance.now();
+      const err = await transport.forwardWrites("peer", [write("slow")]).then(() => undefined, (e) => e);
+      const ms = performance.now() - started;
+      console.log(`failed after ${ms.toFixed(0)} ms (timeout ${timeoutMs} ms): ${err}`);
+      assert.ok(err instanceof PeerUnavailableError, `expected an unreachable peer, got ${err}`);
+      assert.equal(err.code, grpc.status.DEADLINE_EXCEEDED);
+      assert.ok(ms >= timeoutMs - 5 && ms < 10 * timeoutMs, `failed after ${ms} ms`);
+      await sleep(2 * timeoutMs);
+      assert.equal(frames.length, 1, "the timed-out write was not sent again");
+      assert.deepEqual(frames[0].put!.items.map((i) => i.key), ["slow"]);
+    } finally {
+      stop();
+    }
+  },
+);
+
+clusterTest(
+  "a stream the peer breaks fails its pending forwards UNAVAILABLE, and the next forward opens a new one",
+  async () => {
+    let streams = 0;
+    const { transport, stop } = await stubPeer({
+      ForwardStream: (call: grpc.ServerDuplexStream<ForwardFrameMsg, ForwardReplyMsg>) => {
+        const n = ++streams;
+        call.on("data", (f: ForwardFrameMsg) => {
+          if (n === 1) call.emit("error", { code: grpc.status.UNAVAILABLE, details: "going away" });
+          else {call.write({
+              id: f.id,
+              put: { results: f.put!.items.map(() => putResult("peer")) },
+              error_code: 0,
+              error_message: "",
+            });}
+        });
+        call.on("end", () => call.end());
+      },
+    });
+    try {
+      const broken = await Promise.allSettled([
+        transport.forwardWrites("peer", [write("a")]),
+        transport.forwardWrites("peer", [write("b")]),
+      ]);
+      for (const r of broken) {
+        assert.equal(r.status, "rejected");
+        const err = (r as PromiseRejectedResult).reason;
+        assert.ok(err instanceof KvError && err.code === grpc.status.UNAVAILABLE, `${err}`);
+      }
+      const [ok] = await transport.forwardWrites("peer", [write("c")]);
+      assert.equal(ok.ok, true, ok.message);
+      assert.equal(streams, 2);
+    } finally {
+      stop();
+    }
+  },
 );
