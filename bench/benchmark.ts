@@ -519,14 +519,16 @@ async function runMillion(o: Options, cluster: BenchCluster): Promise<MillionRes
 /** Logs the event-loop stalls each node of a cluster reported (lib/stall_watch.ts), for the record. */
 function logStalls(target: Target, cluster: BenchCluster): void {
   for (const [id, proc] of cluster.procs) {
-    const ms = proc.grep(/event loop was blocked/).map((l) => Number(/ms=(\d+)/.exec(l)?.[1] ?? 0));
-    if (ms.length > 0) {
-      log(
-        `${target} ${id}: event loop blocked ${ms.length} times for 500 ms or more (longest ${
-          Math.max(...ms)
-        } ms)`,
-      );
-    }
+    const lines = proc.grep(/event loop was blocked/);
+    if (lines.length === 0) continue;
+    const ms = lines.map((l) => Number(/ms=(\d+)/.exec(l)?.[1] ?? 0));
+    log(
+      `${target} ${id}: event loop blocked ${ms.length} times for 500 ms or more (longest ${
+        Math.max(...ms)
+      } ms)`,
+    );
+    // When, to set against the phases logged above (a node's lines start with their ISO time).
+    for (const l of lines.slice(-5)) log(`  at ${l.slice(11, 19)}: ${l.slice(l.indexOf("ms="))}`);
   }
 }
 

@@ -28,16 +28,50 @@ export class SharedRanges {
   }
 }
 
-/** A 32-bit digest of one record's key and version (FNV-1a). */
+/**
+ * A 32-bit digest of one record's key and version: FNV-1a over the UTF-16
+ * units of `${key}\0${timestamp}\0${versionNode}\0${tombstone ? 1 : 0}`
+ * (the definition peers share), computed without building that string: a
+ * digest pass runs over every record a node holds, once per peer and round.
+ */
 export function recordDigest(r: RecordVersion): number {
-  const s = `${r.key}\u0000${r.timestamp}\u0000${r.versionNode}\u0000${r.tombstone ? 1 : 0}`;
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
+  let h = fnvChars(0x811c9dc5, r.key);
+  h = fnvUnit(h, 0);
+  h = Number.isSafeInteger(r.timestamp) && r.timestamp >= 0
+    ? fnvDigits(h, r.timestamp)
+    : fnvChars(h, String(r.timestamp));
+  h = fnvUnit(h, 0);
+  h = fnvChars(h, r.versionNode);
+  h = fnvUnit(h, 0);
+  h = fnvUnit(h, r.tombstone ? 0x31 : 0x30);
   return h >>> 0;
 }
+
+function fnvUnit(h: number, unit: number): number {
+  return Math.imul(h ^ unit, 0x01000193);
+}
+
+function fnvChars(h: number, s: string): number {
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h;
+}
+
+/** The decimal digits of a non-negative safe integer, as String(n) writes them. */
+function fnvDigits(h: number, n: number): number {
+  // Two parts below 1e8 each, so the digits come from 32-bit integer arithmetic.
+  const high = Math.floor(n / 1e8);
+  let low = n - high * 1e8;
+  let count = 0;
+  for (let i = 0; i < 8 && (low > 0 || high > 0 || count === 0); i++) {
+    digits[count++] = low % 10;
+    low = (low / 10) | 0;
+  }
+  for (let rest = high; rest > 0; rest = (rest / 10) | 0) digits[count++] = rest % 10;
+  while (count > 0) h = Math.imul(h ^ (0x30 + digits[--count]), 0x01000193);
+  return h;
+}
+
+const digits = new Uint8Array(20);
 
 /** Per-bucket digests (XOR of record digests) of the keys `self` shares with `peer`. */
 export async function bucketDigests(
