@@ -73,6 +73,16 @@ function fnvDigits(h: number, n: number): number {
 
 const digits = new Uint8Array(20);
 
+/**
+ * Records per page of a digest scan. Scans pause to let the node serve
+ * (storage/mod.ts), so a node's own digest scan and its peers' run
+ * interleaved, and whatever pages are in hand when the young generation is
+ * collected survive into the old one: with 1M records, three interleaved
+ * scans of 1000-record pages grew the heap by 34 MB, of 250-record pages by
+ * under 5 MB, in the same time.
+ */
+const DIGEST_PAGE = 250;
+
 /** Per-bucket digests (XOR of record digests) of the keys `self` shares with `peer`. */
 export async function bucketDigests(
   storage: Storage,
@@ -83,7 +93,7 @@ export async function bucketDigests(
 ): Promise<number[]> {
   const digests = new Uint32Array(1 << bucketBits);
   // Versions only: a digest pass over a million records allocates no values.
-  for await (const page of scanAllVersions(storage, 1000)) {
+  for await (const page of scanAllVersions(storage, DIGEST_PAGE)) {
     for (const r of page) {
       const b = shared.bucketIfShared(r.key, self, peer, bucketBits);
       if (b >= 0) digests[b] ^= recordDigest(r);

@@ -248,8 +248,11 @@ export function parseConfig(raw: unknown, source: string, opts: { baseDir?: stri
     },
     recovery: {
       onStart: r.bool(rc.on_start, "recovery.on_start", true),
-      chunkRecords: r.int(rc.chunk_records, "recovery.chunk_records", 1000, 1),
-      chunkBytes: r.int(rc.chunk_bytes, "recovery.chunk_bytes", 1 << 20, 1024),
+      // Small chunks: a recovering node decodes two streams at once, and the chunks in hand when the
+      // young generation is collected survive into the old one (1M records recovered: peak 346-350 MB
+      // with 250 / 256 KiB, 404-407 MB with 1000 / 1 MiB).
+      chunkRecords: r.int(rc.chunk_records, "recovery.chunk_records", 250, 1),
+      chunkBytes: r.int(rc.chunk_bytes, "recovery.chunk_bytes", 256 << 10, 1024),
       antiEntropyIntervalMs: r.int(
         rc.anti_entropy_interval_ms,
         "recovery.anti_entropy_interval_ms",
