@@ -13,7 +13,11 @@ import type { KvRecord } from "./record.ts";
 import { checkKey } from "./validate.ts";
 import { Code, KvError } from "./errors.ts";
 import { peerLimitMs } from "./versions.ts";
-import type { ReplicateBatchRequestMsg, ReplicateRequestMsg } from "./grpc/messages.ts";
+import type {
+  ReplicateBatchRequestMsg,
+  ReplicateBatchResponseMsg,
+  ReplicateRequestMsg,
+} from "./grpc/messages.ts";
 
 /** Replicate: one copy; a version too far ahead fails the call. */
 export async function replicateOne(
@@ -30,7 +34,7 @@ export async function replicateOne(
 export async function replicateBatch(
   node: KvNode,
   req: ReplicateBatchRequestMsg,
-): Promise<{ success: boolean; message: string; replica_node_id: string; applied: number }> {
+): Promise<ReplicateBatchResponseMsg> {
   const n = node;
   const { applied, refused } = await applyReplicas(n, req.items);
   const message = refused > 0

@@ -1,9 +1,9 @@
 /**
  * NodeService.ForwardStream on real node processes (the cluster secret on,
  * as the harness runs by default):
- * - a node answers frames by id: puts, gets and deletes in one stream, a bad
- *   item on its own, an empty frame INVALID_ARGUMENT, and ends the stream
- *   once the peer half-closes;
+ * - a node answers frames by id: puts, gets, deletes and replication
+ *   batches, a bad item on its own, an empty frame INVALID_ARGUMENT, and
+ *   ends the stream once the peer half-closes;
  * - a node forwards plain clients' calls as frames of that stream (its
  *   peer counts ForwardMulti* frames and no unary ForwardPut/Get/Delete);
  * - under load through one node, the owner killed with SIGKILL: the broken
@@ -13,7 +13,8 @@
  * gets the unary Forward* calls; a frame the peer never answers fails
  * DEADLINE_EXCEEDED after the timeout and is sent once only; a stream the
  * peer breaks fails its pending forwards UNAVAILABLE and the next forward
- * opens a new stream.
+ * opens a new stream; small replication batches go on the stream, large
+ * ones (and any to a peer without it) as ReplicateBatch calls.
  * That a caller without the secret cannot open the stream is part of
  * node_auth_test.ts (every NodeService method).
  */
@@ -28,7 +29,7 @@ import {
   TestCluster,
   text,
 } from "./helpers/cluster.ts";
-import { NodeStub } from "./helpers/node_stub.ts";
+import { NodeStub, replicateItem } from "./helpers/node_stub.ts";
 import type { ForwardFrameMsg, ForwardReplyMsg } from "../lib/grpc/messages.ts";
 import { GrpcPeerTransport } from "../lib/grpc/peer_client.ts";
 import { kvstorePackage } from "../lib/grpc/proto.ts";
@@ -74,7 +75,7 @@ clusterTest(
       assert.equal(bad.error_code, grpc.status.INVALID_ARGUMENT, "the bad item fails on its own");
       assert.equal(byId.get(8)!.put!.results[0].success, true);
       assert.equal(byId.get(9)!.error_code, grpc.status.INVALID_ARGUMENT);
-      assert.match(byId.get(9)!.error_message, /no put, get or del/);
+      assert.match(byId.get(9)!.error_message, /no put, get, del or repl/);
 
       const [read, del] = await Promise.all([
         peer.exchange<ForwardReplyMsg>("ForwardStream", [{ id: 1, get: { keys: [a, b, "fs:never"] } }]),
@@ -87,6 +88,17 @@ clusterTest(
       assert.equal(del[0].del!.results[0].success, true);
       const after = await peer.exchange<ForwardReplyMsg>("ForwardStream", [{ id: 3, get: { keys: [b] } }]);
       assert.equal(after[0].get!.results[0].found, false, "deleted");
+
+      // A replication batch: node2 stores the copy as a replica would, and says how many were newer.
+      const copy = replicateItem({ key: "fs:copy", value: "C", timestamp: Date.now() * 1000, from: "node1" });
+      const repl = await peer.exchange<ForwardReplyMsg>("ForwardStream", [
+        { id: 4, repl: { items: [copy], primary_node: "node1" } },
+      ]);
+      assert.equal(repl[0].error_code, 0, repl[0].error_message);
+      assert.equal(repl[0].repl!.applied, 1);
+      const client = await cluster.client();
+      const held = await client.get("fs:copy", { fromReplica: true, address: cluster.node("node2").address });
+      assert.equal(text.decode(held.value), "C");
     } finally {
       await cluster.stop();
     }
@@ -366,6 +378,49 @@ clusterTest(
       assert.equal(streams, 2);
     } finally {
       stop();
+    }
+  },
+);
+
+clusterTest(
+  "small replication batches go on the stream; a large one, or one to a peer without the stream, as a ReplicateBatch call",
+  async () => {
+    const unary: number[] = [];
+    const framed: number[] = [];
+    const applied = (n: number) => ({ success: true, message: "", replica_node_id: "peer", applied: n });
+    const replicateBatch: Unary = (call, cb) => {
+      const n = (call.request.items as unknown[]).length;
+      unary.push(n);
+      cb(null, applied(n));
+    };
+    const item = (key: string, bytes: number) => ({
+      record: { key, value: new Uint8Array(bytes), timestamp: 1, versionNode: "node1", tombstone: false },
+    });
+    const withStream = await stubPeer({
+      ReplicateBatch: replicateBatch,
+      ForwardStream: (call: grpc.ServerDuplexStream<ForwardFrameMsg, ForwardReplyMsg>) => {
+        call.on("data", (f: ForwardFrameMsg) => {
+          framed.push(f.repl!.items.length);
+          call.write({ id: f.id, repl: applied(f.repl!.items.length), error_code: 0, error_message: "" });
+        });
+        call.on("end", () => call.end());
+      },
+    });
+    try {
+      assert.equal(await withStream.transport.replicate("peer", [item("a", 100), item("b", 100)]), 2);
+      const large = Array.from({ length: 40 }, (_, i) => item(`big${i}`, 4096)); // 160 KiB
+      assert.equal(await withStream.transport.replicate("peer", large), 40);
+      assert.deepEqual(framed, [2], "the small batch went as a frame");
+      assert.deepEqual(unary, [40], "the large batch went as a call");
+    } finally {
+      withStream.stop();
+    }
+    const old = await stubPeer({ ReplicateBatch: replicateBatch });
+    try {
+      assert.equal(await old.transport.replicate("peer", [item("c", 100)]), 1);
+      assert.deepEqual(unary, [40, 1], "a peer without the stream gets the call");
+    } finally {
+      old.stop();
     }
   },
 );

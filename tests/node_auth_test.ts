@@ -66,6 +66,13 @@ function forgeries(stub: NodeStub): Record<string, () => Promise<unknown>> {
           },
         },
         { id: 2, del: { keys: ["other"], origin_node_id: "node2" } },
+        {
+          id: 3,
+          repl: {
+            items: [replicateItem({ key: "victim", value: "evil", timestamp: soon, from: "node2" })],
+            primary_node: "node2",
+          },
+        },
       ]),
     StreamRecords: () =>
       stub.stream("StreamRecords", { requesting_node_id: "node2", max_records: 10, max_bytes: 0 }),

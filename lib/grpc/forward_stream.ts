@@ -1,6 +1,6 @@
 /**
- * The two ends of NodeService.ForwardStream: forwarded batches as messages
- * of one long-lived stream per peer, answered by id (the bookkeeping of ids,
+ * The two ends of NodeService.ForwardStream: forwarded batches (and small
+ * replication batches) as messages of one long-lived stream per peer, answered by id (the bookkeeping of ids,
  * deadlines and reopening is `stream_mux.ts`).
  *
  * The sending end turns the call's events into the mux's, and the status a
@@ -28,6 +28,8 @@ import type {
   MultiGetResponseMsg,
   MultiPutRequestMsg,
   MultiPutResponseMsg,
+  ReplicateBatchRequestMsg,
+  ReplicateBatchResponseMsg,
 } from "./messages.ts";
 
 /** The peer has no ForwardStream (an older node): nothing sent on it was read. */
@@ -86,6 +88,7 @@ export interface ForwardRunners {
   put: (req: MultiPutRequestMsg) => Promise<Outcome<MultiPutResponseMsg>>;
   get: (req: MultiGetRequestMsg) => Promise<Outcome<MultiGetResponseMsg>>;
   del: (req: MultiDeleteRequestMsg) => Promise<Outcome<MultiDeleteResponseMsg>>;
+  repl: (req: ReplicateBatchRequestMsg) => Promise<Outcome<ReplicateBatchResponseMsg>>;
 }
 
 /** Options of {@link forwardStreamHandler}. */
@@ -152,13 +155,14 @@ async function answer(frame: ForwardFrameMsg, run: ForwardRunners): Promise<Forw
     if (frame.put) return reply(id, "put", await run.put(frame.put));
     if (frame.get) return reply(id, "get", await run.get(frame.get));
     if (frame.del) return reply(id, "del", await run.del(frame.del));
-    return failure(id, grpc.status.INVALID_ARGUMENT, "ForwardFrame carries no put, get or del batch");
+    if (frame.repl) return reply(id, "repl", await run.repl(frame.repl));
+    return failure(id, grpc.status.INVALID_ARGUMENT, "ForwardFrame carries no put, get, del or repl batch");
   } catch (err) {
     return failure(id, grpc.status.INTERNAL, `ForwardStream failed: ${errorMessage(err)}`);
   }
 }
 
-function reply(id: number, kind: "put" | "get" | "del", o: Outcome<unknown>): ForwardReplyMsg {
+function reply(id: number, kind: "put" | "get" | "del" | "repl", o: Outcome<unknown>): ForwardReplyMsg {
   if (!o.ok) return failure(id, o.code, o.details);
   return { id, [kind]: o.res, error_code: 0, error_message: "" };
 }

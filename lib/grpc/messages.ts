@@ -98,12 +98,13 @@ export interface MultiDeleteResponseMsg {
   results: DeleteResponseMsg[];
 }
 
-/** One forwarded batch on ForwardStream: exactly one of put, get, del is set (absent ones decode as null). */
+/** One batch on ForwardStream: exactly one of put, get, del, repl is set (absent ones decode as null). */
 export interface ForwardFrameMsg {
   id: number;
   put?: MultiPutRequestMsg | null;
   get?: MultiGetRequestMsg | null;
   del?: MultiDeleteRequestMsg | null;
+  repl?: ReplicateBatchRequestMsg | null;
 }
 
 /** The answer to the ForwardFrame with the same id: results, or the batch's status (error_code != 0). */
@@ -112,6 +113,7 @@ export interface ForwardReplyMsg {
   put?: MultiPutResponseMsg | null;
   get?: MultiGetResponseMsg | null;
   del?: MultiDeleteResponseMsg | null;
+  repl?: ReplicateBatchResponseMsg | null;
   error_code: number;
   error_message: string;
 }
@@ -177,6 +179,14 @@ export interface ReplicateRequestMsg {
 export interface ReplicateBatchRequestMsg {
   items: ReplicateRequestMsg[];
   primary_node: string;
+}
+
+export interface ReplicateBatchResponseMsg {
+  success: boolean;
+  message: string;
+  replica_node_id: string;
+  /** How many items were newer than what the replica held. */
+  applied: number;
 }
 
 export interface KeyValuePairMsg {

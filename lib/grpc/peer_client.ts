@@ -8,13 +8,14 @@
  * surfaces as `PeerUnavailableError`, so the caller fails over. Forwarded
  * reads and writes that leave for the same peer in one turn of the event
  * loop go as one batch (lib/coalesce.ts), sent as one message of a
- * long-lived ForwardStream to that peer (forward_stream.ts); a peer that has
- * no ForwardStream (an older node) gets the unary Forward* calls instead.
+ * long-lived ForwardStream to that peer (forward_stream.ts), as are small
+ * replication batches; a peer that has no ForwardStream (an older node) gets
+ * the unary Forward* and ReplicateBatch calls instead.
  */
 import * as grpc from "@grpc/grpc-js";
 import type { NodeConfig } from "../config.ts";
 import type { HeartbeatReply } from "../detector.ts";
-import type { KvRecord } from "../record.ts";
+import { type KvRecord, recordSize } from "../record.ts";
 import type {
   HeartbeatInfo,
   PeerTransport,
@@ -80,6 +81,8 @@ import {
   type PutResponseMsg,
   type RecordChunkMsg,
   recordToPair,
+  type ReplicateBatchRequestMsg,
+  type ReplicateBatchResponseMsg,
   type ReplicateRequestMsg,
   responseToWrite,
   voteFromMsg,
@@ -114,7 +117,15 @@ interface BatchKinds {
   put: [MultiPutRequestMsg, MultiPutResponseMsg];
   get: [MultiGetRequestMsg, MultiGetResponseMsg];
   del: [MultiDeleteRequestMsg, MultiDeleteResponseMsg];
+  repl: [ReplicateBatchRequestMsg, ReplicateBatchResponseMsg];
 }
+
+/**
+ * Replication batches up to this size go on the stream; a larger one (a
+ * backlog, hints handed off) would hold up the forwards queued behind it on
+ * that one stream, so it goes as a call of its own.
+ */
+const STREAM_REPLICATE_MAX_BYTES = 64 * 1024;
 
 /** One peer: its channel, its forward stream, and until when it is known to lack one. */
 interface Peer {
@@ -341,14 +352,15 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
       throw peerError(peer, { code: reply.error_code, details: reply.error_message });
     }
     const res = reply[kind] as BatchKinds[K][1] | null | undefined;
-    const count = kind === "put"
-      ? (req as MultiPutRequestMsg).items.length
-      : (req as { keys: string[] }).keys.length;
-    if (!res || res.results.length !== count) {
-      throw new KvError(
-        Code.INTERNAL,
-        `node ${peer} answered a ${kind} batch of ${count} with ${res?.results.length ?? 0} results`,
-      );
+    if (!res) throw new KvError(Code.INTERNAL, `node ${peer} answered a ${kind} frame without its answer`);
+    if ("results" in res) {
+      const count = "items" in req ? req.items.length : req.keys.length;
+      if (res.results.length !== count) {
+        throw new KvError(
+          Code.INTERNAL,
+          `node ${peer} answered a ${kind} batch of ${count} with ${res.results.length} results`,
+        );
+      }
     }
     return res;
   }
@@ -412,12 +424,22 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
     return keys.map((k, i) => getResponseToRead(k, res.results[i]));
   }
 
+  /** A batch of copies: on the peer's stream when small, else (or for a peer without one) as a call. */
   async replicate(peer: string, items: readonly ReplicaItem[]): Promise<number> {
-    const res = await this.#unary<{ applied: number }>(peer, "ReplicateBatch", {
+    const req: ReplicateBatchRequestMsg = {
       items: items.map(({ record, hintFor }) => replicateRequest(this.o.self.id, record, hintFor)),
       primary_node: this.o.self.id,
-    });
-    return res.applied;
+    };
+    const unary = async () =>
+      (await this.#unary<ReplicateBatchResponseMsg>(peer, "ReplicateBatch", req)).applied;
+    let bytes = 0;
+    for (const { record } of items) bytes += recordSize(record);
+    if (bytes > STREAM_REPLICATE_MAX_BYTES) return await unary();
+    return await this.#streamOrUnary(
+      peer,
+      async () => (await this.#onStream(peer, "repl", req)).applied,
+      unary,
+    );
   }
 
   async readRecords(peer: string, keys: readonly string[]): Promise<KvRecord[]> {

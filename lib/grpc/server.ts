@@ -375,7 +375,7 @@ class Handlers {
       StreamRecords: streaming(n, "StreamRecords", (req: StreamRecordsRequestMsg) => streamRecordsTo(n, req)),
       GetDigests: unary(n, "GetDigests", (req: DigestRequestMsg) => digestsFor(n, req)),
       StreamBuckets: streaming(n, "StreamBuckets", (req: BucketRequestMsg) => bucketsFor(n, req)),
-      // Each frame is served and counted as the ForwardMulti* call it replaces.
+      // Each frame is served and counted as the ForwardMulti* or ReplicateBatch call it replaces.
       ForwardStream: forwardStreamHandler({
         run: {
           put: attempt(n, "ForwardMultiPut", healthy((req: MultiPutRequestMsg) => this.#multiPut(req, true))),
@@ -385,6 +385,7 @@ class Handlers {
             "ForwardMultiDelete",
             healthy((req: MultiDeleteRequestMsg) => this.#multiDelete(req, true)),
           ),
+          repl: attempt(n, "ReplicateBatch", (req: ReplicateBatchRequestMsg) => replicateBatch(n, req)),
         },
         closed: () => gates.get(n)?.closed ?? false,
         onDrain: (stop) => {
