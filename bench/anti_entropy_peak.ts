@@ -12,6 +12,8 @@ export interface AntiEntropyPeak {
   peakMB: number;
   /** The round's duration and repairs, as the node logged them. */
   roundMs?: number;
+  /** Buckets that differed, summed over the node's peers (each is streamed both ways). */
+  buckets?: number;
   repaired?: number;
 }
 
@@ -34,6 +36,12 @@ export async function antiEntropyPeaks(cluster: BenchCluster, timeoutMs: number)
       return m ? Number(m[1]) : undefined;
     };
     const hwm = memoryOf(proc.pid)?.hwm ?? NaN;
-    return { id, peakMB: Math.round(hwm / 1e6), roundMs: field("ms"), repaired: field("repaired") };
+    return {
+      id,
+      peakMB: Math.round(hwm / 1e6),
+      roundMs: field("ms"),
+      buckets: field("buckets"),
+      repaired: field("repaired"),
+    };
   });
 }

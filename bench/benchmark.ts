@@ -446,7 +446,11 @@ async function runMillion(o: Options, cluster: BenchCluster): Promise<MillionRes
   log("memory: peak resident memory of each node over its next anti-entropy round");
   const antiEntropy = await antiEntropyPeaks(cluster, 90_000);
   for (const a of antiEntropy) {
-    log(`  ${a.id}: peak ${a.peakMB} MB; round took ${a.roundMs ?? "?"} ms, repaired ${a.repaired ?? "?"}`);
+    log(
+      `  ${a.id}: peak ${a.peakMB} MB; round took ${a.roundMs ?? "?"} ms, ${
+        a.buckets ?? "?"
+      } buckets differed, repaired ${a.repaired ?? "?"}`,
+    );
   }
   const result: MillionResult = {
     loadedKeys: total,
