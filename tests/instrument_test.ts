@@ -92,3 +92,29 @@ Deno.test("failed storage operations are counted by method and still thrown", as
     "every method's series exists from the start",
   );
 });
+
+Deno.test("the wrapped storage keeps a versions-only scan where the engine has one, and none where it has not", async () => {
+  const inner = new MemoryStorage();
+  await inner.apply([{
+    key: "k",
+    value: new Uint8Array(100),
+    timestamp: 1,
+    versionNode: "n1",
+    tombstone: false,
+  }]);
+  const s = instrumentStorage(inner, new NodeMetrics());
+  assert.ok(s.scanVersions, "without it, digest and filter scans copy every value out");
+  const page = await s.scanVersions("", 10);
+  assert.deepEqual(page.versions, [{ key: "k", timestamp: 1, versionNode: "n1", tombstone: false }]);
+  const plain: Storage = {
+    engine: "memory",
+    get: (keys) => inner.get(keys),
+    apply: (records) => inner.apply(records),
+    remove: (key, version) => inner.remove(key, version),
+    scan: (cursor, limit) => inner.scan(cursor, limit),
+    healthy: () => true,
+    countLive: () => inner.countLive(),
+    close: () => inner.close(),
+  };
+  assert.equal(instrumentStorage(plain, new NodeMetrics()).scanVersions, undefined);
+});

@@ -76,6 +76,8 @@ export function instrumentStorage(s: Storage, metrics: NodeMetrics): Storage {
     apply: counted("apply", s.apply.bind(s)),
     remove: counted("remove", s.remove.bind(s)),
     scan: counted("scan", s.scan.bind(s)),
+    // Passed on when the engine has it: without it every digest and filter scan would copy each value out.
+    ...(s.scanVersions ? { scanVersions: counted("scanVersions", s.scanVersions.bind(s)) } : {}),
     countLive: counted("countLive", s.countLive.bind(s)),
     healthy: () => s.healthy(),
     close: () => s.close(),
