@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
+import { EventEmitter } from "node:events";
 import { guardNodeService, signingInterceptor } from "../lib/security/node_guard.ts";
 import { AUTH_METADATA_KEY, signToken, TokenSigner } from "../lib/security/token.ts";
 import { kvstorePackage } from "../lib/grpc/proto.ts";
@@ -194,4 +195,51 @@ Deno.test("the node ids may follow the membership: a function is asked on every 
   members = ["node1", "node4"];
   assert.equal(call(), null);
   assert.deepEqual(ran, ["hb"]);
+});
+
+Deno.test("a long-lived stream ends UNAUTHENTICATED once its caller is no longer a node, and stops checking when it ends", async () => {
+  const def = kvstorePackage().NodeService.service;
+  const opened: string[] = [];
+  const impl = { ForwardStream: () => opened.push("stream") };
+  let members = ["node1", "node2"];
+  const guarded = guardNodeService(def, impl as unknown as grpc.UntypedServiceImplementation, {
+    secret: SECRET,
+    requireNodeCert: false,
+    nodeIds: () => members,
+    windowMs: 60_000,
+    log: new Logger({ level: "error", format: "text" }),
+    now: () => T,
+    recheckMs: 10,
+  });
+  const open = () => {
+    const call = Object.assign(
+      new EventEmitter(),
+      fakeCall({ token: signToken(SECRET, path("ForwardStream"), "node2", T) }),
+    );
+    const emitted: unknown[] = [];
+    call.emit = (
+      event: string,
+      status: unknown,
+    ) => (emitted.push([event, status]), EventEmitter.prototype.emit.call(call, event, status));
+    (guarded.ForwardStream as unknown as (c: unknown) => void)(call);
+    return { call, emitted };
+  };
+  const kept = open();
+  const ended = open();
+  assert.deepEqual(opened, ["stream", "stream"]);
+  ended.call.emit("finish", undefined); // this one ends on its own: no more checks
+  await new Promise((r) => setTimeout(r, 40));
+  assert.deepEqual(kept.emitted, [], "a member's stream stays open");
+  members = ["node1"];
+  await new Promise((r) => setTimeout(r, 40));
+  assert.equal(kept.emitted.length, 1);
+  const [event, status] = kept.emitted[0] as [string, { code: number; details: string }];
+  assert.equal(event, "error");
+  assert.equal(status.code, grpc.status.UNAUTHENTICATED);
+  assert.match(status.details, /^ForwardStream ended: "node2" is no longer a node of this cluster$/);
+  assert.deepEqual(
+    ended.emitted.map((x) => (x as [string])[0]),
+    ["finish"],
+    "the ended stream was not checked again",
+  );
 });

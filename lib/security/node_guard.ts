@@ -8,13 +8,18 @@
  * A refused call is answered UNAUTHENTICATED before its handler runs, so
  * nothing is applied, and is logged once per source address and interval.
  * GetMembership stays open: clients read the membership to route, and it
- * changes nothing. Outgoing calls get their token from an interceptor.
+ * changes nothing. A long-lived stream (ForwardStream) is checked when it
+ * opens, and its caller's membership again every second while it lasts.
+ * Outgoing calls get their token from an interceptor.
  */
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../log.ts";
 import { Throttle } from "../throttle.ts";
 import { failStream } from "../grpc/call.ts";
 import { AUTH_METADATA_KEY, type TokenSigner, TokenVerifier } from "./token.ts";
+
+/** NodeService methods that open a stream for as long as the peers are up: their caller is checked again. */
+const LONG_LIVED = new Set(["ForwardStream"]);
 
 /** NodeService methods any client may call. */
 const OPEN_METHODS = new Set(["GetMembership"]);
@@ -39,10 +44,13 @@ export interface NodeGuardOptions {
   log: Logger;
   /** One warning per source per this interval (default 60 s). */
   warnIntervalMs?: number;
+  /** How often the caller of a long-lived stream is checked to be a node still (default 1 s). */
+  recheckMs?: number;
   now?: () => number;
 }
 
 type AnyCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
+type LongCall = grpc.ServerWritableStream<unknown, unknown>;
 type AnyHandler = (call: AnyCall, cb?: grpc.sendUnaryData<unknown>) => void;
 
 /** The NodeService implementation with every non-open method behind the checks. */
@@ -62,8 +70,12 @@ export function guardNodeService(
     const inner = handler as unknown as AnyHandler;
     guarded[name] =
       (OPEN_METHODS.has(name) ? handler : ((call: AnyCall, cb?: grpc.sendUnaryData<unknown>) => {
-        const reason = refusal(path, call, o, verifier, now(), JOIN_METHODS.has(name));
-        if (reason === undefined) return inner(call, cb);
+        const verdict = refusal(path, call, o, verifier, now(), JOIN_METHODS.has(name));
+        if (typeof verdict !== "string") {
+          if (LONG_LIVED.has(name)) endWhenRemoved(name, call as LongCall, verdict.callers, o);
+          return inner(call, cb);
+        }
+        const reason = verdict;
         warn(o.log, throttle, call, name, reason);
         const status = { code: grpc.status.UNAUTHENTICATED, details: `${name} refused: ${reason}` };
         if (streaming) {
@@ -74,7 +86,7 @@ export function guardNodeService(
   return guarded;
 }
 
-/** Why a call may not proceed, or undefined when it may. */
+/** Why a call may not proceed, or the node ids it proved it comes from (certificate, token). */
 function refusal(
   path: string,
   call: AnyCall,
@@ -82,9 +94,10 @@ function refusal(
   verifier: TokenVerifier | undefined,
   nowMs: number,
   anyNode: boolean,
-): string | undefined {
-  const ids = typeof o.nodeIds === "function" ? o.nodeIds() : o.nodeIds;
+): string | { callers: string[] } {
+  const ids = memberIds(o);
   const known = (id: string) => anyNode || ids.includes(id);
+  const callers: string[] = [];
   if (o.requireNodeCert) {
     const cert = call.getAuthContext().sslPeerCertificate;
     if (!cert) return "no client certificate signed by the cluster's CA";
@@ -92,14 +105,43 @@ function refusal(
     if (typeof cn !== "string" || !known(cn)) {
       return `certificate "${cn}" does not name a node of this cluster`;
     }
+    callers.push(cn);
   }
   if (verifier) {
     const token = call.metadata.get(AUTH_METADATA_KEY)[0];
     const verdict = verifier.verify(path, typeof token === "string" ? token : undefined, nowMs);
     if (!verdict.ok) return verdict.reason;
     if (!known(verdict.nodeId)) return `"${verdict.nodeId}" is not a node of this cluster`;
+    callers.push(verdict.nodeId);
   }
-  return undefined;
+  return { callers };
+}
+
+function memberIds(o: NodeGuardOptions): readonly string[] {
+  return typeof o.nodeIds === "function" ? o.nodeIds() : o.nodeIds;
+}
+
+/**
+ * A long-lived stream is checked once, when it opens; a unary call is
+ * checked each time. So that a node removed from the cluster cannot keep
+ * using a stream it opened while a member, the membership of its caller is
+ * checked again every `recheckMs`, and the stream ended UNAUTHENTICATED
+ * once the caller is no longer a node of the cluster.
+ */
+function endWhenRemoved(name: string, call: LongCall, callers: string[], o: NodeGuardOptions): void {
+  if (callers.length === 0) return;
+  const timer = setInterval(() => {
+    const ids = memberIds(o);
+    const gone = callers.find((id) => !ids.includes(id));
+    if (gone === undefined) return;
+    stop();
+    failStream(call, {
+      code: grpc.status.UNAUTHENTICATED,
+      details: `${name} ended: "${gone}" is no longer a node of this cluster`,
+    });
+  }, o.recheckMs ?? 1000);
+  const stop = () => clearInterval(timer);
+  for (const event of ["finish", "cancelled", "error", "close"]) call.once(event, stop);
 }
 
 function warn(log: Logger, throttle: Throttle, call: AnyCall, method: string, reason: string): void {
