@@ -170,21 +170,26 @@ Deno.test("a joining node or an operator needs only a valid token for JoinCluste
   assert.deepEqual(s.ran, ["JoinCluster", "ChangeMembership"]);
 });
 
+/** Some handlers behind the gate with the secret, the members asked on every call. */
+function guardWithMembers(impl: object, members: () => string[], recheckMs?: number) {
+  return guardNodeService(kvstorePackage().NodeService.service, impl as grpc.UntypedServiceImplementation, {
+    secret: SECRET,
+    requireNodeCert: false,
+    nodeIds: members,
+    windowMs: 60_000,
+    log: new Logger({ level: "error", format: "text" }),
+    now: () => T,
+    recheckMs,
+  });
+}
+
 Deno.test("the node ids may follow the membership: a function is asked on every call", () => {
-  const def = kvstorePackage().NodeService.service;
   const ran: string[] = [];
   const impl = {
     Heartbeat: (_c: unknown, cb: (e: unknown, r: unknown) => void) => (ran.push("hb"), cb(null, {})),
   };
   let members = ["node1"];
-  const guarded = guardNodeService(def, impl as unknown as grpc.UntypedServiceImplementation, {
-    secret: SECRET,
-    requireNodeCert: false,
-    nodeIds: () => members,
-    windowMs: 60_000,
-    log: new Logger({ level: "error", format: "text" }),
-    now: () => T,
-  });
+  const guarded = guardWithMembers(impl, () => members);
   const call = () => {
     let answer: unknown;
     const c = fakeCall({ token: signToken(SECRET, path("Heartbeat"), "node4", T) });
@@ -198,19 +203,10 @@ Deno.test("the node ids may follow the membership: a function is asked on every 
 });
 
 Deno.test("a long-lived stream ends UNAUTHENTICATED once its caller is no longer a node, and stops checking when it ends", async () => {
-  const def = kvstorePackage().NodeService.service;
   const opened: string[] = [];
   const impl = { ForwardStream: () => opened.push("stream") };
   let members = ["node1", "node2"];
-  const guarded = guardNodeService(def, impl as unknown as grpc.UntypedServiceImplementation, {
-    secret: SECRET,
-    requireNodeCert: false,
-    nodeIds: () => members,
-    windowMs: 60_000,
-    log: new Logger({ level: "error", format: "text" }),
-    now: () => T,
-    recheckMs: 10,
-  });
+  const guarded = guardWithMembers(impl, () => members, 10);
   const open = () => {
     const call = Object.assign(
       new EventEmitter(),
