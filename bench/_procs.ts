@@ -7,6 +7,7 @@
  * PIDs (resident memory) and extra runtime flags (`--cpu-prof`).
  */
 import { sleep } from "../lib/async.ts";
+import { withNodeFlags } from "../lib/cli/node_flags.ts";
 import { KvClient, type Membership } from "../lib/grpc/kv_client.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -226,7 +227,8 @@ export class BenchCluster {
       "run",
       "-A",
       "--quiet",
-      ...(this.o.denoFlags ?? []),
+      // The flags a node runs with by default, unless the benchmark was given V8 flags of its own.
+      ...withNodeFlags(this.o.denoFlags ?? []),
       this.o.main ?? MAIN,
       "server",
       "--id",

@@ -12,6 +12,7 @@ import { KvClient } from "../grpc/kv_client.ts";
 import { operatorTls, randomSecret } from "../security/settings.ts";
 import { startRedisServer } from "../redis_server.ts";
 import { configFrom, EXIT, intFlag, parseFlags, selfCommand } from "./common.ts";
+import { NODE_V8_FLAGS } from "./node_flags.ts";
 import { sizedConfig } from "./sized_config.ts";
 import { errorMessage } from "../errors.ts";
 import { sleep } from "../async.ts";
@@ -209,7 +210,7 @@ function startNode(node: NodeConfig, args: string[], stopping: () => boolean): S
 }
 
 function spawnNode(node: NodeConfig, args: string[]): NodeProcess {
-  const { cmd, args: cmdArgs } = selfCommand(["server", "--id", node.id, ...args]);
+  const { cmd, args: cmdArgs } = selfCommand(["server", "--id", node.id, ...args], NODE_V8_FLAGS);
   const child = new Deno.Command(cmd, { args: cmdArgs, stdin: "null", stdout: "piped", stderr: "piped" })
     .spawn();
   const tail: string[] = [];

@@ -60,10 +60,17 @@ export function isCompiled(): boolean {
   return /\/deno-compile-[^/]+\//.test(Deno.mainModule) || !basename(Deno.execPath()).startsWith("deno");
 }
 
-/** The command line that runs this program again with other arguments. */
-export function selfCommand(args: string[]): { cmd: string; args: string[] } {
+/**
+ * The command line that runs this program again with other arguments, and
+ * `denoFlags` for `deno run` (a compiled executable has its flags built in).
+ */
+export function selfCommand(
+  args: string[],
+  denoFlags: readonly string[] = [],
+): { cmd: string; args: string[] } {
   if (isCompiled()) return { cmd: Deno.execPath(), args };
-  return { cmd: Deno.execPath(), args: ["run", "-A", "--quiet", new URL(Deno.mainModule).pathname, ...args] };
+  const main = new URL(Deno.mainModule).pathname;
+  return { cmd: Deno.execPath(), args: ["run", "-A", "--quiet", ...denoFlags, main, ...args] };
 }
 
 /** Parses "host:port", or a bare port on 127.0.0.1. */
