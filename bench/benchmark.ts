@@ -434,14 +434,23 @@ async function runMillion(o: Options, cluster: BenchCluster): Promise<MillionRes
   const nodeRows = cluster.o.nodes.map((n, i) => {
     const self = views[i].members.find((m) => m.id === n.id)!;
     const mem = memoryOf(cluster.procs.get(n.id)!.pid);
-    const suspected = cluster.procs.get(n.id)!.grep(/is now (SUSPECTED|FAILED)/).length;
-    return { id: n.id, keys: self.keysCount, rssMB: mb(mem?.rss), peakMB: mb(mem?.hwm), suspected };
+    const suspicions = cluster.procs.get(n.id)!.grep(/is now (SUSPECTED|FAILED)/);
+    return {
+      id: n.id,
+      keys: self.keysCount,
+      rssMB: mb(mem?.rss),
+      peakMB: mb(mem?.hwm),
+      suspected: suspicions.length,
+      suspicions,
+    };
   });
   for (const r of nodeRows) {
     log(
       `  ${r.id}: ${fmt(r.keys)} keys, RSS ${r.rssMB} MB (peak ${r.peakMB} MB)` +
         (r.suspected > 0 ? `, suspected a peer ${r.suspected} times while loading` : ""),
     );
+    // Why: a suspicion while loading makes the node hold hints, which is memory.
+    for (const line of r.suspicions.slice(0, 3)) log(`    ${line.slice(0, 300)}`);
   }
   log("memory: peak resident memory of each node over its next anti-entropy round");
   const antiEntropy = await antiEntropyPeaks(cluster, 90_000);
