@@ -311,6 +311,11 @@ class Handlers {
       if (!n.storage.healthy()) throw new KvError(Code.UNAVAILABLE, `node ${n.id}: storage unavailable`);
       return fn(req);
     };
+    // Served both as unary calls and as frames of ForwardStream.
+    const forwardPut = healthy((req: MultiPutRequestMsg) => this.#multiPut(req, true));
+    const forwardGet = healthy((req: MultiGetRequestMsg) => this.#multiGet(req, true));
+    const forwardDelete = healthy((req: MultiDeleteRequestMsg) => this.#multiDelete(req, true));
+    const replicate = (req: ReplicateBatchRequestMsg) => replicateBatch(n, req);
     return {
       Heartbeat: unary(n, "Heartbeat", (req: HeartbeatRequestMsg) => this.#heartbeat(req)),
       ForwardPut: unary(
@@ -340,7 +345,7 @@ class Handlers {
         }),
       ),
       Replicate: unary(n, "Replicate", (req: ReplicateRequestMsg) => replicateOne(n, req)),
-      ReplicateBatch: unary(n, "ReplicateBatch", (req: ReplicateBatchRequestMsg) => replicateBatch(n, req)),
+      ReplicateBatch: unary(n, "ReplicateBatch", replicate),
       GetSnapshot: unary(n, "GetSnapshot", (req: SnapshotRequestMsg) => snapshot(n, req)),
       JoinCluster: unary(n, "JoinCluster", (req: JoinRequestMsg) => joinCluster(n, req)),
       ChangeMembership: unary(n, "ChangeMembership", (req: MembershipChangeMsg) => changeMembership(n, req)),
@@ -352,21 +357,9 @@ class Handlers {
         (req: MembershipPrepareMsg) => prepareMembership(n, req),
       ),
       AcceptMembership: unary(n, "AcceptMembership", (req: MembershipAcceptMsg) => acceptMembership(n, req)),
-      ForwardMultiPut: unary(
-        n,
-        "ForwardMultiPut",
-        healthy((req: MultiPutRequestMsg) => this.#multiPut(req, true)),
-      ),
-      ForwardMultiGet: unary(
-        n,
-        "ForwardMultiGet",
-        healthy((req: MultiGetRequestMsg) => this.#multiGet(req, true)),
-      ),
-      ForwardMultiDelete: unary(
-        n,
-        "ForwardMultiDelete",
-        healthy((req: MultiDeleteRequestMsg) => this.#multiDelete(req, true)),
-      ),
+      ForwardMultiPut: unary(n, "ForwardMultiPut", forwardPut),
+      ForwardMultiGet: unary(n, "ForwardMultiGet", forwardGet),
+      ForwardMultiDelete: unary(n, "ForwardMultiDelete", forwardDelete),
       ReadRecords: unary(n, "ReadRecords", async (req: { keys: string[] }) => {
         checkBatch(req.keys.length, n.config.limits);
         const records = await n.storage.get(req.keys);
@@ -378,14 +371,10 @@ class Handlers {
       // Each frame is served and counted as the ForwardMulti* or ReplicateBatch call it replaces.
       ForwardStream: forwardStreamHandler({
         run: {
-          put: attempt(n, "ForwardMultiPut", healthy((req: MultiPutRequestMsg) => this.#multiPut(req, true))),
-          get: attempt(n, "ForwardMultiGet", healthy((req: MultiGetRequestMsg) => this.#multiGet(req, true))),
-          del: attempt(
-            n,
-            "ForwardMultiDelete",
-            healthy((req: MultiDeleteRequestMsg) => this.#multiDelete(req, true)),
-          ),
-          repl: attempt(n, "ReplicateBatch", (req: ReplicateBatchRequestMsg) => replicateBatch(n, req)),
+          put: attempt(n, "ForwardMultiPut", forwardPut),
+          get: attempt(n, "ForwardMultiGet", forwardGet),
+          del: attempt(n, "ForwardMultiDelete", forwardDelete),
+          repl: attempt(n, "ReplicateBatch", replicate),
         },
         closed: () => gates.get(n)?.closed ?? false,
         onDrain: (stop) => {
