@@ -11,9 +11,6 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { keysOwnedBy, ringOf, TestCluster } from "../tests/helpers/cluster.ts";
-import { findNode, loadConfig } from "../lib/config.ts";
-import { GrpcPeerTransport } from "../lib/grpc/peer_client.ts";
-import { loadNodeSecurity } from "../lib/security/settings.ts";
 import { cpuSecondsOf } from "./_procs.ts";
 
 const { values } = parseArgs({
@@ -23,15 +20,7 @@ const count = Number(values.count);
 const rounds = Number(values.rounds);
 
 const cluster = await TestCluster.start({ nodes: 2, replicationFactor: 1, startOnly: ["node2"] });
-const config = loadConfig(cluster.configPath);
-const self = findNode(config, "node1");
-const transport = new GrpcPeerTransport({
-  self,
-  peers: [findNode(config, "node2")],
-  timeoutMs: 5000,
-  maxMessageBytes: config.limits.maxMessageBytes,
-  security: loadNodeSecurity(config, self),
-});
+const transport = cluster.peerTransport("node1", "node2", { timeoutMs: 5000 });
 try {
   const keys = keysOwnedBy(ringOf(cluster), "node2", "fc:", 1000);
   const value = new Uint8Array(100);

@@ -7,12 +7,9 @@
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { clusterTest, TestCluster } from "./helpers/cluster.ts";
-import { findNode, loadConfig } from "../lib/config.ts";
-import { GrpcPeerTransport } from "../lib/grpc/peer_client.ts";
 import { type Keepalive, peerChannelOptions } from "../lib/grpc/call.ts";
 import { kvstorePackage } from "../lib/grpc/proto.ts";
 import { KvError } from "../lib/errors.ts";
-import { loadNodeSecurity } from "../lib/security/settings.ts";
 
 const KEEPALIVE: Keepalive = { timeMs: 500, timeoutMs: 500 };
 /** Effectively no pings: grpc-js sends none this far apart within a test. */
@@ -22,16 +19,8 @@ const HEARTBEAT = { status: "ACTIVE" as const, keysCount: 0, hintsPending: 0 };
 /** A call node1 makes to node2 after node2 froze: how it ended and when. */
 async function callToFrozenPeer(keepalive: Keepalive, deadlineMs: number) {
   const cluster = await TestCluster.start({ nodes: 2, replicationFactor: 1, startOnly: ["node2"] });
-  const config = loadConfig(cluster.configPath);
-  const self = findNode(config, "node1");
-  const transport = new GrpcPeerTransport({
-    self,
-    peers: [findNode(config, "node2")],
-    timeoutMs: deadlineMs,
-    maxMessageBytes: config.limits.maxMessageBytes,
-    security: loadNodeSecurity(config, self), // node2 answers only a node of its cluster
-    keepalive,
-  });
+  // node2 answers only a node of its cluster: the transport carries its secret.
+  const transport = cluster.peerTransport("node1", "node2", { timeoutMs: deadlineMs, keepalive });
   try {
     await transport.heartbeat("node2", HEARTBEAT); // the connection is up
     await cluster.signal("node2", "SIGSTOP");

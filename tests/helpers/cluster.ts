@@ -13,7 +13,10 @@ import { type ClientOptions, KvClient } from "../../lib/grpc/kv_client.ts";
 import { KvError } from "../../lib/errors.ts";
 import { HashRing } from "../../lib/ring.ts";
 import type { ClientTls } from "../../lib/security/tls.ts";
-import { randomSecret } from "../../lib/security/settings.ts";
+import { loadNodeSecurity, randomSecret } from "../../lib/security/settings.ts";
+import { findNode, loadConfig } from "../../lib/config.ts";
+import { GrpcPeerTransport } from "../../lib/grpc/peer_client.ts";
+import type { Keepalive } from "../../lib/grpc/call.ts";
 import { freePort } from "./ports.ts";
 
 /** Path of main.ts, for tests that start it themselves. */
@@ -343,6 +346,28 @@ export class TestCluster {
   closeOnStop<C extends { close(): void }>(c: C): C {
     this.#clients.push(c);
     return c;
+  }
+
+  /**
+   * The transport node `self` uses to reach `peer`, with this cluster's
+   * secret or certificate (a peer answers only a node of its cluster), for a
+   * test process that plays `self` against a real `peer`. The caller closes it.
+   */
+  peerTransport(
+    self: string,
+    peer: string,
+    o: { timeoutMs: number; keepalive?: Keepalive },
+  ): GrpcPeerTransport {
+    const config = loadConfig(this.configPath);
+    const node = findNode(config, self);
+    return new GrpcPeerTransport({
+      self: node,
+      peers: [findNode(config, peer)],
+      timeoutMs: o.timeoutMs,
+      maxMessageBytes: config.limits.maxMessageBytes,
+      security: loadNodeSecurity(config, node),
+      keepalive: o.keepalive,
+    });
   }
 
   /** A client of the cluster, closed by `stop()`. */
