@@ -10,34 +10,57 @@
 import type { KvNode } from "./node.ts";
 import type { KvRecord } from "./record.ts";
 import { Code, KvError } from "./errors.ts";
-import {
-  type ListKeysRequestMsg,
-  type ListKeysResponseMsg,
-  recordToPair,
-  type SnapshotRequestMsg,
-} from "./grpc/messages.ts";
+
+/** Which page to read: where the previous page ended ("" first), and how many at most (0: the configured page). */
+export interface PageRequest {
+  cursor: string;
+  limit: number;
+}
+
+/** One page of a node's keys. */
+export interface KeyPage {
+  keys: string[];
+  /** Live keys the node holds in all (not only in this page). */
+  count: number;
+  nodeId: string;
+  /** "" when no keys follow. */
+  nextCursor: string;
+}
+
+/** One page of a node's live records. */
+export interface SnapshotPage {
+  records: KvRecord[];
+  /** Live keys the node holds in all (not only in this page). */
+  total: number;
+  provider: string;
+  /** The node's clock when the page was read. */
+  timestamp: number;
+  /** "" when no records follow. */
+  nextCursor: string;
+  message: string;
+}
 
 /** ListKeys: a page of live keys, and how many this node holds. */
-export async function listKeys(node: KvNode, req: ListKeysRequestMsg): Promise<ListKeysResponseMsg> {
+export async function listKeys(node: KvNode, req: PageRequest): Promise<KeyPage> {
   const { records, nextCursor } = await readPage(node, req.cursor, req.limit, (r) => !r.tombstone);
   return {
     keys: records.map((r) => r.key),
     count: await node.storage.countLive(),
-    node_id: node.id,
-    next_cursor: nextCursor,
+    nodeId: node.id,
+    nextCursor,
   };
 }
 
 /** GetSnapshot: a page of this node's live records, with the total and where to go on. */
-export async function snapshot(node: KvNode, req: SnapshotRequestMsg) {
+export async function snapshot(node: KvNode, req: PageRequest): Promise<SnapshotPage> {
   const { records, nextCursor } = await readPage(node, req.cursor, req.limit, (r) => !r.tombstone);
   const total = await node.storage.countLive();
   return {
-    data: records.map(recordToPair),
-    total_keys: total,
-    provider_node_id: node.id,
-    snapshot_timestamp: node.clock.now(),
-    next_cursor: nextCursor,
+    records,
+    total,
+    provider: node.id,
+    timestamp: node.clock.now(),
+    nextCursor,
     message: nextCursor
       ? `page of ${records.length} of ${total} keys; call again with cursor for the rest`
       : `${records.length} keys`,

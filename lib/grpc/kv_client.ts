@@ -23,6 +23,7 @@ import type { MemberState } from "../membership/member_list.ts";
 import { sleep } from "../async.ts";
 import { Code, KvError } from "../errors.ts";
 import type { ReadResult, WriteResult } from "../transport.ts";
+import type { KeyPage } from "../listing.ts";
 import { channelOptions, isUnreachable, statusError, unary } from "./call.ts";
 import { channelCredentials, type ClientTls } from "../security/tls.ts";
 import { announcedEpoch, epochHeader } from "./ring_epoch.ts";
@@ -31,6 +32,7 @@ import {
   type DeleteResponseMsg,
   type GetResponseMsg,
   getResponseToRead,
+  keyPageFromMsg,
   type ListKeysResponseMsg,
   type MembershipChangeResponseMsg,
   type MembershipResponseMsg,
@@ -92,13 +94,8 @@ export interface ChangeAnswer {
   epoch: number;
 }
 
-/** One page of a node's keys. */
-export interface KeyPage {
-  keys: string[];
-  count: number;
-  nodeId: string;
-  nextCursor: string;
-}
+/** One page of a node's keys (defined beside ListKeys' logic, in listing.ts). */
+export type { KeyPage };
 
 /** A value as callers give it: bytes, or text stored as UTF-8. */
 export type ValueInput = Uint8Array | string;
@@ -204,7 +201,7 @@ export class KvClient {
       limit: opts.limit ?? 0,
       cursor: opts.cursor ?? "",
     });
-    return { keys: res.keys, count: res.count, nodeId: res.node_id, nextCursor: res.next_cursor };
+    return keyPageFromMsg(res);
   }
 
   /** Every key a node holds, following pages. */

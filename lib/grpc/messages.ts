@@ -11,6 +11,7 @@ import type { ReadResult, WriteRequest, WriteResult } from "../transport.ts";
 import type { MemberList, MemberState } from "../membership/member_list.ts";
 import type { ChangeResponse } from "../membership/transport.ts";
 import type { Ballot, Vote } from "../membership/acceptor.ts";
+import type { KeyPage, PageRequest, SnapshotPage } from "../listing.ts";
 
 /** NodeStatus as the loader renders enums (by name). */
 export type NodeStatusName = "ACTIVE" | "SUSPECTED" | "FAILED" | "JOINING" | "LEAVING";
@@ -201,6 +202,15 @@ export interface SnapshotRequestMsg {
   requesting_node_id: string;
   limit: number;
   cursor: string;
+}
+
+export interface SnapshotResponseMsg {
+  data: KeyValuePairMsg[];
+  total_keys: number;
+  provider_node_id: string;
+  snapshot_timestamp: number;
+  next_cursor: string;
+  message: string;
 }
 
 export interface NodeInfoMsg {
@@ -544,4 +554,31 @@ export function voteFromMsg(m: MembershipVoteMsg): Vote {
       }
   }
   return { ok: false, refusal: "not_voting", message: m.message || `unknown vote ${m.refusal}` };
+}
+
+/** A ListKeys or GetSnapshot request as the page it asks for. */
+export function pageRequestFromMsg(m: ListKeysRequestMsg | SnapshotRequestMsg): PageRequest {
+  return { cursor: m.cursor, limit: m.limit };
+}
+
+/** A page of keys as a ListKeysResponse. */
+export function keyPageToMsg(p: KeyPage): ListKeysResponseMsg {
+  return { keys: p.keys, count: p.count, node_id: p.nodeId, next_cursor: p.nextCursor };
+}
+
+/** A ListKeysResponse as a page of keys. */
+export function keyPageFromMsg(m: ListKeysResponseMsg): KeyPage {
+  return { keys: m.keys, count: m.count, nodeId: m.node_id, nextCursor: m.next_cursor };
+}
+
+/** A page of records as a SnapshotResponse. */
+export function snapshotPageToMsg(p: SnapshotPage): SnapshotResponseMsg {
+  return {
+    data: p.records.map(recordToPair),
+    total_keys: p.total,
+    provider_node_id: p.provider,
+    snapshot_timestamp: p.timestamp,
+    next_cursor: p.nextCursor,
+    message: p.message,
+  };
 }

@@ -53,6 +53,7 @@ import {
   type HeartbeatRequestMsg,
   type HeartbeatResponseMsg,
   type JoinRequestMsg,
+  keyPageToMsg,
   type ListKeysRequestMsg,
   type MemberListMsg,
   type MembershipAcceptMsg,
@@ -61,12 +62,14 @@ import {
   type MultiDeleteRequestMsg,
   type MultiGetRequestMsg,
   type MultiPutRequestMsg,
+  pageRequestFromMsg,
   type PutRequestMsg,
   putToWrite,
   readToGetResponse,
   recordToPair,
   type ReplicateBatchRequestMsg,
   type ReplicateRequestMsg,
+  snapshotPageToMsg,
   type SnapshotRequestMsg,
   type StreamRecordsRequestMsg,
   writeToDeleteResponse,
@@ -291,7 +294,11 @@ class Handlers {
         throwIfFailed(r);
         return writeToDeleteResponse(r);
       }, true),
-      ListKeys: unary(n, "ListKeys", (req: ListKeysRequestMsg) => listKeys(n, req)),
+      ListKeys: unary(
+        n,
+        "ListKeys",
+        (req: ListKeysRequestMsg) => listKeys(n, pageRequestFromMsg(req)).then(keyPageToMsg),
+      ),
       MultiPut: unary(n, "MultiPut", (req: MultiPutRequestMsg) => this.#multiPut(req, false), true),
       MultiGet: unary(n, "MultiGet", (req: MultiGetRequestMsg) => this.#multiGet(req, false), true),
       MultiDelete: unary(
@@ -346,7 +353,11 @@ class Handlers {
       ),
       Replicate: unary(n, "Replicate", (req: ReplicateRequestMsg) => replicateOne(n, req)),
       ReplicateBatch: unary(n, "ReplicateBatch", replicate),
-      GetSnapshot: unary(n, "GetSnapshot", (req: SnapshotRequestMsg) => snapshot(n, req)),
+      GetSnapshot: unary(
+        n,
+        "GetSnapshot",
+        (req: SnapshotRequestMsg) => snapshot(n, pageRequestFromMsg(req)).then(snapshotPageToMsg),
+      ),
       JoinCluster: unary(n, "JoinCluster", (req: JoinRequestMsg) => joinCluster(n, req)),
       ChangeMembership: unary(n, "ChangeMembership", (req: MembershipChangeMsg) => changeMembership(n, req)),
       PushMembership: unary(n, "PushMembership", (req: MemberListMsg) => pushMembership(n, req)),

@@ -1,0 +1,45 @@
+/**
+ * Tests of `lib/grpc/messages.ts`: requests decoded from the wire become
+ * the typed records the handler modules take, and their typed answers
+ * become the messages clients read, field for field.
+ */
+import assert from "node:assert/strict";
+import { keyPageFromMsg, keyPageToMsg, pageRequestFromMsg, snapshotPageToMsg } from "../lib/grpc/messages.ts";
+import type { KvRecord } from "../lib/record.ts";
+
+const bytes = (s: string) => new TextEncoder().encode(s);
+
+Deno.test("ListKeys and GetSnapshot requests become the page they ask for", () => {
+  assert.deepEqual(pageRequestFromMsg({ cursor: "12", limit: 5 }), { cursor: "12", limit: 5 });
+  assert.deepEqual(pageRequestFromMsg({ requesting_node_id: "node2", cursor: "", limit: 0 }), {
+    cursor: "",
+    limit: 0,
+  });
+});
+
+Deno.test("a page of keys goes to a ListKeysResponse and back unchanged", () => {
+  const page = { keys: ["a", "b"], count: 9, nodeId: "node1", nextCursor: "3" };
+  const msg = keyPageToMsg(page);
+  assert.deepEqual(msg, { keys: ["a", "b"], count: 9, node_id: "node1", next_cursor: "3" });
+  assert.deepEqual(keyPageFromMsg(msg), page);
+});
+
+Deno.test("a page of records becomes a SnapshotResponse with each record as a KeyValuePair", () => {
+  const r: KvRecord = { key: "k", value: bytes("v"), timestamp: 7, versionNode: "node3", tombstone: false };
+  const msg = snapshotPageToMsg({
+    records: [r],
+    total: 4,
+    provider: "node1",
+    timestamp: 99,
+    nextCursor: "",
+    message: "1 keys",
+  });
+  assert.deepEqual(msg, {
+    data: [{ key: "k", value: bytes("v"), timestamp: 7, version_node: "node3", tombstone: false }],
+    total_keys: 4,
+    provider_node_id: "node1",
+    snapshot_timestamp: 99,
+    next_cursor: "",
+    message: "1 keys",
+  });
+});
