@@ -1,10 +1,16 @@
 /**
  * The gRPC implementation of `PeerTransport`: calls from this node to others.
  *
- * One NodeService client (one HTTP/2 channel) per peer, created once,
- * reused for every call, pinging its peer (keepalive) so a connection whose
- * far end vanished is dropped, and closed when the peer moves or the node
- * stops. Every call has a deadline; a peer that cannot be reached
+ * Three NodeService clients per peer, each its own HTTP/2 connection (a
+ * lane): heartbeats and membership on one, forwards and replication on
+ * another, bulk streams (recovery, anti-entropy, large batches) on a third.
+ * On one shared connection a heartbeat queued behind megabytes of bulk
+ * frames missed its deadline and made a node suspect a live peer, and a
+ * client's forward waited behind a recovery stream; Cassandra splits its
+ * peer connections the same way (urgent, small, large messages). Each is
+ * created once, reused for every call, pings its peer (keepalive) so a
+ * connection whose far end vanished is dropped, and is closed when the peer
+ * moves or the node stops. Every call has a deadline; a peer that cannot be reached
  * surfaces as `PeerUnavailableError`, so the caller fails over. Forwarded
  * reads and writes that leave for the same peer in one turn of the event
  * loop go as one batch (lib/coalesce.ts), sent as one message of a
@@ -112,6 +118,9 @@ const ITEM_OVERHEAD_BYTES = 32;
 /** How long a peer without ForwardStream gets unary forwards before the stream is tried again. */
 const UNARY_FALLBACK_MS = 60_000;
 
+/** The channel option that keeps each lane on a connection of its own (not a gRPC option). */
+export const LANE_OPTION = "kvstore.lane";
+
 /** The batch kinds of a ForwardStream frame: request and response of each. */
 interface BatchKinds {
   put: [MultiPutRequestMsg, MultiPutResponseMsg];
@@ -127,10 +136,19 @@ interface BatchKinds {
  */
 const STREAM_REPLICATE_MAX_BYTES = 64 * 1024;
 
-/** One peer: its channel, its forward stream, and until when it is known to lack one. */
+/**
+ * The connections to a peer, by the traffic they carry: `control` for
+ * heartbeats and membership (small, and late only if the peer is), `data`
+ * for client requests forwarded and their copies, `bulk` for what moves many
+ * records at once.
+ */
+export type Lane = "control" | "data" | "bulk";
+const LANES: readonly Lane[] = ["control", "data", "bulk"];
+
+/** One peer: a channel per lane, its forward stream, and until when it is known to lack one. */
 interface Peer {
   address: string;
-  client: grpc.Client;
+  lanes: Record<Lane, grpc.Client>;
   forwards?: StreamMux<ForwardFrameMsg, ForwardReplyMsg>;
   unaryUntil: number;
 }
@@ -169,30 +187,31 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
     const address = `${host}:${port}`;
     const known = this.#clients.get(id);
     if (known?.address === address) return;
-    known?.forwards?.close();
-    known?.client.close();
+    if (known) closePeer(known);
     const NodeService = kvstorePackage().NodeService;
     const { credentials, options } = channelCredentials(address, this.o.security?.tls);
-    const client = new NodeService(address, credentials, {
-      ...(this.o.keepalive
-        ? peerChannelOptions(this.o.maxMessageBytes, this.o.keepalive)
-        : channelOptions(this.o.maxMessageBytes)),
-      ...options,
-      interceptors: this.#interceptors,
-    });
-    this.#clients.set(id, { address, client, unaryUntil: 0 });
+    const base = this.o.keepalive
+      ? peerChannelOptions(this.o.maxMessageBytes, this.o.keepalive)
+      : channelOptions(this.o.maxMessageBytes);
+    const channel = (lane: Lane) =>
+      new NodeService(address, credentials, {
+        ...base,
+        ...options,
+        // grpc-js shares a connection between channels of equal options; this one differs per lane.
+        [LANE_OPTION]: lane,
+        interceptors: this.#interceptors,
+      });
+    const lanes = { control: channel("control"), data: channel("data"), bulk: channel("bulk") };
+    this.#clients.set(id, { address, lanes, unaryUntil: 0 });
   }
 
   /** Closes every peer channel gracefully (a GOAWAY to each peer); for a node that has stopped. */
   close(): void {
-    for (const { client, forwards } of this.#clients.values()) {
-      forwards?.close();
-      client.close();
-    }
+    for (const p of this.#clients.values()) closePeer(p);
   }
 
   async fetchMembership(peer: string): Promise<MembershipSnapshot> {
-    const res = await this.#unary<MembershipResponseMsg>(peer, "GetMembership", {
+    const res = await this.#control<MembershipResponseMsg>(peer, "GetMembership", {
       requesting_node_id: this.o.self.id,
     });
     if (!res.member_list) throw new RangeError(`node ${peer} sent no member list`);
@@ -206,7 +225,7 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
 
   async prepare(peer: string, epoch: number, ballot: Ballot): Promise<Vote> {
     const req: MembershipPrepareMsg = { epoch, ballot: ballotToMsg(ballot) };
-    return voteFromMsg(await this.#unary<MembershipVoteMsg>(peer, "PrepareMembership", req));
+    return voteFromMsg(await this.#control<MembershipVoteMsg>(peer, "PrepareMembership", req));
   }
 
   async accept(peer: string, epoch: number, ballot: Ballot, list: MemberList): Promise<Vote> {
@@ -215,17 +234,17 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
       ballot: ballotToMsg(ballot),
       member_list: memberListToMsg(list),
     };
-    return voteFromMsg(await this.#unary<MembershipVoteMsg>(peer, "AcceptMembership", req));
+    return voteFromMsg(await this.#control<MembershipVoteMsg>(peer, "AcceptMembership", req));
   }
 
   async pushMembership(peer: string, list: MemberList): Promise<number> {
-    const res = await this.#unary<{ epoch: number }>(peer, "PushMembership", memberListToMsg(list));
+    const res = await this.#control<{ epoch: number }>(peer, "PushMembership", memberListToMsg(list));
     return res.epoch;
   }
 
   async changeMembership(peer: string, change: ChangeRequest): Promise<ChangeResponse> {
     const kinds = { remove: "CHANGE_REMOVE", streamed: "CHANGE_STREAMED", join: "CHANGE_JOIN" } as const;
-    const res = await this.#unary<MembershipChangeResponseMsg>(peer, "ChangeMembership", {
+    const res = await this.#control<MembershipChangeResponseMsg>(peer, "ChangeMembership", {
       kind: kinds[change.kind],
       node_id: change.nodeId,
       host: change.host ?? "",
@@ -238,7 +257,7 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
   }
 
   async join(peer: string, self: JoinerAddress): Promise<ChangeResponse> {
-    const res = await this.#unary<JoinResponseMsg>(peer, "JoinCluster", {
+    const res = await this.#control<JoinResponseMsg>(peer, "JoinCluster", {
       node_id: self.id,
       host: self.host,
       port: self.port,
@@ -258,7 +277,7 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
       hints_pending: info.hintsPending,
       membership_epoch: info.epoch ?? 0,
     };
-    const res = await this.#unary<HeartbeatResponseMsg>(peer, "Heartbeat", req);
+    const res = await this.#control<HeartbeatResponseMsg>(peer, "Heartbeat", req);
     return {
       status: res.status === "JOINING" ? "JOINING" : "ACTIVE",
       keysCount: res.keys_count,
@@ -341,7 +360,7 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
   ): Promise<BatchKinds[K][1]> {
     const p = this.#peer(peer);
     p.forwards ??= new StreamMux({
-      open: (events) => openForwardStream(p.client, peer, events),
+      open: (events) => openForwardStream(p.lanes.data, peer, events),
       idOf: (reply) => reply.id,
       timeoutMs: this.o.timeoutMs,
       timedOut: () =>
@@ -430,15 +449,15 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
       items: items.map(({ record, hintFor }) => replicateRequest(this.o.self.id, record, hintFor)),
       primary_node: this.o.self.id,
     };
-    const unary = async () =>
-      (await this.#unary<ReplicateBatchResponseMsg>(peer, "ReplicateBatch", req)).applied;
+    const unary = async (lane: Lane) =>
+      (await this.#unary<ReplicateBatchResponseMsg>(peer, "ReplicateBatch", req, lane)).applied;
     let bytes = 0;
     for (const { record } of items) bytes += recordSize(record);
-    if (bytes > STREAM_REPLICATE_MAX_BYTES) return await unary();
+    if (bytes > STREAM_REPLICATE_MAX_BYTES) return await unary("bulk");
     return await this.#streamOrUnary(
       peer,
       async () => (await this.#onStream(peer, "repl", req)).applied,
-      unary,
+      () => unary("data"),
     );
   }
 
@@ -467,7 +486,7 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
     const res = await this.#unary<{ digests: number[] }>(peer, "GetDigests", {
       requesting_node_id: this.o.self.id,
       bucket_bits: bucketBits,
-    });
+    }, "bulk");
     return res.digests;
   }
 
@@ -490,28 +509,36 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
     return p;
   }
 
-  #client(peer: string): grpc.Client {
-    return this.#peer(peer).client;
-  }
-
-  async #unary<Res>(peer: string, method: string, req: unknown): Promise<Res> {
+  async #unary<Res>(peer: string, method: string, req: unknown, lane: Lane = "data"): Promise<Res> {
     try {
-      return await unary<Res>(this.#client(peer), method, req, this.o.timeoutMs);
+      return await unary<Res>(this.#peer(peer).lanes[lane], method, req, this.o.timeoutMs);
     } catch (err) {
       throw peerError(peer, err);
     }
   }
 
+  /** A heartbeat or membership call: on the control lane, which bulk traffic never holds up. */
+  #control<Res>(peer: string, method: string, req: unknown): Promise<Res> {
+    return this.#unary<Res>(peer, method, req, "control");
+  }
+
   async *#stream(peer: string, method: string, req: unknown): AsyncGenerator<KvRecord[]> {
     const timeout = this.o.streamTimeoutMs ?? 10 * 60_000;
+    const bulk = this.#peer(peer).lanes.bulk;
     try {
-      for await (const chunk of serverStream<RecordChunkMsg>(this.#client(peer), method, req, timeout)) {
+      for await (const chunk of serverStream<RecordChunkMsg>(bulk, method, req, timeout)) {
         yield chunk.records.map(pairToRecord);
       }
     } catch (err) {
       throw peerError(peer, err);
     }
   }
+}
+
+/** Ends a peer's forward stream and closes its channels (calls running on them finish). */
+function closePeer(p: Peer): void {
+  p.forwards?.close();
+  for (const lane of LANES) p.lanes[lane].close();
 }
 
 function replicateRequest(self: string, r: KvRecord, hintFor?: string): ReplicateRequestMsg {
