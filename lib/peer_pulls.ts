@@ -13,7 +13,8 @@ import type { KvRecord } from "./record.ts";
 import { Code, KvError } from "./errors.ts";
 import { recordsFor } from "./recovery.ts";
 import { bucketDigests, recordsInBuckets } from "./anti_entropy.ts";
-import type { BucketRequestMsg, DigestRequestMsg, StreamRecordsRequestMsg } from "./grpc/messages.ts";
+import type { BucketPull, RecordPull } from "./transport.ts";
+import type { ChunkLimits } from "./storage/mod.ts";
 
 /**
  * Recovery and range moves: the records the requester should hold, or only
@@ -22,57 +23,48 @@ import type { BucketRequestMsg, DigestRequestMsg, StreamRecordsRequestMsg } from
  */
 export async function* streamRecordsTo(
   node: KvNode,
-  req: StreamRecordsRequestMsg,
+  requester: string,
+  pull: RecordPull,
 ): AsyncGenerator<KvRecord[]> {
   const n = node;
-  const to = req.requesting_node_id;
-  if (req.for_move && req.epoch > n.membership.epoch) await n.membership.syncFrom([to]);
-  if (req.for_move && req.epoch !== n.membership.epoch) {
+  const epoch = pull.forMoveOfEpoch;
+  const forMove = epoch !== undefined;
+  if (forMove && epoch > n.membership.epoch) await n.membership.syncFrom([requester]);
+  if (forMove && epoch !== n.membership.epoch) {
     throw new KvError(
       Code.FAILED_PRECONDITION,
-      `node ${n.id} is at membership epoch ${n.membership.epoch}, not ${req.epoch}`,
+      `node ${n.id} is at membership epoch ${n.membership.epoch}, not ${epoch}`,
     );
   }
-  checkPeer(n, to);
-  n.log.info(req.for_move ? "streaming records for a range move" : "streaming records for recovery", {
-    to,
+  checkPeer(n, requester);
+  n.log.info(forMove ? "streaming records for a range move" : "streaming records for recovery", {
+    to: requester,
   });
   const rf = n.config.replication.replicationFactor;
-  const wanted = req.for_move
-    ? (key: string) => n.ring.gains(key, to, rf)
-    : (key: string) => n.ring.holds(key, to, rf);
-  yield* recordsFor(n.storage, wanted, chunkLimits(n, req));
+  const wanted = forMove
+    ? (key: string) => n.ring.gains(key, requester, rf)
+    : (key: string) => n.ring.holds(key, requester, rf);
+  yield* recordsFor(n.storage, wanted, chunkLimits(n, pull));
 }
 
 /** Anti-entropy: this node's digest of each bucket it shares with the requester. */
-export async function digestsFor(
-  node: KvNode,
-  req: DigestRequestMsg,
-): Promise<{ digests: number[]; provider_node_id: string }> {
-  const n = node;
-  checkPeer(n, req.requesting_node_id);
-  const digests = await bucketDigests(
-    n.storage,
-    n.shared,
-    n.id,
-    req.requesting_node_id,
-    req.bucket_bits,
-  );
-  return { digests, provider_node_id: n.id };
+export async function digestsFor(node: KvNode, requester: string, bucketBits: number): Promise<number[]> {
+  checkPeer(node, requester);
+  return await bucketDigests(node.storage, node.shared, node.id, requester, bucketBits);
 }
 
 /** Anti-entropy: the records of the buckets whose digests differed. */
-export function bucketsFor(node: KvNode, req: BucketRequestMsg): AsyncIterable<KvRecord[]> {
+export function bucketsFor(node: KvNode, requester: string, pull: BucketPull): AsyncIterable<KvRecord[]> {
   const n = node;
-  checkPeer(n, req.requesting_node_id);
+  checkPeer(n, requester);
   return recordsInBuckets(
     n.storage,
     n.shared,
     n.id,
-    req.requesting_node_id,
-    req.bucket_bits,
-    req.buckets,
-    chunkLimits(n, req),
+    requester,
+    pull.bucketBits,
+    pull.buckets,
+    chunkLimits(n, pull),
   );
 }
 
@@ -83,10 +75,10 @@ function checkPeer(node: KvNode, id: string): void {
 }
 
 /** The chunk size a requester asked for, within this node's own limits. */
-function chunkLimits(node: KvNode, req: { max_records: number; max_bytes: number }) {
+function chunkLimits(node: KvNode, asked: ChunkLimits): ChunkLimits {
   const own = node.chunkLimits();
   return {
-    maxRecords: req.max_records > 0 ? Math.min(req.max_records, own.maxRecords * 10) : own.maxRecords,
-    maxBytes: req.max_bytes > 0 ? Math.min(req.max_bytes, own.maxBytes) : own.maxBytes,
+    maxRecords: asked.maxRecords > 0 ? Math.min(asked.maxRecords, own.maxRecords * 10) : own.maxRecords,
+    maxBytes: asked.maxBytes > 0 ? Math.min(asked.maxBytes, own.maxBytes) : own.maxBytes,
   };
 }

@@ -8,6 +8,7 @@
  */
 import type { KvRecord } from "./record.ts";
 import type { HeartbeatReply } from "./detector.ts";
+import type { ChunkLimits } from "./storage/mod.ts";
 
 /** A client write: a put, or a delete (tombstone), before it has a version. */
 export interface WriteRequest {
@@ -62,6 +63,21 @@ export interface ReplicaItem {
   hintFor?: string;
 }
 
+/**
+ * A pull of the records the puller should hold (recovery), or with
+ * `forMoveOfEpoch` only those it gains in the membership change of that
+ * epoch. Limits of 0 leave the chunk size to the sender.
+ */
+export interface RecordPull extends ChunkLimits {
+  forMoveOfEpoch?: number;
+}
+
+/** A pull of the records in some anti-entropy buckets of the keys both nodes should hold. */
+export interface BucketPull extends ChunkLimits {
+  bucketBits: number;
+  buckets: number[];
+}
+
 /** What this node says of itself in a heartbeat. */
 export interface HeartbeatInfo {
   status: "ACTIVE" | "JOINING";
@@ -87,15 +103,9 @@ export interface PeerTransport {
    * Streams the records the peer holds that this node is responsible for, or
    * (`forMoveOfEpoch`) only those it gains in the membership change of that epoch.
    */
-  streamRecords(
-    peer: string,
-    opts: { maxRecords: number; maxBytes: number; forMoveOfEpoch?: number },
-  ): AsyncIterable<KvRecord[]>;
+  streamRecords(peer: string, opts: RecordPull): AsyncIterable<KvRecord[]>;
   /** Digests of the buckets of keys both nodes should hold. */
   digests(peer: string, bucketBits: number): Promise<number[]>;
   /** Streams the peer's records in some buckets of keys both should hold. */
-  streamBuckets(
-    peer: string,
-    opts: { bucketBits: number; buckets: number[]; maxRecords: number; maxBytes: number },
-  ): AsyncIterable<KvRecord[]>;
+  streamBuckets(peer: string, opts: BucketPull): AsyncIterable<KvRecord[]>;
 }

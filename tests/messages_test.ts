@@ -4,7 +4,14 @@
  * become the messages clients read, field for field.
  */
 import assert from "node:assert/strict";
-import { keyPageFromMsg, keyPageToMsg, pageRequestFromMsg, snapshotPageToMsg } from "../lib/grpc/messages.ts";
+import {
+  bucketPullFromMsg,
+  keyPageFromMsg,
+  keyPageToMsg,
+  pageRequestFromMsg,
+  recordPullFromMsg,
+  snapshotPageToMsg,
+} from "../lib/grpc/messages.ts";
 import type { KvRecord } from "../lib/record.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
@@ -42,4 +49,20 @@ Deno.test("a page of records becomes a SnapshotResponse with each record as a Ke
     next_cursor: "",
     message: "1 keys",
   });
+});
+
+Deno.test("a StreamRecords request is a range move only when for_move is set", () => {
+  const req = { requesting_node_id: "node2", max_records: 5, max_bytes: 0, for_move: false, epoch: 3 };
+  assert.deepEqual(recordPullFromMsg(req), { maxRecords: 5, maxBytes: 0 });
+  assert.deepEqual(recordPullFromMsg({ ...req, for_move: true }), {
+    maxRecords: 5,
+    maxBytes: 0,
+    forMoveOfEpoch: 3,
+  });
+  assert.deepEqual(recordPullFromMsg({ ...req, for_move: true, epoch: 0 }).forMoveOfEpoch, 0);
+});
+
+Deno.test("a StreamBuckets request becomes the buckets and chunk limits it asks for", () => {
+  const req = { requesting_node_id: "node2", bucket_bits: 4, buckets: [1, 9], max_records: 0, max_bytes: 64 };
+  assert.deepEqual(bucketPullFromMsg(req), { bucketBits: 4, buckets: [1, 9], maxRecords: 0, maxBytes: 64 });
 });

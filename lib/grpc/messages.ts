@@ -7,7 +7,7 @@
  * deals in `KvRecord`, `WriteResult` and friends.
  */
 import type { KvRecord } from "../record.ts";
-import type { ReadResult, WriteRequest, WriteResult } from "../transport.ts";
+import type { BucketPull, ReadResult, RecordPull, WriteRequest, WriteResult } from "../transport.ts";
 import type { MemberList, MemberState } from "../membership/member_list.ts";
 import type { ChangeResponse } from "../membership/transport.ts";
 import type { Ballot, Vote } from "../membership/acceptor.ts";
@@ -581,4 +581,18 @@ export function snapshotPageToMsg(p: SnapshotPage): SnapshotResponseMsg {
     next_cursor: p.nextCursor,
     message: p.message,
   };
+}
+
+/** A StreamRecords request as the pull it asks for (a range move only when `for_move` is set). */
+export function recordPullFromMsg(m: StreamRecordsRequestMsg): RecordPull {
+  return {
+    maxRecords: m.max_records,
+    maxBytes: m.max_bytes,
+    ...(m.for_move ? { forMoveOfEpoch: m.epoch } : {}),
+  };
+}
+
+/** A StreamBuckets request as the pull it asks for. */
+export function bucketPullFromMsg(m: BucketRequestMsg): BucketPull {
+  return { bucketBits: m.bucket_bits, buckets: m.buckets, maxRecords: m.max_records, maxBytes: m.max_bytes };
 }

@@ -42,6 +42,7 @@ import { forwardStreamHandler, type Outcome } from "./forward_stream.ts";
 import { addReflectionService } from "./reflection.ts";
 import type { MethodMetrics, NodeMetrics } from "../admin/node_metrics.ts";
 import {
+  bucketPullFromMsg,
   type BucketRequestMsg,
   type DeleteRequestMsg,
   deleteToWrite,
@@ -66,6 +67,7 @@ import {
   type PutRequestMsg,
   putToWrite,
   readToGetResponse,
+  recordPullFromMsg,
   recordToPair,
   type ReplicateBatchRequestMsg,
   type ReplicateRequestMsg,
@@ -376,9 +378,20 @@ class Handlers {
         const records = await n.storage.get(req.keys);
         return { records: records.filter((r) => r !== undefined).map(recordToPair) };
       }),
-      StreamRecords: streaming(n, "StreamRecords", (req: StreamRecordsRequestMsg) => streamRecordsTo(n, req)),
-      GetDigests: unary(n, "GetDigests", (req: DigestRequestMsg) => digestsFor(n, req)),
-      StreamBuckets: streaming(n, "StreamBuckets", (req: BucketRequestMsg) => bucketsFor(n, req)),
+      StreamRecords: streaming(
+        n,
+        "StreamRecords",
+        (req: StreamRecordsRequestMsg) => streamRecordsTo(n, req.requesting_node_id, recordPullFromMsg(req)),
+      ),
+      GetDigests: unary(n, "GetDigests", async (req: DigestRequestMsg) => ({
+        digests: await digestsFor(n, req.requesting_node_id, req.bucket_bits),
+        provider_node_id: n.id,
+      })),
+      StreamBuckets: streaming(
+        n,
+        "StreamBuckets",
+        (req: BucketRequestMsg) => bucketsFor(n, req.requesting_node_id, bucketPullFromMsg(req)),
+      ),
       // Each frame is served and counted as the ForwardMulti* or ReplicateBatch call it replaces.
       ForwardStream: forwardStreamHandler({
         run: {
