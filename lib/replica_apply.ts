@@ -13,57 +13,48 @@ import type { KvRecord } from "./record.ts";
 import { checkKey } from "./validate.ts";
 import { Code, KvError } from "./errors.ts";
 import { peerLimitMs } from "./versions.ts";
-import type {
-  ReplicateBatchRequestMsg,
-  ReplicateBatchResponseMsg,
-  ReplicateRequestMsg,
-} from "./grpc/messages.ts";
+import type { ReplicaItem } from "./transport.ts";
+
+/** Copies a peer pushes: one (Replicate) or a batch (ReplicateBatch). */
+export interface ReplicaPush {
+  /** The sending node ("" if unnamed): refused versions are logged under it. */
+  from: string;
+  items: ReplicaItem[];
+}
+
+/** What this node answers the sender of a push. */
+export interface ReplicaAnswer {
+  /** How many copies were newer than what this node held. */
+  applied: number;
+  message: string;
+}
 
 /** Replicate: one copy; a version too far ahead fails the call. */
-export async function replicateOne(
-  node: KvNode,
-  req: ReplicateRequestMsg,
-): Promise<{ success: boolean; message: string; replica_node_id: string }> {
-  const n = node;
-  const { refused } = await applyReplicas(n, [req]);
-  if (refused > 0) throw tooFarAhead(req.timestamp, n.config.limits.maxClockSkewMs);
-  return { success: true, message: "applied", replica_node_id: n.id };
+export async function replicateOne(node: KvNode, push: ReplicaPush): Promise<ReplicaAnswer> {
+  const { applied, refused } = await applyReplicas(node, push);
+  if (refused > 0) throw tooFarAhead(push.items[0].record.timestamp, node.config.limits.maxClockSkewMs);
+  return { applied, message: "applied" };
 }
 
 /** ReplicateBatch: the copies that pass are applied; the answer says how many were refused. */
-export async function replicateBatch(
-  node: KvNode,
-  req: ReplicateBatchRequestMsg,
-): Promise<ReplicateBatchResponseMsg> {
-  const n = node;
-  const { applied, refused } = await applyReplicas(n, req.items);
+export async function replicateBatch(node: KvNode, push: ReplicaPush): Promise<ReplicaAnswer> {
+  const { applied, refused } = await applyReplicas(node, push);
   const message = refused > 0
     ? `${applied} applied, ${refused} refused: version too far ahead of this node's clock`
     : `${applied} applied`;
-  return { success: true, message, replica_node_id: n.id, applied };
+  return { applied, message };
 }
 
 /** Applies pushed records; versions too far ahead are refused (and logged) one by one. */
-async function applyReplicas(
-  node: KvNode,
-  items: ReplicateRequestMsg[],
-): Promise<{ applied: number; refused: number }> {
+async function applyReplicas(node: KvNode, push: ReplicaPush): Promise<{ applied: number; refused: number }> {
   const n = node;
-  const all = items.map((m): KvRecord => {
-    checkKey(m.key, n.config.limits);
-    return {
-      key: m.key,
-      value: m.value,
-      timestamp: m.timestamp,
-      versionNode: m.version_node || m.primary_node,
-      tombstone: m.operation === "DELETE",
-    };
-  });
-  const records = n.versions.admit(all, items[0]?.primary_node || "a peer");
+  for (const { record } of push.items) checkKey(record.key, n.config.limits);
+  const all: KvRecord[] = push.items.map((item) => item.record);
+  const records = n.versions.admit(all, push.from || "a peer");
   for (const r of records) n.clock.observe(r.timestamp);
   const applied = await n.storage.apply(records);
-  items.forEach((m, i) => {
-    if (m.hint_for && records.includes(all[i])) n.hints.add(m.hint_for, m.key, all[i]);
+  push.items.forEach(({ record, hintFor }) => {
+    if (hintFor && records.includes(record)) n.hints.add(hintFor, record.key, record);
   });
   return { applied: applied.filter(Boolean).length, refused: all.length - records.length };
 }

@@ -10,6 +10,8 @@ import {
   keyPageToMsg,
   pageRequestFromMsg,
   recordPullFromMsg,
+  replicaAnswerToMsg,
+  replicaPushFromMsg,
   snapshotPageToMsg,
 } from "../lib/grpc/messages.ts";
 import type { KvRecord } from "../lib/record.ts";
@@ -65,4 +67,36 @@ Deno.test("a StreamRecords request is a range move only when for_move is set", (
 Deno.test("a StreamBuckets request becomes the buckets and chunk limits it asks for", () => {
   const req = { requesting_node_id: "node2", bucket_bits: 4, buckets: [1, 9], max_records: 0, max_bytes: 64 };
   assert.deepEqual(bucketPullFromMsg(req), { bucketBits: 4, buckets: [1, 9], maxRecords: 0, maxBytes: 64 });
+});
+
+Deno.test("pushed copies become records with their hints, from the node the first copy names", () => {
+  const copy = {
+    key: "k",
+    value: bytes("v"),
+    timestamp: 5,
+    primary_node: "node2",
+    operation: "PUT" as const,
+    version_node: "node3",
+    hint_for: "",
+  };
+  const record = { key: "k", value: bytes("v"), timestamp: 5, versionNode: "node3", tombstone: false };
+  assert.deepEqual(replicaPushFromMsg(copy), { from: "node2", items: [{ record }] });
+  const hinted = { ...copy, operation: "DELETE" as const, version_node: "", hint_for: "node4" };
+  assert.deepEqual(replicaPushFromMsg({ items: [hinted, copy], primary_node: "ignored" }), {
+    from: "node2",
+    items: [
+      { record: { ...record, versionNode: "node2", tombstone: true }, hintFor: "node4" },
+      { record },
+    ],
+  });
+  assert.deepEqual(replicaPushFromMsg({ items: [], primary_node: "node2" }), { from: "", items: [] });
+});
+
+Deno.test("a replica's answer becomes a successful ReplicateBatchResponse naming the replica", () => {
+  assert.deepEqual(replicaAnswerToMsg({ applied: 2, message: "2 applied" }, "node1"), {
+    success: true,
+    message: "2 applied",
+    replica_node_id: "node1",
+    applied: 2,
+  });
 });

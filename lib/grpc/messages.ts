@@ -7,11 +7,19 @@
  * deals in `KvRecord`, `WriteResult` and friends.
  */
 import type { KvRecord } from "../record.ts";
-import type { BucketPull, ReadResult, RecordPull, WriteRequest, WriteResult } from "../transport.ts";
+import type {
+  BucketPull,
+  ReadResult,
+  RecordPull,
+  ReplicaItem,
+  WriteRequest,
+  WriteResult,
+} from "../transport.ts";
 import type { MemberList, MemberState } from "../membership/member_list.ts";
 import type { ChangeResponse } from "../membership/transport.ts";
 import type { Ballot, Vote } from "../membership/acceptor.ts";
 import type { KeyPage, PageRequest, SnapshotPage } from "../listing.ts";
+import type { ReplicaAnswer, ReplicaPush } from "../replica_apply.ts";
 
 /** NodeStatus as the loader renders enums (by name). */
 export type NodeStatusName = "ACTIVE" | "SUSPECTED" | "FAILED" | "JOINING" | "LEAVING";
@@ -595,4 +603,31 @@ export function recordPullFromMsg(m: StreamRecordsRequestMsg): RecordPull {
 /** A StreamBuckets request as the pull it asks for. */
 export function bucketPullFromMsg(m: BucketRequestMsg): BucketPull {
   return { bucketBits: m.bucket_bits, buckets: m.buckets, maxRecords: m.max_records, maxBytes: m.max_bytes };
+}
+
+/** A pushed copy as the record it carries (a copy naming no version node was versioned by its sender). */
+export function replicaItemFromMsg(m: ReplicateRequestMsg): ReplicaItem {
+  const record: KvRecord = {
+    key: m.key,
+    value: m.value,
+    timestamp: m.timestamp,
+    versionNode: m.version_node || m.primary_node,
+    tombstone: m.operation === "DELETE",
+  };
+  return m.hint_for ? { record, hintFor: m.hint_for } : { record };
+}
+
+/** A Replicate or ReplicateBatch request as a push, from the node its first copy names. */
+export function replicaPushFromMsg(m: ReplicateRequestMsg | ReplicateBatchRequestMsg): ReplicaPush {
+  const items = "items" in m ? m.items : [m];
+  return { from: items[0]?.primary_node ?? "", items: items.map(replicaItemFromMsg) };
+}
+
+/**
+ * A replica's answer as a ReplicateBatchResponse. Replicate answers with it
+ * too: ReplicateResponse has the same fields but `applied`, which its
+ * encoder leaves out.
+ */
+export function replicaAnswerToMsg(a: ReplicaAnswer, replica: string): ReplicateBatchResponseMsg {
+  return { success: true, message: a.message, replica_node_id: replica, applied: a.applied };
 }

@@ -69,6 +69,8 @@ import {
   readToGetResponse,
   recordPullFromMsg,
   recordToPair,
+  replicaAnswerToMsg,
+  replicaPushFromMsg,
   type ReplicateBatchRequestMsg,
   type ReplicateRequestMsg,
   snapshotPageToMsg,
@@ -324,7 +326,8 @@ class Handlers {
     const forwardPut = healthy((req: MultiPutRequestMsg) => this.#multiPut(req, true));
     const forwardGet = healthy((req: MultiGetRequestMsg) => this.#multiGet(req, true));
     const forwardDelete = healthy((req: MultiDeleteRequestMsg) => this.#multiDelete(req, true));
-    const replicate = (req: ReplicateBatchRequestMsg) => replicateBatch(n, req);
+    const replicate = (req: ReplicateBatchRequestMsg) =>
+      replicateBatch(n, replicaPushFromMsg(req)).then((a) => replicaAnswerToMsg(a, n.id));
     return {
       Heartbeat: unary(n, "Heartbeat", (req: HeartbeatRequestMsg) => this.#heartbeat(req)),
       ForwardPut: unary(
@@ -353,7 +356,12 @@ class Handlers {
           return forwardWriteResponse(r);
         }),
       ),
-      Replicate: unary(n, "Replicate", (req: ReplicateRequestMsg) => replicateOne(n, req)),
+      Replicate: unary(
+        n,
+        "Replicate",
+        (req: ReplicateRequestMsg) =>
+          replicateOne(n, replicaPushFromMsg(req)).then((a) => replicaAnswerToMsg(a, n.id)),
+      ),
       ReplicateBatch: unary(n, "ReplicateBatch", replicate),
       GetSnapshot: unary(
         n,
