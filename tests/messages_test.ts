@@ -6,15 +6,22 @@
 import assert from "node:assert/strict";
 import {
   bucketPullFromMsg,
+  changeRequestFromMsg,
+  joinAnswerToMsg,
+  joinerFromMsg,
   keyPageFromMsg,
   keyPageToMsg,
+  membershipViewToMsg,
   pageRequestFromMsg,
   recordPullFromMsg,
   replicaAnswerToMsg,
   replicaPushFromMsg,
   snapshotPageToMsg,
+  voteRequestFromMsg,
 } from "../lib/grpc/messages.ts";
 import type { KvRecord } from "../lib/record.ts";
+import type { MemberInfo } from "../lib/node.ts";
+import type { MemberList } from "../lib/membership/member_list.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 
@@ -98,5 +105,130 @@ Deno.test("a replica's answer becomes a successful ReplicateBatchResponse naming
     message: "2 applied",
     replica_node_id: "node1",
     applied: 2,
+  });
+});
+
+const list: MemberList = {
+  epoch: 3,
+  claimant: "node1",
+  members: [
+    { id: "node1", host: "127.0.0.1", port: 7001, state: "NORMAL", adminPort: 9001 },
+    { id: "node4", host: "127.0.0.1", port: 7004, state: "JOINING" },
+  ],
+};
+const listMsg = {
+  epoch: 3,
+  claimant_id: "node1",
+  members: [
+    { node_id: "node1", host: "127.0.0.1", port: 7001, state: "MEMBER_NORMAL" as const, admin_port: 9001 },
+    { node_id: "node4", host: "127.0.0.1", port: 7004, state: "MEMBER_JOINING" as const, admin_port: 0 },
+  ],
+};
+const member: MemberInfo = {
+  id: "node4",
+  host: "127.0.0.1",
+  port: 7004,
+  status: "JOINING",
+  lastContactMs: 12_999,
+  keysCount: 8,
+  recoveredRecords: 2,
+  memberState: "JOINING",
+};
+const memberMsg = {
+  node_id: "node4",
+  host: "127.0.0.1",
+  port: 7004,
+  status: "JOINING",
+  last_heartbeat: 12,
+  keys_count: 8,
+  recovered_records: 2,
+  member_state: "MEMBER_JOINING",
+};
+
+Deno.test("a JoinCluster request is the joiner's address; its answer carries the members and the new list", () => {
+  assert.deepEqual(joinerFromMsg({ node_id: "node4", host: "127.0.0.1", port: 7004, admin_port: 9004 }), {
+    id: "node4",
+    host: "127.0.0.1",
+    port: 7004,
+    adminPort: 9004,
+  });
+  const change = { accepted: true, retry: false, message: "joining", list, claimant: "node1" };
+  assert.deepEqual(joinAnswerToMsg({ change, members: [member] }), {
+    accepted: true,
+    message: "joining",
+    existing_nodes: [memberMsg],
+    retry: false,
+    member_list: listMsg,
+  });
+  const refused = joinAnswerToMsg({ change: { ...change, accepted: false, list: undefined }, members: [] });
+  assert.equal(refused.member_list, null);
+});
+
+Deno.test("a MembershipChange becomes the change of its kind; an unknown kind is a removal", () => {
+  const m = {
+    kind: "CHANGE_JOIN" as const,
+    node_id: "node4",
+    host: "h",
+    port: 7004,
+    epoch: 0,
+    forwarded: true,
+    admin_port: 9004,
+  };
+  assert.deepEqual(changeRequestFromMsg(m), {
+    kind: "join",
+    nodeId: "node4",
+    host: "h",
+    port: 7004,
+    epoch: 0,
+    forwarded: true,
+    adminPort: 9004,
+  });
+  assert.equal(changeRequestFromMsg({ ...m, kind: "CHANGE_STREAMED" }).kind, "streamed");
+  assert.equal(changeRequestFromMsg({ ...m, kind: "CHANGE_REMOVE" }).kind, "remove");
+  const unknown = { ...m, kind: "CHANGE_OTHER" } as unknown as typeof m;
+  assert.equal(changeRequestFromMsg(unknown).kind, "remove");
+});
+
+Deno.test("vote requests carry their ballot (the lowest when absent) and, to accept, the list", () => {
+  assert.deepEqual(voteRequestFromMsg({ epoch: 4, ballot: { round: 2, node_id: "node1" } }), {
+    epoch: 4,
+    ballot: { round: 2, node: "node1" },
+  });
+  assert.deepEqual(voteRequestFromMsg({ epoch: 4, ballot: null, member_list: listMsg }), {
+    epoch: 4,
+    ballot: { round: 0, node: "" },
+    list,
+  });
+  assert.deepEqual(voteRequestFromMsg({ epoch: 4, ballot: null, member_list: null }), {
+    epoch: 4,
+    ballot: { round: 0, node: "" },
+  });
+});
+
+Deno.test("a node's view of the membership becomes a MembershipResponse", () => {
+  const msg = membershipViewToMsg({
+    members: [member],
+    list,
+    settingsJson: "{}",
+    responder: "node2",
+    voteEpoch: 3,
+    clusterName: "c",
+    virtualNodes: 16,
+    replicationFactor: 2,
+    claimant: "",
+    streamed: ["node4"],
+  });
+  assert.deepEqual(msg, {
+    nodes: [memberMsg],
+    cluster_size: 2,
+    virtual_nodes: 16,
+    replication_factor: 2,
+    cluster_name: "c",
+    responder_id: "node2",
+    member_list: listMsg,
+    settings_json: "{}",
+    claimant_id: "",
+    streamed: ["node4"],
+    vote_epoch: 3,
   });
 });

@@ -16,10 +16,12 @@ import type {
   WriteResult,
 } from "../transport.ts";
 import type { MemberList, MemberState } from "../membership/member_list.ts";
-import type { ChangeResponse } from "../membership/transport.ts";
+import type { ChangeRequest, ChangeResponse, JoinerAddress } from "../membership/transport.ts";
 import type { Ballot, Vote } from "../membership/acceptor.ts";
 import type { KeyPage, PageRequest, SnapshotPage } from "../listing.ts";
 import type { ReplicaAnswer, ReplicaPush } from "../replica_apply.ts";
+import type { JoinAnswer, MembershipView, VoteRequest } from "../membership/handlers.ts";
+import type { MemberInfo } from "../node.ts";
 
 /** NodeStatus as the loader renders enums (by name). */
 export type NodeStatusName = "ACTIVE" | "SUSPECTED" | "FAILED" | "JOINING" | "LEAVING";
@@ -507,6 +509,68 @@ export function changeResponseFromMsg(
     list: m.member_list ? memberListFromMsg(m.member_list) : undefined,
     claimant: m.claimant_id ?? "",
   };
+}
+
+/** A JoinCluster request as the joiner's address. */
+export function joinerFromMsg(m: JoinRequestMsg): JoinerAddress {
+  return { id: m.node_id, host: m.host, port: m.port, adminPort: m.admin_port };
+}
+
+/** A join's answer as a JoinResponse. */
+export function joinAnswerToMsg(a: JoinAnswer): JoinResponseMsg {
+  const { accepted, retry, message, member_list } = changeResponseToMsg(a.change);
+  return { accepted, message, existing_nodes: a.members.map(memberInfoToMsg), retry, member_list };
+}
+
+/** A MembershipChange as a change (an unknown kind reads as a removal, the proto's default). */
+export function changeRequestFromMsg(m: MembershipChangeMsg): ChangeRequest {
+  const kind = m.kind === "CHANGE_STREAMED" ? "streamed" : m.kind === "CHANGE_JOIN" ? "join" : "remove";
+  return {
+    kind,
+    nodeId: m.node_id,
+    host: m.host,
+    port: m.port,
+    epoch: m.epoch,
+    forwarded: m.forwarded,
+    adminPort: m.admin_port,
+  };
+}
+
+/** A member as GetMembership and JoinCluster tell it. */
+export function memberInfoToMsg(m: MemberInfo): NodeInfoMsg {
+  return {
+    node_id: m.id,
+    host: m.host,
+    port: m.port,
+    status: m.status,
+    last_heartbeat: Math.floor(m.lastContactMs / 1000),
+    keys_count: m.keysCount,
+    recovered_records: m.recoveredRecords,
+    member_state: memberStateToMsg(m.memberState),
+  };
+}
+
+/** A node's view of the membership as a MembershipResponse. */
+export function membershipViewToMsg(v: MembershipView): MembershipResponseMsg {
+  return {
+    nodes: v.members.map(memberInfoToMsg),
+    cluster_size: v.list.members.length,
+    virtual_nodes: v.virtualNodes,
+    replication_factor: v.replicationFactor,
+    cluster_name: v.clusterName,
+    responder_id: v.responder,
+    member_list: memberListToMsg(v.list),
+    settings_json: v.settingsJson,
+    claimant_id: v.claimant,
+    streamed: v.streamed,
+    vote_epoch: v.voteEpoch,
+  };
+}
+
+/** A PrepareMembership or AcceptMembership request as the vote it asks for. */
+export function voteRequestFromMsg(m: MembershipPrepareMsg | MembershipAcceptMsg): VoteRequest {
+  const list = "member_list" in m && m.member_list ? memberListFromMsg(m.member_list) : undefined;
+  return { epoch: m.epoch, ballot: ballotFromMsg(m.ballot), ...(list ? { list } : {}) };
 }
 
 /** A ballot as a message. */

@@ -2,7 +2,7 @@
  * The membership RPCs a node serves: JoinCluster, ChangeMembership,
  * PushMembership, GetMembership and the votes on new lists
  * (PrepareMembership, AcceptMembership), as plain functions of the node and
- * the request message.
+ * the typed request (`grpc/messages.ts` converts the messages).
  *
  * `grpc/server.ts` registers them beside the data RPCs and stays the edge
  * (admission, metrics, status codes); what a join or a change means (who may
@@ -13,90 +13,81 @@ import type { KvNode, MemberInfo } from "../node.ts";
 import { Code, KvError } from "../errors.ts";
 import { isNodeId } from "../config.ts";
 import { settingsJson } from "./settings.ts";
-import type { ChangeResponse } from "./transport.ts";
-import {
-  ballotFromMsg,
-  changeResponseToMsg,
-  type JoinRequestMsg,
-  type JoinResponseMsg,
-  memberListFromMsg,
-  type MemberListMsg,
-  memberListToMsg,
-  type MembershipAcceptMsg,
-  type MembershipChangeMsg,
-  type MembershipChangeResponseMsg,
-  type MembershipPrepareMsg,
-  type MembershipResponseMsg,
-  type MembershipVoteMsg,
-  memberStateToMsg,
-  type NodeInfoMsg,
-  voteToMsg,
-} from "../grpc/messages.ts";
+import type { ChangeRequest, ChangeResponse, JoinerAddress, MembershipSnapshot } from "./transport.ts";
+import type { Ballot, Vote } from "./acceptor.ts";
+import type { MemberList } from "./member_list.ts";
+
+/** The answer to a join: the claimant's, and the members as this node sees them after it. */
+export interface JoinAnswer {
+  change: ChangeResponse;
+  members: MemberInfo[];
+}
+
+/** A vote asked of this node's acceptor on the list of `epoch`; phase 2 (accept) carries the list. */
+export interface VoteRequest {
+  epoch: number;
+  /** The lowest ballot (round 0, node "") when the request named none. */
+  ballot: Ballot;
+  list?: MemberList;
+}
+
+/** What GetMembership answers: the members as this node sees them, and the cluster's settings. */
+export interface MembershipView extends MembershipSnapshot {
+  members: MemberInfo[];
+  clusterName: string;
+  virtualNodes: number;
+  replicationFactor: number;
+  /** "" when there is none. */
+  claimant: string;
+  /** Nodes that have streamed the ranges they gain in the current change. */
+  streamed: string[];
+}
 
 /** A node asks to join: the claimant adds it (JOINING), or it is told to retry or refused. */
-export async function joinCluster(node: KvNode, req: JoinRequestMsg): Promise<JoinResponseMsg> {
-  checkNodeAddress(req);
-  const res = await node.membership.propose({
+export async function joinCluster(node: KvNode, joiner: JoinerAddress): Promise<JoinAnswer> {
+  checkNodeAddress(joiner.id, joiner.host, joiner.port);
+  const change = await node.membership.propose({
     kind: "join",
-    nodeId: req.node_id,
-    host: req.host,
-    port: req.port,
-    adminPort: req.admin_port,
+    nodeId: joiner.id,
+    host: joiner.host,
+    port: joiner.port,
+    adminPort: joiner.adminPort,
   });
-  const { accepted, retry, message, member_list } = changeResponseToMsg(res);
-  return { accepted, message, existing_nodes: node.members().map(nodeInfo), retry, member_list };
+  return { change, members: node.members() };
 }
 
 /** A change sent to the claimant, or to any node, which forwards it. */
-export async function changeMembership(
-  node: KvNode,
-  req: MembershipChangeMsg,
-): Promise<MembershipChangeResponseMsg> {
-  const kind = req.kind === "CHANGE_STREAMED" ? "streamed" : req.kind === "CHANGE_JOIN" ? "join" : "remove";
-  if (kind === "join") checkNodeAddress(req);
-  if (req.node_id === "") throw new KvError(Code.INVALID_ARGUMENT, "node_id is required");
-  const res: ChangeResponse = await node.membership.propose({
-    kind,
-    nodeId: req.node_id,
-    host: req.host,
-    port: req.port,
-    epoch: req.epoch,
-    forwarded: req.forwarded,
-    adminPort: req.admin_port,
-  });
-  return changeResponseToMsg(res);
+export async function changeMembership(node: KvNode, change: ChangeRequest): Promise<ChangeResponse> {
+  if (change.kind === "join") checkNodeAddress(change.nodeId, change.host ?? "", change.port ?? 0);
+  if (change.nodeId === "") throw new KvError(Code.INVALID_ARGUMENT, "node_id is required");
+  return await node.membership.propose(change);
 }
 
-/** A member list pushed by the claimant; the node adopts it if it is newer. */
-export function pushMembership(node: KvNode, req: MemberListMsg): { epoch: number; receiver_id: string } {
-  node.membership.offer(memberListFromMsg(req), "claimant");
-  return { epoch: node.membership.epoch, receiver_id: node.id };
+/** A member list pushed by the claimant; the node adopts it if it is newer. Returns the node's epoch after. */
+export function pushMembership(node: KvNode, list: MemberList): number {
+  node.membership.offer(list, "claimant");
+  return node.membership.epoch;
 }
 
 /** Phase 1 of the vote on the list of `epoch`: this node's acceptor promises the ballot, or says why not. */
-export async function prepareMembership(node: KvNode, req: MembershipPrepareMsg): Promise<MembershipVoteMsg> {
+export async function prepareMembership(node: KvNode, req: VoteRequest): Promise<Vote> {
   const epoch = checkEpoch(req.epoch);
-  noteProposer(node, req.ballot?.node_id, epoch);
-  return voteToMsg(await node.membership.acceptor.prepare(epoch, ballotFromMsg(req.ballot)));
+  noteProposer(node, req.ballot.node, epoch);
+  return await node.membership.acceptor.prepare(epoch, req.ballot);
 }
 
 /** Phase 2: this node's acceptor accepts the list, unless it promised a higher ballot. */
-export async function acceptMembership(node: KvNode, req: MembershipAcceptMsg): Promise<MembershipVoteMsg> {
+export async function acceptMembership(node: KvNode, req: VoteRequest): Promise<Vote> {
   const epoch = checkEpoch(req.epoch);
-  if (!req.member_list || req.member_list.epoch !== epoch) {
+  if (!req.list || req.list.epoch !== epoch) {
     throw new KvError(Code.INVALID_ARGUMENT, `member_list must be the list of epoch ${epoch}`);
   }
-  noteProposer(node, req.ballot?.node_id, epoch);
-  const vote = await node.membership.acceptor.accept(
-    epoch,
-    ballotFromMsg(req.ballot),
-    memberListFromMsg(req.member_list),
-  );
-  return voteToMsg(vote);
+  noteProposer(node, req.ballot.node, epoch);
+  return await node.membership.acceptor.accept(epoch, req.ballot, req.list);
 }
 
 /** A proposer holds the list of `epoch - 1`: a voter behind it fetches that list from it. */
-function noteProposer(node: KvNode, proposer: string | undefined, epoch: number): void {
+function noteProposer(node: KvNode, proposer: string, epoch: number): void {
   if (proposer && proposer !== node.id) node.membership.noteEpoch(proposer, epoch - 1);
 }
 
@@ -107,47 +98,33 @@ function checkEpoch(epoch: number): number {
   return epoch;
 }
 
-/** What GetMembership answers: the members as this node sees them, and the cluster's settings. */
-export function membershipView(node: KvNode): MembershipResponseMsg {
+/** GetMembership: this node's view of the membership, read now. */
+export function membershipView(node: KvNode): MembershipView {
   const c = node.config;
   const m = node.membership;
   return {
-    nodes: node.members().map(nodeInfo),
-    cluster_size: m.list.members.length,
-    virtual_nodes: c.consistentHashing.virtualNodes,
-    replication_factor: c.replication.replicationFactor,
-    cluster_name: c.clusterName,
-    responder_id: node.id,
-    member_list: memberListToMsg(m.list),
-    settings_json: settingsJson(c),
-    claimant_id: m.claimant() ?? "",
+    members: node.members(),
+    list: m.list,
+    clusterName: c.clusterName,
+    virtualNodes: c.consistentHashing.virtualNodes,
+    replicationFactor: c.replication.replicationFactor,
+    responder: node.id,
+    settingsJson: settingsJson(c),
+    claimant: m.claimant() ?? "",
     streamed: m.streamed(),
-    vote_epoch: m.acceptor.voteEpoch(),
-  };
-}
-
-function nodeInfo(m: MemberInfo): NodeInfoMsg {
-  return {
-    node_id: m.id,
-    host: m.host,
-    port: m.port,
-    status: m.status,
-    last_heartbeat: Math.floor(m.lastContactMs / 1000),
-    keys_count: m.keysCount,
-    recovered_records: m.recoveredRecords,
-    member_state: memberStateToMsg(m.memberState),
+    voteEpoch: m.acceptor.voteEpoch(),
   };
 }
 
 /** A joining node must name itself and where it listens. */
-function checkNodeAddress(req: { node_id: string; host: string; port: number }): void {
-  if (!isNodeId(req.node_id)) {
-    throw new KvError(Code.INVALID_ARGUMENT, `node id "${req.node_id}" may hold only letters, digits, _ . -`);
+function checkNodeAddress(id: string, host: string, port: number): void {
+  if (!isNodeId(id)) {
+    throw new KvError(Code.INVALID_ARGUMENT, `node id "${id}" may hold only letters, digits, _ . -`);
   }
-  if (req.host === "" || !(req.port >= 1 && req.port <= 65535)) {
+  if (host === "" || !(port >= 1 && port <= 65535)) {
     throw new KvError(
       Code.INVALID_ARGUMENT,
-      `a joining node needs its host and port (got "${req.host}:${req.port}")`,
+      `a joining node needs its host and port (got "${host}:${port}")`,
     );
   }
 }
