@@ -3,7 +3,9 @@
  *
  * In one invocation it starts, measures and stops:
  *   (a) the ceiling: bench/ceiling_server.ts, a gRPC server answering from a
- *       plain Map, the fastest any node can be on this runtime;
+ *       plain Map, the fastest any node can be on this runtime; and three of
+ *       them loaded round-robin ("ceiling3"), which is what splitting the
+ *       same calls over three processes on this machine costs by itself;
  *   (b) etcd, three members (bench/etcd.ts), when `etcd` is on PATH;
  *   (c) a 3-node cluster, replication_factor 2, asynchronous replication
  *       (write_quorum 1), on the memory engine, loaded twice: by a plain
@@ -72,7 +74,7 @@ const HELP = `deno task benchmark [flags]
   --skip-redis        leave out the Redis cluster
   --skip-1m           leave out the 1M-record memory and recovery test
   --skip-membership   leave out the join and decommission timed after the 1M test
-  --targets LIST      only these of ceiling,etcd,any,memory,redis (default all)
+  --targets LIST      only these of ceiling,ceiling3,etcd,any,memory,redis (default all)
   --secret            run the kvstore clusters with security.cluster_secret set (every
                       node-to-node call then carries an HMAC token), to measure its cost
   --baseline DIR      also run a memory cluster from DIR/main.ts (another checkout)
@@ -90,7 +92,16 @@ const CEILING = new URL("./ceiling_server.ts", import.meta.url).pathname;
 const ROOT = new URL("../", import.meta.url).pathname;
 
 /** Targets, in the order they run. */
-const TARGETS = ["ceiling", "etcd", "baseline", "baseline-routing", "any", "memory", "redis"] as const;
+const TARGETS = [
+  "ceiling",
+  "ceiling3",
+  "etcd",
+  "baseline",
+  "baseline-routing",
+  "any",
+  "memory",
+  "redis",
+] as const;
 /** Targets that exist only with --baseline (and always with it). */
 const BASELINE_TARGETS: readonly Target[] = ["baseline", "baseline-routing"];
 type Target = typeof TARGETS[number];
@@ -98,6 +109,7 @@ type Target = typeof TARGETS[number];
 /** How each target is named in the table. */
 const TARGET_LABELS: Record<Target, string> = {
   ceiling: "ceiling (Map server)",
+  ceiling3: "ceiling x3 (3 Map servers)",
   etcd: "etcd, 3 members",
   baseline: "baseline any-node",
   "baseline-routing": "baseline routing",
@@ -352,12 +364,34 @@ function stopSignal(o: Options): Deno.Signal {
   return o.nodeFlags.some((f) => f.startsWith("--cpu-prof")) ? "SIGTERM" : "SIGKILL";
 }
 
-async function startCeiling(group: ProcessGroup, o: Options): Promise<Running> {
-  log("ceiling: starting the ceiling server");
+/**
+ * The ceiling: `count` ceiling servers, loaded round-robin (like the
+ * any-node client) when there are several.
+ */
+async function startCeiling(group: ProcessGroup, o: Options, count: 1 | 3): Promise<Running> {
+  const target = count === 1 ? "ceiling" : "ceiling3";
+  log(`${target}: starting ${count} ceiling server${count === 1 ? "" : "s"}`);
+  const procs = await Promise.all(Array.from({ length: count }, () => startCeilingServer(group, o)));
+  const addresses = procs.map((p) => p.address);
+  const spread = count > 1;
+  return {
+    target,
+    addresses,
+    route: false,
+    spread,
+    client: await KvClient.connect(addresses, { route: false, spread, timeoutMs: 5000 }),
+    pids: () => procs.map((p) => p.proc.pid),
+    // Killed, not stopped: they hold nothing worth a graceful stop.
+    stop: async () => void await Promise.all(procs.map((p) => p.proc.stop(stopSignal(o)))),
+  };
+}
+
+/** One ceiling server process, once it listens. */
+async function startCeilingServer(group: ProcessGroup, o: Options): Promise<{ proc: Proc; address: string }> {
   const port = freePort();
   const args = ["run", "-A", "--quiet", ...o.nodeFlags, CEILING, "--port", String(port)];
   const proc = new Proc("ceiling", Deno.execPath(), args);
-  group.add({ stop: () => proc.stop("SIGKILL") }, "ceiling");
+  group.add({ stop: () => proc.stop("SIGKILL") }, `ceiling ${port}`);
   const deadline = Date.now() + 30_000;
   while (proc.grep(/^listening on/).length === 0) {
     if (!proc.running || Date.now() > deadline) {
@@ -365,16 +399,7 @@ async function startCeiling(group: ProcessGroup, o: Options): Promise<Running> {
     }
     await sleep(50);
   }
-  const addresses = [`127.0.0.1:${port}`];
-  return {
-    target: "ceiling",
-    addresses,
-    route: false,
-    client: await KvClient.connect(addresses, { route: false, timeoutMs: 5000 }),
-    pids: () => [proc.pid],
-    // Killed, not stopped: it holds nothing worth a graceful stop.
-    stop: () => proc.stop(stopSignal(o)),
-  };
+  return { proc, address: `127.0.0.1:${port}` };
 }
 
 /** Memory and recovery figures of the 1M-record test. */
@@ -673,7 +698,8 @@ async function main(args: string[]): Promise<number> {
     // Every target is up at once and each row runs on them back to back, so
     // a row's ratios compare measurements taken seconds apart: whatever else
     // loads the machine drifts less between them.
-    if (o.targets.includes("ceiling")) running.push(await startCeiling(group, o));
+    if (o.targets.includes("ceiling")) running.push(await startCeiling(group, o, 1));
+    if (o.targets.includes("ceiling3")) running.push(await startCeiling(group, o, 3));
     if (o.targets.includes("etcd")) {
       if (etcdPath()) running.push(await startEtcdTarget(group, tmp));
       else notes.push("etcd: skipped, `etcd` is not on PATH (Debian: apt-get install etcd-server)");
@@ -735,6 +761,8 @@ async function main(args: string[]): Promise<number> {
   console.log(
     "\ntargets:\n" + targets.map((t) => `  ${t.met ? "met    " : "NOT met"}  ${t.what}: ${t.got}`).join("\n"),
   );
+  const reference = threeProcessReference(rows);
+  if (reference.length > 0) console.log("\n" + reference.join("\n"));
   await Deno.mkdir(o.out, { recursive: true });
   const file = `${o.out}/${started.toISOString().replace(/[:.]/g, "-")}.json`;
   await Deno.writeTextFile(
@@ -847,6 +875,31 @@ function checkTargets(rows: RowResult[], million?: MillionResult): TargetCheck[]
   return out;
 }
 
+/**
+ * The cluster's unary rows against three ceiling servers: a node is one of
+ * three processes sharing the machine's cores, and this shows how much of
+ * the distance to the one-process ceiling that alone accounts for.
+ */
+function threeProcessReference(rows: RowResult[]): string[] {
+  const lines: string[] = [];
+  for (const target of ["any", "memory"] as const) {
+    for (const row of ["put", "get"]) {
+      const a = rows.find((r) => r.target === target && r.row === row);
+      const c3 = rows.find((r) => r.target === "ceiling3" && r.row === row);
+      if (!a || !c3 || a.cpuUsPerOp === undefined || c3.cpuUsPerOp === undefined) continue;
+      lines.push(
+        `  ${TARGET_LABELS[target]}, unary ${row}: ${
+          Math.round((a.bench.keys_per_s / c3.bench.keys_per_s) * 100)
+        }% of its keys/s, ${(a.cpuUsPerOp / c3.cpuUsPerOp).toFixed(2)}x its server CPU per call`,
+      );
+    }
+  }
+  return lines.length === 0 ? [] : [
+    "against three ceiling servers loaded round-robin (what three processes cost by themselves; not a target):",
+    ...lines,
+  ];
+}
+
 function table(rows: RowResult[], o: Options): string {
   const header = [
     "target",
@@ -862,10 +915,14 @@ function table(rows: RowResult[], o: Options): string {
     "CPU wait load/servers",
     "errors",
     "vs ceiling",
+    "vs ceiling x3",
   ];
   const body = rows.map((r) => {
-    const c = rows.find((x) => x.target === "ceiling" && x.row === r.row)?.bench;
     const b = r.bench;
+    const versus = (target: Target) => {
+      const c = rows.find((x) => x.target === target && x.row === r.row)?.bench;
+      return c ? `${Math.round((b.keys_per_s / c.keys_per_s) * 100)}%` : "-";
+    };
     return [
       TARGET_LABELS[r.target],
       r.label,
@@ -879,7 +936,8 @@ function table(rows: RowResult[], o: Options): string {
       r.loadLag === undefined ? "-" : r.loadLag.p99Ms.toFixed(1),
       r.loadRunQueue === undefined ? "-" : `${pct(r.loadRunQueue)}/${pct(r.serverRunQueue ?? 0)}`,
       String(b.error_count),
-      c ? `${Math.round((b.keys_per_s / c.keys_per_s) * 100)}%` : "-",
+      versus("ceiling"),
+      versus("ceiling3"),
     ];
   });
   const all = [header, ...body];
