@@ -6,7 +6,11 @@
  * `suspect_timeout_ms` is SUSPECTED, for `failure_timeout_ms` FAILED. A call
  * that fails to reach a peer is evidence too and suspects it at once, so
  * requests fail over without waiting for the timeout. A peer that reports
- * itself JOINING (recovering) is alive but does not serve yet. The state
+ * itself JOINING (recovering) is alive but does not serve yet. Silence is
+ * counted only over time this process was running: a tick that comes a
+ * whole interval late means it was paused (a stall, a starved CPU, SIGSTOP),
+ * when nothing could be heard, so the time it missed is not held against
+ * the peers (Cassandra's failure detector skips local pauses likewise). The state
  * machine takes an injected clock so it is tested without sleeping; the
  * heartbeat loop that feeds it is the small `HeartbeatLoop` below.
  */
@@ -44,6 +48,7 @@ interface PeerState {
 export class FailureDetector {
   readonly #peers = new Map<string, PeerState>();
   readonly #clock: () => number;
+  #lastTick?: number;
 
   constructor(peers: readonly string[], private readonly options: DetectorOptions) {
     this.#clock = options.clock ?? Date.now;
@@ -71,9 +76,20 @@ export class FailureDetector {
     this.#set(peer, s, "SUSPECTED", this.#clock() - s.lastContact, reason);
   }
 
-  /** Moves silent peers to SUSPECTED and FAILED; call it periodically. */
-  tick(): void {
+  /**
+   * Moves silent peers to SUSPECTED and FAILED; call it every `intervalMs`.
+   * Given the interval, a tick late by more than one more interval credits
+   * the time this process missed to every peer's silence.
+   */
+  tick(intervalMs?: number): void {
     const now = this.#clock();
+    if (intervalMs !== undefined && this.#lastTick !== undefined) {
+      const missed = now - this.#lastTick - intervalMs;
+      if (missed > intervalMs) {
+        for (const s of this.#peers.values()) s.lastContact = Math.min(now, s.lastContact + missed);
+      }
+    }
+    this.#lastTick = now;
     for (const [peer, s] of this.#peers) {
       const silentMs = now - s.lastContact;
       if (silentMs >= this.options.failureTimeoutMs) {
@@ -152,7 +168,7 @@ export class HeartbeatLoop {
     this.beatAll();
     this.#timers.push(setInterval(() => this.beatAll(), this.options.intervalMs));
     const tickMs = Math.max(20, Math.min(250, Math.floor(this.options.intervalMs / 4)));
-    this.#timers.push(setInterval(() => this.detector.tick(), tickMs));
+    this.#timers.push(setInterval(() => this.detector.tick(tickMs), tickMs));
   }
 
   stop(): void {

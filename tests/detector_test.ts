@@ -101,6 +101,42 @@ Deno.test("a peer silent past both timeouts at one tick goes straight to FAILED"
   ]);
 });
 
+Deno.test("a tick an interval late credits the time this process missed to every peer's silence", () => {
+  const TICK = 250;
+  const ticking = (d: FailureDetector, advance: (ms: number) => void, ms: number) => {
+    for (let t = 0; t < ms; t += TICK) {
+      advance(TICK);
+      d.tick(TICK);
+    }
+  };
+  const { d, advance, changes } = setup();
+  ticking(d, advance, 5 * TICK);
+  // This process does not run for longer than the suspect timeout, then ticks again.
+  advance(SUSPECT_MS + 2_000);
+  d.tick(TICK);
+  assert.deepEqual(statuses(d), { a: "ACTIVE", b: "ACTIVE", c: "ACTIVE" }, "suspected for its own pause");
+  // Silence while it runs still counts: the peers stay silent until the timeout from before the pause.
+  ticking(d, advance, SUSPECT_MS - 7 * TICK);
+  assert.deepEqual(changes, []);
+  ticking(d, advance, 2 * TICK);
+  assert.deepEqual(statuses(d), { a: "SUSPECTED", b: "SUSPECTED", c: "SUSPECTED" });
+
+  // The control: the same pause, with ticks that do not say their interval, suspects everyone at once.
+  const control = setup();
+  control.advance(SUSPECT_MS + 2_000);
+  control.d.tick();
+  assert.deepEqual(statuses(control.d), { a: "SUSPECTED", b: "SUSPECTED", c: "SUSPECTED" });
+});
+
+Deno.test("ticks late by less than an interval credit nothing", () => {
+  const { d, advance } = setup();
+  for (let t = 0; t < SUSPECT_MS; t += 190) {
+    advance(190); // each tick 90 ms late for a 100 ms interval: jitter, not a pause
+    d.tick(100);
+  }
+  assert.deepEqual(statuses(d), { a: "SUSPECTED", b: "SUSPECTED", c: "SUSPECTED" });
+});
+
 Deno.test("a failed call suspects the peer at once, and contact clears it", () => {
   const { d, advance, changes } = setup();
   advance(300);
