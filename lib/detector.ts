@@ -7,10 +7,11 @@
  * that fails to reach a peer is evidence too and suspects it at once, so
  * requests fail over without waiting for the timeout. A peer that reports
  * itself JOINING (recovering) is alive but does not serve yet. Silence is
- * counted only over time this process was running: a tick that comes a
- * whole interval late means it was paused (a stall, a starved CPU, SIGSTOP),
- * when nothing could be heard, so the time it missed is not held against
- * the peers (Cassandra's failure detector skips local pauses likewise). The state
+ * counted only over time this process was running: a tick that comes half
+ * a suspect timeout late means it was paused (a stall, a starved CPU,
+ * SIGSTOP), when nothing could be heard, so the time it missed is not held
+ * against the peers (Cassandra's failure detector skips local pauses
+ * likewise, beyond max_local_pause_in_ms). The state
  * machine takes an injected clock so it is tested without sleeping; the
  * heartbeat loop that feeds it is the small `HeartbeatLoop` below.
  */
@@ -78,14 +79,17 @@ export class FailureDetector {
 
   /**
    * Moves silent peers to SUSPECTED and FAILED; call it every `intervalMs`.
-   * Given the interval, a tick late by more than one more interval credits
-   * the time this process missed to every peer's silence.
+   * Given the interval, a tick late by more than half the suspect timeout
+   * credits the time this process missed to every peer's silence.
    */
   tick(intervalMs?: number): void {
     const now = this.#clock();
     if (intervalMs !== undefined && this.#lastTick !== undefined) {
+      // Only a pause that alone eats half the suspicion budget: on a loaded
+      // machine every tick runs a little late, and crediting those would
+      // hide a peer that really went silent.
       const missed = now - this.#lastTick - intervalMs;
-      if (missed > intervalMs) {
+      if (missed > Math.max(intervalMs, this.options.suspectTimeoutMs / 2)) {
         for (const s of this.#peers.values()) s.lastContact = Math.min(now, s.lastContact + missed);
       }
     }

@@ -9,16 +9,22 @@ import assert from "node:assert/strict";
 import { clusterTest, logLines, TestCluster } from "./helpers/cluster.ts";
 import { sleep } from "../lib/async.ts";
 
-const HEARTBEAT_MS = 200;
-const SUSPECT_MS = 2 * HEARTBEAT_MS;
-const FAILURE_MS = 10 * HEARTBEAT_MS;
+const HEARTBEAT_MS = 250;
+const SUSPECT_MS = 4 * HEARTBEAT_MS;
+const FAILURE_MS = 16 * HEARTBEAT_MS;
 /** Longer than the suspect timeout, shorter than the failure timeout. */
-const PAUSE_MS = 4 * SUSPECT_MS;
+const PAUSE_MS = 3 * SUSPECT_MS;
 
 clusterTest("a node resuming from a pause of its own does not suspect its peers", async () => {
-  const cluster = await TestCluster.start({ nodes: 3, heartbeatMs: HEARTBEAT_MS, failureMs: FAILURE_MS });
+  const cluster = await TestCluster.start({
+    nodes: 3,
+    heartbeatMs: HEARTBEAT_MS,
+    suspectMs: SUSPECT_MS,
+    failureMs: FAILURE_MS,
+  });
   try {
-    await sleep(5 * HEARTBEAT_MS);
+    // Past the cold-start window (failure_timeout_ms), whose transitions are logged at debug only.
+    await sleep(FAILURE_MS + 2 * HEARTBEAT_MS);
     const suspicions = () => logLines(cluster, "node1", "is now SUSPECTED").length;
     const before = suspicions();
     await cluster.signal("node1", "SIGSTOP");
