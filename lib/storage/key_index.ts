@@ -5,19 +5,37 @@
  * million string keys costs about 66 bytes a key on the collected heap, which
  * the collector traces and keeps room beside; this costs about 30 outside it.
  *
+ * The table grows incrementally: a full rehash of a million keys held the
+ * event loop for about 35 ms in one write (longer on a busy machine), so the
+ * old table is kept beside the doubled one and a few of its positions are
+ * moved with each add until it is empty; lookups meanwhile try both.
+ *
  * Keys are stored losslessly: one byte a character when every character is
  * ASCII, otherwise a 0xff marker and two bytes a UTF-16 code unit (so lone
  * surrogates survive too).
  */
 import { SlabValues } from "./slab_values.ts";
-import { grownArray } from "./slot_arrays.ts";
+import { SlotColumn } from "./slot_arrays.ts";
 
-const EMPTY = -1;
+/**
+ * Table entries hold slot + 1, so a new table is all EMPTY as allocated
+ * (zeroed by the allocator, not filled by a loop). MOVED marks an entry of the
+ * old table that left it (moved to the new table, or deleted): probes go past
+ * it, as the old table's probe runs must stay unbroken until it is dropped.
+ */
+const EMPTY = 0, MOVED = -1;
+
+/** Old-table positions moved per add while growing: the old table empties within 1/32 of its size in adds. */
+const MOVE_PER_ADD = 32;
 
 export class KeyIndex {
   readonly #keys: SlabValues;
-  #hashOf = new Uint32Array(1024);
-  #table = new Int32Array(1024).fill(EMPTY);
+  readonly #hashOf = new SlotColumn(Uint32Array);
+  #table = new Int32Array(1024);
+  /** The table before the last growth, until all its entries have moved. */
+  #old: Int32Array | undefined;
+  /** The old table's next position to move. */
+  #moveAt = 0;
   #count = 0;
   #scratch = new Uint8Array(256);
   #scratchLength = 0;
@@ -29,41 +47,28 @@ export class KeyIndex {
   /** The key's slot, or -1 when it is not held. */
   find(key: string): number {
     const hash = this.#encode(key);
-    const mask = this.#table.length - 1;
-    for (let i = hash & mask;; i = (i + 1) & mask) {
-      const slot = this.#table[i];
-      if (slot === EMPTY) return -1;
-      if (this.#hashOf[slot] === hash && this.#keys.matches(slot, this.#scratch, this.#scratchLength)) {
-        return slot;
-      }
-    }
+    const slot = this.#probe(this.#table, hash);
+    return slot < 0 && this.#old ? this.#probe(this.#old, hash) : slot;
   }
 
   /** Records `key` (not held) at `slot` (not in use). */
   add(key: string, slot: number): void {
-    if ((this.#count + 1) * 2 > this.#table.length) this.#resize(this.#table.length * 2);
+    if ((this.#count + 1) * 2 > this.#table.length) this.#startGrowth();
     const hash = this.#encode(key);
-    if (slot >= this.#hashOf.length) this.#hashOf = grownArray(this.#hashOf, slot + 1);
-    this.#hashOf[slot] = hash;
+    this.#hashOf.ensure(slot + 1);
+    this.#hashOf.set(slot, hash);
     this.#keys.write(slot, this.#scratch.subarray(0, this.#scratchLength));
     this.#place(slot);
     this.#count++;
+    if (this.#old) this.#move(MOVE_PER_ADD);
   }
 
   /** Forgets the key held at `slot`. */
   delete(slot: number): void {
-    const mask = this.#table.length - 1;
-    let i = this.#hashOf[slot] & mask;
-    while (this.#table[i] !== slot) i = (i + 1) & mask;
-    // Backward shift: pull later entries of the probe run into the hole.
-    for (let j = (i + 1) & mask; this.#table[j] !== EMPTY; j = (j + 1) & mask) {
-      const home = this.#hashOf[this.#table[j]] & mask;
-      const stays = i <= j ? i < home && home <= j : i < home || home <= j;
-      if (stays) continue;
-      this.#table[i] = this.#table[j];
-      i = j;
-    }
-    this.#table[i] = EMPTY;
+    const hash = this.#hashOf.get(slot);
+    const at = this.#indexOf(this.#table, slot, hash);
+    if (at >= 0) this.#shiftBack(at);
+    else this.#old![this.#indexOf(this.#old!, slot, hash)] = MOVED;
     this.#keys.free(slot);
     this.#count--;
   }
@@ -78,17 +83,76 @@ export class KeyIndex {
     return this.#count;
   }
 
-  #place(slot: number): void {
-    const mask = this.#table.length - 1;
-    let i = this.#hashOf[slot] & mask;
-    while (this.#table[i] !== EMPTY) i = (i + 1) & mask;
-    this.#table[i] = slot;
+  /** Whether an old table is still being emptied (for tests). */
+  get growing(): boolean {
+    return this.#old !== undefined;
   }
 
-  #resize(size: number): void {
-    const old = this.#table;
-    this.#table = new Int32Array(size).fill(EMPTY);
-    for (const slot of old) if (slot !== EMPTY) this.#place(slot);
+  #probe(table: Int32Array, hash: number): number {
+    const mask = table.length - 1;
+    for (let i = hash & mask;; i = (i + 1) & mask) {
+      const entry = table[i];
+      if (entry === EMPTY) return -1;
+      const slot = entry - 1;
+      if (
+        entry !== MOVED && this.#hashOf.get(slot) === hash &&
+        this.#keys.matches(slot, this.#scratch, this.#scratchLength)
+      ) {
+        return slot;
+      }
+    }
+  }
+
+  /** Where `slot` sits in `table`, or -1. */
+  #indexOf(table: Int32Array, slot: number, hash: number): number {
+    const mask = table.length - 1;
+    for (let i = hash & mask;; i = (i + 1) & mask) {
+      if (table[i] === slot + 1) return i;
+      if (table[i] === EMPTY) return -1;
+    }
+  }
+
+  /** Empties position `i` of the current table, pulling later entries of its probe run into the hole. */
+  #shiftBack(i: number): void {
+    const table = this.#table;
+    const mask = table.length - 1;
+    for (let j = (i + 1) & mask; table[j] !== EMPTY; j = (j + 1) & mask) {
+      const home = this.#hashOf.get(table[j] - 1) & mask;
+      const stays = i <= j ? i < home && home <= j : i < home || home <= j;
+      if (stays) continue;
+      table[i] = table[j];
+      i = j;
+    }
+    table[i] = EMPTY;
+  }
+
+  #place(slot: number): void {
+    const table = this.#table;
+    const mask = table.length - 1;
+    let i = this.#hashOf.get(slot) & mask;
+    while (table[i] !== EMPTY) i = (i + 1) & mask;
+    table[i] = slot + 1;
+  }
+
+  #startGrowth(): void {
+    // Never reached while growing (the old table empties long before), but kept exact if it were.
+    if (this.#old) this.#move(this.#old.length);
+    this.#old = this.#table;
+    this.#moveAt = 0;
+    this.#table = new Int32Array(this.#table.length * 2);
+  }
+
+  /** Moves the old table's next `positions` positions into the current one; drops it once empty. */
+  #move(positions: number): void {
+    const old = this.#old!;
+    const end = Math.min(old.length, this.#moveAt + positions);
+    for (let i = this.#moveAt; i < end; i++) {
+      const entry = old[i];
+      if (entry > 0) this.#place(entry - 1);
+      if (entry !== EMPTY) old[i] = MOVED;
+    }
+    this.#moveAt = end;
+    if (end === old.length) this.#old = undefined;
   }
 
   /** Encodes the key into the scratch buffer and returns its hash (FNV-1a). */

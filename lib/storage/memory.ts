@@ -1,7 +1,7 @@
 /**
  * The in-memory storage engine, laid out compactly: a hash index from key to
- * slot number (`key_index.ts`), each slot's version in growable typed arrays
- * (timestamp, interned version node, state), and value bytes in large shared
+ * slot number (`key_index.ts`), each slot's version in paged typed arrays
+ * (`slot_arrays.ts`: timestamp, interned version node, state), and value bytes in large shared
  * slabs (`slab_values.ts`). A record then costs the collected heap nothing:
  * about 60 bytes of index and metadata plus its key and value bytes, instead
  * of a string or object per record that the collector must trace and keep
@@ -14,7 +14,7 @@ import type { KvRecord, RecordVersion, Version } from "../record.ts";
 import { SlabValues } from "./slab_values.ts";
 import { NodeIds } from "./node_ids.ts";
 import { KeyIndex } from "./key_index.ts";
-import { grownArray } from "./slot_arrays.ts";
+import { SlotColumn } from "./slot_arrays.ts";
 
 /** Bytes counted per record besides key, version node id and value (the former packed header). */
 const RECORD_OVERHEAD = 10;
@@ -36,9 +36,9 @@ export class MemoryStorage implements Storage {
   readonly engine = "memory" as const;
   readonly #keys: KeyIndex;
   readonly #freeSlots: number[] = [];
-  #timestamp = new Float64Array(1024);
-  #node = new Uint32Array(1024);
-  #state = new Uint8Array(1024);
+  readonly #timestamp = new SlotColumn(Float64Array);
+  readonly #node = new SlotColumn(Uint32Array);
+  readonly #state = new SlotColumn(Uint8Array);
   readonly #ids = new NodeIds();
   readonly #values: SlabValues;
   readonly #scans = new Map<string, OpenScan>();
@@ -73,14 +73,14 @@ export class MemoryStorage implements Storage {
       this.#bytes += r.key.length + RECORD_OVERHEAD;
       this.#live += Number(!r.tombstone);
     } else {
-      this.#bytes -= this.#ids.storedLength(this.#node[slot]) + this.#values.length(slot);
-      this.#live += Number(!r.tombstone) - Number(this.#state[slot] === LIVE);
-      this.#ids.release(this.#node[slot]);
+      this.#bytes -= this.#ids.storedLength(this.#node.get(slot)) + this.#values.length(slot);
+      this.#live += Number(!r.tombstone) - Number(this.#state.get(slot) === LIVE);
+      this.#ids.release(this.#node.get(slot));
     }
     const node = this.#ids.acquire(r.versionNode);
-    this.#timestamp[slot] = r.timestamp;
-    this.#node[slot] = node;
-    this.#state[slot] = r.tombstone ? TOMBSTONE : LIVE;
+    this.#timestamp.set(slot, r.timestamp);
+    this.#node.set(slot, node);
+    this.#state.set(slot, r.tombstone ? TOMBSTONE : LIVE);
     this.#values.write(slot, r.tombstone ? EMPTY : r.value);
     this.#bytes += this.#ids.storedLength(node) + this.#values.length(slot);
     return true;
@@ -88,25 +88,25 @@ export class MemoryStorage implements Storage {
 
   /** Last-write-wins against the slot's version, without building an object for it. */
   #isNewer(v: Version, slot: number): boolean {
-    const held = this.#timestamp[slot];
+    const held = this.#timestamp.get(slot);
     if (v.timestamp !== held) return v.timestamp > held;
-    return v.versionNode > this.#ids.id(this.#node[slot]);
+    return v.versionNode > this.#ids.id(this.#node.get(slot));
   }
 
   remove(key: string, version: Version): Promise<boolean> {
     const slot = this.#keys.find(key);
     if (
-      slot < 0 || this.#timestamp[slot] !== version.timestamp ||
-      this.#ids.id(this.#node[slot]) !== version.versionNode
+      slot < 0 || this.#timestamp.get(slot) !== version.timestamp ||
+      this.#ids.id(this.#node.get(slot)) !== version.versionNode
     ) {
       return Promise.resolve(false);
     }
     this.#keys.delete(slot);
-    this.#live -= Number(this.#state[slot] === LIVE);
-    this.#state[slot] = FREE;
-    this.#bytes -= key.length + RECORD_OVERHEAD + this.#ids.storedLength(this.#node[slot]) +
+    this.#live -= Number(this.#state.get(slot) === LIVE);
+    this.#state.set(slot, FREE);
+    this.#bytes -= key.length + RECORD_OVERHEAD + this.#ids.storedLength(this.#node.get(slot)) +
       this.#values.length(slot);
-    this.#ids.release(this.#node[slot]);
+    this.#ids.release(this.#node.get(slot));
     this.#values.free(slot);
     this.#freeSlots.push(slot);
     return Promise.resolve(true);
@@ -145,7 +145,7 @@ export class MemoryStorage implements Storage {
         this.#scans.delete(id);
         return Promise.resolve({ items, nextCursor: "" });
       }
-      if (this.#state[slot] !== FREE) items.push(convert(this.#keys.keyOf(slot), slot));
+      if (this.#state.get(slot) !== FREE) items.push(convert(this.#keys.keyOf(slot), slot));
     }
     return Promise.resolve({ items, nextCursor: id });
   }
@@ -157,9 +157,9 @@ export class MemoryStorage implements Storage {
   #version(key: string, slot: number): RecordVersion {
     return {
       key,
-      timestamp: this.#timestamp[slot],
-      versionNode: this.#ids.id(this.#node[slot]),
-      tombstone: this.#state[slot] === TOMBSTONE,
+      timestamp: this.#timestamp.get(slot),
+      versionNode: this.#ids.id(this.#node.get(slot)),
+      tombstone: this.#state.get(slot) === TOMBSTONE,
     };
   }
 
@@ -179,14 +179,10 @@ export class MemoryStorage implements Storage {
     const reused = this.#scans.size === 0 ? this.#freeSlots.pop() : undefined;
     if (reused !== undefined) return reused;
     const slot = this.#nextSlot++;
-    if (slot >= this.#timestamp.length) this.#grow(slot + 1);
+    if (slot >= this.#timestamp.capacity) {
+      for (const column of [this.#timestamp, this.#node, this.#state]) column.ensure(slot + 1);
+    }
     return slot;
-  }
-
-  #grow(min: number): void {
-    this.#timestamp = grownArray(this.#timestamp, min);
-    this.#node = grownArray(this.#node, min);
-    this.#state = grownArray(this.#state, min);
   }
 
   healthy(): boolean {

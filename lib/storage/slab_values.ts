@@ -13,7 +13,7 @@
  * copies, so moving or reusing slab bytes never changes what a caller holds.
  */
 import { Buffer } from "node:buffer";
-import { grownArray } from "./slot_arrays.ts";
+import { SlotColumn } from "./slot_arrays.ts";
 
 /** Bytes before each value in a slab: its slot (u32) and length (u32). */
 const HEADER = 8;
@@ -35,8 +35,8 @@ export class SlabValues {
   readonly #freeSlabIds: number[] = [];
   #current: number;
   /** Per slot: the slab holding its value (NONE for an empty one) and the header's offset. */
-  #slabOf = new Int32Array(1024).fill(NONE);
-  #offsetOf = new Uint32Array(1024);
+  readonly #slabOf = new SlotColumn(Int32Array, NONE);
+  readonly #offsetOf = new SlotColumn(Uint32Array);
 
   /** `slabSize` bytes per slab; a value over a quarter of it gets a slab of its own. */
   constructor(slabSize = 1 << 20) {
@@ -53,10 +53,10 @@ export class SlabValues {
 
   /** A copy of the slot's value (empty when it holds none). */
   read(slot: number): Uint8Array {
-    const id = slot < this.#slabOf.length ? this.#slabOf[slot] : NONE;
+    const id = slot < this.#slabOf.capacity ? this.#slabOf.get(slot) : NONE;
     if (id === NONE) return Buffer.alloc(0);
     const bytes = this.#slabs[id]!.bytes;
-    const at = this.#offsetOf[slot] + HEADER;
+    const at = this.#offsetOf.get(slot) + HEADER;
     // allocUnsafe takes small copies from a shared pool: far cheaper than an ArrayBuffer each.
     const copy = Buffer.allocUnsafe(readU32(bytes, at - 4));
     copy.set(bytes.subarray(at, at + copy.length));
@@ -65,37 +65,37 @@ export class SlabValues {
 
   /** The slot's value decoded as text, from byte `skip` on, without copying the bytes first. */
   text(slot: number, encoding: "latin1" | "utf16le", skip = 0): string {
-    const id = slot < this.#slabOf.length ? this.#slabOf[slot] : NONE;
+    const id = slot < this.#slabOf.capacity ? this.#slabOf.get(slot) : NONE;
     if (id === NONE) return "";
     const bytes = this.#slabs[id]!.bytes;
-    const at = this.#offsetOf[slot] + HEADER;
+    const at = this.#offsetOf.get(slot) + HEADER;
     return bytes.toString(encoding, at + skip, at + readU32(bytes, at - 4));
   }
 
   /** Bytes of the slot's value. */
   length(slot: number): number {
-    const id = slot < this.#slabOf.length ? this.#slabOf[slot] : NONE;
-    return id === NONE ? 0 : readU32(this.#slabs[id]!.bytes, this.#offsetOf[slot] + 4);
+    const id = slot < this.#slabOf.capacity ? this.#slabOf.get(slot) : NONE;
+    return id === NONE ? 0 : readU32(this.#slabs[id]!.bytes, this.#offsetOf.get(slot) + 4);
   }
 
   /** Whether the slot's value is exactly the first `length` bytes of `bytes`, without copying it. */
   matches(slot: number, bytes: Uint8Array, length: number): boolean {
     if (this.length(slot) !== length) return false;
     if (length === 0) return true;
-    const held = this.#slabs[this.#slabOf[slot]]!.bytes;
-    const at = this.#offsetOf[slot] + HEADER;
+    const held = this.#slabs[this.#slabOf.get(slot)]!.bytes;
+    const at = this.#offsetOf.get(slot) + HEADER;
     for (let i = 0; i < length; i++) if (held[at + i] !== bytes[i]) return false;
     return true;
   }
 
   /** Drops the slot's value; its bytes become garbage of their slab. */
   free(slot: number): void {
-    if (slot >= this.#slabOf.length) return;
-    const id = this.#slabOf[slot];
+    if (slot >= this.#slabOf.capacity) return;
+    const id = this.#slabOf.get(slot);
     if (id === NONE) return;
     const slab = this.#slabs[id]!;
-    slab.garbage += HEADER + readU32(slab.bytes, this.#offsetOf[slot] + 4);
-    this.#slabOf[slot] = NONE;
+    slab.garbage += HEADER + readU32(slab.bytes, this.#offsetOf.get(slot) + 4);
+    this.#slabOf.set(slot, NONE);
     this.#reclaim(id);
   }
 
@@ -128,8 +128,8 @@ export class SlabValues {
     writeU32(slab.bytes, at + 4, value.byteLength);
     slab.bytes.set(value, at + HEADER);
     slab.used += need;
-    this.#slabOf[slot] = id;
-    this.#offsetOf[slot] = at;
+    this.#slabOf.set(slot, id);
+    this.#offsetOf.set(slot, at);
   }
 
   /** Reclaims every slab but the current one that qualifies (after the current one changed). */
@@ -156,7 +156,7 @@ export class SlabValues {
     for (let at = 0; at < slab.used;) {
       const slot = readU32(slab.bytes, at);
       const len = readU32(slab.bytes, at + 4);
-      if (this.#slabOf[slot] === id && this.#offsetOf[slot] === at) {
+      if (this.#slabOf.get(slot) === id && this.#offsetOf.get(slot) === at) {
         this.#append(slot, slab.bytes.subarray(at + HEADER, at + HEADER + len));
       }
       at += HEADER + len;
@@ -181,9 +181,9 @@ export class SlabValues {
   }
 
   #grow(slot: number): void {
-    if (slot < this.#slabOf.length) return;
-    this.#slabOf = grownArray(this.#slabOf, slot + 1, NONE);
-    this.#offsetOf = grownArray(this.#offsetOf, slot + 1);
+    if (slot < this.#slabOf.capacity) return;
+    this.#slabOf.ensure(slot + 1);
+    this.#offsetOf.ensure(slot + 1);
   }
 }
 
