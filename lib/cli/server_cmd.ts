@@ -18,6 +18,7 @@ import { joinUntilAccepted } from "../membership/join.ts";
 import { GrpcPeerTransport } from "../grpc/peer_client.ts";
 import { serveNode } from "../grpc/server.ts";
 import { watchStalls } from "../stall_watch.ts";
+import { trimMallocPeriodically } from "../malloc_trim.ts";
 import { shutdownServer } from "../grpc/shutdown.ts";
 import { EXIT, loggerFrom, numberFlag, parseAddress, parseFlags, UsageError } from "./common.ts";
 import { fileStart, joinerStart, newestList } from "./start_point.ts";
@@ -184,6 +185,7 @@ export async function serverCommand(args: string[]): Promise<number> {
   });
   warnIfOpen(log, security);
   watchStalls(log);
+  trimMallocPeriodically(log);
   const stopped = new Promise<string>((resolve) => {
     for (const sig of ["SIGINT", "SIGTERM"] as const) {
       Deno.addSignalListener(sig, () => resolve(`received ${sig}`));
