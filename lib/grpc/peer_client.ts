@@ -100,7 +100,7 @@ export interface GrpcPeerOptions {
   peers: readonly NodeConfig[];
   timeoutMs: number;
   maxMessageBytes: number;
-  /** Deadline of a whole recovery or anti-entropy stream. */
+  /** Deadline of a whole recovery or anti-entropy stream, and of a digest request. */
   streamTimeoutMs?: number;
   /** Items per Multi* call the peers accept (limits.max_batch_items); bounds coalesced forwards. */
   maxBatchItems?: number;
@@ -482,11 +482,18 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
     });
   }
 
+  /**
+   * On the streams' deadline, not rpc_timeout_ms: the peer scans every key it
+   * holds to answer, which takes seconds at a million keys (over 2 s in the
+   * benchmark's 1M-key round, whose every exchange then failed and marked a
+   * live peer unreachable). A dead or frozen peer is still found by heartbeats
+   * and by keepalive pings, which fail this call too.
+   */
   async digests(peer: string, bucketBits: number): Promise<number[]> {
     const res = await this.#unary<{ digests: number[] }>(peer, "GetDigests", {
       requesting_node_id: this.o.self.id,
       bucket_bits: bucketBits,
-    }, "bulk");
+    }, "bulk", this.#streamTimeoutMs);
     return res.digests;
   }
 
@@ -503,15 +510,25 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
     });
   }
 
+  get #streamTimeoutMs(): number {
+    return this.o.streamTimeoutMs ?? 10 * 60_000;
+  }
+
   #peer(peer: string): Peer {
     const p = this.#clients.get(peer);
     if (!p) throw new RangeError(`unknown peer ${peer}`);
     return p;
   }
 
-  async #unary<Res>(peer: string, method: string, req: unknown, lane: Lane = "data"): Promise<Res> {
+  async #unary<Res>(
+    peer: string,
+    method: string,
+    req: unknown,
+    lane: Lane = "data",
+    timeoutMs = this.o.timeoutMs,
+  ): Promise<Res> {
     try {
-      return await unary<Res>(this.#peer(peer).lanes[lane], method, req, this.o.timeoutMs);
+      return await unary<Res>(this.#peer(peer).lanes[lane], method, req, timeoutMs);
     } catch (err) {
       throw peerError(peer, err);
     }
@@ -523,7 +540,7 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
   }
 
   async *#stream(peer: string, method: string, req: unknown): AsyncGenerator<KvRecord[]> {
-    const timeout = this.o.streamTimeoutMs ?? 10 * 60_000;
+    const timeout = this.#streamTimeoutMs;
     const bulk = this.#peer(peer).lanes.bulk;
     try {
       for await (const chunk of serverStream<RecordChunkMsg>(bulk, method, req, timeout)) {
