@@ -490,10 +490,16 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
    * and by keepalive pings, which fail this call too.
    */
   async digests(peer: string, bucketBits: number): Promise<number[]> {
-    const res = await this.#unary<{ digests: number[] }>(peer, "GetDigests", {
-      requesting_node_id: this.o.self.id,
-      bucket_bits: bucketBits,
-    }, "bulk", this.#streamTimeoutMs);
+    const res = await this.#unary<{ digests: number[] }>(
+      peer,
+      "GetDigests",
+      {
+        requesting_node_id: this.o.self.id,
+        bucket_bits: bucketBits,
+      },
+      "bulk",
+      this.#streamTimeoutMs,
+    );
     return res.digests;
   }
 
