@@ -3,7 +3,9 @@
  * piece of work for a second answers no call and sends no heartbeat
  * meanwhile, so its peers may suspect it and its clients time out. The log
  * line names how long, which is how such stalls are found (they show in no
- * other metric of the node itself).
+ * other metric of the node itself). It is a timer, so it cannot see work
+ * that lets timers run but leaves sockets unread (a chain of setImmediate
+ * on Deno 2.9: see `pauser` in async.ts).
  */
 import type { Logger } from "./log.ts";
 
