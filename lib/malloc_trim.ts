@@ -12,9 +12,12 @@
  */
 import type { Logger } from "./log.ts";
 
+/** How often a node trims its heap by default. */
+export const TRIM_INTERVAL_MS = 5000;
+
 /** Options of {@link trimMallocPeriodically}. */
 export interface MallocTrimOptions {
-  /** How often the heap is trimmed (default 5 s). */
+  /** How often the heap is trimmed (default {@link TRIM_INTERVAL_MS}). */
   intervalMs?: number;
 }
 
@@ -47,7 +50,7 @@ export function trimMallocPeriodically(log: Logger, o: MallocTrimOptions = {}): 
     const t0 = performance.now();
     const released = trim();
     log.debug("malloc trim", { released, ms: Math.round((performance.now() - t0) * 10) / 10 });
-  }, o.intervalMs ?? 5000);
+  }, o.intervalMs ?? TRIM_INTERVAL_MS);
   Deno.unrefTimer(timer);
   return () => clearInterval(timer);
 }

@@ -1,7 +1,8 @@
 /** Tests of lib/malloc_trim.ts: freed C heap goes back to the system, in real processes. */
 import assert from "node:assert/strict";
 import { Logger } from "../lib/log.ts";
-import { openMallocTrim, trimMallocPeriodically } from "../lib/malloc_trim.ts";
+import { openMallocTrim, TRIM_INTERVAL_MS, trimMallocPeriodically } from "../lib/malloc_trim.ts";
+import { logLines, TestCluster } from "./helpers/cluster.ts";
 
 const MODULE = new URL("../lib/malloc_trim.ts", import.meta.url).href;
 const glibc = Deno.build.os === "linux" && Deno.build.env === "gnu";
@@ -87,4 +88,26 @@ Deno.test("openMallocTrim: a callable trim on glibc Linux, none elsewhere", () =
   const trim = openMallocTrim();
   assert.equal(trim !== undefined, glibc);
   if (trim) assert.ok([0, 1].includes(trim()));
+});
+
+Deno.test({
+  name: "a node (main.ts server) trims its C heap every interval: debug lines while it runs",
+  ignore: !glibc,
+  fn: async () => {
+    const cluster = await TestCluster.start({ nodes: 1, replicationFactor: 1, logLevel: "debug" });
+    try {
+      const started = performance.now();
+      // Two trims: the first after one interval, the next one interval later; three intervals at most.
+      while (logLines(cluster, "node1", "malloc trim released=").length < 2) {
+        assert.ok(
+          performance.now() - started < 3 * TRIM_INTERVAL_MS,
+          `no two trims in 3 intervals:\n${cluster.logs("node1")}`,
+        );
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      console.log(`two trims logged after ${Math.round(performance.now() - started)} ms`);
+    } finally {
+      await cluster.stop();
+    }
+  },
 });
