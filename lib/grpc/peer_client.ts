@@ -119,7 +119,7 @@ const ITEM_OVERHEAD_BYTES = 32;
 const UNARY_FALLBACK_MS = 60_000;
 
 /** The channel option that keeps each lane on a connection of its own (not a gRPC option). */
-export const LANE_OPTION = "kvstore.lane";
+const LANE_OPTION = "kvstore.lane";
 
 /** The batch kinds of a ForwardStream frame: request and response of each. */
 interface BatchKinds {
@@ -142,8 +142,7 @@ const STREAM_REPLICATE_MAX_BYTES = 64 * 1024;
  * for client requests forwarded and their copies, `bulk` for what moves many
  * records at once.
  */
-export type Lane = "control" | "data" | "bulk";
-const LANES: readonly Lane[] = ["control", "data", "bulk"];
+type Lane = "control" | "data" | "bulk";
 
 /** One peer: a channel per lane, its forward stream, and until when it is known to lack one. */
 interface Peer {
@@ -561,7 +560,7 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
 /** Ends a peer's forward stream and closes its channels (calls running on them finish). */
 function closePeer(p: Peer): void {
   p.forwards?.close();
-  for (const lane of LANES) p.lanes[lane].close();
+  for (const channel of Object.values(p.lanes)) channel.close();
 }
 
 function replicateRequest(self: string, r: KvRecord, hintFor?: string): ReplicateRequestMsg {
