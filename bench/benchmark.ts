@@ -6,6 +6,9 @@
  *       plain Map, the fastest any node can be on this runtime; and three of
  *       them loaded round-robin ("ceiling3"), which is what splitting the
  *       same calls over three processes on this machine costs by itself;
+ *       and three that split the keys by the ring and forward the calls
+ *       they do not own to the owner ("ceiling3fwd", loaded round-robin):
+ *       the any-node path with nothing but the forward;
  *   (b) etcd, three members (bench/etcd.ts), when `etcd` is on PATH;
  *   (c) a 3-node cluster, replication_factor 2, asynchronous replication
  *       (write_quorum 1), on the memory engine, loaded twice: by a plain
@@ -74,7 +77,8 @@ const HELP = `deno task benchmark [flags]
   --skip-redis        leave out the Redis cluster
   --skip-1m           leave out the 1M-record memory and recovery test
   --skip-membership   leave out the join and decommission timed after the 1M test
-  --targets LIST      only these of ceiling,ceiling3,etcd,any,memory,redis (default all)
+  --targets LIST      only these of ceiling,ceiling3,ceiling3fwd,etcd,any,memory,redis
+                      (default all)
   --secret            run the kvstore clusters with security.cluster_secret set (every
                       node-to-node call then carries an HMAC token), to measure its cost
   --baseline DIR      also run a memory cluster from DIR/main.ts (another checkout)
@@ -95,6 +99,7 @@ const ROOT = new URL("../", import.meta.url).pathname;
 const TARGETS = [
   "ceiling",
   "ceiling3",
+  "ceiling3fwd",
   "etcd",
   "baseline",
   "baseline-routing",
@@ -110,6 +115,7 @@ type Target = typeof TARGETS[number];
 const TARGET_LABELS: Record<Target, string> = {
   ceiling: "ceiling (Map server)",
   ceiling3: "ceiling x3 (3 Map servers)",
+  ceiling3fwd: "ceiling x3, forwarding",
   etcd: "etcd, 3 members",
   baseline: "baseline any-node",
   "baseline-routing": "baseline routing",
@@ -366,12 +372,21 @@ function stopSignal(o: Options): Deno.Signal {
 
 /**
  * The ceiling: `count` ceiling servers, loaded round-robin (like the
- * any-node client) when there are several.
+ * any-node client) when there are several; with `forward`, they split the
+ * keys and forward what they do not own.
  */
-async function startCeiling(group: ProcessGroup, o: Options, count: 1 | 3): Promise<Running> {
-  const target = count === 1 ? "ceiling" : "ceiling3";
+async function startCeiling(
+  group: ProcessGroup,
+  o: Options,
+  count: 1 | 3,
+  forward = false,
+): Promise<Running> {
+  const target = count === 1 ? "ceiling" : forward ? "ceiling3fwd" : "ceiling3";
   log(`${target}: starting ${count} ceiling server${count === 1 ? "" : "s"}`);
-  const procs = await Promise.all(Array.from({ length: count }, () => startCeilingServer(group, o)));
+  const ports = Array.from({ length: count }, () => freePort());
+  const trio = (self: number) =>
+    forward ? ["--peers", ports.map((p) => `127.0.0.1:${p}`).join(","), "--self", String(self)] : [];
+  const procs = await Promise.all(ports.map((port, i) => startCeilingServer(group, o, port, trio(i))));
   const addresses = procs.map((p) => p.address);
   const spread = count > 1;
   return {
@@ -387,9 +402,13 @@ async function startCeiling(group: ProcessGroup, o: Options, count: 1 | 3): Prom
 }
 
 /** One ceiling server process, once it listens. */
-async function startCeilingServer(group: ProcessGroup, o: Options): Promise<{ proc: Proc; address: string }> {
-  const port = freePort();
-  const args = ["run", "-A", "--quiet", ...o.nodeFlags, CEILING, "--port", String(port)];
+async function startCeilingServer(
+  group: ProcessGroup,
+  o: Options,
+  port: number,
+  extra: string[],
+): Promise<{ proc: Proc; address: string }> {
+  const args = ["run", "-A", "--quiet", ...o.nodeFlags, CEILING, "--port", String(port), ...extra];
   const proc = new Proc("ceiling", Deno.execPath(), args);
   group.add({ stop: () => proc.stop("SIGKILL") }, `ceiling ${port}`);
   const deadline = Date.now() + 30_000;
@@ -700,6 +719,7 @@ async function main(args: string[]): Promise<number> {
     // loads the machine drifts less between them.
     if (o.targets.includes("ceiling")) running.push(await startCeiling(group, o, 1));
     if (o.targets.includes("ceiling3")) running.push(await startCeiling(group, o, 3));
+    if (o.targets.includes("ceiling3fwd")) running.push(await startCeiling(group, o, 3, true));
     if (o.targets.includes("etcd")) {
       if (etcdPath()) running.push(await startEtcdTarget(group, tmp));
       else notes.push("etcd: skipped, `etcd` is not on PATH (Debian: apt-get install etcd-server)");
@@ -878,24 +898,27 @@ function checkTargets(rows: RowResult[], million?: MillionResult): TargetCheck[]
 /**
  * The cluster's unary rows against three ceiling servers: a node is one of
  * three processes sharing the machine's cores, and this shows how much of
- * the distance to the one-process ceiling that alone accounts for.
+ * the distance to the one-process ceiling that alone accounts for; the
+ * any-node rows also against three that forward, which adds what a bare
+ * forward costs on this runtime.
  */
 function threeProcessReference(rows: RowResult[]): string[] {
   const lines: string[] = [];
-  for (const target of ["any", "memory"] as const) {
+  const pairs = [["any", "ceiling3"], ["memory", "ceiling3"], ["any", "ceiling3fwd"]] as const;
+  for (const [target, reference] of pairs) {
     for (const row of ["put", "get"]) {
       const a = rows.find((r) => r.target === target && r.row === row);
-      const c3 = rows.find((r) => r.target === "ceiling3" && r.row === row);
-      if (!a || !c3 || a.cpuUsPerOp === undefined || c3.cpuUsPerOp === undefined) continue;
+      const c = rows.find((r) => r.target === reference && r.row === row);
+      if (!a || !c || a.cpuUsPerOp === undefined || c.cpuUsPerOp === undefined) continue;
       lines.push(
-        `  ${TARGET_LABELS[target]}, unary ${row}: ${
-          Math.round((a.bench.keys_per_s / c3.bench.keys_per_s) * 100)
-        }% of its keys/s, ${(a.cpuUsPerOp / c3.cpuUsPerOp).toFixed(2)}x its server CPU per call`,
+        `  ${TARGET_LABELS[target]}, unary ${row}, vs ${TARGET_LABELS[reference]}: ${
+          Math.round((a.bench.keys_per_s / c.bench.keys_per_s) * 100)
+        }% of its keys/s, ${(a.cpuUsPerOp / c.cpuUsPerOp).toFixed(2)}x its server CPU per call`,
       );
     }
   }
   return lines.length === 0 ? [] : [
-    "against three ceiling servers loaded round-robin (what three processes cost by themselves; not a target):",
+    "against three ceiling servers, plain or forwarding (what three processes and a bare forward cost; not targets):",
     ...lines,
   ];
 }
@@ -916,6 +939,7 @@ function table(rows: RowResult[], o: Options): string {
     "errors",
     "vs ceiling",
     "vs ceiling x3",
+    "vs ceiling x3 fwd",
   ];
   const body = rows.map((r) => {
     const b = r.bench;
@@ -938,6 +962,7 @@ function table(rows: RowResult[], o: Options): string {
       String(b.error_count),
       versus("ceiling"),
       versus("ceiling3"),
+      versus("ceiling3fwd"),
     ];
   });
   const all = [header, ...body];
