@@ -371,17 +371,17 @@ function stopSignal(o: Options): Deno.Signal {
 }
 
 /**
- * The ceiling: `count` ceiling servers, loaded round-robin (like the
- * any-node client) when there are several; with `forward`, they split the
- * keys and forward what they do not own.
+ * A ceiling target: one ceiling server, or three loaded round-robin (like
+ * the any-node client), which with "ceiling3fwd" split the keys and forward
+ * what they do not own.
  */
 async function startCeiling(
   group: ProcessGroup,
   o: Options,
-  count: 1 | 3,
-  forward = false,
+  target: "ceiling" | "ceiling3" | "ceiling3fwd",
 ): Promise<Running> {
-  const target = count === 1 ? "ceiling" : forward ? "ceiling3fwd" : "ceiling3";
+  const count = target === "ceiling" ? 1 : 3;
+  const forward = target === "ceiling3fwd";
   log(`${target}: starting ${count} ceiling server${count === 1 ? "" : "s"}`);
   const ports = Array.from({ length: count }, () => freePort());
   const trio = (self: number) =>
@@ -493,7 +493,7 @@ async function runMillion(o: Options, cluster: BenchCluster): Promise<MillionRes
       `  ${r.id}: ${fmt(r.keys)} keys, RSS ${r.rssMB} MB (peak ${r.peakMB} MB)` +
         (r.suspected > 0 ? `, suspected a peer ${r.suspected} times while loading` : ""),
     );
-    // Why: a suspicion while loading makes the node hold hints, which is memory.
+    // A suspicion while loading makes the node hold hints, which is memory.
     for (const line of r.suspicions.slice(0, 3)) log(`    ${line.slice(0, 300)}`);
   }
   log("memory: peak resident memory of each node over its next anti-entropy round");
@@ -717,9 +717,9 @@ async function main(args: string[]): Promise<number> {
     // Every target is up at once and each row runs on them back to back, so
     // a row's ratios compare measurements taken seconds apart: whatever else
     // loads the machine drifts less between them.
-    if (o.targets.includes("ceiling")) running.push(await startCeiling(group, o, 1));
-    if (o.targets.includes("ceiling3")) running.push(await startCeiling(group, o, 3));
-    if (o.targets.includes("ceiling3fwd")) running.push(await startCeiling(group, o, 3, true));
+    for (const ceiling of ["ceiling", "ceiling3", "ceiling3fwd"] as const) {
+      if (o.targets.includes(ceiling)) running.push(await startCeiling(group, o, ceiling));
+    }
     if (o.targets.includes("etcd")) {
       if (etcdPath()) running.push(await startEtcdTarget(group, tmp));
       else notes.push("etcd: skipped, `etcd` is not on PATH (Debian: apt-get install etcd-server)");
@@ -813,8 +813,13 @@ interface TargetCheck {
   met: boolean;
 }
 
+/** A target's result on a row, if it ran. */
+function findRow(rows: RowResult[], target: Target, row: string): RowResult | undefined {
+  return rows.find((r) => r.target === target && r.row === row);
+}
+
 function checkTargets(rows: RowResult[], million?: MillionResult): TargetCheck[] {
-  const find = (target: Target, row: string) => rows.find((r) => r.target === target && r.row === row);
+  const find = (target: Target, row: string) => findRow(rows, target, row);
   const pct = (x: number) => `${Math.round(x * 100)}%`;
   const out: TargetCheck[] = [];
   /** `target`'s keys/s on a row at least `min` times `than`'s. */
@@ -907,8 +912,8 @@ function threeProcessReference(rows: RowResult[]): string[] {
   const pairs = [["any", "ceiling3"], ["memory", "ceiling3"], ["any", "ceiling3fwd"]] as const;
   for (const [target, reference] of pairs) {
     for (const row of ["put", "get"]) {
-      const a = rows.find((r) => r.target === target && r.row === row);
-      const c = rows.find((r) => r.target === reference && r.row === row);
+      const a = findRow(rows, target, row);
+      const c = findRow(rows, reference, row);
       if (!a || !c || a.cpuUsPerOp === undefined || c.cpuUsPerOp === undefined) continue;
       lines.push(
         `  ${TARGET_LABELS[target]}, unary ${row}, vs ${TARGET_LABELS[reference]}: ${
@@ -944,7 +949,7 @@ function table(rows: RowResult[], o: Options): string {
   const body = rows.map((r) => {
     const b = r.bench;
     const versus = (target: Target) => {
-      const c = rows.find((x) => x.target === target && x.row === r.row)?.bench;
+      const c = findRow(rows, target, r.row)?.bench;
       return c ? `${Math.round((b.keys_per_s / c.keys_per_s) * 100)}%` : "-";
     };
     return [

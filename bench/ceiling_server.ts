@@ -14,9 +14,10 @@
  * With `--peers A,B,C --self I` it is one of three such servers that split
  * the keys by the store's ring (HashRing, ids c0..c2, 150 virtual nodes)
  * and pass each call for a key it does not own to the owner, coalesced
- * into batches as a node's forwards are: the cheapest forward grpc-js
- * offers, with no replication, versions or failover. Three of them loaded round-robin
- * show what forwarding two calls in three costs on this runtime by itself.
+ * into MultiPut/MultiGet calls (a node sends its coalesced forwards as
+ * frames of one stream instead), with no replication, versions or failover.
+ * Three of them loaded round-robin show what a bare forward of two calls in
+ * three costs on this runtime.
  */
 import * as grpc from "@grpc/grpc-js";
 import { parseArgs } from "node:util";
@@ -52,7 +53,7 @@ export interface Trio {
 
 type Handler<Req, Res> = (req: Req) => Res | Promise<Res>;
 
-/** The four methods, answering from a Map. */
+/** The four methods, answering from a Map, and the Map's own put and get of one key. */
 function mapHandlers() {
   const map = new Map<string, Held>();
   let clock = 0;
@@ -82,6 +83,8 @@ function mapHandlers() {
     };
   };
   return {
+    put,
+    get,
     Put: put,
     Get: (req: GetRequestMsg) => get(req.key),
     MultiPut: (req: MultiPutRequestMsg): MultiPutResponseMsg => ({ results: req.items.map(put) }),
@@ -92,8 +95,8 @@ function mapHandlers() {
 /**
  * The same methods for one server of a trio: keys it owns are answered from
  * the Map, the rest passed to their owner. Concurrent forwards to one owner
- * leave together as one MultiPut or MultiGet (lib/coalesce.ts, as a node
- * coalesces its forwards), so this is the forward at its cheapest.
+ * leave together as one MultiPut or MultiGet (lib/coalesce.ts, which
+ * batches a node's forwards too).
  */
 function trioHandlers(trio: Trio, local: ReturnType<typeof mapHandlers>) {
   const ids = trio.addresses.map((_, i) => `c${i}`);
@@ -153,16 +156,13 @@ function trioHandlers(trio: Trio, local: ReturnType<typeof mapHandlers>) {
     split(
       items,
       (r) => r.key,
-      async (owner, part) => owner === self ? part.map(local.Put) : await puts.call(owner, part),
+      async (owner, part) => owner === self ? part.map(local.put) : await puts.call(owner, part),
     );
   const getAll = (keys: string[]) =>
     split(
       keys,
       (k) => k,
-      async (owner, part) =>
-        owner === self
-          ? local.MultiGet({ keys: part, read_from_replica: false, origin_node_id: self }).results
-          : await gets.call(owner, part),
+      async (owner, part) => owner === self ? part.map(local.get) : await gets.call(owner, part),
     );
   return {
     close: () => clients.forEach((c) => c.close()),
@@ -190,7 +190,8 @@ function serveUnary<Req, Res>(handle: Handler<Req, Res>) {
  */
 export async function serveCeiling(port: number, trio?: Trio): Promise<{ port: number; close: () => void }> {
   const local = mapHandlers();
-  const h = trio ? trioHandlers(trio, local) : local;
+  const forwarding = trio && trioHandlers(trio, local);
+  const h = forwarding ?? local;
   const server = new grpc.Server(channelOptions(64 << 20));
   server.addService(kvstorePackage().KeyValueStore.service, {
     Put: serveUnary(h.Put),
@@ -206,7 +207,7 @@ export async function serveCeiling(port: number, trio?: Trio): Promise<{ port: n
   });
   const close = () => {
     server.forceShutdown();
-    if ("close" in h) h.close();
+    forwarding?.close();
   };
   return { port: bound, close };
 }
