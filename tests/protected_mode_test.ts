@@ -13,6 +13,8 @@ import { MAIN, runMain } from "./helpers/cluster.ts";
 import { freePort } from "./helpers/ports.ts";
 import { attemptStart } from "./helpers/refused_start.ts";
 import { havePythonGrpc, pythonCalls, type RawCall } from "./helpers/python_grpc.ts";
+import { isLoopbackHost, peerHost, securityMode, unreachablePeers } from "../lib/security/protected_mode.ts";
+import { Buffer } from "node:buffer";
 
 const reason = (await unavailableReason()) ??
   (havePythonGrpc() ? undefined : "python3-grpcio is not installed");
@@ -30,6 +32,32 @@ const NODE_CALLS: RawCall[] = [
   // PutRequest { key: "k", value: "v" }: client traffic is not node traffic.
   { method: "/kvstore.KeyValueStore/Put", body: "0a016b120176" },
 ];
+
+Deno.test("loopback is 127.0.0.0/8, ::1 and ::ffff:127.x (and localhost); a peer string's host is its address", () => {
+  for (const h of ["127.0.0.1", "127.255.3.4", "::1", "[::1]", "::ffff:127.0.0.1", "localhost"]) {
+    assert.equal(isLoopbackHost(h), true, h);
+  }
+  for (
+    const h of ["10.0.0.1", "0.0.0.0", "128.0.0.1", "::ffff:10.0.0.1", "::", "db.internal", "127.example.com"]
+  ) {
+    assert.equal(isLoopbackHost(h), false, h);
+  }
+  assert.equal(peerHost("ipv4:10.213.0.12:53422"), "10.213.0.12");
+  assert.equal(peerHost("ipv6:[::1]:53422"), "::1");
+  assert.equal(peerHost("[::ffff:127.0.0.1]:53422"), "::ffff:127.0.0.1");
+});
+
+Deno.test("the mode follows the settings; only a protected node with a remote peer may not start", () => {
+  const secret = Buffer.from("0123456789abcdef");
+  assert.equal(securityMode({}), "protected");
+  assert.equal(securityMode({ insecure: true }), "insecure");
+  assert.equal(securityMode({ secret, insecure: true }), "authenticated");
+  const nodes = [{ id: "a", host: "10.0.0.1" }, { id: "b", host: "127.0.0.1" }];
+  assert.equal(unreachablePeers({}, "a", nodes), undefined, "its own address is no peer");
+  assert.match(unreachablePeers({}, "b", nodes)!, /non-loopback addresses \(a \(10\.0\.0\.1\)\)/);
+  assert.equal(unreachablePeers({ insecure: true }, "b", nodes), undefined);
+  assert.equal(unreachablePeers({ secret }, "b", nodes), undefined);
+});
 
 /** A single node running in namespace "node", on all its addresses. */
 class NsNode {
