@@ -9,7 +9,8 @@
  */
 import assert from "node:assert/strict";
 import { ChaosNetwork, unavailableReason } from "./chaos/netns.ts";
-import { MAIN, runMain } from "./helpers/cluster.ts";
+import { clusterTest, endCluster, MAIN, runMain, TestCluster } from "./helpers/cluster.ts";
+import { waitSettled } from "./helpers/membership.ts";
 import { freePort } from "./helpers/ports.ts";
 import { attemptStart } from "./helpers/refused_start.ts";
 import { havePythonGrpc, pythonCalls, type RawCall } from "./helpers/python_grpc.ts";
@@ -242,3 +243,36 @@ Deno.test({
     }
   },
 });
+
+clusterTest(
+  "in protected mode, from loopback, a node joins with --join and client remove-node removes it, as the README shows",
+  async () => {
+    const cluster = await TestCluster.start({ nodes: 2, replicationFactor: 2, secret: false });
+    try {
+      const client = await cluster.client();
+      assert.match(cluster.logs("node1"), /protected mode:/);
+      assert.ok(
+        (await client.multiPut([{ key: "a", value: "1" }, { key: "b", value: "2" }])).every((r) => r.ok),
+      );
+      cluster.addNode("node3");
+      await cluster.startJoiner("node3", ["node1"]);
+      await waitSettled(cluster, client, "node1", (ids) => ids.includes("node3"), 60_000);
+      const exit = cluster.expectExit("node3");
+      const removed = await runMain(
+        cluster.dir,
+        "client",
+        "remove-node",
+        "node3",
+        "--addr",
+        cluster.node("node1").address,
+      );
+      assert.equal(removed.code, 0, removed.stdout + removed.stderr);
+      await waitSettled(cluster, client, "node1", (ids) => ids.length === 2, 60_000);
+      assert.equal((await exit).code, 0, "node3 left by itself");
+      assert.doesNotMatch(cluster.logs("node1") + cluster.logs("node2"), /protected mode: refused/);
+    } finally {
+      await endCluster(cluster);
+    }
+  },
+  { timeoutMs: 150_000 },
+);
