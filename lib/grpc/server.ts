@@ -16,7 +16,8 @@ import {
   type WriteRequest,
   type WriteResult,
 } from "../transport.ts";
-import { checkBatch, checkKey, checkTimestamp, checkValue } from "../validate.ts";
+import { checkBatch, checkDistinct, checkKey, checkTimestamp, checkValue } from "../validate.ts";
+import { AnswerBudget, readBounded } from "../answer_budget.ts";
 import { Code, errorMessage, KvError, type StatusCode } from "../errors.ts";
 import type { KvRecord } from "../record.ts";
 import { bucketsFor, digestsFor, streamRecordsTo } from "../peer_pulls.ts";
@@ -407,7 +408,9 @@ class Handlers {
       ForwardMultiDelete: unary(n, "ForwardMultiDelete", forwardDelete),
       ReadRecords: unary(n, "ReadRecords", async (req: { keys: string[] }) => {
         checkBatch(req.keys.length, n.config.limits);
-        const records = await n.storage.get(req.keys);
+        checkDistinct(req.keys);
+        const budget = new AnswerBudget(n.config.limits.maxMessageBytes, "ReadRecords");
+        const records = await readBounded(n.storage, req.keys, budget);
         return { records: records.filter((r) => r !== undefined).map(recordToPair) };
       }),
       StreamRecords: streaming(
@@ -468,9 +471,14 @@ class Handlers {
     return results;
   }
 
-  async #read(keys: string[], fromReplica: boolean, forwarded: boolean): Promise<ReadResult[]> {
+  async #read(
+    keys: string[],
+    fromReplica: boolean,
+    forwarded: boolean,
+    budget?: AnswerBudget,
+  ): Promise<ReadResult[]> {
     const c = this.node.coordinator;
-    const results = fromReplica ? await c.readLocal(keys) : await c.read(keys, forwarded);
+    const results = fromReplica ? await c.readLocal(keys, budget) : await c.read(keys, forwarded, budget);
     if (this.node.log.enabled("debug")) {
       for (const r of results) {
         this.node.log.debug("GET", {
@@ -488,6 +496,7 @@ class Handlers {
   /** Validates each item; bad items answer on their own, good ones go through. */
   async #multiPut(req: MultiPutRequestMsg, forwarded: boolean) {
     checkBatch(req.items.length, this.node.config.limits);
+    checkDistinct(req.items.map((item) => item.key));
     const results = await this.#eachChecked(
       req.items,
       (item) => this.#checkedPut(item),
@@ -499,6 +508,7 @@ class Handlers {
 
   async #multiDelete(req: MultiDeleteRequestMsg, forwarded: boolean) {
     checkBatch(req.keys.length, this.node.config.limits);
+    checkDistinct(req.keys);
     const results = await this.#eachChecked(
       req.keys.map((key) => ({ key })),
       (item) => (checkKey(item.key, this.node.config.limits), deleteToWrite(item.key)),
@@ -508,14 +518,20 @@ class Handlers {
     return { results: results.map(writeToDeleteResponse) };
   }
 
+  /** Refused before it is built when its values would not fit in one message (answer_budget.ts). */
   async #multiGet(req: MultiGetRequestMsg, forwarded: boolean) {
     checkBatch(req.keys.length, this.node.config.limits);
+    checkDistinct(req.keys);
+    const budget = new AnswerBudget(this.node.config.limits.maxMessageBytes, "MultiGet");
     const results = await this.#eachChecked(
       req.keys.map((key) => ({ key })),
       (item) => (checkKey(item.key, this.node.config.limits), item.key),
-      (good) => this.#read(good, req.read_from_replica, forwarded),
+      (good) => this.#read(good, req.read_from_replica, forwarded, budget),
       (key, err) => failedRead(key, err.code, err.message, this.node.id),
     );
+    // A part refused for size (here or on its owner) refuses the whole answer.
+    const tooLarge = results.find((r) => r.code === Code.RESOURCE_EXHAUSTED);
+    if (tooLarge) throw new KvError(Code.RESOURCE_EXHAUSTED, tooLarge.message);
     return { results: results.map(readToGetResponse) };
   }
 

@@ -50,6 +50,12 @@ export interface Storage {
    * Engines without it are scanned with `scan`.
    */
   scanVersions?(cursor: string, limit: number): Promise<VersionPage>;
+  /**
+   * The value sizes held for these keys (0 for a tombstone, undefined when
+   * absent), without copying the values: a read can then refuse an answer
+   * too large before building it. Engines without it are read in slices.
+   */
+  valueSizes?(keys: readonly string[]): Promise<(number | undefined)[]>;
   /** Whether the engine can take calls now (Redis connected, say). */
   healthy(): boolean;
   /** Live (not deleted) keys held. */
