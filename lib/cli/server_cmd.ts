@@ -184,7 +184,7 @@ export async function serverCommand(args: string[]): Promise<number> {
     admin: admin ? `http://${self.bindHost}:${admin.port}/` : "off",
   });
   warnIfOpen(log, security);
-  watchStalls(log);
+  watchStalls(log, { thresholdMs: config.logging.stallThresholdMs });
   trimMallocPeriodically(log);
   const stopped = new Promise<string>((resolve) => {
     for (const sig of ["SIGINT", "SIGTERM"] as const) {

@@ -23,7 +23,8 @@ import type { KvRecord } from "../record.ts";
 import { bucketsFor, digestsFor, streamRecordsTo } from "../peer_pulls.ts";
 import { replicateBatch, replicateOne } from "../replica_apply.ts";
 import { listKeys, snapshot } from "../listing.ts";
-import { channelOptions, failStream } from "./call.ts";
+import { failStream, serverOptions } from "./call.ts";
+import { ConnectionCalls } from "./connection_calls.ts";
 import { epochTrailer } from "./ring_epoch.ts";
 import { sleep } from "../async.ts";
 import type { NodeSecurity } from "../security/settings.ts";
@@ -116,6 +117,8 @@ interface Gate {
   metrics?: NodeMetrics;
   /** How to end each open ForwardStream once its frames are answered (when draining). */
   streams: Set<() => void>;
+  /** Calls in flight per client connection, capped. */
+  connections: ConnectionCalls;
 }
 const gates = new WeakMap<KvNode, Gate>();
 
@@ -136,10 +139,16 @@ export interface ServeOptions {
  */
 export async function serveNode(node: KvNode, opts: ServeOptions = {}): Promise<ServedNode> {
   const security = opts.security ?? {};
-  const gate: Gate = { inFlight: 0, closed: false, metrics: opts.metrics, streams: new Set() };
+  const gate: Gate = {
+    inFlight: 0,
+    closed: false,
+    metrics: opts.metrics,
+    streams: new Set(),
+    connections: new ConnectionCalls(node.config.limits.maxCallsPerConnection, node.log),
+  };
   gates.set(node, gate);
   const pkg = kvstorePackage();
-  const server = new grpc.Server(channelOptions(node.config.limits.maxMessageBytes));
+  const server = new grpc.Server(serverOptions(node.config.limits));
   const handlers = new Handlers(node);
   server.addService(pkg.KeyValueStore.service, handlers.keyValueStore());
   server.addService(
@@ -234,10 +243,18 @@ function unary<Req, Res>(
 ): Unary<Req, Res> {
   const run = attempt(node, name, fn);
   return (call, cb) => {
-    run(call.request).then((o) =>
-      o.ok ? cb(null, o.res, routed ? epochTrailer(call.metadata, node.membership.epoch) : undefined) : cb(o)
-    );
+    const leave = enterConnection(node, call, name);
+    if (typeof leave !== "function") return cb(leave);
+    run(call.request).then((o) => {
+      leave();
+      o.ok ? cb(null, o.res, routed ? epochTrailer(call.metadata, node.membership.epoch) : undefined) : cb(o);
+    });
   };
+}
+
+/** Counts a call against its connection's cap: how to end it, or the refusal. */
+function enterConnection(node: KvNode, call: { getPeer(): string }, name: string) {
+  return gates.get(node)?.connections.enter(call.getPeer(), name) ?? (() => {});
 }
 
 /** Writes an async source of record chunks to a server stream, with flow control. */
@@ -250,8 +267,10 @@ function streaming<Req>(
   return async (call) => {
     const t0 = performance.now();
     const done = (code: number) => m?.done(code, (performance.now() - t0) / 1000);
+    const leave = enterConnection(node, call, name);
+    if (typeof leave !== "function") return done(leave.code), failStream(call, leave);
     const refused = admit(node);
-    if (refused) return done(refused.code), failStream(call, refused);
+    if (refused) return leave(), done(refused.code), failStream(call, refused);
     try {
       for await (const chunk of fn(call.request)) {
         if (call.cancelled) return done(grpc.status.CANCELLED);
@@ -267,6 +286,7 @@ function streaming<Req>(
       failStream(call, status);
     } finally {
       release(node);
+      leave();
     }
   };
 }
