@@ -93,26 +93,40 @@ class Harness {
         if (c.isRunning(n.id)) sampled.set(n.id, Math.max(sampled.get(n.id)!, rss(c.pid(n.id)).now));
       }
     }, 20);
+    let failure: unknown;
     try {
       await fn();
+    } catch (err) {
+      failure = err;
     } finally {
       clearInterval(sampler);
     }
-    for (const n of c.nodes) assert.ok(c.isRunning(n.id), `${name}: ${n.id} still runs`);
-    await this.assertIntact(name);
+    // Measured and printed first, so a failing step still shows what the nodes went through.
     const report: string[] = [];
+    const growths = new Map<string, number>();
     for (const n of c.nodes) {
+      if (!c.isRunning(n.id)) {
+        report.push(`${n.id} DIED (sampled peak ${sampled.get(n.id)!.toFixed(0)} MB)`);
+        continue;
+      }
       const b = before.get(n.id)!;
       const peak = Math.max(sampled.get(n.id)!, peakReset ? rss(c.pid(n.id)).peak : 0);
-      const growth = peak - b.rss;
+      growths.set(n.id, peak - b.rss);
       const block = longestBlock(c.logs(n.id).split("\n").slice(b.lines));
-      report.push(`${n.id} +${growth.toFixed(1)} MB (peak ${peak.toFixed(0)}), longest block ${block} ms`);
-      assert.ok(
-        growth <= RSS_BOUND_MB,
-        `${name}: ${n.id}'s RSS grew ${growth.toFixed(1)} MB (bound ${RSS_BOUND_MB})`,
+      report.push(
+        `${n.id} +${(peak - b.rss).toFixed(1)} MB (peak ${peak.toFixed(0)}), longest block ${block} ms`,
       );
     }
     console.log(`${name}: ${report.join("; ")}${peakReset ? "" : " (sampled RSS: peak reset not allowed)"}`);
+    if (failure) throw failure;
+    for (const n of c.nodes) assert.ok(c.isRunning(n.id), `${name}: ${n.id} still runs`);
+    for (const [id, growth] of growths) {
+      assert.ok(
+        growth <= RSS_BOUND_MB,
+        `${name}: ${id}'s RSS grew ${growth.toFixed(1)} MB (bound ${RSS_BOUND_MB})`,
+      );
+    }
+    await this.assertIntact(name);
   }
 
   async assertIntact(name: string): Promise<void> {
