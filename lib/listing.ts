@@ -104,8 +104,12 @@ async function readPage(node: KvNode, cursor: string, limit: number, withValues:
   const lim = node.config.limits;
   const max = Math.min(limit > 0 ? limit : lim.maxPageItems, lim.maxPageItems);
   const maxBytes = lim.maxMessageBytes / 2;
-  // The most one record can add to the answer.
-  const largest = lim.maxKeyBytes + ITEM_BYTES + (withValues ? lim.maxValueBytes + lim.maxKeyBytes : 0);
+  // The most one record can add to the answer, and to what one chunk reads (an engine
+  // without scanVersions reads values even for ListKeys, which drops them).
+  const withValue = lim.maxKeyBytes + ITEM_BYTES + lim.maxValueBytes + lim.maxKeyBytes;
+  const largest = withValues ? withValue : lim.maxKeyBytes + ITEM_BYTES;
+  const readsValues = withValues || !node.storage.scanVersions;
+  const perChunk = Math.max(1, Math.floor(maxBytes / (readsValues ? withValue : largest)));
   const records: RecordVersion[] = [];
   let bytes = 0;
   let scanned = 0;
@@ -115,6 +119,7 @@ async function readPage(node: KvNode, cursor: string, limit: number, withValues:
     const room = Math.floor((maxBytes - bytes) / largest);
     const chunk = Math.min(
       SCAN_CHUNK_RECORDS,
+      perChunk,
       max - records.length,
       records.length === 0 ? Math.max(1, room) : room,
     );
