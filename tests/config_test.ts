@@ -265,21 +265,9 @@ Deno.test("a negative or zero interval is refused with its field path", () => {
       new RegExp(`${v} is below the minimum 1`),
     );
   }
-  assertBad(
-    variant((r) => r.limits = { max_clock_skew_ms: 0 }),
-    "limits.max_clock_skew_ms",
-    /0 is below the minimum 1/,
-  );
-  assertBad(
-    variant((r) => r.limits = { max_calls_per_connection: 0 }),
-    "limits.max_calls_per_connection",
-    /0 is below the minimum 1/,
-  );
-  assertBad(
-    variant((r) => r.limits = { max_connection_memory_mb: 0 }),
-    "limits.max_connection_memory_mb",
-    /0 is below the minimum 1/,
-  );
+  for (const limit of ["max_clock_skew_ms", "max_calls_per_connection", "max_connection_memory_mb"]) {
+    assertBad(variant((r) => r.limits = { [limit]: 0 }), `limits.${limit}`, /0 is below the minimum 1/);
+  }
   assertBad(
     variant((r) => r.logging = { stall_threshold_ms: 5 }),
     "logging.stall_threshold_ms",
