@@ -116,8 +116,17 @@ export interface ClusterConfig {
     maxPageItems: number;
     /** How far ahead of a node's clock a client timestamp may be (peers: twice this). */
     maxClockSkewMs: number;
+    /** Calls one client connection may have in flight; more are answered RESOURCE_EXHAUSTED. */
+    maxCallsPerConnection: number;
+    /** HTTP/2 memory one connection may hold, in MiB (grpc-js's grpc-node.max_session_memory). */
+    maxConnectionMemoryMb: number;
   };
-  logging: { level: LogLevel; format: LogFormat };
+  logging: {
+    level: LogLevel;
+    format: LogFormat;
+    /** The event loop blocked at least this long is logged (stall_watch.ts). */
+    stallThresholdMs: number;
+  };
   security: SecurityConfig;
   membership: {
     /** After a membership change completes, copies a node no longer holds are dropped after this. */
@@ -278,6 +287,7 @@ export function parseConfig(raw: unknown, source: string, opts: { baseDir?: stri
     logging: {
       level: r.oneOf(lg.level, "logging.level", ["debug", "info", "warn", "error"] as const, "info"),
       format: r.oneOf(lg.format, "logging.format", ["text", "json"] as const, "text"),
+      stallThresholdMs: r.int(lg.stall_threshold_ms, "logging.stall_threshold_ms", 500, 10, 60_000),
     },
     security,
     membership: {
@@ -301,6 +311,20 @@ function readLimits(r: Reader, lim: Record<string, unknown>): ClusterConfig["lim
     maxBatchItems: r.int(lim.max_batch_items, "limits.max_batch_items", 10_000, 1),
     maxPageItems: r.int(lim.max_page_items, "limits.max_page_items", 10_000, 1),
     maxClockSkewMs: r.int(lim.max_clock_skew_ms, "limits.max_clock_skew_ms", 60_000, 1, 3600_000 * 24 * 365),
+    maxCallsPerConnection: r.int(
+      lim.max_calls_per_connection,
+      "limits.max_calls_per_connection",
+      1000,
+      1,
+      100_000,
+    ),
+    maxConnectionMemoryMb: r.int(
+      lim.max_connection_memory_mb,
+      "limits.max_connection_memory_mb",
+      64,
+      1,
+      65_536,
+    ),
   };
 }
 

@@ -62,3 +62,28 @@ export function checkBatch(count: number, limits: Limits): void {
     );
   }
 }
+
+/**
+ * Checks that a batch names each key once. Results are matched to requests
+ * by position, so a repeated key cannot be answered once; and answered once
+ * per repeat, a 13 KB MultiGet naming one 1 MiB key a thousand times made
+ * the node copy and serialise a gigabyte.
+ */
+export function checkDistinct(keys: readonly string[]): void {
+  const seen = new Map<string, number>();
+  keys.forEach((key, i) => {
+    const first = seen.get(key);
+    if (first !== undefined) {
+      throw new KvError(
+        Code.INVALID_ARGUMENT,
+        `key "${shortKey(key)}" appears twice in the batch (items ${first} and ${i}); name each key once`,
+      );
+    }
+    seen.set(key, i);
+  });
+}
+
+/** Keys in messages are cut short so one huge key cannot flood a log or a status. */
+export function shortKey(key: string): string {
+  return key.length > 64 ? `${key.slice(0, 61)}...` : key;
+}

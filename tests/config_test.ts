@@ -96,6 +96,9 @@ function assertDefaults(c: ClusterConfig): void {
   assert.equal(c.limits.maxKeyBytes, 1024);
   assert.equal(c.limits.maxValueBytes, 1 << 20);
   assert.equal(c.limits.maxClockSkewMs, 60_000);
+  assert.equal(c.limits.maxCallsPerConnection, 1000);
+  assert.equal(c.limits.maxConnectionMemoryMb, 64);
+  assert.equal(c.logging.stallThresholdMs, 500);
   assert.equal(c.logging.level, "info");
   assert.equal(c.logging.format, "text");
   for (const n of c.nodes) assert.equal(n.bindHost, n.host);
@@ -162,15 +165,18 @@ Deno.test("new optional settings are read when present", () => {
       r.replication.read_quorum = 2;
       r.failure_detection.suspect_timeout_ms = 7000;
       r.storage = { engine: "redis", redis_key_prefix: "t:" };
-      r.logging = { level: "debug", format: "json" };
+      r.logging = { level: "debug", format: "json", stall_threshold_ms: 25 };
       r.nodes[0].bind_host = "0.0.0.0";
-      r.limits = { max_clock_skew_ms: 5000 };
+      r.limits = { max_clock_skew_ms: 5000, max_calls_per_connection: 16, max_connection_memory_mb: 8 };
       r.security = { insecure: true, client_token_file: "/etc/kvstore/client.token" };
     }),
     "test.json",
   );
   assert.deepEqual(c.security, { insecure: true, clientTokenFile: "/etc/kvstore/client.token" });
   assert.equal(c.limits.maxClockSkewMs, 5000);
+  assert.equal(c.limits.maxCallsPerConnection, 16);
+  assert.equal(c.limits.maxConnectionMemoryMb, 8);
+  assert.equal(c.logging.stallThresholdMs, 25);
   assert.equal(c.replication.writeQuorum, 2);
   assert.equal(c.replication.readQuorum, 2);
   assert.equal(c.failureDetection.suspectTimeoutMs, 7000);
@@ -267,10 +273,13 @@ Deno.test("a negative or zero interval is refused with its field path", () => {
       new RegExp(`${v} is below the minimum 1`),
     );
   }
+  for (const limit of ["max_clock_skew_ms", "max_calls_per_connection", "max_connection_memory_mb"]) {
+    assertBad(variant((r) => r.limits = { [limit]: 0 }), `limits.${limit}`, /0 is below the minimum 1/);
+  }
   assertBad(
-    variant((r) => r.limits = { max_clock_skew_ms: 0 }),
-    "limits.max_clock_skew_ms",
-    /0 is below the minimum 1/,
+    variant((r) => r.logging = { stall_threshold_ms: 5 }),
+    "logging.stall_threshold_ms",
+    /5 is below the minimum 10/,
   );
   assertBad(
     variant((r) => r.recovery = { anti_entropy_interval_ms: -1 }),

@@ -17,8 +17,6 @@ import {
   kvError,
   ringOf,
   runMain,
-  sleep,
-  statusSeenBy,
   TestCluster,
   text,
 } from "./helpers/cluster.ts";

@@ -195,7 +195,7 @@ export async function serverCommand(args: string[]): Promise<number> {
     admin: admin ? `http://${self.bindHost}:${admin.port}/` : "off",
   });
   announceMode(log, security);
-  watchStalls(log);
+  watchStalls(log, { thresholdMs: config.logging.stallThresholdMs });
   trimMallocPeriodically(log);
   const stopped = new Promise<string>((resolve) => {
     for (const sig of ["SIGINT", "SIGTERM"] as const) {

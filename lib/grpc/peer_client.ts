@@ -167,10 +167,12 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
     this.#writes = new Coalescer((peer, ws) => this.#sendWrites(peer, ws), {
       ...bounds,
       sizeOf: (w) => w.key.length + w.value.length + ITEM_OVERHEAD_BYTES,
+      keyOf: (w) => w.key,
     });
     this.#reads = new Coalescer((peer, keys) => this.#sendReads(peer, keys), {
       ...bounds,
       sizeOf: (k) => k.length + ITEM_OVERHEAD_BYTES,
+      keyOf: (k) => k,
     });
     const signer = o.security?.secret && new TokenSigner(o.security.secret, o.self.id);
     this.#interceptors = signer ? [signingInterceptor(signer)] : [];

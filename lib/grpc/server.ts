@@ -16,13 +16,15 @@ import {
   type WriteRequest,
   type WriteResult,
 } from "../transport.ts";
-import { checkBatch, checkKey, checkTimestamp, checkValue } from "../validate.ts";
+import { checkBatch, checkDistinct, checkKey, checkTimestamp, checkValue } from "../validate.ts";
+import { AnswerBudget, readBounded } from "../answer_budget.ts";
 import { Code, errorMessage, KvError, type StatusCode } from "../errors.ts";
 import type { KvRecord } from "../record.ts";
 import { bucketsFor, digestsFor, streamRecordsTo } from "../peer_pulls.ts";
 import { replicateBatch, replicateOne } from "../replica_apply.ts";
 import { listKeys, snapshot } from "../listing.ts";
-import { channelOptions, failStream } from "./call.ts";
+import { failStream, serverOptions } from "./call.ts";
+import { ConnectionCalls } from "./connection_calls.ts";
 import { epochTrailer } from "./ring_epoch.ts";
 import { sleep } from "../async.ts";
 import type { NodeSecurity } from "../security/settings.ts";
@@ -117,6 +119,8 @@ interface Gate {
   metrics?: NodeMetrics;
   /** How to end each open ForwardStream once its frames are answered (when draining). */
   streams: Set<() => void>;
+  /** Calls in flight per client connection, capped. */
+  connections: ConnectionCalls;
 }
 const gates = new WeakMap<KvNode, Gate>();
 
@@ -137,10 +141,16 @@ export interface ServeOptions {
  */
 export async function serveNode(node: KvNode, opts: ServeOptions = {}): Promise<ServedNode> {
   const security = opts.security ?? {};
-  const gate: Gate = { inFlight: 0, closed: false, metrics: opts.metrics, streams: new Set() };
+  const gate: Gate = {
+    inFlight: 0,
+    closed: false,
+    metrics: opts.metrics,
+    streams: new Set(),
+    connections: new ConnectionCalls(node.config.limits.maxCallsPerConnection, node.log),
+  };
   gates.set(node, gate);
   const pkg = kvstorePackage();
-  const server = new grpc.Server(channelOptions(node.config.limits.maxMessageBytes));
+  const server = new grpc.Server(serverOptions(node.config.limits));
   const handlers = new Handlers(node);
   const edge = { log: node.log };
   const kvImpl = requireClientToken(handlers.keyValueStore(), security.clientToken, edge);
@@ -238,10 +248,18 @@ function unary<Req, Res>(
 ): Unary<Req, Res> {
   const run = attempt(node, name, fn);
   return (call, cb) => {
-    run(call.request).then((o) =>
-      o.ok ? cb(null, o.res, routed ? epochTrailer(call.metadata, node.membership.epoch) : undefined) : cb(o)
-    );
+    const leave = enterConnection(node, call, name);
+    if (typeof leave !== "function") return cb(leave);
+    run(call.request).then((o) => {
+      leave();
+      o.ok ? cb(null, o.res, routed ? epochTrailer(call.metadata, node.membership.epoch) : undefined) : cb(o);
+    });
   };
+}
+
+/** Counts a call against its connection's cap: how to end it, or the refusal. */
+function enterConnection(node: KvNode, call: { getPeer(): string }, name: string) {
+  return gates.get(node)?.connections.enter(call.getPeer(), name) ?? (() => {});
 }
 
 /** Writes an async source of record chunks to a server stream, with flow control. */
@@ -254,8 +272,10 @@ function streaming<Req>(
   return async (call) => {
     const t0 = performance.now();
     const done = (code: number) => m?.done(code, (performance.now() - t0) / 1000);
+    const leave = enterConnection(node, call, name);
+    if (typeof leave !== "function") return done(leave.code), failStream(call, leave);
     const refused = admit(node);
-    if (refused) return done(refused.code), failStream(call, refused);
+    if (refused) return leave(), done(refused.code), failStream(call, refused);
     try {
       for await (const chunk of fn(call.request)) {
         if (call.cancelled) return done(grpc.status.CANCELLED);
@@ -271,6 +291,7 @@ function streaming<Req>(
       failStream(call, status);
     } finally {
       release(node);
+      leave();
     }
   };
 }
@@ -412,7 +433,9 @@ class Handlers {
       ForwardMultiDelete: unary(n, "ForwardMultiDelete", forwardDelete),
       ReadRecords: unary(n, "ReadRecords", async (req: { keys: string[] }) => {
         checkBatch(req.keys.length, n.config.limits);
-        const records = await n.storage.get(req.keys);
+        checkDistinct(req.keys);
+        const budget = new AnswerBudget(n.config.limits.maxMessageBytes, "ReadRecords");
+        const records = await readBounded(n.storage, req.keys, budget);
         return { records: records.filter((r) => r !== undefined).map(recordToPair) };
       }),
       StreamRecords: streaming(
@@ -473,9 +496,14 @@ class Handlers {
     return results;
   }
 
-  async #read(keys: string[], fromReplica: boolean, forwarded: boolean): Promise<ReadResult[]> {
+  async #read(
+    keys: string[],
+    fromReplica: boolean,
+    forwarded: boolean,
+    budget?: AnswerBudget,
+  ): Promise<ReadResult[]> {
     const c = this.node.coordinator;
-    const results = fromReplica ? await c.readLocal(keys) : await c.read(keys, forwarded);
+    const results = fromReplica ? await c.readLocal(keys, budget) : await c.read(keys, forwarded, budget);
     if (this.node.log.enabled("debug")) {
       for (const r of results) {
         this.node.log.debug("GET", {
@@ -493,6 +521,7 @@ class Handlers {
   /** Validates each item; bad items answer on their own, good ones go through. */
   async #multiPut(req: MultiPutRequestMsg, forwarded: boolean) {
     checkBatch(req.items.length, this.node.config.limits);
+    checkDistinct(req.items.map((item) => item.key));
     const results = await this.#eachChecked(
       req.items,
       (item) => this.#checkedPut(item),
@@ -504,6 +533,7 @@ class Handlers {
 
   async #multiDelete(req: MultiDeleteRequestMsg, forwarded: boolean) {
     checkBatch(req.keys.length, this.node.config.limits);
+    checkDistinct(req.keys);
     const results = await this.#eachChecked(
       req.keys.map((key) => ({ key })),
       (item) => (checkKey(item.key, this.node.config.limits), deleteToWrite(item.key)),
@@ -513,14 +543,20 @@ class Handlers {
     return { results: results.map(writeToDeleteResponse) };
   }
 
+  /** Refused before it is built when its values would not fit in one message (answer_budget.ts). */
   async #multiGet(req: MultiGetRequestMsg, forwarded: boolean) {
     checkBatch(req.keys.length, this.node.config.limits);
+    checkDistinct(req.keys);
+    const budget = new AnswerBudget(this.node.config.limits.maxMessageBytes, "MultiGet");
     const results = await this.#eachChecked(
       req.keys.map((key) => ({ key })),
       (item) => (checkKey(item.key, this.node.config.limits), item.key),
-      (good) => this.#read(good, req.read_from_replica, forwarded),
+      (good) => this.#read(good, req.read_from_replica, forwarded, budget),
       (key, err) => failedRead(key, err.code, err.message, this.node.id),
     );
+    // A part refused for size (here or on its owner) refuses the whole answer.
+    const tooLarge = results.find((r) => r.code === Code.RESOURCE_EXHAUSTED);
+    if (tooLarge) throw new KvError(Code.RESOURCE_EXHAUSTED, tooLarge.message);
     return { results: results.map(readToGetResponse) };
   }
 

@@ -60,6 +60,13 @@ export class MemoryStorage implements Storage {
     }));
   }
 
+  valueSizes(keys: readonly string[]): Promise<(number | undefined)[]> {
+    return Promise.resolve(keys.map((key) => {
+      const slot = this.#keys.find(key);
+      return slot < 0 ? undefined : this.#values.length(slot);
+    }));
+  }
+
   apply(records: readonly KvRecord[]): Promise<boolean[]> {
     return Promise.resolve(records.map((r) => this.#applyOne(r)));
   }
