@@ -4,8 +4,10 @@
  *
  * A page stops at the asked (or configured) number of records or at half
  * the gRPC message limit in bytes, whichever comes first, so no answer can
- * exceed what gRPC carries; cursors are the storage engine's, and one not
- * handed out here is refused. `grpc/server.ts` registers both calls.
+ * exceed what gRPC carries. Callers never see the storage engine's cursors:
+ * theirs are random, one page each, bound to their connection and
+ * translated here (`security/client_scans.ts`), so no caller can steer the
+ * node's own scans. `grpc/server.ts` registers both calls.
  */
 import type { KvNode } from "./node.ts";
 import type { KvRecord } from "./record.ts";
@@ -15,6 +17,8 @@ import { Code, KvError } from "./errors.ts";
 export interface PageRequest {
   cursor: string;
   limit: number;
+  /** The connection the call came on (grpc-js `getPeer()`): only its own cursors are taken. */
+  connection: string;
 }
 
 /** One page of a node's keys. */
@@ -42,7 +46,7 @@ export interface SnapshotPage {
 
 /** ListKeys: a page of live keys, and how many this node holds. */
 export async function listKeys(node: KvNode, req: PageRequest): Promise<KeyPage> {
-  const { records, nextCursor } = await readPage(node, req.cursor, req.limit, (r) => !r.tombstone);
+  const { records, nextCursor } = await callerPage(node, req, (r) => !r.tombstone);
   return {
     keys: records.map((r) => r.key),
     count: await node.storage.countLive(),
@@ -53,7 +57,7 @@ export async function listKeys(node: KvNode, req: PageRequest): Promise<KeyPage>
 
 /** GetSnapshot: a page of this node's live records, with the total and where to go on. */
 export async function snapshot(node: KvNode, req: PageRequest): Promise<SnapshotPage> {
-  const { records, nextCursor } = await readPage(node, req.cursor, req.limit, (r) => !r.tombstone);
+  const { records, nextCursor } = await callerPage(node, req, (r) => !r.tombstone);
   const total = await node.storage.countLive();
   return {
     records,
@@ -65,6 +69,18 @@ export async function snapshot(node: KvNode, req: PageRequest): Promise<Snapshot
       ? `page of ${records.length} of ${total} keys; call again with cursor for the rest`
       : `${records.length} keys`,
   };
+}
+
+/** The next page of the caller's scan: its cursor to storage's, and storage's next one back to a new cursor of its own. */
+async function callerPage(node: KvNode, req: PageRequest, accept: (r: KvRecord) => boolean) {
+  const lease = node.clientScans.take(req.connection, req.cursor);
+  try {
+    const { records, nextCursor } = await readPage(node, lease.storageCursor, req.limit, accept);
+    return { records, nextCursor: node.clientScans.settle(lease, nextCursor) };
+  } catch (err) {
+    node.clientScans.abandon(lease);
+    throw err;
+  }
 }
 
 /**

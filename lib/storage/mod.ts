@@ -13,6 +13,9 @@ import type { Logger } from "../log.ts";
 import { Code, KvError } from "../errors.ts";
 import { pauser } from "../async.ts";
 
+/** How long an unfinished scan's position is kept (engines' and callers' cursors alike). */
+export const CURSOR_IDLE_MS = 60_000;
+
 /** One page of a scan. */
 export interface ScanPage {
   records: KvRecord[];
@@ -50,6 +53,11 @@ export interface Storage {
    * Engines without it are scanned with `scan`.
    */
   scanVersions?(cursor: string, limit: number): Promise<VersionPage>;
+  /**
+   * Ends an unfinished scan (a caller gave up on it). Engines whose scans
+   * hold nothing between pages (Redis) leave it out.
+   */
+  closeScan?(cursor: string): void;
   /** Whether the engine can take calls now (Redis connected, say). */
   healthy(): boolean;
   /** Live (not deleted) keys held. */
