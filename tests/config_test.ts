@@ -96,6 +96,7 @@ function assertDefaults(c: ClusterConfig): void {
   assert.equal(c.limits.maxKeyBytes, 1024);
   assert.equal(c.limits.maxValueBytes, 1 << 20);
   assert.equal(c.limits.maxClockSkewMs, 60_000);
+  assert.equal(c.limits.maxScansPerConnection, 16);
   assert.equal(c.logging.level, "info");
   assert.equal(c.logging.format, "text");
   for (const n of c.nodes) assert.equal(n.bindHost, n.host);
@@ -164,11 +165,12 @@ Deno.test("new optional settings are read when present", () => {
       r.storage = { engine: "redis", redis_key_prefix: "t:" };
       r.logging = { level: "debug", format: "json" };
       r.nodes[0].bind_host = "0.0.0.0";
-      r.limits = { max_clock_skew_ms: 5000 };
+      r.limits = { max_clock_skew_ms: 5000, max_scans_per_connection: 4 };
     }),
     "test.json",
   );
   assert.equal(c.limits.maxClockSkewMs, 5000);
+  assert.equal(c.limits.maxScansPerConnection, 4);
   assert.equal(c.replication.writeQuorum, 2);
   assert.equal(c.replication.readQuorum, 2);
   assert.equal(c.failureDetection.suspectTimeoutMs, 7000);
@@ -262,6 +264,11 @@ Deno.test("a negative or zero interval is refused with its field path", () => {
   assertBad(
     variant((r) => r.limits = { max_clock_skew_ms: 0 }),
     "limits.max_clock_skew_ms",
+    /0 is below the minimum 1/,
+  );
+  assertBad(
+    variant((r) => r.limits = { max_scans_per_connection: 0 }),
+    "limits.max_scans_per_connection",
     /0 is below the minimum 1/,
   );
   assertBad(

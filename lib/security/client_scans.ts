@@ -139,7 +139,8 @@ export class ClientScans {
   }
 
   #refuse(connection: string, code: StatusCode, message: string): KvError {
-    const held = this.#refusals.take(connection);
+    // Per address, not per connection: a caller opening connection after connection still gets one line a minute.
+    const held = this.#refusals.take(connection.replace(/:\d+$/, ""));
     if (held !== undefined) {
       this.opts.log?.warn("paged call refused", { from: connection, reason: message, held });
     }
