@@ -16,6 +16,7 @@ import * as grpc from "@grpc/grpc-js";
 import { clusterTest, endCluster, kvError, sleep, TestCluster } from "./helpers/cluster.ts";
 import { misplaced, preload, waitSettled } from "./helpers/membership.ts";
 import { NodeStub } from "./helpers/node_stub.ts";
+import { ignoreRedis, startRedises, stopRedises } from "./helpers/redis.ts";
 import { kvstorePackage } from "../lib/grpc/proto.ts";
 import { channelOptions, statusError, unary } from "../lib/grpc/call.ts";
 import { Code, KvError } from "../lib/errors.ts";
@@ -194,62 +195,78 @@ clusterTest(
   { timeoutMs: 240_000 },
 );
 
-clusterTest(
-  "a cursor works only on its own connection, once, and open scans per connection are capped",
-  async () => {
-    const cluster = await TestCluster.start({
-      nodes: 1,
-      replicationFactor: 1,
-      extra: { limits: { max_scans_per_connection: 3 } },
-    });
-    try {
-      const client = await cluster.client();
-      const keys = Array.from({ length: 40 }, (_, i) => `k${i}`);
-      assert.ok((await client.multiPut(keys.map((key) => ({ key, value: key })))).every((r) => r.ok));
-      const a = new Connection(cluster, "node1");
-      const b = new Connection(cluster, "node1");
+/** On one node: cursors are bound to their connection and good for one page; open scans are capped per connection. */
+async function cursorRules(engine: "memory" | "redis"): Promise<void> {
+  const redis = engine === "redis" ? await startRedises(1) : undefined;
+  const cluster = await TestCluster.start({
+    nodes: 1,
+    replicationFactor: 1,
+    storage: engine,
+    redisPorts: redis?.procs.map((p) => p.port),
+    extra: { limits: { max_scans_per_connection: 3 } },
+  }).catch(async (err) => {
+    if (redis) await stopRedises(redis.procs, redis.dirs);
+    throw err;
+  });
+  try {
+    const client = await cluster.client();
+    const keys = Array.from({ length: 40 }, (_, i) => `k${i}`);
+    assert.ok((await client.multiPut(keys.map((key) => ({ key, value: key })))).every((r) => r.ok));
+    const a = new Connection(cluster, "node1");
+    const b = new Connection(cluster, "node1");
 
-      const first = await a.listKeys("", 10);
-      assert.match(first.next_cursor, /^[A-Za-z0-9_-]{22}$/, "a cursor is 128 random bits");
-      const foreign = await kvError(() => b.listKeys(first.next_cursor, 10));
-      assert.equal(foreign.code, Code.INVALID_ARGUMENT, foreign.message);
-      const seen = [...first.keys];
-      let cursor = first.next_cursor;
-      const second = await a.listKeys(cursor, 10);
-      const replay = await kvError(() => a.listKeys(cursor, 10));
-      assert.equal(replay.code, Code.INVALID_ARGUMENT, `a cursor serves one page: ${replay.message}`);
-      seen.push(...second.keys);
-      cursor = second.next_cursor;
-      while (cursor !== "") {
-        const page = await a.listKeys(cursor, 10);
-        seen.push(...page.keys);
-        cursor = page.next_cursor;
-      }
-      assert.deepEqual(seen.sort(), [...keys].sort(), "the refused foreign use did not disturb A's scan");
-
-      // Three scans left open on A: the fourth is refused, B still opens one, and finishing one frees a place.
-      const open = [];
-      for (let i = 0; i < 3; i++) open.push((await a.listKeys("", 1)).next_cursor);
-      const capped = await kvError(() => a.listKeys("", 1));
-      assert.equal(capped.code, Code.RESOURCE_EXHAUSTED, capped.message);
-      assert.match(capped.message, /max_scans_per_connection/);
-      assert.ok(
-        (await b.listKeys("", 1)).next_cursor !== "",
-        "another connection is not capped by A's scans",
-      );
-      await a.finish(open[0]);
-      assert.ok((await a.listKeys("", 1)).keys.length === 1, "a finished scan frees its place");
-
-      // GetSnapshot's cursors are the same kind: a storage-looking number is refused.
-      const stub = new NodeStub(cluster, "node1");
-      for (const guess of ["0", "1", "2", "3", "17"]) {
-        const err = await kvError(() =>
-          stub.call("GetSnapshot", { requesting_node_id: "node1", cursor: guess })
-        );
-        assert.equal(err.code, Code.INVALID_ARGUMENT, `GetSnapshot cursor ${guess}: ${err.message}`);
-      }
-    } finally {
-      await endCluster(cluster);
+    const first = await a.listKeys("", 10);
+    assert.match(first.next_cursor, /^[A-Za-z0-9_-]{22}$/, "a cursor is 128 random bits");
+    const foreign = await kvError(() => b.listKeys(first.next_cursor, 10));
+    assert.equal(foreign.code, Code.INVALID_ARGUMENT, foreign.message);
+    const seen = [...first.keys];
+    let cursor = first.next_cursor;
+    const second = await a.listKeys(cursor, 10);
+    const replay = await kvError(() => a.listKeys(cursor, 10));
+    assert.equal(replay.code, Code.INVALID_ARGUMENT, `a cursor serves one page: ${replay.message}`);
+    seen.push(...second.keys);
+    cursor = second.next_cursor;
+    while (cursor !== "") {
+      const page = await a.listKeys(cursor, 10);
+      seen.push(...page.keys);
+      cursor = page.next_cursor;
     }
-  },
+    assert.deepEqual(seen.sort(), [...keys].sort(), "the refused foreign use did not disturb A's scan");
+
+    // Three scans left open on A: the fourth is refused, B still opens one, and finishing one frees a place.
+    const open = [];
+    for (let i = 0; i < 3; i++) open.push((await a.listKeys("", 1)).next_cursor);
+    const capped = await kvError(() => a.listKeys("", 1));
+    assert.equal(capped.code, Code.RESOURCE_EXHAUSTED, capped.message);
+    assert.match(capped.message, /max_scans_per_connection/);
+    assert.ok(
+      (await b.listKeys("", 1)).next_cursor !== "",
+      "another connection is not capped by A's scans",
+    );
+    await a.finish(open[0]);
+    assert.ok((await a.listKeys("", 1)).keys.length === 1, "a finished scan frees its place");
+
+    // GetSnapshot's cursors are the same kind: a storage-looking number is refused.
+    const stub = new NodeStub(cluster, "node1");
+    for (const guess of ["0", "1", "2", "3", "17"]) {
+      const err = await kvError(() =>
+        stub.call("GetSnapshot", { requesting_node_id: "node1", cursor: guess })
+      );
+      assert.equal(err.code, Code.INVALID_ARGUMENT, `GetSnapshot cursor ${guess}: ${err.message}`);
+    }
+  } finally {
+    await endCluster(cluster);
+    if (redis) await stopRedises(redis.procs, redis.dirs);
+  }
+}
+
+clusterTest(
+  "memory: a cursor works only on its own connection, once, and open scans per connection are capped",
+  () => cursorRules("memory"),
+);
+
+clusterTest(
+  "redis: a cursor works only on its own connection, once, and open scans per connection are capped",
+  () => cursorRules("redis"),
+  { ignore: ignoreRedis },
 );
