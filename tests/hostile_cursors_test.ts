@@ -8,8 +8,9 @@
  * with guessed cursors (small numbers, random strings, cursors handed to
  * another connection) throughout a join of 20 000 keys: every guess must be
  * refused INVALID_ARGUMENT, and afterwards every key must sit on exactly
- * its replication_factor nodes. Also: a cursor is good only on the
- * connection it was handed to, and open scans per connection are capped.
+ * its replication_factor nodes. Also, on both engines: a cursor is good
+ * only on the connection it was handed to and for one page, and open scans
+ * per connection are capped.
  */
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
