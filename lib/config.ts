@@ -42,6 +42,13 @@ export interface SecurityConfig {
   /** A file holding the shared secret (`cluster_secret_file`, preferred). */
   clusterSecretFile?: string;
   tls?: TlsConfig;
+  /**
+   * Take node traffic from any address with neither a secret nor TLS
+   * (`insecure`); off, such a node runs in protected mode (loopback only).
+   */
+  insecure?: boolean;
+  /** A file holding the token every KeyValueStore call must carry (`client_token_file`). */
+  clientTokenFile?: string;
 }
 
 /** Storage engines a node can keep its data in. */
@@ -322,6 +329,10 @@ function readSecurity(
   if (sec.cluster_secret_file !== undefined) {
     out.clusterSecretFile = r.path(sec.cluster_secret_file, "security.cluster_secret_file");
   }
+  if (r.bool(sec.insecure, "security.insecure", false)) out.insecure = true;
+  if (sec.client_token_file !== undefined) {
+    out.clientTokenFile = r.path(sec.client_token_file, "security.client_token_file");
+  }
   if (sec.tls === undefined) return out;
   const tls = r.object(sec.tls, "security.tls");
   const certFile = tls.cert_file === undefined ? undefined : r.path(tls.cert_file, "security.tls.cert_file");
@@ -342,11 +353,33 @@ function readSecurity(
       r.fail(`${path}.tls_key_file`, "required (or security.tls.key_file) with security.tls");
     }
   });
+  checkOwnCerts(r, nodes, rawNodes);
   out.tls = {
     caFile: r.path(tls.ca_file, "security.tls.ca_file"),
     requireClientCert: r.bool(tls.require_client_cert, "security.tls.require_client_cert", false),
   };
   return out;
+}
+
+/**
+ * Each node's certificate must name it (common name = its id): peers admit
+ * a node by that name, so nodes sharing one certificate refuse each other
+ * and each serves alone. Two nodes given the same file are refused here.
+ */
+function checkOwnCerts(r: Reader, nodes: NodeConfig[], rawNodes: unknown[]): void {
+  const seen = new Map<string, number>();
+  nodes.forEach((n, i) => {
+    const first = seen.get(n.tlsCertFile!);
+    if (first === undefined) return void seen.set(n.tlsCertFile!, i);
+    const own = (rawNodes[i] as Record<string, unknown>).tls_cert_file !== undefined;
+    r.fail(
+      own ? `nodes[${i}].tls_cert_file` : "security.tls.cert_file",
+      `${n.tlsCertFile} would serve both ${
+        nodes[first].id
+      } and ${n.id}; each node needs its own certificate ` +
+        `whose common name is its id (nodes[].tls_cert_file, tls_key_file; main.ts certs --nodes makes them)`,
+    );
+  });
 }
 
 /**

@@ -166,9 +166,11 @@ Deno.test("new optional settings are read when present", () => {
       r.logging = { level: "debug", format: "json" };
       r.nodes[0].bind_host = "0.0.0.0";
       r.limits = { max_clock_skew_ms: 5000, max_scans_per_connection: 4 };
+      r.security = { insecure: true, client_token_file: "/etc/kvstore/client.token" };
     }),
     "test.json",
   );
+  assert.deepEqual(c.security, { insecure: true, clientTokenFile: "/etc/kvstore/client.token" });
   assert.equal(c.limits.maxClockSkewMs, 5000);
   assert.equal(c.limits.maxScansPerConnection, 4);
   assert.equal(c.replication.writeQuorum, 2);
@@ -180,6 +182,12 @@ Deno.test("new optional settings are read when present", () => {
   assert.equal(c.logging.format, "json");
   assert.equal(c.nodes[0].bindHost, "0.0.0.0");
   assert.equal(c.nodes[0].host, "127.0.0.1");
+});
+
+Deno.test("without a security section a node is neither insecure nor asks clients for a token", () => {
+  const c = parseConfig(USERS_FILE, "users.json");
+  assert.equal(c.security.insecure, undefined);
+  assert.equal(c.security.clientTokenFile, undefined);
 });
 
 Deno.test("findNode names the unknown id and the known ones", () => {

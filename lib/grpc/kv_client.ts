@@ -18,6 +18,7 @@ import * as grpc from "@grpc/grpc-js";
 import { Buffer } from "node:buffer";
 import { HashRing } from "../ring.ts";
 import { signingInterceptor } from "../security/node_guard.ts";
+import { clientTokenInterceptor } from "../security/client_auth.ts";
 import { TokenSigner } from "../security/token.ts";
 import type { MemberState } from "../membership/member_list.ts";
 import { sleep } from "../async.ts";
@@ -57,6 +58,8 @@ export interface ClientOptions {
   tls?: ClientTls;
   /** The cluster secret: NodeService calls (remove-node) are signed with it, as an operator's. */
   nodeSecret?: Uint8Array;
+  /** The client token (security.client_token_file), sent with every KeyValueStore call. */
+  clientToken?: string;
 }
 
 /** A member of the cluster as a node reports it. */
@@ -430,6 +433,11 @@ export class KvClient {
     this.refresh(address).catch(() => {});
   }
 
+  get #kvInterceptors(): grpc.Interceptor[] {
+    const token = this.options.clientToken;
+    return token === undefined ? [] : [clientTokenInterceptor(token)];
+  }
+
   #stub(address: string): { kv: grpc.Client; node: grpc.Client } {
     let s = this.#stubs.get(address);
     if (!s) {
@@ -438,7 +446,7 @@ export class KvClient {
       const secret = this.options.nodeSecret;
       const interceptors = secret ? [signingInterceptor(new TokenSigner(secret, "operator"))] : [];
       s = {
-        kv: new this.#pkg.KeyValueStore(address, creds, opts),
+        kv: new this.#pkg.KeyValueStore(address, creds, { ...opts, interceptors: this.#kvInterceptors }),
         node: new this.#pkg.NodeService(address, creds, { ...opts, interceptors }),
       };
       this.#stubs.set(address, s);

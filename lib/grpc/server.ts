@@ -28,6 +28,8 @@ import { sleep } from "../async.ts";
 import type { NodeSecurity } from "../security/settings.ts";
 import { guardNodeService } from "../security/node_guard.ts";
 import { serverCredentials } from "../security/tls.ts";
+import { protectNodeService } from "../security/protected_mode.ts";
+import { requireClientToken } from "../security/client_auth.ts";
 import {
   acceptMembership,
   changeMembership,
@@ -140,10 +142,13 @@ export async function serveNode(node: KvNode, opts: ServeOptions = {}): Promise<
   const pkg = kvstorePackage();
   const server = new grpc.Server(channelOptions(node.config.limits.maxMessageBytes));
   const handlers = new Handlers(node);
-  server.addService(pkg.KeyValueStore.service, handlers.keyValueStore());
+  const edge = { log: node.log };
+  const kvImpl = requireClientToken(handlers.keyValueStore(), security.clientToken, edge);
+  const nodeImpl = protectNodeService(pkg.NodeService.service, handlers.nodeService(), security, edge);
+  server.addService(pkg.KeyValueStore.service, kvImpl);
   server.addService(
     pkg.NodeService.service,
-    guardNodeService(pkg.NodeService.service, handlers.nodeService(), {
+    guardNodeService(pkg.NodeService.service, nodeImpl, {
       secret: security.secret,
       requireNodeCert: security.tls !== undefined,
       nodeIds: () => node.membership.callerIds(),
