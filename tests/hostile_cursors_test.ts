@@ -232,7 +232,12 @@ async function cursorRules(engine: "memory" | "redis"): Promise<void> {
       seen.push(...page.keys);
       cursor = page.next_cursor;
     }
-    assert.deepEqual(seen.sort(), [...keys].sort(), "the refused foreign use did not disturb A's scan");
+    // Redis's SCAN may return a key twice; no key may be missing.
+    assert.deepEqual(
+      [...new Set(seen)].sort(),
+      [...keys].sort(),
+      "the refused foreign use did not disturb A's scan",
+    );
 
     // Three scans left open on A: the fourth is refused, B still opens one, and finishing one frees a place.
     const open = [];
@@ -245,7 +250,7 @@ async function cursorRules(engine: "memory" | "redis"): Promise<void> {
       "another connection is not capped by A's scans",
     );
     await a.finish(open[0]);
-    assert.ok((await a.listKeys("", 1)).keys.length === 1, "a finished scan frees its place");
+    assert.ok((await a.listKeys("", 1)).keys.length >= 1, "a finished scan frees its place");
 
     // GetSnapshot's cursors are the same kind: a storage-looking number is refused.
     const stub = new NodeStub(cluster, "node1");
