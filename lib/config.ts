@@ -114,6 +114,8 @@ export interface ClusterConfig {
     maxMessageBytes: number;
     /** Keys or records per ListKeys / GetSnapshot page by default. */
     maxPageItems: number;
+    /** ListKeys / GetSnapshot scans one connection may hold open at once. */
+    maxScansPerConnection: number;
     /** How far ahead of a node's clock a client timestamp may be (peers: twice this). */
     maxClockSkewMs: number;
     /** Calls one client connection may have in flight; more are answered RESOURCE_EXHAUSTED. */
@@ -310,6 +312,13 @@ function readLimits(r: Reader, lim: Record<string, unknown>): ClusterConfig["lim
     maxMessageBytes,
     maxBatchItems: r.int(lim.max_batch_items, "limits.max_batch_items", 10_000, 1),
     maxPageItems: r.int(lim.max_page_items, "limits.max_page_items", 10_000, 1),
+    maxScansPerConnection: r.int(
+      lim.max_scans_per_connection,
+      "limits.max_scans_per_connection",
+      16,
+      1,
+      10_000,
+    ),
     maxClockSkewMs: r.int(lim.max_clock_skew_ms, "limits.max_clock_skew_ms", 60_000, 1, 3600_000 * 24 * 365),
     maxCallsPerConnection: r.int(
       lim.max_calls_per_connection,

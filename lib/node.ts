@@ -12,7 +12,7 @@
  */
 import type { ClusterConfig, NodeConfig } from "./config.ts";
 import type { Logger } from "./log.ts";
-import type { Storage } from "./storage/mod.ts";
+import { CURSOR_IDLE_MS, type Storage } from "./storage/mod.ts";
 import type { PeerTransport } from "./transport.ts";
 import type { MembershipTransport } from "./membership/transport.ts";
 import { Membership } from "./membership/manager.ts";
@@ -30,6 +30,7 @@ import { recoverFromPeers, type RecoveryOptions, type RecoveryReport } from "./r
 import { purgeTombstones } from "./tombstones.ts";
 import { boundedTransport, VersionGuard } from "./versions.ts";
 import { ColdStart } from "./cold_start.ts";
+import { ClientScans } from "./security/client_scans.ts";
 import { sleep } from "./async.ts";
 import { Code, errorMessage, KvError, type PeerUnavailableError } from "./errors.ts";
 
@@ -97,6 +98,8 @@ export class KvNode {
   readonly self: NodeConfig;
   readonly config: ClusterConfig;
   readonly storage: Storage;
+  /** Callers' ListKeys / GetSnapshot cursors, never the storage engine's own. */
+  readonly clientScans: ClientScans;
   readonly membership: Membership;
   readonly mover: Mover;
   readonly clock: HybridClock;
@@ -130,6 +133,12 @@ export class KvNode {
     this.config = config;
     this.storage = o.storage;
     this.log = log;
+    this.clientScans = new ClientScans({
+      maxPerConnection: config.limits.maxScansPerConnection,
+      idleMs: CURSOR_IDLE_MS,
+      closeScan: o.storage.closeScan ? (c) => o.storage.closeScan!(c) : undefined,
+      log,
+    });
     const wall = o.wall ?? Date.now;
     this.clock = new HybridClock(wall, config.limits.maxClockSkewMs);
     this.versions = new VersionGuard({ maxSkewMs: config.limits.maxClockSkewMs, log, now: wall });

@@ -99,6 +99,7 @@ function assertDefaults(c: ClusterConfig): void {
   assert.equal(c.limits.maxCallsPerConnection, 1000);
   assert.equal(c.limits.maxConnectionMemoryMb, 64);
   assert.equal(c.logging.stallThresholdMs, 500);
+  assert.equal(c.limits.maxScansPerConnection, 16);
   assert.equal(c.logging.level, "info");
   assert.equal(c.logging.format, "text");
   for (const n of c.nodes) assert.equal(n.bindHost, n.host);
@@ -167,7 +168,12 @@ Deno.test("new optional settings are read when present", () => {
       r.storage = { engine: "redis", redis_key_prefix: "t:" };
       r.logging = { level: "debug", format: "json", stall_threshold_ms: 25 };
       r.nodes[0].bind_host = "0.0.0.0";
-      r.limits = { max_clock_skew_ms: 5000, max_calls_per_connection: 16, max_connection_memory_mb: 8 };
+      r.limits = {
+        max_clock_skew_ms: 5000,
+        max_calls_per_connection: 16,
+        max_connection_memory_mb: 8,
+        max_scans_per_connection: 4,
+      };
       r.security = { insecure: true, client_token_file: "/etc/kvstore/client.token" };
     }),
     "test.json",
@@ -177,6 +183,7 @@ Deno.test("new optional settings are read when present", () => {
   assert.equal(c.limits.maxCallsPerConnection, 16);
   assert.equal(c.limits.maxConnectionMemoryMb, 8);
   assert.equal(c.logging.stallThresholdMs, 25);
+  assert.equal(c.limits.maxScansPerConnection, 4);
   assert.equal(c.replication.writeQuorum, 2);
   assert.equal(c.replication.readQuorum, 2);
   assert.equal(c.failureDetection.suspectTimeoutMs, 7000);
@@ -280,6 +287,11 @@ Deno.test("a negative or zero interval is refused with its field path", () => {
     variant((r) => r.logging = { stall_threshold_ms: 5 }),
     "logging.stall_threshold_ms",
     /5 is below the minimum 10/,
+  );
+  assertBad(
+    variant((r) => r.limits = { max_scans_per_connection: 0 }),
+    "limits.max_scans_per_connection",
+    /0 is below the minimum 1/,
   );
   assertBad(
     variant((r) => r.recovery = { anti_entropy_interval_ms: -1 }),

@@ -26,10 +26,15 @@ import type { MemberList } from "../lib/membership/member_list.ts";
 const bytes = (s: string) => new TextEncoder().encode(s);
 
 Deno.test("ListKeys and GetSnapshot requests become the page they ask for", () => {
-  assert.deepEqual(pageRequestFromMsg({ cursor: "12", limit: 5 }), { cursor: "12", limit: 5 });
-  assert.deepEqual(pageRequestFromMsg({ requesting_node_id: "node2", cursor: "", limit: 0 }), {
+  assert.deepEqual(pageRequestFromMsg({ cursor: "12", limit: 5 }, "127.0.0.1:5000"), {
+    cursor: "12",
+    limit: 5,
+    connection: "127.0.0.1:5000",
+  });
+  assert.deepEqual(pageRequestFromMsg({ requesting_node_id: "node2", cursor: "", limit: 0 }, "peer"), {
     cursor: "",
     limit: 0,
+    connection: "peer",
   });
 });
 

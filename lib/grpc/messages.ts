@@ -629,8 +629,11 @@ export function voteFromMsg(m: MembershipVoteMsg): Vote {
 }
 
 /** A ListKeys or GetSnapshot request as the page it asks for. */
-export function pageRequestFromMsg(m: ListKeysRequestMsg | SnapshotRequestMsg): PageRequest {
-  return { cursor: m.cursor, limit: m.limit };
+export function pageRequestFromMsg(
+  m: ListKeysRequestMsg | SnapshotRequestMsg,
+  connection: string,
+): PageRequest {
+  return { cursor: m.cursor, limit: m.limit, connection };
 }
 
 /** A page of keys as a ListKeysResponse. */

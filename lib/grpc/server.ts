@@ -213,16 +213,16 @@ function counted(node: KvNode, name: string): MethodMetrics | undefined {
 function attempt<Req, Res>(
   node: KvNode,
   name: string,
-  fn: (req: Req) => Promise<Res> | Res,
-): (req: Req) => Promise<Outcome<Res>> {
+  fn: (req: Req, peer: string) => Promise<Res> | Res,
+): (req: Req, peer?: string) => Promise<Outcome<Res>> {
   const m = counted(node, name);
-  return async (req) => {
+  return async (req, peer = "") => {
     const t0 = performance.now();
     const done = (code: number) => m?.done(code, (performance.now() - t0) / 1000);
     const refused = admit(node);
     if (refused) return done(refused.code), { ok: false, ...refused };
     try {
-      const res = await fn(req);
+      const res = await fn(req, peer);
       done(0);
       return { ok: true, res };
     } catch (err) {
@@ -243,14 +243,14 @@ function attempt<Req, Res>(
 function unary<Req, Res>(
   node: KvNode,
   name: string,
-  fn: (req: Req) => Promise<Res> | Res,
+  fn: (req: Req, peer: string) => Promise<Res> | Res,
   routed = false,
 ): Unary<Req, Res> {
   const run = attempt(node, name, fn);
   return (call, cb) => {
     const leave = enterConnection(node, call, name);
     if (typeof leave !== "function") return cb(leave);
-    run(call.request).then((o) => {
+    run(call.request, call.getPeer()).then((o) => {
       leave();
       o.ok ? cb(null, o.res, routed ? epochTrailer(call.metadata, node.membership.epoch) : undefined) : cb(o);
     });
@@ -335,7 +335,7 @@ class Handlers {
       ListKeys: unary(
         n,
         "ListKeys",
-        (req: ListKeysRequestMsg) => listKeys(n, pageRequestFromMsg(req)).then(keyPageToMsg),
+        (req: ListKeysRequestMsg, peer) => listKeys(n, pageRequestFromMsg(req, peer)).then(keyPageToMsg),
       ),
       MultiPut: unary(n, "MultiPut", (req: MultiPutRequestMsg) => this.#multiPut(req, false), true),
       MultiGet: unary(n, "MultiGet", (req: MultiGetRequestMsg) => this.#multiGet(req, false), true),
@@ -400,7 +400,7 @@ class Handlers {
       GetSnapshot: unary(
         n,
         "GetSnapshot",
-        (req: SnapshotRequestMsg) => snapshot(n, pageRequestFromMsg(req)).then(snapshotPageToMsg),
+        (req: SnapshotRequestMsg, peer) => snapshot(n, pageRequestFromMsg(req, peer)).then(snapshotPageToMsg),
       ),
       JoinCluster: unary(
         n,
