@@ -1,0 +1,222 @@
+/**
+ * Fuzz of every RPC of KeyValueStore and NodeService (read from the loaded
+ * proto, so a new RPC is fuzzed without changes here) against a real
+ * 3-node cluster with a secret, the memory engine and 4 MiB messages.
+ *
+ * Each pass is a step with a fresh cluster: an outsider (no credentials) and
+ * an authenticated peer (a valid node token, made with the cluster secret
+ * the harness holds), each against each service. Every RPC gets random and
+ * adversarial bodies (tests/helpers/fuzz.ts) and raw random bytes, a
+ * bounded number of calls within a time share, each with a deadline;
+ * streams are read for a few messages and cancelled. After every RPC's batch
+ * the pass checks (tests/helpers/fuzz_watch.ts) that every node runs and
+ * serves, the member list is unchanged, the data written before reads back
+ * intact, and no node's peak RSS grew by more than 4 x max_message_bytes +
+ * 64 MB; a DEADLINE_EXCEEDED is a hang when the node then fails a health
+ * check too.
+ *
+ * The peer pass does not send what a peer may legitimately do to the
+ * membership (a JoinCluster or CHANGE_JOIN with a valid address, a removal
+ * of a real member): those change the list on purpose. Every other
+ * membership message (PushMembership, Prepare/AcceptMembership, malformed
+ * joins and removals, STREAMED) is fuzzed in both passes, and the member
+ * list must not change.
+ *
+ * The seed is printed; KVSTORE_FUZZ_SEED=N replays a run, KVSTORE_FUZZ_ONLY=
+ * Name,Name limits it to some RPCs.
+ */
+import protobuf from "protobufjs";
+import { TestCluster, withTimeout } from "./helpers/cluster.ts";
+import { type FuzzContext, fuzzSeed, legitimateChange, MessageFuzzer, Rng, subSeed } from "./helpers/fuzz.ts";
+import { type FuzzMethod, fuzzMethods, RawCaller } from "./helpers/fuzz_client.ts";
+import { ClusterWatch, mb, writeFixture } from "./helpers/fuzz_watch.ts";
+import { PROTO_TEXT } from "../lib/grpc/proto.ts";
+import { KvClient } from "../lib/grpc/kv_client.ts";
+
+const MAX_MESSAGE_BYTES = 4 << 20;
+const RSS_BOUND = 4 * MAX_MESSAGE_BYTES + (64 << 20);
+/** Above this a node is killed (a finding): the machine is shared. */
+const MEMORY_CEILING = 1536 << 20;
+const CALLS_PER_RPC = 40;
+const MIN_CALLS_PER_RPC = 3;
+const CALL_DEADLINE_MS = 3000;
+
+interface Pass {
+  name: string;
+  peer: boolean;
+  service: FuzzMethod["service"];
+  /** Fuzzing time of the whole pass, shared equally by its RPCs. */
+  budgetMs: number;
+}
+
+const PASSES: Pass[] = [
+  { name: "outsider, KeyValueStore", peer: false, service: "KeyValueStore", budgetMs: 20_000 },
+  { name: "outsider, NodeService", peer: false, service: "NodeService", budgetMs: 20_000 },
+  { name: "authenticated peer, KeyValueStore", peer: true, service: "KeyValueStore", budgetMs: 20_000 },
+  { name: "authenticated peer, NodeService", peer: true, service: "NodeService", budgetMs: 60_000 },
+];
+
+/** One RPC's batch, for the table. */
+interface Row {
+  rpc: string;
+  calls: number;
+  skipped: number;
+  codes: Map<string, number>;
+  growth: number;
+}
+
+const root = protobuf.parse(PROTO_TEXT, { keepCase: true }).root;
+root.resolveAll();
+
+Deno.test({
+  name: "fuzz: random and adversarial messages to every RPC, as an outsider and as a peer",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async (t) => {
+    const seed = fuzzSeed();
+    console.log(`fuzz seed ${seed} (replay: KVSTORE_FUZZ_SEED=${seed})`);
+    for (const pass of PASSES) {
+      await t.step({
+        name: pass.name,
+        sanitizeOps: false,
+        sanitizeResources: false,
+        fn: () => withTimeout(runPass(pass, seed), pass.budgetMs + 90_000, pass.name),
+      });
+    }
+  },
+});
+
+/** A fresh cluster, the fixture, every RPC's batch with checks after each; fails with every finding. */
+async function runPass(pass: Pass, seed: number): Promise<void> {
+  const started = Date.now();
+  const cluster = await TestCluster.start({
+    nodes: 3,
+    extra: { limits: { max_message_bytes: MAX_MESSAGE_BYTES } },
+  });
+  const found: string[] = [];
+  const rows: Row[] = [];
+  let watch: ClusterWatch | undefined;
+  try {
+    const fixture = await writeFixture(cluster, 40, 1 << 20);
+    watch = new ClusterWatch(cluster, fixture, RSS_BOUND);
+    await watch.start(MEMORY_CEILING);
+    const ctx: FuzzContext = {
+      nodeIds: cluster.nodes.map((n) => n.id),
+      ports: cluster.nodes.map((n) => n.port),
+      readKeys: [...fixture.values.keys()],
+      bigKey: fixture.bigKey,
+      maxMessageBytes: MAX_MESSAGE_BYTES,
+    };
+    const callers = cluster.nodes.map((n, i) =>
+      cluster.closeOnStop(
+        new RawCaller(
+          n.address,
+          pass.peer ? { secret: cluster.secret, peerAs: ctx.nodeIds[(i + 1) % 3] } : {},
+        ),
+      )
+    );
+    const methods = selected(fuzzMethods().filter((m) => m.service === pass.service));
+    for (const m of methods) {
+      watch.startBatch();
+      const row = await fuzzOne(m, pass, seed, ctx, callers, cluster, found);
+      row.growth = watch.batchGrowth().bytes;
+      rows.push(row);
+      if (row.growth > RSS_BOUND) found.push(`${m.name}: a node's peak RSS grew by ${mb(row.growth)}`);
+      found.push(...(await watch.check(m.name)).map((f) => `after ${m.name}: ${f}`));
+      if (cluster.nodes.some((n) => !cluster.isRunning(n.id))) {
+        found.push(`pass stopped after ${m.name}: a node is down, so later RPCs were not fuzzed`);
+        break;
+      }
+    }
+    found.push(...watch.passGrowth());
+  } finally {
+    watch?.stop();
+    printTable(pass, rows, Date.now() - started);
+    await cluster.stop().catch((err) => found.push(String(err)));
+  }
+  if (found.length > 0) throw new Error(`${pass.name} (seed ${seed}):\n- ${found.join("\n- ")}`);
+}
+
+/** The methods KVSTORE_FUZZ_ONLY names, or all. */
+function selected(methods: FuzzMethod[]): FuzzMethod[] {
+  const only = Deno.env.get("KVSTORE_FUZZ_ONLY")?.split(",").filter((s) => s !== "");
+  return only?.length ? methods.filter((m) => only.includes(m.name)) : methods;
+}
+
+/** One RPC's batch: random bodies to random nodes until the count or the time share runs out. */
+async function fuzzOne(
+  m: FuzzMethod,
+  pass: Pass,
+  seed: number,
+  ctx: FuzzContext,
+  callers: RawCaller[],
+  cluster: TestCluster,
+  found: string[],
+): Promise<Row> {
+  const rng = new Rng(subSeed(seed, pass.name, m.name));
+  const fuzzer = new MessageFuzzer(rng, ctx);
+  const type = root.lookupType(`kvstore.${m.requestType}`);
+  const row: Row = { rpc: `${m.service}.${m.name}`, calls: 0, skipped: 0, codes: new Map(), growth: 0 };
+  const share = pass.budgetMs / fuzzMethods().filter((x) => x.service === pass.service).length;
+  const until = Date.now() + share;
+  for (let i = 0; i < CALLS_PER_RPC && (i < MIN_CALLS_PER_RPC || Date.now() < until); i++) {
+    const target = rng.int(callers.length);
+    const bodies = Array.from(
+      { length: m.requestStream ? 1 + rng.int(4) : 1 },
+      () => rng.chance(0.2) ? fuzzer.rawBody() : fuzzer.body(type),
+    );
+    if (pass.peer && bodies.some((b) => legitimateChange(m.name, decoded(type, b), ctx.nodeIds))) {
+      row.skipped++;
+      continue;
+    }
+    const outcome = await callers[target].call(m, bodies, CALL_DEADLINE_MS, rng.chance(0.8));
+    row.calls++;
+    row.codes.set(outcome.code, (row.codes.get(outcome.code) ?? 0) + 1);
+    if (outcome.code === "DEADLINE_EXCEEDED" && !(await answers(cluster, target))) {
+      found.push(
+        `${m.name} call ${i} to ${
+          cluster.nodes[target].id
+        }: no answer, and the node then failed a health check`,
+      );
+    }
+  }
+  return row;
+}
+
+/** A body as the node decodes it (protobufjs, as grpc-js's loader does); {} when it does not parse. */
+function decoded(type: protobuf.Type, body: Uint8Array): Record<string, unknown> {
+  try {
+    return type.toObject(type.decode(body), { enums: String, longs: Number, defaults: true });
+  } catch {
+    return {};
+  }
+}
+
+/** Whether a node answers GetMembership within 2 s. */
+async function answers(cluster: TestCluster, index: number): Promise<boolean> {
+  const address = cluster.nodes[index].address;
+  const client = await KvClient.connect([address], { route: false, timeoutMs: 2000 }).catch(() => undefined);
+  if (!client) return false;
+  try {
+    await client.membership(address);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    client.close();
+  }
+}
+
+function printTable(pass: Pass, rows: Row[], ms: number): void {
+  const lines = rows.map((r) => {
+    const codes = [...r.codes].sort((a, b) => b[1] - a[1]).map(([c, n]) => `${c} ${n}`).join(", ");
+    const skipped = r.skipped > 0 ? ` (${r.skipped} legitimate changes not sent)` : "";
+    return `  ${r.rpc.padEnd(32)} ${String(r.calls).padStart(4)}  ${
+      mb(r.growth).padStart(9)
+    }  ${codes}${skipped}`;
+  });
+  console.log(
+    `\n${pass.name}: ${rows.length} RPCs in ${(ms / 1000).toFixed(1)} s\n` +
+      `  ${"RPC".padEnd(32)} calls  max RSS growth  status codes\n${lines.join("\n")}`,
+  );
+}
