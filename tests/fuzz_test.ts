@@ -40,6 +40,8 @@ const MEMORY_CEILING = 1536 << 20;
 const CALLS_PER_RPC = 40;
 const MIN_CALLS_PER_RPC = 3;
 const CALL_DEADLINE_MS = 3000;
+/** How long the cluster may take to serve again after a batch (peers suspected a busy node). */
+const SETTLE_MS = 8000;
 
 interface Pass {
   name: string;
@@ -63,6 +65,8 @@ interface Row {
   skipped: number;
   codes: Map<string, number>;
   growth: number;
+  /** How long the checks after the batch took to pass (or to give up). */
+  settleMs: number;
 }
 
 const root = protobuf.parse(PROTO_TEXT, { keepCase: true }).root;
@@ -88,6 +92,8 @@ Deno.test({
 
 /** A fresh cluster, the fixture, every RPC's batch with checks after each; fails with every finding. */
 async function runPass(pass: Pass, seed: number): Promise<void> {
+  const methods = selected(fuzzMethods().filter((m) => m.service === pass.service));
+  if (methods.length === 0) return console.log(`${pass.name}: no RPC selected (KVSTORE_FUZZ_ONLY)`);
   const started = Date.now();
   const cluster = await TestCluster.start({
     nodes: 3,
@@ -115,14 +121,16 @@ async function runPass(pass: Pass, seed: number): Promise<void> {
         ),
       )
     );
-    const methods = selected(fuzzMethods().filter((m) => m.service === pass.service));
     for (const m of methods) {
       watch.startBatch();
       const row = await fuzzOne(m, pass, seed, ctx, callers, cluster, found);
       row.growth = watch.batchGrowth().bytes;
       rows.push(row);
       if (row.growth > RSS_BOUND) found.push(`${m.name}: a node's peak RSS grew by ${mb(row.growth)}`);
-      found.push(...(await watch.check(m.name)).map((f) => `after ${m.name}: ${f}`));
+      found.push(...watch.guardKills.splice(0).map((f) => `during ${m.name}: ${f}`));
+      const after = await watch.settled(m.name, SETTLE_MS);
+      row.settleMs = after.ms;
+      found.push(...after.findings.map((f) => `after ${m.name}: ${f}`));
       if (cluster.nodes.some((n) => !cluster.isRunning(n.id))) {
         found.push(`pass stopped after ${m.name}: a node is down, so later RPCs were not fuzzed`);
         break;
@@ -132,6 +140,8 @@ async function runPass(pass: Pass, seed: number): Promise<void> {
   } finally {
     watch?.stop();
     printTable(pass, rows, Date.now() - started);
+    printUnexpected(cluster);
+    if (found.length > 0) await saveLogs(cluster, pass);
     await cluster.stop().catch((err) => found.push(String(err)));
   }
   if (found.length > 0) throw new Error(`${pass.name} (seed ${seed}):\n- ${found.join("\n- ")}`);
@@ -156,7 +166,14 @@ async function fuzzOne(
   const rng = new Rng(subSeed(seed, pass.name, m.name));
   const fuzzer = new MessageFuzzer(rng, ctx);
   const type = root.lookupType(`kvstore.${m.requestType}`);
-  const row: Row = { rpc: `${m.service}.${m.name}`, calls: 0, skipped: 0, codes: new Map(), growth: 0 };
+  const row: Row = {
+    rpc: `${m.service}.${m.name}`,
+    calls: 0,
+    skipped: 0,
+    codes: new Map(),
+    growth: 0,
+    settleMs: 0,
+  };
   const share = pass.budgetMs / fuzzMethods().filter((x) => x.service === pass.service).length;
   const until = Date.now() + share;
   for (let i = 0; i < CALLS_PER_RPC && (i < MIN_CALLS_PER_RPC || Date.now() < until); i++) {
@@ -207,16 +224,49 @@ async function answers(cluster: TestCluster, index: number): Promise<boolean> {
   }
 }
 
+/**
+ * Handler errors the nodes logged as unexpected (answered INTERNAL): printed
+ * for the reader, not failed on, since the node lives on and the caller got a
+ * status; each is a message that deserved a clearer refusal.
+ */
+function printUnexpected(cluster: TestCluster): void {
+  const lines = cluster.nodes.flatMap((n) =>
+    cluster.logs(n.id).split("\n").filter((l) => /failed unexpectedly|uncaught|unhandled/i.test(l))
+  );
+  if (lines.length === 0) return;
+  const distinct = [...new Set(lines.map((l) => l.replace(/^\S+ \S+\s+\[\w+\] /, "")))];
+  console.log(`unexpected handler errors logged (${lines.length}):\n  ${distinct.slice(0, 10).join("\n  ")}`);
+}
+
+/** With KVSTORE_FUZZ_LOGS=DIR, every node's whole log of a failed pass is saved there. */
+async function saveLogs(cluster: TestCluster, pass: Pass): Promise<void> {
+  const dir = Deno.env.get("KVSTORE_FUZZ_LOGS");
+  if (!dir) return;
+  await Deno.mkdir(dir, { recursive: true });
+  for (const n of cluster.nodes) {
+    const file = `${dir}/${pass.name.replace(/\W+/g, "_")}-${n.id}.log`;
+    await Deno.writeTextFile(file, cluster.logs(n.id));
+  }
+  console.log(`node logs saved in ${dir}`);
+}
+
 function printTable(pass: Pass, rows: Row[], ms: number): void {
   const lines = rows.map((r) => {
     const codes = [...r.codes].sort((a, b) => b[1] - a[1]).map(([c, n]) => `${c} ${n}`).join(", ");
     const skipped = r.skipped > 0 ? ` (${r.skipped} legitimate changes not sent)` : "";
-    return `  ${r.rpc.padEnd(32)} ${String(r.calls).padStart(4)}  ${
-      mb(r.growth).padStart(9)
-    }  ${codes}${skipped}`;
+    const settle = `${(r.settleMs / 1000).toFixed(1)} s`;
+    const cells = [
+      r.rpc.padEnd(32),
+      String(r.calls).padStart(5),
+      mb(r.growth).padStart(14),
+      settle.padStart(7),
+    ];
+    return `  ${cells.join(" ")}  ${codes}${skipped}`;
   });
+  const head = ["RPC".padEnd(32), "calls", "max RSS growth", " checks"].join(" ");
   console.log(
-    `\n${pass.name}: ${rows.length} RPCs in ${(ms / 1000).toFixed(1)} s\n` +
-      `  ${"RPC".padEnd(32)} calls  max RSS growth  status codes\n${lines.join("\n")}`,
+    `\n${pass.name}: ${rows.length} RPCs in ${(ms / 1000).toFixed(1)} s\n  ${head}  status codes\n${
+      lines.join("\n")
+    }`,
   );
 }

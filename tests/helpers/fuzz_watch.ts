@@ -12,7 +12,7 @@
 import { KvClient } from "../../lib/grpc/kv_client.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import { memoryOf, resetPeakOf } from "../../bench/_procs.ts";
-import { type TestCluster, text } from "./cluster.ts";
+import { sleep, type TestCluster, text } from "./cluster.ts";
 
 /** The data written before the fuzz: small values, and one large value under `bigKey`. */
 export interface Fixture {
@@ -103,9 +103,29 @@ export class ClusterWatch {
     });
   }
 
-  /** Every node runs and serves, the member lists and the fixture are unchanged: the findings, if any. */
+  /**
+   * Every node runs and serves, the member lists and the fixture are
+   * unchanged: the findings, if any, once the cluster has had `settleMs` to
+   * recover (a node whose event loop was busy may be suspected by its peers
+   * for a moment; one that stays unable to serve is a finding). Resolves with
+   * the findings and how long the cluster took to pass.
+   */
+  async settled(tag: string, settleMs: number): Promise<{ findings: string[]; ms: number }> {
+    const started = Date.now();
+    let round = 0;
+    while (true) {
+      const out = await this.check(`${tag}-${round++}`);
+      const down = this.cluster.nodes.some((n) => !this.cluster.isRunning(n.id));
+      if (out.length === 0 || down || Date.now() - started > settleMs) {
+        return { findings: out, ms: Date.now() - started };
+      }
+      await sleep(250);
+    }
+  }
+
+  /** One round of {@link settled}'s checks. */
   async check(tag: string): Promise<string[]> {
-    const out: string[] = [...this.guardKills.splice(0)];
+    const out: string[] = [];
     for (const n of this.cluster.nodes) {
       if (!this.cluster.isRunning(n.id)) {
         out.push(`${n.id} is not running`);
@@ -118,7 +138,10 @@ export class ClusterWatch {
           const w = await probe.put(key, "alive");
           if (!w.ok) return [`put answered ${w.message}`];
           const r = await probe.get(key);
-          return r.found && text.decode(r.value) === "alive" ? [] : [`get answered found=${r.found}`];
+          // One replica written, one read: a get may miss a put just made (settled() asks again).
+          return r.found && text.decode(r.value) === "alive"
+            ? []
+            : [`get answered found=${r.found} ${r.message}`];
         }),
       );
       out.push(
@@ -140,9 +163,10 @@ export class ClusterWatch {
     if (!big.found || !sameBytes(big.value, this.fixture.values.get(this.fixture.bigKey)!)) {
       bad.push(big);
     }
-    return bad.length === 0
-      ? []
-      : [`${bad.length} keys differ, e.g. ${bad.slice(0, 3).map((r) => r.key).join(", ")}`];
+    const what = bad.slice(0, 3).map((r) =>
+      `${r.key} (found=${r.found}${r.message ? `: ${r.message}` : ""})`
+    );
+    return bad.length === 0 ? [] : [`${bad.length} keys differ, e.g. ${what.join(", ")}`];
   }
 
   /** Kills a node whose RSS passed `ceiling` (SIGKILL, by PID): a finding, not a machine out of memory. */
