@@ -42,6 +42,8 @@ const MIN_CALLS_PER_RPC = 3;
 const CALL_DEADLINE_MS = 3000;
 /** How long the cluster may take to serve again after a batch (peers suspected a busy node). */
 const SETTLE_MS = 8000;
+/** Statuses whose message the table prints: neither an answer nor a refusal of the request. */
+const ODD = /^(CANCELLED|UNKNOWN|UNAVAILABLE|DEADLINE_EXCEEDED|DATA_LOSS|ABORTED|code \d+)$/;
 
 interface Pass {
   name: string;
@@ -64,6 +66,8 @@ interface Row {
   calls: number;
   skipped: number;
   codes: Map<string, number>;
+  /** The first message of each status that is not a plain answer or refusal (see ODD). */
+  odd: Map<string, string>;
   growth: number;
   /** How long the checks after the batch took to pass (or to give up). */
   settleMs: number;
@@ -171,6 +175,7 @@ async function fuzzOne(
     calls: 0,
     skipped: 0,
     codes: new Map(),
+    odd: new Map(),
     growth: 0,
     settleMs: 0,
   };
@@ -189,6 +194,7 @@ async function fuzzOne(
     const outcome = await callers[target].call(m, bodies, CALL_DEADLINE_MS, rng.chance(0.8));
     row.calls++;
     row.codes.set(outcome.code, (row.codes.get(outcome.code) ?? 0) + 1);
+    if (ODD.test(outcome.code) && !row.odd.has(outcome.code)) row.odd.set(outcome.code, outcome.details);
     if (outcome.code === "DEADLINE_EXCEEDED" && !(await answers(cluster, target))) {
       found.push(
         `${m.name} call ${i} to ${
@@ -261,7 +267,8 @@ function printTable(pass: Pass, rows: Row[], ms: number): void {
       mb(r.growth).padStart(14),
       settle.padStart(7),
     ];
-    return `  ${cells.join(" ")}  ${codes}${skipped}`;
+    const odd = [...r.odd].map(([c, d]) => `\n${" ".repeat(36)}${c}: ${d.slice(0, 160)}`).join("");
+    return `  ${cells.join(" ")}  ${codes}${skipped}${odd}`;
   });
   const head = ["RPC".padEnd(32), "calls", "max RSS growth", " checks"].join(" ");
   console.log(

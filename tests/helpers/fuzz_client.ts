@@ -50,6 +50,8 @@ export function fuzzMethods(): FuzzMethod[] {
 export interface FuzzOutcome {
   code: string;
   frames: number;
+  /** The status message ("" for OK). */
+  details: string;
 }
 
 /** Stream messages read before the fuzzer cancels a stream. */
@@ -106,7 +108,7 @@ export class RawCaller {
           meta,
           opts,
           (err: grpc.ServiceError | null) => {
-            resolve({ code: err ? statusName(err.code) : "OK", frames: 0 });
+            resolve(ended(err));
           },
         );
       });
@@ -134,7 +136,7 @@ export class RawCaller {
   ): Promise<FuzzOutcome> {
     return new Promise((resolve) => {
       const call = fn.call(this.#client, meta, opts, (err: grpc.ServiceError | null) => {
-        resolve({ code: err ? statusName(err.code) : "OK", frames: 0 });
+        resolve(ended(err));
       }) as grpc.ClientWritableStream<Buffer>;
       for (const b of bodies) call.write(b);
       if (halfClose) call.end();
@@ -147,21 +149,27 @@ function readBounded(call: grpc.ClientReadableStream<Buffer>): Promise<FuzzOutco
   return new Promise((resolve) => {
     let frames = 0;
     let done = false;
-    const finish = (code: string) => {
+    const finish = (code: number, details: string) => {
       if (done) return;
       done = true;
-      resolve({ code, frames });
+      resolve({ code: statusName(code), frames, details });
     };
     call.on("data", () => {
       frames++;
       if (frames >= MAX_FRAMES) {
-        finish("OK");
+        finish(grpc.status.OK, `${frames} messages read, then cancelled`);
         call.cancel();
       }
     });
-    call.on("error", (err: grpc.ServiceError) => finish(statusName(err.code)));
-    call.on("status", (s: grpc.StatusObject) => finish(statusName(s.code)));
+    call.on("error", (err: grpc.ServiceError) => finish(err.code, err.details));
+    call.on("status", (s: grpc.StatusObject) => finish(s.code, s.details));
   });
+}
+
+function ended(err: grpc.ServiceError | null): FuzzOutcome {
+  return err
+    ? { code: statusName(err.code), frames: 0, details: err.details }
+    : { code: "OK", frames: 0, details: "" };
 }
 
 function statusName(code: number): string {
