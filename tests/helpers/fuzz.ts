@@ -44,7 +44,11 @@ export class Rng {
 
   bytes(n: number): Uint8Array {
     const out = new Uint8Array(n);
-    for (let i = 0; i < n; i++) out[i] = this.int(256);
+    // Four bytes per draw: bodies near the message limit are megabytes.
+    for (let i = 0; i < n; i += 4) {
+      const x = this.next() * 4294967296;
+      for (let j = 0; j < 4 && i + j < n; j++) out[i + j] = (x >>> (8 * j)) & 0xff;
+    }
     return out;
   }
 }
