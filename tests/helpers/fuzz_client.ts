@@ -124,7 +124,8 @@ export class RawCaller {
       for (const b of bodies) call.write(buf(b));
       if (halfClose) call.end();
     }
-    return readBounded(call);
+    // On a bidi stream, one answer per message sent is all there is to wait for.
+    return readBounded(call, m.requestStream ? Math.min(bodies.length, MAX_FRAMES) : MAX_FRAMES);
   }
 
   #clientStream(
@@ -144,8 +145,8 @@ export class RawCaller {
   }
 }
 
-/** Reads at most MAX_FRAMES messages, then cancels; resolves with how the stream ended. */
-function readBounded(call: grpc.ClientReadableStream<Buffer>): Promise<FuzzOutcome> {
+/** Reads at most `max` messages, then cancels; resolves with how the stream ended. */
+function readBounded(call: grpc.ClientReadableStream<Buffer>, max: number): Promise<FuzzOutcome> {
   return new Promise((resolve) => {
     let frames = 0;
     let done = false;
@@ -156,7 +157,7 @@ function readBounded(call: grpc.ClientReadableStream<Buffer>): Promise<FuzzOutco
     };
     call.on("data", () => {
       frames++;
-      if (frames >= MAX_FRAMES) {
+      if (frames >= max) {
         finish(grpc.status.OK, `${frames} messages read, then cancelled`);
         call.cancel();
       }
