@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import protobuf from "protobufjs";
 import { PROTO_TEXT } from "../lib/grpc/proto.ts";
 import {
+  describeBody,
   encode,
   type FuzzContext,
   legitimateChange,
@@ -89,4 +90,15 @@ Deno.test("the peer pass's filter: valid joins and removals of real members are 
       `${method} ${JSON.stringify(decoded)}`,
     );
   }
+});
+
+Deno.test("a finding describes its message: counts, distinct items, the most repeated one, or that it does not parse", () => {
+  const type = root.lookupType("kvstore.MultiGetRequest");
+  const key = (k: string) => ({ n: 1, t: 2 as const, v: new TextEncoder().encode(k) });
+  const body = encode([key("fixture/big"), key("a"), key("fixture/big"), key("fixture/big")]);
+  assert.match(describeBody(type, body), /keys: \[4 items, 2 distinct, "fixture\/big" x3\]/);
+  assert.match(
+    describeBody(type, Uint8Array.from([0xff, 0xff, 0xff])),
+    /3 bytes that do not parse as MultiGetRequest/,
+  );
 });

@@ -27,7 +27,15 @@
  */
 import protobuf from "protobufjs";
 import { TestCluster, withTimeout } from "./helpers/cluster.ts";
-import { type FuzzContext, fuzzSeed, legitimateChange, MessageFuzzer, Rng, subSeed } from "./helpers/fuzz.ts";
+import {
+  describeBody,
+  type FuzzContext,
+  fuzzSeed,
+  legitimateChange,
+  MessageFuzzer,
+  Rng,
+  subSeed,
+} from "./helpers/fuzz.ts";
 import { type FuzzMethod, fuzzMethods, RawCaller } from "./helpers/fuzz_client.ts";
 import { ClusterWatch, mb, writeFixture } from "./helpers/fuzz_watch.ts";
 import { PROTO_TEXT } from "../lib/grpc/proto.ts";
@@ -127,10 +135,9 @@ async function runPass(pass: Pass, seed: number): Promise<void> {
     );
     for (const m of methods) {
       watch.startBatch();
-      const row = await fuzzOne(m, pass, seed, ctx, callers, cluster, found);
+      const row = await fuzzOne(m, { pass, seed, ctx, callers, cluster, watch, found });
       row.growth = watch.batchGrowth().bytes;
       rows.push(row);
-      if (row.growth > RSS_BOUND) found.push(`${m.name}: a node's peak RSS grew by ${mb(row.growth)}`);
       found.push(...watch.guardKills.splice(0).map((f) => `during ${m.name}: ${f}`));
       const after = await watch.settled(m.name, SETTLE_MS);
       row.settleMs = after.ms;
@@ -157,16 +164,28 @@ function selected(methods: FuzzMethod[]): FuzzMethod[] {
   return only?.length ? methods.filter((m) => only.includes(m.name)) : methods;
 }
 
-/** One RPC's batch: random bodies to random nodes until the count or the time share runs out. */
-async function fuzzOne(
-  m: FuzzMethod,
-  pass: Pass,
-  seed: number,
-  ctx: FuzzContext,
-  callers: RawCaller[],
-  cluster: TestCluster,
-  found: string[],
-): Promise<Row> {
+/** What a pass's batches share. */
+interface Run {
+  pass: Pass;
+  seed: number;
+  ctx: FuzzContext;
+  /** One per node, in the cluster's order. */
+  callers: RawCaller[];
+  cluster: TestCluster;
+  watch: ClusterWatch;
+  /** Findings so far; each names the call and its message, to replay with the seed. */
+  found: string[];
+}
+
+/**
+ * One RPC's batch: random bodies to random nodes until the count or the time
+ * share runs out. After each call: a DEADLINE_EXCEEDED from a node that then
+ * fails a health check is a hang, the first call that changes the target's
+ * member list or takes a node's peak RSS past the bound is a finding, and a
+ * node that stopped running ends the batch.
+ */
+async function fuzzOne(m: FuzzMethod, run: Run): Promise<Row> {
+  const { pass, seed, ctx, callers, cluster, watch, found } = run;
   const rng = new Rng(subSeed(seed, pass.name, m.name));
   const fuzzer = new MessageFuzzer(rng, ctx);
   const type = root.lookupType(`kvstore.${m.requestType}`);
@@ -181,6 +200,8 @@ async function fuzzOne(
   };
   const share = pass.budgetMs / fuzzMethods().filter((x) => x.service === pass.service).length;
   const until = Date.now() + share;
+  let overBound = false;
+  let listChanged = false;
   for (let i = 0; i < CALLS_PER_RPC && (i < MIN_CALLS_PER_RPC || Date.now() < until); i++) {
     const target = rng.int(callers.length);
     const bodies = Array.from(
@@ -195,12 +216,27 @@ async function fuzzOne(
     row.calls++;
     row.codes.set(outcome.code, (row.codes.get(outcome.code) ?? 0) + 1);
     if (ODD.test(outcome.code) && !row.odd.has(outcome.code)) row.odd.set(outcome.code, outcome.details);
+    const call = () =>
+      `${m.name} call ${i} to ${cluster.nodes[target].id} (${
+        bodies.map((b) => describeBody(type, b)).join("; ")
+      })`;
     if (outcome.code === "DEADLINE_EXCEEDED" && !(await answers(cluster, target))) {
-      found.push(
-        `${m.name} call ${i} to ${
-          cluster.nodes[target].id
-        }: no answer, and the node then failed a health check`,
-      );
+      found.push(`${call()}: no answer, and the node then failed a health check`);
+    }
+    const changed = listChanged ? undefined : await watch.listChange(cluster.nodes[target].id);
+    if (changed) {
+      listChanged = true;
+      found.push(`${call()}: ${cluster.nodes[target].id}'s member list ${changed}`);
+    }
+    const grown = watch.batchGrowth();
+    if (grown.bytes > RSS_BOUND && !overBound) {
+      overBound = true;
+      found.push(`${call()}: ${grown.node}'s peak RSS grew by ${mb(grown.bytes)} (bound ${mb(RSS_BOUND)})`);
+    }
+    const down = cluster.nodes.filter((n) => !cluster.isRunning(n.id)).map((n) => n.id);
+    if (down.length > 0) {
+      found.push(`${call()}: then ${down.join(", ")} no longer ran`);
+      break;
     }
   }
   return row;

@@ -338,3 +338,30 @@ export function legitimateChange(
   // Any other kind, known or not, reads as a removal (the proto's default).
   return members.includes(id);
 }
+
+/** A short account of a body as the node decodes it, for a finding: sizes, counts and distinct items. */
+export function describeBody(type: protobuf.Type, body: Uint8Array): string {
+  let decoded: Record<string, unknown>;
+  try {
+    decoded = type.toObject(type.decode(body), { longs: Number, enums: String });
+  } catch {
+    return `${body.length} bytes that do not parse as ${type.name}`;
+  }
+  const text = `${type.name} of ${body.length} bytes ${summary(decoded)}`;
+  return text.length > 400 ? `${text.slice(0, 400)}...` : text;
+}
+
+function summary(v: unknown): string {
+  if (v instanceof Uint8Array) return `${v.length} bytes`;
+  if (typeof v === "string") return v.length > 24 ? `"${v.slice(0, 24)}..."(${v.length})` : JSON.stringify(v);
+  if (Array.isArray(v)) {
+    const counts = new Map<string, number>();
+    for (const item of v.map(summary)) counts.set(item, (counts.get(item) ?? 0) + 1);
+    const [top, n] = [...counts].reduce((a, b) => (b[1] > a[1] ? b : a), ["", 0]);
+    return `[${v.length} items, ${counts.size} distinct${n > 1 ? `, ${top} x${n}` : ""}]`;
+  }
+  if (v && typeof v === "object") {
+    return `{${Object.entries(v).map(([k, x]) => `${k}: ${summary(x)}`).join(", ")}}`;
+  }
+  return String(v);
+}

@@ -39,7 +39,7 @@ function listSignature(
   m: { epoch: number; members: { id: string; address: string; memberState: string }[] },
 ) {
   const members = m.members.map((x) => `${x.id}@${x.address}(${x.memberState})`).sort().join(",");
-  return `epoch ${m.epoch}: ${members}`;
+  return `epoch ${m.epoch}, ${m.members.length} members: ${members}`;
 }
 
 /** Baselines taken at the start of a pass, and the checks against them. */
@@ -68,6 +68,14 @@ export class ClusterWatch {
 
   stop(): void {
     clearInterval(this.#guard);
+  }
+
+  /** How node `id`'s member list differs from the one it started with; undefined when it does not (or does not answer). */
+  async listChange(id: string): Promise<string | undefined> {
+    const node = this.cluster.node(id);
+    const now = await this.#probes.get(id)!.membership(node.address).then(listSignature, () => undefined);
+    const was = this.#lists.get(id)!;
+    return now === undefined || now === was ? undefined : `changed from ${clip(was)} to ${clip(now)}`;
   }
 
   /** Marks the start of a batch: each node's peak RSS is reset to what it holds now. */
@@ -147,7 +155,9 @@ export class ClusterWatch {
       out.push(
         ...await findings(`${n.id} member list`, async () => {
           const now = listSignature(await probe.membership(n.address));
-          return now === this.#lists.get(n.id) ? [] : [`changed from ${this.#lists.get(n.id)} to ${now}`];
+          return now === this.#lists.get(n.id)
+            ? []
+            : [`changed from ${clip(this.#lists.get(n.id)!)} to ${clip(now)}`];
         }),
       );
     }
@@ -192,6 +202,11 @@ async function findings(what: string, fn: () => Promise<string[]>): Promise<stri
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** A forged list may hold thousands of members: the start of each tells them apart. */
+function clip(text: string): string {
+  return text.length > 240 ? `${text.slice(0, 240)}...` : text;
 }
 
 /** Bytes as MB, for messages and the table. */
