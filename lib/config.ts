@@ -281,8 +281,8 @@ export function parseConfig(raw: unknown, source: string, opts: { baseDir?: stri
         rc.anti_entropy_bucket_bits,
         "recovery.anti_entropy_bucket_bits",
         8,
-        1,
-        16,
+        BUCKET_BITS.min,
+        BUCKET_BITS.max,
       ),
     },
     limits: readLimits(r, lim),
@@ -298,6 +298,13 @@ export function parseConfig(raw: unknown, source: string, opts: { baseDir?: stri
     source,
   };
 }
+
+/**
+ * The range of `recovery.anti_entropy_bucket_bits`, and so of the bucket_bits a
+ * peer may ask for: a digest array of 2^bits is allocated per request, so the
+ * bound keeps one request from taking gigabytes (2^30) or the event loop for seconds.
+ */
+export const BUCKET_BITS = { min: 1, max: 16 } as const;
 
 function readLimits(r: Reader, lim: Record<string, unknown>): ClusterConfig["limits"] {
   const maxKeyBytes = r.int(lim.max_key_bytes, "limits.max_key_bytes", 1024, 1);
