@@ -26,7 +26,9 @@ export type StatusCode = (typeof Code)[keyof typeof Code];
 /** An error with a status code and a message meant for the client. */
 export class KvError extends Error {
   constructor(readonly code: StatusCode, message: string) {
-    super(message);
+    // A message may quote a caller's key; grpc-js URI-encodes status details
+    // and throws (crashing the node) on a lone surrogate, so none is kept.
+    super(message.toWellFormed());
     this.name = "KvError";
   }
 }

@@ -299,7 +299,7 @@ function streaming<Req>(
 function toStatus(node: KvNode, name: string, err: unknown): { code: number; details: string } {
   if (err instanceof KvError) return { code: err.code as number, details: err.message };
   node.log.error(`${name} failed unexpectedly`, { error: errorMessage(err) });
-  return { code: grpc.status.INTERNAL, details: `${name} failed: ${errorMessage(err)}` };
+  return { code: grpc.status.INTERNAL, details: `${name} failed: ${errorMessage(err)}`.toWellFormed() };
 }
 
 /** A failed item of a unary call becomes the call's status. */
