@@ -73,9 +73,17 @@ Deno.test("a cursor serves one page: replayed, it is refused", () => {
   assert.equal(scans.take(A, next).storageCursor, "4");
 });
 
-Deno.test("open scans per connection are capped: RESOURCE_EXHAUSTED, other connections unaffected", () => {
-  const { scans } = table(3);
-  for (let i = 0; i < 3; i++) firstPage(scans, A, String(i + 1));
+Deno.test("open scans per connection are capped: a new one ends the oldest unused, pages in flight are refused", () => {
+  const { scans, closed } = table(3);
+  const cursors: string[] = [];
+  for (let i = 0; i < 3; i++) cursors.push(firstPage(scans, A, String(i + 1)));
+  assert.equal(scans.take(A, "").storageCursor, "", "a fourth scan starts");
+  assert.deepEqual(closed, ["1"], "the oldest unused scan was ended");
+  assert.equal(refusal(() => scans.take(A, cursors[0])).code, Code.INVALID_ARGUMENT, "its cursor is gone");
+  assert.equal(scans.openScans(A), 3);
+  // Three pages being read at once: nothing to end, so a fourth is refused.
+  scans.take(A, cursors[1]);
+  scans.take(A, cursors[2]);
   const err = refusal(() => scans.take(A, ""));
   assert.equal(err.code, Code.RESOURCE_EXHAUSTED);
   assert.match(err.message, /limits\.max_scans_per_connection/);

@@ -13,9 +13,11 @@
  * itself. Each cursor is good for one page (the next page gets a new one), so
  * two pages can never advance one storage scan at once.
  *
- * Open scans are capped per connection (RESOURCE_EXHAUSTED beyond), and one
- * left idle expires and has its storage scan closed: while any scan is open
- * the memory engine does not reuse freed slots.
+ * Open scans are capped per connection: a new scan beyond the cap ends the
+ * connection's least recently used one (a client that reads only first
+ * pages keeps working), and only pages being read at once beyond the cap are
+ * refused RESOURCE_EXHAUSTED. One left idle expires and has its storage scan
+ * closed: while any scan is open the memory engine does not reuse freed slots.
  */
 import { Buffer } from "node:buffer";
 import { Code, KvError, type StatusCode } from "../errors.ts";
@@ -70,13 +72,16 @@ export class ClientScans {
   take(connection: string, cursor: string): ScanLease {
     this.#expire();
     if (cursor === "") {
-      const open = this.#open.get(connection) ?? 0;
+      let open = this.#open.get(connection) ?? 0;
+      // A caller that never pages to the end (an older client reading only
+      // the first page, again and again) gives up its oldest unused scan.
+      if (open >= this.opts.maxPerConnection && this.#evictOldest(connection)) open--;
       if (open >= this.opts.maxPerConnection) {
         throw this.#refuse(
           connection,
           Code.RESOURCE_EXHAUSTED,
-          `this connection already has ${open} open scans (limits.max_scans_per_connection); ` +
-            `page one to its end, or let one expire (${this.opts.idleMs / 1000} s unused)`,
+          `this connection is reading ${open} pages at once (limits.max_scans_per_connection); ` +
+            `wait for one to be answered`,
         );
       }
       this.#open.set(connection, open + 1);
@@ -130,6 +135,18 @@ export class ClientScans {
       this.#release(scan.connection);
       this.opts.closeScan?.(scan.storageCursor);
     }
+  }
+
+  /** Ends the connection's least recently used scan that is not being read; whether there was one. */
+  #evictOldest(connection: string): boolean {
+    for (const [cursor, scan] of this.#idle) {
+      if (scan.connection !== connection) continue;
+      this.#idle.delete(cursor);
+      this.#release(connection);
+      this.opts.closeScan?.(scan.storageCursor);
+      return true;
+    }
+    return false;
   }
 
   #release(connection: string): void {
