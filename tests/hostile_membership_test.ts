@@ -178,6 +178,10 @@ clusterTest(
       // Time for any fetch or adoption the calls might have started.
       await sleep(2000);
       assert.equal(fake.calls(), 0, "no node ever called the address a heartbeat named");
+      for (const id of IDS) {
+        const claims = logLines(cluster, id, "itself holds epoch 0, not 1000000000");
+        assert.equal(claims.length, 1, `${id} logs the heartbeat's false claim once:\n${claims.join("\n")}`);
+      }
       await assertUnharmed(cluster, list, keys);
     } finally {
       await fake.stop();

@@ -136,7 +136,7 @@ export class Membership {
   async offer(list: MemberList, from: string): Promise<boolean> {
     const refusal = await this.#check(list);
     if (refusal === undefined) return this.#adopt(list, from);
-    if (refusal !== "") this.#logRefusal(from, list, refusal);
+    if (refusal !== "") this.#logRefusal(from, list.epoch, refusal);
     return false;
   }
 
@@ -145,7 +145,7 @@ export class Membership {
     const refusal = await this.#check(list);
     if (refusal === undefined) this.#adopt(list, from);
     else if (refusal !== "") {
-      this.#logRefusal(from, list, refusal);
+      this.#logRefusal(from, list.epoch, refusal);
       throw new KvError(
         Code.FAILED_PRECONDITION,
         `${this.o.self} does not adopt member list epoch ${list.epoch}: ${refusal}`,
@@ -191,12 +191,12 @@ export class Membership {
     return verdict.proven ? undefined : verdict.message;
   }
 
-  #logRefusal(from: string, list: MemberList, why: string): void {
+  #logRefusal(from: string, epoch: number, why: string): void {
     const held = this.#refusals.take(from.slice(0, 100));
     if (held === undefined) return;
-    this.o.log.warn("member list refused: not proven by a majority of this node's members", {
+    this.o.log.warn("member list refused: not proven by this node's members", {
       from,
-      epoch: list.epoch,
+      epoch,
       held_epoch: this.epoch,
       reason: why,
       refusals_not_logged: held || undefined,
@@ -241,7 +241,18 @@ export class Membership {
     if (epoch === undefined || epoch <= this.epoch || this.#fetching.has(peer)) return;
     if (!this.list.members.some((m) => m.id === peer && m.id !== this.o.self)) return;
     this.#fetching.add(peer);
-    this.syncFrom([peer]).finally(() => this.#fetching.delete(peer));
+    this.#catchUp(peer, epoch).finally(() => this.#fetching.delete(peer));
+  }
+
+  /** Fetches a member's list and offers it; a member that holds less than was claimed in its name is logged. */
+  async #catchUp(peer: string, claimed: number): Promise<void> {
+    try {
+      const snap = await this.o.transport.fetchMembership(peer);
+      if (snap.list.epoch >= claimed) await this.offer(snap.list, peer);
+      else this.#logRefusal(peer, claimed, `${peer} itself holds epoch ${snap.list.epoch}, not ${claimed}`);
+    } catch (err) {
+      this.o.log.debug("membership fetch failed", { peer, error: errorMessage(err) });
+    }
   }
 
   /** Asks peers for their lists and adopts the newest; resolves with how many answered. */

@@ -67,42 +67,45 @@ export interface Verdict {
 /** How many adopted lists a node keeps to vouch for (a node catching up asks for older epochs). */
 export const HISTORY = 32;
 
-/** Asks the held list's members about the candidate and counts their vouches. */
-export async function proveList(o: ProofOptions): Promise<Verdict> {
+/**
+ * Asks the held list's members about the candidate and counts their
+ * vouches; resolves as soon as enough have vouched (a frozen member does
+ * not hold the answer up), or once every member has answered or failed.
+ */
+export function proveList(o: ProofOptions): Promise<Verdict> {
   const { held, candidate } = o;
   const voters = held.members.map((m) => m.id);
   const need = Math.floor(voters.length / 2) + 1;
   if (candidate.epoch <= held.epoch) {
-    return {
-      proven: false,
-      vouchers: [],
-      need,
-      message: `epoch ${candidate.epoch} is not newer than ${held.epoch}`,
-    };
+    const message = `epoch ${candidate.epoch} is not newer than ${held.epoch}`;
+    return Promise.resolve({ proven: false, vouchers: [], need, message });
   }
+  const votesCount = candidate.epoch === held.epoch + 1;
   const words = new Map<string, Vouch>();
   const failed: string[] = [];
-  await Promise.all(voters.map(async (id) => {
-    if (id === o.self) {
-      if (o.own) words.set(id, o.own);
-      return;
+  let pending = voters.length;
+  return new Promise((resolve) => {
+    const settle = () => {
+      const vouchers = countVouchers(words, candidate, votesCount);
+      if (vouchers.length >= need) return resolve({ proven: true, vouchers, need, message: "" });
+      if (pending > 0) return;
+      const message =
+        `epoch ${candidate.epoch} is vouched for by ${
+          vouchers.length ? vouchers.join(", ") : "nobody"
+        } of the ${voters.length} members of epoch ${held.epoch}, ${need} needed` +
+        (failed.length ? ` (${failed.sort().join(", ")} did not answer)` : "");
+      resolve({ proven: false, vouchers, need, message });
+    };
+    for (const id of voters) {
+      const word = id === o.self ? Promise.resolve(o.own) : o.ask(id, candidate.epoch);
+      word.then((v) => {
+        if (v) words.set(id, v);
+      }, () => failed.push(id)).finally(() => {
+        pending--;
+        settle();
+      });
     }
-    try {
-      const v = await o.ask(id, candidate.epoch);
-      if (v) words.set(id, v);
-    } catch {
-      failed.push(id);
-    }
-  }));
-  const vouchers = countVouchers(words, candidate, candidate.epoch === held.epoch + 1);
-  const proven = vouchers.length >= need;
-  const message = proven
-    ? `vouched for by ${vouchers.join(", ")}`
-    : `epoch ${candidate.epoch} is vouched for by ${
-      vouchers.length ? vouchers.join(", ") : "nobody"
-    } of the ${voters.length} members of epoch ${held.epoch}, ${need} needed` +
-      (failed.length ? ` (${failed.sort().join(", ")} did not answer)` : "");
-  return { proven, vouchers, need, message };
+  });
 }
 
 /**
