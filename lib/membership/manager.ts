@@ -134,21 +134,21 @@ export class Membership {
    * proven is logged (once per source a minute) and left.
    */
   async offer(list: MemberList, from: string): Promise<boolean> {
-    const refusal = await this.#check(list);
-    if (refusal === undefined) return this.#adopt(list, from);
-    if (refusal !== "") this.#logRefusal(from, list.epoch, refusal);
+    const c = await this.#check(list);
+    if (c.proof !== undefined) return this.#adopt(list, from, c.proof);
+    if (c.refusal !== "") this.#logRefusal(from, list.epoch, c.refusal);
     return false;
   }
 
   /** Like `offer`, for a push: a list not proven is refused with FAILED_PRECONDITION. */
   async push(list: MemberList, from: string): Promise<void> {
-    const refusal = await this.#check(list);
-    if (refusal === undefined) this.#adopt(list, from);
-    else if (refusal !== "") {
-      this.#logRefusal(from, list.epoch, refusal);
+    const c = await this.#check(list);
+    if (c.proof !== undefined) this.#adopt(list, from, c.proof);
+    else if (c.refusal !== "") {
+      this.#logRefusal(from, list.epoch, c.refusal);
       throw new KvError(
         Code.FAILED_PRECONDITION,
-        `${this.o.self} does not adopt member list epoch ${list.epoch}: ${refusal}`,
+        `${this.o.self} does not adopt member list epoch ${list.epoch}: ${c.refusal}`,
       );
     }
   }
@@ -170,13 +170,15 @@ export class Membership {
     return accepted ? { list: accepted.list, adopted: false, ballot: accepted.ballot } : undefined;
   }
 
-  /** Undefined when `list` is proven; "" when it is simply not newer; else why it is refused. */
-  async #check(list: MemberList): Promise<string | undefined> {
-    if (!isNewer(list, this.list)) return "";
+  /** Who proved `list` and how fast; else why not ("" when it is simply not newer). */
+  async #check(list: MemberList): Promise<{ proof: string } | { proof?: undefined; refusal: string }> {
+    if (!isNewer(list, this.list)) return { refusal: "" };
     const key = JSON.stringify(list);
     let proof = this.#proving.get(key);
     if (!proof) {
-      if (this.#proving.size >= PROOFS_IN_FLIGHT) return "too many member lists are being checked at once";
+      if (this.#proving.size >= PROOFS_IN_FLIGHT) {
+        return { refusal: "too many member lists are being checked at once" };
+      }
       proof = proveList({
         self: this.o.self,
         held: this.list,
@@ -187,8 +189,10 @@ export class Membership {
       this.#proving.set(key, proof);
       proof.finally(() => this.#proving.delete(key)).catch(() => {});
     }
+    const started = Date.now();
     const verdict = await proof;
-    return verdict.proven ? undefined : verdict.message;
+    if (!verdict.proven) return { refusal: verdict.message };
+    return { proof: `${verdict.vouchers.join(",")} in ${Date.now() - started} ms` };
   }
 
   #logRefusal(from: string, epoch: number, why: string): void {
@@ -204,7 +208,7 @@ export class Membership {
   }
 
   /** Adopts a list (already proven, or trusted) if it is newer than the one held. */
-  #adopt(list: MemberList, from: string): boolean {
+  #adopt(list: MemberList, from: string, proof?: string): boolean {
     const previous = this.list;
     if (list.epoch === previous.epoch && list.epoch > 0 && !sameMembers(list, previous)) {
       // Agreement makes this impossible; say so loudly if it ever happens.
@@ -223,6 +227,7 @@ export class Membership {
     const change = changeUnderWay(list);
     this.o.log.info(`membership epoch ${list.epoch} adopted`, {
       from,
+      proven_by: proof,
       members: list.members.map((m) => m.state === "NORMAL" ? m.id : `${m.id}(${m.state})`).join(","),
       change: change ? `${change.id} ${change.state}` : undefined,
     });
