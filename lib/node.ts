@@ -69,8 +69,9 @@ export interface HeartbeatIn {
   status: "ACTIVE" | "JOINING";
   keysCount: number;
   hintsPending: number;
-  /** The sender's member-list epoch, and where it listens (to fetch a newer list from it). */
+  /** The sender's member-list epoch (a member ahead makes this node catch up). */
   epoch?: number;
+  /** Where the sender says it listens: never used to call it (the member list says where). */
   host?: string;
   port?: number;
 }
@@ -361,11 +362,6 @@ export class KvNode {
   onHeartbeat(
     hb: HeartbeatIn,
   ): { status: "ACTIVE" | "JOINING"; keysCount: number; hintsPending: number; epoch: number } {
-    if ((hb.epoch ?? 0) > this.membership.epoch && hb.host && hb.port) {
-      // The sender knows a newer member list (maybe one that adds it): fetch it.
-      if (!this.detector.peers().includes(hb.from)) this.#members.addPeer(hb.from, hb.host, hb.port);
-      this.membership.noteEpoch(hb.from, hb.epoch);
-    }
     if (!this.detector.peers().includes(hb.from)) {
       throw new KvError(
         Code.FAILED_PRECONDITION,
@@ -375,6 +371,9 @@ export class KvNode {
     if (!this.storage.healthy()) throw new KvError(Code.UNAVAILABLE, `node ${this.id}: storage unavailable`);
     this.detector.heard(hb.from, hb.status);
     this.#noteHeartbeat(hb);
+    // A member knows a newer list: fetched from it at the address this node
+    // holds (never the heartbeat's), adopted only once proven (`membership/proof.ts`).
+    this.membership.noteEpoch(hb.from, hb.epoch);
     return {
       status: this.status(),
       keysCount: this.#keysCount,

@@ -211,7 +211,7 @@ Deno.test("vote requests carry their ballot (the lowest when absent) and, to acc
 });
 
 Deno.test("a node's view of the membership becomes a MembershipResponse", () => {
-  const msg = membershipViewToMsg({
+  const view = {
     members: [member],
     list,
     settingsJson: "{}",
@@ -222,8 +222,8 @@ Deno.test("a node's view of the membership becomes a MembershipResponse", () => 
     replicationFactor: 2,
     claimant: "",
     streamed: ["node4"],
-  });
-  assert.deepEqual(msg, {
+  };
+  assert.deepEqual(membershipViewToMsg(view), {
     nodes: [memberMsg],
     cluster_size: 2,
     virtual_nodes: 16,
@@ -235,5 +235,16 @@ Deno.test("a node's view of the membership becomes a MembershipResponse", () => 
     claimant_id: "",
     streamed: ["node4"],
     vote_epoch: 3,
+    vouched_list: null,
+    vouched_adopted: false,
+    vouched_ballot: null,
   });
+  // Asked to vouch for an epoch: the list it accepted there, under which ballot.
+  const vouched = membershipViewToMsg({
+    ...view,
+    vouch: { list, adopted: false, ballot: { round: 4, node: "node1" } },
+  });
+  assert.deepEqual(vouched.vouched_list, listMsg);
+  assert.equal(vouched.vouched_adopted, false);
+  assert.deepEqual(vouched.vouched_ballot, { round: 4, node_id: "node1" });
 });

@@ -69,6 +69,7 @@ import {
   type MembershipAcceptMsg,
   type MembershipChangeMsg,
   type MembershipPrepareMsg,
+  type MembershipRequestMsg,
   membershipViewToMsg,
   type MultiDeleteRequestMsg,
   type MultiGetRequestMsg,
@@ -413,11 +414,15 @@ class Handlers {
         (req: MembershipChangeMsg) =>
           changeMembership(n, changeRequestFromMsg(req)).then(changeResponseToMsg),
       ),
-      PushMembership: unary(n, "PushMembership", (req: MemberListMsg) => ({
-        epoch: pushMembership(n, memberListFromMsg(req)),
+      PushMembership: unary(n, "PushMembership", async (req: MemberListMsg) => ({
+        epoch: await pushMembership(n, memberListFromMsg(req)),
         receiver_id: n.id,
       })),
-      GetMembership: unary(n, "GetMembership", () => membershipViewToMsg(membershipView(n))),
+      GetMembership: unary(
+        n,
+        "GetMembership",
+        (req: MembershipRequestMsg) => membershipViewToMsg(membershipView(n, req.vouch_epoch)),
+      ),
       PrepareMembership: unary(
         n,
         "PrepareMembership",
