@@ -39,6 +39,7 @@ import {
   type MembershipResponseMsg,
   memberStateFromMsg,
   type NodeStatusName,
+  type PutRequestMsg,
   type PutResponseMsg,
   responseToWrite,
 } from "./messages.ts";
@@ -104,10 +105,16 @@ export type { KeyPage };
 export type ValueInput = Uint8Array | string;
 
 /** One item of a batch put. */
-export interface PutItem {
+export interface PutItem extends PutOptions {
   key: string;
   value: ValueInput;
+}
+
+/** Options of a put: a last-write-wins timestamp, and a ttl or an absolute expiry (ms since the epoch). */
+export interface PutOptions {
   timestamp?: number;
+  ttlMs?: number;
+  expiresAtMs?: number;
 }
 
 /** How long a node that did not answer is skipped by routing. */
@@ -149,13 +156,26 @@ export class KvClient {
   }
 
   /** Stores a value; throws KvError when the cluster cannot. */
-  async put(key: string, value: ValueInput, opts: { timestamp?: number } = {}): Promise<WriteResult> {
-    const res = await this.#call<PutResponseMsg>(key, "Put", {
-      key,
-      value: bytes(value),
-      timestamp: opts.timestamp ?? 0,
-    });
+  async put(key: string, value: ValueInput, opts: PutOptions = {}): Promise<WriteResult> {
+    const res = await this.#call<PutResponseMsg>(key, "Put", putMsg({ key, value, ...opts }));
     return responseToWrite(key, res);
+  }
+
+  /**
+   * Gives an existing key a new expiry (`expiresAtMs` 0: none, PERSIST):
+   * reads it, then puts the value read back with the new expiry. Not found
+   * resolves to undefined (nothing is written). This is a read then a write, not
+   * one atomic step: a write landing in between is overwritten by the old
+   * value. Conditional writes (a put only if the version is still the one
+   * read) would close that window; this is the one place to switch to them.
+   */
+  async rewriteExpiry(
+    key: string,
+    expiry: { ttlMs?: number; expiresAtMs?: number },
+  ): Promise<WriteResult | undefined> {
+    const read = await this.get(key);
+    if (!read.found) return undefined;
+    return await this.put(key, read.value, expiry);
   }
 
   /** Reads a key; `fromReplica` reads the contacted node's own copy. */
@@ -175,7 +195,7 @@ export class KvClient {
   /** Stores many values, each batch part sent to its owner. */
   async multiPut(items: readonly PutItem[]): Promise<WriteResult[]> {
     return await this.#batch(items, (i) => i.key, "MultiPut", (part) => ({
-      items: part.map((i) => ({ key: i.key, value: bytes(i.value), timestamp: i.timestamp ?? 0 })),
+      items: part.map(putMsg),
     }), (i, r: PutResponseMsg) => responseToWrite(i.key, r));
   }
 
@@ -497,4 +517,12 @@ function toMembership(res: MembershipResponseMsg): Membership {
       memberState: memberStateFromMsg(n.member_state),
     })),
   };
+}
+
+/** A put as its PutRequest message (expiry fields only when given). */
+function putMsg(i: PutItem): PutRequestMsg {
+  const msg: PutRequestMsg = { key: i.key, value: bytes(i.value), timestamp: i.timestamp ?? 0 };
+  if (i.ttlMs) msg.ttl_ms = i.ttlMs;
+  if (i.expiresAtMs) msg.expires_at_ms = i.expiresAtMs;
+  return msg;
 }
