@@ -215,13 +215,15 @@ export class TestCluster {
   async startNode(
     id: string,
     extraArgs: string[] = [],
-    opts: { readyLine?: RegExp; withConfig?: boolean } = {},
+    /** `env`: extra environment variables of the process (e.g. libfaketime's, to skew its clock). */
+    opts: { readyLine?: RegExp; withConfig?: boolean; env?: Record<string, string> } = {},
   ): Promise<void> {
     if (this.#running.has(id)) throw new Error(`${id} is already running`);
     const config = opts.withConfig === false ? [] : ["--config", this.configPath];
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", "--quiet", MAIN, "server", "--id", id, ...config, ...extraArgs],
       cwd: this.dir,
+      ...(opts.env ? { env: opts.env } : {}),
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
