@@ -243,3 +243,48 @@ clusterTest(
   },
   { timeoutMs: 60_000 },
 );
+
+clusterTest(
+  "copies of one version that disagree on the expiry differ in the digest and anti-entropy makes them agree",
+  async () => {
+    const cluster = await Cluster.start({
+      nodes: 3,
+      replicationFactor: 3,
+      extra: { recovery: { anti_entropy_interval_ms: AE_INTERVAL_MS } },
+    });
+    try {
+      const admin = await cluster.client({ via: "node1", route: false });
+      const [w] = await admin.multiPut([{ key: "drift", value: "v", ttlMs: 600_000 }]);
+      assert.ok(w.ok, w.message);
+      await cluster.waitFor(
+        async () => Object.values(await foundOn(cluster, ["drift"])).every((f) => f.length === 1),
+        5_000,
+        "every copy written",
+      );
+      const expiresAtMs = (await admin.get("drift", { fromReplica: true })).expiresAtMs!;
+      // node2's copy alone, same version, an earlier expiry (a copy damaged or pushed by hand).
+      const stub = new NodeStub(cluster, "node2", { as: "node3" });
+      const item = replicateItem({ key: "drift", value: "v", timestamp: w.timestamp, from: "node3" });
+      const earlier = expiresAtMs - 300_000;
+      const pushed = await stub.call<{ applied: number }>("ReplicateBatch", {
+        items: [{ ...item, version_node: w.nodeId, expires_at_ms: earlier }],
+        primary_node: "node3",
+      });
+      assert.equal(pushed.applied, 1);
+      await waitRounds(cluster, roundCounts(cluster), 2);
+      const held: Record<string, number | undefined> = {};
+      for (const n of cluster.nodes) {
+        const direct = await cluster.client({ via: n.id, route: false });
+        held[n.id] = (await direct.get("drift", { fromReplica: true })).expiresAtMs;
+      }
+      assert.deepEqual(held, { node1: earlier, node2: earlier, node3: earlier });
+      const repaired = cluster.nodes.map((n) => logLines(cluster, n.id, "anti-entropy repaired").length);
+      console.log(
+        `  copies agree on the earlier expiry; anti-entropy repairs logged per node: ${repaired.join("/")}`,
+      );
+    } finally {
+      await endCluster(cluster);
+    }
+  },
+  { timeoutMs: 60_000 },
+);
