@@ -110,6 +110,9 @@ export async function clientCommand(args: string[]): Promise<number> {
   if (command !== undefined && !COMMANDS.includes(command)) {
     throw new UsageError(`unknown client command "${command}" (see client --help)`);
   }
+  // Checked before any node is contacted, so a bad duration is a usage error even offline.
+  const putTtlMs = values.ttl !== undefined ? parseDuration(values.ttl, "--ttl") : 0;
+  const expireMs = command === "expire" && rest[1] !== undefined ? parseDuration(rest[1], "DURATION") : 0;
   let client: KvClient | undefined;
   try {
     const route = !values["no-route"] && command !== "list" && command !== "remove-node";
@@ -124,8 +127,7 @@ export async function clientCommand(args: string[]): Promise<number> {
       case "put": {
         const [key, value] = expectArgs(rest, 2, "put KEY VALUE");
         const ts = values.timestamp !== undefined ? intFlag(values.timestamp, "--timestamp", 0) : 0;
-        const ttlMs = values.ttl !== undefined ? parseDuration(values.ttl, "--ttl") : 0;
-        return printWrite(await client.put(key, value, { timestamp: ts, ttlMs }), "PUT", out);
+        return printWrite(await client.put(key, value, { timestamp: ts, ttlMs: putTtlMs }), "PUT", out);
       }
       case "ttl": {
         const [key] = expectArgs(rest, 1, "ttl KEY");
@@ -133,11 +135,10 @@ export async function clientCommand(args: string[]): Promise<number> {
       }
       case "expire":
       case "persist": {
-        const [key, duration] = command === "expire"
+        const [key] = command === "expire"
           ? expectArgs(rest, 2, "expire KEY DURATION")
           : expectArgs(rest, 1, "persist KEY");
-        const ttlMs = duration !== undefined ? parseDuration(duration, "DURATION") : 0;
-        const r = await client.rewriteExpiry(key, { ttlMs });
+        const r = await client.rewriteExpiry(key, { ttlMs: expireMs });
         if (r) return printWrite(r, command.toUpperCase(), out);
         print(
           out,
