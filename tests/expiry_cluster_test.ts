@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import {
   clusterTest,
   endCluster,
+  kvError,
   logLines,
   sleep,
   type TestCluster,
@@ -21,6 +22,8 @@ import {
 import { ignoreRedis, REDIS_PREFIX, redisAt, startRedises, stopRedises } from "./helpers/redis.ts";
 import { NodeStub, replicateItem } from "./helpers/node_stub.ts";
 import type { KvClient } from "../lib/grpc/kv_client.ts";
+import { Code } from "../lib/errors.ts";
+import { MAX_TTL_MS } from "../lib/expiry.ts";
 
 const TTL_MS = 2000;
 const KEYS = 20;
@@ -282,6 +285,58 @@ clusterTest(
       console.log(
         `  copies agree on the earlier expiry; anti-entropy repairs logged per node: ${repaired.join("/")}`,
       );
+    } finally {
+      await endCluster(cluster);
+    }
+  },
+  { timeoutMs: 60_000 },
+);
+
+clusterTest(
+  "Put refuses a bad ttl or expiry with INVALID_ARGUMENT, stores a past expiry already expired; Get tells the time left",
+  async () => {
+    const cluster = await Cluster.start({ nodes: 2 });
+    try {
+      const client = await cluster.client();
+      for (
+        const [opts, why] of [
+          [{ ttlMs: -1 }, /ttl_ms must be 0 \(none\) or a positive/],
+          [{ expiresAtMs: -1 }, /expires_at_ms must be/],
+          [{ ttlMs: MAX_TTL_MS + 1 }, /over the limit/],
+          [{ expiresAtMs: Date.now() + MAX_TTL_MS + 60_000 }, /more than 10 years ahead/],
+          [{ ttlMs: 1000, expiresAtMs: Date.now() + 1000 }, /not both/],
+        ] as const
+      ) {
+        const err = await kvError(() => client.put("bad", "v", opts));
+        assert.equal(err.code, Code.INVALID_ARGUMENT, err.message);
+        assert.match(err.message, why);
+      }
+      // In a batch a bad item answers on its own.
+      const [bad, good] = await client.multiPut([{ key: "b1", value: "v", ttlMs: -5 }, {
+        key: "b2",
+        value: "v",
+        ttlMs: 60_000,
+      }]);
+      assert.equal(bad.code, Code.INVALID_ARGUMENT);
+      assert.equal(good.ok, true);
+      assert.equal((await client.get("bad")).found, false, "nothing stored by a refused put");
+
+      const past = await client.put("past", "v", { expiresAtMs: Date.now() - 1000 });
+      assert.equal(past.ok, true, "a past expiry is accepted");
+      assert.equal((await client.get("past")).found, false, "and stored already expired");
+
+      const at = Date.now() + 60_000;
+      await client.put("later", "v", { expiresAtMs: at });
+      const r = await client.get("later");
+      assert.equal(r.expiresAtMs, at);
+      assert.ok(r.ttlMs! > 0 && r.ttlMs! <= 60_000, `ttl_ms ${r.ttlMs}`);
+      const [m] = await client.multiGet(["b2"]);
+      assert.ok(m.found && m.expiresAtMs! > 0 && m.ttlMs! > 0, "MultiGet items carry the expiry too");
+      const plain = await client.put("plain", "v");
+      assert.ok(plain.ok);
+      const p = await client.get("plain");
+      assert.equal(p.expiresAtMs, undefined);
+      assert.equal(p.ttlMs, undefined);
     } finally {
       await endCluster(cluster);
     }
