@@ -17,13 +17,14 @@ import {
   sleep,
   type TestCluster,
   TestCluster as Cluster,
+  text,
   waitForStatus,
 } from "./helpers/cluster.ts";
 import { ignoreRedis, REDIS_PREFIX, redisAt, startRedises, stopRedises } from "./helpers/redis.ts";
 import { NodeStub, replicateItem } from "./helpers/node_stub.ts";
 import type { KvClient } from "../lib/grpc/kv_client.ts";
 import { Code } from "../lib/errors.ts";
-import { MAX_TTL_MS } from "../lib/expiry.ts";
+import { expiryRewrite, MAX_TTL_MS } from "../lib/expiry.ts";
 
 const TTL_MS = 2000;
 const KEYS = 20;
@@ -337,6 +338,34 @@ clusterTest(
       const p = await client.get("plain");
       assert.equal(p.expiresAtMs, undefined);
       assert.equal(p.ttlMs, undefined);
+    } finally {
+      await endCluster(cluster);
+    }
+  },
+  { timeoutMs: 60_000 },
+);
+
+clusterTest(
+  "EXPIRE's rewrite does not put an old value back over a write made after its read",
+  async () => {
+    const cluster = await Cluster.start({ nodes: 2 });
+    try {
+      const client = await cluster.client();
+      assert.ok((await client.put("race", "first")).ok);
+      const read = await client.get("race");
+      assert.ok((await client.put("race", "second")).ok, "a write between the read and the rewrite");
+      const w = expiryRewrite(read, { ttlMs: 60_000 })!;
+      const r = await client.put("race", w.value, w);
+      assert.equal(r.ok, false, "the rewrite of the old value is not applied");
+      assert.equal(r.code, Code.FAILED_PRECONDITION, r.message);
+      const now = await client.get("race");
+      assert.equal(text.decode(now.value), "second");
+      assert.equal(now.expiresAtMs, undefined);
+      // Without a write in between it applies.
+      const ok = await client.rewriteExpiry("race", { ttlMs: 60_000 });
+      assert.equal(ok?.ok, true, ok?.message ?? "not found");
+      assert.ok((await client.get("race")).expiresAtMs! > 0);
+      assert.equal(await client.rewriteExpiry("absent", { ttlMs: 1000 }), undefined);
     } finally {
       await endCluster(cluster);
     }

@@ -26,8 +26,9 @@ Commands:
   get KEY              print KEY's value (exit 1 if not found)
   ttl KEY              print the time KEY has left (exit 1 if not found)
   expire KEY DURATION  give KEY (if found) a new time to live, e.g. 10m
-  persist KEY          remove KEY's expiry (expire and persist read the value and
-                       put it back: a write made in between is overwritten)
+  persist KEY          remove KEY's expiry (expire and persist read the value and put it
+                       back over the version read; a write made in between wins and
+                       the command answers "not applied")
   delete KEY           delete KEY from every copy
   list                 keys held by the contacted node (--addr / --node-port)
   status               every node: address, status, keys held, share of the ring; the

@@ -28,6 +28,7 @@ import type { KeyPage } from "../listing.ts";
 import { channelOptions, isUnreachable, statusError, unary } from "./call.ts";
 import { channelCredentials, type ClientTls } from "../security/tls.ts";
 import { announcedEpoch, epochHeader } from "./ring_epoch.ts";
+import { expiryRewrite } from "../expiry.ts";
 import { type KvstorePackage, kvstorePackage, loadKvstorePackage } from "./proto.ts";
 import {
   type DeleteResponseMsg,
@@ -162,20 +163,19 @@ export class KvClient {
   }
 
   /**
-   * Gives an existing key a new expiry (`expiresAtMs` 0: none, PERSIST):
-   * reads it, then puts the value read back with the new expiry. Not found
-   * resolves to undefined (nothing is written). This is a read then a write, not
-   * one atomic step: a write landing in between is overwritten by the old
-   * value. Conditional writes (a put only if the version is still the one
-   * read) would close that window; this is the one place to switch to them.
+   * Gives an existing key a new expiry (neither field: none, PERSIST): reads
+   * it, then puts the value read back with the new expiry, applied only over
+   * the version read (see expiryRewrite in expiry.ts for what that does and
+   * does not guarantee). Not found resolves to undefined (nothing written);
+   * a write made in between answers `ok: false` (FAILED_PRECONDITION).
    */
   async rewriteExpiry(
     key: string,
     expiry: { ttlMs?: number; expiresAtMs?: number },
   ): Promise<WriteResult | undefined> {
-    const read = await this.get(key);
-    if (!read.found) return undefined;
-    return await this.put(key, read.value, expiry);
+    const w = expiryRewrite(await this.get(key), expiry);
+    if (!w) return undefined;
+    return await this.put(key, w.value, w);
   }
 
   /** Reads a key; `fromReplica` reads the contacted node's own copy. */
