@@ -6,7 +6,7 @@
  * about 60 bytes of index and metadata plus its key and value bytes, instead
  * of a string or object per record that the collector must trace and keep
  * room beside. Expiries are rare beside the records, so they live in a
- * sparse map by slot: a record without one costs nothing more. Nothing survives a restart: a node on this engine gets its
+ * sparse index by slot (`expiry_index.ts`): a record without one costs nothing more. Nothing survives a restart: a node on this engine gets its
  * data back from its peers.
  */
 import { CURSOR_IDLE_MS, type ScanPage, type Storage, type VersionPage } from "./mod.ts";
@@ -22,6 +22,7 @@ import { SlabValues } from "./slab_values.ts";
 import { NodeIds } from "./node_ids.ts";
 import { KeyIndex } from "./key_index.ts";
 import { SlotColumn } from "./slot_arrays.ts";
+import { ExpiryIndex } from "./expiry_index.ts";
 
 /** Bytes counted per record besides key, version node id and value (the former packed header). */
 const RECORD_OVERHEAD = 10;
@@ -44,7 +45,7 @@ export class MemoryStorage implements Storage {
   readonly #node = new SlotColumn(Uint32Array);
   readonly #state = new SlotColumn(Uint8Array);
   /** Expiry (ms since the epoch) of the live records that have one, by slot. */
-  readonly #expiry = new Map<number, number>();
+  readonly #expiry = new ExpiryIndex();
   readonly #ids = new NodeIds();
   readonly #values: SlabValues;
   readonly #scans = new Map<string, OpenScan>();
@@ -221,12 +222,9 @@ export class MemoryStorage implements Storage {
     return this.#bytes;
   }
 
-  /** Records neither deleted nor expired; walks the expiring records only. */
+  /** Records neither deleted nor expired. */
   countLive(): Promise<number> {
-    const now = Date.now();
-    let expired = 0;
-    for (const at of this.#expiry.values()) if (at <= now) expired++;
-    return Promise.resolve(this.#live - expired);
+    return Promise.resolve(this.#live - this.#expiry.expiredCount(Date.now()));
   }
 
   close(): Promise<void> {
