@@ -81,11 +81,7 @@ async function route(req: Request, o: AdminOptions): Promise<Response> {
 
 function readiness(o: AdminOptions): Response {
   if (o.health.status() === "SERVING") return text(200, "ready\n");
-  const why = !o.node.storage.healthy()
-    ? "storage unavailable"
-    : o.node.status() !== "ACTIVE"
-    ? `node is ${o.node.status()}`
-    : "shutting down";
+  const why = o.node.notServingReason() ?? "shutting down";
   return text(503, `not ready: ${why}\n`);
 }
 

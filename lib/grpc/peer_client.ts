@@ -284,6 +284,7 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
       keysCount: res.keys_count,
       hintsPending: res.hints_pending,
       epoch: res.membership_epoch,
+      peerTimeMs: Number(res.timestamp),
     };
   }
 
