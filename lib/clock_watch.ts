@@ -40,7 +40,7 @@ export interface ClockWatchOptions {
 /** This node's clock against its peers'. */
 export class ClockWatch {
   readonly offsets: ClockOffsets;
-  readonly #startedAt: number;
+  #startedAt: number;
   readonly #throttle: Throttle;
   readonly #monotonic: () => number;
   #wasOff = false;
@@ -53,6 +53,12 @@ export class ClockWatch {
     this.#startedAt = this.#monotonic();
     this.#throttle = new Throttle(LOG_EVERY_MS, this.#monotonic);
     this.#hold = this.#measured() ? undefined : NOT_MEASURED;
+  }
+
+  /** Starts the grace for measuring now (heartbeats start): the node is held back until then. */
+  start(): void {
+    this.#startedAt = this.#monotonic();
+    this.update();
   }
 
   /** Times one round trip to a peer; `call` resolves with the peer's clock (ms, 0 if it sent none). */

@@ -285,6 +285,7 @@ export class KvNode {
 
   /** Starts the background loops and, if configured, recovery from peers. */
   start(): Promise<void> {
+    this.clockWatch.start();
     this.#heartbeats.start();
     this.#handoff.start();
     this.#antiEntropy.start();

@@ -1,0 +1,233 @@
+/**
+ * Clock offset monitoring with real processes: node1 runs under libfaketime
+ * behind its peers (100 s, then 30 s). It must report its offset
+ * (kvstore_clock_offset_seconds), turn /readyz and gRPC health NOT_SERVING
+ * with the reason, and leave its keys to the next node, so that writes of
+ * its keys through node2 and node3 all succeed, none answered "not applied",
+ * and every acknowledged value is read back; the same across a kill -9 and
+ * restart of node1 (still skewed) while its keys are rewritten through the
+ * others. In a 2-node cluster the skewed node only warns and keeps serving.
+ *
+ * At 100 s the nodes run without a cluster secret (protected mode, loopback
+ * only): node tokens are refused beyond their 60 s window, so no heartbeat
+ * would get through at all, and measuring the offset then depends on the
+ * refusal carrying the receiver's clock (ClockWatch.noteReceiverTime). At
+ * 30 s, within that window, the cluster runs with its secret as usual.
+ * Skipped only when libfaketime is absent and CI is unset.
+ */
+import assert from "node:assert/strict";
+import { clusterTest, endCluster, keysOwnedBy, logLines, ringOf, TestCluster } from "./helpers/cluster.ts";
+import { healthCheck, healthClient } from "./helpers/grpc_tools.ts";
+import type { KvClient } from "../lib/grpc/kv_client.ts";
+import { KvError } from "../lib/errors.ts";
+
+const FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+const haveFaketime = (() => {
+  try {
+    return Deno.statSync(FAKETIME_LIB).isFile;
+  } catch {
+    return false;
+  }
+})();
+const ignore = !haveFaketime && !Deno.env.get("CI");
+
+/** The environment that runs a process `seconds` behind (monotonic clocks untouched: timers stay right). */
+function behind(seconds: number): Record<string, string> {
+  return { LD_PRELOAD: FAKETIME_LIB, FAKETIME: `-${seconds}s`, FAKETIME_DONT_FAKE_MONOTONIC: "1" };
+}
+
+/** A node's `kvstore_clock_offset_seconds` per peer, from its /metrics. */
+async function offsets(cluster: TestCluster, id: string): Promise<Map<string, number>> {
+  const res = await fetch(`http://127.0.0.1:${cluster.node(id).adminPort}/metrics`);
+  const body = await res.text();
+  const out = new Map<string, number>();
+  for (const m of body.matchAll(/^kvstore_clock_offset_seconds\{peer="([^"]+)"\} (\S+)$/gm)) {
+    out.set(m[1], Number(m[2]));
+  }
+  return out;
+}
+
+async function readyz(cluster: TestCluster, id: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${cluster.node(id).adminPort}/readyz`);
+  return { status: res.status, body: await res.text() };
+}
+
+/** What one round of writes met: puts acknowledged, and every failure's message. */
+interface Round {
+  acked: number;
+  failures: string[];
+}
+
+/**
+ * Writes `value` to every key, alternating between a client that sends
+ * everything to node2 (it forwards) and a routing client of node3's view.
+ * Records the last acknowledged value of each key.
+ */
+async function writeRound(
+  clients: KvClient[],
+  keys: string[],
+  value: string,
+  acked: Map<string, string>,
+): Promise<Round> {
+  const round: Round = { acked: 0, failures: [] };
+  await Promise.all(keys.map(async (key, i) => {
+    try {
+      await clients[i % clients.length].put(key, `${value}:${key}`);
+      acked.set(key, `${value}:${key}`);
+      round.acked++;
+    } catch (err) {
+      round.failures.push(`${key}: ${err instanceof KvError ? err.message : String(err)}`);
+    }
+  }));
+  return round;
+}
+
+/** Waits until node1 says its clock is off: /readyz 503 naming the offset. */
+async function waitClockOff(cluster: TestCluster): Promise<string> {
+  let last = { status: 0, body: "" };
+  await cluster.waitFor(
+    async () => {
+      last = await readyz(cluster, "node1").catch(() => ({ status: 0, body: "" }));
+      return last.status === 503 && last.body.includes("clock offset beyond");
+    },
+    30_000,
+    "node1's /readyz to name its clock offset",
+  ).catch((err) => {
+    throw new Error(`${err.message} (last: ${last.status} ${last.body})\n${cluster.logs("node1")}`);
+  });
+  return last.body.trim();
+}
+
+/** Every key reads back, through node2 and node3, as its last acknowledged value. */
+async function checkReadBack(clients: KvClient[], acked: Map<string, string>): Promise<void> {
+  const wrong: string[] = [];
+  for (const client of clients) {
+    await Promise.all([...acked].map(async ([key, want]) => {
+      const r = await client.get(key).catch((err) => ({ found: false, value: text(String(err)) }));
+      const got = r.found ? new TextDecoder().decode(r.value) : "(missing)";
+      if (got !== want) wrong.push(`${key}: ${got} instead of ${want}`);
+    }));
+  }
+  assert.deepEqual(wrong.slice(0, 5), [], `${wrong.length} acknowledged values not read back`);
+}
+
+function text(s: string): Uint8Array {
+  return new TextEncoder().encode(s);
+}
+
+function checkRound(name: string, r: Round, keys: number): void {
+  console.log(`  ${name}: ${r.acked} of ${keys} puts acknowledged`);
+  const notApplied = r.failures.filter((f) => f.includes("not applied"));
+  assert.deepEqual(
+    notApplied.slice(0, 3),
+    [],
+    `${notApplied.length} cluster-stamped writes answered "not applied"`,
+  );
+  assert.deepEqual(r.failures.slice(0, 3), [], `${r.failures.length} puts failed`);
+}
+
+function skewTest(seconds: number, secret: boolean): void {
+  clusterTest(
+    `a node ${seconds} s behind reports its offset, turns NOT_SERVING with the reason, and its keys stay writable ` +
+      `through the others, also across its kill -9 and restart`,
+    async () => {
+      const cluster = await TestCluster.start({ nodes: 3, startOnly: ["node2", "node3"], secret });
+      const health = healthClient(cluster.node("node1").address);
+      try {
+        await cluster.startNode("node1", [], { env: behind(seconds) });
+        const reason = await waitClockOff(cluster);
+        console.log(`  node1 /readyz: ${reason}`);
+        assert.match(
+          reason,
+          new RegExp(`${seconds - 1}\\.\\d{3} s behind node2|${seconds}\\.\\d{3} s behind node2`),
+        );
+        assert.equal(await healthCheck(health), "NOT_SERVING");
+        assert.equal(await healthCheck(health, "kvstore.KeyValueStore"), "NOT_SERVING");
+        const seen = await offsets(cluster, "node1");
+        console.log(`  node1's kvstore_clock_offset_seconds: ${JSON.stringify(Object.fromEntries(seen))}`);
+        for (const peer of ["node2", "node3"]) {
+          assert.ok(Math.abs(seen.get(peer)! - seconds) < 1, `node1 measures ${peer} ${seconds} s ahead`);
+        }
+        let fromNode2 = new Map<string, number>();
+        await cluster.waitFor(
+          async () => (fromNode2 = await offsets(cluster, "node2")).has("node1"),
+          5000,
+          "node2 to measure node1",
+        );
+        console.log(
+          `  node2's kvstore_clock_offset_seconds: ${JSON.stringify(Object.fromEntries(fromNode2))}`,
+        );
+        assert.ok(Math.abs(fromNode2.get("node1")! + seconds) < 1, "node2 measures node1 behind");
+        assert.ok(logLines(cluster, "node1", "stops coordinating writes").length >= 1, "node1 logs why");
+        // Peers see it as not serving (JOINING): they route its keys to the next node.
+        const viaNode2 = await cluster.client({ via: "node2", route: false });
+        const routing = await cluster.client({ via: "node3" });
+        const clients = [viaNode2, routing];
+        const keys = keysOwnedBy(ringOf(cluster), "node1", "skew-", 150);
+        const acked = new Map<string, string>();
+        checkRound("first writes", await writeRound(clients, keys, "v1", acked), keys.length);
+        checkRound("rewrites", await writeRound(clients, keys, "v2", acked), keys.length);
+        await checkReadBack(clients, acked);
+
+        // kill -9 and restart, still skewed, while its keys are rewritten elsewhere.
+        await cluster.kill("node1");
+        checkRound("rewrites while node1 is down", await writeRound(clients, keys, "v3", acked), keys.length);
+        let n = 4;
+        const restarted = cluster.startNode("node1", [], { env: behind(seconds) });
+        let restarting = true;
+        void restarted.catch(() => {}).finally(() => restarting = false);
+        // Rounds one after another (each key's last acknowledged value is then
+        // its newest), until node1 listens again and then a few more.
+        for (let extra = 0; restarting || extra < 5; extra += restarting ? 0 : 1) {
+          checkRound(
+            `rewrites while node1 restarts (v${n})`,
+            await writeRound(clients, keys, `v${n++}`, acked),
+            keys.length,
+          );
+        }
+        await restarted;
+        console.log(`  node1 /readyz after restart: ${await waitClockOff(cluster)}`);
+        assert.equal(await healthCheck(health), "NOT_SERVING");
+        checkRound("rewrites after restart", await writeRound(clients, keys, `v${n++}`, acked), keys.length);
+        await checkReadBack(clients, acked);
+        const refused = ["node1", "node2", "node3"].flatMap((id) => logLines(cluster, id, "not applied"));
+        assert.deepEqual(refused, [], "no node logged a write not applied");
+      } finally {
+        health.close();
+        await endCluster(cluster);
+      }
+    },
+    { ignore, timeoutMs: 120_000 },
+  );
+}
+
+skewTest(100, false);
+skewTest(30, true);
+
+clusterTest(
+  "in a 2-node cluster a node 100 s behind only warns and keeps serving",
+  async () => {
+    const cluster = await TestCluster.start({ nodes: 2, startOnly: ["node2"], secret: false });
+    const health = healthClient(cluster.node("node1").address);
+    try {
+      await cluster.startNode("node1", [], { env: behind(100) });
+      await cluster.waitFor(
+        () => logLines(cluster, "node1", "keeps serving").length > 0,
+        20_000,
+        "node1 to warn about its clock",
+      );
+      console.log(`  node1: ${logLines(cluster, "node1", "keeps serving")[0]}`);
+      await cluster.waitActive();
+      const seen = await offsets(cluster, "node1");
+      assert.ok(Math.abs(seen.get("node2")! - 100) < 1, "node1 measures node2 100 s ahead");
+      // Health is re-read a few times a second: wait for it rather than race it.
+      await cluster.waitFor(async () => (await readyz(cluster, "node1")).status === 200, 5000, "node1 ready");
+      assert.equal(await healthCheck(health), "SERVING");
+      assert.ok(logLines(cluster, "node2", "keeps serving").length > 0, "node2 warns too");
+    } finally {
+      health.close();
+      await endCluster(cluster);
+    }
+  },
+  { ignore, timeoutMs: 60_000 },
+);
