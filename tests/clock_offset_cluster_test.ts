@@ -205,6 +205,28 @@ skewTest(100, false);
 skewTest(30, true);
 
 clusterTest(
+  "the offset is measured on the clock that stamps versions: a node run 5 s ahead with --clock-offset-ms is NOT_SERVING",
+  async () => {
+    // The chaos suite's clock-ahead nemesis moves only the write clock, not the system's.
+    const cluster = await TestCluster.start({ nodes: 3, startOnly: ["node2", "node3"] });
+    try {
+      await cluster.startNode("node1", ["--clock-offset-ms", "5000"]);
+      const reason = await waitClockOff(cluster);
+      console.log(`  node1 /readyz: ${reason}`);
+      assert.match(reason, /[45]\.\d{3} s ahead of node2/);
+      const seen = await offsets(cluster, "node1");
+      assert.ok(
+        Math.abs(seen.get("node2")! + 5) < 0.5,
+        `node1 measures node2 5 s behind: ${seen.get("node2")}`,
+      );
+    } finally {
+      await endCluster(cluster);
+    }
+  },
+  { timeoutMs: 60_000 },
+);
+
+clusterTest(
   "in a 2-node cluster a node 100 s behind only warns and keeps serving",
   async () => {
     const cluster = await TestCluster.start({ nodes: 2, startOnly: ["node2"], secret: false });
