@@ -219,6 +219,16 @@ clusterTest(
         Math.abs(seen.get("node2")! + 5) < 0.5,
         `node1 measures node2 5 s behind: ${seen.get("node2")}`,
       );
+      // Its heartbeat replies carry that clock too, so its peers see it ahead.
+      let fromNode2 = new Map<string, number>();
+      await cluster.waitFor(
+        async () => (fromNode2 = await offsets(cluster, "node2")).has("node1"),
+        5000,
+        "node2 to measure node1",
+      );
+      const n1 = fromNode2.get("node1")!;
+      console.log(`  node2 measures node1 ${n1} s ahead`);
+      assert.ok(Math.abs(n1 - 5) < 0.5, `node2 measures node1 5 s ahead: ${n1}`);
     } finally {
       await endCluster(cluster);
     }
