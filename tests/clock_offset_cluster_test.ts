@@ -16,10 +16,18 @@
  * Skipped only when libfaketime is absent and CI is unset.
  */
 import assert from "node:assert/strict";
-import { clusterTest, endCluster, keysOwnedBy, logLines, ringOf, TestCluster } from "./helpers/cluster.ts";
+import {
+  clusterTest,
+  endCluster,
+  keysOwnedBy,
+  kvError,
+  logLines,
+  ringOf,
+  TestCluster,
+} from "./helpers/cluster.ts";
 import { healthCheck, healthClient } from "./helpers/grpc_tools.ts";
 import type { KvClient } from "../lib/grpc/kv_client.ts";
-import { KvError } from "../lib/errors.ts";
+import { Code, KvError } from "../lib/errors.ts";
 
 const FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 const haveFaketime = (() => {
@@ -159,6 +167,17 @@ function skewTest(seconds: number, secret: boolean): void {
         );
         assert.ok(Math.abs(fromNode2.get("node1")! + seconds) < 1, "node2 measures node1 behind");
         assert.ok(logLines(cluster, "node1", "stops coordinating writes").length >= 1, "node1 logs why");
+        // A write forwarded to it anyway (by a peer that has not heard yet) is refused, so the peer fails over.
+        const asNode2 = cluster.peerTransport("node2", "node1", { timeoutMs: 5000 });
+        try {
+          const refused = await kvError(() =>
+            asNode2.forwardWrites("node1", [{ key: "k", value: text("v"), timestamp: 0, tombstone: false }])
+          );
+          assert.equal(refused.code, Code.UNAVAILABLE);
+          assert.match(refused.message, /does not coordinate writes: clock offset beyond/);
+        } finally {
+          asNode2.close();
+        }
         // Peers see it as not serving (JOINING): they route its keys to the next node.
         const viaNode2 = await cluster.client({ via: "node2", route: false });
         const routing = await cluster.client({ via: "node3" });
