@@ -23,6 +23,7 @@ import {
   kvError,
   logLines,
   ringOf,
+  runMain,
   TestCluster,
 } from "./helpers/cluster.ts";
 import { healthCheck, healthClient } from "./helpers/grpc_tools.ts";
@@ -167,6 +168,33 @@ function skewTest(seconds: number, secret: boolean): void {
         );
         assert.ok(Math.abs(fromNode2.get("node1")! + seconds) < 1, "node2 measures node1 behind");
         assert.ok(logLines(cluster, "node1", "stops coordinating writes").length >= 1, "node1 logs why");
+        // client status, asked of node2, shows node1's clock against node2's and why node1 does not serve.
+        const status = await runMain(
+          cluster.dir,
+          "client",
+          "status",
+          "--addr",
+          cluster.node("node2").address,
+        );
+        assert.equal(status.code, 0, status.stderr);
+        console.log(status.stdout.split("\n").filter((l) => /^(NODE|node1)/.test(l)).join("\n"));
+        assert.match(status.stdout, /\bCLOCK\b/);
+        assert.match(
+          status.stdout,
+          new RegExp(`^node1\\s.*JOINING.*-(${seconds - 1}|${seconds})\\.\\d{3}s ±\\d+ms`, "m"),
+        );
+        assert.match(status.stdout, /^node1 not serving: clock offset beyond/m);
+        // So does the status page's data, as node2 serves it.
+        const page = await fetch(`http://127.0.0.1:${cluster.node("node2").adminPort}/status.json`).then((
+          r,
+        ) => r.json());
+        const card = page.nodes.find((n: { id: string }) => n.id === "node1");
+        assert.ok(
+          Math.abs(card.clock_offset_ms + seconds * 1000) < 1000,
+          `status page: ${card.clock_offset_ms}`,
+        );
+        assert.match(card.not_serving_reason, /^clock offset beyond/);
+        assert.equal(card.state, "joining");
         // A write forwarded to it anyway (by a peer that has not heard yet) is refused, so the peer fails over.
         const asNode2 = cluster.peerTransport("node2", "node1", { timeoutMs: 5000 });
         try {
