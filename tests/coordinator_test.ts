@@ -159,6 +159,7 @@ function setup(o: {
   rf?: number;
   writeQuorum?: number;
   readQuorum?: number;
+  sloppyQuorum?: boolean;
   down?: string[];
   /** Nodes alive but still catching up (JOINING): they may store, not serve. */
   catchingUp?: string[];
@@ -203,6 +204,7 @@ function setup(o: {
     replicationFactor: o.rf ?? 2,
     writeQuorum: o.writeQuorum ?? 1,
     readQuorum: o.readQuorum ?? 1,
+    sloppyQuorum: o.sloppyQuorum,
     canServe: (id) => canUse(id) && !o.catchingUp?.includes(id),
     canStore: canUse,
     onUnreachable,
@@ -613,6 +615,44 @@ Deno.test("with write_quorum 2 a coordinator that is not one of the key's replic
     const [res] = await s.coordinator.write([put(key, "v")], true);
     assert.equal(res.ok, false);
     assert.equal(res.replicas, 1, "only node2's copy counts");
+  });
+});
+
+Deno.test("with a sloppy write_quorum 2 and the replica known down the stand-in's hinted copy counts", async () => {
+  const s = setup({ self: "node1", writeQuorum: 2, sloppyQuorum: true, down: ["node2"] });
+  await run(s, async () => {
+    const key = keyWithList(s.ring, ["node1", "node2", "node3"]);
+    const [res] = await s.coordinator.write([put(key, "v")], false);
+    assert.equal(res.ok, true, res.message);
+    assert.equal(res.replicas, 2);
+    assert.deepEqual(s.transport.of("replicate").map((c) => [c.peer, c.hintFor]), [["node3", ["node2"]]]);
+    assert.equal(dec.decode((await s.transport.store("node3").get([key]))[0]!.value), "v");
+  });
+});
+
+Deno.test("with a sloppy write_quorum 2 a replica that fails mid-write is replaced by its stand-in at once", async () => {
+  const s = setup({ self: "node1", writeQuorum: 2, sloppyQuorum: true });
+  await run(s, async () => {
+    const key = keyWithList(s.ring, ["node1", "node2", "node3"]);
+    s.transport.unreachable.add("node2");
+    const [res] = await s.coordinator.write([put(key, "v")], false);
+    assert.equal(res.ok, true, res.message);
+    assert.equal(res.replicas, 2);
+    assert.deepEqual(s.reported, ["node2"]);
+    assert.deepEqual(
+      s.transport.of("replicate").map((c) => [c.peer, c.hintFor]),
+      [["node2", [undefined]], ["node3", ["node2"]]],
+    );
+  });
+});
+
+Deno.test("with a sloppy write_quorum 2 and no stand-in left the write still fails", async () => {
+  const s = setup({ self: "node1", writeQuorum: 2, sloppyQuorum: true, down: ["node2", "node3"] });
+  await run(s, async () => {
+    const key = keyWithList(s.ring, ["node1", "node2", "node3"]);
+    const [res] = await s.coordinator.write([put(key, "v")], false);
+    assert.equal(res.ok, false);
+    assert.equal(res.replicas, 1);
   });
 });
 
