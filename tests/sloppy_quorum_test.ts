@@ -1,5 +1,5 @@
 /**
- * Sloppy quorum with real processes: 3 nodes on the memory engine, rf 2,
+ * Sloppy quorum with real processes: 3 nodes on the memory engine, rf 2 (and 3),
  * write-once keys (each put a new key, never rewritten) from 8 concurrent
  * writers through node2 and node3, node1 killed -9 mid-stream and left down.
  *
@@ -7,7 +7,8 @@
  * is guaranteed" table states: `write_quorum` 2 with `sloppy_quorum` loses
  * no acknowledged key and stays available; strict `write_quorum` 2 loses none
  * but refuses the writes of node1's keys; `write_quorum` 1 stays available
- * but loses what node1 acknowledged and had not replicated yet.
+ * but loses what node1 acknowledged and had not replicated yet; rf 3 with
+ * `write_quorum` 2 (strict) stays available and loses none, at a third copy.
  *
  * Failure detection keeps its defaults (heartbeat_interval_ms 5000,
  * suspect_timeout_ms 10000, failure_timeout_ms 15000): a node is suspected
@@ -32,12 +33,21 @@ interface Outcome {
   missing: number;
 }
 
+/** A setting of the run: replication_factor, write_quorum, read_quorum, sloppy_quorum. */
+interface Setting {
+  rf: number;
+  w: number;
+  r: number;
+  sloppy: boolean;
+}
+
 /** Runs the load, kills node1 mid-stream, reads every acknowledged key back through node2. */
-async function run(writeQuorum: number, sloppy: boolean): Promise<Outcome> {
+async function run({ rf, w: writeQuorum, r: readQuorum, sloppy }: Setting): Promise<Outcome> {
   const cluster = await TestCluster.start({
     nodes: 3,
-    replicationFactor: 2,
+    replicationFactor: rf,
     writeQuorum,
+    readQuorum,
     heartbeatMs: 5000,
     failureMs: 15000,
     extra: { replication: sloppy ? { sloppy_quorum: true } : {} },
@@ -55,7 +65,7 @@ async function run(writeQuorum: number, sloppy: boolean): Promise<Outcome> {
     const end = Date.now() + LOAD_MS;
     const writer = async (w: number, client: KvClient) => {
       for (let n = 0; Date.now() < end; n++) {
-        const key = `once-${writeQuorum}-${sloppy}-${w}-${n}`;
+        const key = `once-${w}-${n}`;
         const late = Date.now() > killedAt;
         puts++;
         if (late) after.puts++;
@@ -96,7 +106,7 @@ function report(name: string, o: Outcome): { share: number; shareAfter: number }
 clusterTest(
   "rf2-w2 sloppy: node1 killed -9 and left down loses no acknowledged write-once key and stays available",
   async () => {
-    const o = await run(2, true);
+    const o = await run({ rf: 2, w: 2, r: 1, sloppy: true });
     const { share } = report("rf2-w2 sloppy", o);
     assert.ok(o.acked.length > 1000, `too few writes to judge (${o.acked.length})`);
     assert.equal(o.missing, 0, "every acknowledged key is readable through the surviving nodes");
@@ -108,7 +118,7 @@ clusterTest(
 clusterTest(
   "rf2-w2 strict: the same kill makes node1's keys unwritable (acknowledged share printed)",
   async () => {
-    const o = await run(2, false);
+    const o = await run({ rf: 2, w: 2, r: 1, sloppy: false });
     const { shareAfter } = report("rf2-w2 strict", o);
     assert.equal(o.missing, 0, "a strict quorum loses no acknowledged key either");
     // Keys with node1 among their 2 replicas (about 2 in 3) cannot get 2 own copies.
@@ -123,9 +133,21 @@ clusterTest(
 clusterTest(
   "rf2-w1: the same kill loses what node1 acknowledged and had not replicated (missing count printed)",
   async () => {
-    const o = await run(1, false);
+    const o = await run({ rf: 2, w: 1, r: 1, sloppy: false });
     report("rf2-w1", o);
     assert.ok(o.acked.length > 1000, `too few writes to judge (${o.acked.length})`);
+  },
+  { timeoutMs: 120_000 },
+);
+
+clusterTest(
+  "rf3-w2-r2 strict: the same kill loses no acknowledged key and leaves every key writable",
+  async () => {
+    const o = await run({ rf: 3, w: 2, r: 2, sloppy: false });
+    const { share } = report("rf3-w2-r2", o);
+    assert.ok(o.acked.length > 1000, `too few writes to judge (${o.acked.length})`);
+    assert.equal(o.missing, 0, "every acknowledged key is readable through the surviving nodes");
+    assert.ok(share >= 0.95, `only ${(100 * share).toFixed(1)} % of puts were acknowledged`);
   },
   { timeoutMs: 120_000 },
 );
