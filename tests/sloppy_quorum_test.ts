@@ -103,14 +103,18 @@ function report(name: string, o: Outcome): { share: number; shareAfter: number }
   return { share, shareAfter };
 }
 
+/** No acknowledged key missing, and at least 95 % of puts acknowledged. */
+function assertDurableAndAvailable(o: Outcome, name: string): void {
+  const { share } = report(name, o);
+  assert.ok(o.acked.length > 1000, `too few writes to judge (${o.acked.length})`);
+  assert.equal(o.missing, 0, "every acknowledged key is readable through the surviving nodes");
+  assert.ok(share >= 0.95, `only ${(100 * share).toFixed(1)} % of puts were acknowledged`);
+}
+
 clusterTest(
   "rf2-w2 sloppy: node1 killed -9 and left down loses no acknowledged write-once key and stays available",
   async () => {
-    const o = await run({ rf: 2, w: 2, r: 1, sloppy: true });
-    const { share } = report("rf2-w2 sloppy", o);
-    assert.ok(o.acked.length > 1000, `too few writes to judge (${o.acked.length})`);
-    assert.equal(o.missing, 0, "every acknowledged key is readable through the surviving nodes");
-    assert.ok(share >= 0.95, `only ${(100 * share).toFixed(1)} % of puts were acknowledged`);
+    assertDurableAndAvailable(await run({ rf: 2, w: 2, r: 1, sloppy: true }), "rf2-w2 sloppy");
   },
   { timeoutMs: 120_000 },
 );
@@ -143,11 +147,7 @@ clusterTest(
 clusterTest(
   "rf3-w2-r2 strict: the same kill loses no acknowledged key and leaves every key writable",
   async () => {
-    const o = await run({ rf: 3, w: 2, r: 2, sloppy: false });
-    const { share } = report("rf3-w2-r2", o);
-    assert.ok(o.acked.length > 1000, `too few writes to judge (${o.acked.length})`);
-    assert.equal(o.missing, 0, "every acknowledged key is readable through the surviving nodes");
-    assert.ok(share >= 0.95, `only ${(100 * share).toFixed(1)} % of puts were acknowledged`);
+    assertDurableAndAvailable(await run({ rf: 3, w: 2, r: 2, sloppy: false }), "rf3-w2-r2");
   },
   { timeoutMs: 120_000 },
 );
