@@ -323,8 +323,13 @@ export class Coordinator {
   async #sendCounting(byPeer: Batches, copies: number[], strict: boolean): Promise<void> {
     await Promise.all([...byPeer].map(async ([peer, { items, idx }]) => {
       if (!await this.o.replicator.sendNow(peer, items)) return;
+      // A peer can take a record twice (a stand-in that is also a future
+      // holder during a membership change): it is one node, one copy.
+      let counted = -1;
       items.forEach(({ hintFor }, j) => {
-        if (!strict || hintFor === undefined) copies[idx[j]]++;
+        if (idx[j] === counted || (strict && hintFor !== undefined)) return;
+        copies[idx[j]]++;
+        counted = idx[j];
       });
     }));
   }

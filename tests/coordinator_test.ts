@@ -164,6 +164,8 @@ function setup(o: {
   /** Nodes alive but still catching up (JOINING): they may store, not serve. */
   catchingUp?: string[];
   markDownOnUnreachable?: boolean;
+  /** Nodes that also take every write, as future holders during a membership change. */
+  pending?: string[];
 }): Setup {
   const nodes = o.nodes ?? NODES;
   let wall = T0;
@@ -192,9 +194,10 @@ function setup(o: {
     retryBaseMs: 5,
     retryMaxMs: 20,
   });
+  const pending = o.pending;
   const coordinator = new Coordinator({
     self: o.self,
-    ring,
+    ring: pending ? Object.assign(new HashRing(nodes, 150), { pendingWalk: () => pending }) : ring,
     storage,
     clock: new HybridClock(() => wall),
     transport,
@@ -643,6 +646,38 @@ Deno.test("with a sloppy write_quorum 2 a replica that fails mid-write is replac
       s.transport.of("replicate").map((c) => [c.peer, c.hintFor]),
       [["node2", [undefined]], ["node3", ["node2"]]],
     );
+  });
+});
+
+Deno.test("a stand-in that is also a future holder counts once toward write_quorum, strict or sloppy", async () => {
+  for (const sloppy of [false, true]) {
+    const s = setup({
+      self: "node1",
+      writeQuorum: 2,
+      sloppyQuorum: sloppy,
+      down: ["node2"],
+      pending: ["node3"],
+    });
+    await run(s, async () => {
+      const key = keyWithList(s.ring, ["node1", "node2", "node3"]);
+      const [res] = await s.coordinator.write([put(key, "v")], false);
+      assert.equal(res.replicas, 2, `sloppy ${sloppy}: node1 and node3 hold it`);
+      assert.equal(res.ok, true);
+    });
+  }
+  const wide = setup({
+    self: "node1",
+    writeQuorum: 3,
+    rf: 3,
+    sloppyQuorum: true,
+    down: ["node2"],
+    pending: ["node3"],
+  });
+  await run(wide, async () => {
+    const key = keyWithList(wide.ring, ["node1", "node2", "node3"]);
+    const [res] = await wide.coordinator.write([put(key, "v")], false);
+    assert.equal(res.replicas, 2, "two nodes hold it, whatever node3 took it as");
+    assert.equal(res.ok, false);
   });
 });
 
