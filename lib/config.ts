@@ -72,6 +72,8 @@ export interface ClusterConfig {
     writeQuorum: number;
     /** Copies read and compared before a read is answered. */
     readQuorum: number;
+    /** Whether hinted copies on stand-ins count toward writeQuorum (Dynamo's sloppy quorum). */
+    sloppyQuorum: boolean;
     /** Records waiting to be replicated to one peer before writers wait. */
     queueLimit: number;
     /** Records per ReplicateBatch call. */
@@ -202,6 +204,14 @@ export function parseConfig(raw: unknown, source: string, opts: { baseDir?: stri
     }
     return q;
   };
+  const writeQuorum = quorum("write_quorum");
+  const sloppyQuorum = r.bool(rep.sloppy_quorum, "replication.sloppy_quorum", false);
+  if (sloppyQuorum && writeQuorum < 2) {
+    r.fail(
+      "replication.sloppy_quorum",
+      "needs write_quorum 2 or more (with 1 every write is acknowledged at once)",
+    );
+  }
 
   const fd = r.optionalObject(root.failure_detection, "failure_detection");
   const heartbeatIntervalMs = r.int(
@@ -241,8 +251,9 @@ export function parseConfig(raw: unknown, source: string, opts: { baseDir?: stri
     nodes,
     replication: {
       replicationFactor,
-      writeQuorum: quorum("write_quorum"),
+      writeQuorum,
       readQuorum: quorum("read_quorum"),
+      sloppyQuorum,
       queueLimit: r.int(rep.queue_limit, "replication.queue_limit", 100_000, 1),
       batchSize: r.int(rep.batch_size, "replication.batch_size", 500, 1),
       hintLimit: r.int(rep.hint_limit, "replication.hint_limit", 1_000_000, 0),

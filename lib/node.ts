@@ -210,6 +210,7 @@ export class KvNode {
       replicationFactor: rep.replicationFactor,
       writeQuorum: rep.writeQuorum,
       readQuorum: rep.readQuorum,
+      sloppyQuorum: rep.sloppyQuorum,
       canServe,
       canStore,
       onUnreachable,
@@ -234,6 +235,7 @@ export class KvNode {
       log,
       canStore,
       holdsNaturally: (key) => this.ring.holds(key, self.id, rep.replicationFactor),
+      replicasOf: (key) => this.ring.preferenceList(key, rep.replicationFactor),
       onUnreachable,
       // The target waits (JOINING) for every peer's hints: tell it at once
       // instead of at the next heartbeat.
@@ -282,6 +284,11 @@ export class KvNode {
     this.mover.start();
     // A node restarted in the middle of a change resumes its part of it.
     this.mover.onAdopted(this.membership.list);
+    if (this.#isMember()) {
+      this.#handoff.rebuild().catch((err) =>
+        this.log.warn("hints not rebuilt", { error: errorMessage(err) })
+      );
+    }
     this.#every(Math.min(this.config.failureDetection.heartbeatIntervalMs, 1000), () => this.#refresh());
     this.membership.openVotes(() => this.#stopped).catch((err) =>
       this.log.error("membership votes not opened", { error: errorMessage(err) })

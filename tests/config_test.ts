@@ -88,6 +88,7 @@ function withTempFile<T>(text: string, fn: (path: string) => T): T {
 function assertDefaults(c: ClusterConfig): void {
   assert.equal(c.replication.writeQuorum, 1);
   assert.equal(c.replication.readQuorum, 1);
+  assert.equal(c.replication.sloppyQuorum, false);
   assert.equal(c.failureDetection.suspectTimeoutMs, 10_000);
   assert.equal(c.failureDetection.rpcTimeoutMs, 2000);
   assert.equal(c.storage.engine, "memory");
@@ -164,6 +165,7 @@ Deno.test("new optional settings are read when present", () => {
     variant((r) => {
       r.replication.write_quorum = 2;
       r.replication.read_quorum = 2;
+      r.replication.sloppy_quorum = true;
       r.failure_detection.suspect_timeout_ms = 7000;
       r.storage = { engine: "redis", redis_key_prefix: "t:" };
       r.logging = { level: "debug", format: "json", stall_threshold_ms: 25 };
@@ -186,6 +188,7 @@ Deno.test("new optional settings are read when present", () => {
   assert.equal(c.limits.maxScansPerConnection, 4);
   assert.equal(c.replication.writeQuorum, 2);
   assert.equal(c.replication.readQuorum, 2);
+  assert.equal(c.replication.sloppyQuorum, true);
   assert.equal(c.failureDetection.suspectTimeoutMs, 7000);
   assert.equal(c.storage.engine, "redis");
   assert.equal(c.storage.redisKeyPrefix, "t:");
@@ -312,6 +315,22 @@ Deno.test("a failure_timeout_ms not larger than heartbeat_interval_ms is refused
     variant((r) => r.failure_detection.suspect_timeout_ms = 20000),
     "failure_detection.suspect_timeout_ms",
     /20000 is larger than failure_timeout_ms/,
+  );
+});
+
+Deno.test("sloppy_quorum is refused with write_quorum 1, where it means nothing, and when not true or false", () => {
+  assertBad(
+    variant((r) => r.replication.sloppy_quorum = true),
+    "replication.sloppy_quorum",
+    /needs write_quorum 2 or more/,
+  );
+  assertBad(
+    variant((r) => {
+      r.replication.write_quorum = 2;
+      r.replication.sloppy_quorum = "yes";
+    }),
+    "replication.sloppy_quorum",
+    /must be true or false/,
   );
 });
 
