@@ -72,6 +72,8 @@ export interface ClusterConfig {
     writeQuorum: number;
     /** Copies read and compared before a read is answered. */
     readQuorum: number;
+    /** Whether hinted copies on stand-ins count toward writeQuorum (Dynamo's sloppy quorum). */
+    sloppyQuorum: boolean;
     /** Records waiting to be replicated to one peer before writers wait. */
     queueLimit: number;
     /** Records per ReplicateBatch call. */
@@ -114,6 +116,8 @@ export interface ClusterConfig {
     maxMessageBytes: number;
     /** Keys or records per ListKeys / GetSnapshot page by default. */
     maxPageItems: number;
+    /** ListKeys / GetSnapshot scans one connection may hold open at once. */
+    maxScansPerConnection: number;
     /** How far ahead of a node's clock a client timestamp may be (peers: twice this). */
     maxClockSkewMs: number;
     /**
@@ -205,6 +209,14 @@ export function parseConfig(raw: unknown, source: string, opts: { baseDir?: stri
     }
     return q;
   };
+  const writeQuorum = quorum("write_quorum");
+  const sloppyQuorum = r.bool(rep.sloppy_quorum, "replication.sloppy_quorum", false);
+  if (sloppyQuorum && writeQuorum < 2) {
+    r.fail(
+      "replication.sloppy_quorum",
+      "needs write_quorum 2 or more (with 1 every write is acknowledged at once)",
+    );
+  }
 
   const fd = r.optionalObject(root.failure_detection, "failure_detection");
   const heartbeatIntervalMs = r.int(
@@ -244,8 +256,9 @@ export function parseConfig(raw: unknown, source: string, opts: { baseDir?: stri
     nodes,
     replication: {
       replicationFactor,
-      writeQuorum: quorum("write_quorum"),
+      writeQuorum,
       readQuorum: quorum("read_quorum"),
+      sloppyQuorum,
       queueLimit: r.int(rep.queue_limit, "replication.queue_limit", 100_000, 1),
       batchSize: r.int(rep.batch_size, "replication.batch_size", 500, 1),
       hintLimit: r.int(rep.hint_limit, "replication.hint_limit", 1_000_000, 0),
@@ -284,8 +297,8 @@ export function parseConfig(raw: unknown, source: string, opts: { baseDir?: stri
         rc.anti_entropy_bucket_bits,
         "recovery.anti_entropy_bucket_bits",
         8,
-        1,
-        16,
+        BUCKET_BITS.min,
+        BUCKET_BITS.max,
       ),
     },
     limits: readLimits(r, lim),
@@ -302,6 +315,13 @@ export function parseConfig(raw: unknown, source: string, opts: { baseDir?: stri
   };
 }
 
+/**
+ * The range of `recovery.anti_entropy_bucket_bits`, and so of the bucket_bits a
+ * peer may ask for: a digest array of 2^bits is allocated per request, so the
+ * bound keeps one request from taking gigabytes (2^30) or the event loop for seconds.
+ */
+export const BUCKET_BITS = { min: 1, max: 16 } as const;
+
 function readLimits(r: Reader, lim: Record<string, unknown>): ClusterConfig["limits"] {
   const maxKeyBytes = r.int(lim.max_key_bytes, "limits.max_key_bytes", 1024, 1);
   const maxValueBytes = r.int(lim.max_value_bytes, "limits.max_value_bytes", 1 << 20, 1);
@@ -315,6 +335,13 @@ function readLimits(r: Reader, lim: Record<string, unknown>): ClusterConfig["lim
     maxMessageBytes,
     maxBatchItems: r.int(lim.max_batch_items, "limits.max_batch_items", 10_000, 1),
     maxPageItems: r.int(lim.max_page_items, "limits.max_page_items", 10_000, 1),
+    maxScansPerConnection: r.int(
+      lim.max_scans_per_connection,
+      "limits.max_scans_per_connection",
+      16,
+      1,
+      10_000,
+    ),
     maxClockSkewMs: r.int(lim.max_clock_skew_ms, "limits.max_clock_skew_ms", 60_000, 1, 3600_000 * 24 * 365),
     maxClockOffsetMs: r.int(
       lim.max_clock_offset_ms,

@@ -4,8 +4,10 @@
  *
  * A page stops at the asked (or configured) number of records or at half
  * the gRPC message limit in bytes, whichever comes first, so no answer can
- * exceed what gRPC carries; cursors are the storage engine's, and one not
- * handed out here is refused. `grpc/server.ts` registers both calls.
+ * exceed what gRPC carries. Callers never see the storage engine's cursors:
+ * theirs are random, one page each, bound to their connection and
+ * translated here (`security/client_scans.ts`), so no caller can steer the
+ * node's own scans. `grpc/server.ts` registers both calls.
  *
  * Storage is read in chunks small enough that the next one cannot pass the
  * byte limit, so a page never holds more than that (ListKeys reads versions
@@ -34,6 +36,8 @@ const ITEM_BYTES = 32;
 export interface PageRequest {
   cursor: string;
   limit: number;
+  /** The connection the call came on (grpc-js `getPeer()`): only its own cursors are taken. */
+  connection: string;
 }
 
 /** One page of a node's keys. */
@@ -61,7 +65,7 @@ export interface SnapshotPage {
 
 /** ListKeys: a page of live keys, and how many this node holds. */
 export async function listKeys(node: KvNode, req: PageRequest): Promise<KeyPage> {
-  const { records, nextCursor } = await readPage(node, req.cursor, req.limit, false);
+  const { records, nextCursor } = await callerPage(node, req, false);
   return {
     keys: records.map((r) => r.key),
     count: await node.storage.countLive(),
@@ -72,7 +76,7 @@ export async function listKeys(node: KvNode, req: PageRequest): Promise<KeyPage>
 
 /** GetSnapshot: a page of this node's live records, with the total and where to go on. */
 export async function snapshot(node: KvNode, req: PageRequest): Promise<SnapshotPage> {
-  const { records, nextCursor } = await readPage(node, req.cursor, req.limit, true) as {
+  const { records, nextCursor } = await callerPage(node, req, true) as {
     records: KvRecord[];
     nextCursor: string;
   };
@@ -87,6 +91,18 @@ export async function snapshot(node: KvNode, req: PageRequest): Promise<Snapshot
       ? `page of ${records.length} of ${total} keys; call again with cursor for the rest`
       : `${records.length} keys`,
   };
+}
+
+/** The next page of the caller's scan: its cursor to storage's, and storage's next one back to a new cursor of its own. */
+async function callerPage(node: KvNode, req: PageRequest, withValues: boolean) {
+  const lease = node.clientScans.take(req.connection, req.cursor);
+  try {
+    const { records, nextCursor } = await readPage(node, lease.storageCursor, req.limit, withValues);
+    return { records, nextCursor: node.clientScans.settle(lease, nextCursor) };
+  } catch (err) {
+    node.clientScans.abandon(lease);
+    throw err;
+  }
 }
 
 /**

@@ -12,7 +12,7 @@
  */
 import type { ClusterConfig, NodeConfig } from "./config.ts";
 import type { Logger } from "./log.ts";
-import type { Storage } from "./storage/mod.ts";
+import { CURSOR_IDLE_MS, type Storage } from "./storage/mod.ts";
 import type { PeerTransport } from "./transport.ts";
 import type { MembershipTransport } from "./membership/transport.ts";
 import { Membership } from "./membership/manager.ts";
@@ -31,6 +31,7 @@ import { recoverFromPeers, type RecoveryOptions, type RecoveryReport } from "./r
 import { purgeTombstones } from "./tombstones.ts";
 import { boundedTransport, VersionGuard } from "./versions.ts";
 import { ColdStart } from "./cold_start.ts";
+import { ClientScans } from "./security/client_scans.ts";
 import { sleep } from "./async.ts";
 import { Code, errorMessage, KvError, type PeerUnavailableError } from "./errors.ts";
 
@@ -73,8 +74,9 @@ export interface HeartbeatIn {
   status: "ACTIVE" | "JOINING";
   keysCount: number;
   hintsPending: number;
-  /** The sender's member-list epoch, and where it listens (to fetch a newer list from it). */
+  /** The sender's member-list epoch (a member ahead makes this node catch up). */
   epoch?: number;
+  /** Where the sender says it listens: never used to call it (the member list says where). */
   host?: string;
   port?: number;
 }
@@ -102,6 +104,8 @@ export class KvNode {
   readonly self: NodeConfig;
   readonly config: ClusterConfig;
   readonly storage: Storage;
+  /** Callers' ListKeys / GetSnapshot cursors, never the storage engine's own. */
+  readonly clientScans: ClientScans;
   readonly membership: Membership;
   readonly mover: Mover;
   readonly clock: HybridClock;
@@ -139,6 +143,12 @@ export class KvNode {
     this.config = config;
     this.storage = o.storage;
     this.log = log;
+    this.clientScans = new ClientScans({
+      maxPerConnection: config.limits.maxScansPerConnection,
+      idleMs: CURSOR_IDLE_MS,
+      closeScan: o.storage.closeScan ? (c) => o.storage.closeScan!(c) : undefined,
+      log,
+    });
     const wall = o.wall ?? Date.now;
     this.wall = wall;
     this.clock = new HybridClock(wall, config.limits.maxClockSkewMs);
@@ -217,6 +227,7 @@ export class KvNode {
       replicationFactor: rep.replicationFactor,
       writeQuorum: rep.writeQuorum,
       readQuorum: rep.readQuorum,
+      sloppyQuorum: rep.sloppyQuorum,
       canServe,
       canStore,
       onUnreachable,
@@ -243,6 +254,7 @@ export class KvNode {
       log,
       canStore,
       holdsNaturally: (key) => this.ring.holds(key, self.id, rep.replicationFactor),
+      replicasOf: (key) => this.ring.preferenceList(key, rep.replicationFactor),
       onUnreachable,
       // The target waits (JOINING) for every peer's hints: tell it at once
       // instead of at the next heartbeat.
@@ -292,6 +304,11 @@ export class KvNode {
     this.mover.start();
     // A node restarted in the middle of a change resumes its part of it.
     this.mover.onAdopted(this.membership.list);
+    if (this.#isMember()) {
+      this.#handoff.rebuild().catch((err) =>
+        this.log.warn("hints not rebuilt", { error: errorMessage(err) })
+      );
+    }
     this.#every(Math.min(this.config.failureDetection.heartbeatIntervalMs, 1000), () => this.#refresh());
     this.membership.openVotes(() => this.#stopped).catch((err) =>
       this.log.error("membership votes not opened", { error: errorMessage(err) })
@@ -399,11 +416,6 @@ export class KvNode {
     epoch: number;
     timeMs: number;
   } {
-    if ((hb.epoch ?? 0) > this.membership.epoch && hb.host && hb.port) {
-      // The sender knows a newer member list (maybe one that adds it): fetch it.
-      if (!this.detector.peers().includes(hb.from)) this.#members.addPeer(hb.from, hb.host, hb.port);
-      this.membership.noteEpoch(hb.from, hb.epoch);
-    }
     if (!this.detector.peers().includes(hb.from)) {
       throw new KvError(
         Code.FAILED_PRECONDITION,
@@ -413,6 +425,9 @@ export class KvNode {
     if (!this.storage.healthy()) throw new KvError(Code.UNAVAILABLE, `node ${this.id}: storage unavailable`);
     this.detector.heard(hb.from, hb.status);
     this.#noteHeartbeat(hb);
+    // A member knows a newer list: fetched from it at the address this node
+    // holds (never the heartbeat's), adopted only once proven (`membership/proof.ts`).
+    this.membership.noteEpoch(hb.from, hb.epoch);
     return {
       status: this.status(),
       keysCount: this.#keysCount,

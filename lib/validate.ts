@@ -15,6 +15,8 @@ export type Limits = ClusterConfig["limits"];
 /** Checks a key: non-empty, at most `max_key_bytes` of UTF-8. */
 export function checkKey(key: string, limits: Limits): void {
   if (key.length === 0) throw new KvError(Code.INVALID_ARGUMENT, "key must not be empty");
+  // Keys are placed by their UTF-8 bytes: a lone surrogate has none.
+  if (!key.isWellFormed()) throw new KvError(Code.INVALID_ARGUMENT, "key is not valid UTF-8 text");
   // A JS string never has fewer UTF-8 bytes than UTF-16 units / 1 and never
   // more than 3 per unit: the exact count is only needed near the limit.
   if (key.length * 3 <= limits.maxKeyBytes) return;

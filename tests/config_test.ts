@@ -88,6 +88,7 @@ function withTempFile<T>(text: string, fn: (path: string) => T): T {
 function assertDefaults(c: ClusterConfig): void {
   assert.equal(c.replication.writeQuorum, 1);
   assert.equal(c.replication.readQuorum, 1);
+  assert.equal(c.replication.sloppyQuorum, false);
   assert.equal(c.failureDetection.suspectTimeoutMs, 10_000);
   assert.equal(c.failureDetection.rpcTimeoutMs, 2000);
   assert.equal(c.storage.engine, "memory");
@@ -100,6 +101,7 @@ function assertDefaults(c: ClusterConfig): void {
   assert.equal(c.limits.maxCallsPerConnection, 1000);
   assert.equal(c.limits.maxConnectionMemoryMb, 64);
   assert.equal(c.logging.stallThresholdMs, 500);
+  assert.equal(c.limits.maxScansPerConnection, 16);
   assert.equal(c.logging.level, "info");
   assert.equal(c.logging.format, "text");
   for (const n of c.nodes) assert.equal(n.bindHost, n.host);
@@ -164,6 +166,7 @@ Deno.test("new optional settings are read when present", () => {
     variant((r) => {
       r.replication.write_quorum = 2;
       r.replication.read_quorum = 2;
+      r.replication.sloppy_quorum = true;
       r.failure_detection.suspect_timeout_ms = 7000;
       r.storage = { engine: "redis", redis_key_prefix: "t:" };
       r.logging = { level: "debug", format: "json", stall_threshold_ms: 25 };
@@ -173,6 +176,7 @@ Deno.test("new optional settings are read when present", () => {
         max_clock_offset_ms: 250,
         max_calls_per_connection: 16,
         max_connection_memory_mb: 8,
+        max_scans_per_connection: 4,
       };
       r.security = { insecure: true, client_token_file: "/etc/kvstore/client.token" };
     }),
@@ -184,8 +188,10 @@ Deno.test("new optional settings are read when present", () => {
   assert.equal(c.limits.maxCallsPerConnection, 16);
   assert.equal(c.limits.maxConnectionMemoryMb, 8);
   assert.equal(c.logging.stallThresholdMs, 25);
+  assert.equal(c.limits.maxScansPerConnection, 4);
   assert.equal(c.replication.writeQuorum, 2);
   assert.equal(c.replication.readQuorum, 2);
+  assert.equal(c.replication.sloppyQuorum, true);
   assert.equal(c.failureDetection.suspectTimeoutMs, 7000);
   assert.equal(c.storage.engine, "redis");
   assert.equal(c.storage.redisKeyPrefix, "t:");
@@ -296,6 +302,11 @@ Deno.test("a negative or zero interval is refused with its field path", () => {
     /5 is below the minimum 10/,
   );
   assertBad(
+    variant((r) => r.limits = { max_scans_per_connection: 0 }),
+    "limits.max_scans_per_connection",
+    /0 is below the minimum 1/,
+  );
+  assertBad(
     variant((r) => r.recovery = { anti_entropy_interval_ms: -1 }),
     "recovery.anti_entropy_interval_ms",
     /-1 is below the minimum 0/,
@@ -314,6 +325,22 @@ Deno.test("a failure_timeout_ms not larger than heartbeat_interval_ms is refused
     variant((r) => r.failure_detection.suspect_timeout_ms = 20000),
     "failure_detection.suspect_timeout_ms",
     /20000 is larger than failure_timeout_ms/,
+  );
+});
+
+Deno.test("sloppy_quorum is refused with write_quorum 1, where it means nothing, and when not true or false", () => {
+  assertBad(
+    variant((r) => r.replication.sloppy_quorum = true),
+    "replication.sloppy_quorum",
+    /needs write_quorum 2 or more/,
+  );
+  assertBad(
+    variant((r) => {
+      r.replication.write_quorum = 2;
+      r.replication.sloppy_quorum = "yes";
+    }),
+    "replication.sloppy_quorum",
+    /must be true or false/,
   );
 });
 

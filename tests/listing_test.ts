@@ -13,6 +13,7 @@ import type { Storage } from "../lib/storage/mod.ts";
 import type { KvNode } from "../lib/node.ts";
 import { loadConfig } from "../lib/config.ts";
 import { listKeys, SCAN_CHUNK_RECORDS, SCAN_PAGES_PER_PAGE, YIELD_EVERY_RECORDS } from "../lib/listing.ts";
+import { ClientScans } from "../lib/security/client_scans.ts";
 
 interface SnapshotPage {
   data: { key: string; value: Uint8Array }[];
@@ -98,14 +99,15 @@ Deno.test("a ListKeys page over 20 000 tombstones reads small chunks, yields eve
     scan: () => Promise.reject(new Error("ListKeys must not copy values")),
     countLive: () => storage.countLive(),
   } as unknown as Storage;
-  const node = { id: "n1", storage: spy, config: loadConfig() } as unknown as KvNode;
+  const clientScans = new ClientScans({ maxPerConnection: 16, idleMs: 60_000 });
+  const node = { id: "n1", storage: spy, config: loadConfig(), clientScans } as unknown as KvNode;
   try {
     let cursor = "";
     let keys: string[] = [];
     let pages = 0;
     do {
       turnsSeen = [];
-      const page = await listKeys(node, { cursor, limit: 1000 });
+      const page = await listKeys(node, { cursor, limit: 1000, connection: "ipv4:127.0.0.1:1" });
       keys = keys.concat(page.keys);
       cursor = page.nextCursor;
       pages++;

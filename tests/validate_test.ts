@@ -177,3 +177,17 @@ Deno.test("readBounded refuses before copying a value when the engine knows size
   await assert.rejects(readBounded(blind, keys, new AnswerBudget(4 << 20, "MultiGet")), /at least/);
   assert.equal(gets, 1, "refused after the first slice");
 });
+
+Deno.test("a key with a lone surrogate is INVALID_ARGUMENT, and no error message keeps one", () => {
+  const limits = loadConfig().limits;
+  assert.throws(
+    () => checkKey("fz-\uD800", limits),
+    (e: unknown) =>
+      e instanceof KvError && e.code === Code.INVALID_ARGUMENT && /not valid UTF-8/.test(e.message),
+  );
+  // grpc-js URI-encodes status details and throws on a lone surrogate (found by tests/fuzz_test.ts,
+  // seed 261123840: the node died with "URIError: URI malformed").
+  const err = new KvError(Code.INVALID_ARGUMENT, `key "\uDC00x" named twice`);
+  assert.ok(err.message.isWellFormed());
+  assert.doesNotThrow(() => encodeURI(err.message));
+});

@@ -80,6 +80,8 @@ export function instrumentStorage(s: Storage, metrics: NodeMetrics): Storage {
     ...(s.scanVersions ? { scanVersions: counted("scanVersions", s.scanVersions.bind(s)) } : {}),
     // Likewise: without it a MultiGet could only be refused for size after copying values.
     ...(s.valueSizes ? { valueSizes: counted("valueSizes", s.valueSizes.bind(s)) } : {}),
+    // Passed on too: callers' abandoned scans would otherwise keep the memory engine from reusing slots.
+    ...(s.closeScan ? { closeScan: (cursor: string) => s.closeScan!(cursor) } : {}),
     countLive: counted("countLive", s.countLive.bind(s)),
     healthy: () => s.healthy(),
     close: () => s.close(),

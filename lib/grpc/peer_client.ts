@@ -39,6 +39,7 @@ import type {
 } from "../membership/transport.ts";
 import type { MemberList } from "../membership/member_list.ts";
 import type { Ballot, Vote } from "../membership/acceptor.ts";
+import type { Vouch } from "../membership/proof.ts";
 import { kvstorePackage } from "./proto.ts";
 import { Coalescer } from "../coalesce.ts";
 import { Code, KvError, PeerUnavailableError } from "../errors.ts";
@@ -57,6 +58,7 @@ import {
   unary,
 } from "./call.ts";
 import {
+  ballotFromMsg,
   ballotToMsg,
   changeResponseFromMsg,
   type DeleteResponseMsg,
@@ -75,6 +77,7 @@ import {
   type MembershipAcceptMsg,
   type MembershipChangeResponseMsg,
   type MembershipPrepareMsg,
+  type MembershipRequestMsg,
   type MembershipResponseMsg,
   type MembershipVoteMsg,
   type MultiDeleteRequestMsg,
@@ -221,6 +224,17 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
       settingsJson: res.settings_json,
       responder: res.responder_id,
       voteEpoch: res.vote_epoch,
+    };
+  }
+
+  async vouch(peer: string, epoch: number): Promise<Vouch | undefined> {
+    const req: MembershipRequestMsg = { requesting_node_id: this.o.self.id, vouch_epoch: epoch };
+    const res = await this.#control<MembershipResponseMsg>(peer, "GetMembership", req);
+    if (!res.vouched_list) return undefined;
+    return {
+      list: memberListFromMsg(res.vouched_list),
+      adopted: res.vouched_adopted,
+      ...(res.vouched_adopted ? {} : { ballot: ballotFromMsg(res.vouched_ballot) }),
     };
   }
 

@@ -69,6 +69,7 @@ import {
   type MembershipAcceptMsg,
   type MembershipChangeMsg,
   type MembershipPrepareMsg,
+  type MembershipRequestMsg,
   membershipViewToMsg,
   type MultiDeleteRequestMsg,
   type MultiGetRequestMsg,
@@ -213,16 +214,16 @@ function counted(node: KvNode, name: string): MethodMetrics | undefined {
 function attempt<Req, Res>(
   node: KvNode,
   name: string,
-  fn: (req: Req) => Promise<Res> | Res,
-): (req: Req) => Promise<Outcome<Res>> {
+  fn: (req: Req, peer: string) => Promise<Res> | Res,
+): (req: Req, peer?: string) => Promise<Outcome<Res>> {
   const m = counted(node, name);
-  return async (req) => {
+  return async (req, peer = "") => {
     const t0 = performance.now();
     const done = (code: number) => m?.done(code, (performance.now() - t0) / 1000);
     const refused = admit(node);
     if (refused) return done(refused.code), { ok: false, ...refused };
     try {
-      const res = await fn(req);
+      const res = await fn(req, peer);
       done(0);
       return { ok: true, res };
     } catch (err) {
@@ -243,14 +244,14 @@ function attempt<Req, Res>(
 function unary<Req, Res>(
   node: KvNode,
   name: string,
-  fn: (req: Req) => Promise<Res> | Res,
+  fn: (req: Req, peer: string) => Promise<Res> | Res,
   routed = false,
 ): Unary<Req, Res> {
   const run = attempt(node, name, fn);
   return (call, cb) => {
     const leave = enterConnection(node, call, name);
     if (typeof leave !== "function") return cb(leave);
-    run(call.request).then((o) => {
+    run(call.request, call.getPeer()).then((o) => {
       leave();
       o.ok ? cb(null, o.res, routed ? epochTrailer(call.metadata, node.membership.epoch) : undefined) : cb(o);
     });
@@ -299,7 +300,7 @@ function streaming<Req>(
 function toStatus(node: KvNode, name: string, err: unknown): { code: number; details: string } {
   if (err instanceof KvError) return { code: err.code as number, details: err.message };
   node.log.error(`${name} failed unexpectedly`, { error: errorMessage(err) });
-  return { code: grpc.status.INTERNAL, details: `${name} failed: ${errorMessage(err)}` };
+  return { code: grpc.status.INTERNAL, details: `${name} failed: ${errorMessage(err)}`.toWellFormed() };
 }
 
 /** A failed item of a unary call becomes the call's status. */
@@ -335,7 +336,7 @@ class Handlers {
       ListKeys: unary(
         n,
         "ListKeys",
-        (req: ListKeysRequestMsg) => listKeys(n, pageRequestFromMsg(req)).then(keyPageToMsg),
+        (req: ListKeysRequestMsg, peer) => listKeys(n, pageRequestFromMsg(req, peer)).then(keyPageToMsg),
       ),
       MultiPut: unary(n, "MultiPut", (req: MultiPutRequestMsg) => this.#multiPut(req, false), true),
       MultiGet: unary(n, "MultiGet", (req: MultiGetRequestMsg) => this.#multiGet(req, false), true),
@@ -406,7 +407,7 @@ class Handlers {
       GetSnapshot: unary(
         n,
         "GetSnapshot",
-        (req: SnapshotRequestMsg) => snapshot(n, pageRequestFromMsg(req)).then(snapshotPageToMsg),
+        (req: SnapshotRequestMsg, peer) => snapshot(n, pageRequestFromMsg(req, peer)).then(snapshotPageToMsg),
       ),
       JoinCluster: unary(
         n,
@@ -419,11 +420,15 @@ class Handlers {
         (req: MembershipChangeMsg) =>
           changeMembership(n, changeRequestFromMsg(req)).then(changeResponseToMsg),
       ),
-      PushMembership: unary(n, "PushMembership", (req: MemberListMsg) => ({
-        epoch: pushMembership(n, memberListFromMsg(req)),
+      PushMembership: unary(n, "PushMembership", async (req: MemberListMsg) => ({
+        epoch: await pushMembership(n, memberListFromMsg(req)),
         receiver_id: n.id,
       })),
-      GetMembership: unary(n, "GetMembership", () => membershipViewToMsg(membershipView(n))),
+      GetMembership: unary(
+        n,
+        "GetMembership",
+        (req: MembershipRequestMsg) => membershipViewToMsg(membershipView(n, req.vouch_epoch)),
+      ),
       PrepareMembership: unary(
         n,
         "PrepareMembership",

@@ -13,6 +13,9 @@ import type { Logger } from "../log.ts";
 import { Code, KvError } from "../errors.ts";
 import { pauser } from "../async.ts";
 
+/** How long an unfinished scan's position is kept (engines' and callers' cursors alike). */
+export const CURSOR_IDLE_MS = 60_000;
+
 /** One page of a scan. */
 export interface ScanPage {
   records: KvRecord[];
@@ -56,6 +59,11 @@ export interface Storage {
    * too large before building it. Engines without it are read in slices.
    */
   valueSizes?(keys: readonly string[]): Promise<(number | undefined)[]>;
+  /**
+   * Ends an unfinished scan (a caller gave up on it). Engines whose scans
+   * hold nothing between pages (Redis) leave it out.
+   */
+  closeScan?(cursor: string): void;
   /** Whether the engine can take calls now (Redis connected, say). */
   healthy(): boolean;
   /** Live (not deleted) keys held. */

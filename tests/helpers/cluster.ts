@@ -38,6 +38,8 @@ export interface TestClusterOptions {
   /** Redis ports, one per node, for the redis engine. */
   redisPorts?: number[];
   logLevel?: "debug" | "info" | "warn" | "error";
+  /** Leave `consistent_hashing` out of the cluster file, so the nodes use the built-in default. */
+  defaultVirtualNodes?: boolean;
   /** Extra top-level config sections, merged over the generated ones. */
   extra?: Record<string, Record<string, unknown>>;
   /** Start only these nodes (default: all). */
@@ -159,7 +161,7 @@ export class TestCluster {
         ...(opts.suspectMs ? { suspect_timeout_ms: opts.suspectMs } : {}),
         ...opts.extra?.failure_detection,
       },
-      consistent_hashing: { virtual_nodes: VIRTUAL_NODES },
+      consistent_hashing: opts.defaultVirtualNodes ? undefined : { virtual_nodes: VIRTUAL_NODES },
       storage: { engine: opts.storage ?? "memory", ...opts.extra?.storage },
       logging: { level: opts.logLevel ?? "info" },
       ...Object.fromEntries(
