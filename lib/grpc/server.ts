@@ -146,8 +146,10 @@ export async function serveNode(node: KvNode, opts: ServeOptions = {}): Promise<
     guardNodeService(pkg.NodeService.service, handlers.nodeService(), {
       secret: security.secret,
       requireNodeCert: security.tls !== undefined,
-      nodeIds: () => node.membership.callerIds(),
-      windowMs: node.config.limits.maxClockSkewMs,
+      self: node.id,
+      nodeIds: () => node.membership.list,
+      drainMs: node.config.security.removedNodeDrainMs,
+      windowMs: node.config.security.tokenWindowMs,
       log: node.log,
     }),
   );
