@@ -96,6 +96,8 @@ function assertDefaults(c: ClusterConfig): void {
   assert.equal(c.limits.maxKeyBytes, 1024);
   assert.equal(c.limits.maxValueBytes, 1 << 20);
   assert.equal(c.limits.maxClockSkewMs, 60_000);
+  assert.equal(c.security.tokenWindowMs, 60_000);
+  assert.equal(c.security.removedNodeDrainMs, 30_000);
   assert.equal(c.logging.level, "info");
   assert.equal(c.logging.format, "text");
   for (const n of c.nodes) assert.equal(n.bindHost, n.host);
@@ -165,9 +167,12 @@ Deno.test("new optional settings are read when present", () => {
       r.logging = { level: "debug", format: "json" };
       r.nodes[0].bind_host = "0.0.0.0";
       r.limits = { max_clock_skew_ms: 5000 };
+      r.security = { token_window_ms: 10_000, removed_node_drain_ms: 0 };
     }),
     "test.json",
   );
+  assert.equal(c.security.tokenWindowMs, 10_000);
+  assert.equal(c.security.removedNodeDrainMs, 0);
   assert.equal(c.limits.maxClockSkewMs, 5000);
   assert.equal(c.replication.writeQuorum, 2);
   assert.equal(c.replication.readQuorum, 2);
@@ -263,6 +268,21 @@ Deno.test("a negative or zero interval is refused with its field path", () => {
     variant((r) => r.limits = { max_clock_skew_ms: 0 }),
     "limits.max_clock_skew_ms",
     /0 is below the minimum 1/,
+  );
+  assertBad(
+    variant((r) => r.security = { token_window_ms: 300_001 }),
+    "security.token_window_ms",
+    /300001 is above the maximum 300000/,
+  );
+  assertBad(
+    variant((r) => r.security = { token_window_ms: 999 }),
+    "security.token_window_ms",
+    /999 is below the minimum 1000/,
+  );
+  assertBad(
+    variant((r) => r.security = { removed_node_drain_ms: -1 }),
+    "security.removed_node_drain_ms",
+    /-1 is below the minimum 0/,
   );
   assertBad(
     variant((r) => r.recovery = { anti_entropy_interval_ms: -1 }),

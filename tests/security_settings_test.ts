@@ -19,7 +19,7 @@ function withSecurity(security: unknown, nodes: unknown[] = NODES) {
 
 Deno.test("without a security section nothing is required and nothing is loaded", () => {
   const c = parseConfig({ nodes: NODES }, "t.json");
-  assert.deepEqual(c.security, {});
+  assert.deepEqual(c.security, { tokenWindowMs: 60_000, removedNodeDrainMs: 30_000 });
   assert.deepEqual(loadNodeSecurity(c, c.nodes[0]), {});
 });
 

@@ -45,7 +45,7 @@ Flags:
   --cluster-secret-file FILE
                        remove-node: the cluster secret, when the nodes authenticate;
                        signs as "operator" (removal only), or as the node named by
-                       --tls-cert when that is a node's certificate (needed with TLS)
+                       --cert when that is a node's certificate (needed with TLS)
   --json               machine-readable output
 ${TLS_HELP}
   -h, --help           this help
@@ -245,8 +245,11 @@ async function ownViews(client: KvClient, m: Membership): Promise<Map<string, Me
 
 /** Proposes a removal; waits (unless told not to) until the node is no longer a member. */
 async function removeNode(client: KvClient, id: string, wait: boolean, out: Output): Promise<number> {
-  const res = await client.removeNode(id);
   const credential = client.operatorCredential;
+  const res = await client.removeNode(id).catch((err) => {
+    // A refusal says which credential was refused.
+    throw err instanceof KvError ? new KvError(err.code, `${err.message} (credential: ${credential})`) : err;
+  });
   print(
     out,
     { op: "remove-node", node: id, credential, ...res },
