@@ -19,7 +19,7 @@ import { removeNodeRun } from "./helpers/membership.ts";
 import { kvstorePackage } from "../lib/grpc/proto.ts";
 import type { ClientTls } from "../lib/security/tls.ts";
 import { signingInterceptor } from "../lib/security/call_signing.ts";
-import { AUTH_METADATA_KEY, RECEIVER_TIME_KEY, TokenSigner } from "../lib/security/token.ts";
+import { AUTH_METADATA_KEY, RECEIVER_TIME_KEY, requestDigest, TokenSigner } from "../lib/security/token.ts";
 import type { KvError } from "../lib/errors.ts";
 
 const HAVE_OPENSSL =
@@ -271,6 +271,18 @@ clusterTest(
           /made for "node1"/,
         ],
       ];
+      // A token never used, made with the secret for one list, sent with another.
+      const def = kvstorePackage().NodeService.service.PushMembership;
+      const unused = new TokenSigner(cluster.secret!, "node2").control(
+        path("PushMembership"),
+        "node1",
+        requestDigest(def.requestSerialize(def.requestDeserialize(def.requestSerialize(members)))),
+      );
+      replays.push([
+        "unused, another payload",
+        rawCall(node1, "PushMembership", PUSH_EVIL(1), unused),
+        /this request/,
+      ]);
       for (const [what, call, reason] of replays) {
         const r = await call;
         console.log(`  control token replayed ${what}: ${grpc.status[r.code]}: ${r.details}`);
