@@ -131,10 +131,11 @@ Deno.test("replay guard: a control nonce is accepted once; a full nonce store re
     counter: 0,
   });
   assert.equal(g.check(c("n1"), T), undefined);
-  assert.match(String(g.check(c("n1"), T)), /already used/);
+  assert.match(String(g.check(c("n1"), T)?.reason), /already used/);
   assert.equal(g.check(c("n2"), T), undefined);
-  assert.match(String(g.check(c("n3"), T)), /too many control calls/, "full: refused, nothing forgotten");
-  assert.match(String(g.check(c("n1"), T)), /already used/, "still remembered");
+  assert.deepEqual(g.check(c("n3"), T)?.full, true, "full: refused, nothing forgotten");
+  assert.match(String(g.check(c("n3"), T)?.reason), /too many control calls/);
+  assert.match(String(g.check(c("n1"), T)?.reason), /already used/, "still remembered");
   assert.equal(g.check(c("n3", T + 61_000), T + 61_000), undefined, "expired entries make room");
   assert.equal(g.size.nonces, 1);
 });
@@ -144,15 +145,22 @@ Deno.test("replay guard: data counters within the window are accepted once, out 
   const d = (counter: number, seq = "S") =>
     ({ kind: "data", nodeId: "node1", target: "node2", ms: T, seq, counter }) as TokenClaims;
   for (const n of [1, 3, 2, 10, 5]) assert.equal(g.check(d(n), T), undefined, `${n}`);
-  for (const n of [1, 2, 3, 5, 10]) assert.match(String(g.check(d(n), T)), /already used/, `${n} again`);
+  for (const n of [1, 2, 3, 5, 10]) {
+    assert.match(String(g.check(d(n), T)?.reason), /already used/, `${n} again`);
+  }
   assert.equal(g.check(d(4), T), undefined, "a gap below the highest is accepted once");
   assert.equal(g.check(d(100), T), undefined);
-  assert.match(String(g.check(d(36), T)), /too old/, "64 or more below the highest");
+  assert.match(String(g.check(d(36), T)?.reason), /too old/, "64 or more below the highest");
   assert.equal(g.check(d(37), T), undefined, "63 below: still in the window");
   assert.equal(g.check(d(100_000), T), undefined, "a jump clears the window");
-  assert.match(String(g.check(d(100_000), T)), /already used/);
+  assert.match(String(g.check(d(100_000), T)?.reason), /already used/);
   assert.equal(g.check(d(99_999), T), undefined);
-  assert.match(String(g.check(d(1, "other"), T)), /too many node sessions/, "full: a new session is refused");
+  assert.match(
+    String(g.check(d(1, "other"), T)?.reason),
+    /too many node sessions/,
+    "full: a new session is refused",
+  );
+  assert.equal(g.check(d(1, "other"), T)?.full, true);
   assert.equal(g.check(d(1, "other"), T + 60_001), undefined, "once the old session expired");
 });
 

@@ -134,8 +134,10 @@ function check(
   if ("reason" in who) return who;
   const role = roleRefusal(name, who, (call as { request?: unknown }).request, g.callers);
   if (role === undefined) return who;
-  const unknown = role.endsWith("is not a node of this cluster");
-  return { code: unknown ? grpc.status.UNAUTHENTICATED : grpc.status.PERMISSION_DENIED, reason: role };
+  return {
+    code: role.stranger ? grpc.status.UNAUTHENTICATED : grpc.status.PERMISSION_DENIED,
+    reason: role.reason,
+  };
 }
 
 /** Who the call's certificate and token say it comes from, once they agree. */
@@ -176,8 +178,8 @@ function authenticate(
   }
   const replayed = g.replay.check(verdict.claims, nowMs);
   if (replayed) {
-    const full = replayed.startsWith("too many");
-    return { code: full ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.UNAUTHENTICATED, reason: replayed };
+    const code = replayed.full ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.UNAUTHENTICATED;
+    return { code, reason: replayed.reason };
   }
   return { id, bySecret: true, nodeCert };
 }

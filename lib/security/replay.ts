@@ -33,6 +33,15 @@ interface Session {
   lastMs: number;
 }
 
+/** Why a token is refused: used before, or (`full`) no room to remember it. */
+export interface ReplayRefusal {
+  reason: string;
+  full: boolean;
+}
+
+const replayed = (reason: string): ReplayRefusal => ({ reason, full: false });
+const noRoom = (reason: string): ReplayRefusal => ({ reason, full: true });
+
 /** Refuses tokens already accepted; undefined when the token is new (and now remembered). */
 export class ReplayGuard {
   readonly #nonces = new Map<string, number>();
@@ -48,7 +57,7 @@ export class ReplayGuard {
   }
 
   /** Why the token is refused as a replay (or for want of room), or undefined once it is accepted. */
-  check(c: TokenClaims, nowMs: number): string | undefined {
+  check(c: TokenClaims, nowMs: number): ReplayRefusal | undefined {
     return c.kind === "control" ? this.#nonce(c, nowMs) : this.#counter(c, nowMs);
   }
 
@@ -57,20 +66,20 @@ export class ReplayGuard {
     return { nonces: this.#nonces.size, sessions: this.#sessions.size };
   }
 
-  #nonce(c: TokenClaims, nowMs: number): string | undefined {
+  #nonce(c: TokenClaims, nowMs: number): ReplayRefusal | undefined {
     const key = `${c.nodeId}/${c.seq}`;
-    if (this.#nonces.has(key)) return "node credentials already used (a replay)";
+    if (this.#nonces.has(key)) return replayed("node credentials already used (a replay)");
     if (this.#nonces.size >= this.#maxNonces) {
       for (const [k, until] of this.#nonces) if (until < nowMs) this.#nonces.delete(k);
       if (this.#nonces.size >= this.#maxNonces) {
-        return `too many control calls within the token window (${this.#maxNonces}); try again later`;
+        return noRoom(`too many control calls within the token window (${this.#maxNonces}); try again later`);
       }
     }
     this.#nonces.set(key, c.ms + this.o.windowMs);
     return undefined;
   }
 
-  #counter(c: TokenClaims, nowMs: number): string | undefined {
+  #counter(c: TokenClaims, nowMs: number): ReplayRefusal | undefined {
     const key = `${c.nodeId}/${c.seq}`;
     let s = this.#sessions.get(key);
     if (!s) {
@@ -79,7 +88,9 @@ export class ReplayGuard {
           if (old.lastMs + this.o.windowMs < nowMs) this.#sessions.delete(k);
         }
         if (this.#sessions.size >= this.#maxSessions) {
-          return `too many node sessions within the token window (${this.#maxSessions}); try again later`;
+          return noRoom(
+            `too many node sessions within the token window (${this.#maxSessions}); try again later`,
+          );
         }
       }
       s = { high: 0, seen: new Uint32Array(this.#bits / 32), lastMs: c.ms };
@@ -87,14 +98,14 @@ export class ReplayGuard {
     }
     const n = c.counter;
     if (n <= s.high - this.#bits) {
-      return `node credentials too old for this session (counter ${n}, newest ${s.high})`;
+      return replayed(`node credentials too old for this session (counter ${n}, newest ${s.high})`);
     }
     if (n > s.high) {
       // Positions between the old highest and the new one are counters not seen yet.
       const clear = Math.min(n - s.high, this.#bits);
       for (let i = 1; i <= clear; i++) unset(s.seen, (s.high + i) % this.#bits);
       s.high = n;
-    } else if (isSet(s.seen, n % this.#bits)) return "node credentials already used (a replay)";
+    } else if (isSet(s.seen, n % this.#bits)) return replayed("node credentials already used (a replay)");
     set(s.seen, n % this.#bits);
     s.lastMs = Math.max(s.lastMs, c.ms);
     return undefined;

@@ -39,28 +39,41 @@ export interface Caller {
   nodeCert?: boolean;
 }
 
+/** Why a role refuses a call; `stranger` when the caller is no node at all (UNAUTHENTICATED, not PERMISSION_DENIED). */
+export interface RoleRefusal {
+  reason: string;
+  stranger: boolean;
+}
+
 /** Why `caller` may not make this call of `method` with `request`, or undefined when it may. */
 export function roleRefusal(
   method: string,
   caller: Caller,
   request: unknown,
   callers: CallerSet,
-): string | undefined {
+): RoleRefusal | undefined {
   const named = senderNamed(method, request);
+  const denied = (reason: string) => ({ reason, stranger: false });
   if (method === "JoinCluster") {
     if (named !== caller.id) {
-      return `a joiner may ask to join only as itself ("${caller.id}"), not "${named}"`;
+      return denied(`a joiner may ask to join only as itself ("${caller.id}"), not "${named}"`);
     }
-    if (caller.nodeCert === false) return `certificate "${caller.id}" is a client certificate, not a node's`;
+    if (caller.nodeCert === false) {
+      return denied(`certificate "${caller.id}" is a client certificate, not a node's`);
+    }
     return undefined;
   }
   if (method === "ChangeMembership" && caller.id === OPERATOR_ID && caller.bySecret) {
     const kind = (request as { kind?: unknown } | undefined)?.kind;
-    return kind === "CHANGE_REMOVE" ? undefined : `the operator may only remove nodes (not ${String(kind)})`;
+    return kind === "CHANGE_REMOVE"
+      ? undefined
+      : denied(`the operator may only remove nodes (not ${String(kind)})`);
   }
-  if (!callers.has(caller.id)) return `"${caller.id}" is not a node of this cluster`;
+  if (!callers.has(caller.id)) {
+    return { reason: `"${caller.id}" is not a node of this cluster`, stranger: true };
+  }
   if (named !== undefined && named !== "" && named !== caller.id) {
-    return `the request names "${named}" but comes from "${caller.id}"`;
+    return denied(`the request names "${named}" but comes from "${caller.id}"`);
   }
   return undefined;
 }
