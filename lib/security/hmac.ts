@@ -8,8 +8,7 @@
  * tests/token_test.ts printed; WebCrypto's is asynchronous. Here the inner
  * and outer pad blocks are compressed once per key, so a token's MAC is
  * three SHA-256 compressions, in the caller's turn. tests/token_test.ts
- * checks it
- * against node:crypto's HMAC on random keys and messages.
+ * checks it against node:crypto's HMAC on random keys and messages.
  */
 
 const K = new Uint32Array([
