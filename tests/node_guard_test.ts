@@ -226,7 +226,12 @@ Deno.test("roles with a secret: the operator may remove and nothing else; a join
     s.unary("JoinCluster", fakeCall({ request: { node_id: "node9" } }))!.details,
     /no node credentials/,
   );
-  assert.deepEqual(s.ran, ["ChangeMembership:operator", "JoinCluster:node9"]);
+  assert.equal(
+    s.unary("JoinCluster", controlCall("node2", "JoinCluster", { node_id: "node7" })),
+    null,
+    "a member",
+  );
+  assert.deepEqual(s.ran, ["ChangeMembership:operator", "JoinCluster:node9", "JoinCluster:node2"]);
 });
 
 Deno.test("refusals are logged once per source address per interval", () => {

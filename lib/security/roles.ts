@@ -5,9 +5,10 @@
  *   every method; the messages that name their sender (Heartbeat's node_id,
  *   the pulls' requesting_node_id) must name the caller itself, so a member
  *   cannot act under another member's name.
- * - A joiner may call JoinCluster for itself alone: the request's node_id
- *   must be its name, and under TLS its certificate must be a node
- *   certificate (server use), not a client one.
+ * - A joiner (not a member) may call JoinCluster for itself alone: the
+ *   request's node_id must be its name, and under TLS its certificate must
+ *   be a node certificate (server use), not a client one. A member may ask
+ *   for any join, as it may propose one with ChangeMembership.
  * - The operator (`client remove-node`): with the cluster secret, a token
  *   made under the name "operator" may call ChangeMembership to remove a
  *   node and nothing else; with TLS alone, the operator presents a node's
@@ -24,7 +25,6 @@ export const OPERATOR_ID = "operator";
 /** The request field that names the sender, per method that has one. */
 const SENDER_FIELD: Record<string, string> = {
   Heartbeat: "node_id",
-  JoinCluster: "node_id",
   StreamRecords: "requesting_node_id",
   GetDigests: "requesting_node_id",
   StreamBuckets: "requesting_node_id",
@@ -52,17 +52,8 @@ export function roleRefusal(
   request: unknown,
   callers: CallerSet,
 ): RoleRefusal | undefined {
-  const named = senderNamed(method, request);
-  const denied = (reason: string) => ({ reason, stranger: false });
-  if (method === "JoinCluster") {
-    if (named !== caller.id) {
-      return denied(`a joiner may ask to join only as itself ("${caller.id}"), not "${named}"`);
-    }
-    if (caller.nodeCert === false) {
-      return denied(`certificate "${caller.id}" is a client certificate, not a node's`);
-    }
-    return undefined;
-  }
+  // A member may ask for any join (it may propose one with ChangeMembership anyway).
+  if (method === "JoinCluster" && !callers.has(caller.id)) return joinerRefusal(caller, request);
   if (method === "ChangeMembership" && caller.id === OPERATOR_ID && caller.bySecret) {
     const kind = (request as { kind?: unknown } | undefined)?.kind;
     return kind === "CHANGE_REMOVE"
@@ -72,10 +63,27 @@ export function roleRefusal(
   if (!callers.has(caller.id)) {
     return { reason: `"${caller.id}" is not a node of this cluster`, stranger: true };
   }
+  const named = senderNamed(method, request);
   if (named !== undefined && named !== "" && named !== caller.id) {
     return denied(`the request names "${named}" but comes from "${caller.id}"`);
   }
   return undefined;
+}
+
+/** A caller that is not a member may ask to join as itself, with a node's certificate under TLS. */
+function joinerRefusal(caller: Caller, request: unknown): RoleRefusal | undefined {
+  const named = (request as { node_id?: unknown } | undefined)?.node_id;
+  if (named !== caller.id) {
+    return denied(`a joiner may ask to join only as itself ("${caller.id}"), not "${named}"`);
+  }
+  if (caller.nodeCert === false) {
+    return denied(`certificate "${caller.id}" is a client certificate, not a node's`);
+  }
+  return undefined;
+}
+
+function denied(reason: string): RoleRefusal {
+  return { reason, stranger: false };
 }
 
 function senderNamed(method: string, request: unknown): string | undefined {
