@@ -9,6 +9,14 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /**
+ * Resolves on a later turn of the event loop, after pending I/O and timers
+ * (a zero timeout, for the reason given at {@link pauser}).
+ */
+export function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/**
  * A check to call between steps of a long loop: once `sliceMs` has passed
  * since the last pause, it returns a promise that resolves on a later turn
  * of the event loop, otherwise undefined. Loops over promises that are

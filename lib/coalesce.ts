@@ -26,6 +26,12 @@ export interface CoalescerOptions<I> {
   /** Bytes per batch at most, by `sizeOf` (a single larger caller still goes alone). */
   maxBytes: number;
   sizeOf: (item: I) => number;
+  /**
+   * The key an item names, when a batch must name each key once (a peer
+   * refuses a batch with a repeated key): a caller whose items repeat a key
+   * of the queued batch starts the next batch.
+   */
+  keyOf?: (item: I) => string;
   /** When queued batches are sent; the end of the current turn of the event loop by default. */
   schedule?: (flush: () => void) => void;
 }
@@ -38,6 +44,8 @@ interface Waiter<R> {
 
 interface Pending<I, R> {
   items: I[];
+  /** The keys of `items`, when the options name them. */
+  keys: Set<string>;
   bytes: number;
   waiters: Waiter<R>[];
 }
@@ -56,12 +64,16 @@ export class Coalescer<I, R> {
   call(peer: string, items: readonly I[]): Promise<R[]> {
     const bytes = items.reduce((sum, item) => sum + this.o.sizeOf(item), 0);
     let p = this.#pending.get(peer);
-    if (p && (p.items.length + items.length > this.o.maxItems || p.bytes + bytes > this.o.maxBytes)) {
+    if (
+      p && (p.items.length + items.length > this.o.maxItems || p.bytes + bytes > this.o.maxBytes ||
+        this.#repeats(p, items))
+    ) {
       this.#flush(peer, p);
       p = undefined;
     }
-    if (!p) this.#pending.set(peer, p = { items: [], bytes: 0, waiters: [] });
+    if (!p) this.#pending.set(peer, p = { items: [], keys: new Set(), bytes: 0, waiters: [] });
     for (const item of items) p.items.push(item);
+    if (this.o.keyOf) { for (const item of items) p.keys.add(this.o.keyOf(item)); }
     p.bytes += bytes;
     const done = new Promise<R[]>((resolve, reject) =>
       p.waiters.push({ count: items.length, resolve, reject })
@@ -72,6 +84,12 @@ export class Coalescer<I, R> {
       this.#schedule(() => this.#flushAll());
     }
     return done;
+  }
+
+  /** Whether `items` name a key the queued batch already names. */
+  #repeats(p: Pending<I, R>, items: readonly I[]): boolean {
+    const keyOf = this.o.keyOf;
+    return keyOf !== undefined && items.some((item) => p.keys.has(keyOf(item)));
   }
 
   #flushAll(): void {

@@ -45,6 +45,13 @@ export interface SecurityConfig {
   /** A file holding the shared secret (`cluster_secret_file`, preferred). */
   clusterSecretFile?: string;
   tls?: TlsConfig;
+  /**
+   * Take node traffic from any address with neither a secret nor TLS
+   * (`insecure`); off, such a node runs in protected mode (loopback only).
+   */
+  insecure?: boolean;
+  /** A file holding the token every KeyValueStore call must carry (`client_token_file`). */
+  clientTokenFile?: string;
   /** How far a node token's time may be from the receiver's clock (`token_window_ms`). */
   tokenWindowMs: number;
   /** How long a node removed from the list may still call its peers (`removed_node_drain_ms`). */
@@ -114,10 +121,21 @@ export interface ClusterConfig {
     maxMessageBytes: number;
     /** Keys or records per ListKeys / GetSnapshot page by default. */
     maxPageItems: number;
+    /** ListKeys / GetSnapshot scans one connection may hold open at once. */
+    maxScansPerConnection: number;
     /** How far ahead of a node's clock a client timestamp may be (peers: twice this). */
     maxClockSkewMs: number;
+    /** Calls one client connection may have in flight; more are answered RESOURCE_EXHAUSTED. */
+    maxCallsPerConnection: number;
+    /** HTTP/2 memory one connection may hold, in MiB (grpc-js's grpc-node.max_session_memory). */
+    maxConnectionMemoryMb: number;
   };
-  logging: { level: LogLevel; format: LogFormat };
+  logging: {
+    level: LogLevel;
+    format: LogFormat;
+    /** The event loop blocked at least this long is logged (stall_watch.ts). */
+    stallThresholdMs: number;
+  };
   security: SecurityConfig;
   membership: {
     /** After a membership change completes, copies a node no longer holds are dropped after this. */
@@ -270,14 +288,15 @@ export function parseConfig(raw: unknown, source: string, opts: { baseDir?: stri
         rc.anti_entropy_bucket_bits,
         "recovery.anti_entropy_bucket_bits",
         8,
-        1,
-        16,
+        BUCKET_BITS.min,
+        BUCKET_BITS.max,
       ),
     },
     limits: readLimits(r, lim),
     logging: {
       level: r.oneOf(lg.level, "logging.level", ["debug", "info", "warn", "error"] as const, "info"),
       format: r.oneOf(lg.format, "logging.format", ["text", "json"] as const, "text"),
+      stallThresholdMs: r.int(lg.stall_threshold_ms, "logging.stall_threshold_ms", 500, 10, 60_000),
     },
     security,
     membership: {
@@ -286,6 +305,13 @@ export function parseConfig(raw: unknown, source: string, opts: { baseDir?: stri
     source,
   };
 }
+
+/**
+ * The range of `recovery.anti_entropy_bucket_bits`, and so of the bucket_bits a
+ * peer may ask for: a digest array of 2^bits is allocated per request, so the
+ * bound keeps one request from taking gigabytes (2^30) or the event loop for seconds.
+ */
+export const BUCKET_BITS = { min: 1, max: 16 } as const;
 
 function readLimits(r: Reader, lim: Record<string, unknown>): ClusterConfig["limits"] {
   const maxKeyBytes = r.int(lim.max_key_bytes, "limits.max_key_bytes", 1024, 1);
@@ -300,7 +326,28 @@ function readLimits(r: Reader, lim: Record<string, unknown>): ClusterConfig["lim
     maxMessageBytes,
     maxBatchItems: r.int(lim.max_batch_items, "limits.max_batch_items", 10_000, 1),
     maxPageItems: r.int(lim.max_page_items, "limits.max_page_items", 10_000, 1),
+    maxScansPerConnection: r.int(
+      lim.max_scans_per_connection,
+      "limits.max_scans_per_connection",
+      16,
+      1,
+      10_000,
+    ),
     maxClockSkewMs: r.int(lim.max_clock_skew_ms, "limits.max_clock_skew_ms", 60_000, 1, 3600_000 * 24 * 365),
+    maxCallsPerConnection: r.int(
+      lim.max_calls_per_connection,
+      "limits.max_calls_per_connection",
+      1000,
+      1,
+      100_000,
+    ),
+    maxConnectionMemoryMb: r.int(
+      lim.max_connection_memory_mb,
+      "limits.max_connection_memory_mb",
+      64,
+      1,
+      65_536,
+    ),
   };
 }
 
@@ -335,6 +382,10 @@ function readSecurity(
   if (sec.cluster_secret_file !== undefined) {
     out.clusterSecretFile = r.path(sec.cluster_secret_file, "security.cluster_secret_file");
   }
+  if (r.bool(sec.insecure, "security.insecure", false)) out.insecure = true;
+  if (sec.client_token_file !== undefined) {
+    out.clientTokenFile = r.path(sec.client_token_file, "security.client_token_file");
+  }
   if (sec.tls === undefined) return out;
   const tls = r.object(sec.tls, "security.tls");
   const certFile = tls.cert_file === undefined ? undefined : r.path(tls.cert_file, "security.tls.cert_file");
@@ -355,11 +406,33 @@ function readSecurity(
       r.fail(`${path}.tls_key_file`, "required (or security.tls.key_file) with security.tls");
     }
   });
+  checkOwnCerts(r, nodes, rawNodes);
   out.tls = {
     caFile: r.path(tls.ca_file, "security.tls.ca_file"),
     requireClientCert: r.bool(tls.require_client_cert, "security.tls.require_client_cert", false),
   };
   return out;
+}
+
+/**
+ * Each node's certificate must name it (common name = its id): peers admit
+ * a node by that name, so nodes sharing one certificate refuse each other
+ * and each serves alone. Two nodes given the same file are refused here.
+ */
+function checkOwnCerts(r: Reader, nodes: NodeConfig[], rawNodes: unknown[]): void {
+  const seen = new Map<string, number>();
+  nodes.forEach((n, i) => {
+    const first = seen.get(n.tlsCertFile!);
+    if (first === undefined) return void seen.set(n.tlsCertFile!, i);
+    const own = (rawNodes[i] as Record<string, unknown>).tls_cert_file !== undefined;
+    r.fail(
+      own ? `nodes[${i}].tls_cert_file` : "security.tls.cert_file",
+      `${n.tlsCertFile} would serve both ${
+        nodes[first].id
+      } and ${n.id}; each node needs its own certificate ` +
+        `whose common name is its id (nodes[].tls_cert_file, tls_key_file; main.ts certs --nodes makes them)`,
+    );
+  });
 }
 
 /**

@@ -31,6 +31,8 @@ import {
 import { Code, errorMessage, KvError, PeerUnavailableError, type StatusCode } from "./errors.ts";
 import { isNewer, type KvRecord, newestOf } from "./record.ts";
 import { clientVersion } from "./versions.ts";
+import { type AnswerBudget, readBounded } from "./answer_budget.ts";
+import { shortKey } from "./validate.ts";
 
 /** Options of {@link Coordinator}. */
 export interface CoordinatorOptions {
@@ -93,21 +95,30 @@ export class Coordinator {
     });
   }
 
-  /** Reads keys through their coordinators (or, `forwarded`, as coordinator). */
-  async read(keys: readonly string[], forwarded: boolean): Promise<ReadResult[]> {
+  /**
+   * Reads keys through their coordinators (or, `forwarded`, as coordinator).
+   * With a `budget`, each group's answer is counted as it comes back (this
+   * node's own before its values are copied) and a group that would exceed
+   * it fails RESOURCE_EXHAUSTED.
+   */
+  async read(keys: readonly string[], forwarded: boolean, budget?: AnswerBudget): Promise<ReadResult[]> {
     return await this.#route(keys, forwarded, {
       keyOf: (k) => k,
       coordinatorOf: (key) => this.readCoordinatorFor(key),
-      local: (group) => this.#coordinateReads(group),
-      remote: (peer, group) => this.o.transport.forwardReads(peer, group),
+      local: (group) => this.#coordinateReads(group, budget),
+      remote: async (peer, group) => {
+        const rs = await this.o.transport.forwardReads(peer, group);
+        for (const r of rs) budget?.addItem(r.key, r.value.length);
+        return rs;
+      },
       failed: (k, code, message) => failedRead(k, code, message),
       retryAfterTimeout: true,
     });
   }
 
   /** Reads this node's own copies, without forwarding (read_from_replica). */
-  async readLocal(keys: readonly string[]): Promise<ReadResult[]> {
-    const records = await this.o.storage.get(keys);
+  async readLocal(keys: readonly string[], budget?: AnswerBudget): Promise<ReadResult[]> {
+    const records = budget ? await readBounded(this.o.storage, keys, budget) : await this.o.storage.get(keys);
     return keys.map((k, i) => this.#readResult(k, records[i]));
   }
 
@@ -207,7 +218,7 @@ export class Coordinator {
   #noNodeMessage(key: string, unreachable: string[]): string {
     const owner = this.o.ring.owner(key);
     const tried = unreachable.length > 0 ? `; unreachable: ${[...new Set(unreachable)].join(", ")}` : "";
-    return `no live node can serve key "${truncate(key)}" (owner ${owner})${tried}`;
+    return `no live node can serve key "${shortKey(key)}" (owner ${owner})${tried}`;
   }
 
   /** `positions`: each key's ring position when the caller hashed it already. */
@@ -369,9 +380,16 @@ export class Coordinator {
     return { targets, selfHints, natural: here };
   }
 
-  async #coordinateReads(keys: readonly string[]): Promise<ReadResult[]> {
-    if (this.o.readQuorum <= 1) return await this.readLocal(keys);
-    return await Promise.all(keys.map((k) => this.#quorumRead(k)));
+  async #coordinateReads(keys: readonly string[], budget?: AnswerBudget): Promise<ReadResult[]> {
+    if (this.o.readQuorum <= 1) return await this.readLocal(keys, budget);
+    // The local copies' sizes stand for the answer's before the replicas are asked.
+    if (budget && this.o.storage.valueSizes) {
+      const sizes = await this.o.storage.valueSizes(keys);
+      budget.checkAhead(keys, sizes);
+    }
+    const results = await Promise.all(keys.map((k) => this.#quorumRead(k)));
+    for (const r of results) budget?.addItem(r.key, r.value.length);
+    return results;
   }
 
   /**
@@ -398,7 +416,7 @@ export class Coordinator {
       return failedRead(
         key,
         Code.UNAVAILABLE,
-        `only ${ok.length} of ${this.o.readQuorum} required copies of "${truncate(key)}" answered`,
+        `only ${ok.length} of ${this.o.readQuorum} required copies of "${shortKey(key)}" answered`,
       );
     }
     const newest = newestOf(ok.map((a) => a.record));
@@ -431,9 +449,4 @@ export class Coordinator {
       message: found ? "found" : "key not found",
     };
   }
-}
-
-/** Keys in messages are cut short so one huge key cannot flood a log. */
-function truncate(key: string): string {
-  return key.length > 64 ? `${key.slice(0, 61)}...` : key;
 }

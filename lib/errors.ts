@@ -13,6 +13,7 @@ export const Code = {
   INVALID_ARGUMENT: 3,
   DEADLINE_EXCEEDED: 4,
   NOT_FOUND: 5,
+  PERMISSION_DENIED: 7,
   FAILED_PRECONDITION: 9,
   RESOURCE_EXHAUSTED: 8,
   UNIMPLEMENTED: 12,
@@ -26,7 +27,9 @@ export type StatusCode = (typeof Code)[keyof typeof Code];
 /** An error with a status code and a message meant for the client. */
 export class KvError extends Error {
   constructor(readonly code: StatusCode, message: string) {
-    super(message);
+    // A message may quote a caller's key; grpc-js URI-encodes status details
+    // and throws (crashing the node) on a lone surrogate, so none is kept.
+    super(message.toWellFormed());
     this.name = "KvError";
   }
 }

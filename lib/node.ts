@@ -12,7 +12,7 @@
  */
 import type { ClusterConfig, NodeConfig } from "./config.ts";
 import type { Logger } from "./log.ts";
-import type { Storage } from "./storage/mod.ts";
+import { CURSOR_IDLE_MS, type Storage } from "./storage/mod.ts";
 import type { PeerTransport } from "./transport.ts";
 import type { MembershipTransport } from "./membership/transport.ts";
 import { Membership } from "./membership/manager.ts";
@@ -30,6 +30,7 @@ import { recoverFromPeers, type RecoveryOptions, type RecoveryReport } from "./r
 import { purgeTombstones } from "./tombstones.ts";
 import { boundedTransport, VersionGuard } from "./versions.ts";
 import { ColdStart } from "./cold_start.ts";
+import { ClientScans } from "./security/client_scans.ts";
 import { sleep } from "./async.ts";
 import { Code, errorMessage, KvError, type PeerUnavailableError } from "./errors.ts";
 
@@ -68,8 +69,9 @@ export interface HeartbeatIn {
   status: "ACTIVE" | "JOINING";
   keysCount: number;
   hintsPending: number;
-  /** The sender's member-list epoch, and where it listens (to fetch a newer list from it). */
+  /** The sender's member-list epoch (a member ahead makes this node catch up). */
   epoch?: number;
+  /** Where the sender says it listens: never used to call it (the member list says where). */
   host?: string;
   port?: number;
 }
@@ -97,6 +99,8 @@ export class KvNode {
   readonly self: NodeConfig;
   readonly config: ClusterConfig;
   readonly storage: Storage;
+  /** Callers' ListKeys / GetSnapshot cursors, never the storage engine's own. */
+  readonly clientScans: ClientScans;
   readonly membership: Membership;
   readonly mover: Mover;
   readonly clock: HybridClock;
@@ -130,6 +134,12 @@ export class KvNode {
     this.config = config;
     this.storage = o.storage;
     this.log = log;
+    this.clientScans = new ClientScans({
+      maxPerConnection: config.limits.maxScansPerConnection,
+      idleMs: CURSOR_IDLE_MS,
+      closeScan: o.storage.closeScan ? (c) => o.storage.closeScan!(c) : undefined,
+      log,
+    });
     const wall = o.wall ?? Date.now;
     this.clock = new HybridClock(wall, config.limits.maxClockSkewMs);
     this.versions = new VersionGuard({ maxSkewMs: config.limits.maxClockSkewMs, log, now: wall });
@@ -352,11 +362,6 @@ export class KvNode {
   onHeartbeat(
     hb: HeartbeatIn,
   ): { status: "ACTIVE" | "JOINING"; keysCount: number; hintsPending: number; epoch: number } {
-    if ((hb.epoch ?? 0) > this.membership.epoch && hb.host && hb.port) {
-      // The sender knows a newer member list (maybe one that adds it): fetch it.
-      if (!this.detector.peers().includes(hb.from)) this.#members.addPeer(hb.from, hb.host, hb.port);
-      this.membership.noteEpoch(hb.from, hb.epoch);
-    }
     if (!this.detector.peers().includes(hb.from)) {
       throw new KvError(
         Code.FAILED_PRECONDITION,
@@ -366,6 +371,9 @@ export class KvNode {
     if (!this.storage.healthy()) throw new KvError(Code.UNAVAILABLE, `node ${this.id}: storage unavailable`);
     this.detector.heard(hb.from, hb.status);
     this.#noteHeartbeat(hb);
+    // A member knows a newer list: fetched from it at the address this node
+    // holds (never the heartbeat's), adopted only once proven (`membership/proof.ts`).
+    this.membership.noteEpoch(hb.from, hb.epoch);
     return {
       status: this.status(),
       keysCount: this.#keysCount,

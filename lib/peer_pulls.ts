@@ -13,6 +13,7 @@ import type { KvRecord } from "./record.ts";
 import { Code, KvError } from "./errors.ts";
 import { recordsFor } from "./recovery.ts";
 import { bucketDigests, recordsInBuckets } from "./anti_entropy.ts";
+import { BUCKET_BITS } from "./config.ts";
 import type { BucketPull, RecordPull } from "./transport.ts";
 import type { ChunkLimits } from "./storage/mod.ts";
 
@@ -50,6 +51,7 @@ export async function* streamRecordsTo(
 /** Anti-entropy: this node's digest of each bucket it shares with the requester. */
 export async function digestsFor(node: KvNode, requester: string, bucketBits: number): Promise<number[]> {
   checkPeer(node, requester);
+  checkBucketBits(bucketBits);
   return await bucketDigests(node.storage, node.shared, node.id, requester, bucketBits);
 }
 
@@ -57,6 +59,7 @@ export async function digestsFor(node: KvNode, requester: string, bucketBits: nu
 export function bucketsFor(node: KvNode, requester: string, pull: BucketPull): AsyncIterable<KvRecord[]> {
   const n = node;
   checkPeer(n, requester);
+  checkBucketBits(pull.bucketBits);
   return recordsInBuckets(
     n.storage,
     n.shared,
@@ -71,6 +74,16 @@ export function bucketsFor(node: KvNode, requester: string, pull: BucketPull): A
 function checkPeer(node: KvNode, id: string): void {
   if (id === node.id || !node.membership.list.members.some((m) => m.id === id)) {
     throw new KvError(Code.INVALID_ARGUMENT, `"${id}" is not a peer in this cluster`);
+  }
+}
+
+/** A peer's bucket_bits must be one a node of this cluster could be configured with. */
+function checkBucketBits(bits: number): void {
+  if (!Number.isInteger(bits) || bits < BUCKET_BITS.min || bits > BUCKET_BITS.max) {
+    throw new KvError(
+      Code.INVALID_ARGUMENT,
+      `bucket_bits must be ${BUCKET_BITS.min}-${BUCKET_BITS.max} (recovery.anti_entropy_bucket_bits), not ${bits}`,
+    );
   }
 }
 

@@ -13,7 +13,7 @@ import type { Logger } from "./log.ts";
 export interface StallWatchOptions {
   /** How often the loop is checked (default 100 ms). */
   intervalMs?: number;
-  /** Blocks at least this long are logged (default 500 ms). */
+  /** Blocks at least this long are logged (default 500 ms; a node's is `logging.stall_threshold_ms`). */
   thresholdMs?: number;
   /** Milliseconds; injected by tests. */
   now?: () => number;

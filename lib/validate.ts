@@ -15,6 +15,8 @@ export type Limits = ClusterConfig["limits"];
 /** Checks a key: non-empty, at most `max_key_bytes` of UTF-8. */
 export function checkKey(key: string, limits: Limits): void {
   if (key.length === 0) throw new KvError(Code.INVALID_ARGUMENT, "key must not be empty");
+  // Keys are placed by their UTF-8 bytes: a lone surrogate has none.
+  if (!key.isWellFormed()) throw new KvError(Code.INVALID_ARGUMENT, "key is not valid UTF-8 text");
   // A JS string never has fewer UTF-8 bytes than UTF-16 units / 1 and never
   // more than 3 per unit: the exact count is only needed near the limit.
   if (key.length * 3 <= limits.maxKeyBytes) return;
@@ -61,4 +63,29 @@ export function checkBatch(count: number, limits: Limits): void {
       `batch holds ${count} items; the limit is ${limits.maxBatchItems} (limits.max_batch_items)`,
     );
   }
+}
+
+/**
+ * Checks that a batch names each key once. Results are matched to requests
+ * by position, so a repeated key cannot be answered once; and answered once
+ * per repeat, a 13 KB MultiGet naming one 1 MiB key a thousand times made
+ * the node copy and serialise a gigabyte.
+ */
+export function checkDistinct(keys: readonly string[]): void {
+  const seen = new Map<string, number>();
+  keys.forEach((key, i) => {
+    const first = seen.get(key);
+    if (first !== undefined) {
+      throw new KvError(
+        Code.INVALID_ARGUMENT,
+        `key "${shortKey(key)}" appears twice in the batch (items ${first} and ${i}); name each key once`,
+      );
+    }
+    seen.set(key, i);
+  });
+}
+
+/** Keys in messages are cut short so one huge key cannot flood a log or a status. */
+export function shortKey(key: string): string {
+  return key.length > 64 ? `${key.slice(0, 61)}...` : key;
 }

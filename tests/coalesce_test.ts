@@ -40,6 +40,21 @@ Deno.test("callers in the same turn share one call per peer and each gets its ow
   ]);
 });
 
+Deno.test("a caller repeating a key of the queued batch starts the next batch (peers refuse repeated keys)", async () => {
+  const { batches, send } = recorder();
+  const c = new Coalescer(send, { ...bounds, keyOf: (s: string) => s });
+  const [a, b, d] = await Promise.all([
+    c.call("node2", ["k1", "k2"]),
+    c.call("node2", ["k2"]),
+    c.call("node2", ["k3"]),
+  ]);
+  assert.deepEqual([a, b, d], [["node2:k1", "node2:k2"], ["node2:k2"], ["node2:k3"]]);
+  assert.deepEqual(batches, [
+    { peer: "node2", items: ["k1", "k2"] },
+    { peer: "node2", items: ["k2", "k3"] },
+  ]);
+});
+
 Deno.test("a failed batch rejects every caller in it with that error, and only them", async () => {
   const down = new Error("node2 unreachable");
   const { send } = recorder((peer) => peer === "node2" ? down : undefined);

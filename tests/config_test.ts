@@ -98,6 +98,10 @@ function assertDefaults(c: ClusterConfig): void {
   assert.equal(c.limits.maxClockSkewMs, 60_000);
   assert.equal(c.security.tokenWindowMs, 60_000);
   assert.equal(c.security.removedNodeDrainMs, 30_000);
+  assert.equal(c.limits.maxCallsPerConnection, 1000);
+  assert.equal(c.limits.maxConnectionMemoryMb, 64);
+  assert.equal(c.logging.stallThresholdMs, 500);
+  assert.equal(c.limits.maxScansPerConnection, 16);
   assert.equal(c.logging.level, "info");
   assert.equal(c.logging.format, "text");
   for (const n of c.nodes) assert.equal(n.bindHost, n.host);
@@ -164,16 +168,34 @@ Deno.test("new optional settings are read when present", () => {
       r.replication.read_quorum = 2;
       r.failure_detection.suspect_timeout_ms = 7000;
       r.storage = { engine: "redis", redis_key_prefix: "t:" };
-      r.logging = { level: "debug", format: "json" };
+      r.logging = { level: "debug", format: "json", stall_threshold_ms: 25 };
       r.nodes[0].bind_host = "0.0.0.0";
-      r.limits = { max_clock_skew_ms: 5000 };
-      r.security = { token_window_ms: 10_000, removed_node_drain_ms: 0 };
+      r.limits = {
+        max_clock_skew_ms: 5000,
+        max_calls_per_connection: 16,
+        max_connection_memory_mb: 8,
+        max_scans_per_connection: 4,
+      };
+      r.security = {
+        insecure: true,
+        client_token_file: "/etc/kvstore/client.token",
+        token_window_ms: 10_000,
+        removed_node_drain_ms: 0,
+      };
     }),
     "test.json",
   );
-  assert.equal(c.security.tokenWindowMs, 10_000);
-  assert.equal(c.security.removedNodeDrainMs, 0);
+  assert.deepEqual(c.security, {
+    insecure: true,
+    clientTokenFile: "/etc/kvstore/client.token",
+    tokenWindowMs: 10_000,
+    removedNodeDrainMs: 0,
+  });
   assert.equal(c.limits.maxClockSkewMs, 5000);
+  assert.equal(c.limits.maxCallsPerConnection, 16);
+  assert.equal(c.limits.maxConnectionMemoryMb, 8);
+  assert.equal(c.logging.stallThresholdMs, 25);
+  assert.equal(c.limits.maxScansPerConnection, 4);
   assert.equal(c.replication.writeQuorum, 2);
   assert.equal(c.replication.readQuorum, 2);
   assert.equal(c.failureDetection.suspectTimeoutMs, 7000);
@@ -183,6 +205,12 @@ Deno.test("new optional settings are read when present", () => {
   assert.equal(c.logging.format, "json");
   assert.equal(c.nodes[0].bindHost, "0.0.0.0");
   assert.equal(c.nodes[0].host, "127.0.0.1");
+});
+
+Deno.test("without a security section a node is neither insecure nor asks clients for a token", () => {
+  const c = parseConfig(USERS_FILE, "users.json");
+  assert.equal(c.security.insecure, undefined);
+  assert.equal(c.security.clientTokenFile, undefined);
 });
 
 Deno.test("findNode names the unknown id and the known ones", () => {
@@ -264,9 +292,17 @@ Deno.test("a negative or zero interval is refused with its field path", () => {
       new RegExp(`${v} is below the minimum 1`),
     );
   }
+  for (const limit of ["max_clock_skew_ms", "max_calls_per_connection", "max_connection_memory_mb"]) {
+    assertBad(variant((r) => r.limits = { [limit]: 0 }), `limits.${limit}`, /0 is below the minimum 1/);
+  }
   assertBad(
-    variant((r) => r.limits = { max_clock_skew_ms: 0 }),
-    "limits.max_clock_skew_ms",
+    variant((r) => r.logging = { stall_threshold_ms: 5 }),
+    "logging.stall_threshold_ms",
+    /5 is below the minimum 10/,
+  );
+  assertBad(
+    variant((r) => r.limits = { max_scans_per_connection: 0 }),
+    "limits.max_scans_per_connection",
     /0 is below the minimum 1/,
   );
   assertBad(

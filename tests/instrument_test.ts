@@ -118,3 +118,21 @@ Deno.test("the wrapped storage keeps a versions-only scan where the engine has o
   };
   assert.equal(instrumentStorage(plain, new NodeMetrics()).scanVersions, undefined);
 });
+
+Deno.test("instrumentStorage passes closeScan on, so callers' abandoned scans are closed in the engine", async () => {
+  const inner = new MemoryStorage();
+  await inner.apply(
+    ["a", "b"].map((key) => ({
+      key,
+      value: new Uint8Array(1),
+      timestamp: 1,
+      versionNode: "n",
+      tombstone: false,
+    })),
+  );
+  const s = instrumentStorage(inner, new NodeMetrics());
+  const page = await s.scan("", 1);
+  assert.ok(s.closeScan, "without it, an abandoned scan pins the memory engine's slots until it expires");
+  s.closeScan(page.nextCursor);
+  await assert.rejects(() => inner.scan(page.nextCursor, 1), /unknown or expired/);
+});

@@ -8,6 +8,12 @@ import assert from "node:assert/strict";
 import { clusterTest, kvError, TestCluster, text } from "./helpers/cluster.ts";
 import { NodeStub } from "./helpers/node_stub.ts";
 import { Code } from "../lib/errors.ts";
+import { MemoryStorage } from "../lib/storage/memory.ts";
+import type { Storage } from "../lib/storage/mod.ts";
+import type { KvNode } from "../lib/node.ts";
+import { loadConfig } from "../lib/config.ts";
+import { listKeys, SCAN_CHUNK_RECORDS, SCAN_PAGES_PER_PAGE, YIELD_EVERY_RECORDS } from "../lib/listing.ts";
+import { ClientScans } from "../lib/security/client_scans.ts";
 
 interface SnapshotPage {
   data: { key: string; value: Uint8Array }[];
@@ -63,3 +69,65 @@ clusterTest(
     }
   },
 );
+
+Deno.test("a ListKeys page over 20 000 tombstones reads small chunks, yields every YIELD_EVERY_RECORDS and stops early", async () => {
+  const storage = new MemoryStorage();
+  const n = 20_000;
+  await storage.apply(Array.from({ length: n }, (_, i) => ({
+    key: `gone${i}`,
+    value: new Uint8Array(0),
+    timestamp: 1,
+    versionNode: "n1",
+    tombstone: true,
+  })));
+  await storage.apply([{
+    key: "alive",
+    value: new Uint8Array(8),
+    timestamp: 1,
+    versionNode: "n1",
+    tombstone: false,
+  }]);
+  const asked: number[] = [];
+  let turns = 0;
+  let turnsSeen: number[] = [];
+  const timer = setInterval(() => turns++, 0);
+  const spy = {
+    scanVersions: (
+      c: string,
+      l: number,
+    ) => (asked.push(l), turnsSeen.push(turns), storage.scanVersions(c, l)),
+    scan: () => Promise.reject(new Error("ListKeys must not copy values")),
+    countLive: () => storage.countLive(),
+  } as unknown as Storage;
+  const clientScans = new ClientScans({ maxPerConnection: 16, idleMs: 60_000 });
+  const node = { id: "n1", storage: spy, config: loadConfig(), clientScans } as unknown as KvNode;
+  try {
+    let cursor = "";
+    let keys: string[] = [];
+    let pages = 0;
+    do {
+      turnsSeen = [];
+      const page = await listKeys(node, { cursor, limit: 1000, connection: "ipv4:127.0.0.1:1" });
+      keys = keys.concat(page.keys);
+      cursor = page.nextCursor;
+      pages++;
+      const scanned = asked.splice(0).reduce((a, b) => a + b, 0);
+      // Each page scans at most SCAN_PAGES_PER_PAGE pages' worth, in chunks, with a turn of the loop between.
+      assert.ok(
+        scanned <= SCAN_PAGES_PER_PAGE * 1000 + SCAN_CHUNK_RECORDS,
+        `page ${pages} scanned ${scanned}`,
+      );
+      const yields = new Set(turnsSeen).size - 1;
+      assert.ok(
+        yields >= Math.floor(scanned / YIELD_EVERY_RECORDS) - 1,
+        `page ${pages}: ${yields} yields for ${scanned}`,
+      );
+    } while (cursor !== "" && pages < 100);
+    assert.deepEqual(keys, ["alive"]);
+    console.log(
+      `${n} tombstones listed in ${pages} pages of at most ${SCAN_PAGES_PER_PAGE * 1000} records scanned`,
+    );
+  } finally {
+    clearInterval(timer);
+  }
+});

@@ -201,11 +201,14 @@ clusterTest(
       const vote = await prepare("node1", 100);
       assert.equal(vote.refusal, "VOTE_NOT_VOTING", JSON.stringify(vote));
       assert.match(vote.message, /node1 restarted without its votes and votes only after epoch 1/);
+      // Above the floor it would vote, but only on the epoch after the one it holds (0): 2 is refused unsaved.
       const later = await new NodeStub(cluster, "node1", { as: "node2" }).call<MembershipVoteMsg>(
         "PrepareMembership",
         { epoch: 2, ballot: { round: 1, node_id: "node2" } },
-      );
-      assert.equal(later.refusal, "VOTE_OK");
+      ).catch((err: KvError) => err);
+      assert.ok(later instanceof KvError && later.code === 9, String(later));
+      assert.match(later.message, /node1 holds epoch 0: it votes on epoch 1 only, not 2/);
+      assert.equal((await membershipOf(cluster, "node1")).vote_epoch, 0);
     } finally {
       await endCluster(cluster);
     }

@@ -12,6 +12,7 @@ import type { ChangeRequest, ChangeResponse, MembershipTransport } from "../lib/
 import { Logger } from "../lib/log.ts";
 import { KvError, PeerUnavailableError } from "../lib/errors.ts";
 import { Acceptor, type Ballot } from "../lib/membership/acceptor.ts";
+import type { Vouch } from "../lib/membership/proof.ts";
 
 const base = listFromNodes([1, 2, 3].map((i) => ({ id: `node${i}`, host: "h", port: i })));
 
@@ -28,6 +29,14 @@ class FakeTransport implements MembershipTransport {
     const list = this.lists.get(peer);
     if (!list) return Promise.reject(new Error(`${peer} unknown`));
     return Promise.resolve({ list, settingsJson: "{}", responder: peer, voteEpoch: 0 });
+  }
+  /** A peer's word: the list it holds (`lists`), else what its acceptor accepted. */
+  vouch(peer: string, epoch: number): Promise<Vouch | undefined> {
+    if (this.down.has(peer)) return Promise.reject(new PeerUnavailableError(peer, "Deadline exceeded"));
+    const list = this.lists.get(peer);
+    if (list?.epoch === epoch) return Promise.resolve({ list, adopted: true });
+    const a = this.acceptors.get(peer)?.acceptedFor(epoch);
+    return Promise.resolve(a ? { list: a.list, adopted: false, ballot: a.ballot } : undefined);
   }
   prepare(peer: string, epoch: number, ballot: Ballot) {
     return this.#voter(peer).then((a) => a.prepare(epoch, ballot));
@@ -132,6 +141,9 @@ Deno.test("another node forwards to the claimant and adopts its answer; a forwar
     members: [...base.members, { id: "node4", host: "h", port: 4, state: "JOINING" }],
   };
   t.answer = { accepted: true, retry: false, message: "ok", list: joined, claimant: "node1" };
+  // The answer is adopted once proven: the claimant adopted it, node3 accepted it under its ballot.
+  t.lists.set("node1", joined);
+  await t.accept("node3", 1, { round: 1, node: "node1" }, joined);
   const res = await m.propose({ kind: "join", nodeId: "node4", host: "h", port: 4 });
   assert.equal(res.accepted, true);
   assert.deepEqual(t.changes, [["node1", {
@@ -148,15 +160,20 @@ Deno.test("another node forwards to the claimant and adopts its answer; a forwar
   assert.match(bounced.message, /not the claimant \(node1 is\)/);
 });
 
-Deno.test("a newer epoch heard of is fetched and adopted; an older or equal one is ignored", async () => {
+Deno.test("a newer epoch heard of is fetched and adopted once a majority holds it; an older or equal one is ignored", async () => {
   const t = new FakeTransport();
   const m = membership("node2", t);
-  t.lists.set("node3", { ...base, epoch: 4, claimant: "node1" });
+  const four = { ...base, epoch: 4, claimant: "node1" };
+  t.lists.set("node3", four);
+  m.noteEpoch("node3", 4);
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(m.epoch, 0, "one member's word is not a majority of three");
+  t.lists.set("node1", four);
   m.noteEpoch("node3", 0);
   m.noteEpoch("node3", 4);
   await new Promise((r) => setTimeout(r, 10));
   assert.equal(m.epoch, 4);
-  assert.equal(m.offer({ ...base, epoch: 3, claimant: "node1" }, "x"), false);
+  assert.equal(await m.offer({ ...base, epoch: 3, claimant: "node1" }, "x"), false);
   assert.deepEqual(m.callerIds().sort(), ["node1", "node2", "node3"]);
 });
 

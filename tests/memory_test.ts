@@ -137,3 +137,24 @@ Deno.test("memory: keys added during a scan are returned by it, even when remova
   for (let i = 20; i < 40; i++) await put(`new${i}`, 2);
   assert.equal(await s.countLive(), 100);
 });
+
+Deno.test("memory: a closed scan no longer keeps freed slots from being reused", async () => {
+  const s = new MemoryStorage();
+  const value = new Uint8Array(10);
+  const put = (key: string) => s.apply([{ key, value, timestamp: 1, versionNode: "n", tombstone: false }]);
+  /** The first key of a fresh full scan: the key in the lowest slot. */
+  const lowest = async () => {
+    const page = await s.scan("", 1);
+    if (page.nextCursor !== "") s.closeScan(page.nextCursor);
+    return page.records[0].key;
+  };
+  for (const k of ["a", "b", "c"]) await put(k);
+  assert.equal(await s.remove("a", { timestamp: 1, versionNode: "n" }), true);
+  const abandoned = await s.scan("", 1);
+  await put("while-open");
+  assert.equal(await lowest(), "b", "while a scan is open a new key goes after every slot");
+  s.closeScan(abandoned.nextCursor);
+  await put("after-close");
+  assert.equal(await lowest(), "after-close", "once it is closed, the freed slot is taken again");
+  await assert.rejects(() => s.scan(abandoned.nextCursor, 1), /unknown or expired/);
+});

@@ -26,10 +26,15 @@ import type { MemberList } from "../lib/membership/member_list.ts";
 const bytes = (s: string) => new TextEncoder().encode(s);
 
 Deno.test("ListKeys and GetSnapshot requests become the page they ask for", () => {
-  assert.deepEqual(pageRequestFromMsg({ cursor: "12", limit: 5 }), { cursor: "12", limit: 5 });
-  assert.deepEqual(pageRequestFromMsg({ requesting_node_id: "node2", cursor: "", limit: 0 }), {
+  assert.deepEqual(pageRequestFromMsg({ cursor: "12", limit: 5 }, "127.0.0.1:5000"), {
+    cursor: "12",
+    limit: 5,
+    connection: "127.0.0.1:5000",
+  });
+  assert.deepEqual(pageRequestFromMsg({ requesting_node_id: "node2", cursor: "", limit: 0 }, "peer"), {
     cursor: "",
     limit: 0,
+    connection: "peer",
   });
 });
 
@@ -206,7 +211,7 @@ Deno.test("vote requests carry their ballot (the lowest when absent) and, to acc
 });
 
 Deno.test("a node's view of the membership becomes a MembershipResponse", () => {
-  const msg = membershipViewToMsg({
+  const view = {
     members: [member],
     list,
     settingsJson: "{}",
@@ -217,8 +222,8 @@ Deno.test("a node's view of the membership becomes a MembershipResponse", () => 
     replicationFactor: 2,
     claimant: "",
     streamed: ["node4"],
-  });
-  assert.deepEqual(msg, {
+  };
+  assert.deepEqual(membershipViewToMsg(view), {
     nodes: [memberMsg],
     cluster_size: 2,
     virtual_nodes: 16,
@@ -230,5 +235,16 @@ Deno.test("a node's view of the membership becomes a MembershipResponse", () => 
     claimant_id: "",
     streamed: ["node4"],
     vote_epoch: 3,
+    vouched_list: null,
+    vouched_adopted: false,
+    vouched_ballot: null,
   });
+  // Asked to vouch for an epoch: the list it accepted there, under which ballot.
+  const vouched = membershipViewToMsg({
+    ...view,
+    vouch: { list, adopted: false, ballot: { round: 4, node: "node1" } },
+  });
+  assert.deepEqual(vouched.vouched_list, listMsg);
+  assert.equal(vouched.vouched_adopted, false);
+  assert.deepEqual(vouched.vouched_ballot, { round: 4, node_id: "node1" });
 });

@@ -146,7 +146,7 @@ clusterTest(
           `${n.id}: one warning for 15 refusals from one source:\n${refusals.join("\n")}`,
         );
         assert.match(refusals[0], /source=127\.0\.0\.1 /);
-        assert.ok(!lines.some((l) => l.includes("node traffic is unauthenticated")), `${n.id} has a secret`);
+        assert.ok(!lines.some((l) => /protected mode:|security\.insecure:/.test(l)), `${n.id} has a secret`);
       }
       // The cluster itself, authenticated, still replicates.
       assert.equal((await client.put("after", "v")).ok, true);
@@ -217,12 +217,12 @@ clusterTest(
 );
 
 clusterTest(
-  "without a secret or TLS a node warns at startup that node traffic is unauthenticated",
+  "without a secret or TLS a node says at startup that it runs in protected mode (node traffic from loopback only)",
   async () => {
     const cluster = await TestCluster.start({ nodes: 1, secret: false });
     try {
       assert.equal(cluster.secret, undefined);
-      assert.match(cluster.logs("node1"), /WARN .*node traffic is unauthenticated/);
+      assert.match(cluster.logs("node1"), /INFO .*protected mode: .*accepted only from loopback addresses/);
     } finally {
       await cluster.stop();
     }

@@ -82,3 +82,48 @@ clusterTest("a range move asked at an epoch the node is not at is FAILED_PRECOND
     await cluster.stop();
   }
 });
+
+clusterTest(
+  "anti-entropy bucket_bits outside 1-16 is INVALID_ARGUMENT, and the node keeps answering (found by tests/fuzz_test.ts)",
+  async () => {
+    const cluster = await TestCluster.start({ nodes: 2, replicationFactor: 2 });
+    try {
+      const client = await cluster.client();
+      assert.ok((await client.put("ae-key", "v")).ok);
+      const asNode2 = new NodeStub(cluster, "node1", { as: "node2" });
+      // 2^24 digests took node1 ~20 s of event loop and over 1 GB before this check; 31, 33 and -1 threw a RangeError (INTERNAL).
+      for (const bits of [0, 17, 24, 31, 33, -1]) {
+        const digests = await kvError(() =>
+          asNode2.call("GetDigests", { requesting_node_id: "node2", bucket_bits: bits }, 3000)
+        );
+        assert.equal(
+          digests.code,
+          Code.INVALID_ARGUMENT,
+          `GetDigests bucket_bits ${bits}: ${digests.message}`,
+        );
+        assert.match(digests.message, /bucket_bits must be 1-16/);
+        const buckets = await kvError(() =>
+          asNode2.stream(
+            "StreamBuckets",
+            { requesting_node_id: "node2", bucket_bits: bits, buckets: [0] },
+            3000,
+          )
+        );
+        assert.equal(
+          buckets.code,
+          Code.INVALID_ARGUMENT,
+          `StreamBuckets bucket_bits ${bits}: ${buckets.message}`,
+        );
+      }
+      const ok = await asNode2.call<{ digests: number[] }>("GetDigests", {
+        requesting_node_id: "node2",
+        bucket_bits: 16,
+      });
+      assert.equal(ok.digests.length, 1 << 16, "16 bits, the setting's maximum, still served");
+      assert.equal((await client.get("ae-key")).found, true);
+      assert.ok(cluster.isRunning("node1"));
+    } finally {
+      await cluster.stop();
+    }
+  },
+);

@@ -41,11 +41,19 @@ async function keysOn(client: KvClient, cluster: TestCluster, id: string): Promi
 /** How long asynchronous copies (replication batches, hints) may take to land after a rejoin. */
 const REPLICATION_SETTLE_MS = 5000;
 
-/** Live keys each node holds by its own count (ListKeys' count field). */
+/**
+ * Live keys each node holds by its own count (ListKeys' count field). Each
+ * scan is paged to its end: one left open counts against the connection's
+ * limits.max_scans_per_connection, and this is polled.
+ */
 async function liveCounts(client: KvClient, cluster: TestCluster): Promise<number[]> {
-  return await Promise.all(
-    cluster.nodes.map(async (n) => (await client.listKeys(n.address, { limit: 1 })).count),
-  );
+  return await Promise.all(cluster.nodes.map(async (n) => {
+    const first = await client.listKeys(n.address);
+    for (let cursor = first.nextCursor; cursor !== "";) {
+      cursor = (await client.listKeys(n.address, { cursor })).nextCursor;
+    }
+    return first.count;
+  }));
 }
 
 /** Resolves once the nodes' live counts add up to `copies` (replication has settled). */

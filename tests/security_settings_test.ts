@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { ConfigError, loadConfig, parseConfig } from "../lib/config.ts";
-import { loadNodeSecurity, MIN_SECRET_BYTES, warnIfOpen } from "../lib/security/settings.ts";
+import { loadNodeSecurity, MIN_SECRET_BYTES } from "../lib/security/settings.ts";
+import { announceMode } from "../lib/security/protected_mode.ts";
 import { Buffer } from "node:buffer";
 import { Logger } from "../lib/log.ts";
 
@@ -12,6 +13,9 @@ const NODES = [
   { id: "node1", host: "127.0.0.1", port: 7001 },
   { id: "node2", host: "127.0.0.1", port: 7002 },
 ];
+
+/** node1 takes the shared certificate (security.tls.cert_file), node2 its own. */
+const ONE_SHARED = [NODES[0], { ...NODES[1], tls_cert_file: "/n2.pem", tls_key_file: "/n2.key" }];
 
 function withSecurity(security: unknown, nodes: unknown[] = NODES) {
   return { nodes, security };
@@ -81,19 +85,22 @@ Deno.test("security.tls needs a CA and, for every node, a certificate and key (s
     /t.json: nodes\[0\].tls_cert_file: required \(or security.tls.cert_file\) with security.tls/,
   );
   assert.throws(
-    () => parseConfig(withSecurity({ tls: { cert_file: "/c", key_file: "/k" } }), "t.json"),
+    () => parseConfig(withSecurity({ tls: { cert_file: "/c", key_file: "/k" } }, ONE_SHARED), "t.json"),
     /security.tls.ca_file: must be a non-empty string/,
   );
   assert.throws(
     () =>
       parseConfig(
-        withSecurity({ tls: { ca_file: "/ca", cert_file: "/c", key_file: "/k", require_client_cert: 1 } }),
+        withSecurity(
+          { tls: { ca_file: "/ca", cert_file: "/c", key_file: "/k", require_client_cert: 1 } },
+          ONE_SHARED,
+        ),
         "t.json",
       ),
     /security.tls.require_client_cert: must be true or false/,
   );
   const missing = parseConfig(
-    withSecurity({ tls: { ca_file: "/nonexistent/ca.pem", cert_file: "/c", key_file: "/k" } }),
+    withSecurity({ tls: { ca_file: "/nonexistent/ca.pem", cert_file: "/c", key_file: "/k" } }, ONE_SHARED),
     "t.json",
   );
   assert.throws(
@@ -102,12 +109,74 @@ Deno.test("security.tls needs a CA and, for every node, a certificate and key (s
   );
 });
 
-Deno.test("a node with neither a secret nor TLS warns once at startup; with a secret it does not", () => {
+Deno.test("a node with neither a secret nor TLS says at startup it runs in protected mode; insecure warns what anyone may do; a secret says nothing", () => {
   const lines: string[] = [];
   const log = new Logger({ level: "info", format: "text", write: (l) => lines.push(l) });
-  warnIfOpen(log, {});
+  announceMode(log, {});
   assert.equal(lines.length, 1);
-  assert.match(lines[0], /WARN .*node traffic is unauthenticated.*security\.cluster_secret_file/);
-  warnIfOpen(log, { secret: Buffer.from("0123456789abcdef") });
-  assert.equal(lines.length, 1, "a node with a secret is not open");
+  assert.match(lines[0], /INFO +protected mode: .*accepted only from loopback addresses/);
+  assert.match(lines[0], /security\.cluster_secret_file .*security\.tls.*security\.insecure: true/);
+  announceMode(log, { insecure: true });
+  assert.equal(lines.length, 2);
+  assert.match(
+    lines[1],
+    /WARN +security\.insecure: .*anyone who reaches this port can replicate, forward, overwrite and delete/,
+  );
+  announceMode(log, { secret: Buffer.from("0123456789abcdef") });
+  announceMode(log, { secret: Buffer.from("0123456789abcdef"), insecure: true });
+  assert.equal(lines.length, 2, "a node with a secret is not open");
+});
+
+Deno.test("security.insecure and security.client_token_file are read; the token file loses its trailing newline and a short one is refused", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kvstore-sec-" });
+  try {
+    await Deno.writeTextFile(`${dir}/token`, "client-token-0123456789\n");
+    await Deno.writeTextFile(`${dir}/short`, "abc\n");
+    const c = loadConfig(await write(dir, { insecure: true, client_token_file: "token" }));
+    assert.deepEqual(c.security, { insecure: true, clientTokenFile: `${dir}/token` });
+    const loaded = loadNodeSecurity(c, c.nodes[0]);
+    assert.equal(loaded.insecure, true);
+    assert.equal(loaded.clientToken?.toString(), "client-token-0123456789");
+    const short = loadConfig(await write(dir, { client_token_file: "short" }));
+    assert.throws(
+      () => loadNodeSecurity(short, short.nodes[0]),
+      /security.client_token_file: the secret is 3 bytes; at least 16/,
+    );
+    assert.deepEqual(parseConfig(withSecurity({ insecure: false }), "t.json").security, {});
+    assert.throws(
+      () => parseConfig(withSecurity({ insecure: "yes" }), "t.json"),
+      /t.json: security.insecure: must be true or false/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+async function write(dir: string, security: unknown): Promise<string> {
+  await Deno.writeTextFile(`${dir}/cluster.json`, JSON.stringify(withSecurity(security)));
+  return `${dir}/cluster.json`;
+}
+
+Deno.test("one certificate file for two nodes is refused by the loader, naming the setting and the nodes", () => {
+  assert.throws(
+    () => parseConfig(withSecurity({ tls: { ca_file: "/ca", cert_file: "/c", key_file: "/k" } }), "t.json"),
+    /t.json: security.tls.cert_file: \/c would serve both node1 and node2; each node needs its own certificate whose common name is its id/,
+  );
+  assert.throws(
+    () =>
+      parseConfig(
+        withSecurity(
+          { tls: { ca_file: "/ca" } },
+          NODES.map((n) => ({ ...n, tls_cert_file: "/same.pem", tls_key_file: "/k" })),
+        ),
+        "t.json",
+      ),
+    /t.json: nodes\[1\].tls_cert_file: \/same.pem would serve both node1 and node2/,
+  );
+  // One node may use the shared file.
+  const one = parseConfig(
+    withSecurity({ tls: { ca_file: "/ca", cert_file: "/c", key_file: "/k" } }, ONE_SHARED),
+    "t.json",
+  );
+  assert.equal(one.nodes[0].tlsCertFile, "/c");
 });

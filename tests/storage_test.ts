@@ -761,3 +761,28 @@ Deno.test("memory: a full scan lets timers run while it goes, not only once it h
     );
   }
 });
+
+Deno.test("scanChunks reads values in slices of about its chunk's bytes, not a whole page of versions at once", async () => {
+  const storage = new MemoryStorage();
+  const keys = Array.from({ length: 20 }, (_, i) => `big${i}`);
+  await storage.apply(keys.map((key) => ({
+    key,
+    value: new Uint8Array(1 << 20),
+    timestamp: 1,
+    versionNode: "n1",
+    tombstone: false,
+  })));
+  const asked: number[] = [];
+  const spy = {
+    scanVersions: (c: string, l: number) => storage.scanVersions(c, l),
+    valueSizes: (k: readonly string[]) => storage.valueSizes(k),
+    get: (k: readonly string[]) => (asked.push(k.length), storage.get(k)),
+  } as unknown as Storage;
+  let records = 0;
+  for await (const chunk of scanChunks(spy, () => true, { maxRecords: 250, maxBytes: 2 << 20 })) {
+    records += chunk.length;
+  }
+  assert.equal(records, 20);
+  console.log(`values read in slices of ${asked.join(", ")} keys`);
+  assert.ok(Math.max(...asked) <= 2, `at most 2 MiB of values read at once: ${asked}`);
+});

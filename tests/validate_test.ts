@@ -2,7 +2,17 @@
 import assert from "node:assert/strict";
 import { loadConfig } from "../lib/config.ts";
 import { Code, KvError } from "../lib/errors.ts";
-import { checkBatch, checkKey, checkTimestamp, checkValue, type Limits } from "../lib/validate.ts";
+import {
+  checkBatch,
+  checkDistinct,
+  checkKey,
+  checkTimestamp,
+  checkValue,
+  type Limits,
+} from "../lib/validate.ts";
+import { AnswerBudget, readBounded } from "../lib/answer_budget.ts";
+import { MemoryStorage } from "../lib/storage/memory.ts";
+import type { Storage } from "../lib/storage/mod.ts";
 
 const limits: Limits = loadConfig().limits;
 
@@ -117,4 +127,67 @@ Deno.test("a batch must hold at least one item and at most max_batch_items", () 
     Code.RESOURCE_EXHAUSTED,
     /batch holds 10001 items; the limit is 10000 \(limits\.max_batch_items\)/,
   );
+});
+
+Deno.test("a batch naming a key twice is refused as INVALID_ARGUMENT naming the key and both items", () => {
+  checkDistinct(["a", "b", "c"]);
+  assert.throws(() => checkDistinct(["a", "b", "a"]), (e: unknown) => {
+    assert.ok(e instanceof KvError);
+    assert.equal(e.code, Code.INVALID_ARGUMENT);
+    assert.match(e.message, /key "a" appears twice in the batch \(items 0 and 2\)/);
+    return true;
+  });
+});
+
+Deno.test("an answer budget refuses as RESOURCE_EXHAUSTED naming the size once the limit is passed", () => {
+  const budget = new AnswerBudget(1000, "MultiGet");
+  budget.addItem("k", 500);
+  assert.throws(
+    () => budget.checkAhead(["x"], [500]),
+    /MultiGet answer would be at least 1066 bytes; the limit is 1000/,
+  );
+  assert.equal(budget.used, 533, "checkAhead counts nothing");
+  assert.throws(
+    () => budget.addItem("k2", 500),
+    (e: unknown) => e instanceof KvError && e.code === Code.RESOURCE_EXHAUSTED,
+  );
+});
+
+Deno.test("readBounded refuses before copying a value when the engine knows sizes, else within one slice", async () => {
+  const storage = new MemoryStorage();
+  const keys = Array.from({ length: 10 }, (_, i) => `big${i}`);
+  await storage.apply(keys.map((key, i) => ({
+    key,
+    value: new Uint8Array(1 << 20),
+    timestamp: 1 + i,
+    versionNode: "n1",
+    tombstone: false,
+  })));
+  let gets = 0;
+  const spied = {
+    get: (k: readonly string[]) => (gets++, storage.get(k)),
+    valueSizes: (k: readonly string[]) => storage.valueSizes(k),
+  } as unknown as Storage;
+  await assert.rejects(readBounded(spied, keys, new AnswerBudget(4 << 20, "MultiGet")), /at least \d+ bytes/);
+  assert.equal(gets, 0, "no value was read");
+  assert.equal((await readBounded(spied, keys.slice(0, 3), new AnswerBudget(4 << 20, "MultiGet"))).length, 3);
+  // Without valueSizes: the keys are read in slices and the budget stops between them.
+  const blind = { get: spied.get } as unknown as Storage;
+  gets = 0;
+  await assert.rejects(readBounded(blind, keys, new AnswerBudget(4 << 20, "MultiGet")), /at least/);
+  assert.equal(gets, 1, "refused after the first slice");
+});
+
+Deno.test("a key with a lone surrogate is INVALID_ARGUMENT, and no error message keeps one", () => {
+  const limits = loadConfig().limits;
+  assert.throws(
+    () => checkKey("fz-\uD800", limits),
+    (e: unknown) =>
+      e instanceof KvError && e.code === Code.INVALID_ARGUMENT && /not valid UTF-8/.test(e.message),
+  );
+  // grpc-js URI-encodes status details and throws on a lone surrogate (found by tests/fuzz_test.ts,
+  // seed 261123840: the node died with "URIError: URI malformed").
+  const err = new KvError(Code.INVALID_ARGUMENT, `key "\uDC00x" named twice`);
+  assert.ok(err.message.isWellFormed());
+  assert.doesNotThrow(() => encodeURI(err.message));
 });

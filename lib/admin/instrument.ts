@@ -78,6 +78,10 @@ export function instrumentStorage(s: Storage, metrics: NodeMetrics): Storage {
     scan: counted("scan", s.scan.bind(s)),
     // Passed on when the engine has it: without it every digest and filter scan would copy each value out.
     ...(s.scanVersions ? { scanVersions: counted("scanVersions", s.scanVersions.bind(s)) } : {}),
+    // Likewise: without it a MultiGet could only be refused for size after copying values.
+    ...(s.valueSizes ? { valueSizes: counted("valueSizes", s.valueSizes.bind(s)) } : {}),
+    // Passed on too: callers' abandoned scans would otherwise keep the memory engine from reusing slots.
+    ...(s.closeScan ? { closeScan: (cursor: string) => s.closeScan!(cursor) } : {}),
     countLive: counted("countLive", s.countLive.bind(s)),
     healthy: () => s.healthy(),
     close: () => s.close(),

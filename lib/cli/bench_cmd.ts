@@ -8,6 +8,7 @@
  * flags or when no node could be reached to start.
  */
 import { clientTlsFrom, TLS_FLAGS, TLS_HELP } from "./tls_flags.ts";
+import { clientTokenFrom, TOKEN_FLAG, TOKEN_HELP } from "./token_flag.ts";
 import type { ClientTls } from "../security/tls.ts";
 import { KvClient } from "../grpc/kv_client.ts";
 import { errorMessage } from "../errors.ts";
@@ -40,6 +41,7 @@ Flags:
   --timeout MS         deadline of each call (default 5000)
   --json               print one JSON line instead of the report
 ${TLS_HELP}
+${TOKEN_HELP}
   -h, --help           this help
 
 A call is one request: with --batch N it carries N keys, so keys/s = N x ops/s.
@@ -50,6 +52,8 @@ export interface BenchSettings {
   addresses: string[];
   /** TLS to the nodes (--tls, --ca, --cert, --key); plaintext when absent. */
   tls?: ClientTls;
+  /** The client token's file (--token-file), for clusters with security.client_token_file. */
+  tokenFile?: string;
   op: BenchOp;
   readRatio: number;
   concurrency: number;
@@ -71,6 +75,7 @@ export interface BenchSettings {
 export async function benchCommand(args: string[]): Promise<number> {
   const s = parseBenchFlags(args);
   if (s === undefined) return EXIT.OK;
+  const clientToken = await clientTokenFrom({ "token-file": s.tokenFile });
   let client: KvClient;
   try {
     client = await KvClient.connect(s.addresses, {
@@ -78,6 +83,7 @@ export async function benchCommand(args: string[]): Promise<number> {
       spread: s.spread,
       timeoutMs: s.timeoutMs,
       tls: s.tls,
+      clientToken,
     });
   } catch (err) {
     console.error(`error: cannot reach the cluster at ${s.addresses.join(", ")}: ${errorMessage(err)}`);
@@ -142,6 +148,7 @@ export function parseBenchFlags(args: string[]): BenchSettings | undefined {
     timeout: { type: "string" },
     json: { type: "boolean" },
     ...TLS_FLAGS,
+    ...TOKEN_FLAG,
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -167,6 +174,7 @@ export function parseBenchFlags(args: string[]): BenchSettings | undefined {
   return {
     addresses,
     tls: clientTlsFrom(values),
+    ...(values["token-file"] !== undefined ? { tokenFile: values["token-file"] } : {}),
     op: op as BenchOp,
     readRatio: numberFlag(values["read-ratio"] ?? "0.9", "--read-ratio", 0, 1),
     concurrency: intFlag(values.concurrency ?? "32", "--concurrency", 1),

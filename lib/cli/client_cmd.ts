@@ -7,6 +7,7 @@
  * an error; `--json` prints one JSON object per result.
  */
 import { clientTlsFrom, TLS_FLAGS, TLS_HELP } from "./tls_flags.ts";
+import { clientTokenFrom, readSecretFlag, TOKEN_FLAG, TOKEN_HELP } from "./token_flag.ts";
 import { Buffer } from "node:buffer";
 import { KvClient, type Member, type Membership } from "../grpc/kv_client.ts";
 import { sleep } from "../async.ts";
@@ -48,6 +49,7 @@ Flags:
                        --cert when that is a node's certificate (needed with TLS)
   --json               machine-readable output
 ${TLS_HELP}
+${TOKEN_HELP}
   -h, --help           this help
 
 Exit codes: 0 ok or found, 1 not found, 2 error.`;
@@ -71,6 +73,7 @@ export async function clientCommand(args: string[]): Promise<number> {
     ...TLS_FLAGS,
     "no-wait": { type: "boolean" },
     "cluster-secret-file": { type: "string" },
+    ...TOKEN_FLAG,
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -92,7 +95,8 @@ export async function clientCommand(args: string[]): Promise<number> {
     const nodeSecret = values["cluster-secret-file"] !== undefined
       ? await readSecret(values["cluster-secret-file"])
       : undefined;
-    client = await KvClient.connect([address], { route, timeoutMs, tls, nodeSecret });
+    const clientToken = await clientTokenFrom(values);
+    client = await KvClient.connect([address], { route, timeoutMs, tls, nodeSecret, clientToken });
     switch (command) {
       case undefined:
         return await demo(client, address, out);
@@ -225,11 +229,7 @@ const WATCH_INTERVAL_MS = 1000;
 
 /** The cluster secret from its file (a trailing newline is not part of it, as for the nodes). */
 async function readSecret(path: string): Promise<Uint8Array> {
-  try {
-    return new TextEncoder().encode((await Deno.readTextFile(path)).replace(/\s+$/, ""));
-  } catch (err) {
-    throw new UsageError(`--cluster-secret-file ${path}: ${errorMessage(err)}`);
-  }
+  return new TextEncoder().encode(await readSecretFlag(path, "--cluster-secret-file"));
 }
 
 /** What each member says of itself (keys held, records moved), where it answers. */

@@ -306,5 +306,7 @@ function printWelcome(config: ClusterConfig, redis: boolean): void {
   say(`  npx -y deno@2.9.3 task client --node-port ${first.port}            # PUT/GET/DELETE demonstration`);
   say(`  npx -y deno@2.9.3 task client put greeting hello`);
   say(`  npx -y deno@2.9.3 task client status`);
+  const token = config.security.clientTokenFile;
+  if (token) say(`  (clients need the client token: add --token-file ${token} to client and bench)`);
   say("Ctrl+C stops every node");
 }

@@ -27,7 +27,9 @@ import { NodeMetrics } from "../admin/node_metrics.ts";
 import { instrumentStorage, instrumentTransport } from "../admin/instrument.ts";
 import { startAdmin } from "../admin/server.ts";
 import { runtimeWarning } from "../runtime_check.ts";
-import { loadNodeSecurity, warnIfOpen } from "../security/settings.ts";
+import { loadNodeSecurity } from "../security/settings.ts";
+import { announceMode } from "../security/protected_mode.ts";
+import { startRefusal } from "../security/startup_check.ts";
 
 const HELP = `kvstore server [PORT] [NODE_ID] [flags]
 
@@ -51,6 +53,8 @@ Runs one node of the cluster described by the config file.
   --tls-cert FILE      this node's certificate, signed by that CA, common name = its id
                        (main.ts certs --out DIR --nodes ID --hosts HOST makes one)
   --tls-key FILE       its private key
+  --insecure           with neither a secret nor TLS, take node traffic from any address
+                       (security.insecure; default: protected mode, loopback only)
   --storage ENGINE     memory or redis (default: storage.engine of the file, else memory)
   --log-level LEVEL    debug (one line per operation), info, warn, error (default info)
   --log-format FORMAT  text or json
@@ -90,6 +94,7 @@ export async function serverCommand(args: string[]): Promise<number> {
     "log-format": { type: "string" },
     "admin-port": { type: "string" },
     "clock-offset-ms": { type: "string" },
+    insecure: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -106,6 +111,7 @@ export async function serverCommand(args: string[]): Promise<number> {
     return EXIT.ERROR;
   }
   const { config, self } = start;
+  if (values.insecure) config.security = { ...config.security, insecure: true };
   const engine = pickEngine(values.storage, config);
   const log = loggerFrom(config, values, self.id);
   const warning = runtimeWarning(Deno.version.deno);
@@ -115,6 +121,12 @@ export async function serverCommand(args: string[]): Promise<number> {
     ? 0
     : numberFlag(offsetFlag, "--clock-offset-ms", -MAX_CLOCK_OFFSET_MS, MAX_CLOCK_OFFSET_MS);
 
+  const security = loadNodeSecurity(config, self);
+  const refusal = startRefusal(security, self, config.nodes);
+  if (refusal) {
+    log.error(`not starting: ${refusal}`);
+    return EXIT.ERROR;
+  }
   const metrics = new NodeMetrics();
   let storage;
   try {
@@ -123,7 +135,6 @@ export async function serverCommand(args: string[]): Promise<number> {
     log.error("cannot open storage", { engine, error: errorMessage(err) });
     return EXIT.ERROR;
   }
-  const security = loadNodeSecurity(config, self);
   const grpcPeers = new GrpcPeerTransport({
     self,
     peers: [],
@@ -183,8 +194,8 @@ export async function serverCommand(args: string[]): Promise<number> {
     config: config.source,
     admin: admin ? `http://${self.bindHost}:${admin.port}/` : "off",
   });
-  warnIfOpen(log, security);
-  watchStalls(log);
+  announceMode(log, security);
+  watchStalls(log, { thresholdMs: config.logging.stallThresholdMs });
   trimMallocPeriodically(log);
   const stopped = new Promise<string>((resolve) => {
     for (const sig of ["SIGINT", "SIGTERM"] as const) {

@@ -124,6 +124,27 @@ export function channelOptions(maxMessageBytes: number): grpc.ChannelOptions {
   };
 }
 
+/**
+ * Options of a node's server: the channel's, plus HTTP/2's caps per
+ * connection. Streams are capped at twice the calls allowed in flight (see
+ * connection_calls.ts), so a grpc-js client is told RESOURCE_EXHAUSTED for
+ * the calls between the two caps instead of having them queued silently,
+ * and a client ignoring the cap gets its streams refused by HTTP/2 itself.
+ * Session memory bounds what one connection's HTTP/2 state may hold (grpc-js
+ * otherwise lifts Node's limit entirely).
+ */
+export function serverOptions(limits: {
+  maxMessageBytes: number;
+  maxCallsPerConnection: number;
+  maxConnectionMemoryMb: number;
+}): grpc.ServerOptions {
+  return {
+    ...channelOptions(limits.maxMessageBytes),
+    "grpc.max_concurrent_streams": 2 * limits.maxCallsPerConnection,
+    "grpc-node.max_session_memory": limits.maxConnectionMemoryMb,
+  };
+}
+
 /** How often a peer channel pings, and how long it waits for the answer. */
 export interface Keepalive {
   timeMs: number;

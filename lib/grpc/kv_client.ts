@@ -18,6 +18,7 @@ import * as grpc from "@grpc/grpc-js";
 import { Buffer } from "node:buffer";
 import { HashRing } from "../ring.ts";
 import { signingInterceptor } from "../security/call_signing.ts";
+import { clientTokenInterceptor } from "../security/client_auth.ts";
 import { TokenSigner } from "../security/token.ts";
 import { operatorIdentity } from "../security/operator.ts";
 import type { MemberState } from "../membership/member_list.ts";
@@ -58,6 +59,8 @@ export interface ClientOptions {
   tls?: ClientTls;
   /** The cluster secret: NodeService calls (remove-node) are signed with it, as an operator's. */
   nodeSecret?: Uint8Array;
+  /** The client token (security.client_token_file), sent with every KeyValueStore call. */
+  clientToken?: string;
 }
 
 /** A member of the cluster as a node reports it. */
@@ -440,6 +443,11 @@ export class KvClient {
     this.refresh(address).catch(() => {});
   }
 
+  get #kvInterceptors(): grpc.Interceptor[] {
+    const token = this.options.clientToken;
+    return token === undefined ? [] : [clientTokenInterceptor(token)];
+  }
+
   #stub(address: string): { kv: grpc.Client; node: grpc.Client } {
     let s = this.#stubs.get(address);
     if (!s) {
@@ -450,7 +458,7 @@ export class KvClient {
       const target = () => this.#nodeIdAt.get(address) ?? "";
       const interceptors = secret && as ? [signingInterceptor(new TokenSigner(secret, as), { target })] : [];
       s = {
-        kv: new this.#pkg.KeyValueStore(address, creds, opts),
+        kv: new this.#pkg.KeyValueStore(address, creds, { ...opts, interceptors: this.#kvInterceptors }),
         node: new this.#pkg.NodeService(address, creds, { ...opts, interceptors }),
       };
       this.#stubs.set(address, s);

@@ -246,6 +246,14 @@ export interface MembershipResponseMsg {
   claimant_id: string;
   streamed: string[];
   vote_epoch: number;
+  vouched_list: MemberListMsg | null;
+  vouched_adopted: boolean;
+  vouched_ballot: BallotMsg | null;
+}
+
+export interface MembershipRequestMsg {
+  requesting_node_id: string;
+  vouch_epoch: number;
 }
 
 /** MemberState as the loader renders it. */
@@ -564,6 +572,9 @@ export function membershipViewToMsg(v: MembershipView): MembershipResponseMsg {
     claimant_id: v.claimant,
     streamed: v.streamed,
     vote_epoch: v.voteEpoch,
+    vouched_list: v.vouch ? memberListToMsg(v.vouch.list) : null,
+    vouched_adopted: v.vouch?.adopted ?? false,
+    vouched_ballot: v.vouch?.ballot ? ballotToMsg(v.vouch.ballot) : null,
   };
 }
 
@@ -629,8 +640,11 @@ export function voteFromMsg(m: MembershipVoteMsg): Vote {
 }
 
 /** A ListKeys or GetSnapshot request as the page it asks for. */
-export function pageRequestFromMsg(m: ListKeysRequestMsg | SnapshotRequestMsg): PageRequest {
-  return { cursor: m.cursor, limit: m.limit };
+export function pageRequestFromMsg(
+  m: ListKeysRequestMsg | SnapshotRequestMsg,
+  connection: string,
+): PageRequest {
+  return { cursor: m.cursor, limit: m.limit, connection };
 }
 
 /** A page of keys as a ListKeysResponse. */

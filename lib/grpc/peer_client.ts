@@ -39,6 +39,7 @@ import type {
 } from "../membership/transport.ts";
 import type { MemberList } from "../membership/member_list.ts";
 import type { Ballot, Vote } from "../membership/acceptor.ts";
+import type { Vouch } from "../membership/proof.ts";
 import { kvstorePackage } from "./proto.ts";
 import { Coalescer } from "../coalesce.ts";
 import { Code, KvError, PeerUnavailableError } from "../errors.ts";
@@ -57,6 +58,7 @@ import {
   unary,
 } from "./call.ts";
 import {
+  ballotFromMsg,
   ballotToMsg,
   changeResponseFromMsg,
   type DeleteResponseMsg,
@@ -75,6 +77,7 @@ import {
   type MembershipAcceptMsg,
   type MembershipChangeResponseMsg,
   type MembershipPrepareMsg,
+  type MembershipRequestMsg,
   type MembershipResponseMsg,
   type MembershipVoteMsg,
   type MultiDeleteRequestMsg,
@@ -171,10 +174,12 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
     this.#writes = new Coalescer((peer, ws) => this.#sendWrites(peer, ws), {
       ...bounds,
       sizeOf: (w) => w.key.length + w.value.length + ITEM_OVERHEAD_BYTES,
+      keyOf: (w) => w.key,
     });
     this.#reads = new Coalescer((peer, keys) => this.#sendReads(peer, keys), {
       ...bounds,
       sizeOf: (k) => k.length + ITEM_OVERHEAD_BYTES,
+      keyOf: (k) => k,
     });
     if (o.security?.secret) this.#signer = new TokenSigner(o.security.secret, o.self.id);
     for (const p of o.peers) this.addPeer(p.id, p.host, p.port);
@@ -241,6 +246,17 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
       settingsJson: res.settings_json,
       responder: res.responder_id,
       voteEpoch: res.vote_epoch,
+    };
+  }
+
+  async vouch(peer: string, epoch: number): Promise<Vouch | undefined> {
+    const req: MembershipRequestMsg = { requesting_node_id: this.o.self.id, vouch_epoch: epoch };
+    const res = await this.#control<MembershipResponseMsg>(peer, "GetMembership", req);
+    if (!res.vouched_list) return undefined;
+    return {
+      list: memberListFromMsg(res.vouched_list),
+      adopted: res.vouched_adopted,
+      ...(res.vouched_adopted ? {} : { ballot: ballotFromMsg(res.vouched_ballot) }),
     };
   }
 

@@ -16,18 +16,22 @@ import {
   type WriteRequest,
   type WriteResult,
 } from "../transport.ts";
-import { checkBatch, checkKey, checkTimestamp, checkValue } from "../validate.ts";
+import { checkBatch, checkDistinct, checkKey, checkTimestamp, checkValue } from "../validate.ts";
+import { AnswerBudget, readBounded } from "../answer_budget.ts";
 import { Code, errorMessage, KvError, type StatusCode } from "../errors.ts";
 import type { KvRecord } from "../record.ts";
 import { bucketsFor, digestsFor, streamRecordsTo } from "../peer_pulls.ts";
 import { replicateBatch, replicateOne } from "../replica_apply.ts";
 import { listKeys, snapshot } from "../listing.ts";
-import { channelOptions, failStream } from "./call.ts";
+import { failStream, serverOptions } from "./call.ts";
+import { ConnectionCalls } from "./connection_calls.ts";
 import { epochTrailer } from "./ring_epoch.ts";
 import { sleep } from "../async.ts";
 import type { NodeSecurity } from "../security/settings.ts";
-import { guardNodeService } from "../security/node_guard.ts";
+import { guardNodeService, verifiedCaller } from "../security/node_guard.ts";
 import { serverCredentials } from "../security/tls.ts";
+import { protectNodeService } from "../security/protected_mode.ts";
+import { requireClientToken } from "../security/client_auth.ts";
 import {
   acceptMembership,
   changeMembership,
@@ -65,6 +69,7 @@ import {
   type MembershipAcceptMsg,
   type MembershipChangeMsg,
   type MembershipPrepareMsg,
+  type MembershipRequestMsg,
   membershipViewToMsg,
   type MultiDeleteRequestMsg,
   type MultiGetRequestMsg,
@@ -115,6 +120,8 @@ interface Gate {
   metrics?: NodeMetrics;
   /** How to end each open ForwardStream once its frames are answered (when draining). */
   streams: Set<() => void>;
+  /** Calls in flight per client connection, capped. */
+  connections: ConnectionCalls;
 }
 const gates = new WeakMap<KvNode, Gate>();
 
@@ -135,15 +142,24 @@ export interface ServeOptions {
  */
 export async function serveNode(node: KvNode, opts: ServeOptions = {}): Promise<ServedNode> {
   const security = opts.security ?? {};
-  const gate: Gate = { inFlight: 0, closed: false, metrics: opts.metrics, streams: new Set() };
+  const gate: Gate = {
+    inFlight: 0,
+    closed: false,
+    metrics: opts.metrics,
+    streams: new Set(),
+    connections: new ConnectionCalls(node.config.limits.maxCallsPerConnection, node.log),
+  };
   gates.set(node, gate);
   const pkg = kvstorePackage();
-  const server = new grpc.Server(channelOptions(node.config.limits.maxMessageBytes));
+  const server = new grpc.Server(serverOptions(node.config.limits));
   const handlers = new Handlers(node);
-  server.addService(pkg.KeyValueStore.service, handlers.keyValueStore());
+  const edge = { log: node.log };
+  const kvImpl = requireClientToken(handlers.keyValueStore(), security.clientToken, edge);
+  const nodeImpl = protectNodeService(pkg.NodeService.service, handlers.nodeService(), security, edge);
+  server.addService(pkg.KeyValueStore.service, kvImpl);
   server.addService(
     pkg.NodeService.service,
-    guardNodeService(pkg.NodeService.service, handlers.nodeService(), {
+    guardNodeService(pkg.NodeService.service, nodeImpl, {
       secret: security.secret,
       requireNodeCert: security.tls !== undefined,
       self: node.id,
@@ -200,16 +216,16 @@ function counted(node: KvNode, name: string): MethodMetrics | undefined {
 function attempt<Req, Res>(
   node: KvNode,
   name: string,
-  fn: (req: Req) => Promise<Res> | Res,
-): (req: Req) => Promise<Outcome<Res>> {
+  fn: (req: Req, peer: string, caller?: string) => Promise<Res> | Res,
+): (req: Req, peer?: string, caller?: string) => Promise<Outcome<Res>> {
   const m = counted(node, name);
-  return async (req) => {
+  return async (req, peer = "", caller) => {
     const t0 = performance.now();
     const done = (code: number) => m?.done(code, (performance.now() - t0) / 1000);
     const refused = admit(node);
     if (refused) return done(refused.code), { ok: false, ...refused };
     try {
-      const res = await fn(req);
+      const res = await fn(req, peer, caller);
       done(0);
       return { ok: true, res };
     } catch (err) {
@@ -230,15 +246,24 @@ function attempt<Req, Res>(
 function unary<Req, Res>(
   node: KvNode,
   name: string,
-  fn: (req: Req) => Promise<Res> | Res,
+  fn: (req: Req, peer: string, caller?: string) => Promise<Res> | Res,
   routed = false,
 ): Unary<Req, Res> {
   const run = attempt(node, name, fn);
   return (call, cb) => {
-    run(call.request).then((o) =>
-      o.ok ? cb(null, o.res, routed ? epochTrailer(call.metadata, node.membership.epoch) : undefined) : cb(o)
-    );
+    const leave = enterConnection(node, call, name);
+    if (typeof leave !== "function") return cb(leave);
+    // The caller node_guard.ts proved (undefined without a secret or TLS).
+    run(call.request, call.getPeer(), verifiedCaller(call)).then((o) => {
+      leave();
+      o.ok ? cb(null, o.res, routed ? epochTrailer(call.metadata, node.membership.epoch) : undefined) : cb(o);
+    });
   };
+}
+
+/** Counts a call against its connection's cap: how to end it, or the refusal. */
+function enterConnection(node: KvNode, call: { getPeer(): string }, name: string) {
+  return gates.get(node)?.connections.enter(call.getPeer(), name) ?? (() => {});
 }
 
 /** Writes an async source of record chunks to a server stream, with flow control. */
@@ -251,8 +276,10 @@ function streaming<Req>(
   return async (call) => {
     const t0 = performance.now();
     const done = (code: number) => m?.done(code, (performance.now() - t0) / 1000);
+    const leave = enterConnection(node, call, name);
+    if (typeof leave !== "function") return done(leave.code), failStream(call, leave);
     const refused = admit(node);
-    if (refused) return done(refused.code), failStream(call, refused);
+    if (refused) return leave(), done(refused.code), failStream(call, refused);
     try {
       for await (const chunk of fn(call.request)) {
         if (call.cancelled) return done(grpc.status.CANCELLED);
@@ -268,6 +295,7 @@ function streaming<Req>(
       failStream(call, status);
     } finally {
       release(node);
+      leave();
     }
   };
 }
@@ -275,7 +303,7 @@ function streaming<Req>(
 function toStatus(node: KvNode, name: string, err: unknown): { code: number; details: string } {
   if (err instanceof KvError) return { code: err.code as number, details: err.message };
   node.log.error(`${name} failed unexpectedly`, { error: errorMessage(err) });
-  return { code: grpc.status.INTERNAL, details: `${name} failed: ${errorMessage(err)}` };
+  return { code: grpc.status.INTERNAL, details: `${name} failed: ${errorMessage(err)}`.toWellFormed() };
 }
 
 /** A failed item of a unary call becomes the call's status. */
@@ -311,7 +339,7 @@ class Handlers {
       ListKeys: unary(
         n,
         "ListKeys",
-        (req: ListKeysRequestMsg) => listKeys(n, pageRequestFromMsg(req)).then(keyPageToMsg),
+        (req: ListKeysRequestMsg, peer) => listKeys(n, pageRequestFromMsg(req, peer)).then(keyPageToMsg),
       ),
       MultiPut: unary(n, "MultiPut", (req: MultiPutRequestMsg) => this.#multiPut(req, false), true),
       MultiGet: unary(n, "MultiGet", (req: MultiGetRequestMsg) => this.#multiGet(req, false), true),
@@ -376,7 +404,7 @@ class Handlers {
       GetSnapshot: unary(
         n,
         "GetSnapshot",
-        (req: SnapshotRequestMsg) => snapshot(n, pageRequestFromMsg(req)).then(snapshotPageToMsg),
+        (req: SnapshotRequestMsg, peer) => snapshot(n, pageRequestFromMsg(req, peer)).then(snapshotPageToMsg),
       ),
       JoinCluster: unary(
         n,
@@ -389,27 +417,35 @@ class Handlers {
         (req: MembershipChangeMsg) =>
           changeMembership(n, changeRequestFromMsg(req)).then(changeResponseToMsg),
       ),
-      PushMembership: unary(n, "PushMembership", (req: MemberListMsg) => ({
-        epoch: pushMembership(n, memberListFromMsg(req)),
+      PushMembership: unary(n, "PushMembership", async (req: MemberListMsg) => ({
+        epoch: await pushMembership(n, memberListFromMsg(req)),
         receiver_id: n.id,
       })),
-      GetMembership: unary(n, "GetMembership", () => membershipViewToMsg(membershipView(n))),
+      GetMembership: unary(
+        n,
+        "GetMembership",
+        (req: MembershipRequestMsg) => membershipViewToMsg(membershipView(n, req.vouch_epoch)),
+      ),
       PrepareMembership: unary(
         n,
         "PrepareMembership",
-        (req: MembershipPrepareMsg) => prepareMembership(n, voteRequestFromMsg(req)).then(voteToMsg),
+        (req: MembershipPrepareMsg, _peer, caller) =>
+          prepareMembership(n, voteRequestFromMsg(req), caller).then(voteToMsg),
       ),
       AcceptMembership: unary(
         n,
         "AcceptMembership",
-        (req: MembershipAcceptMsg) => acceptMembership(n, voteRequestFromMsg(req)).then(voteToMsg),
+        (req: MembershipAcceptMsg, _peer, caller) =>
+          acceptMembership(n, voteRequestFromMsg(req), caller).then(voteToMsg),
       ),
       ForwardMultiPut: unary(n, "ForwardMultiPut", forwardPut),
       ForwardMultiGet: unary(n, "ForwardMultiGet", forwardGet),
       ForwardMultiDelete: unary(n, "ForwardMultiDelete", forwardDelete),
       ReadRecords: unary(n, "ReadRecords", async (req: { keys: string[] }) => {
         checkBatch(req.keys.length, n.config.limits);
-        const records = await n.storage.get(req.keys);
+        checkDistinct(req.keys);
+        const budget = new AnswerBudget(n.config.limits.maxMessageBytes, "ReadRecords");
+        const records = await readBounded(n.storage, req.keys, budget);
         return { records: records.filter((r) => r !== undefined).map(recordToPair) };
       }),
       StreamRecords: streaming(
@@ -470,9 +506,14 @@ class Handlers {
     return results;
   }
 
-  async #read(keys: string[], fromReplica: boolean, forwarded: boolean): Promise<ReadResult[]> {
+  async #read(
+    keys: string[],
+    fromReplica: boolean,
+    forwarded: boolean,
+    budget?: AnswerBudget,
+  ): Promise<ReadResult[]> {
     const c = this.node.coordinator;
-    const results = fromReplica ? await c.readLocal(keys) : await c.read(keys, forwarded);
+    const results = fromReplica ? await c.readLocal(keys, budget) : await c.read(keys, forwarded, budget);
     if (this.node.log.enabled("debug")) {
       for (const r of results) {
         this.node.log.debug("GET", {
@@ -490,6 +531,7 @@ class Handlers {
   /** Validates each item; bad items answer on their own, good ones go through. */
   async #multiPut(req: MultiPutRequestMsg, forwarded: boolean) {
     checkBatch(req.items.length, this.node.config.limits);
+    checkDistinct(req.items.map((item) => item.key));
     const results = await this.#eachChecked(
       req.items,
       (item) => this.#checkedPut(item),
@@ -501,6 +543,7 @@ class Handlers {
 
   async #multiDelete(req: MultiDeleteRequestMsg, forwarded: boolean) {
     checkBatch(req.keys.length, this.node.config.limits);
+    checkDistinct(req.keys);
     const results = await this.#eachChecked(
       req.keys.map((key) => ({ key })),
       (item) => (checkKey(item.key, this.node.config.limits), deleteToWrite(item.key)),
@@ -510,14 +553,20 @@ class Handlers {
     return { results: results.map(writeToDeleteResponse) };
   }
 
+  /** Refused before it is built when its values would not fit in one message (answer_budget.ts). */
   async #multiGet(req: MultiGetRequestMsg, forwarded: boolean) {
     checkBatch(req.keys.length, this.node.config.limits);
+    checkDistinct(req.keys);
+    const budget = new AnswerBudget(this.node.config.limits.maxMessageBytes, "MultiGet");
     const results = await this.#eachChecked(
       req.keys.map((key) => ({ key })),
       (item) => (checkKey(item.key, this.node.config.limits), item.key),
-      (good) => this.#read(good, req.read_from_replica, forwarded),
+      (good) => this.#read(good, req.read_from_replica, forwarded, budget),
       (key, err) => failedRead(key, err.code, err.message, this.node.id),
     );
+    // A part refused for size (here or on its owner) refuses the whole answer.
+    const tooLarge = results.find((r) => r.code === Code.RESOURCE_EXHAUSTED);
+    if (tooLarge) throw new KvError(Code.RESOURCE_EXHAUSTED, tooLarge.message);
     return { results: results.map(readToGetResponse) };
   }
 

@@ -8,6 +8,12 @@
  * (admission, metrics, status codes); what a join or a change means (who may
  * join, what a change is forwarded as, what a node tells of its membership)
  * lives here, beside the manager that decides it.
+ *
+ * A pushed list is adopted only once proven (`proof.ts`), else refused
+ * FAILED_PRECONDITION. Votes are given only on the epoch after the held one
+ * and only to a ballot of a current member (and, when the call is
+ * authenticated, only to that member itself), so a forged vote request is
+ * refused before anything is saved or the voting floor moves.
  */
 import type { KvNode, MemberInfo } from "../node.ts";
 import { Code, KvError } from "../errors.ts";
@@ -16,6 +22,8 @@ import { settingsJson } from "./settings.ts";
 import type { ChangeRequest, ChangeResponse, JoinerAddress, MembershipSnapshot } from "./transport.ts";
 import type { Ballot, Vote } from "./acceptor.ts";
 import type { MemberList } from "./member_list.ts";
+import type { Vouch } from "./proof.ts";
+import { Throttle } from "../throttle.ts";
 
 /** The answer to a join: the claimant's, and the members as this node sees them after it. */
 export interface JoinAnswer {
@@ -41,6 +49,8 @@ export interface MembershipView extends MembershipSnapshot {
   claimant: string;
   /** Nodes that have streamed the ranges they gain in the current change. */
   streamed: string[];
+  /** This node's word on the list of the epoch asked about, if any was asked and it has one. */
+  vouch?: Vouch;
 }
 
 /** A node asks to join: the claimant adds it (JOINING), or it is told to retry or refused. */
@@ -63,32 +73,78 @@ export async function changeMembership(node: KvNode, change: ChangeRequest): Pro
   return await node.membership.propose(change);
 }
 
-/** A member list pushed by the claimant; the node adopts it if it is newer. Returns the node's epoch after. */
-export function pushMembership(node: KvNode, list: MemberList): number {
-  node.membership.offer(list, "claimant");
+/**
+ * A member list pushed by the claimant: adopted if newer and proven, ignored
+ * if not newer, refused FAILED_PRECONDITION otherwise. Returns the node's epoch after.
+ */
+export async function pushMembership(node: KvNode, list: MemberList): Promise<number> {
+  await node.membership.push(list, `push claiming ${list.claimant || "no claimant"}`);
   return node.membership.epoch;
 }
 
-/** Phase 1 of the vote on the list of `epoch`: this node's acceptor promises the ballot, or says why not. */
-export async function prepareMembership(node: KvNode, req: VoteRequest): Promise<Vote> {
+/**
+ * Phase 1 of the vote on the list of `epoch`: this node's acceptor promises
+ * the ballot, or says why not. `caller` is the authenticated caller's node
+ * id when the call carried credentials (undefined: none to check).
+ */
+export async function prepareMembership(node: KvNode, req: VoteRequest, caller?: string): Promise<Vote> {
   const epoch = checkEpoch(req.epoch);
-  noteProposer(node, req.ballot.node, epoch);
+  checkVoter(node, epoch, req.ballot, caller);
   return await node.membership.acceptor.prepare(epoch, req.ballot);
 }
 
 /** Phase 2: this node's acceptor accepts the list, unless it promised a higher ballot. */
-export async function acceptMembership(node: KvNode, req: VoteRequest): Promise<Vote> {
+export async function acceptMembership(node: KvNode, req: VoteRequest, caller?: string): Promise<Vote> {
   const epoch = checkEpoch(req.epoch);
   if (!req.list || req.list.epoch !== epoch) {
     throw new KvError(Code.INVALID_ARGUMENT, `member_list must be the list of epoch ${epoch}`);
   }
-  noteProposer(node, req.ballot.node, epoch);
+  checkVoter(node, epoch, req.ballot, caller);
   return await node.membership.acceptor.accept(epoch, req.ballot, req.list);
 }
 
-/** A proposer holds the list of `epoch - 1`: a voter behind it fetches that list from it. */
-function noteProposer(node: KvNode, proposer: string, epoch: number): void {
-  if (proposer && proposer !== node.id) node.membership.noteEpoch(proposer, epoch - 1);
+const voteRefusals = new Throttle(60_000);
+
+/**
+ * Votes are cast only on the epoch after the held one, for a member's
+ * ballot; an epoch at or below the held one is answered "decided" by the
+ * acceptor (nothing saved). A proposer further ahead makes this node catch
+ * up (through its own members) before it votes.
+ */
+function checkVoter(node: KvNode, epoch: number, ballot: Ballot, caller?: string): void {
+  const m = node.membership;
+  const held = m.epoch;
+  if (epoch <= held) return;
+  const isMember = (id: string) => m.list.members.some((x) => x.id === id);
+  let refusal: KvError | undefined;
+  if (!isMember(ballot.node)) {
+    refusal = new KvError(
+      Code.PERMISSION_DENIED,
+      `ballot proposer "${ballot.node}" is not a member of epoch ${held} on ${node.id}`,
+    );
+  } else if (caller !== undefined && caller !== ballot.node) {
+    refusal = new KvError(
+      Code.PERMISSION_DENIED,
+      `caller "${caller}" may not vote under the ballot of "${ballot.node}"`,
+    );
+  } else if (epoch !== held + 1) {
+    m.noteEpoch(ballot.node, epoch - 1);
+    refusal = new KvError(
+      Code.FAILED_PRECONDITION,
+      `${node.id} holds epoch ${held}: it votes on epoch ${held + 1} only, not ${epoch}`,
+    );
+  }
+  if (!refusal) return;
+  const notLogged = voteRefusals.take(`${node.id}:${caller ?? ballot.node}`.slice(0, 200));
+  if (notLogged !== undefined) {
+    node.log.warn("membership vote refused", {
+      proposer: ballot.node,
+      epoch,
+      reason: refusal.message,
+      refusals_not_logged: notLogged || undefined,
+    });
+  }
+  throw refusal;
 }
 
 function checkEpoch(epoch: number): number {
@@ -99,7 +155,7 @@ function checkEpoch(epoch: number): number {
 }
 
 /** GetMembership: this node's view of the membership, read now. */
-export function membershipView(node: KvNode): MembershipView {
+export function membershipView(node: KvNode, vouchEpoch = 0): MembershipView {
   const c = node.config;
   const m = node.membership;
   return {
@@ -113,6 +169,7 @@ export function membershipView(node: KvNode): MembershipView {
     claimant: m.claimant() ?? "",
     streamed: m.streamed(),
     voteEpoch: m.acceptor.voteEpoch(),
+    ...(vouchEpoch > 0 ? { vouch: m.vouchFor(vouchEpoch) } : {}),
   };
 }
 

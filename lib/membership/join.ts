@@ -80,7 +80,8 @@ export async function joinUntilAccepted(o: {
     try {
       const res = await o.transport.join(seed, o.self);
       if (res.accepted) {
-        if (res.list) o.membership.offer(res.list, seed);
+        // The seed the operator named is this joiner's anchor: its answer is adopted as it is.
+        if (res.list) o.membership.adoptTrusted(res.list, seed);
         o.log.info("joined the cluster; pulling this node's ranges", { message: res.message });
         return;
       }

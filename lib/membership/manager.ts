@@ -3,10 +3,13 @@
  * (on the claimant) deciding changes one at a time.
  *
  * A node holds one member list (see `member_list.ts`) and the rings built
- * from it (`live_ring.ts`). It adopts a newer list whenever it hears of one:
- * pushed by the claimant, in a GetMembership answer, or after a heartbeat
- * carrying a higher epoch, so a node that was down learns the change when it
- * returns. Each adopted list is saved (Redis keeps it across restarts) and
+ * from it (`live_ring.ts`). It hears of newer lists pushed by the claimant,
+ * in a GetMembership answer, or from a member's heartbeat carrying a higher
+ * epoch (so a node that was down learns the change when it returns), and
+ * adopts one only once a majority of its held list's members vouch for it
+ * (`proof.ts`): a list someone merely sends is never proof. The claimant's
+ * own decision and a joiner's seed are the exceptions (`adoptTrusted`).
+ * Each adopted list is saved (Redis keeps it across restarts) and
  * handed to `onAdopted`, which rewires the node. A change proposed to a node
  * that is not the claimant is forwarded to the claimant; the claimant runs
  * one decision at a time, answers "retry" while a change is under way, and
@@ -22,6 +25,8 @@
 import type { Logger } from "../log.ts";
 import { Code, errorMessage, KvError, PeerUnavailableError } from "../errors.ts";
 import { sleep } from "../async.ts";
+import { Throttle } from "../throttle.ts";
+import { HISTORY, proveList, type Verdict, type Vouch } from "./proof.ts";
 import { Acceptor, type VoteStore, votingFloor } from "./acceptor.ts";
 import { type Outcome, probeMajority, propose, type VoteTransport } from "./proposer.ts";
 import { LiveRing } from "./live_ring.ts";
@@ -29,6 +34,7 @@ import {
   changeUnderWay,
   claimantOf,
   completeChange,
+  isNewer,
   type MemberList,
   MemberView,
   type Proposal,
@@ -42,6 +48,12 @@ const NO_MAJORITY = "no majority";
 
 /** How often a node without its votes asks its peers again (they may still be starting). */
 const VOTES_RETRY_MS = 250;
+
+/** Proofs asked at once; beyond, a list is refused unasked (a flood of forged pushes stays bounded). */
+const PROOFS_IN_FLIGHT = 8;
+
+/** A refused list is logged once per source and this interval. */
+const REFUSAL_LOG_MS = 60_000;
 
 /** Options of {@link Membership}. */
 export interface MembershipOptions {
@@ -75,6 +87,11 @@ export class Membership {
   #decisions: Promise<unknown> = Promise.resolve();
   /** The highest ballot round this node has seen per epoch, so its next try starts above it. */
   readonly #rounds = new Map<number, number>();
+  /** Lists adopted before the current one, newest last: this node vouches for them. */
+  readonly #history: MemberList[] = [];
+  /** Proofs under way, by list, so one list offered twice at once is proven once. */
+  readonly #proving = new Map<string, Promise<Verdict>>();
+  readonly #refusals = new Throttle(REFUSAL_LOG_MS);
 
   constructor(private readonly o: MembershipOptions) {
     this.view = new MemberView(o.initial);
@@ -111,8 +128,87 @@ export class Membership {
     return [...this.#streamed.get(this.epoch) ?? []];
   }
 
-  /** Adopts a list if it is newer than the one held; says whether it was. */
-  offer(list: MemberList, from: string): boolean {
+  /**
+   * Adopts a list if it is newer than the one held and a majority of the
+   * held list's members vouch for it; says whether it was. A list not
+   * proven is logged (once per source a minute) and left.
+   */
+  async offer(list: MemberList, from: string): Promise<boolean> {
+    const c = await this.#check(list);
+    if (c.proof !== undefined) return this.#adopt(list, from, c.proof);
+    if (c.refusal !== "") this.#logRefusal(from, list.epoch, c.refusal);
+    return false;
+  }
+
+  /** Like `offer`, for a push: a list not proven is refused with FAILED_PRECONDITION. */
+  async push(list: MemberList, from: string): Promise<void> {
+    const c = await this.#check(list);
+    if (c.proof !== undefined) this.#adopt(list, from, c.proof);
+    else if (c.refusal !== "") {
+      this.#logRefusal(from, list.epoch, c.refusal);
+      throw new KvError(
+        Code.FAILED_PRECONDITION,
+        `${this.o.self} does not adopt member list epoch ${list.epoch}: ${c.refusal}`,
+      );
+    }
+  }
+
+  /**
+   * Adopts a list without asking: one this node's own decision chose, or
+   * the JoinCluster answer of the seed the operator named (a joiner's anchor).
+   */
+  adoptTrusted(list: MemberList, from: string): boolean {
+    return this.#adopt(list, from);
+  }
+
+  /** This node's word on the list of `epoch`: adopted (now or lately), or accepted by its acceptor. */
+  vouchFor(epoch: number): Vouch | undefined {
+    if (epoch === this.epoch) return { list: this.list, adopted: true };
+    const past = this.#history.find((l) => l.epoch === epoch);
+    if (past) return { list: past, adopted: true };
+    const accepted = this.acceptor.acceptedFor(epoch);
+    return accepted ? { list: accepted.list, adopted: false, ballot: accepted.ballot } : undefined;
+  }
+
+  /** Who proved `list` and how fast; else why not ("" when it is simply not newer). */
+  async #check(list: MemberList): Promise<{ proof: string } | { proof?: undefined; refusal: string }> {
+    if (!isNewer(list, this.list)) return { refusal: "" };
+    const key = JSON.stringify(list);
+    let proof = this.#proving.get(key);
+    if (!proof) {
+      if (this.#proving.size >= PROOFS_IN_FLIGHT) {
+        return { refusal: "too many member lists are being checked at once" };
+      }
+      proof = proveList({
+        self: this.o.self,
+        held: this.list,
+        candidate: list,
+        own: this.vouchFor(list.epoch),
+        ask: (peer, epoch) => this.o.transport.vouch(peer, epoch),
+      });
+      this.#proving.set(key, proof);
+      proof.finally(() => this.#proving.delete(key)).catch(() => {});
+    }
+    const started = Date.now();
+    const verdict = await proof;
+    if (!verdict.proven) return { refusal: verdict.message };
+    return { proof: `${verdict.vouchers.join(",")} in ${Date.now() - started} ms` };
+  }
+
+  #logRefusal(from: string, epoch: number, why: string): void {
+    const held = this.#refusals.take(from.slice(0, 100));
+    if (held === undefined) return;
+    this.o.log.warn("member list refused: not proven by this node's members", {
+      from,
+      epoch,
+      held_epoch: this.epoch,
+      reason: why,
+      refusals_not_logged: held || undefined,
+    });
+  }
+
+  /** Adopts a list (already proven, or trusted) if it is newer than the one held. */
+  #adopt(list: MemberList, from: string, proof?: string): boolean {
     const previous = this.list;
     if (list.epoch === previous.epoch && list.epoch > 0 && !sameMembers(list, previous)) {
       // Agreement makes this impossible; say so loudly if it ever happens.
@@ -124,11 +220,14 @@ export class Membership {
     }
     if (!this.view.offer(list)) return false;
     this.#previous = previous;
+    this.#history.push(previous);
+    if (this.#history.length > HISTORY) this.#history.shift();
     this.acceptor.decided(list.epoch);
     this.ring.adopt(list);
     const change = changeUnderWay(list);
     this.o.log.info(`membership epoch ${list.epoch} adopted`, {
       from,
+      proven_by: proof,
       members: list.members.map((m) => m.state === "NORMAL" ? m.id : `${m.id}(${m.state})`).join(","),
       change: change ? `${change.id} ${change.state}` : undefined,
     });
@@ -139,11 +238,26 @@ export class Membership {
     return true;
   }
 
-  /** A peer mentioned its epoch: fetch its list if it is newer than ours. */
+  /**
+   * A member mentioned a newer epoch: fetch its list (at the address this
+   * node holds for it) and adopt it if proven. Anyone else is not asked.
+   */
   noteEpoch(peer: string, epoch: number | undefined): void {
     if (epoch === undefined || epoch <= this.epoch || this.#fetching.has(peer)) return;
+    if (!this.list.members.some((m) => m.id === peer && m.id !== this.o.self)) return;
     this.#fetching.add(peer);
-    this.syncFrom([peer]).finally(() => this.#fetching.delete(peer));
+    this.#catchUp(peer, epoch).finally(() => this.#fetching.delete(peer));
+  }
+
+  /** Fetches a member's list and offers it; a member that holds less than was claimed in its name is logged. */
+  async #catchUp(peer: string, claimed: number): Promise<void> {
+    try {
+      const snap = await this.o.transport.fetchMembership(peer);
+      if (snap.list.epoch >= claimed) await this.offer(snap.list, peer);
+      else this.#logRefusal(peer, claimed, `${peer} itself holds epoch ${snap.list.epoch}, not ${claimed}`);
+    } catch (err) {
+      this.o.log.debug("membership fetch failed", { peer, error: errorMessage(err) });
+    }
   }
 
   /** Asks peers for their lists and adopts the newest; resolves with how many answered. */
@@ -153,7 +267,7 @@ export class Membership {
       try {
         const snap = await this.o.transport.fetchMembership(peer);
         answered++;
-        this.offer(snap.list, peer);
+        await this.offer(snap.list, peer);
       } catch (err) {
         this.o.log.debug("membership fetch failed", { peer, error: errorMessage(err) });
       }
@@ -185,7 +299,7 @@ export class Membership {
         try {
           const snap = await this.o.transport.fetchMembership(peer);
           answers.push({ epoch: snap.list.epoch, voteEpoch: snap.voteEpoch });
-          this.offer(snap.list, peer);
+          await this.offer(snap.list, peer);
         } catch (err) {
           this.o.log.debug("membership fetch failed", { peer, error: errorMessage(err) });
         }
@@ -215,7 +329,7 @@ export class Membership {
       if (change.forwarded) return this.#retry(`this node is not the claimant (${claimant} is)`, claimant);
       try {
         const res = await this.o.transport.changeMembership(claimant, { ...change, forwarded: true });
-        if (res.list) this.offer(res.list, claimant);
+        if (res.list) await this.offer(res.list, claimant);
         return res;
       } catch (err) {
         if (!(err instanceof PeerUnavailableError)) throw err;
@@ -263,7 +377,9 @@ export class Membership {
         throw new KvError(Code.UNAVAILABLE, `${NO_MAJORITY} agreed (${p.message}): ${out.message}`);
       }
       if (out.kind === "contended" || out.kind === "not_ready") return this.#retry(out.message, self);
-      this.offer(out.list, self);
+      // Chosen by this node's own ballot: that is its proof. A decided list a voter reported is not.
+      if (out.kind === "decided") await this.offer(out.list, self);
+      else this.adoptTrusted(out.list, self);
       if (out.kind === "decided") {
         return this.#retry(`the member list moved on to epoch ${out.list.epoch} meanwhile`, self);
       }

@@ -60,6 +60,17 @@ export function isNewer(a: MemberList, b: MemberList): boolean {
   return a.claimant > b.claimant;
 }
 
+/** Whether two lists are the same list: epoch, claimant and every member alike (however they travelled). */
+export function sameList(a: MemberList, b: MemberList): boolean {
+  const key = (l: MemberList) =>
+    JSON.stringify([
+      l.epoch,
+      l.claimant,
+      l.members.map((m) => [m.id, m.host, m.port, m.state, m.adminPort ?? 0]),
+    ]);
+  return key(a) === key(b);
+}
+
 /** Ids that serve reads and coordinate now: every member but a JOINING one. */
 export function currentIds(list: MemberList): string[] {
   return list.members.filter((m) => m.state !== "JOINING").map((m) => m.id);

@@ -131,7 +131,7 @@ export class Mover {
     while (m.epoch === epoch) {
       try {
         const res = await m.propose({ kind: "streamed", nodeId: this.o.self, epoch });
-        if (res.list) m.offer(res.list, res.claimant || "claimant");
+        if (res.list) await m.offer(res.list, res.claimant || "claimant");
       } catch (err) {
         // No majority to complete the change yet (UNAVAILABLE): it completes once one is back.
         this.o.log.warn("cannot report the ranges streamed yet; will retry", {

@@ -8,6 +8,7 @@
  */
 import type { MemberList } from "./member_list.ts";
 import type { VoteTransport } from "./proposer.ts";
+import type { Vouch } from "./proof.ts";
 
 /** A change sent to the claimant (or to any node, which forwards it). */
 export interface ChangeRequest {
@@ -55,6 +56,8 @@ export interface MembershipTransport extends VoteTransport {
   /** Makes a node callable by id (a new member, or a seed address). */
   addPeer(id: string, host: string, port: number): void;
   fetchMembership(peer: string): Promise<MembershipSnapshot>;
+  /** A member's word on the list of `epoch` (GetMembership with `vouch_epoch`); undefined: it has none. */
+  vouch(peer: string, epoch: number): Promise<Vouch | undefined>;
   pushMembership(peer: string, list: MemberList): Promise<number>;
   changeMembership(peer: string, change: ChangeRequest): Promise<ChangeResponse>;
   /** JoinCluster: asks to join (the receiver forwards to the claimant). */

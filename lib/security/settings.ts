@@ -4,15 +4,13 @@
  * The cluster file names them (`security.*`, see config.ts); this module
  * reads the files into the Buffers gRPC wants (grpc-js checks
  * `Buffer.isBuffer`, so `node:fs` is used, not `Deno.readFileSync`) and
- * fails fast, naming the setting, when one cannot be used. A node with
- * neither a secret nor TLS says so at startup (`warnIfOpen`), since anyone
- * who reaches its port can then act as a node.
+ * fails fast, naming the setting, when one cannot be used. What a node
+ * with neither a secret nor TLS accepts is protected_mode.ts.
  */
 import { Buffer } from "node:buffer";
 import { readFileSync } from "node:fs";
 import { type ClusterConfig, ConfigError, type NodeConfig } from "../config.ts";
 import { errorMessage } from "../errors.ts";
-import type { Logger } from "../log.ts";
 
 /** A secret shorter than this is refused: it could be guessed. */
 export const MIN_SECRET_BYTES = 16;
@@ -30,6 +28,10 @@ export interface NodeSecurity {
   secret?: Buffer;
   /** The node's TLS files, when both services speak TLS. */
   tls?: TlsFiles & { requireClientCert: boolean };
+  /** Take node traffic from anywhere without a secret or TLS (else protected mode: protected_mode.ts). */
+  insecure?: boolean;
+  /** The token KeyValueStore callers must present (client_auth.ts). */
+  clientToken?: Buffer;
 }
 
 /** Reads the secret and this node's TLS files named by the cluster file. */
@@ -46,8 +48,16 @@ export function loadNodeSecurity(config: ClusterConfig, self: NodeConfig): NodeS
   if (sec.clusterSecretFile !== undefined) {
     const path = "security.cluster_secret_file";
     // A trailing newline (echo ... > file) is not part of the secret.
-    const text = readFile(sec.clusterSecretFile, config.source, path).toString("utf8").replace(/\s+$/, "");
-    out.secret = checkSecret(Buffer.from(text, "utf8"), config.source, path);
+    out.secret = checkSecret(readSecretFile(sec.clusterSecretFile, config.source, path), config.source, path);
+  }
+  if (sec.insecure) out.insecure = true;
+  if (sec.clientTokenFile !== undefined) {
+    const path = "security.client_token_file";
+    out.clientToken = checkSecret(
+      readSecretFile(sec.clientTokenFile, config.source, path),
+      config.source,
+      path,
+    );
   }
   if (sec.tls) {
     out.tls = {
@@ -58,6 +68,11 @@ export function loadNodeSecurity(config: ClusterConfig, self: NodeConfig): NodeS
     };
   }
   return out;
+}
+
+/** A secret's file, without its trailing newline (echo ... > file), which is not part of the secret. */
+function readSecretFile(file: string, source: string, setting: string): Buffer {
+  return Buffer.from(readFile(file, source, setting).toString("utf8").replace(/\s+$/, ""), "utf8");
 }
 
 /** Reads a file into a Buffer; a failure names the setting that named the file. */
@@ -94,13 +109,4 @@ export function randomSecret(bytes = 32): string {
 export function operatorTls(config: ClusterConfig): TlsFiles | undefined {
   if (!config.security.tls) return undefined;
   return loadNodeSecurity(config, config.nodes[0]).tls;
-}
-
-/** Says at startup when anyone who reaches the port can act as a node. */
-export function warnIfOpen(log: Logger, security: NodeSecurity): void {
-  if (security.secret || security.tls) return;
-  log.warn(
-    "node traffic is unauthenticated: anyone who reaches this port can replicate, forward and delete " +
-      "as a node; set security.cluster_secret_file (and security.tls) in the cluster file",
-  );
 }

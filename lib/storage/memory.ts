@@ -8,7 +8,7 @@
  * room beside. Nothing survives a restart: a node on this engine gets its
  * data back from its peers.
  */
-import type { ScanPage, Storage, VersionPage } from "./mod.ts";
+import { CURSOR_IDLE_MS, type ScanPage, type Storage, type VersionPage } from "./mod.ts";
 import { Code, KvError } from "../errors.ts";
 import type { KvRecord, RecordVersion, Version } from "../record.ts";
 import { SlabValues } from "./slab_values.ts";
@@ -18,9 +18,6 @@ import { SlotColumn } from "./slot_arrays.ts";
 
 /** Bytes counted per record besides key, version node id and value (the former packed header). */
 const RECORD_OVERHEAD = 10;
-
-/** How long an unfinished scan's position is kept. */
-const CURSOR_IDLE_MS = 60_000;
 
 /** A slot's state: free (reusable), a live record, or a tombstone. */
 const FREE = 0, LIVE = 1, TOMBSTONE = 2;
@@ -57,6 +54,13 @@ export class MemoryStorage implements Storage {
     return Promise.resolve(keys.map((key) => {
       const slot = this.#keys.find(key);
       return slot < 0 ? undefined : this.#record(key, slot);
+    }));
+  }
+
+  valueSizes(keys: readonly string[]): Promise<(number | undefined)[]> {
+    return Promise.resolve(keys.map((key) => {
+      const slot = this.#keys.find(key);
+      return slot < 0 ? undefined : this.#values.length(slot);
     }));
   }
 
@@ -148,6 +152,11 @@ export class MemoryStorage implements Storage {
       if (this.#state.get(slot) !== FREE) items.push(convert(this.#keys.keyOf(slot), slot));
     }
     return Promise.resolve({ items, nextCursor: id });
+  }
+
+  /** Ends a scan no one will go on with, so new keys may take freed slots again. */
+  closeScan(cursor: string): void {
+    this.#scans.delete(cursor);
   }
 
   #dropIdleScans(now: number): void {

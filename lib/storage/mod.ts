@@ -13,6 +13,9 @@ import type { Logger } from "../log.ts";
 import { Code, KvError } from "../errors.ts";
 import { pauser } from "../async.ts";
 
+/** How long an unfinished scan's position is kept (engines' and callers' cursors alike). */
+export const CURSOR_IDLE_MS = 60_000;
+
 /** One page of a scan. */
 export interface ScanPage {
   records: KvRecord[];
@@ -50,6 +53,17 @@ export interface Storage {
    * Engines without it are scanned with `scan`.
    */
   scanVersions?(cursor: string, limit: number): Promise<VersionPage>;
+  /**
+   * The value sizes held for these keys (0 for a tombstone, undefined when
+   * absent), without copying the values: a read can then refuse an answer
+   * too large before building it. Engines without it are read in slices.
+   */
+  valueSizes?(keys: readonly string[]): Promise<(number | undefined)[]>;
+  /**
+   * Ends an unfinished scan (a caller gave up on it). Engines whose scans
+   * hold nothing between pages (Redis) leave it out.
+   */
+  closeScan?(cursor: string): void;
   /** Whether the engine can take calls now (Redis connected, say). */
   healthy(): boolean;
   /** Live (not deleted) keys held. */
@@ -132,7 +146,9 @@ export async function* scanChunks(
 ): AsyncGenerator<KvRecord[]> {
   let chunk: KvRecord[] = [];
   let bytes = 0;
-  for await (const page of acceptedRecords(storage, accept, Math.max(100, limits.maxRecords))) {
+  for await (
+    const page of acceptedRecords(storage, accept, Math.max(100, limits.maxRecords), limits.maxBytes)
+  ) {
     for (const r of page) {
       const size = recordSize(r);
       if (chunk.length > 0 && (chunk.length >= limits.maxRecords || bytes + size > limits.maxBytes)) {
@@ -147,11 +163,16 @@ export async function* scanChunks(
   if (chunk.length > 0) yield chunk;
 }
 
-/** The records whose versions pass `accept`, a page at a time. */
+/**
+ * The records whose versions pass `accept`, a page at a time; values are
+ * read in slices of about `maxBytes` where the engine tells sizes first (a
+ * page of 100 versions of 1 MiB values would otherwise be read at once).
+ */
 async function* acceptedRecords(
   storage: Storage,
   accept: (version: RecordVersion) => boolean,
   pageSize: number,
+  maxBytes: number,
 ): AsyncGenerator<KvRecord[]> {
   if (!storage.scanVersions) {
     for await (const page of scanAll(storage, pageSize)) yield page.filter(accept);
@@ -159,9 +180,26 @@ async function* acceptedRecords(
   }
   for await (const page of scanAllVersions(storage, pageSize)) {
     const keys = page.filter(accept).map((v) => v.key);
-    if (keys.length === 0) continue;
-    yield (await storage.get(keys)).filter((r): r is KvRecord => r !== undefined);
+    for (const slice of await byteSlices(storage, keys, maxBytes)) {
+      yield (await storage.get(slice)).filter((r): r is KvRecord => r !== undefined);
+    }
   }
+}
+
+/** `keys` in runs whose values add up to about `maxBytes` (one run when sizes are unknown). */
+async function byteSlices(storage: Storage, keys: string[], maxBytes: number): Promise<string[][]> {
+  if (keys.length === 0) return [];
+  if (!storage.valueSizes) return [keys];
+  const sizes = await storage.valueSizes(keys);
+  const slices: string[][] = [[]];
+  let bytes = 0;
+  keys.forEach((key, i) => {
+    const size = key.length + (sizes[i] ?? 0);
+    if (slices.at(-1)!.length > 0 && bytes + size > maxBytes) slices.push([]), bytes = 0;
+    slices.at(-1)!.push(key);
+    bytes += size;
+  });
+  return slices;
 }
 
 /** Opens the engine the configuration (or `--storage`) chose for a node. */

@@ -10,6 +10,7 @@
 import { MAIN } from "../helpers/cluster.ts";
 import { redisServerArgs, redisServerPath } from "../../lib/redis_server.ts";
 import { sleep } from "../../lib/async.ts";
+import { randomSecret } from "../../lib/security/settings.ts";
 import { type ChaosNetwork, run } from "./netns.ts";
 
 /** Port every node listens on (each node has its own address, in its own namespace). */
@@ -81,8 +82,12 @@ export class NsCluster {
       consistent_hashing: { virtual_nodes: 150 },
       storage: { engine: s.storage ?? "memory" },
       logging: { level: "info" },
+      // The nodes are on non-loopback addresses: without a secret they would
+      // refuse to start (protected mode), and node traffic would be open.
+      security: { cluster_secret_file: "cluster.secret" },
     };
     const configPath = `${dir}/cluster.json`;
+    await Deno.writeTextFile(`${dir}/cluster.secret`, `${randomSecret()}\n`);
     await Deno.writeTextFile(configPath, JSON.stringify(config, null, 2));
     const cluster = new NsCluster(net, dir, configPath, ids);
     if (s.storage === "redis") {
