@@ -305,21 +305,14 @@ Deno.test("a negative or zero interval is refused with its field path", () => {
     "limits.max_scans_per_connection",
     /0 is below the minimum 1/,
   );
-  assertBad(
-    variant((r) => r.security = { token_window_ms: 300_001 }),
-    "security.token_window_ms",
-    /300001 is above the maximum 300000/,
-  );
-  assertBad(
-    variant((r) => r.security = { token_window_ms: 999 }),
-    "security.token_window_ms",
-    /999 is below the minimum 1000/,
-  );
-  assertBad(
-    variant((r) => r.security = { removed_node_drain_ms: -1 }),
-    "security.removed_node_drain_ms",
-    /-1 is below the minimum 0/,
-  );
+  const security: [string, number, RegExp][] = [
+    ["token_window_ms", 300_001, /300001 is above the maximum 300000/],
+    ["token_window_ms", 999, /999 is below the minimum 1000/],
+    ["removed_node_drain_ms", -1, /-1 is below the minimum 0/],
+  ];
+  for (const [key, v, reason] of security) {
+    assertBad(variant((r) => r.security = { [key]: v }), `security.${key}`, reason);
+  }
   assertBad(
     variant((r) => r.recovery = { anti_entropy_interval_ms: -1 }),
     "recovery.anti_entropy_interval_ms",

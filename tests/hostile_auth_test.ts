@@ -85,6 +85,18 @@ async function stillServing(cluster: TestCluster, ids = ["node1", "node2", "node
   }
 }
 
+/** Runs `fn` on a 3-node TLS cluster (with the secret or not) whose certificates `main.ts certs` made. */
+async function withTlsCluster(secret: boolean, fn: (cluster: TestCluster, dir: string) => Promise<void>) {
+  const dir = await makeCerts();
+  const cluster = await TestCluster.start(tlsCluster(dir, secret));
+  try {
+    await fn(cluster, dir);
+  } finally {
+    await cluster.stop();
+    await Deno.remove(dir.replace(/\/certs$/, ""), { recursive: true });
+  }
+}
+
 const PUSH_EVIL = (port: number) => ({
   epoch: 1_000_000_000,
   members: [{ node_id: "ghost", host: "127.0.0.1", port, state: "NORMAL" }],
@@ -93,9 +105,7 @@ const PUSH_EVIL = (port: number) => ({
 clusterTest(
   "TLS without a secret: a client certificate's ChangeMembership, JoinCluster and PushMembership are refused; the member list stays",
   async () => {
-    const dir = await makeCerts();
-    const cluster = await TestCluster.start(tlsCluster(dir, false));
-    try {
+    await withTlsCluster(false, async (cluster, dir) => {
       const before = await listsSeen(cluster);
       const port = cluster.node("node2").port;
       const asClient = new NodeStub(cluster, "node1", {
@@ -156,10 +166,7 @@ clusterTest(
       assert.equal(op.code, 0, op.stdout + op.stderr);
       assert.match(op.stdout, /credential: node certificate "node1"/);
       await exit;
-    } finally {
-      await cluster.stop();
-      await Deno.remove(dir.replace(/\/certs$/, ""), { recursive: true });
-    }
+    });
   },
   { ignore: noOpenssl, timeoutMs: 120_000 },
 );
@@ -167,9 +174,7 @@ clusterTest(
 clusterTest(
   "TLS with a secret: node1's certificate with a token naming node2 is refused; under its own name it is accepted",
   async () => {
-    const dir = await makeCerts();
-    const cluster = await TestCluster.start(tlsCluster(dir, true));
-    try {
+    await withTlsCluster(true, async (cluster, dir) => {
       const before = await listsSeen(cluster);
       const beat = (as: string) => ({
         node_id: as,
@@ -194,10 +199,7 @@ clusterTest(
       await self.call("Heartbeat", beat("node1"));
       assert.deepEqual(await listsSeen(cluster), before);
       await stillServing(cluster);
-    } finally {
-      await cluster.stop();
-      await Deno.remove(dir.replace(/\/certs$/, ""), { recursive: true });
-    }
+    });
   },
   { ignore: noOpenssl, timeoutMs: 120_000 },
 );
