@@ -35,6 +35,9 @@ export interface TlsConfig {
   requireClientCert: boolean;
 }
 
+/** The token timing a node uses when nothing names it (a joiner without --config, too). */
+export const SECURITY_TIMING = { tokenWindowMs: 60_000, removedNodeDrainMs: 30_000 } as const;
+
 /** Who may act as a node, and how traffic is protected (`security`). */
 export interface SecurityConfig {
   /** The shared secret inline (`cluster_secret`), if given. */
@@ -49,6 +52,10 @@ export interface SecurityConfig {
   insecure?: boolean;
   /** A file holding the token every KeyValueStore call must carry (`client_token_file`). */
   clientTokenFile?: string;
+  /** How far a node token's time may be from the receiver's clock (`token_window_ms`). */
+  tokenWindowMs: number;
+  /** How long a node removed from the list may still call its peers (`removed_node_drain_ms`). */
+  removedNodeDrainMs: number;
 }
 
 /** Storage engines a node can keep its data in. */
@@ -373,7 +380,22 @@ function readSecurity(
   nodes: NodeConfig[],
   rawNodes: unknown[],
 ): SecurityConfig {
-  const out: SecurityConfig = {};
+  const out: SecurityConfig = {
+    tokenWindowMs: r.int(
+      sec.token_window_ms,
+      "security.token_window_ms",
+      SECURITY_TIMING.tokenWindowMs,
+      1000,
+      300_000,
+    ),
+    removedNodeDrainMs: r.int(
+      sec.removed_node_drain_ms,
+      "security.removed_node_drain_ms",
+      SECURITY_TIMING.removedNodeDrainMs,
+      0,
+      3600_000,
+    ),
+  };
   if (sec.cluster_secret !== undefined && sec.cluster_secret_file !== undefined) {
     r.fail("security.cluster_secret", "set cluster_secret or cluster_secret_file, not both");
   }

@@ -98,6 +98,8 @@ function assertDefaults(c: ClusterConfig): void {
   assert.equal(c.limits.maxValueBytes, 1 << 20);
   assert.equal(c.limits.maxClockSkewMs, 60_000);
   assert.equal(c.limits.maxClockOffsetMs, 500);
+  assert.equal(c.security.tokenWindowMs, 60_000);
+  assert.equal(c.security.removedNodeDrainMs, 30_000);
   assert.equal(c.limits.maxCallsPerConnection, 1000);
   assert.equal(c.limits.maxConnectionMemoryMb, 64);
   assert.equal(c.logging.stallThresholdMs, 500);
@@ -178,11 +180,21 @@ Deno.test("new optional settings are read when present", () => {
         max_connection_memory_mb: 8,
         max_scans_per_connection: 4,
       };
-      r.security = { insecure: true, client_token_file: "/etc/kvstore/client.token" };
+      r.security = {
+        insecure: true,
+        client_token_file: "/etc/kvstore/client.token",
+        token_window_ms: 10_000,
+        removed_node_drain_ms: 0,
+      };
     }),
     "test.json",
   );
-  assert.deepEqual(c.security, { insecure: true, clientTokenFile: "/etc/kvstore/client.token" });
+  assert.deepEqual(c.security, {
+    insecure: true,
+    clientTokenFile: "/etc/kvstore/client.token",
+    tokenWindowMs: 10_000,
+    removedNodeDrainMs: 0,
+  });
   assert.equal(c.limits.maxClockSkewMs, 5000);
   assert.equal(c.limits.maxClockOffsetMs, 250);
   assert.equal(c.limits.maxCallsPerConnection, 16);
@@ -306,6 +318,14 @@ Deno.test("a negative or zero interval is refused with its field path", () => {
     "limits.max_scans_per_connection",
     /0 is below the minimum 1/,
   );
+  const security: [string, number, RegExp][] = [
+    ["token_window_ms", 300_001, /300001 is above the maximum 300000/],
+    ["token_window_ms", 999, /999 is below the minimum 1000/],
+    ["removed_node_drain_ms", -1, /-1 is below the minimum 0/],
+  ];
+  for (const [key, v, reason] of security) {
+    assertBad(variant((r) => r.security = { [key]: v }), `security.${key}`, reason);
+  }
   assertBad(
     variant((r) => r.recovery = { anti_entropy_interval_ms: -1 }),
     "recovery.anti_entropy_interval_ms",

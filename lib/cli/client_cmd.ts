@@ -44,7 +44,9 @@ Flags:
   --timeout MS         deadline of each call (default 5000)
   --no-wait            remove-node: do not wait for the change to complete
   --cluster-secret-file FILE
-                       remove-node: the cluster secret, when the nodes authenticate
+                       remove-node: the cluster secret, when the nodes authenticate;
+                       signs as "operator" (removal only), or as the node named by
+                       --cert when that is a node's certificate (needed with TLS)
   --json               machine-readable output
 ${TLS_HELP}
 ${TOKEN_HELP}
@@ -243,8 +245,16 @@ async function ownViews(client: KvClient, m: Membership): Promise<Map<string, Me
 
 /** Proposes a removal; waits (unless told not to) until the node is no longer a member. */
 async function removeNode(client: KvClient, id: string, wait: boolean, out: Output): Promise<number> {
-  const res = await client.removeNode(id);
-  print(out, { op: "remove-node", node: id, ...res }, `remove-node ${id}: ${res.message}`);
+  const credential = client.operatorCredential;
+  const res = await client.removeNode(id).catch((err) => {
+    // A refusal says which credential was refused.
+    throw err instanceof KvError ? new KvError(err.code, `${err.message} (credential: ${credential})`) : err;
+  });
+  print(
+    out,
+    { op: "remove-node", node: id, credential, ...res },
+    `remove-node ${id} (credential: ${credential}): ${res.message}`,
+  );
   if (!res.accepted) return EXIT.ERROR;
   if (!wait) return EXIT.OK;
   const started = Date.now();
