@@ -8,11 +8,13 @@
  * restart of node1 (still skewed) while its keys are rewritten through the
  * others. In a 2-node cluster the skewed node only warns and keeps serving.
  *
- * At 100 s the nodes run without a cluster secret (protected mode, loopback
- * only): node tokens are refused beyond their 60 s window, so no heartbeat
- * would get through at all, and measuring the offset then depends on the
- * refusal carrying the receiver's clock (ClockWatch.noteReceiverTime). At
- * 30 s, within that window, the cluster runs with its secret as usual.
+ * At 30 s the cluster runs with its secret as usual (within the tokens' 60 s
+ * window). At 100 s it runs twice: without a secret (protected mode,
+ * loopback only), where heartbeats measure the offsets, and with its secret,
+ * where every token of node1 is refused for its time (and node1 refuses its
+ * peers'): no heartbeat gets through, the peers see node1 FAILED, and the
+ * offsets come only from the refusals, which carry the receiver's clock
+ * (ClockWatch.noteReceiverTime).
  * Skipped only when libfaketime is absent and CI is unset.
  */
 import assert from "node:assert/strict";
@@ -136,9 +138,13 @@ function checkRound(name: string, r: Round, keys: number): void {
 }
 
 function skewTest(seconds: number, secret: boolean): void {
+  // Beyond the token window no call of node1 or to it gets through.
+  const refusedForTime = secret && seconds > 60;
   clusterTest(
-    `a node ${seconds} s behind reports its offset, turns NOT_SERVING with the reason, and its keys stay writable ` +
-      `through the others, also across its kill -9 and restart`,
+    `a node ${seconds} s behind (${
+      secret ? "with" : "without"
+    } a cluster secret) reports its offset, turns ` +
+      `NOT_SERVING with the reason, and its keys stay writable through the others, also across its kill -9 and restart`,
     async () => {
       const cluster = await TestCluster.start({ nodes: 3, startOnly: ["node2", "node3"], secret });
       const health = healthClient(cluster.node("node1").address);
@@ -182,7 +188,12 @@ function skewTest(seconds: number, secret: boolean): void {
         assert.match(status.stdout, /\bCLOCK\b/);
         assert.match(
           status.stdout,
-          new RegExp(`^node1\\s.*JOINING.*-(${seconds - 1}|${seconds})\\.\\d{3}s ±\\d+ms`, "m"),
+          new RegExp(
+            `^node1\\s.*${refusedForTime ? "FAILED" : "JOINING"}.*-(${
+              seconds - 1
+            }|${seconds})\\.\\d{3}s ±\\d+ms`,
+            "m",
+          ),
         );
         assert.match(status.stdout, /^node1 not serving: clock offset beyond/m);
         // So does the status page's data, as node2 serves it.
@@ -202,8 +213,12 @@ function skewTest(seconds: number, secret: boolean): void {
           const refused = await kvError(() =>
             asNode2.forwardWrites("node1", [{ key: "k", value: text("v"), timestamp: 0, tombstone: false }])
           );
-          assert.equal(refused.code, Code.UNAVAILABLE);
-          assert.match(refused.message, /does not coordinate writes: clock offset beyond/);
+          if (refusedForTime) {
+            assert.equal(refused.code, 16, refused.message); // UNAUTHENTICATED: the token, first
+          } else {
+            assert.equal(refused.code, Code.UNAVAILABLE);
+            assert.match(refused.message, /does not coordinate writes: clock offset beyond/);
+          }
         } finally {
           asNode2.close();
         }
@@ -250,6 +265,7 @@ function skewTest(seconds: number, secret: boolean): void {
 }
 
 skewTest(100, false);
+skewTest(100, true);
 skewTest(30, true);
 
 clusterTest(
