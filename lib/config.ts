@@ -127,6 +127,11 @@ export interface ClusterConfig {
     maxScansPerConnection: number;
     /** How far ahead of a node's clock a client timestamp may be (peers: twice this). */
     maxClockSkewMs: number;
+    /**
+     * Clock offset to a majority of the other members beyond which a node
+     * stops coordinating writes (NOT_SERVING) until its clock is back.
+     */
+    maxClockOffsetMs: number;
     /** Calls one client connection may have in flight; more are answered RESOURCE_EXHAUSTED. */
     maxCallsPerConnection: number;
     /** HTTP/2 memory one connection may hold, in MiB (grpc-js's grpc-node.max_session_memory). */
@@ -345,6 +350,13 @@ function readLimits(r: Reader, lim: Record<string, unknown>): ClusterConfig["lim
       10_000,
     ),
     maxClockSkewMs: r.int(lim.max_clock_skew_ms, "limits.max_clock_skew_ms", 60_000, 1, 3600_000 * 24 * 365),
+    maxClockOffsetMs: r.int(
+      lim.max_clock_offset_ms,
+      "limits.max_clock_offset_ms",
+      500,
+      1,
+      3600_000 * 24 * 365,
+    ),
     maxCallsPerConnection: r.int(
       lim.max_calls_per_connection,
       "limits.max_calls_per_connection",

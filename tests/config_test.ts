@@ -97,6 +97,7 @@ function assertDefaults(c: ClusterConfig): void {
   assert.equal(c.limits.maxKeyBytes, 1024);
   assert.equal(c.limits.maxValueBytes, 1 << 20);
   assert.equal(c.limits.maxClockSkewMs, 60_000);
+  assert.equal(c.limits.maxClockOffsetMs, 500);
   assert.equal(c.security.tokenWindowMs, 60_000);
   assert.equal(c.security.removedNodeDrainMs, 30_000);
   assert.equal(c.limits.maxCallsPerConnection, 1000);
@@ -174,6 +175,7 @@ Deno.test("new optional settings are read when present", () => {
       r.nodes[0].bind_host = "0.0.0.0";
       r.limits = {
         max_clock_skew_ms: 5000,
+        max_clock_offset_ms: 250,
         max_calls_per_connection: 16,
         max_connection_memory_mb: 8,
         max_scans_per_connection: 4,
@@ -194,6 +196,7 @@ Deno.test("new optional settings are read when present", () => {
     removedNodeDrainMs: 0,
   });
   assert.equal(c.limits.maxClockSkewMs, 5000);
+  assert.equal(c.limits.maxClockOffsetMs, 250);
   assert.equal(c.limits.maxCallsPerConnection, 16);
   assert.equal(c.limits.maxConnectionMemoryMb, 8);
   assert.equal(c.logging.stallThresholdMs, 25);
@@ -295,7 +298,14 @@ Deno.test("a negative or zero interval is refused with its field path", () => {
       new RegExp(`${v} is below the minimum 1`),
     );
   }
-  for (const limit of ["max_clock_skew_ms", "max_calls_per_connection", "max_connection_memory_mb"]) {
+  for (
+    const limit of [
+      "max_clock_skew_ms",
+      "max_clock_offset_ms",
+      "max_calls_per_connection",
+      "max_connection_memory_mb",
+    ]
+  ) {
     assertBad(variant((r) => r.limits = { [limit]: 0 }), `limits.${limit}`, /0 is below the minimum 1/);
   }
   assertBad(

@@ -73,6 +73,10 @@ export interface Member {
   recoveredRecords: number;
   /** NORMAL, or JOINING / LEAVING while its ranges move. */
   memberState: MemberState;
+  /** Its clock minus the responder's (ms) and the bound on that; undefined when not measured. */
+  clockOffset?: { offsetMs: number; uncertaintyMs: number };
+  /** As the member says of itself: why it does not serve ("" while it does). */
+  statusReason: string;
 }
 
 /** The cluster as one node sees it. */
@@ -507,6 +511,10 @@ function toMembership(res: MembershipResponseMsg): Membership {
       keysCount: n.keys_count,
       recoveredRecords: n.recovered_records,
       memberState: memberStateFromMsg(n.member_state),
+      clockOffset: n.clock_offset_uncertainty_ms >= 0 && n.node_id !== res.responder_id
+        ? { offsetMs: n.clock_offset_ms, uncertaintyMs: n.clock_offset_uncertainty_ms }
+        : undefined,
+      statusReason: n.status_reason ?? "",
     })),
   };
 }

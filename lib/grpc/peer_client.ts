@@ -165,6 +165,12 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
   readonly #seedIds = new Map<string, string>();
   /** Per peer, the receiver's clock when it last refused this node's token for its time. */
   readonly #receiverTimes = new Map<string, { receiverMs: number; localMs: number }>();
+  /**
+   * Told of each such refusal (the node's clock watch, set once the node
+   * exists): with no heartbeat getting through, it is the only sample of the
+   * peer's clock.
+   */
+  onReceiverTime?: (peer: string, receiverMs: number, rttMs: number) => void;
 
   constructor(private readonly o: GrpcPeerOptions) {
     const bounds = {
@@ -218,7 +224,10 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
     return [signingInterceptor(this.#signer, {
       target: () => this.#seedIds.get(id) ?? id,
       stream: lane,
-      onReceiverTime: (receiverMs, localMs) => this.#receiverTimes.set(id, { receiverMs, localMs }),
+      onReceiverTime: (receiverMs, localMs, rttMs) => {
+        this.#receiverTimes.set(id, { receiverMs, localMs });
+        this.onReceiverTime?.(id, receiverMs, rttMs);
+      },
     })];
   }
 
@@ -324,6 +333,7 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
       keysCount: res.keys_count,
       hintsPending: res.hints_pending,
       epoch: res.membership_epoch,
+      peerTimeMs: Number(res.timestamp),
     };
   }
 

@@ -361,9 +361,15 @@ class Handlers {
       return fn(req);
     };
     // Served both as unary calls and as frames of ForwardStream.
-    const forwardPut = healthy((req: MultiPutRequestMsg) => this.#multiPut(req, true));
+    // A coordinator whose clock is off refuses forwarded writes likewise (node.ts says why).
+    const coordinating = <Req, Res>(fn: (req: Req) => Promise<Res>) =>
+      healthy((req: Req) => {
+        n.checkCanCoordinateWrites();
+        return fn(req);
+      });
+    const forwardPut = coordinating((req: MultiPutRequestMsg) => this.#multiPut(req, true));
     const forwardGet = healthy((req: MultiGetRequestMsg) => this.#multiGet(req, true));
-    const forwardDelete = healthy((req: MultiDeleteRequestMsg) => this.#multiDelete(req, true));
+    const forwardDelete = coordinating((req: MultiDeleteRequestMsg) => this.#multiDelete(req, true));
     const replicate = (req: ReplicateBatchRequestMsg) =>
       replicateBatch(n, replicaPushFromMsg(req)).then((a) => replicaAnswerToMsg(a, n.id));
     return {
@@ -371,7 +377,7 @@ class Handlers {
       ForwardPut: unary(
         n,
         "ForwardPut",
-        healthy(async (req: ForwardPutRequestMsg) => {
+        coordinating(async (req: ForwardPutRequestMsg) => {
           const [r] = await this.#write([this.#checkedPut(req)], true);
           return forwardWriteResponse(r);
         }),
@@ -388,7 +394,7 @@ class Handlers {
       ForwardDelete: unary(
         n,
         "ForwardDelete",
-        healthy(async (req: ForwardDeleteRequestMsg) => {
+        coordinating(async (req: ForwardDeleteRequestMsg) => {
           checkKey(req.key, n.config.limits);
           const [r] = await this.#write([deleteToWrite(req.key)], true);
           return forwardWriteResponse(r);
@@ -606,7 +612,7 @@ class Handlers {
     return {
       acknowledged: true,
       receiver_id: this.node.id,
-      timestamp: Date.now(),
+      timestamp: reply.timeMs,
       status: reply.status,
       keys_count: reply.keysCount,
       hints_pending: reply.hintsPending,

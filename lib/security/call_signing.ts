@@ -27,8 +27,11 @@ export interface SigningTarget {
   target: () => string;
   /** The channel's lane: each keeps its own data counter (token.ts). */
   stream?: string;
-  /** Told of the receiver's clock when it refused a token for its time. */
-  onReceiverTime?: (receiverMs: number, localMs: number) => void;
+  /**
+   * Told of the receiver's clock when it refused a token for its time, with
+   * this node's clock then and the call's round trip (the bound on the offset).
+   */
+  onReceiverTime?: (receiverMs: number, localMs: number, rttMs: number) => void;
 }
 
 /** Methods no token is needed for (node_guard.ts leaves them open). */
@@ -86,13 +89,16 @@ function hearReceiverTime(
   tell: SigningTarget["onReceiverTime"],
 ): grpc.InterceptingListener {
   if (!tell) return listener;
+  const startedAt = performance.now();
   return {
     ...listener,
     onReceiveMetadata: (m) => listener.onReceiveMetadata(m),
     onReceiveMessage: (m) => listener.onReceiveMessage(m),
     onReceiveStatus: (status) => {
       const at = status.metadata?.get(RECEIVER_TIME_KEY)[0];
-      if (typeof at === "string" && /^\d+$/.test(at)) tell(Number(at), Date.now());
+      if (typeof at === "string" && /^\d+$/.test(at)) {
+        tell(Number(at), Date.now(), performance.now() - startedAt);
+      }
       listener.onReceiveStatus(status);
     },
   };
