@@ -7,8 +7,9 @@
  * reached it is suspected and the next one is tried, so clients see an
  * answer or UNAVAILABLE, never a hang. The coordinator versions a write with
  * its hybrid clock, stores it, and hands it to replication: to the live
- * nodes among the key's `replication_factor` first, with stand-ins (sloppy
- * quorum) holding hints for the nodes that are down. Reads take the newest
+ * nodes among the key's `replication_factor` first, with stand-ins holding
+ * hints for the nodes that are down (whether their copies count toward
+ * `write_quorum` is `sloppy_quorum`'s choice). Reads take the newest
  * of `read_quorum` copies and repair the stale ones. Everything here is
  * plain data in, plain data out: the gRPC edge is elsewhere.
  */
@@ -49,6 +50,8 @@ export interface CoordinatorOptions {
   replicationFactor: number;
   writeQuorum: number;
   readQuorum: number;
+  /** Whether stand-ins' hinted copies count toward writeQuorum (default: they do not). */
+  sloppyQuorum?: boolean;
   /** Whether a node may coordinate and answer reads now. */
   canServe: (id: string) => boolean;
   /** Whether a node may take writes now (alive, maybe still recovering). */
@@ -293,12 +296,14 @@ export class Coordinator {
 
   /**
    * Sends the applied records to their other copies; answers copies written
-   * per record (0 for one not applied). With write_quorum 2 or more only
-   * copies on the key's own replicas count (a strict quorum): a stand-in's
+   * per record (0 for one not applied). With write_quorum 2 or more and a
+   * strict quorum only copies on the key's own replicas count: a stand-in's
    * copy is kept, as a hint, but a write held by stand-ins while an own
    * replica serves stale reads must not be acknowledged, or write_quorum +
    * read_quorum > replication_factor would not make reads see acknowledged
-   * writes.
+   * writes. A sloppy quorum counts every distinct node that holds the write,
+   * stand-ins included, trading that promise for writes that stay available
+   * while a replica is down.
    */
   async #replicate(
     records: readonly KvRecord[],
@@ -306,8 +311,8 @@ export class Coordinator {
     positions?: number[],
   ): Promise<number[]> {
     const copies = new Array<number>(records.length).fill(0);
-    const byPeer = new Map<string, { items: ReplicaItem[]; idx: number[] }>();
-    const strict = this.o.writeQuorum > 1;
+    const byPeer: Batches = new Map();
+    const strict = this.o.writeQuorum > 1 && !this.o.sloppyQuorum;
     for (let i = 0; i < records.length; i++) {
       if (!applied[i]) continue;
       const record = records[i];
@@ -320,24 +325,53 @@ export class Coordinator {
       // deleted key.
       if (selfHints.length === 0 && targets.length > 0 && !natural) selfHints.push(targets[0].peer);
       for (const down of selfHints) this.o.hints.add(down, record.key, record);
-      for (const { peer, hintFor } of targets) {
-        let batch = byPeer.get(peer);
-        if (!batch) byPeer.set(peer, batch = { items: [], idx: [] });
-        batch.items.push({ record, hintFor });
-        batch.idx.push(i);
-      }
+      for (const target of targets) addTo(byPeer, target.peer, { record, hintFor: target.hintFor }, i);
     }
     if (this.o.writeQuorum <= 1) {
       await Promise.all([...byPeer].map(([peer, { items }]) => this.o.replicator.enqueue(peer, items)));
       return copies;
     }
+    await this.#sendCounting(byPeer, copies, strict);
+    if (this.o.sloppyQuorum) await this.#sendToStandIns(records, byPeer, copies, positions);
+    return copies;
+  }
+
+  /** Sends batches synchronously and counts, per record, the copies that count. */
+  async #sendCounting(byPeer: Batches, copies: number[], strict: boolean): Promise<void> {
     await Promise.all([...byPeer].map(async ([peer, { items, idx }]) => {
       if (!await this.o.replicator.sendNow(peer, items)) return;
+      // A peer can take a record twice (a stand-in that is also a future
+      // holder during a membership change): it is one node, one copy.
+      let counted = -1;
       items.forEach(({ hintFor }, j) => {
-        if (hintFor === undefined) copies[idx[j]]++;
+        if (idx[j] === counted || (strict && hintFor !== undefined)) return;
+        copies[idx[j]]++;
+        counted = idx[j];
       });
     }));
-    return copies;
+  }
+
+  /**
+   * Sloppy quorum: a replica that just failed is suspected now, so the
+   * placement of a record still short of write_quorum names a stand-in in
+   * its place; the record goes there too, once, instead of failing a write
+   * that the next node could hold.
+   */
+  async #sendToStandIns(
+    records: readonly KvRecord[],
+    tried: Batches,
+    copies: number[],
+    positions?: number[],
+  ): Promise<void> {
+    const retry: Batches = new Map();
+    for (let i = 0; i < records.length; i++) {
+      if (copies[i] === 0 || copies[i] >= this.o.writeQuorum) continue;
+      for (const { peer, hintFor } of this.#placeAt(positions?.[i] ?? ringHash(records[i].key)).targets) {
+        if (hintFor === undefined || tried.get(peer)?.idx.includes(i)) continue;
+        addTo(retry, peer, { record: records[i], hintFor }, i);
+      }
+    }
+    if (retry.size > 0) await this.#sendCounting(retry, copies, false);
   }
 
   /**
@@ -458,4 +492,14 @@ export class Coordinator {
     if (found && record.expiresAtMs) result.expiresAtMs = record.expiresAtMs;
     return result;
   }
+}
+
+/** Records to send, by peer, with each one's index among the written records. */
+type Batches = Map<string, { items: ReplicaItem[]; idx: number[] }>;
+
+function addTo(batches: Batches, peer: string, item: ReplicaItem, i: number): void {
+  let batch = batches.get(peer);
+  if (!batch) batches.set(peer, batch = { items: [], idx: [] });
+  batch.items.push(item);
+  batch.idx.push(i);
 }

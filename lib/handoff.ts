@@ -6,10 +6,16 @@
  * the current version of each hinted key in batches, forgets the delivered
  * hints, and erases the local copies this node held only as a stand-in once
  * no target waits for them.
+ *
+ * Hints live in memory, but a stand-in's copy is in its storage: when the
+ * node starts, `rebuild` finds the copies it holds for keys that are not its
+ * own and hints them again to the key's replicas, so a write acknowledged
+ * with a stand-in's copy (sloppy quorum) still reaches its replicas after
+ * the stand-in restarted, and the copy is then erased as after any handoff.
  */
 import type { HintStore } from "./hints.ts";
 import type { Logger } from "./log.ts";
-import type { Storage } from "./storage/mod.ts";
+import { scanAllVersions, type Storage } from "./storage/mod.ts";
 import type { PeerTransport } from "./transport.ts";
 import { errorMessage, PeerUnavailableError } from "./errors.ts";
 import type { KvRecord } from "./record.ts";
@@ -24,6 +30,8 @@ export interface HandoffOptions {
   canStore: (peer: string) => boolean;
   /** Whether this node keeps a copy of the key when every node is up. */
   holdsNaturally: (key: string) => boolean;
+  /** The nodes that keep a copy of the key when every node is up. */
+  replicasOf: (key: string) => string[];
   onUnreachable: (peer: string, err: PeerUnavailableError) => void;
   /** Told when every hint for a target was delivered (so it can learn it at once). */
   onDrained?: (target: string) => void;
@@ -65,6 +73,24 @@ export class HandoffLoop {
       );
     }
     return Promise.all(started).then(() => {});
+  }
+
+  /**
+   * Hints every copy in storage of a key this node does not hold naturally
+   * to each of the key's replicas: which of them missed the write is not
+   * known after a restart, and a copy they already hold is harmless
+   * (last-write-wins). Resolves with the hints made.
+   */
+  async rebuild(pageSize = 1000): Promise<number> {
+    let made = 0;
+    for await (const page of scanAllVersions(this.o.storage, pageSize)) {
+      for (const v of page) {
+        if (this.o.holdsNaturally(v.key)) continue;
+        for (const target of this.o.replicasOf(v.key)) if (this.o.hints.add(target, v.key, v)) made++;
+      }
+    }
+    if (made > 0) this.o.log.info("hints rebuilt from stand-in copies held here", { hints: made });
+    return made;
   }
 
   async #deliver(target: string): Promise<void> {

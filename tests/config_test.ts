@@ -88,6 +88,7 @@ function withTempFile<T>(text: string, fn: (path: string) => T): T {
 function assertDefaults(c: ClusterConfig): void {
   assert.equal(c.replication.writeQuorum, 1);
   assert.equal(c.replication.readQuorum, 1);
+  assert.equal(c.replication.sloppyQuorum, false);
   assert.equal(c.failureDetection.suspectTimeoutMs, 10_000);
   assert.equal(c.failureDetection.rpcTimeoutMs, 2000);
   assert.equal(c.storage.engine, "memory");
@@ -96,6 +97,9 @@ function assertDefaults(c: ClusterConfig): void {
   assert.equal(c.limits.maxKeyBytes, 1024);
   assert.equal(c.limits.maxValueBytes, 1 << 20);
   assert.equal(c.limits.maxClockSkewMs, 60_000);
+  assert.equal(c.limits.maxClockOffsetMs, 500);
+  assert.equal(c.security.tokenWindowMs, 60_000);
+  assert.equal(c.security.removedNodeDrainMs, 30_000);
   assert.equal(c.limits.maxCallsPerConnection, 1000);
   assert.equal(c.limits.maxConnectionMemoryMb, 64);
   assert.equal(c.logging.stallThresholdMs, 500);
@@ -164,28 +168,42 @@ Deno.test("new optional settings are read when present", () => {
     variant((r) => {
       r.replication.write_quorum = 2;
       r.replication.read_quorum = 2;
+      r.replication.sloppy_quorum = true;
       r.failure_detection.suspect_timeout_ms = 7000;
       r.storage = { engine: "redis", redis_key_prefix: "t:" };
       r.logging = { level: "debug", format: "json", stall_threshold_ms: 25 };
       r.nodes[0].bind_host = "0.0.0.0";
       r.limits = {
         max_clock_skew_ms: 5000,
+        max_clock_offset_ms: 250,
         max_calls_per_connection: 16,
         max_connection_memory_mb: 8,
         max_scans_per_connection: 4,
       };
-      r.security = { insecure: true, client_token_file: "/etc/kvstore/client.token" };
+      r.security = {
+        insecure: true,
+        client_token_file: "/etc/kvstore/client.token",
+        token_window_ms: 10_000,
+        removed_node_drain_ms: 0,
+      };
     }),
     "test.json",
   );
-  assert.deepEqual(c.security, { insecure: true, clientTokenFile: "/etc/kvstore/client.token" });
+  assert.deepEqual(c.security, {
+    insecure: true,
+    clientTokenFile: "/etc/kvstore/client.token",
+    tokenWindowMs: 10_000,
+    removedNodeDrainMs: 0,
+  });
   assert.equal(c.limits.maxClockSkewMs, 5000);
+  assert.equal(c.limits.maxClockOffsetMs, 250);
   assert.equal(c.limits.maxCallsPerConnection, 16);
   assert.equal(c.limits.maxConnectionMemoryMb, 8);
   assert.equal(c.logging.stallThresholdMs, 25);
   assert.equal(c.limits.maxScansPerConnection, 4);
   assert.equal(c.replication.writeQuorum, 2);
   assert.equal(c.replication.readQuorum, 2);
+  assert.equal(c.replication.sloppyQuorum, true);
   assert.equal(c.failureDetection.suspectTimeoutMs, 7000);
   assert.equal(c.storage.engine, "redis");
   assert.equal(c.storage.redisKeyPrefix, "t:");
@@ -280,7 +298,14 @@ Deno.test("a negative or zero interval is refused with its field path", () => {
       new RegExp(`${v} is below the minimum 1`),
     );
   }
-  for (const limit of ["max_clock_skew_ms", "max_calls_per_connection", "max_connection_memory_mb"]) {
+  for (
+    const limit of [
+      "max_clock_skew_ms",
+      "max_clock_offset_ms",
+      "max_calls_per_connection",
+      "max_connection_memory_mb",
+    ]
+  ) {
     assertBad(variant((r) => r.limits = { [limit]: 0 }), `limits.${limit}`, /0 is below the minimum 1/);
   }
   assertBad(
@@ -293,6 +318,14 @@ Deno.test("a negative or zero interval is refused with its field path", () => {
     "limits.max_scans_per_connection",
     /0 is below the minimum 1/,
   );
+  const security: [string, number, RegExp][] = [
+    ["token_window_ms", 300_001, /300001 is above the maximum 300000/],
+    ["token_window_ms", 999, /999 is below the minimum 1000/],
+    ["removed_node_drain_ms", -1, /-1 is below the minimum 0/],
+  ];
+  for (const [key, v, reason] of security) {
+    assertBad(variant((r) => r.security = { [key]: v }), `security.${key}`, reason);
+  }
   assertBad(
     variant((r) => r.recovery = { anti_entropy_interval_ms: -1 }),
     "recovery.anti_entropy_interval_ms",
@@ -312,6 +345,22 @@ Deno.test("a failure_timeout_ms not larger than heartbeat_interval_ms is refused
     variant((r) => r.failure_detection.suspect_timeout_ms = 20000),
     "failure_detection.suspect_timeout_ms",
     /20000 is larger than failure_timeout_ms/,
+  );
+});
+
+Deno.test("sloppy_quorum is refused with write_quorum 1, where it means nothing, and when not true or false", () => {
+  assertBad(
+    variant((r) => r.replication.sloppy_quorum = true),
+    "replication.sloppy_quorum",
+    /needs write_quorum 2 or more/,
+  );
+  assertBad(
+    variant((r) => {
+      r.replication.write_quorum = 2;
+      r.replication.sloppy_quorum = "yes";
+    }),
+    "replication.sloppy_quorum",
+    /must be true or false/,
   );
 });
 

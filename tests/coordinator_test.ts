@@ -159,10 +159,13 @@ function setup(o: {
   rf?: number;
   writeQuorum?: number;
   readQuorum?: number;
+  sloppyQuorum?: boolean;
   down?: string[];
   /** Nodes alive but still catching up (JOINING): they may store, not serve. */
   catchingUp?: string[];
   markDownOnUnreachable?: boolean;
+  /** Nodes that also take every write, as future holders during a membership change. */
+  pending?: string[];
 }): Setup {
   const nodes = o.nodes ?? NODES;
   let wall = T0;
@@ -191,9 +194,10 @@ function setup(o: {
     retryBaseMs: 5,
     retryMaxMs: 20,
   });
+  const pending = o.pending;
   const coordinator = new Coordinator({
     self: o.self,
-    ring,
+    ring: pending ? Object.assign(new HashRing(nodes, 150), { pendingWalk: () => pending }) : ring,
     storage,
     clock: new HybridClock(() => wall),
     transport,
@@ -203,6 +207,7 @@ function setup(o: {
     replicationFactor: o.rf ?? 2,
     writeQuorum: o.writeQuorum ?? 1,
     readQuorum: o.readQuorum ?? 1,
+    sloppyQuorum: o.sloppyQuorum,
     canServe: (id) => canUse(id) && !o.catchingUp?.includes(id),
     canStore: canUse,
     onUnreachable,
@@ -613,6 +618,76 @@ Deno.test("with write_quorum 2 a coordinator that is not one of the key's replic
     const [res] = await s.coordinator.write([put(key, "v")], true);
     assert.equal(res.ok, false);
     assert.equal(res.replicas, 1, "only node2's copy counts");
+  });
+});
+
+Deno.test("with a sloppy write_quorum 2 and the replica known down the stand-in's hinted copy counts", async () => {
+  const s = setup({ self: "node1", writeQuorum: 2, sloppyQuorum: true, down: ["node2"] });
+  await run(s, async () => {
+    const key = keyWithList(s.ring, ["node1", "node2", "node3"]);
+    const [res] = await s.coordinator.write([put(key, "v")], false);
+    assert.equal(res.ok, true, res.message);
+    assert.equal(res.replicas, 2);
+    assert.deepEqual(s.transport.of("replicate").map((c) => [c.peer, c.hintFor]), [["node3", ["node2"]]]);
+    assert.equal(dec.decode((await s.transport.store("node3").get([key]))[0]!.value), "v");
+  });
+});
+
+Deno.test("with a sloppy write_quorum 2 a replica that fails mid-write is replaced by its stand-in at once", async () => {
+  const s = setup({ self: "node1", writeQuorum: 2, sloppyQuorum: true });
+  await run(s, async () => {
+    const key = keyWithList(s.ring, ["node1", "node2", "node3"]);
+    s.transport.unreachable.add("node2");
+    const [res] = await s.coordinator.write([put(key, "v")], false);
+    assert.equal(res.ok, true, res.message);
+    assert.equal(res.replicas, 2);
+    assert.deepEqual(s.reported, ["node2"]);
+    assert.deepEqual(
+      s.transport.of("replicate").map((c) => [c.peer, c.hintFor]),
+      [["node2", [undefined]], ["node3", ["node2"]]],
+    );
+  });
+});
+
+Deno.test("a stand-in that is also a future holder counts once toward write_quorum, strict or sloppy", async () => {
+  for (const sloppy of [false, true]) {
+    const s = setup({
+      self: "node1",
+      writeQuorum: 2,
+      sloppyQuorum: sloppy,
+      down: ["node2"],
+      pending: ["node3"],
+    });
+    await run(s, async () => {
+      const key = keyWithList(s.ring, ["node1", "node2", "node3"]);
+      const [res] = await s.coordinator.write([put(key, "v")], false);
+      assert.equal(res.replicas, 2, `sloppy ${sloppy}: node1 and node3 hold it`);
+      assert.equal(res.ok, true);
+    });
+  }
+  const wide = setup({
+    self: "node1",
+    writeQuorum: 3,
+    rf: 3,
+    sloppyQuorum: true,
+    down: ["node2"],
+    pending: ["node3"],
+  });
+  await run(wide, async () => {
+    const key = keyWithList(wide.ring, ["node1", "node2", "node3"]);
+    const [res] = await wide.coordinator.write([put(key, "v")], false);
+    assert.equal(res.replicas, 2, "two nodes hold it, whatever node3 took it as");
+    assert.equal(res.ok, false);
+  });
+});
+
+Deno.test("with a sloppy write_quorum 2 and no stand-in left the write still fails", async () => {
+  const s = setup({ self: "node1", writeQuorum: 2, sloppyQuorum: true, down: ["node2", "node3"] });
+  await run(s, async () => {
+    const key = keyWithList(s.ring, ["node1", "node2", "node3"]);
+    const [res] = await s.coordinator.write([put(key, "v")], false);
+    assert.equal(res.ok, false);
+    assert.equal(res.replicas, 1);
   });
 });
 

@@ -60,6 +60,7 @@ async function setUp(
     log,
     canStore: () => true,
     holdsNaturally: () => opts.holdsNaturally,
+    replicasOf: () => ["node2"],
     onUnreachable: (target) => unreachable.push(target),
     batchSize: opts.batchSize ?? 2,
     intervalMs: 60_000,
@@ -125,4 +126,35 @@ Deno.test("a target that refuses the records drops those hints instead of retryi
   await round(loop);
   assert.equal(hints.pendingFor("node2"), 0, "the target is no longer kept waiting for them");
   assert.equal(await storage.countLive(), 3, "the refused copies are kept, for anti-entropy");
+});
+
+Deno.test("a restarted stand-in rebuilds hints from the copies it holds for others, delivers and erases them", async () => {
+  const storage = new MemoryStorage();
+  // "a" and "b" are this node's own keys; "x" and "y" it holds as a stand-in for node2 (and node3).
+  await storage.apply(["a", "b", "x", "y"].map((k, i) => record(k, 10 * (i + 1))));
+  await storage.apply([{ ...record("y", 50), value: new Uint8Array(0), tombstone: true }]);
+  const hints = new HintStore({ limit: 100, maxAgeMs: 60_000, log });
+  const peer = fakePeer();
+  const loop = new HandoffLoop({
+    hints,
+    storage,
+    transport: peer.transport,
+    log,
+    canStore: (id) => id === "node2",
+    holdsNaturally: (key) => key === "a" || key === "b",
+    replicasOf: () => ["node2", "node3"],
+    onUnreachable: () => {},
+    batchSize: 10,
+    intervalMs: 60_000,
+  });
+  assert.equal(await loop.rebuild(1), 4, "one hint per replica of each stand-in copy (pages of 1)");
+  assert.equal(hints.pendingFor("node2"), 2);
+  assert.equal(hints.pendingFor("node3"), 2);
+  await round(loop);
+  assert.deepEqual(
+    peer.received.map((r) => [r.key, r.timestamp, r.tombstone]).sort(),
+    [["x", 30, false], ["y", 50, true]],
+    "the held versions, the tombstone included",
+  );
+  assert.equal((await storage.get(["x"]))[0]?.timestamp, 30, "kept while node3 (down) still waits for it");
 });

@@ -732,25 +732,41 @@ clusterTest(
       await waitForStatus(cluster, admin, cluster.nodes.map((n) => n.id), victim, ["ACTIVE"], 30_000);
       const direct = await cluster.client({ via: victim, route: false });
       const back = (await direct.multiGet(deleted, { fromReplica: true })).filter((r) => r.found);
-      // And anti-entropy hands the old copies back to the other replica: readable again through the cluster.
-      let readable: string[] = [];
+      // And anti-entropy hands the old copies back to the other replica: its
+      // own copy (read_from_replica) shows it, which a read through the
+      // cluster would not (the returning node may answer that read itself).
+      const otherOf = (k: string) => ring.preferenceList(k, 2).find((id) => id !== victim)!;
+      const others = new Map<string, KvClient>();
+      for (const id of new Set(deleted.map(otherOf))) {
+        others.set(id, await cluster.client({ via: id, route: false }));
+      }
+      let spread: string[] = [];
       await cluster.waitFor(
         async () => {
-          readable = (await client.multiGet(deleted)).filter((r) => r.found).map((r) => r.key);
-          return readable.length === deleted.length;
+          spread = [];
+          for (const [id, other] of others) {
+            const mine = deleted.filter((k) => otherOf(k) === id);
+            spread.push(
+              ...(await other.multiGet(mine, { fromReplica: true })).filter((r) => r.found).map((r) => r.key),
+            );
+          }
+          return spread.length === deleted.length;
         },
         20 * intervalMs,
-        "the resurrected keys to be readable through the cluster",
+        "the resurrected keys to reach the other replica's own copy",
       ).catch(() => {});
+      const readable = (await client.multiGet(deleted)).filter((r) => r.found).map((r) => r.key);
       console.log(
         `  ${purged.join(" + ")} tombstones purged, the first ${
           firstPurge - firstDeleteAt
         } ms after the deletes ` +
           `(grace ${graceMs} ms); ${victim} came back with ` +
-          `${back.length} of ${deleted.length} deleted keys in its own copy; ${readable.length} readable through the cluster`,
+          `${back.length} of ${deleted.length} deleted keys in its own copy; ${spread.length} back in the other ` +
+          `replica's own copy; ${readable.length} readable through the cluster`,
       );
       assert.equal(back.length, deleted.length, "the returning node's old copies are kept (resurrection)");
-      assert.ok(readable.length > 0, "no resurrected key spread to the cluster");
+      assert.equal(spread.length, deleted.length, "anti-entropy copied every old copy to the other replica");
+      assert.equal(readable.length, deleted.length, "and every one is readable through the cluster");
     } finally {
       await endCluster(cluster);
       await stopRedises(procs, dirs);

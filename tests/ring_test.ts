@@ -7,47 +7,10 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { HashRing, ringHash } from "../lib/ring.ts";
+import { allPoints, bruteList, bruteOwner, md5Prefix } from "./helpers/ring_reference.ts";
 
 const NODES = ["node1", "node2", "node3"];
 const VNODES = 150;
-
-/** hash(s) as the interface page states it: the first 8 hex digits of MD5. */
-function md5Prefix(s: string): number {
-  return parseInt(createHash("md5").update(new TextEncoder().encode(s)).digest("hex").slice(0, 8), 16);
-}
-
-interface Point {
-  pos: number;
-  id: string;
-}
-
-/** Every point of every node, sorted by position (ties by node id). */
-function allPoints(nodeIds: readonly string[], vnodes: number): Point[] {
-  const points: Point[] = [];
-  for (const id of nodeIds) {
-    for (let i = 0; i < vnodes; i++) points.push({ pos: md5Prefix(`${id}:${i}`), id });
-  }
-  return points.sort((a, b) => a.pos - b.pos || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-}
-
-/** The brute-force owner: first point at or after hash(key), else the smallest point. */
-function bruteOwner(points: readonly Point[], key: string): string {
-  const h = md5Prefix(key);
-  return (points.find((p) => p.pos >= h) ?? points[0]).id;
-}
-
-/** The brute-force preference list: distinct nodes clockwise from the key's point. */
-function bruteList(points: readonly Point[], key: string, count: number): string[] {
-  const h = md5Prefix(key);
-  let start = points.findIndex((p) => p.pos >= h);
-  if (start < 0) start = 0;
-  const out: string[] = [];
-  for (let step = 0; step < points.length && out.length < count; step++) {
-    const id = points[(start + step) % points.length].id;
-    if (!out.includes(id)) out.push(id);
-  }
-  return out;
-}
 
 function randomKeys(n: number): string[] {
   return Array.from({ length: n }, () => `key-${crypto.randomUUID()}`);

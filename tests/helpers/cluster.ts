@@ -38,6 +38,8 @@ export interface TestClusterOptions {
   /** Redis ports, one per node, for the redis engine. */
   redisPorts?: number[];
   logLevel?: "debug" | "info" | "warn" | "error";
+  /** Leave `consistent_hashing` out of the cluster file, so the nodes use the built-in default. */
+  defaultVirtualNodes?: boolean;
   /** Extra top-level config sections, merged over the generated ones. */
   extra?: Record<string, Record<string, unknown>>;
   /** Start only these nodes (default: all). */
@@ -47,6 +49,8 @@ export interface TestClusterOptions {
    * cluster file (`security.cluster_secret_file`) unless this is false.
    */
   secret?: boolean;
+  /** Extra environment of some nodes' processes, by node id (e.g. libfaketime's). */
+  nodeEnv?: Record<string, Record<string, string>>;
   /** Extra keys of some nodes' entries, by node id (e.g. their own TLS files). */
   nodeExtra?: Record<string, Record<string, unknown>>;
   /** TLS of the harness's own probe and of `client()` (the nodes' `security.tls` goes in `extra`). */
@@ -157,7 +161,7 @@ export class TestCluster {
         ...(opts.suspectMs ? { suspect_timeout_ms: opts.suspectMs } : {}),
         ...opts.extra?.failure_detection,
       },
-      consistent_hashing: { virtual_nodes: VIRTUAL_NODES },
+      consistent_hashing: opts.defaultVirtualNodes ? undefined : { virtual_nodes: VIRTUAL_NODES },
       storage: { engine: opts.storage ?? "memory", ...opts.extra?.storage },
       logging: { level: opts.logLevel ?? "info" },
       ...Object.fromEntries(
@@ -172,7 +176,7 @@ export class TestCluster {
     try {
       await Promise.all(
         nodes.filter((n) => !opts.startOnly || opts.startOnly.includes(n.id)).map((n) =>
-          cluster.startNode(n.id)
+          cluster.startNode(n.id, [], { env: opts.nodeEnv?.[n.id] })
         ),
       );
       await cluster.waitActive();
@@ -215,7 +219,6 @@ export class TestCluster {
   async startNode(
     id: string,
     extraArgs: string[] = [],
-    /** `env`: extra environment variables of the process (e.g. libfaketime's, to skew its clock). */
     opts: { readyLine?: RegExp; withConfig?: boolean; env?: Record<string, string> } = {},
   ): Promise<void> {
     if (this.#running.has(id)) throw new Error(`${id} is already running`);
@@ -223,7 +226,7 @@ export class TestCluster {
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", "--quiet", MAIN, "server", "--id", id, ...config, ...extraArgs],
       cwd: this.dir,
-      ...(opts.env ? { env: opts.env } : {}),
+      env: opts.env,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
