@@ -30,9 +30,12 @@ export class SharedRanges {
 
 /**
  * A 32-bit digest of one record's key and version: FNV-1a over the UTF-16
- * units of `${key}\0${timestamp}\0${versionNode}\0${tombstone ? 1 : 0}`
- * (the definition peers share), computed without building that string: a
- * digest pass runs over every record a node holds, once per peer and round.
+ * units of `${key}\0${timestamp}\0${versionNode}\0${tombstone ? 1 : 0}`,
+ * followed by `\0${expiresAtMs}` for a record that expires (so records
+ * without expiry digest as before, and copies that disagree on an expiry
+ * differ and are repaired) (the definition peers share), computed without
+ * building that string: a digest pass runs over every record a node holds,
+ * once per peer and round.
  */
 export function recordDigest(r: RecordVersion): number {
   let h = fnvChars(0x811c9dc5, r.key);
@@ -44,6 +47,7 @@ export function recordDigest(r: RecordVersion): number {
   h = fnvChars(h, r.versionNode);
   h = fnvUnit(h, 0);
   h = fnvUnit(h, r.tombstone ? 0x31 : 0x30);
+  if (r.expiresAtMs) h = fnvDigits(fnvUnit(h, 0), r.expiresAtMs);
   return h >>> 0;
 }
 

@@ -30,7 +30,8 @@ import {
   type WriteResult,
 } from "./transport.ts";
 import { Code, errorMessage, KvError, PeerUnavailableError, type StatusCode } from "./errors.ts";
-import { isNewer, type KvRecord, newestOf } from "./record.ts";
+import { isLive, isNewer, type KvRecord, newestOf } from "./record.ts";
+import { expiryOf } from "./expiry.ts";
 import { clientVersion } from "./versions.ts";
 import { type AnswerBudget, readBounded } from "./answer_budget.ts";
 import { shortKey } from "./validate.ts";
@@ -227,16 +228,21 @@ export class Coordinator {
   /** `positions`: each key's ring position when the caller hashed it already. */
   async #coordinateWrites(reqs: readonly WriteRequest[], positions?: number[]): Promise<WriteResult[]> {
     const clock = this.o.clock;
+    const nowMs = Date.now();
     const records = reqs.map((r): KvRecord => {
       const timestamp = r.timestamp !== 0 ? clientVersion(r.timestamp, () => clock.now()) : clock.now();
       clock.observe(timestamp);
-      return {
+      const record: KvRecord = {
         key: r.key,
         value: r.tombstone ? EMPTY : r.value,
         timestamp,
         versionNode: this.#self,
         tombstone: r.tombstone,
       };
+      // Fixed here, once, on this node's clock: every copy carries the same instant.
+      const expiresAtMs = expiryOf(r, nowMs);
+      if (expiresAtMs !== undefined) record.expiresAtMs = expiresAtMs;
+      return record;
     });
     const applied = await this.#applyMovingPast(reqs, records);
     const copies = await this.#replicate(records, applied, positions);
@@ -471,9 +477,10 @@ export class Coordinator {
     }
   }
 
+  /** An expired record reads as absent, as a tombstone does (it is kept as one until the purge). */
   #readResult(key: string, record: KvRecord | undefined): ReadResult {
-    const found = record !== undefined && !record.tombstone;
-    return {
+    const found = record !== undefined && isLive(record, Date.now());
+    const result: ReadResult = {
       key,
       found,
       value: found ? record.value : EMPTY,
@@ -482,6 +489,8 @@ export class Coordinator {
       code: Code.OK,
       message: found ? "found" : "key not found",
     };
+    if (found && record.expiresAtMs) result.expiresAtMs = record.expiresAtMs;
+    return result;
   }
 }
 

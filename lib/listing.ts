@@ -16,7 +16,7 @@
  * tombstones scans far more than it answers.
  */
 import type { KvNode } from "./node.ts";
-import type { KvRecord, RecordVersion } from "./record.ts";
+import { isLive, type KvRecord, type RecordVersion } from "./record.ts";
 import { Code, KvError } from "./errors.ts";
 import { nextTurn } from "./async.ts";
 
@@ -141,8 +141,9 @@ async function readPage(node: KvNode, cursor: string, limit: number, withValues:
     );
     if (chunk <= 0) break;
     const page = await scanChunk(node, next, chunk, withValues);
+    const nowMs = Date.now();
     for (const r of page.records) {
-      if (r.tombstone) continue;
+      if (!isLive(r, nowMs)) continue;
       records.push(r);
       bytes += r.key.length + ITEM_BYTES +
         ("value" in r ? (r as KvRecord).value.length + r.versionNode.length : 0);

@@ -6,6 +6,12 @@
  * the id of the node whose clock made it, which breaks ties. A delete is a
  * record too, a tombstone, so that an older write arriving late cannot bring
  * the key back.
+ *
+ * A record may carry an absolute expiry (`expiresAtMs`, wall-clock ms since
+ * the epoch), fixed by its coordinator and replicated with it, so every copy
+ * agrees on it. Once past it the record reads as absent but is kept, like a
+ * tombstone, with its version until the purge (expiry + tombstone grace):
+ * an older write arriving late still loses to it.
  */
 
 /** A key's stored state. */
@@ -18,6 +24,8 @@ export interface KvRecord {
   /** Node whose clock made the timestamp; breaks ties between equal ones. */
   versionNode: string;
   tombstone: boolean;
+  /** Wall-clock ms since the epoch at which the value expires; absent or 0: never. */
+  expiresAtMs?: number;
 }
 
 /** The version of a record, without its value. */
@@ -33,9 +41,48 @@ export function compareVersions(a: Version, b: Version): number {
   return a.versionNode < b.versionNode ? -1 : 1;
 }
 
-/** Whether `incoming` should replace `held` under last-write-wins. */
-export function isNewer(incoming: Version, held: Version | undefined): boolean {
-  return held === undefined || compareVersions(incoming, held) > 0;
+/** A version with the expiry its record carries, when one does. */
+export type ExpiringVersion = Version & Pick<KvRecord, "expiresAtMs">;
+
+/**
+ * Whether `incoming` should replace `held` under last-write-wins. Equal
+ * versions are the same write, so they normally agree on the expiry too;
+ * should they not (a copy damaged or pushed by hand), the earlier expiry
+ * wins, so copies still converge and anti-entropy stops finding them apart.
+ */
+export function isNewer(incoming: ExpiringVersion, held: ExpiringVersion | undefined): boolean {
+  if (held === undefined) return true;
+  const order = compareVersions(incoming, held);
+  return order > 0 || (order === 0 && expiryRank(incoming.expiresAtMs) < expiryRank(held.expiresAtMs));
+}
+
+/** An expiry as a number to order by: no expiry is the latest of all. */
+export function expiryRank(expiresAtMs: number | undefined): number {
+  return expiresAtMs ? expiresAtMs : Infinity;
+}
+
+/** Whether a record's expiry has passed at `nowMs` (a record without one never expires). */
+export function isExpired(r: Pick<KvRecord, "expiresAtMs">, nowMs: number): boolean {
+  return r.expiresAtMs !== undefined && r.expiresAtMs > 0 && r.expiresAtMs <= nowMs;
+}
+
+/** Whether a record reads as present at `nowMs`: neither deleted nor expired. */
+export function isLive(r: Pick<KvRecord, "tombstone" | "expiresAtMs">, nowMs: number): boolean {
+  return !r.tombstone && !isExpired(r, nowMs);
+}
+
+/**
+ * Whether the purge may erase a record at `nowMs`: a tombstone older than the
+ * grace period, or a record expired longer ago than it. Until then an expired
+ * record keeps its version, as a tombstone does, so no older copy comes back.
+ */
+export function isPurgeable(
+  r: Pick<KvRecord, "tombstone" | "timestamp" | "expiresAtMs">,
+  nowMs: number,
+  graceMs: number,
+): boolean {
+  if (r.tombstone) return r.timestamp < (nowMs - graceMs) * 1000;
+  return isExpired(r, nowMs - graceMs - 1);
 }
 
 /** The newest of some records (undefined entries are absent copies). */
@@ -47,5 +94,5 @@ export function newestOf(records: readonly (KvRecord | undefined)[]): KvRecord |
 
 /** Bytes a record takes on the wire, roughly, for sizing batches. */
 export function recordSize(r: KvRecord): number {
-  return r.key.length + r.value.length + r.versionNode.length + 24;
+  return r.key.length + r.value.length + r.versionNode.length + (r.expiresAtMs ? 32 : 24);
 }

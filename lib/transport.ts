@@ -17,6 +17,10 @@ export interface WriteRequest {
   /** The client's timestamp, or 0 for the coordinator's clock. */
   timestamp: number;
   tombstone: boolean;
+  /** Time to live in ms; the coordinator fixes the expiry from it with its clock. 0 or absent: none. */
+  ttlMs?: number;
+  /** Absolute expiry, ms since the epoch (used when ttlMs is not given). 0 or absent: none. */
+  expiresAtMs?: number;
 }
 
 /** The outcome of one write. */
@@ -40,6 +44,10 @@ export interface ReadResult {
   found: boolean;
   value: Uint8Array;
   timestamp: number;
+  /** When the value found expires, ms since the epoch; 0 or absent: never. */
+  expiresAtMs?: number;
+  /** The ms left then, by the answering node's clock (set on answers read from the wire). */
+  ttlMs?: number;
   /** The node that answered. */
   nodeId: string;
   code: number;

@@ -5,7 +5,8 @@ import type { RecordVersion } from "../lib/record.ts";
 
 /** The digest's definition, as every version of the store computes it: FNV-1a over this string. */
 function byDefinition(r: RecordVersion): number {
-  const s = `${r.key}\u0000${r.timestamp}\u0000${r.versionNode}\u0000${r.tombstone ? 1 : 0}`;
+  const expiry = r.expiresAtMs ? `\u0000${r.expiresAtMs}` : "";
+  const s = `${r.key}\u0000${r.timestamp}\u0000${r.versionNode}\u0000${r.tombstone ? 1 : 0}${expiry}`;
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
   return h >>> 0;
@@ -31,4 +32,15 @@ Deno.test("recordDigest equals FNV-1a of key, timestamp, version node and tombst
     };
     assert.equal(recordDigest(r), byDefinition(r), JSON.stringify(r));
   }
+});
+
+Deno.test("recordDigest covers the expiry of a record that has one, so copies that disagree on it differ", () => {
+  const base = { key: "k", timestamp: 1_796_146_547_721_123, versionNode: "node1", tombstone: false };
+  for (const expiresAtMs of [1, 1_796_146_547_721, 2 ** 53 - 1]) {
+    const r = { ...base, expiresAtMs };
+    assert.equal(recordDigest(r), byDefinition(r));
+    assert.notEqual(recordDigest(r), recordDigest(base));
+  }
+  assert.notEqual(recordDigest({ ...base, expiresAtMs: 1000 }), recordDigest({ ...base, expiresAtMs: 1001 }));
+  assert.equal(recordDigest({ ...base, expiresAtMs: 0 }), recordDigest(base), "0 is no expiry");
 });

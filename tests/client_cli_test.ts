@@ -89,6 +89,57 @@ clusterTest(
   },
 );
 
+clusterTest(
+  "client put --ttl, ttl, expire and persist: the time left, changed, removed; a past ttl reads as gone",
+  async () => {
+    await withCluster(async (cluster, cwd) => {
+      const addr = cluster.node("node1").address;
+      const run = async (...args: string[]) =>
+        await runMain(cwd, "client", ...args, "--addr", addr, "--json");
+      const ttlOf = async (key: string) => {
+        const r = await run("ttl", key);
+        return { code: r.code, ttl: r.code === 0 ? JSON.parse(r.stdout).ttl_ms as number : undefined, r };
+      };
+
+      const put = await run("put", "cli:ttl", "v", "--ttl", "30s");
+      assert.equal(put.code, 0, show(put));
+      const t1 = await ttlOf("cli:ttl");
+      assert.equal(t1.code, 0, show(t1.r));
+      assert.ok(t1.ttl! > 0 && t1.ttl! <= 30_000, `ttl_ms ${t1.ttl}`);
+      const get = await run("get", "cli:ttl");
+      assert.ok(JSON.parse(get.stdout).expires_at_ms > 0, show(get));
+
+      const persist = await run("persist", "cli:ttl");
+      assert.equal(persist.code, 0, show(persist));
+      assert.equal((await ttlOf("cli:ttl")).ttl, -1, "no expiry after persist");
+      const text = await runMain(cwd, "client", "ttl", "cli:ttl", "--addr", addr);
+      assert.match(text.stdout, /TTL cli:ttl: no expiry/);
+
+      const expire = await run("expire", "cli:ttl", "10m");
+      assert.equal(expire.code, 0, show(expire));
+      const t2 = (await ttlOf("cli:ttl")).ttl!;
+      assert.ok(t2 > 30_000 && t2 <= 600_000, `ttl_ms ${t2} after expire 10m`);
+
+      assert.equal((await run("expire", "cli:ttl", "300ms")).code, 0);
+      await cluster.waitFor(
+        async () => (await run("get", "cli:ttl")).code === 1,
+        10_000,
+        "cli:ttl to expire",
+      );
+      assert.equal((await ttlOf("cli:ttl")).code, 1, "ttl of an expired key: not found");
+      const missing = await run("expire", "cli:ttl", "10m");
+      assert.equal(missing.code, 1, `expire of a missing key writes nothing: ${show(missing)}`);
+      assert.equal((await run("get", "cli:ttl")).code, 1);
+
+      for (const bad of ["0", "-5s", "10x", "1.5s"]) {
+        const r = await runMain(cwd, "client", "put", "cli:bad", "v", `--ttl=${bad}`, "--addr", addr);
+        assert.equal(r.code, 2, show(r));
+        assert.match(r.stderr + r.stdout, /--ttl must be a positive duration/);
+      }
+    });
+  },
+);
+
 clusterTest("client put, get and delete exit 0 when done, 1 when not found and 2 on errors", async () => {
   await withCluster(async (cluster, cwd) => {
     const addr = cluster.node("node1").address;

@@ -448,8 +448,63 @@ const sharedCases: Record<string, (s: Storage) => Promise<void>> = {
   },
 };
 
+/** Expiry (record.ts): stored and read back, excluded from live counts once past, kept as a tombstone. */
+const expiryCases: Record<string, (s: Storage) => Promise<void>> = {
+  "an expiry is stored with the record, scanned with it, and cleared by a write without one": async (s) => {
+    const at = Date.now() + 60_000;
+    await s.apply([{ ...rec("e", T0), expiresAtMs: at }, rec("plain", T0)]);
+    const [e, plain] = await s.get(["e", "plain"]);
+    assert.equal(e?.expiresAtMs, at);
+    assert.equal(plain?.expiresAtMs, undefined, "a record without expiry reads without one");
+    const scanned = (await s.scan("", 100)).records.find((r) => r.key === "e");
+    assert.equal(scanned?.expiresAtMs, at);
+    if (s.scanVersions) {
+      assert.equal((await s.scanVersions("", 100)).versions.find((v) => v.key === "e")?.expiresAtMs, at);
+    }
+    await s.apply([rec("e", T0 + 1)]);
+    assert.equal((await s.get(["e"]))[0]?.expiresAtMs, undefined, "a newer write without expiry clears it");
+    assert.equal(await s.countLive(), 2);
+  },
+  "an expired record is not counted live, yet keeps its version against older writes": async (s) => {
+    const past = Date.now() - 1;
+    await s.apply([{ ...rec("gone", T0), expiresAtMs: past }, {
+      ...rec("soon", T0),
+      expiresAtMs: Date.now() + 60_000,
+    }]);
+    assert.equal(await s.countLive(), 1, "the expired record is not live; the expiring one still is");
+    assert.deepEqual(
+      await s.apply([rec("gone", T0 - 1)]),
+      [false],
+      "an older write loses to the expired record",
+    );
+    assert.equal((await s.get(["gone"]))[0]?.expiresAtMs, past, "the expired record is still held");
+    assert.deepEqual(await s.apply([rec("gone", T0 + 1)]), [true], "a newer write replaces it");
+    assert.equal(await s.countLive(), 2);
+    assert.equal(await s.remove("soon", { timestamp: T0, versionNode: "node1" }), true);
+    assert.equal(await s.countLive(), 1, "a removed expiring record leaves the counts");
+  },
+  "equal versions: only an earlier expiry replaces the held one, so copies converge": async (s) => {
+    const at = Date.now() + 60_000;
+    await s.apply([{ ...rec("k", T0), expiresAtMs: at }]);
+    assert.deepEqual(await s.apply([rec("k", T0)]), [false], "no expiry is later than any");
+    assert.deepEqual(await s.apply([{ ...rec("k", T0), expiresAtMs: at + 1 }]), [false]);
+    assert.deepEqual(await s.apply([{ ...rec("k", T0), expiresAtMs: at - 1 }]), [true]);
+    assert.equal((await s.get(["k"]))[0]?.expiresAtMs, at - 1);
+  },
+  "a tombstone carries no expiry": async (s) => {
+    await s.apply([{ ...rec("k", T0), expiresAtMs: Date.now() + 60_000 }, {
+      ...tomb("k", T0 + 1),
+      expiresAtMs: 5,
+    }]);
+    const [k] = await s.get(["k"]);
+    assert.equal(k?.tombstone, true);
+    assert.equal(k?.expiresAtMs, undefined);
+    assert.equal(await s.countLive(), 0);
+  },
+};
+
 for (const engine of ["memory", "redis"] as const) {
-  for (const [name, fn] of Object.entries(sharedCases)) {
+  for (const [name, fn] of Object.entries({ ...sharedCases, ...expiryCases })) {
     Deno.test({
       name: `${engine}: ${name}`,
       ignore: engine === "redis" && ignoreRedis,

@@ -24,6 +24,11 @@ Commands:
   (none)               demonstration: PUT, GET, DELETE, GET after DELETE
   put KEY VALUE        store VALUE (text) under KEY
   get KEY              print KEY's value (exit 1 if not found)
+  ttl KEY              print the time KEY has left (exit 1 if not found)
+  expire KEY DURATION  give KEY (if found) a new time to live, e.g. 10m
+  persist KEY          remove KEY's expiry (expire and persist read the value and put it
+                       back over the version read; a write made in between wins and
+                       the command answers "not applied")
   delete KEY           delete KEY from every copy
   list                 keys held by the contacted node (--addr / --node-port)
   status               every node: address, status, keys held, share of the ring; the
@@ -41,6 +46,8 @@ Flags:
   --replica            get: answer from the contacted node's own copy
   --timestamp N        put: last-write-wins timestamp: seconds, milliseconds or microseconds
                        since the epoch (read by magnitude; 0 = the cluster stamps it)
+  --ttl DURATION       put: expire after DURATION (500ms, 30s, 10m, 2h, 7d; a bare
+                       number is seconds)
   --timeout MS         deadline of each call (default 5000)
   --no-wait            remove-node: do not wait for the change to complete
   --cluster-secret-file FILE
@@ -58,6 +65,22 @@ interface Output {
   json: boolean;
 }
 
+const COMMANDS = ["put", "get", "ttl", "expire", "persist", "delete", "list", "status", "remove-node"];
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3600_000, d: 86_400_000 };
+
+/** A duration flag in ms: a positive integer with ms, s, m, h or d (bare: seconds). */
+export function parseDuration(text: string, flag: string): number {
+  const m = /^(\d+)(ms|s|m|h|d)?$/.exec(text.trim());
+  const ms = m ? Number(m[1]) * DURATION_UNITS[m[2] ?? "s"] : NaN;
+  if (!Number.isSafeInteger(ms) || ms <= 0) {
+    throw new UsageError(
+      `${flag} must be a positive duration such as 500ms, 30s, 10m, 2h or 7d, got "${text}"`,
+    );
+  }
+  return ms;
+}
+
 /** Runs the client mode; resolves with the exit code. */
 export async function clientCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseFlags(args, {
@@ -66,6 +89,7 @@ export async function clientCommand(args: string[]): Promise<number> {
     "no-route": { type: "boolean" },
     replica: { type: "boolean" },
     timestamp: { type: "string" },
+    ttl: { type: "string" },
     timeout: { type: "string" },
     json: { type: "boolean" },
     watch: { type: "boolean" },
@@ -86,9 +110,12 @@ export async function clientCommand(args: string[]): Promise<number> {
   const [command, ...rest] = positionals;
   const out: Output = { json: values.json ?? false };
   // An unknown command is a usage error even when no node can be reached.
-  if (command !== undefined && !["put", "get", "delete", "list", "status", "remove-node"].includes(command)) {
+  if (command !== undefined && !COMMANDS.includes(command)) {
     throw new UsageError(`unknown client command "${command}" (see client --help)`);
   }
+  // Checked before any node is contacted, so a bad duration is a usage error even offline.
+  const putTtlMs = values.ttl !== undefined ? parseDuration(values.ttl, "--ttl") : 0;
+  const expireMs = command === "expire" && rest[1] !== undefined ? parseDuration(rest[1], "DURATION") : 0;
   let client: KvClient | undefined;
   try {
     const route = !values["no-route"] && command !== "list" && command !== "remove-node";
@@ -103,7 +130,25 @@ export async function clientCommand(args: string[]): Promise<number> {
       case "put": {
         const [key, value] = expectArgs(rest, 2, "put KEY VALUE");
         const ts = values.timestamp !== undefined ? intFlag(values.timestamp, "--timestamp", 0) : 0;
-        return printWrite(await client.put(key, value, { timestamp: ts }), "PUT", out);
+        return printWrite(await client.put(key, value, { timestamp: ts, ttlMs: putTtlMs }), "PUT", out);
+      }
+      case "ttl": {
+        const [key] = expectArgs(rest, 1, "ttl KEY");
+        return printTtl(await client.get(key), out);
+      }
+      case "expire":
+      case "persist": {
+        const [key] = command === "expire"
+          ? expectArgs(rest, 2, "expire KEY DURATION")
+          : expectArgs(rest, 1, "persist KEY");
+        const r = await client.rewriteExpiry(key, { ttlMs: expireMs });
+        if (r) return printWrite(r, command.toUpperCase(), out);
+        print(
+          out,
+          { op: command.toUpperCase(), key, found: false },
+          `${command.toUpperCase()} ${key}: not found`,
+        );
+        return EXIT.NOT_FOUND;
       }
       case "get": {
         const [key] = expectArgs(rest, 1, "get KEY");
@@ -194,10 +239,36 @@ function printRead(r: ReadResult, out: Output): number {
       value: r.found ? value : null,
       node: r.nodeId,
       timestamp: r.timestamp,
+      expires_at_ms: r.expiresAtMs ?? 0,
     },
     r.found
-      ? `GET ${r.key}: "${value}" (node ${r.nodeId}, version ${r.timestamp})`
+      ? `GET ${r.key}: "${value}" (node ${r.nodeId}, version ${r.timestamp}${
+        r.expiresAtMs ? `, expires ${new Date(r.expiresAtMs).toISOString()}` : ""
+      })`
       : `GET ${r.key}: not found (node ${r.nodeId})`,
+  );
+  return r.found ? EXIT.OK : EXIT.NOT_FOUND;
+}
+
+/** `ttl`: the time left by the answering node's clock, as Redis's PTTL (-1: no expiry; not found: exit 1). */
+function printTtl(r: ReadResult, out: Output): number {
+  const leftMs = r.found && r.expiresAtMs ? r.ttlMs ?? Math.max(1, r.expiresAtMs - Date.now()) : -1;
+  print(
+    out,
+    {
+      op: "TTL",
+      key: r.key,
+      found: r.found,
+      ttl_ms: r.found ? leftMs : null,
+      expires_at_ms: r.expiresAtMs ?? 0,
+    },
+    !r.found
+      ? `TTL ${r.key}: not found`
+      : leftMs < 0
+      ? `TTL ${r.key}: no expiry`
+      : `TTL ${r.key}: ${(leftMs / 1000).toFixed(3)} s left (expires ${
+        new Date(r.expiresAtMs!).toISOString()
+      })`,
   );
   return r.found ? EXIT.OK : EXIT.NOT_FOUND;
 }

@@ -29,6 +29,7 @@ import type { KeyPage } from "../listing.ts";
 import { channelOptions, isUnreachable, statusError, unary } from "./call.ts";
 import { channelCredentials, type ClientTls } from "../security/tls.ts";
 import { announcedEpoch, epochHeader } from "./ring_epoch.ts";
+import { expiryRewrite } from "../expiry.ts";
 import { type KvstorePackage, kvstorePackage, loadKvstorePackage } from "./proto.ts";
 import {
   type DeleteResponseMsg,
@@ -40,6 +41,7 @@ import {
   type MembershipResponseMsg,
   memberStateFromMsg,
   type NodeStatusName,
+  type PutRequestMsg,
   type PutResponseMsg,
   responseToWrite,
 } from "./messages.ts";
@@ -109,10 +111,16 @@ export type { KeyPage };
 export type ValueInput = Uint8Array | string;
 
 /** One item of a batch put. */
-export interface PutItem {
+export interface PutItem extends PutOptions {
   key: string;
   value: ValueInput;
+}
+
+/** Options of a put: a last-write-wins timestamp, and a ttl or an absolute expiry (ms since the epoch). */
+export interface PutOptions {
   timestamp?: number;
+  ttlMs?: number;
+  expiresAtMs?: number;
 }
 
 /** How long a node that did not answer is skipped by routing. */
@@ -156,13 +164,25 @@ export class KvClient {
   }
 
   /** Stores a value; throws KvError when the cluster cannot. */
-  async put(key: string, value: ValueInput, opts: { timestamp?: number } = {}): Promise<WriteResult> {
-    const res = await this.#call<PutResponseMsg>(key, "Put", {
-      key,
-      value: bytes(value),
-      timestamp: opts.timestamp ?? 0,
-    });
+  async put(key: string, value: ValueInput, opts: PutOptions = {}): Promise<WriteResult> {
+    const res = await this.#call<PutResponseMsg>(key, "Put", putMsg({ key, value, ...opts }));
     return responseToWrite(key, res);
+  }
+
+  /**
+   * Gives an existing key a new expiry (neither field: none, PERSIST): reads
+   * it, then puts the value read back with the new expiry, applied only over
+   * the version read (see expiryRewrite in expiry.ts for what that does and
+   * does not guarantee). Not found resolves to undefined (nothing written);
+   * a write made in between answers `ok: false` (FAILED_PRECONDITION).
+   */
+  async rewriteExpiry(
+    key: string,
+    expiry: { ttlMs?: number; expiresAtMs?: number },
+  ): Promise<WriteResult | undefined> {
+    const w = expiryRewrite(await this.get(key), expiry);
+    if (!w) return undefined;
+    return await this.put(key, w.value, w);
   }
 
   /** Reads a key; `fromReplica` reads the contacted node's own copy. */
@@ -182,7 +202,7 @@ export class KvClient {
   /** Stores many values, each batch part sent to its owner. */
   async multiPut(items: readonly PutItem[]): Promise<WriteResult[]> {
     return await this.#batch(items, (i) => i.key, "MultiPut", (part) => ({
-      items: part.map((i) => ({ key: i.key, value: bytes(i.value), timestamp: i.timestamp ?? 0 })),
+      items: part.map(putMsg),
     }), (i, r: PutResponseMsg) => responseToWrite(i.key, r));
   }
 
@@ -517,4 +537,12 @@ function toMembership(res: MembershipResponseMsg): Membership {
       statusReason: n.status_reason ?? "",
     })),
   };
+}
+
+/** A put as its PutRequest message (expiry fields only when given). */
+function putMsg(i: PutItem): PutRequestMsg {
+  const msg: PutRequestMsg = { key: i.key, value: bytes(i.value), timestamp: i.timestamp ?? 0 };
+  if (i.ttlMs) msg.ttl_ms = i.ttlMs;
+  if (i.expiresAtMs) msg.expires_at_ms = i.expiresAtMs;
+  return msg;
 }

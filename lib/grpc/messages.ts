@@ -30,6 +30,8 @@ export interface PutRequestMsg {
   key: string;
   value: Uint8Array;
   timestamp: number;
+  ttl_ms?: number;
+  expires_at_ms?: number;
 }
 
 export interface PutResponseMsg {
@@ -54,6 +56,9 @@ export interface GetResponseMsg {
   timestamp: number;
   error_code: number;
   key: string;
+  expires_at_ms?: number;
+  /** Remaining ms by the answering node's clock when found and expiring. */
+  ttl_ms?: number;
 }
 
 export interface DeleteRequestMsg {
@@ -155,6 +160,8 @@ export interface ForwardPutRequestMsg {
   value: Uint8Array;
   timestamp: number;
   origin_node_id: string;
+  ttl_ms?: number;
+  expires_at_ms?: number;
 }
 
 /** ForwardPutResponse and ForwardDeleteResponse share these fields. */
@@ -185,6 +192,7 @@ export interface ReplicateRequestMsg {
   operation: "PUT" | "DELETE";
   version_node: string;
   hint_for: string;
+  expires_at_ms?: number;
 }
 
 export interface ReplicateBatchRequestMsg {
@@ -206,6 +214,7 @@ export interface KeyValuePairMsg {
   timestamp: number;
   version_node: string;
   tombstone: boolean;
+  expires_at_ms?: number;
 }
 
 export interface SnapshotRequestMsg {
@@ -364,31 +373,52 @@ export interface RecordChunkMsg {
 // Conversions.
 // ---------------------------------------------------------------------------
 
-/** A stored record as a KeyValuePair. */
+/** A stored record as a KeyValuePair (its expiry only when it has one). */
 export function recordToPair(r: KvRecord): KeyValuePairMsg {
-  return {
+  const pair: KeyValuePairMsg = {
     key: r.key,
     value: r.value,
     timestamp: r.timestamp,
     version_node: r.versionNode,
     tombstone: r.tombstone,
   };
+  if (r.expiresAtMs) pair.expires_at_ms = r.expiresAtMs;
+  return pair;
 }
 
 /** A KeyValuePair as a stored record. */
 export function pairToRecord(p: KeyValuePairMsg): KvRecord {
-  return {
+  return withExpiry({
     key: p.key,
     value: p.value,
     timestamp: p.timestamp,
     versionNode: p.version_node,
     tombstone: p.tombstone,
-  };
+  }, p.expires_at_ms);
 }
 
-/** A client Put as a write. */
-export function putToWrite(p: { key: string; value: Uint8Array; timestamp: number }): WriteRequest {
-  return { key: p.key, value: p.value, timestamp: p.timestamp, tombstone: false };
+/** The record with the wire's expiry set when there is one (a tombstone never expires). */
+function withExpiry(r: KvRecord, expiresAtMs: number | undefined): KvRecord {
+  if (expiresAtMs && !r.tombstone) r.expiresAtMs = expiresAtMs;
+  return r;
+}
+
+/** A client Put as a write; ttl and expiry are checked beforehand (validate.ts checkExpiry). */
+export function putToWrite(
+  p: { key: string; value: Uint8Array; timestamp: number; ttl_ms?: number; expires_at_ms?: number },
+): WriteRequest {
+  const w: WriteRequest = { key: p.key, value: p.value, timestamp: p.timestamp, tombstone: false };
+  if (p.ttl_ms) w.ttlMs = p.ttl_ms;
+  if (p.expires_at_ms) w.expiresAtMs = p.expires_at_ms;
+  return w;
+}
+
+/** A write's expiry fields as PutRequest and ForwardPutRequest carry them. */
+export function writeExpiryToMsg(w: WriteRequest): { ttl_ms?: number; expires_at_ms?: number } {
+  return {
+    ...(w.ttlMs ? { ttl_ms: w.ttlMs } : {}),
+    ...(w.expiresAtMs ? { expires_at_ms: w.expiresAtMs } : {}),
+  };
 }
 
 /** A client Delete as a write (a tombstone the coordinator versions). */
@@ -433,9 +463,9 @@ export function writeToDeleteResponse(w: WriteResult): DeleteResponseMsg {
   };
 }
 
-/** A read's outcome as a GetResponse. */
-export function readToGetResponse(r: ReadResult): GetResponseMsg {
-  return {
+/** A read's outcome as a GetResponse; the time left is counted on this node's clock (`nowMs`). */
+export function readToGetResponse(r: ReadResult, nowMs = Date.now()): GetResponseMsg {
+  const msg: GetResponseMsg = {
     found: r.found,
     value: r.value,
     message: r.message,
@@ -444,11 +474,17 @@ export function readToGetResponse(r: ReadResult): GetResponseMsg {
     error_code: r.code,
     key: r.key,
   };
+  if (r.found && r.expiresAtMs) {
+    msg.expires_at_ms = r.expiresAtMs;
+    // At least 1: a value still found has not expired, and 0 means "never".
+    msg.ttl_ms = Math.max(1, r.expiresAtMs - nowMs);
+  }
+  return msg;
 }
 
 /** A GetResponse as a read's outcome. */
 export function getResponseToRead(key: string, m: GetResponseMsg): ReadResult {
-  return {
+  const r: ReadResult = {
     key,
     found: m.found,
     value: m.value,
@@ -457,6 +493,9 @@ export function getResponseToRead(key: string, m: GetResponseMsg): ReadResult {
     code: m.error_code,
     message: m.message,
   };
+  if (m.found && m.expires_at_ms) r.expiresAtMs = m.expires_at_ms;
+  if (m.found && m.ttl_ms) r.ttlMs = m.ttl_ms;
+  return r;
 }
 
 /** A member state's wire name. */
@@ -692,13 +731,13 @@ export function bucketPullFromMsg(m: BucketRequestMsg): BucketPull {
 
 /** A pushed copy as the record it carries (a copy naming no version node was versioned by its sender). */
 export function replicaItemFromMsg(m: ReplicateRequestMsg): ReplicaItem {
-  const record: KvRecord = {
+  const record: KvRecord = withExpiry({
     key: m.key,
     value: m.value,
     timestamp: m.timestamp,
     versionNode: m.version_node || m.primary_node,
     tombstone: m.operation === "DELETE",
-  };
+  }, m.expires_at_ms);
   return m.hint_for ? { record, hintFor: m.hint_for } : { record };
 }
 

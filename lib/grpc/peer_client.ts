@@ -87,6 +87,7 @@ import {
   type MultiPutRequestMsg,
   type MultiPutResponseMsg,
   pairToRecord,
+  type PutRequestMsg,
   type PutResponseMsg,
   type RecordChunkMsg,
   recordToPair,
@@ -95,6 +96,7 @@ import {
   type ReplicateRequestMsg,
   responseToWrite,
   voteFromMsg,
+  writeExpiryToMsg,
 } from "./messages.ts";
 
 /** Options of {@link GrpcPeerTransport}. */
@@ -381,7 +383,9 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
     const puts = writes.filter((w) => !w.tombstone);
     const dels = writes.filter((w) => w.tombstone);
     const [putRes, delRes] = await Promise.all([
-      puts.length > 0 ? this.#onStream(peer, "put", { items: puts, origin_node_id }) : undefined,
+      puts.length > 0
+        ? this.#onStream(peer, "put", { items: puts.map(putRequestOf), origin_node_id })
+        : undefined,
       dels.length > 0
         ? this.#onStream(peer, "del", { keys: dels.map((w) => w.key), origin_node_id })
         : undefined,
@@ -445,7 +449,7 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
     await Promise.all([
       puts.length > 0 &&
       this.#unary<{ results: PutResponseMsg[] }>(peer, "ForwardMultiPut", {
-        items: puts.map(({ w }) => ({ key: w.key, value: w.value, timestamp: w.timestamp })),
+        items: puts.map(({ w }) => putRequestOf(w)),
         origin_node_id: origin,
       }).then((res) => puts.forEach(({ w, i }, j) => results[i] = responseToWrite(w.key, res.results[j]))),
       dels.length > 0 &&
@@ -467,6 +471,7 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
         value: w.value,
         timestamp: w.timestamp,
         origin_node_id,
+        ...writeExpiryToMsg(w),
       });
     return {
       key: w.key,
@@ -615,6 +620,11 @@ function closePeer(p: Peer): void {
   for (const channel of Object.values(p.lanes)) channel.close();
 }
 
+/** A write as the PutRequest item that forwards it. */
+function putRequestOf(w: WriteRequest): PutRequestMsg {
+  return { key: w.key, value: w.value, timestamp: w.timestamp, ...writeExpiryToMsg(w) };
+}
+
 function replicateRequest(self: string, r: KvRecord, hintFor?: string): ReplicateRequestMsg {
   const pair = recordToPair(r);
   return {
@@ -625,5 +635,6 @@ function replicateRequest(self: string, r: KvRecord, hintFor?: string): Replicat
     operation: r.tombstone ? "DELETE" : "PUT",
     version_node: pair.version_node,
     hint_for: hintFor ?? "",
+    ...(pair.expires_at_ms ? { expires_at_ms: pair.expires_at_ms } : {}),
   };
 }

@@ -17,6 +17,7 @@ import {
   type WriteResult,
 } from "../transport.ts";
 import { checkBatch, checkDistinct, checkKey, checkTimestamp, checkValue } from "../validate.ts";
+import { checkExpiry } from "../expiry.ts";
 import { AnswerBudget, readBounded } from "../answer_budget.ts";
 import { Code, errorMessage, KvError, type StatusCode } from "../errors.ts";
 import type { KvRecord } from "../record.ts";
@@ -486,11 +487,12 @@ class Handlers {
     };
   }
 
-  #checkedPut(req: { key: string; value: Uint8Array; timestamp: number }): WriteRequest {
+  #checkedPut(req: PutRequestMsg): WriteRequest {
     const limits = this.node.config.limits;
     checkKey(req.key, limits);
     checkValue(req.value, limits);
     checkTimestamp(req.timestamp, limits);
+    checkExpiry(req.ttl_ms ?? 0, req.expires_at_ms ?? 0);
     return putToWrite(req);
   }
 

@@ -5,16 +5,24 @@
  * slabs (`slab_values.ts`). A record then costs the collected heap nothing:
  * about 60 bytes of index and metadata plus its key and value bytes, instead
  * of a string or object per record that the collector must trace and keep
- * room beside. Nothing survives a restart: a node on this engine gets its
+ * room beside. Expiries are rare beside the records, so they live in a
+ * sparse index by slot (`expiry_index.ts`): a record without one costs nothing more. Nothing survives a restart: a node on this engine gets its
  * data back from its peers.
  */
 import { CURSOR_IDLE_MS, type ScanPage, type Storage, type VersionPage } from "./mod.ts";
 import { Code, KvError } from "../errors.ts";
-import type { KvRecord, RecordVersion, Version } from "../record.ts";
+import {
+  type ExpiringVersion,
+  expiryRank,
+  type KvRecord,
+  type RecordVersion,
+  type Version,
+} from "../record.ts";
 import { SlabValues } from "./slab_values.ts";
 import { NodeIds } from "./node_ids.ts";
 import { KeyIndex } from "./key_index.ts";
 import { SlotColumn } from "./slot_arrays.ts";
+import { ExpiryIndex } from "./expiry_index.ts";
 
 /** Bytes counted per record besides key, version node id and value (the former packed header). */
 const RECORD_OVERHEAD = 10;
@@ -36,6 +44,8 @@ export class MemoryStorage implements Storage {
   readonly #timestamp = new SlotColumn(Float64Array);
   readonly #node = new SlotColumn(Uint32Array);
   readonly #state = new SlotColumn(Uint8Array);
+  /** Expiry (ms since the epoch) of the live records that have one, by slot. */
+  readonly #expiry = new ExpiryIndex();
   readonly #ids = new NodeIds();
   readonly #values: SlabValues;
   readonly #scans = new Map<string, OpenScan>();
@@ -86,15 +96,20 @@ export class MemoryStorage implements Storage {
     this.#node.set(slot, node);
     this.#state.set(slot, r.tombstone ? TOMBSTONE : LIVE);
     this.#values.write(slot, r.tombstone ? EMPTY : r.value);
+    if (!r.tombstone && r.expiresAtMs) this.#expiry.set(slot, r.expiresAtMs);
+    else this.#expiry.delete(slot);
     this.#bytes += this.#ids.storedLength(node) + this.#values.length(slot);
     return true;
   }
 
   /** Last-write-wins against the slot's version, without building an object for it. */
-  #isNewer(v: Version, slot: number): boolean {
+  #isNewer(v: ExpiringVersion, slot: number): boolean {
     const held = this.#timestamp.get(slot);
     if (v.timestamp !== held) return v.timestamp > held;
-    return v.versionNode > this.#ids.id(this.#node.get(slot));
+    const node = this.#ids.id(this.#node.get(slot));
+    if (v.versionNode !== node) return v.versionNode > node;
+    // The same write: only an earlier expiry replaces it (see record.ts isNewer).
+    return expiryRank(v.expiresAtMs) < expiryRank(this.#expiry.get(slot));
   }
 
   remove(key: string, version: Version): Promise<boolean> {
@@ -108,6 +123,7 @@ export class MemoryStorage implements Storage {
     this.#keys.delete(slot);
     this.#live -= Number(this.#state.get(slot) === LIVE);
     this.#state.set(slot, FREE);
+    this.#expiry.delete(slot);
     this.#bytes -= key.length + RECORD_OVERHEAD + this.#ids.storedLength(this.#node.get(slot)) +
       this.#values.length(slot);
     this.#ids.release(this.#node.get(slot));
@@ -164,12 +180,15 @@ export class MemoryStorage implements Storage {
   }
 
   #version(key: string, slot: number): RecordVersion {
-    return {
+    const v: RecordVersion = {
       key,
       timestamp: this.#timestamp.get(slot),
       versionNode: this.#ids.id(this.#node.get(slot)),
       tombstone: this.#state.get(slot) === TOMBSTONE,
     };
+    const expiresAtMs = this.#expiry.get(slot);
+    if (expiresAtMs !== undefined) v.expiresAtMs = expiresAtMs;
+    return v;
   }
 
   /** The slot's record; its value is a copy, so later writes never change it. */
@@ -198,13 +217,14 @@ export class MemoryStorage implements Storage {
     return true;
   }
 
-  /** Key characters, version node ids and value bytes, plus 10 bytes per record. */
+  /** Key characters, version node ids and value bytes, plus 10 bytes per record (expiry map not counted). */
   bytesHeld(): number {
     return this.#bytes;
   }
 
+  /** Records neither deleted nor expired. */
   countLive(): Promise<number> {
-    return Promise.resolve(this.#live);
+    return Promise.resolve(this.#live - this.#expiry.expiredCount(Date.now()));
   }
 
   close(): Promise<void> {

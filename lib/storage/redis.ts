@@ -4,7 +4,8 @@
  * Layout, all under the configured prefix P:
  * - `P k:<key>` is a hash per store key with fields `t` (timestamp, decimal
  *   string), `n` (versionNode), `d` ("1" for a tombstone, "0" otherwise) and
- *   `v` (the value bytes, empty for a tombstone). A hash rather than one
+ *   `v` (the value bytes, empty for a tombstone), and `e` (the expiry, ms
+ *   since the epoch, only on a live record that has one). A hash rather than one
  *   packed string because the scripts compare versions with HMGET of the
  *   three small fields and never copy a value (up to 1 MB) into Lua, and the
  *   fields stay readable with redis-cli. Memory is the same as a packed
@@ -13,6 +14,11 @@
  *   (`hash-max-listpack-value`), beyond which a hashtable adds ~200 bytes.
  * - `P meta:live` counts live (non-tombstone) keys; the same scripts that
  *   write a record adjust it, so `countLive()` is one GET.
+ * - `P meta:expiries` is a sorted set of the live records that have an
+ *   expiry, scored by it: `countLive()` subtracts those already expired
+ *   (one ZCOUNT). Redis's own EXPIRE is never used: it would erase a record
+ *   on Redis's clock, and before the purge (expiry + tombstone grace), taking
+ *   with it the version that keeps older copies from coming back.
  * - `P meta:<name>` holds node metadata (the member list), outside the
  *   `P k:` records, so it never shows up as user data.
  *
@@ -74,27 +80,44 @@ end
 `;
 
 /**
- * KEYS: the live counter, then one record key per record. ARGV: four per
- * record: timestamp, versionNode, tombstone ("1"/"0"), value. Applies the
- * records in order, each only if newer than what is held, and returns 1 or
- * 0 for each. The counter moves with each record rather than once at the
+ * KEYS: the live counter, the expiry set, then one record key per record.
+ * ARGV: five per record: timestamp, versionNode, tombstone ("1"/"0"), expiry
+ * ("" for none), value. Applies the records in order, each only if newer
+ * than what is held (equal versions: an earlier expiry wins, as in
+ * record.ts), and returns 1 or 0 for each. The counter moves with each record rather than once at the
  * end, so a record the script fails on (a foreign key of the wrong type)
  * cannot leave it out of step with the records already written.
  */
 const APPLY_LUA = LUA_BYTECMP + `
+local function rank(e)
+  if not e or e == '' then return math.huge end
+  return tonumber(e)
+end
 local applied = {}
-for i = 2, #KEYS do
-  local a = (i - 2) * 4
-  local ts, node, tomb = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-  local held = redis.call('HMGET', KEYS[i], 't', 'n', 'd')
+for i = 3, #KEYS do
+  local a = (i - 3) * 5
+  local ts, node, tomb, exp = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  local held = redis.call('HMGET', KEYS[i], 't', 'n', 'd', 'e')
   local newer, was_live = true, 0
   if held[1] then
     local its, hts = tonumber(ts), tonumber(held[1])
-    newer = its > hts or (its == hts and bytecmp(node, held[2] or '') > 0)
+    if its ~= hts then
+      newer = its > hts
+    else
+      local c = bytecmp(node, held[2] or '')
+      newer = c > 0 or (c == 0 and rank(exp) < rank(held[4]))
+    end
     if held[3] == '0' then was_live = 1 end
   end
   if newer then
-    redis.call('HSET', KEYS[i], 't', ts, 'n', node, 'd', tomb, 'v', ARGV[a + 4])
+    redis.call('HSET', KEYS[i], 't', ts, 'n', node, 'd', tomb, 'v', ARGV[a + 5])
+    if exp ~= '' and tomb == '0' then
+      redis.call('HSET', KEYS[i], 'e', exp)
+      redis.call('ZADD', KEYS[2], exp, KEYS[i])
+    elseif held[4] then
+      redis.call('HDEL', KEYS[i], 'e')
+      redis.call('ZREM', KEYS[2], KEYS[i])
+    end
     local delta = (tomb == '0' and 1 or 0) - was_live
     if delta ~= 0 then redis.call('INCRBY', KEYS[1], delta) end
     applied[#applied + 1] = 1
@@ -106,34 +129,41 @@ return applied
 `;
 
 /**
- * KEYS: record keys. Returns [t, n, d, v] for each (all nil if absent): one
+ * KEYS: record keys. Returns [t, n, d, v, e] for each (all nil if absent): one
  * command for any number of keys, cheaper for the client than a pipeline of
  * HMGETs.
  */
 const GET_LUA = `
 local out = {}
-for i = 1, #KEYS do out[i] = redis.call('HMGET', KEYS[i], 't', 'n', 'd', 'v') end
+for i = 1, #KEYS do out[i] = redis.call('HMGET', KEYS[i], 't', 'n', 'd', 'v', 'e') end
 return out
 `;
 
 /**
- * KEYS: record, live counter. ARGV: timestamp, versionNode. Erases the
- * record only if it holds exactly that version; returns 1 if it did.
+ * KEYS: record, live counter, expiry set. ARGV: timestamp, versionNode.
+ * Erases the record only if it holds exactly that version; returns 1 if it did.
  */
 const REMOVE_LUA = `
 local held = redis.call('HMGET', KEYS[1], 't', 'n', 'd')
 if not held[1] or tonumber(held[1]) ~= tonumber(ARGV[1]) or held[2] ~= ARGV[2] then return 0 end
 redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[3], KEYS[1])
 if held[3] == '0' then redis.call('DECRBY', KEYS[2], 1) end
 return 1
 `;
 
 /** The scripts `defineCommand` adds; ioredis's own types do not know them. */
 interface ScriptCommands {
-  /** numberOfKeys, the live counter, the record keys, then four ARGV per record. */
+  /** numberOfKeys, the live counter, the expiry set, the record keys, then five ARGV per record. */
   kvApply(...args: (string | number | Buffer)[]): unknown;
   kvGetBuffer(...args: (string | number)[]): Promise<(Buffer | null)[][]>;
-  kvRemove(recordKey: string, liveKey: string, timestamp: string, versionNode: string): Promise<number>;
+  kvRemove(
+    recordKey: string,
+    liveKey: string,
+    expiryKey: string,
+    timestamp: string,
+    versionNode: string,
+  ): Promise<number>;
 }
 
 /**
@@ -152,6 +182,7 @@ export class RedisStorage implements Storage {
   readonly #log: Logger;
   readonly #recordPrefix: string;
   readonly #liveKey: string;
+  readonly #expiryKey: string;
   readonly #scanPattern: string;
   /** Connected and ready at least once since the last loss was logged. */
   #up = false;
@@ -165,10 +196,11 @@ export class RedisStorage implements Storage {
     this.#log = opts.log;
     this.#recordPrefix = `${opts.keyPrefix}k:`;
     this.#liveKey = `${opts.keyPrefix}meta:live`;
+    this.#expiryKey = `${opts.keyPrefix}meta:expiries`;
     this.#scanPattern = `${escapeGlob(this.#recordPrefix)}*`;
     redis.defineCommand("kvApply", { lua: APPLY_LUA });
     redis.defineCommand("kvGet", { lua: GET_LUA, readOnly: true });
-    redis.defineCommand("kvRemove", { numberOfKeys: 2, lua: REMOVE_LUA });
+    redis.defineCommand("kvRemove", { numberOfKeys: 3, lua: REMOVE_LUA });
     redis.on("error", (err: Error) => this.#lastError = err.message.replace(/\.$/, ""));
     redis.on("ready", () => this.#onReady());
     redis.on("close", () => this.#onClose());
@@ -267,7 +299,7 @@ export class RedisStorage implements Storage {
    */
   async apply(records: readonly KvRecord[]): Promise<boolean[]> {
     if (records.length === 0) return [];
-    for (const r of records) checkTimestamp(r.timestamp);
+    for (const r of records) checkTimestamp(r.timestamp), checkTimestamp(r.expiresAtMs ?? 0);
     const replies = await this.#pipeline("apply", (p) => {
       const scripts = p as unknown as ScriptCommands;
       for (let i = 0; i < records.length; i += APPLY_CHUNK) {
@@ -278,7 +310,7 @@ export class RedisStorage implements Storage {
   }
 
   #applyArgs(chunk: readonly KvRecord[]): (string | number | Buffer)[] {
-    const keys: string[] = [this.#liveKey];
+    const keys: string[] = [this.#liveKey, this.#expiryKey];
     const argv: (string | Buffer)[] = [];
     for (const r of chunk) {
       keys.push(this.#recordPrefix + r.key);
@@ -286,6 +318,7 @@ export class RedisStorage implements Storage {
         String(r.timestamp),
         r.versionNode,
         r.tombstone ? "1" : "0",
+        r.expiresAtMs ? String(r.expiresAtMs) : "",
         r.tombstone ? EMPTY : asBuffer(r.value),
       );
     }
@@ -301,6 +334,7 @@ export class RedisStorage implements Storage {
         scripts.kvRemove(
           this.#recordPrefix + key,
           this.#liveKey,
+          this.#expiryKey,
           String(version.timestamp),
           version.versionNode,
         ),
@@ -342,13 +376,19 @@ export class RedisStorage implements Storage {
   }
 
   #metaKey(name: string): string {
-    if (name === "live") throw new RangeError(`"live" is the live-key counter, not metadata`);
+    if (name === "live" || name === "expiries") {
+      throw new RangeError(`"${name}" holds the record counters, not metadata`);
+    }
     return `${this.#liveKey.slice(0, -"live".length)}${name}`;
   }
 
+  /** Live records less those expired (on this node's clock): one GET and one ZCOUNT. */
   async countLive(): Promise<number> {
-    const n = await this.#call("countLive", () => this.#redis.get(this.#liveKey));
-    return n === null ? 0 : Number(n);
+    const [n, expired] = await this.#pipeline("countLive", (p) => {
+      p.get(this.#liveKey);
+      p.zcount(this.#expiryKey, "-inf", Date.now());
+    }) as [string | null, number];
+    return (n === null ? 0 : Number(n)) - Number(expired);
   }
 
   /** Quits cleanly, waiting (briefly) for the connection to end. */
@@ -425,15 +465,17 @@ function checkTimestamp(ts: number): void {
 }
 
 function toRecord(key: string, fields: (Buffer | null)[]): KvRecord | undefined {
-  const [t, n, d, v] = fields;
+  const [t, n, d, v, e] = fields;
   if (t === null) return undefined;
-  return {
+  const record: KvRecord = {
     key,
     value: v ?? EMPTY,
     timestamp: Number(t.toString("latin1")),
     versionNode: n === null ? "" : n.toString("utf8"),
     tombstone: d !== null && d.length === 1 && d[0] === 0x31,
   };
+  if (e) record.expiresAtMs = Number(e.toString("latin1"));
+  return record;
 }
 
 /** Escapes a literal for a SCAN MATCH glob (the prefix may hold * ? [ ] \). */
