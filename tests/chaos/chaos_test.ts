@@ -28,7 +28,7 @@ import { unavailableReason } from "./netns.ts";
 import { withTimeout } from "../helpers/cluster.ts";
 import { redisServerPath } from "../../lib/redis_server.ts";
 
-/** Every nemesis once, spread so that each setting gets three. */
+/** Every nemesis once, spread so that each strict setting gets three and the sloppy one the case it is for. */
 const DEFAULT_SUBSET = new Set([
   "rf2-w1/kill-9",
   "rf2-w1/loss-30",
