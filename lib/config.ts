@@ -35,6 +35,9 @@ export interface TlsConfig {
   requireClientCert: boolean;
 }
 
+/** The token timing a node uses when nothing names it (a joiner without --config, too). */
+export const SECURITY_TIMING = { tokenWindowMs: 60_000, removedNodeDrainMs: 30_000 } as const;
+
 /** Who may act as a node, and how traffic is protected (`security`). */
 export interface SecurityConfig {
   /** The shared secret inline (`cluster_secret`), if given. */
@@ -49,6 +52,10 @@ export interface SecurityConfig {
   insecure?: boolean;
   /** A file holding the token every KeyValueStore call must carry (`client_token_file`). */
   clientTokenFile?: string;
+  /** How far a node token's time may be from the receiver's clock (`token_window_ms`). */
+  tokenWindowMs: number;
+  /** How long a node removed from the list may still call its peers (`removed_node_drain_ms`). */
+  removedNodeDrainMs: number;
 }
 
 /** Storage engines a node can keep its data in. */
@@ -120,6 +127,11 @@ export interface ClusterConfig {
     maxScansPerConnection: number;
     /** How far ahead of a node's clock a client timestamp may be (peers: twice this). */
     maxClockSkewMs: number;
+    /**
+     * Clock offset to a majority of the other members beyond which a node
+     * stops coordinating writes (NOT_SERVING) until its clock is back.
+     */
+    maxClockOffsetMs: number;
     /** Calls one client connection may have in flight; more are answered RESOURCE_EXHAUSTED. */
     maxCallsPerConnection: number;
     /** HTTP/2 memory one connection may hold, in MiB (grpc-js's grpc-node.max_session_memory). */
@@ -338,6 +350,13 @@ function readLimits(r: Reader, lim: Record<string, unknown>): ClusterConfig["lim
       10_000,
     ),
     maxClockSkewMs: r.int(lim.max_clock_skew_ms, "limits.max_clock_skew_ms", 60_000, 1, 3600_000 * 24 * 365),
+    maxClockOffsetMs: r.int(
+      lim.max_clock_offset_ms,
+      "limits.max_clock_offset_ms",
+      500,
+      1,
+      3600_000 * 24 * 365,
+    ),
     maxCallsPerConnection: r.int(
       lim.max_calls_per_connection,
       "limits.max_calls_per_connection",
@@ -361,7 +380,22 @@ function readSecurity(
   nodes: NodeConfig[],
   rawNodes: unknown[],
 ): SecurityConfig {
-  const out: SecurityConfig = {};
+  const out: SecurityConfig = {
+    tokenWindowMs: r.int(
+      sec.token_window_ms,
+      "security.token_window_ms",
+      SECURITY_TIMING.tokenWindowMs,
+      1000,
+      300_000,
+    ),
+    removedNodeDrainMs: r.int(
+      sec.removed_node_drain_ms,
+      "security.removed_node_drain_ms",
+      SECURITY_TIMING.removedNodeDrainMs,
+      0,
+      3600_000,
+    ),
+  };
   if (sec.cluster_secret !== undefined && sec.cluster_secret_file !== undefined) {
     r.fail("security.cluster_secret", "set cluster_secret or cluster_secret_file, not both");
   }

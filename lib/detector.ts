@@ -149,6 +149,8 @@ export interface HeartbeatReply {
   hintsPending: number;
   /** Epoch of the peer's member list. */
   epoch?: number;
+  /** The peer's clock (ms) when it answered; 0 or absent when it sent none. */
+  peerTimeMs?: number;
 }
 
 /** Options of {@link HeartbeatLoop}. */

@@ -20,6 +20,7 @@ import { Mover } from "./membership/mover.ts";
 import type { LiveRing } from "./membership/live_ring.ts";
 import { listFromNodes, type MemberList, type MemberState } from "./membership/member_list.ts";
 import { HybridClock, type WallClock } from "./hlc.ts";
+import { ClockWatch } from "./clock_watch.ts";
 import { FailureDetector, HeartbeatLoop, type PeerStatus, type StatusChange } from "./detector.ts";
 import { HintStore } from "./hints.ts";
 import { Replicator } from "./replication.ts";
@@ -61,6 +62,10 @@ export interface MemberInfo {
   recoveredRecords: number;
   /** NORMAL, or JOINING / LEAVING while its ranges move. */
   memberState: MemberState;
+  /** A peer's clock against this node's (absent for itself and before it is measured). */
+  clockOffset?: { offsetMs: number; uncertaintyMs: number };
+  /** This node only: why it does not serve. */
+  statusReason?: string;
 }
 
 /** A heartbeat as the node sees it. */
@@ -104,6 +109,10 @@ export class KvNode {
   readonly membership: Membership;
   readonly mover: Mover;
   readonly clock: HybridClock;
+  /** The wall clock versions are stamped with (`--clock-offset-ms` included). */
+  readonly wall: WallClock;
+  /** This node's clock against its peers': offsets, and whether it may coordinate writes. */
+  readonly clockWatch: ClockWatch;
   /** Refuses versions from peers too far ahead of this node's clock. */
   readonly versions: VersionGuard;
   readonly detector: FailureDetector;
@@ -141,6 +150,7 @@ export class KvNode {
       log,
     });
     const wall = o.wall ?? Date.now;
+    this.wall = wall;
     this.clock = new HybridClock(wall, config.limits.maxClockSkewMs);
     this.versions = new VersionGuard({ maxSkewMs: config.limits.maxClockSkewMs, log, now: wall });
     // Records pulled from peers pass the same bound as records pushed to this node.
@@ -182,6 +192,13 @@ export class KvNode {
       failureTimeoutMs: fd.failureTimeoutMs,
       onChange: (c) => this.#onStatusChange(c),
     });
+    this.clockWatch = new ClockWatch({
+      wall,
+      maxOffsetMs: config.limits.maxClockOffsetMs,
+      others: () => this.#peerIds(),
+      startGraceMs: fd.failureTimeoutMs,
+      log,
+    });
     const rep = config.replication;
     this.hints = new HintStore({ limit: rep.hintLimit, maxAgeMs: rep.hintMaxAgeMs, log });
     const canStore = (id: string) => this.canStore(id);
@@ -219,13 +236,15 @@ export class KvNode {
       intervalMs: fd.heartbeatIntervalMs,
       // A joiner not yet accepted has no peers that would answer.
       paused: () => !this.storage.healthy() || !this.#isMember(),
+      // Each round trip is also a sample of the peer's clock against this node's.
       send: (peer) =>
-        transport.heartbeat(peer, {
-          status: this.status(),
-          keysCount: this.#keysCount,
-          hintsPending: this.hints.pendingFor(peer),
-          epoch: this.membership.epoch,
-        }),
+        this.clockWatch.measure(peer, () =>
+          transport.heartbeat(peer, {
+            status: this.status(),
+            keysCount: this.#keysCount,
+            hintsPending: this.hints.pendingFor(peer),
+            epoch: this.membership.epoch,
+          }), (reply) => reply.peerTimeMs ?? 0),
       onReply: (peer, reply) => this.#noteHeartbeat({ from: peer, ...reply }),
     });
     this.#handoff = new HandoffLoop({
@@ -278,6 +297,7 @@ export class KvNode {
 
   /** Starts the background loops and, if configured, recovery from peers. */
   start(): Promise<void> {
+    this.clockWatch.start();
     this.#heartbeats.start();
     this.#handoff.start();
     this.#antiEntropy.start();
@@ -348,6 +368,8 @@ export class KvNode {
     // A joiner serves once it holds every range it gains (or before it is a member: never).
     const me = this.membership.list.members.find((m) => m.id === this.id);
     if (!me || (me.state === "JOINING" && !this.mover.pulledFor(this.membership.epoch))) return "JOINING";
+    // A clock far off stamps writes that lose to older ones: let the next node coordinate.
+    if (this.clockWatch.holdReason() !== undefined) return "JOINING";
     for (const [peer, n] of this.#hintsForMe) if (n > 0 && this.canStore(peer)) return "JOINING";
     return "ACTIVE";
   }
@@ -365,10 +387,35 @@ export class KvNode {
     return s === "ACTIVE" || s === "JOINING";
   }
 
-  /** Records a heartbeat from a peer; answers what this node says back. */
+  /** Why this node does not serve, or undefined when it does (for /readyz and logs). */
+  notServingReason(): string | undefined {
+    if (!this.storage.healthy()) return "storage unavailable";
+    if (this.status() === "ACTIVE") return undefined;
+    if (this.#recovering) return "recovering from peers";
+    return this.clockWatch.holdReason() ?? "catching up (JOINING)";
+  }
+
+  /**
+   * Refuses a forwarded write while this node's clock is off (UNAVAILABLE),
+   * so the node that forwarded it fails over to the next one.
+   */
+  checkCanCoordinateWrites(): void {
+    const why = this.clockWatch.holdReason();
+    if (why !== undefined) {
+      throw new KvError(Code.UNAVAILABLE, `node ${this.id} does not coordinate writes: ${why}`);
+    }
+  }
+
+  /** Records a heartbeat from a peer; answers what this node says back, with its clock. */
   onHeartbeat(
     hb: HeartbeatIn,
-  ): { status: "ACTIVE" | "JOINING"; keysCount: number; hintsPending: number; epoch: number } {
+  ): {
+    status: "ACTIVE" | "JOINING";
+    keysCount: number;
+    hintsPending: number;
+    epoch: number;
+    timeMs: number;
+  } {
     if (!this.detector.peers().includes(hb.from)) {
       throw new KvError(
         Code.FAILED_PRECONDITION,
@@ -386,12 +433,15 @@ export class KvNode {
       keysCount: this.#keysCount,
       hintsPending: this.hints.pendingFor(hb.from),
       epoch: this.membership.epoch,
+      // The clock versions are stamped with, so peers measure that one.
+      timeMs: this.wall(),
     };
   }
 
   /** Every member with its status as this node sees it. */
   members(): MemberInfo[] {
     const now = Date.now();
+    const offsets = new Map(this.clockWatch.peerOffsets().map((p) => [p.peer, p]));
     return this.membership.list.members.map((n) => {
       if (n.id === this.id) {
         return {
@@ -403,6 +453,7 @@ export class KvNode {
           keysCount: this.#keysCount,
           recoveredRecords: this.#recovered + this.mover.movedRecords,
           memberState: n.state,
+          statusReason: this.notServingReason(),
         };
       }
       return {
@@ -414,6 +465,7 @@ export class KvNode {
         keysCount: this.#peerKeys.get(n.id) ?? 0,
         recoveredRecords: 0,
         memberState: n.state,
+        clockOffset: offsets.get(n.id),
       };
     });
   }
@@ -577,6 +629,7 @@ export class KvNode {
     } catch {
       // Storage down: its own client logs it; the count just stays stale.
     }
+    this.clockWatch.update();
     this.#noteOwnStatus();
   }
 

@@ -97,6 +97,9 @@ function assertDefaults(c: ClusterConfig): void {
   assert.equal(c.limits.maxKeyBytes, 1024);
   assert.equal(c.limits.maxValueBytes, 1 << 20);
   assert.equal(c.limits.maxClockSkewMs, 60_000);
+  assert.equal(c.limits.maxClockOffsetMs, 500);
+  assert.equal(c.security.tokenWindowMs, 60_000);
+  assert.equal(c.security.removedNodeDrainMs, 30_000);
   assert.equal(c.limits.maxCallsPerConnection, 1000);
   assert.equal(c.limits.maxConnectionMemoryMb, 64);
   assert.equal(c.logging.stallThresholdMs, 500);
@@ -172,16 +175,28 @@ Deno.test("new optional settings are read when present", () => {
       r.nodes[0].bind_host = "0.0.0.0";
       r.limits = {
         max_clock_skew_ms: 5000,
+        max_clock_offset_ms: 250,
         max_calls_per_connection: 16,
         max_connection_memory_mb: 8,
         max_scans_per_connection: 4,
       };
-      r.security = { insecure: true, client_token_file: "/etc/kvstore/client.token" };
+      r.security = {
+        insecure: true,
+        client_token_file: "/etc/kvstore/client.token",
+        token_window_ms: 10_000,
+        removed_node_drain_ms: 0,
+      };
     }),
     "test.json",
   );
-  assert.deepEqual(c.security, { insecure: true, clientTokenFile: "/etc/kvstore/client.token" });
+  assert.deepEqual(c.security, {
+    insecure: true,
+    clientTokenFile: "/etc/kvstore/client.token",
+    tokenWindowMs: 10_000,
+    removedNodeDrainMs: 0,
+  });
   assert.equal(c.limits.maxClockSkewMs, 5000);
+  assert.equal(c.limits.maxClockOffsetMs, 250);
   assert.equal(c.limits.maxCallsPerConnection, 16);
   assert.equal(c.limits.maxConnectionMemoryMb, 8);
   assert.equal(c.logging.stallThresholdMs, 25);
@@ -283,7 +298,14 @@ Deno.test("a negative or zero interval is refused with its field path", () => {
       new RegExp(`${v} is below the minimum 1`),
     );
   }
-  for (const limit of ["max_clock_skew_ms", "max_calls_per_connection", "max_connection_memory_mb"]) {
+  for (
+    const limit of [
+      "max_clock_skew_ms",
+      "max_clock_offset_ms",
+      "max_calls_per_connection",
+      "max_connection_memory_mb",
+    ]
+  ) {
     assertBad(variant((r) => r.limits = { [limit]: 0 }), `limits.${limit}`, /0 is below the minimum 1/);
   }
   assertBad(
@@ -296,6 +318,14 @@ Deno.test("a negative or zero interval is refused with its field path", () => {
     "limits.max_scans_per_connection",
     /0 is below the minimum 1/,
   );
+  const security: [string, number, RegExp][] = [
+    ["token_window_ms", 300_001, /300001 is above the maximum 300000/],
+    ["token_window_ms", 999, /999 is below the minimum 1000/],
+    ["removed_node_drain_ms", -1, /-1 is below the minimum 0/],
+  ];
+  for (const [key, v, reason] of security) {
+    assertBad(variant((r) => r.security = { [key]: v }), `security.${key}`, reason);
+  }
   assertBad(
     variant((r) => r.recovery = { anti_entropy_interval_ms: -1 }),
     "recovery.anti_entropy_interval_ms",

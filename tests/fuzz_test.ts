@@ -129,7 +129,7 @@ async function runPass(pass: Pass, seed: number): Promise<void> {
       cluster.closeOnStop(
         new RawCaller(
           n.address,
-          pass.peer ? { secret: cluster.secret, peerAs: ctx.nodeIds[(i + 1) % 3] } : {},
+          pass.peer ? { secret: cluster.secret, peerAs: ctx.nodeIds[(i + 1) % 3], target: n.id } : {},
         ),
       )
     );

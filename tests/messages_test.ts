@@ -138,6 +138,7 @@ const member: MemberInfo = {
   keysCount: 8,
   recoveredRecords: 2,
   memberState: "JOINING",
+  clockOffset: { offsetMs: -1500.4, uncertaintyMs: 2.2 },
 };
 const memberMsg = {
   node_id: "node4",
@@ -148,6 +149,9 @@ const memberMsg = {
   keys_count: 8,
   recovered_records: 2,
   member_state: "MEMBER_JOINING",
+  clock_offset_ms: -1500,
+  clock_offset_uncertainty_ms: 3,
+  status_reason: "",
 };
 
 Deno.test("a JoinCluster request is the joiner's address; its answer carries the members and the new list", () => {

@@ -3,7 +3,7 @@
  * the TLS files, and how they are read (or refused, naming the setting).
  */
 import assert from "node:assert/strict";
-import { ConfigError, loadConfig, parseConfig } from "../lib/config.ts";
+import { ConfigError, loadConfig, parseConfig, SECURITY_TIMING } from "../lib/config.ts";
 import { loadNodeSecurity, MIN_SECRET_BYTES } from "../lib/security/settings.ts";
 import { announceMode } from "../lib/security/protected_mode.ts";
 import { Buffer } from "node:buffer";
@@ -23,7 +23,7 @@ function withSecurity(security: unknown, nodes: unknown[] = NODES) {
 
 Deno.test("without a security section nothing is required and nothing is loaded", () => {
   const c = parseConfig({ nodes: NODES }, "t.json");
-  assert.deepEqual(c.security, {});
+  assert.deepEqual(c.security, SECURITY_TIMING);
   assert.deepEqual(loadNodeSecurity(c, c.nodes[0]), {});
 });
 
@@ -133,7 +133,7 @@ Deno.test("security.insecure and security.client_token_file are read; the token 
     await Deno.writeTextFile(`${dir}/token`, "client-token-0123456789\n");
     await Deno.writeTextFile(`${dir}/short`, "abc\n");
     const c = loadConfig(await write(dir, { insecure: true, client_token_file: "token" }));
-    assert.deepEqual(c.security, { insecure: true, clientTokenFile: `${dir}/token` });
+    assert.deepEqual(c.security, { ...SECURITY_TIMING, insecure: true, clientTokenFile: `${dir}/token` });
     const loaded = loadNodeSecurity(c, c.nodes[0]);
     assert.equal(loaded.insecure, true);
     assert.equal(loaded.clientToken?.toString(), "client-token-0123456789");
@@ -142,7 +142,7 @@ Deno.test("security.insecure and security.client_token_file are read; the token 
       () => loadNodeSecurity(short, short.nodes[0]),
       /security.client_token_file: the secret is 3 bytes; at least 16/,
     );
-    assert.deepEqual(parseConfig(withSecurity({ insecure: false }), "t.json").security, {});
+    assert.deepEqual(parseConfig(withSecurity({ insecure: false }), "t.json").security, SECURITY_TIMING);
     assert.throws(
       () => parseConfig(withSecurity({ insecure: "yes" }), "t.json"),
       /t.json: security.insecure: must be true or false/,

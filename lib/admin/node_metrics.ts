@@ -167,6 +167,20 @@ export class NodeMetrics {
     const hints = g("kvstore_hints_held", "Hints (writes held for a node that is down), by that node", [
       "peer",
     ]);
+    const offset = g(
+      "kvstore_clock_offset_seconds",
+      "The peer's clock minus this node's (the clock versions are stamped with), from heartbeat round trips",
+      ["peer"],
+    );
+    const offsetError = g(
+      "kvstore_clock_offset_uncertainty_seconds",
+      "Half the round trip of the offset's sample: the offset is within plus or minus this",
+      ["peer"],
+    );
+    const clockOff = g(
+      "kvstore_clock_offset_exceeded",
+      "1 while this node's clock is beyond limits.max_clock_offset_ms to a majority of the other members (it does not coordinate writes)",
+    );
     const delivered = r.counter("kvstore_hints_delivered_total", "Hints handed off to their node");
     const recovering = g("kvstore_recovery_active", "1 while this node recovers its ranges from its peers");
     const recovered = g(
@@ -190,7 +204,12 @@ export class NodeMetrics {
       epoch.labels().set(node.membership.epoch);
       moving.labels().set(node.ring.moving ? 1 : 0);
       // The peers are the live members: a node that left loses its series.
-      for (const f of [peerUp, peerStatus, queue, lag, hints]) f.reset();
+      for (const f of [peerUp, peerStatus, queue, lag, hints, offset, offsetError]) f.reset();
+      for (const p of node.clockWatch.peerOffsets()) {
+        offset.labels(p.peer).set(p.offsetMs / 1000);
+        offsetError.labels(p.peer).set(p.uncertaintyMs / 1000);
+      }
+      clockOff.labels().set(node.clockWatch.holdReason() !== undefined ? 1 : 0);
       for (const m of node.members()) {
         if (m.id === node.id) {
           keys.labels().set(m.keysCount);

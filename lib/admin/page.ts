@@ -89,7 +89,9 @@ function card(n, color) {
     ? (n.reachable ? "storage unavailable" : "not answering; " + esc(n.responder) + " sees it " + esc(n.seen_as))
     : n.member === "JOINING" ? "joining the cluster: " + fmt(n.moved_records || 0) + " records moved in"
     : n.member === "LEAVING" ? "leaving the cluster: its ranges are being copied to their new holders"
-    : n.state === "joining" ? (n.recovering ? "recovering: " + fmt(n.recovered_records) + " records" : "catching up on hints") : "";
+    : n.state === "joining" ? (n.recovering ? "recovering: " + fmt(n.recovered_records) + " records" : esc(n.not_serving_reason || "catching up on hints")) : "";
+  const clock = n.id === n.responder ? "reference" : n.clock_offset_ms === undefined ? "–"
+    : (n.clock_offset_ms >= 0 ? "+" : "−") + fmt(Math.abs(n.clock_offset_ms) / 1000, 3) + " s ±" + fmt(n.clock_uncertainty_ms) + " ms";
   const v = (x, d) => (n.reachable && x !== undefined ? fmt(x, d) : "–");
   return '<article class="node" style="--c:' + color + '" data-node="' + esc(n.id) + '" data-state="' + n.state + '" data-member="' + esc(n.member) + '">' +
     "<h2><span>" + esc(n.id) + '</span><span class="badge ' + n.state + '">' + STATE_TEXT[n.state] + "</span></h2>" +
@@ -99,7 +101,8 @@ function card(n, color) {
     "<div><dt>ops/s (1 min)</dt><dd>" + v(n.ops_per_s, 1) + "</dd></div>" +
     "<div><dt>p99 (1 min)</dt><dd>" + (n.reachable ? (n.p99_ms ? fmt(n.p99_ms, n.p99_ms < 10 ? 1 : 0) + " ms" : "–") : "–") + "</dd></div>" +
     "<div><dt>memory</dt><dd>" + (n.reachable ? fmt(n.rss_bytes / 1048576) + " MB" : "–") + "</dd></div>" +
-    "<div><dt>queued / hints</dt><dd>" + v(n.replication_queue) + " / " + v(n.hints_held) + "</dd></div></dl>" +
+    "<div><dt>queued / hints</dt><dd>" + v(n.replication_queue) + " / " + v(n.hints_held) + "</dd></div>" +
+    '<div><dt>clock vs ' + esc(n.responder) + '</dt><dd class="clock">' + clock + "</dd></div></dl>" +
     (why ? '<div class="why">' + why + "</div>" : "") + "</article>";
 }
 

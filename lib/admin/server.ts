@@ -81,11 +81,12 @@ async function route(req: Request, o: AdminOptions): Promise<Response> {
 
 function readiness(o: AdminOptions): Response {
   if (o.health.status() === "SERVING") return text(200, "ready\n");
-  const why = !o.node.storage.healthy()
-    ? "storage unavailable"
-    : o.node.status() !== "ACTIVE"
-    ? `node is ${o.node.status()}`
-    : "shutting down";
+  const reason = o.node.notServingReason();
+  const why = reason === undefined
+    ? "shutting down"
+    : o.node.storage.healthy()
+    ? `node is ${o.node.status()}: ${reason}`
+    : reason;
   return text(503, `not ready: ${why}\n`);
 }
 

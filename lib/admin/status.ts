@@ -31,6 +31,8 @@ export interface SelfStatus {
   moved_records: number;
   hints_held: number;
   replication_queue: number;
+  /** Why it does not serve (recovering, its clock off to its peers...); absent while it does. */
+  not_serving_reason?: string;
 }
 
 /** One node on the status page. */
@@ -46,6 +48,9 @@ export interface NodeView extends Partial<SelfStatus> {
   /** Its place in a membership change: NORMAL, JOINING or LEAVING. */
   member: MemberState;
   ring_share: number;
+  /** Its clock minus the responder's, in ms, and the bound on that (heartbeat round trips). */
+  clock_offset_ms?: number;
+  clock_uncertainty_ms?: number;
 }
 
 /** The whole page's data. */
@@ -81,6 +86,7 @@ export function selfStatus(node: KvNode, metrics: NodeMetrics): SelfStatus {
     moved_records: node.mover.movedRecords,
     hints_held: node.hints.size(),
     replication_queue: node.replicator.pendingTotal(),
+    not_serving_reason: node.notServingReason(),
   };
 }
 
@@ -98,7 +104,9 @@ export async function clusterStatus(
   opts: { timeoutMs: number },
 ): Promise<ClusterStatus> {
   const shares = node.ring.shares();
-  const seen = new Map(node.members().map((m) => [m.id, m.status as string]));
+  const views = node.members();
+  const seen = new Map(views.map((m) => [m.id, m.status as string]));
+  const offsets = new Map(views.map((m) => [m.id, m.clockOffset]));
   const list = node.membership.list;
   const nodes = await Promise.all(list.members.map(async (m): Promise<NodeView> => {
     const self = m.id === node.id
@@ -112,6 +120,8 @@ export async function clusterStatus(
       seen_as: seen.get(m.id) ?? "FAILED",
       member: m.state,
       ring_share: shares.get(m.id) ?? 0,
+      clock_offset_ms: offsets.get(m.id)?.offsetMs,
+      clock_uncertainty_ms: offsets.get(m.id)?.uncertaintyMs,
       state: self?.status === "ACTIVE" ? "up" : self?.status === "JOINING" ? "joining" : "down",
     };
   }));

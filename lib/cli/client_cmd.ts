@@ -44,7 +44,9 @@ Flags:
   --timeout MS         deadline of each call (default 5000)
   --no-wait            remove-node: do not wait for the change to complete
   --cluster-secret-file FILE
-                       remove-node: the cluster secret, when the nodes authenticate
+                       remove-node: the cluster secret, when the nodes authenticate;
+                       signs as "operator" (removal only), or as the node named by
+                       --cert when that is a node's certificate (needed with TLS)
   --json               machine-readable output
 ${TLS_HELP}
 ${TOKEN_HELP}
@@ -243,8 +245,16 @@ async function ownViews(client: KvClient, m: Membership): Promise<Map<string, Me
 
 /** Proposes a removal; waits (unless told not to) until the node is no longer a member. */
 async function removeNode(client: KvClient, id: string, wait: boolean, out: Output): Promise<number> {
-  const res = await client.removeNode(id);
-  print(out, { op: "remove-node", node: id, ...res }, `remove-node ${id}: ${res.message}`);
+  const credential = client.operatorCredential;
+  const res = await client.removeNode(id).catch((err) => {
+    // A refusal says which credential was refused.
+    throw err instanceof KvError ? new KvError(err.code, `${err.message} (credential: ${credential})`) : err;
+  });
+  print(
+    out,
+    { op: "remove-node", node: id, credential, ...res },
+    `remove-node ${id} (credential: ${credential}): ${res.message}`,
+  );
   if (!res.accepted) return EXIT.ERROR;
   if (!wait) return EXIT.OK;
   const started = Date.now();
@@ -287,6 +297,10 @@ function printStatus(m: Membership, own: Map<string, Member>, out: Output): numb
     ring_share: shares.get(n.id) ?? 0,
     last_contact_s: Math.max(0, Math.round(now - n.lastHeartbeatUnix)),
     recovered: own.get(n.id)?.recoveredRecords ?? n.recoveredRecords,
+    // The member's clock against the responder's (heartbeat round trips).
+    clock_offset_ms: n.clockOffset?.offsetMs,
+    clock_uncertainty_ms: n.clockOffset?.uncertaintyMs,
+    not_serving: (own.get(n.id)?.statusReason || undefined) as string | undefined,
   }));
   // The nodes that gain ranges, computed from the rings as the nodes do.
   const list = {
@@ -304,7 +318,7 @@ function printStatus(m: Membership, own: Map<string, Member>, out: Output): numb
       : "no range movement under way",
   ].join("\n");
   const table = [
-    ["NODE", "ADDRESS", "STATUS", "KEYS", "RING", "LAST CONTACT", "RECOVERED", "MEMBER"],
+    ["NODE", "ADDRESS", "STATUS", "KEYS", "RING", "LAST CONTACT", "RECOVERED", "MEMBER", "CLOCK"],
     ...rows.map((r) => [
       r.node,
       r.address,
@@ -314,8 +328,10 @@ function printStatus(m: Membership, own: Map<string, Member>, out: Output): numb
       `${r.last_contact_s}s ago`,
       String(r.recovered),
       r.member,
+      clockCell(r.clock_offset_ms, r.clock_uncertainty_ms),
     ]),
   ];
+  const reasons = rows.filter((r) => r.not_serving).map((r) => `${r.node} not serving: ${r.not_serving}`);
   const widths = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
   const text = table.map((row) => row.map((cell, c) => cell.padEnd(widths[c])).join("  ")).join("\n");
   print(
@@ -328,9 +344,15 @@ function printStatus(m: Membership, own: Map<string, Member>, out: Output): numb
       moving,
       nodes: rows,
     },
-    `${header}\n${text}`,
+    [header, text, ...reasons].join("\n"),
   );
   return EXIT.OK;
+}
+
+/** "-100.002s ±1ms": a member's clock against the responder's; "-" for the responder or unmeasured. */
+function clockCell(offsetMs?: number, uncertaintyMs?: number): string {
+  if (offsetMs === undefined) return "-";
+  return `${offsetMs >= 0 ? "+" : ""}${(offsetMs / 1000).toFixed(3)}s ±${uncertaintyMs}ms`;
 }
 
 function print(out: Output, json: unknown, text: string): void {

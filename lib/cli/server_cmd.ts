@@ -169,6 +169,9 @@ export async function serverCommand(args: string[]): Promise<number> {
     onRemoved: (l) => removed(l),
   });
   metrics.watch(node);
+  // A token refused for its time carries the peer's clock: the offset is known even then.
+  grpcPeers.onReceiverTime = (peer, receiverMs, rttMs) =>
+    node.clockWatch.noteReceiverTime(peer, receiverMs, rttMs);
   let served, admin;
   try {
     served = await serveNode(node, { metrics, security });

@@ -9,7 +9,14 @@
  * read in one place.
  */
 import { resolve } from "node:path";
-import { type ClusterConfig, findNode, findNodeByPort, isNodeId, type NodeConfig } from "../config.ts";
+import {
+  type ClusterConfig,
+  findNode,
+  findNodeByPort,
+  isNodeId,
+  type NodeConfig,
+  SECURITY_TIMING,
+} from "../config.ts";
 import { MEMBERS_META } from "../node.ts";
 import type { Storage } from "../storage/mod.ts";
 import { isNewer, type MemberList } from "../membership/member_list.ts";
@@ -101,9 +108,9 @@ export async function joinerStart(
   const config = configFromSettings(snap.settingsJson, snap.list, self, source);
   // The secret never travels: it comes from this node's own --cluster-secret-file or --config.
   const secretFile = values["cluster-secret-file"] as string | undefined;
-  if (secretFile !== undefined) config.security = secretSetting(secretFile);
+  if (secretFile !== undefined) config.security = { ...SECURITY_TIMING, ...secretSetting(secretFile) };
   else if (values.config !== undefined) config.security = configFrom(values.config as string).security;
-  else config.security = {};
+  else config.security = { ...SECURITY_TIMING };
   // TLS: the cluster's policy, this node's own files.
   if (policy && !tls) {
     throw new UsageError(`${source}: the cluster speaks TLS; give --tls-ca, --tls-cert, --tls-key`);

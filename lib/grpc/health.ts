@@ -3,8 +3,8 @@
  *
  * Load balancers and orchestrator probes ask it whether to route to this
  * node. The answer follows the node: SERVING only while it is ACTIVE with
- * healthy storage; NOT_SERVING while it is JOINING (recovering), while its
- * storage is unreachable, and from the moment it starts shutting down, before
+ * healthy storage; NOT_SERVING while it is JOINING (recovering, or its clock
+ * is off to its peers: clock_watch.ts), while its storage is unreachable, and from the moment it starts shutting down, before
  * its calls drain, so balancers move away first. The empty service name is
  * the whole server; "kvstore.KeyValueStore" is answered the same way. The
  * state is polled (a few times a second), so Watch streams see changes.

@@ -17,9 +17,10 @@
 import * as grpc from "@grpc/grpc-js";
 import { Buffer } from "node:buffer";
 import { HashRing } from "../ring.ts";
-import { signingInterceptor } from "../security/node_guard.ts";
+import { signingInterceptor } from "../security/call_signing.ts";
 import { clientTokenInterceptor } from "../security/client_auth.ts";
 import { TokenSigner } from "../security/token.ts";
+import { operatorIdentity } from "../security/operator.ts";
 import type { MemberState } from "../membership/member_list.ts";
 import { sleep } from "../async.ts";
 import { Code, KvError } from "../errors.ts";
@@ -72,6 +73,10 @@ export interface Member {
   recoveredRecords: number;
   /** NORMAL, or JOINING / LEAVING while its ranges move. */
   memberState: MemberState;
+  /** Its clock minus the responder's (ms) and the bound on that; undefined when not measured. */
+  clockOffset?: { offsetMs: number; uncertaintyMs: number };
+  /** As the member says of itself: why it does not serve ("" while it does). */
+  statusReason: string;
 }
 
 /** The cluster as one node sees it. */
@@ -125,6 +130,8 @@ export class KvClient {
   #membership?: Membership;
   #ring?: HashRing;
   #addressOf = new Map<string, string>();
+  /** The id of the node at each address, for the operator's tokens. */
+  readonly #nodeIdAt = new Map<string, string>();
   #statusOf = new Map<string, NodeStatusName>();
   #refreshing?: Promise<void>;
   #turn = 0;
@@ -245,6 +252,8 @@ export class KvClient {
     let last: unknown;
     for (const addr of this.#knownAddresses()) {
       try {
+        // The operator's token is made for the node that answers there: learn its id.
+        if (!this.#nodeIdAt.has(addr)) this.#nodeIdAt.set(addr, (await this.membership(addr)).responder);
         const res = await this.#callAt<MembershipChangeResponseMsg>(addr, "node", "ChangeMembership", {
           kind: "CHANGE_REMOVE",
           node_id: id,
@@ -261,6 +270,11 @@ export class KvClient {
       }
     }
     throw last instanceof KvError ? last : new KvError(Code.UNAVAILABLE, "no node answered");
+  }
+
+  /** Which credential NodeService calls (remove-node) present: operator.ts. */
+  get operatorCredential(): string {
+    return operatorIdentity(this.options.tls, this.options.nodeSecret !== undefined).credential;
   }
 
   /** The last membership fetched (routing clients). */
@@ -444,7 +458,9 @@ export class KvClient {
       const { credentials: creds, options } = channelCredentials(address, this.options.tls);
       const opts = { ...channelOptions(this.options.maxMessageBytes ?? 64 << 20), ...options };
       const secret = this.options.nodeSecret;
-      const interceptors = secret ? [signingInterceptor(new TokenSigner(secret, "operator"))] : [];
+      const as = operatorIdentity(this.options.tls, secret !== undefined).signAs;
+      const target = () => this.#nodeIdAt.get(address) ?? "";
+      const interceptors = secret && as ? [signingInterceptor(new TokenSigner(secret, as), { target })] : [];
       s = {
         kv: new this.#pkg.KeyValueStore(address, creds, { ...opts, interceptors: this.#kvInterceptors }),
         node: new this.#pkg.NodeService(address, creds, { ...opts, interceptors }),
@@ -495,6 +511,10 @@ function toMembership(res: MembershipResponseMsg): Membership {
       keysCount: n.keys_count,
       recoveredRecords: n.recovered_records,
       memberState: memberStateFromMsg(n.member_state),
+      clockOffset: n.clock_offset_uncertainty_ms >= 0 && n.node_id !== res.responder_id
+        ? { offsetMs: n.clock_offset_ms, uncertaintyMs: n.clock_offset_uncertainty_ms }
+        : undefined,
+      statusReason: n.status_reason ?? "",
     })),
   };
 }

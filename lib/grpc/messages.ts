@@ -232,6 +232,10 @@ export interface NodeInfoMsg {
   keys_count: number;
   recovered_records: number;
   member_state: MemberStateName;
+  clock_offset_ms: number;
+  /** -1: not measured. */
+  clock_offset_uncertainty_ms: number;
+  status_reason: string;
 }
 
 export interface MembershipResponseMsg {
@@ -555,6 +559,9 @@ export function memberInfoToMsg(m: MemberInfo): NodeInfoMsg {
     keys_count: m.keysCount,
     recovered_records: m.recoveredRecords,
     member_state: memberStateToMsg(m.memberState),
+    clock_offset_ms: Math.round(m.clockOffset?.offsetMs ?? 0),
+    clock_offset_uncertainty_ms: m.clockOffset ? Math.ceil(m.clockOffset.uncertaintyMs) : -1,
+    status_reason: m.statusReason ?? "",
   };
 }
 

@@ -46,7 +46,7 @@ import { Code, KvError, PeerUnavailableError } from "../errors.ts";
 import { StreamMux } from "../stream_mux.ts";
 import { openForwardStream, StreamUnsupportedError } from "./forward_stream.ts";
 import type { NodeSecurity } from "../security/settings.ts";
-import { signingInterceptor } from "../security/node_guard.ts";
+import { signingInterceptor } from "../security/call_signing.ts";
 import { TokenSigner } from "../security/token.ts";
 import { channelCredentials } from "../security/tls.ts";
 import {
@@ -160,7 +160,17 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
   readonly #clients = new Map<string, Peer>();
   readonly #writes: Coalescer<WriteRequest, WriteResult>;
   readonly #reads: Coalescer<string, ReadResult>;
-  readonly #interceptors: grpc.Interceptor[];
+  readonly #signer?: TokenSigner;
+  /** The node ids seeds ("seed:host:port") answered with: tokens are made for them. */
+  readonly #seedIds = new Map<string, string>();
+  /** Per peer, the receiver's clock when it last refused this node's token for its time. */
+  readonly #receiverTimes = new Map<string, { receiverMs: number; localMs: number }>();
+  /**
+   * Told of each such refusal (the node's clock watch, set once the node
+   * exists): with no heartbeat getting through, it is the only sample of the
+   * peer's clock.
+   */
+  onReceiverTime?: (peer: string, receiverMs: number, rttMs: number) => void;
 
   constructor(private readonly o: GrpcPeerOptions) {
     const bounds = {
@@ -177,8 +187,7 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
       sizeOf: (k) => k.length + ITEM_OVERHEAD_BYTES,
       keyOf: (k) => k,
     });
-    const signer = o.security?.secret && new TokenSigner(o.security.secret, o.self.id);
-    this.#interceptors = signer ? [signingInterceptor(signer)] : [];
+    if (o.security?.secret) this.#signer = new TokenSigner(o.security.secret, o.self.id);
     for (const p of o.peers) this.addPeer(p.id, p.host, p.port);
   }
 
@@ -203,10 +212,31 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
         ...options,
         // grpc-js shares a connection between channels of equal options; this one differs per lane.
         [LANE_OPTION]: lane,
-        interceptors: this.#interceptors,
+        interceptors: this.#interceptorsFor(id, lane),
       });
     const lanes = { control: channel("control"), data: channel("data"), bulk: channel("bulk") };
     this.#clients.set(id, { address, lanes, unaryUntil: 0 });
+  }
+
+  /** This node's token on each call of a lane to `id`, made for the node that answers there. */
+  #interceptorsFor(id: string, lane: Lane): grpc.Interceptor[] {
+    if (!this.#signer) return [];
+    return [signingInterceptor(this.#signer, {
+      target: () => this.#seedIds.get(id) ?? id,
+      stream: lane,
+      onReceiverTime: (receiverMs, localMs, rttMs) => {
+        this.#receiverTimes.set(id, { receiverMs, localMs });
+        this.onReceiverTime?.(id, receiverMs, rttMs);
+      },
+    })];
+  }
+
+  /**
+   * The receiver's clock as `peer` last told it, refusing this node's token
+   * for its time (the offset is receiverMs - localMs); for clock monitoring.
+   */
+  lastReceiverTime(peer: string): { receiverMs: number; localMs: number } | undefined {
+    return this.#receiverTimes.get(peer);
   }
 
   /** Closes every peer channel gracefully (a GOAWAY to each peer); for a node that has stopped. */
@@ -219,6 +249,7 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
       requesting_node_id: this.o.self.id,
     });
     if (!res.member_list) throw new RangeError(`node ${peer} sent no member list`);
+    if (peer.startsWith("seed:") && res.responder_id) this.#seedIds.set(peer, res.responder_id);
     return {
       list: memberListFromMsg(res.member_list),
       settingsJson: res.settings_json,
@@ -272,6 +303,10 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
   }
 
   async join(peer: string, self: JoinerAddress): Promise<ChangeResponse> {
+    // A join's token is made for the node that answers at the seed: learn its id first.
+    if (this.#signer && peer.startsWith("seed:") && !this.#seedIds.has(peer)) {
+      await this.fetchMembership(peer);
+    }
     const res = await this.#control<JoinResponseMsg>(peer, "JoinCluster", {
       node_id: self.id,
       host: self.host,
@@ -298,6 +333,7 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
       keysCount: res.keys_count,
       hintsPending: res.hints_pending,
       epoch: res.membership_epoch,
+      peerTimeMs: Number(res.timestamp),
     };
   }
 

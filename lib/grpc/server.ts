@@ -28,7 +28,7 @@ import { ConnectionCalls } from "./connection_calls.ts";
 import { epochTrailer } from "./ring_epoch.ts";
 import { sleep } from "../async.ts";
 import type { NodeSecurity } from "../security/settings.ts";
-import { guardNodeService } from "../security/node_guard.ts";
+import { guardNodeService, verifiedCaller } from "../security/node_guard.ts";
 import { serverCredentials } from "../security/tls.ts";
 import { protectNodeService } from "../security/protected_mode.ts";
 import { requireClientToken } from "../security/client_auth.ts";
@@ -162,8 +162,10 @@ export async function serveNode(node: KvNode, opts: ServeOptions = {}): Promise<
     guardNodeService(pkg.NodeService.service, nodeImpl, {
       secret: security.secret,
       requireNodeCert: security.tls !== undefined,
-      nodeIds: () => node.membership.callerIds(),
-      windowMs: node.config.limits.maxClockSkewMs,
+      self: node.id,
+      nodeIds: () => node.membership.list,
+      drainMs: node.config.security.removedNodeDrainMs,
+      windowMs: node.config.security.tokenWindowMs,
       log: node.log,
     }),
   );
@@ -214,16 +216,16 @@ function counted(node: KvNode, name: string): MethodMetrics | undefined {
 function attempt<Req, Res>(
   node: KvNode,
   name: string,
-  fn: (req: Req, peer: string) => Promise<Res> | Res,
-): (req: Req, peer?: string) => Promise<Outcome<Res>> {
+  fn: (req: Req, peer: string, caller?: string) => Promise<Res> | Res,
+): (req: Req, peer?: string, caller?: string) => Promise<Outcome<Res>> {
   const m = counted(node, name);
-  return async (req, peer = "") => {
+  return async (req, peer = "", caller) => {
     const t0 = performance.now();
     const done = (code: number) => m?.done(code, (performance.now() - t0) / 1000);
     const refused = admit(node);
     if (refused) return done(refused.code), { ok: false, ...refused };
     try {
-      const res = await fn(req, peer);
+      const res = await fn(req, peer, caller);
       done(0);
       return { ok: true, res };
     } catch (err) {
@@ -244,14 +246,15 @@ function attempt<Req, Res>(
 function unary<Req, Res>(
   node: KvNode,
   name: string,
-  fn: (req: Req, peer: string) => Promise<Res> | Res,
+  fn: (req: Req, peer: string, caller?: string) => Promise<Res> | Res,
   routed = false,
 ): Unary<Req, Res> {
   const run = attempt(node, name, fn);
   return (call, cb) => {
     const leave = enterConnection(node, call, name);
     if (typeof leave !== "function") return cb(leave);
-    run(call.request, call.getPeer()).then((o) => {
+    // The caller node_guard.ts proved (undefined without a secret or TLS).
+    run(call.request, call.getPeer(), verifiedCaller(call)).then((o) => {
       leave();
       o.ok ? cb(null, o.res, routed ? epochTrailer(call.metadata, node.membership.epoch) : undefined) : cb(o);
     });
@@ -358,9 +361,15 @@ class Handlers {
       return fn(req);
     };
     // Served both as unary calls and as frames of ForwardStream.
-    const forwardPut = healthy((req: MultiPutRequestMsg) => this.#multiPut(req, true));
+    // A coordinator whose clock is off refuses forwarded writes likewise (node.ts says why).
+    const coordinating = <Req, Res>(fn: (req: Req) => Promise<Res>) =>
+      healthy((req: Req) => {
+        n.checkCanCoordinateWrites();
+        return fn(req);
+      });
+    const forwardPut = coordinating((req: MultiPutRequestMsg) => this.#multiPut(req, true));
     const forwardGet = healthy((req: MultiGetRequestMsg) => this.#multiGet(req, true));
-    const forwardDelete = healthy((req: MultiDeleteRequestMsg) => this.#multiDelete(req, true));
+    const forwardDelete = coordinating((req: MultiDeleteRequestMsg) => this.#multiDelete(req, true));
     const replicate = (req: ReplicateBatchRequestMsg) =>
       replicateBatch(n, replicaPushFromMsg(req)).then((a) => replicaAnswerToMsg(a, n.id));
     return {
@@ -368,7 +377,7 @@ class Handlers {
       ForwardPut: unary(
         n,
         "ForwardPut",
-        healthy(async (req: ForwardPutRequestMsg) => {
+        coordinating(async (req: ForwardPutRequestMsg) => {
           const [r] = await this.#write([this.#checkedPut(req)], true);
           return forwardWriteResponse(r);
         }),
@@ -385,7 +394,7 @@ class Handlers {
       ForwardDelete: unary(
         n,
         "ForwardDelete",
-        healthy(async (req: ForwardDeleteRequestMsg) => {
+        coordinating(async (req: ForwardDeleteRequestMsg) => {
           checkKey(req.key, n.config.limits);
           const [r] = await this.#write([deleteToWrite(req.key)], true);
           return forwardWriteResponse(r);
@@ -426,12 +435,14 @@ class Handlers {
       PrepareMembership: unary(
         n,
         "PrepareMembership",
-        (req: MembershipPrepareMsg) => prepareMembership(n, voteRequestFromMsg(req)).then(voteToMsg),
+        (req: MembershipPrepareMsg, _peer, caller) =>
+          prepareMembership(n, voteRequestFromMsg(req), caller).then(voteToMsg),
       ),
       AcceptMembership: unary(
         n,
         "AcceptMembership",
-        (req: MembershipAcceptMsg) => acceptMembership(n, voteRequestFromMsg(req)).then(voteToMsg),
+        (req: MembershipAcceptMsg, _peer, caller) =>
+          acceptMembership(n, voteRequestFromMsg(req), caller).then(voteToMsg),
       ),
       ForwardMultiPut: unary(n, "ForwardMultiPut", forwardPut),
       ForwardMultiGet: unary(n, "ForwardMultiGet", forwardGet),
@@ -601,7 +612,7 @@ class Handlers {
     return {
       acknowledged: true,
       receiver_id: this.node.id,
-      timestamp: Date.now(),
+      timestamp: reply.timeMs,
       status: reply.status,
       keys_count: reply.keysCount,
       hints_pending: reply.hintsPending,

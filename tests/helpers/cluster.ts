@@ -49,6 +49,8 @@ export interface TestClusterOptions {
    * cluster file (`security.cluster_secret_file`) unless this is false.
    */
   secret?: boolean;
+  /** Extra environment of some nodes' processes, by node id (e.g. libfaketime's). */
+  nodeEnv?: Record<string, Record<string, string>>;
   /** Extra keys of some nodes' entries, by node id (e.g. their own TLS files). */
   nodeExtra?: Record<string, Record<string, unknown>>;
   /** TLS of the harness's own probe and of `client()` (the nodes' `security.tls` goes in `extra`). */
@@ -174,7 +176,7 @@ export class TestCluster {
     try {
       await Promise.all(
         nodes.filter((n) => !opts.startOnly || opts.startOnly.includes(n.id)).map((n) =>
-          cluster.startNode(n.id)
+          cluster.startNode(n.id, [], { env: opts.nodeEnv?.[n.id] })
         ),
       );
       await cluster.waitActive();
@@ -217,13 +219,14 @@ export class TestCluster {
   async startNode(
     id: string,
     extraArgs: string[] = [],
-    opts: { readyLine?: RegExp; withConfig?: boolean } = {},
+    opts: { readyLine?: RegExp; withConfig?: boolean; env?: Record<string, string> } = {},
   ): Promise<void> {
     if (this.#running.has(id)) throw new Error(`${id} is already running`);
     const config = opts.withConfig === false ? [] : ["--config", this.configPath];
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", "--quiet", MAIN, "server", "--id", id, ...config, ...extraArgs],
       cwd: this.dir,
+      env: opts.env,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",

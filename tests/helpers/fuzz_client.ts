@@ -11,7 +11,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { Buffer } from "node:buffer";
 import { kvstorePackage } from "../../lib/grpc/proto.ts";
-import { signingInterceptor } from "../../lib/security/node_guard.ts";
+import { signingInterceptor } from "../../lib/security/call_signing.ts";
 import { TokenSigner } from "../../lib/security/token.ts";
 
 /** One RPC of the store, as the fuzzer addresses it. */
@@ -63,8 +63,8 @@ const identity = (b: Buffer) => b;
 export class RawCaller {
   readonly #client: grpc.Client;
 
-  /** `peerAs`: sign every call with a token of the cluster `secret` for that node id. */
-  constructor(address: string, opts: { secret?: Uint8Array; peerAs?: string } = {}) {
+  /** `peerAs`: sign every call with a token of the cluster `secret` for that node id, made for node `target`. */
+  constructor(address: string, opts: { secret?: Uint8Array; peerAs?: string; target?: string } = {}) {
     const methods: Record<string, grpc.MethodDefinition<Buffer, Buffer>> = {};
     for (const m of fuzzMethods()) {
       methods[m.name] = {
@@ -79,7 +79,7 @@ export class RawCaller {
     }
     const Client = grpc.makeGenericClientConstructor(methods, "Fuzz");
     const interceptors = opts.secret && opts.peerAs
-      ? [signingInterceptor(new TokenSigner(opts.secret, opts.peerAs, 0))]
+      ? [signingInterceptor(new TokenSigner(opts.secret, opts.peerAs), { target: () => opts.target ?? "" })]
       : [];
     this.#client = new Client(address, grpc.credentials.createInsecure(), {
       // The fuzzer may send above the node's limit; the node must refuse it.

@@ -9,7 +9,7 @@ import type { TestCluster } from "./cluster.ts";
 import { kvstorePackage } from "../../lib/grpc/proto.ts";
 import { serverStream, statusError, unary } from "../../lib/grpc/call.ts";
 import { text } from "./cluster.ts";
-import { signingInterceptor } from "../../lib/security/node_guard.ts";
+import { signingInterceptor } from "../../lib/security/call_signing.ts";
 import { TokenSigner } from "../../lib/security/token.ts";
 import { channelCredentials, type ClientTls } from "../../lib/security/tls.ts";
 
@@ -24,6 +24,8 @@ export interface NodeStubOptions {
   secret?: Uint8Array | null;
   /** The clock the tokens are made with (an expired token: a clock in the past). */
   clock?: () => number;
+  /** The node id the tokens are made for (default: the node called). */
+  target?: string;
   /** TLS to speak (default: the cluster harness's client TLS, else plaintext); null for plaintext. */
   tls?: ClientTls | null;
 }
@@ -37,7 +39,8 @@ export class NodeStub {
     this.as = opts.as ?? "node1";
     const NodeService = kvstorePackage().NodeService;
     const secret = opts.secret === undefined ? cluster.secret : opts.secret ?? undefined;
-    const interceptors = secret ? [signingInterceptor(new TokenSigner(secret, this.as, 0, opts.clock))] : [];
+    const signer = secret && new TokenSigner(secret, this.as, opts.clock);
+    const interceptors = signer ? [signingInterceptor(signer, { target: () => opts.target ?? to })] : [];
     const address = cluster.node(to).address;
     const { credentials, options } = channelCredentials(
       address,
