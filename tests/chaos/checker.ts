@@ -14,6 +14,13 @@
  * - a read is stale when everything that could have produced its answer
  *   completed before some write that was acknowledged before the read began;
  * - a read or final state that no attempted write can explain is a phantom.
+ *
+ * Write-once keys (each put a new key, never rewritten) are checked by the
+ * same rule, so an acknowledged one missing at the end is lost; they are
+ * counted apart because they are the only losses a rewrite cannot hide.
+ * Each key is checked on its own by the model of its operations
+ * ({@link checkKey}): a new kind of operation (a conditional write, an
+ * increment) gets its own model there.
  */
 
 /** What an operation did. */
@@ -34,6 +41,8 @@ export interface Op {
   start: number;
   end: number;
   outcome: Outcome;
+  /** Set on a put of a write-once key (a key no other operation touches). */
+  once?: boolean;
   /** Which client issued it, and its error if any (for reports). */
   process?: number;
   error?: string;
@@ -58,7 +67,7 @@ export interface CheckResult {
   writesAcknowledged: number;
   reads: number;
   readsOk: number;
-  /** Acknowledged puts whose value is gone without a later write that could explain it. */
+  /** Acknowledged puts of rewritten keys whose value is gone without a later write that could explain it. */
   lostWrites: Anomaly[];
   /** Acknowledged deletes whose key is back with an older value. */
   resurrections: Anomaly[];
@@ -67,6 +76,8 @@ export interface CheckResult {
   phantoms: Anomaly[];
   /** Share of operations that did not succeed (fail or unknown). */
   unavailableShare: number;
+  /** Write-once keys: how many were acknowledged, and which of those are missing at the end. */
+  writeOnce: { attempted: number; acknowledged: number; lost: Anomaly[] };
 }
 
 /** A write that could have produced a state, with the latest time it could have taken effect. */
@@ -94,24 +105,33 @@ export function check(history: readonly Op[], final: ReadonlyMap<string, KeyStat
     staleReads: [],
     phantoms: [],
     unavailableShare: 0,
+    writeOnce: { attempted: 0, acknowledged: 0, lost: [] },
   };
   let failed = 0;
   for (const [key, ops] of byKey) {
-    const writes = ops.filter((o) => o.kind !== "get");
-    const acked = writes.filter((o) => o.outcome === "ok");
-    result.writesAttempted += writes.length;
-    result.writesAcknowledged += acked.length;
     failed += ops.filter((o) => o.outcome !== "ok").length;
-    for (const read of ops.filter((o) => o.kind === "get")) {
-      result.reads++;
-      if (read.outcome !== "ok") continue;
-      result.readsOk++;
-      checkRead(key, read, writes, acked, result);
-    }
-    checkFinal(key, final.get(key) ?? { found: false }, writes, acked, result);
+    checkKey(key, ops, final.get(key) ?? { found: false }, result);
   }
   result.unavailableShare = history.length === 0 ? 0 : failed / history.length;
   return result;
+}
+
+/** Checks one key's operations as a register (puts, deletes and gets of one value at a time). */
+function checkKey(key: string, ops: Op[], state: KeyState, result: CheckResult): void {
+  const writes = ops.filter((o) => o.kind !== "get");
+  const acked = writes.filter((o) => o.outcome === "ok");
+  result.writesAttempted += writes.length;
+  result.writesAcknowledged += acked.length;
+  const once = writes.filter((o) => o.once);
+  result.writeOnce.attempted += once.length;
+  result.writeOnce.acknowledged += once.filter((o) => o.outcome === "ok").length;
+  for (const read of ops.filter((o) => o.kind === "get")) {
+    result.reads++;
+    if (read.outcome !== "ok") continue;
+    result.readsOk++;
+    checkRead(key, read, writes, acked, result);
+  }
+  checkFinal(key, state, writes, acked, result);
 }
 
 function checkRead(key: string, read: Op, writes: Op[], acked: Op[], result: CheckResult): void {
@@ -149,7 +169,12 @@ function checkFinal(key: string, state: KeyState, writes: Op[], acked: Op[], res
     if (newest >= w.start) continue;
     const now = state.found ? `"${state.value}"` : "absent";
     const anomaly = { key, op: w, why: `acknowledged ${describe(w)} is gone: the key is ${now} at the end` };
-    (w.kind === "delete" ? result.resurrections : result.lostWrites).push(anomaly);
+    const into = w.kind === "delete"
+      ? result.resurrections
+      : w.once
+      ? result.writeOnce.lost
+      : result.lostWrites;
+    into.push(anomaly);
   }
 }
 

@@ -123,3 +123,38 @@ Deno.test("keys are checked independently", () => {
   assert.equal(r.lostWrites.length, 1);
   assert.equal(r.lostWrites[0].key, "j");
 });
+
+/** A put of write-once key `key`. */
+const once = (key: string, start: number, end: number, outcome: Op["outcome"] = "ok"): Op => ({
+  kind: "put",
+  key,
+  value: `v-${key}`,
+  once: true,
+  start,
+  end,
+  outcome,
+});
+const present = (...keys: string[]) =>
+  new Map<string, KeyState>(keys.map((k) => [k, { found: true, value: `v-${k}` }]));
+
+Deno.test("an acknowledged write-once key missing at the end is lost, counted apart from rewritten keys", () => {
+  const history = [once("o1", 0, 1), once("o2", 0, 1), once("o3", 2, 3), put("a", 0, 1)];
+  const r = check(
+    history,
+    new Map([...present("o1", "o3"), ["o2", { found: false }], ["k", { found: true, value: "a" }]]),
+  );
+  assert.deepEqual(r.writeOnce.lost.map((a) => a.key), ["o2"]);
+  assert.equal(r.writeOnce.acknowledged, 3);
+  assert.equal(r.writeOnce.attempted, 3);
+  assert.equal(r.lostWrites.length, 0);
+  // A key the final state does not mention is absent: lost too.
+  assert.deepEqual(check(history, present("o1", "o2")).writeOnce.lost.map((a) => a.key), ["o3"]);
+});
+
+Deno.test("a write-once key that failed or timed out may be missing, and counts as attempted only", () => {
+  const r = check([once("o1", 0, 1, "unknown"), once("o2", 0, 1, "fail")], present());
+  assert.deepEqual([r.writeOnce.lost, r.phantoms], [[], []]);
+  assert.deepEqual([r.writeOnce.attempted, r.writeOnce.acknowledged], [2, 0]);
+  // A failed write-once put that shows up is a phantom.
+  assert.equal(check([once("o2", 0, 1, "fail")], present("o2")).phantoms.length, 1);
+});

@@ -22,6 +22,8 @@ export interface Nemesis {
   nodeArgs?: Record<string, string[]>;
   /** Storage engine the nodes run (default memory); redis gives each node a redis-server in its namespace. */
   storage?: "memory" | "redis";
+  /** Nodes it leaves down to the end: the final reads leave them out. */
+  leftDown?: string[];
   start(ctx: NemesisContext): Promise<void>;
   heal(ctx: NemesisContext): Promise<void>;
 }
@@ -88,6 +90,13 @@ export const NEMESES: Nemesis[] = [
     storage: "redis",
     start: ({ cluster }) => cluster.signal("n1", "SIGKILL"),
     heal: ({ cluster }) => Promise.resolve(cluster.startNode("n1")),
+  },
+  {
+    name: "kill-9-memory",
+    description: "n1 killed with SIGKILL and left down to the end (memory engine: its copies are gone)",
+    leftDown: ["n1"],
+    start: ({ cluster }) => cluster.signal("n1", "SIGKILL"),
+    heal: () => Promise.resolve(),
   },
   {
     name: "sigstop",

@@ -23,6 +23,8 @@ export interface ClusterSettings {
   replicationFactor: number;
   writeQuorum: number;
   readQuorum: number;
+  /** replication.sloppy_quorum: stand-ins' hinted copies count toward writeQuorum. */
+  sloppyQuorum?: boolean;
   antiEntropyMs: number;
   /** memory (default), or one redis-server per node inside its namespace. */
   storage?: "memory" | "redis";
@@ -76,6 +78,7 @@ export class NsCluster {
         replication_factor: s.replicationFactor,
         write_quorum: s.writeQuorum,
         read_quorum: s.readQuorum,
+        sloppy_quorum: s.sloppyQuorum ?? false,
       },
       failure_detection: { heartbeat_interval_ms: 200, failure_timeout_ms: 1000, rpc_timeout_ms: 500 },
       recovery: { anti_entropy_interval_ms: s.antiEntropyMs },

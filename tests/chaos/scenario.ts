@@ -24,6 +24,14 @@ export interface Setting extends ClusterSettings {
 export const SETTINGS: Setting[] = [
   { name: "rf2-w1", replicationFactor: 2, writeQuorum: 1, readQuorum: 1, antiEntropyMs: 4000 },
   { name: "rf2-w2", replicationFactor: 2, writeQuorum: 2, readQuorum: 1, antiEntropyMs: 4000 },
+  {
+    name: "rf2-w2-sloppy",
+    replicationFactor: 2,
+    writeQuorum: 2,
+    readQuorum: 1,
+    sloppyQuorum: true,
+    antiEntropyMs: 4000,
+  },
   { name: "rf3-w2-r2", replicationFactor: 3, writeQuorum: 2, readQuorum: 2, antiEntropyMs: 4000 },
 ];
 
@@ -52,6 +60,13 @@ export interface ScenarioResult {
   convergeMs?: number;
   differing: string[];
   unexpectedExits: string[];
+  /**
+   * Whether the checker, given this run's history with one acknowledged
+   * write-once key taken out of the final state, counts exactly one more lost
+   * key (undefined when no write-once key was acknowledged): a checker blind
+   * to missing keys would report 0 lost in every run.
+   */
+  seesMissingKey?: boolean;
 }
 
 /** Runs one scenario; throws only when the harness itself fails. */
@@ -73,6 +88,7 @@ export async function runScenario(setting: Setting, nemesis: Nemesis, seed: numb
       `--rf=${setting.replicationFactor}`,
       `--history=${historyPath}`,
       `--converge-ms=${PHASES.convergeLimitMs}`,
+      `--down=${(nemesis.leftDown ?? []).map((id) => cluster!.address(id)).join(",")}`,
     ]);
     workload = new Deno.Command(cmd, { args, stdin: "piped", stdout: "piped", stderr: "inherit" }).spawn();
     const lines = lineReader(workload.stdout);
@@ -98,12 +114,14 @@ export async function runScenario(setting: Setting, nemesis: Nemesis, seed: numb
     );
     const final = new Map<string, KeyState>(Object.entries(result.final));
     await Deno.writeTextFile(`${cluster.dir}/final.json`, JSON.stringify(result));
+    const checked = check(history, final);
     return {
       setting: setting.name,
       nemesis: nemesis.name,
       seed,
       ops: history.length,
-      check: check(history, final),
+      check: checked,
+      seesMissingKey: seesMissingKey(history, final, checked),
       convergeMs: result.event === "converged" ? result.at - healedAt : undefined,
       differing: result.differing,
       unexpectedExits: cluster.unexpectedExits.map((e) =>
@@ -125,6 +143,20 @@ export async function runScenario(setting: Setting, nemesis: Nemesis, seed: numb
     await cluster?.stop();
     await net.destroy();
   }
+}
+
+/** See {@link ScenarioResult.seesMissingKey}. */
+function seesMissingKey(
+  history: Op[],
+  final: Map<string, KeyState>,
+  checked: CheckResult,
+): boolean | undefined {
+  const acked = history.find((o) => o.once && o.outcome === "ok" && final.get(o.key)?.found);
+  if (!acked) return undefined;
+  const without = new Map(final);
+  without.set(acked.key, { found: false });
+  const lost = check(history, without).writeOnce.lost;
+  return lost.length === checked.writeOnce.lost.length + 1 && lost.some((a) => a.key === acked.key);
 }
 
 /** Copies the history and every node's log to `dir/setting-nemesis/`, for a failure's post-mortem. */

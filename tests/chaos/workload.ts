@@ -3,13 +3,18 @@
  *
  * It waits until every node sees every node ACTIVE (or held back by its clock) and prints
  * `{"event":"ready"}`; then concurrent workers put (each put a value no other
- * put writes), get and delete a small set of keys, recording every operation
- * (invocation, completion, outcome) until a line `stop` arrives on stdin.
- * Then it reads every replica's own copy of every key (Get with
- * read_from_replica on each node of the key's preference list) until all
- * copies agree or `--converge-ms` passes, writes the history as JSON lines to
- * `--history`, and prints one last line with the final state. Operations are
- * drawn from a seeded generator, so `--seed` replays the same choices.
+ * put writes), get and delete a small set of keys, while other workers put
+ * write-once keys (each put a new key, never rewritten: a lost write cannot
+ * hide behind a later one), recording every operation (invocation,
+ * completion, outcome) until a line `stop` arrives on stdin.
+ * Then it reads every replica's own copy of every rewritten key (Get with
+ * read_from_replica on each node of the key's preference list, leaving out
+ * the nodes of `--down`, left down by the nemesis) until all copies agree or
+ * `--converge-ms` passes, reads every write-once key back in MultiGet batches
+ * from every node's own copies (present if any node holds it), writes the
+ * history as JSON lines to `--history`, and prints one last line with the
+ * final state. Operations are drawn from a seeded generator, so `--seed`
+ * replays the same choices.
  */
 import { parseArgs } from "node:util";
 import { KvClient } from "../../lib/grpc/kv_client.ts";
@@ -41,6 +46,9 @@ export function seeded(seed: number): () => number {
 }
 
 const now = () => performance.timeOrigin + performance.now();
+
+/** Write-once keys read back per MultiGet. */
+const READ_BATCH = 500;
 
 /** Errors that say the write was certainly not applied. */
 const NOT_APPLIED: number[] = [Code.INVALID_ARGUMENT, Code.FAILED_PRECONDITION, Code.RESOURCE_EXHAUSTED];
@@ -83,6 +91,21 @@ async function worker(
   }
 }
 
+/** Puts write-once keys, each a key no other operation writes, until told to stop. */
+async function onceWorker(
+  client: KvClient,
+  id: number,
+  opts: { seed: number; stop: () => boolean; history: Op[] },
+): Promise<void> {
+  for (let seq = 0; !opts.stop(); seq++) {
+    const key = `once-s${opts.seed}-w${id}-${seq}`;
+    const value = `s${opts.seed}-o${id}-${seq}`;
+    const start = now();
+    const op = await outcomeOf(() => client.put(key, value));
+    opts.history.push({ kind: "put", key, value, once: true, start, end: now(), process: id, ...op });
+  }
+}
+
 async function outcomeOf(
   fn: () => Promise<{ ok: boolean; code: number; message: string }>,
 ): Promise<Pick<Op, "outcome" | "error">> {
@@ -105,6 +128,7 @@ async function readReplicas(
   client: KvClient,
   keys: string[],
   rf: number,
+  down: string[],
 ): Promise<{ final: Record<string, KeyState>; differing: string[] }> {
   const m = client.lastMembership!;
   const ring = new HashRing(m.members.map((n) => n.id), m.virtualNodes);
@@ -113,7 +137,7 @@ async function readReplicas(
   const differing: string[] = [];
   await Promise.all(keys.map(async (key) => {
     const copies = await Promise.all(
-      ring.preferenceList(key, rf).map((id) =>
+      ring.preferenceList(key, rf).filter((id) => !down.includes(addressOf.get(id)!)).map((id) =>
         client.get(key, { fromReplica: true, address: addressOf.get(id)! }).catch(() => undefined)
       ),
     );
@@ -125,6 +149,35 @@ async function readReplicas(
     final[key] = newest ? { found: true, value: new TextDecoder().decode(newest.value) } : { found: false };
   }));
   return { final, differing };
+}
+
+/**
+ * The final state of every attempted write-once key: present (with its value)
+ * when any node's own copy holds it, a stand-in's hinted copy included, so only
+ * a key no node holds counts as lost. A node that does not answer is left out.
+ */
+async function readOnce(
+  addresses: string[],
+  keys: string[],
+  timeoutMs: number,
+): Promise<Record<string, KeyState>> {
+  const final: Record<string, KeyState> = Object.fromEntries(keys.map((k) => [k, { found: false }]));
+  for (const address of addresses) {
+    const node = await KvClient.connect([address], { route: false, timeoutMs });
+    try {
+      for (let i = 0; i < keys.length; i += READ_BATCH) {
+        const got = await node.multiGet(keys.slice(i, i + READ_BATCH), { fromReplica: true });
+        for (const r of got) {
+          if (r.found) final[r.key] = { found: true, value: new TextDecoder().decode(r.value) };
+        }
+      }
+    } catch (err) {
+      console.error(`write-once read-back from ${address} stopped: ${msg(err)}`);
+    } finally {
+      node.close();
+    }
+  }
+  return final;
 }
 
 /** A routing client, once every node answers and sees every node ACTIVE. */
@@ -160,6 +213,8 @@ async function main(): Promise<void> {
       nodes: { type: "string" },
       keys: { type: "string", default: "16" },
       workers: { type: "string", default: "6" },
+      "once-workers": { type: "string", default: "4" },
+      down: { type: "string", default: "" },
       seed: { type: "string", default: "1" },
       rf: { type: "string", default: "2" },
       history: { type: "string" },
@@ -185,27 +240,38 @@ async function main(): Promise<void> {
     }
     stopped = true;
   })();
-  const workers = Array.from(
-    { length: Number(values.workers) },
-    (_, id) => worker(client, id, { keys, seed, stop: () => stopped, history }),
-  );
+  const workers = [
+    ...Array.from(
+      { length: Number(values.workers) },
+      (_, id) => worker(client, id, { keys, seed, stop: () => stopped, history }),
+    ),
+    ...Array.from(
+      { length: Number(values["once-workers"]) },
+      (_, id) => onceWorker(client, 100 + id, { seed, stop: () => stopped, history }),
+    ),
+  ];
   await stopSignal;
   await Promise.all(workers);
   await Deno.writeTextFile(values.history!, history.map((o) => JSON.stringify(o)).join("\n") + "\n");
   console.log(JSON.stringify({ event: "stopped", ops: history.length }));
 
+  const down = values.down.split(",").filter((a) => a);
   const deadline = Date.now() + Number(values["converge-ms"]);
-  let state = await readReplicas(client, keys, Number(values.rf));
+  let state = await readReplicas(client, keys, Number(values.rf), down);
   while (state.differing.length > 0 && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 200));
     await client.refresh().catch(() => {});
-    state = await readReplicas(client, keys, Number(values.rf));
+    state = await readReplicas(client, keys, Number(values.rf), down);
   }
+  const at = Date.now();
+  const onceKeys = history.filter((o) => o.once).map((o) => o.key);
+  const live = addresses.filter((a) => !down.includes(a));
+  const once = await readOnce(live, onceKeys, Number(values["timeout-ms"]) * 5);
   const result: WorkloadResult = {
     event: state.differing.length === 0 ? "converged" : "diverged",
-    at: Date.now(),
+    at,
     ops: history.length,
-    final: state.final,
+    final: { ...state.final, ...once },
     differing: state.differing,
   };
   console.log(JSON.stringify(result));
