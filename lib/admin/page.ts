@@ -99,7 +99,8 @@ function card(n, color) {
     "<div><dt>ops/s (1 min)</dt><dd>" + v(n.ops_per_s, 1) + "</dd></div>" +
     "<div><dt>p99 (1 min)</dt><dd>" + (n.reachable ? (n.p99_ms ? fmt(n.p99_ms, n.p99_ms < 10 ? 1 : 0) + " ms" : "–") : "–") + "</dd></div>" +
     "<div><dt>memory</dt><dd>" + (n.reachable ? fmt(n.rss_bytes / 1048576) + " MB" : "–") + "</dd></div>" +
-    "<div><dt>queued / hints</dt><dd>" + v(n.replication_queue) + " / " + v(n.hints_held) + "</dd></div></dl>" +
+    "<div><dt>queued / hints</dt><dd>" + v(n.replication_queue) + " / " + v(n.hints_held) + "</dd></div>" +
+    "<div><dt>RESP connections</dt><dd>" + v(n.resp_connections) + "</dd></div></dl>" +
     (why ? '<div class="why">' + why + "</div>" : "") + "</article>";
 }
 

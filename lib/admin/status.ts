@@ -31,6 +31,8 @@ export interface SelfStatus {
   moved_records: number;
   hints_held: number;
   replication_queue: number;
+  /** Open connections to its Redis protocol gateway (0 without one). */
+  resp_connections: number;
 }
 
 /** One node on the status page. */
@@ -81,6 +83,7 @@ export function selfStatus(node: KvNode, metrics: NodeMetrics): SelfStatus {
     moved_records: node.mover.movedRecords,
     hints_held: node.hints.size(),
     replication_queue: node.replicator.pendingTotal(),
+    resp_connections: metrics.respConnections?.() ?? 0,
   };
 }
 
