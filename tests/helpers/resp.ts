@@ -56,8 +56,8 @@ export class RawResp {
 
   private constructor(readonly conn: Deno.TcpConn) {}
 
-  static async connect(port: number): Promise<RawResp> {
-    return new RawResp(await Deno.connect({ hostname: "127.0.0.1", port }));
+  static async connect(port: number, hostname = "127.0.0.1"): Promise<RawResp> {
+    return new RawResp(await Deno.connect({ hostname, port }));
   }
 
   /** Sends exact bytes (a string is sent as latin1: one byte per char). */
