@@ -88,6 +88,18 @@ clusterTest("redis-cli and raw RESP through each node share one keyspace with gR
     for (let i = 0; i < 100; i++) assert.equal(await a.reply(), "OK");
     for (let i = 0; i < 100; i++) assert.equal(await a.reply(), `v${i}`);
     assert.deepEqual(await b.call("MGET", "p:1", "nope", "p:99", "p:1"), ["v1", null, "v99", "v1"]);
+    // A key repeated in a pipeline: each command sees the ones before it.
+    await a.send(
+      ["SET", "GET", "SET", "GET"].map((c, i) => c === "SET" ? `SET again ${i}\r\n` : "GET again\r\n").join(
+        "",
+      ),
+    );
+    assert.deepEqual([await a.reply(), await a.reply(), await a.reply(), await a.reply()], [
+      "OK",
+      "0",
+      "OK",
+      "2",
+    ]);
 
     // RESP3 after HELLO 3: a map, and nulls as `_`.
     const hello = await b.call("HELLO", "3");
