@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { clusterTest, text } from "./helpers/cluster.ts";
+import { freePort } from "./helpers/ports.ts";
 import { RawResp, redisCli, startRespCluster } from "./helpers/resp.ts";
 
 clusterTest("redis-cli and raw RESP through each node share one keyspace with gRPC", async () => {
@@ -155,6 +156,43 @@ clusterTest(
       assert.equal((await redisCli(ports[0], ["DBSIZE"])).out, "0");
       assert.equal((await redisCli(ports[1], ["RANDOMKEY"])).out, "");
     } finally {
+      await cluster.stop();
+    }
+  },
+);
+
+clusterTest(
+  "a joiner serves RESP on its --resp-port, the member list carries it, and /metrics counts commands",
+  async () => {
+    const { cluster, ports } = await startRespCluster({ nodes: 2, replicationFactor: 2, heartbeatMs: 300 });
+    const raw = await RawResp.connect(ports[0]);
+    try {
+      const node3 = cluster.addNode("node3");
+      const port3 = freePort();
+      await cluster.startJoiner(node3.id, ["node1"], ["--resp-port", String(port3)]);
+      await cluster.waitFor(
+        async () =>
+          (await redisCli(ports[0], ["INFO", "cluster"])).out.includes(
+            `id=node3,addr=${node3.address},resp_port=${port3}`,
+          ),
+        60_000,
+        "node1's INFO to list node3 with its resp_port",
+      );
+      assert.equal((await redisCli(port3, ["SET", "via-joiner", "yes"])).out, "OK");
+      assert.equal((await redisCli(ports[1], ["GET", "via-joiner"])).out, "yes");
+
+      // Commands per name and outcome, and open connections, on node1's /metrics and status.
+      assert.equal(await raw.call("GET", "via-joiner"), "yes");
+      assert.ok(await raw.call("NOSUCH") instanceof Error);
+      const admin = `http://127.0.0.1:${cluster.node("node1").adminPort}`;
+      const metrics = await (await fetch(`${admin}/metrics`)).text();
+      assert.match(metrics, /kvstore_resp_commands_total\{method="get",code="OK"\} [1-9]/);
+      assert.match(metrics, /kvstore_resp_commands_total\{method="unknown",code="ERR"\} 1\b/);
+      assert.match(metrics, /kvstore_resp_connections [1-9]/);
+      const self = await (await fetch(`${admin}/status/self.json`)).json();
+      assert.ok(self.resp_connections >= 1, JSON.stringify(self));
+    } finally {
+      raw.close();
       await cluster.stop();
     }
   },

@@ -13,6 +13,7 @@ import { arr, bulk, bulks, err, int, map, NIL, type Reply } from "../reply.ts";
 import type { CommandSpec } from "../command.ts";
 import { globMatcher } from "../glob.ts";
 import type { CommandTable } from "../table.ts";
+import type { KvNode, MemberInfo } from "../../node.ts";
 
 /** The Redis version the gateway answers as: the commands follow Redis 7.0's documented behaviour. */
 export const REDIS_VERSION = "7.0.15";
@@ -119,6 +120,12 @@ export async function infoCmd(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
   return bulk(out.join("\r\n"));
 }
 
+/** One member in INFO: its addresses (its RESP port from the member list, 0 = none), status and keys. */
+function memberLine(node: KvNode, m: MemberInfo): string {
+  const resp = node.membership.list.members.find((x) => x.id === m.id)?.respPort ?? 0;
+  return `id=${m.id},addr=${m.host}:${m.port},resp_port=${resp},status=${m.status},keys=${m.keysCount}`;
+}
+
 async function infoSections(ctx: Ctx): Promise<[string, [string, string | number][]][]> {
   const gw = ctx.gw;
   const node = gw.node;
@@ -162,15 +169,7 @@ async function infoSections(ctx: Ctx): Promise<[string, [string, string | number
     ["Cluster", [
       ["cluster_enabled", 0],
       ["kvstore_members", members.length],
-      ...members.map((m, i) =>
-        [
-          `kvstore_member${i}`,
-          `id=${m.id},addr=${m.host}:${m.port},status=${m.status},keys=${m.keysCount}`,
-        ] as [
-          string,
-          string,
-        ]
-      ),
+      ...members.map((m, i) => [`kvstore_member${i}`, memberLine(node, m)] as [string, string]),
     ]],
     ["Keyspace", keys > 0 ? [["db0", `keys=${keys},expires=0,avg_ttl=0`]] : []],
   ];
