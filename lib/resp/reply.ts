@@ -37,6 +37,13 @@ export const map = (v: [string, Reply][]): Reply => ({ k: "map", v: v.map(([a, b
 const enc = new TextEncoder();
 const CRLF = enc.encode("\r\n");
 const SMALL_INTS = Array.from({ length: 1024 }, (_, i) => enc.encode(String(i)));
+/** Bytes written for every reply of a pipelined run, encoded once. */
+const PREFIXES: Record<string, Uint8Array> = Object.fromEntries(
+  ["*", "$", "%", "~"].map((p) => [p, enc.encode(p)]),
+);
+const OK_BYTES = enc.encode("+OK\r\n");
+const NULL2 = enc.encode("$-1\r\n");
+const NULL3 = enc.encode("_\r\n");
 
 /** Replies encoded into one buffer per write. */
 export class ReplyWriter {
@@ -68,7 +75,7 @@ export class ReplyWriter {
   }
 
   #line(prefix: string, n: number): void {
-    this.#raw(enc.encode(prefix));
+    this.#raw(PREFIXES[prefix] ?? enc.encode(prefix));
     this.#raw(n >= 0 && n < SMALL_INTS.length ? SMALL_INTS[n] : enc.encode(String(n)));
     this.#raw(CRLF);
   }
@@ -76,7 +83,7 @@ export class ReplyWriter {
   write(r: Reply): void {
     switch (r.k) {
       case "status":
-        return this.#raw(enc.encode(`+${r.s}\r\n`));
+        return this.#raw(r.s === "OK" ? OK_BYTES : enc.encode(`+${r.s}\r\n`));
       case "err":
         return this.#raw(enc.encode(`-${r.s.replace(/[\r\n]+/g, " ")}\r\n`));
       case "int":
@@ -107,7 +114,7 @@ export class ReplyWriter {
 
   /** A bulk string (nil for null) without building a Reply: the GET path. */
   bulk(v: Uint8Array | string | null): void {
-    if (v === null) return this.#raw(enc.encode(this.proto === 3 ? "_\r\n" : "$-1\r\n"));
+    if (v === null) return this.#raw(this.proto === 3 ? NULL3 : NULL2);
     const bytes = typeof v === "string" ? enc.encode(v) : v;
     this.#line("$", bytes.length);
     this.#raw(bytes);
