@@ -10,6 +10,24 @@ import { clusterTest, text } from "./helpers/cluster.ts";
 import { freePort } from "./helpers/ports.ts";
 import { RawResp, redisCli, startRespCluster } from "./helpers/resp.ts";
 
+/** Drives redis-cli interactively under a pseudo-terminal (util-linux `script`); its screen output. */
+async function redisCliInteractive(port: number, input: string): Promise<string> {
+  const child = new Deno.Command("script", {
+    args: ["-q", "-c", `redis-cli -p ${port}`, "/dev/null"],
+    env: { TERM: "dumb" },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+  const w = child.stdin.getWriter();
+  await w.write(new TextEncoder().encode(input));
+  await w.close();
+  const out = await child.output();
+  clearTimeout(timer);
+  return new TextDecoder().decode(out.stdout).replace(/\x1b\[[0-9;]*m/g, "");
+}
+
 clusterTest("redis-cli and raw RESP through each node share one keyspace with gRPC", async () => {
   const { cluster, ports } = await startRespCluster({ nodes: 3, replicationFactor: 2 });
   const raws: RawResp[] = [];
@@ -21,6 +39,10 @@ clusterTest("redis-cli and raw RESP through each node share one keyspace with gR
       assert.equal((await redisCli(ports[(i + 1) % 3], ["GET", `cli:${i}`])).out, `value ${i}`);
       assert.equal(text.decode((await grpc.get(`cli:${i}`)).value), `value ${i}`);
     }
+    // redis-cli's interactive mode builds its help from COMMAND DOCS (run under a terminal, `script`).
+    const tty = await redisCliInteractive(ports[0], "help mset\nget cli:0\nquit\n");
+    assert.match(tty, /summary:.*not atomically here/, "the help is ours, not redis-cli's built-in one");
+    assert.match(tty, /"value 0"/);
     await grpc.put("from-grpc", "over gRPC");
     assert.equal((await redisCli(ports[2], ["GET", "from-grpc"])).out, "over gRPC");
     assert.equal((await redisCli(ports[0], ["EXISTS", "from-grpc", "cli:0", "nope", "cli:0"])).out, "3");
