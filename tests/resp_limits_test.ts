@@ -25,7 +25,7 @@ clusterTest(
       replicationFactor: 2,
       extra: {
         security: { client_token_file: `${dir}/token` },
-        resp: { output_buffer_limit_bytes: 65536, max_connections: 6, idle_timeout_ms: 1500 },
+        resp: { output_buffer_limit_bytes: 65536, max_connections: 6, idle_timeout_ms: 4000 },
       },
     });
     const open: RawResp[] = [];
@@ -84,9 +84,15 @@ clusterTest(
       assert.equal(got.closed, true, "the connection was closed");
       assert.ok(got.bytes < 500 * value.length, `read ${got.bytes} bytes of ${500 * value.length}`);
       console.log(`  pipelining 500 GETs of 60 KB without reading: closed after ${got.bytes} bytes`);
-      assert.equal(await a.call("PING"), "PONG", "other connections go on");
+      const other = await connect(ports[1]);
+      assert.equal(await other.call("AUTH", TOKEN), "OK");
+      assert.equal(
+        (await other.call("GET", "wide") as string).length,
+        value.length,
+        "other connections go on",
+      );
 
-      // Idle connections are closed (resp.idle_timeout_ms 1500).
+      // Idle connections are closed (resp.idle_timeout_ms 4000: long enough for the steps above and below).
       const idle = await connect(ports[2]);
       const t0 = performance.now();
       const ended = await idle.readToClose(10_000);

@@ -21,6 +21,8 @@ export interface Session {
   readonly laddr: string;
   readonly createdMs: number;
   lastCommandMs: number;
+  /** When the connection last sent anything (the idle timeout). */
+  lastReadMs: number;
   lastCommand: string;
   proto: 2 | 3;
   name: string | null;

@@ -70,7 +70,7 @@ export function serveResp(o: RespServeOptions): RespServer {
     rejectedConnections: 0,
   };
   const dispatcher = new Dispatcher(gw, o.counters);
-  const conns = new Set<Deno.TcpConn>();
+  const conns = new Map<Deno.TcpConn, Session>();
   const throttle = new Throttle(60_000);
   let nextId = 1;
   let closed = false;
@@ -99,8 +99,8 @@ export function serveResp(o: RespServeOptions): RespServer {
         );
         continue;
       }
-      conns.add(conn);
       const session = newSession(nextId++, conn, gw.tokenCheck === undefined);
+      conns.set(conn, session);
       sessions.add(session);
       serveConnection(conn, session, gw, dispatcher, throttle).finally(() => {
         conns.delete(conn);
@@ -110,13 +110,22 @@ export function serveResp(o: RespServeOptions): RespServer {
   })().catch((e) => {
     if (!closed) o.node.log.error("RESP listener stopped", { error: errorMessage(e) });
   });
+  // One sweep for every connection instead of a timer re-armed on each read.
+  const idleMs = gw.settings.idleTimeoutMs;
+  const sweep = idleMs > 0
+    ? setInterval(() => {
+      const now = Date.now();
+      for (const [conn, s] of conns) if (now - s.lastReadMs > idleMs) closeQuietly(conn);
+    }, Math.max(10, Math.min(1000, idleMs / 4)))
+    : undefined;
   return {
     port,
     connections: () => conns.size,
     close() {
       closed = true;
+      clearInterval(sweep);
       closeQuietly(listener);
-      for (const c of conns) closeQuietly(c);
+      for (const c of conns.keys()) closeQuietly(c);
       gw.keys.close();
     },
   };
@@ -132,6 +141,7 @@ function newSession(id: number, conn: Deno.TcpConn, authed: boolean): Session {
     laddr: `${l.hostname}:${l.port}`,
     createdMs: now,
     lastCommandMs: now,
+    lastReadMs: now,
     lastCommand: "NULL",
     proto: 2,
     name: null,
@@ -165,23 +175,16 @@ async function serveConnection(
   });
   const out = new Outbox(conn, gw.settings.outputBufferLimitBytes);
   const writer = new ReplyWriter();
-  const idleMs = gw.settings.idleTimeoutMs;
-  let idle: ReturnType<typeof setTimeout> | undefined;
-  const arm = () => {
-    if (idleMs <= 0) return;
-    clearTimeout(idle);
-    idle = setTimeout(() => closeQuietly(conn), idleMs);
-  };
   try {
-    arm();
+    // One read buffer per connection; what was read is copied out at its size (the parser keeps views of it).
+    const buf = new Uint8Array(READ_BYTES);
     while (!out.broken) {
-      const buf = new Uint8Array(READ_BYTES);
       const n = await conn.read(buf);
       if (n === null) break;
-      arm();
+      s.lastReadMs = Date.now();
       let cmds;
       try {
-        cmds = parser.push(buf.subarray(0, n));
+        cmds = parser.push(buf.slice(0, n));
       } catch (e) {
         if (!(e instanceof ProtocolError)) throw e;
         // The commands before the bad one are not answered: Redis drops the whole read too.
@@ -217,7 +220,6 @@ async function serveConnection(
       }
     }
   } finally {
-    clearTimeout(idle);
     closeQuietly(conn);
   }
 }
