@@ -120,25 +120,31 @@ export class Dispatcher {
     return j - i;
   }
 
+  /** One coordinator call for a run of GETs (or SETs); a call that throws fails each command alike. */
   async #batch(cmds: Uint8Array[][], out: ReplyWriter): Promise<void> {
     const node = this.gw.node;
     const keys = cmds.map((c) => utf8.decode(c[1]));
+    const kind = cmds[0].length === 2 ? "get" : "set";
     this.gw.commandsServed += cmds.length;
-    if (cmds[0].length === 2) {
-      const rs = await readKeys(node, keys);
-      for (const r of rs) {
-        const failed = readFailure(r);
-        if (failed) out.write(this.#count("get", failed));
-        else {
-          out.bulk(r.found ? r.value : null);
-          this.counters?.command("get");
+    try {
+      if (kind === "get") {
+        const rs = await readKeys(node, keys);
+        for (const r of rs) {
+          const failed = readFailure(r);
+          if (failed) out.write(this.#count("get", failed));
+          else {
+            out.bulk(r.found ? r.value : null);
+            this.counters?.command("get");
+          }
         }
+        return;
       }
-      return;
+      const ws = await putKeys(node, cmds.map((c, i) => ({ key: keys[i], value: c[2].slice() })));
+      for (const w of ws) out.write(this.#count("set", writeFailure(w) ?? OK));
+    } catch (e) {
+      const reply = this.#errorReply(kind, e);
+      for (let i = 0; i < cmds.length; i++) out.write(this.#count(kind, reply));
     }
-    const items = cmds.map((c, i) => ({ key: keys[i], value: c[2].slice() }));
-    const ws = await putKeys(node, items);
-    for (const w of ws) out.write(this.#count("set", writeFailure(w) ?? OK));
   }
 }
 
