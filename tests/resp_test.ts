@@ -6,7 +6,7 @@
  * the whole cluster with each key once.
  */
 import assert from "node:assert/strict";
-import { clusterTest, text } from "./helpers/cluster.ts";
+import { clusterTest, text, waitForStatus } from "./helpers/cluster.ts";
 import { freePort } from "./helpers/ports.ts";
 import { RawResp, redisCli, startRespCluster } from "./helpers/resp.ts";
 
@@ -215,6 +215,49 @@ clusterTest(
       assert.ok(self.resp_connections >= 1, JSON.stringify(self));
     } finally {
       raw.close();
+      await cluster.stop();
+    }
+  },
+);
+
+clusterTest(
+  "with a node killed -9, RESP through the others fails over: every key reads, writes answer, SCAN lists each key once",
+  async () => {
+    const { cluster, ports } = await startRespCluster({
+      nodes: 3,
+      replicationFactor: 2,
+      writeQuorum: 2,
+      heartbeatMs: 200,
+      suspectMs: 600,
+      failureMs: 1500,
+    });
+    try {
+      const keys = Array.from({ length: 60 }, (_, i) => `fo:${i}`);
+      assert.equal((await redisCli(ports[0], ["MSET", ...keys.flatMap((k) => [k, `v-${k}`])])).out, "OK");
+      await cluster.kill("node2");
+      const client = await cluster.client({ via: "node1" });
+      await waitForStatus(cluster, client, ["node1", "node3"], "node2", ["SUSPECTED", "FAILED"], 20_000);
+      const raw = await RawResp.connect(ports[2]);
+      try {
+        assert.deepEqual(await raw.call("MGET", ...keys), keys.map((k) => `v-${k}`));
+        // Writes answer at once: stored, or (write_quorum 2 with one of two copies down) the coordinator's error.
+        let stored = 0;
+        for (const k of keys.slice(0, 20)) {
+          const r = await raw.call("SET", k, `new-${k}`);
+          if (r === "OK") {
+            stored++;
+            assert.equal(await raw.call("GET", k), `new-${k}`);
+          } else assert.match(String(r), /required copies written/);
+        }
+        assert.ok(stored > 0, "keys whose copies are up are written");
+        console.log(`  with node2 down: ${stored} of 20 SETs stored, the others refused for write_quorum 2`);
+      } finally {
+        raw.close();
+      }
+      const scanned = (await redisCli(ports[0], ["--scan", "--pattern", "fo:*"])).out.split("\n");
+      assert.equal(scanned.length, keys.length, `SCAN without node2 returned ${scanned.length} keys`);
+      assert.deepEqual(new Set(scanned), new Set(keys));
+    } finally {
       await cluster.stop();
     }
   },
