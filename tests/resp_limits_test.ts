@@ -13,7 +13,7 @@ import { clusterTest, sleep } from "./helpers/cluster.ts";
 import { encodeCommand, RawResp, redisCli, startRespCluster } from "./helpers/resp.ts";
 
 const TOKEN = "resp-client-token-0123456789";
-const VALUE_LIMIT = 1 << 20;
+const VALUE_LIMIT = 100_000;
 
 clusterTest(
   "with a client token AUTH or HELLO AUTH comes first; limits close misbehaving connections",
@@ -26,6 +26,7 @@ clusterTest(
       extra: {
         security: { client_token_file: `${dir}/token` },
         resp: { output_buffer_limit_bytes: 65536, max_connections: 6, idle_timeout_ms: 4000 },
+        limits: { max_value_bytes: VALUE_LIMIT, max_message_bytes: 1 << 20, max_batch_items: 1000 },
       },
     });
     const open: RawResp[] = [];
@@ -65,6 +66,20 @@ clusterTest(
       assert.match(refused.message, /^ERR Protocol error: invalid bulk length/);
       assert.equal((await big.readToClose(5000)).closed, true);
 
+      // A command naming more keys than a batch may hold, or whose answer would pass the message limit, is refused.
+      const many = await a.call("MGET", ...Array.from({ length: 1001 }, (_, i) => `k${i}`));
+      assert.ok(many instanceof Error);
+      assert.equal(many.message, "ERR batch holds 1001 items; the limit is 1000 (limits.max_batch_items)");
+      const wideValue = "w".repeat(VALUE_LIMIT);
+      const wideKeys = Array.from({ length: 12 }, (_, i) => `wide:${i}`);
+      // (In two commands: one would pass the query-buffer bound, limits.max_message_bytes, as a MultiPut would.)
+      for (const part of [wideKeys.slice(0, 6), wideKeys.slice(6)]) {
+        assert.equal(await a.call("MSET", ...part.flatMap((k) => [k, wideValue])), "OK");
+      }
+      const tooBig = await a.call("MGET", ...wideKeys);
+      assert.ok(tooBig instanceof Error);
+      assert.match(tooBig.message, /^ERR MGET answer would be at least \d+ bytes; the limit is 1048576/);
+  
       // A client that pipelines without reading is closed at the output-buffer limit (64 KiB here).
       const value = "v".repeat(60_000);
       assert.equal(await a.call("SET", "wide", value), "OK");

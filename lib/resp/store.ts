@@ -6,13 +6,31 @@
  */
 import type { KvNode } from "../node.ts";
 import type { ReadResult, WriteResult } from "../transport.ts";
-import { Code } from "../errors.ts";
+import { Code, KvError } from "../errors.ts";
+import { AnswerBudget } from "../answer_budget.ts";
+import { checkBatch } from "../validate.ts";
+import { RespError } from "./args.ts";
 import { deleteToWrite, putToWrite } from "../grpc/messages.ts";
 import { err, type Reply } from "./reply.ts";
 
-/** Reads distinct keys through their coordinators. */
-export function readKeys(node: KvNode, keys: readonly string[]): Promise<ReadResult[]> {
-  return node.coordinator.read(keys, false);
+/**
+ * Reads distinct keys through their coordinators. The answer is bounded as a
+ * MultiGet's is (limits.max_message_bytes): a part that would pass it fails
+ * RESOURCE_EXHAUSTED before its values are gathered, so no MGET or pipelined
+ * run of GETs makes the node build an unbounded reply.
+ */
+export function readKeys(node: KvNode, keys: readonly string[], what = "GET"): Promise<ReadResult[]> {
+  return node.coordinator.read(keys, false, new AnswerBudget(node.config.limits.maxMessageBytes, what));
+}
+
+/** Refuses a command naming more keys than a batch may hold (limits.max_batch_items). */
+export function checkKeyCount(node: KvNode, count: number): void {
+  try {
+    checkBatch(count, node.config.limits);
+  } catch (e) {
+    if (e instanceof KvError) throw new RespError(err(e.message));
+    throw e;
+  }
 }
 
 /** Stores values (distinct keys) with the cluster's timestamps. */

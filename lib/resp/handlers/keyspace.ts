@@ -11,7 +11,7 @@
 import type { Ctx } from "../context.ts";
 import { fail, integer, key, SYNTAX, text, utf8Text, word } from "../args.ts";
 import { arr, bulk, bulks, err, int, NIL, OK, type Reply } from "../reply.ts";
-import { deleteKeys, firstFailure, readFailure, readKeys, writeFailure } from "../store.ts";
+import { checkKeyCount, deleteKeys, firstFailure, readFailure, readKeys, writeFailure } from "../store.ts";
 import { globMatcher } from "../glob.ts";
 import { errorMessage } from "../../errors.ts";
 
@@ -19,6 +19,7 @@ import { errorMessage } from "../../errors.ts";
 const WALK_PAGE = 1000;
 
 function keysOf(ctx: Ctx, args: Uint8Array[]): string[] {
+  checkKeyCount(ctx.gw.node, args.length - 1);
   const limits = ctx.gw.node.config.limits;
   return args.slice(1).map((a) => key(a, limits));
 }

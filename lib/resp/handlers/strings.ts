@@ -9,7 +9,7 @@
 import type { Ctx } from "../context.ts";
 import { integer, key, SYNTAX, value, word } from "../args.ts";
 import { arr, bulk, err, int, NIL, OK, type Reply } from "../reply.ts";
-import { firstFailure, putKeys, readFailure, readKeys, writeFailure } from "../store.ts";
+import { checkKeyCount, firstFailure, putKeys, readFailure, readKeys, writeFailure } from "../store.ts";
 import { needsError } from "../command.ts";
 
 /** SET's options, and what each needs. */
@@ -46,9 +46,10 @@ export async function set(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
 
 export async function mget(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
   const limits = ctx.gw.node.config.limits;
+  checkKeyCount(ctx.gw.node, args.length - 1);
   const keys = args.slice(1).map((a) => key(a, limits));
   const distinct = [...new Set(keys)];
-  const rs = await readKeys(ctx.gw.node, distinct);
+  const rs = await readKeys(ctx.gw.node, distinct, "MGET");
   const failed = firstFailure(rs, readFailure);
   if (failed) return failed;
   const byKey = new Map(rs.map((r) => [r.key, r]));
@@ -61,6 +62,7 @@ export async function mget(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
 export async function mset(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
   if (args.length % 2 !== 1) return err("wrong number of arguments for 'mset' command");
   const limits = ctx.gw.node.config.limits;
+  checkKeyCount(ctx.gw.node, (args.length - 1) / 2);
   // A key named twice takes its last value, as in Redis; a batch names each key once.
   const items = new Map<string, Uint8Array>();
   for (let i = 1; i < args.length; i += 2) {
