@@ -25,7 +25,12 @@ clusterTest(
       replicationFactor: 2,
       extra: {
         security: { client_token_file: `${dir}/token` },
-        resp: { output_buffer_limit_bytes: 65536, max_connections: 6, idle_timeout_ms: 4000 },
+        resp: {
+          output_buffer_limit_bytes: 65536,
+          max_connections: 6,
+          idle_timeout_ms: 4000,
+          disable_flush: true,
+        },
         limits: { max_value_bytes: VALUE_LIMIT, max_message_bytes: 1 << 20, max_batch_items: 1000 },
       },
     });
@@ -48,6 +53,13 @@ clusterTest(
       const helloAuth = await a.call("HELLO", "3", "AUTH", "default", TOKEN);
       assert.ok(helloAuth instanceof Map && helloAuth.get("proto") === 3);
       assert.equal(await a.call("SET", "guarded", "yes"), "OK");
+      // resp.disable_flush refuses FLUSHALL and FLUSHDB; nothing is deleted.
+      for (const cmd of ["FLUSHALL", "FLUSHDB"]) {
+        const refused = await a.call(cmd);
+        assert.ok(refused instanceof Error);
+        assert.equal(refused.message, `ERR ${cmd} is disabled on this cluster (resp.disable_flush)`);
+      }
+      assert.equal(await a.call("GET", "guarded"), "yes");
       // redis-cli -a and ioredis with a password; redis-cli without one is refused.
       assert.equal(
         (await redisCli(ports[2], ["--no-auth-warning", "-a", TOKEN, "GET", "guarded"])).out,
@@ -79,7 +91,7 @@ clusterTest(
       const tooBig = await a.call("MGET", ...wideKeys);
       assert.ok(tooBig instanceof Error);
       assert.match(tooBig.message, /^ERR MGET answer would be at least \d+ bytes; the limit is 1048576/);
-  
+
       // A client that pipelines without reading is closed at the output-buffer limit (64 KiB here).
       const value = "v".repeat(60_000);
       assert.equal(await a.call("SET", "wide", value), "OK");
