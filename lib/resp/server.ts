@@ -53,7 +53,14 @@ const DENIED = "-DENIED Redis protocol gateway running in protected mode: no cli
 
 /** Starts the gateway on `hostname:port` (0: any free port). */
 export function serveResp(o: RespServeOptions): RespServer {
-  const listener = Deno.listen({ hostname: o.hostname, port: o.port, transport: "tcp" });
+  let listener: Deno.TcpListener;
+  try {
+    listener = Deno.listen({ hostname: o.hostname, port: o.port, transport: "tcp" });
+  } catch (err) {
+    throw new Error(
+      `cannot start the Redis protocol gateway on ${o.hostname}:${o.port}: ${errorMessage(err)}`,
+    );
+  }
   const port = (listener.addr as Deno.NetAddr).port;
   const sessions = new Set<Session>();
   const gw: Gateway = {
