@@ -109,7 +109,8 @@ export class RequestParser {
       this.#pos = p;
       return [];
     }
-    const args = new Array<Uint8Array>(count);
+    // Grown as arguments arrive: a huge announced count trickled in costs no up-front array per read.
+    const args: Uint8Array[] = [];
     for (let i = 0; i < count; i++) {
       if (p >= b.length) return undefined;
       if (b[p] !== 36 /* '$' */) {
@@ -123,7 +124,7 @@ export class RequestParser {
       }
       const start = lineEnd + 2;
       if (start + len + 2 > b.length) return undefined;
-      args[i] = b.subarray(start, start + len);
+      args.push(b.subarray(start, start + len));
       p = start + len + 2;
     }
     this.#pos = p;
