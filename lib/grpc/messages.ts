@@ -278,6 +278,7 @@ export interface MemberMsg {
   port: number;
   state: MemberStateName;
   admin_port: number;
+  resp_port: number;
 }
 
 export interface MemberListMsg {
@@ -294,6 +295,7 @@ export interface MembershipChangeMsg {
   epoch: number;
   forwarded: boolean;
   admin_port: number;
+  resp_port: number;
 }
 
 export interface MembershipChangeResponseMsg {
@@ -342,6 +344,7 @@ export interface JoinRequestMsg {
   host: string;
   port: number;
   admin_port: number;
+  resp_port: number;
 }
 
 export interface StreamRecordsRequestMsg {
@@ -519,6 +522,7 @@ export function memberListToMsg(l: MemberList): MemberListMsg {
       port: m.port,
       state: memberStateToMsg(m.state),
       admin_port: m.adminPort ?? 0,
+      resp_port: m.respPort ?? 0,
     })),
   };
 }
@@ -534,6 +538,7 @@ export function memberListFromMsg(m: MemberListMsg): MemberList {
       port: x.port,
       state: memberStateFromMsg(x.state),
       ...(x.admin_port ? { adminPort: x.admin_port } : {}),
+      ...(x.resp_port ? { respPort: x.resp_port } : {}),
     })),
   };
 }
@@ -564,7 +569,7 @@ export function changeResponseFromMsg(
 
 /** A JoinCluster request as the joiner's address. */
 export function joinerFromMsg(m: JoinRequestMsg): JoinerAddress {
-  return { id: m.node_id, host: m.host, port: m.port, adminPort: m.admin_port };
+  return { id: m.node_id, host: m.host, port: m.port, adminPort: m.admin_port, respPort: m.resp_port };
 }
 
 /** A join's answer as a JoinResponse. */
@@ -584,6 +589,7 @@ export function changeRequestFromMsg(m: MembershipChangeMsg): ChangeRequest {
     epoch: m.epoch,
     forwarded: m.forwarded,
     adminPort: m.admin_port,
+    respPort: m.resp_port,
   };
 }
 

@@ -300,6 +300,7 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
       epoch: change.epoch ?? 0,
       forwarded: change.forwarded ?? false,
       admin_port: change.adminPort ?? 0,
+      resp_port: change.respPort ?? 0,
     });
     return changeResponseFromMsg(res);
   }
@@ -314,6 +315,7 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
       host: self.host,
       port: self.port,
       admin_port: self.adminPort,
+      resp_port: self.respPort ?? 0,
     });
     return changeResponseFromMsg(res);
   }
