@@ -30,6 +30,7 @@ import type {
   WriteRequest,
   WriteResult,
 } from "../transport.ts";
+import type { Restamped } from "../restamp.ts";
 import type {
   ChangeRequest,
   ChangeResponse,
@@ -495,19 +496,27 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
   }
 
   /** A batch of copies: on the peer's stream when small, else (or for a peer without one) as a call. */
-  async replicate(peer: string, items: readonly ReplicaItem[]): Promise<number> {
+  async replicate(
+    peer: string,
+    items: readonly ReplicaItem[],
+    onRestamped?: (restamped: Restamped[]) => void,
+  ): Promise<number> {
     const req: ReplicateBatchRequestMsg = {
-      items: items.map(({ record, hintFor }) => replicateRequest(this.o.self.id, record, hintFor)),
+      items: items.map((item) => replicateRequest(this.o.self.id, item)),
       primary_node: this.o.self.id,
     };
+    const answered = (res: ReplicateBatchResponseMsg) => {
+      if (res.restamped?.length) onRestamped?.(res.restamped);
+      return res.applied;
+    };
     const unary = async (lane: Lane) =>
-      (await this.#unary<ReplicateBatchResponseMsg>(peer, "ReplicateBatch", req, lane)).applied;
+      answered(await this.#unary<ReplicateBatchResponseMsg>(peer, "ReplicateBatch", req, lane));
     let bytes = 0;
     for (const { record } of items) bytes += recordSize(record);
     if (bytes > STREAM_REPLICATE_MAX_BYTES) return await unary("bulk");
     return await this.#streamOrUnary(
       peer,
-      async () => (await this.#onStream(peer, "repl", req)).applied,
+      async () => answered(await this.#onStream(peer, "repl", req)),
       () => unary("data"),
     );
   }
@@ -615,7 +624,7 @@ function closePeer(p: Peer): void {
   for (const channel of Object.values(p.lanes)) channel.close();
 }
 
-function replicateRequest(self: string, r: KvRecord, hintFor?: string): ReplicateRequestMsg {
+function replicateRequest(self: string, { record: r, hintFor, restamp }: ReplicaItem): ReplicateRequestMsg {
   const pair = recordToPair(r);
   return {
     key: pair.key,
@@ -625,5 +634,6 @@ function replicateRequest(self: string, r: KvRecord, hintFor?: string): Replicat
     operation: r.tombstone ? "DELETE" : "PUT",
     version_node: pair.version_node,
     hint_for: hintFor ?? "",
+    restamp: restamp === true,
   };
 }
