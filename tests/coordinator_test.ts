@@ -518,7 +518,7 @@ Deno.test("a cluster-versioned write that loses to a newer held version is re-ve
     await settle();
     const [copy] = await s.transport.store("node2").get([key]);
     assert.equal(copy!.timestamp, res.timestamp, "the replica gets the re-versioned record");
-    // The clock stays past it: the next write is newer still.
+    // The key stays past it: the next write is newer still.
     const [next] = await s.coordinator.write([put(key, "newer")], false);
     assert.ok(next.timestamp > res.timestamp);
   });
