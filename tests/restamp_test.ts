@@ -11,8 +11,13 @@
  *
  * The cluster has no cluster secret: node1's tokens would carry a time 100 s
  * old and be refused (their window is 60 s). Nodes on loopback may talk
- * without one (protected mode). Figures are printed, not compared with
- * speed expectations.
+ * without one (protected mode). `limits.max_clock_offset_ms` is raised past
+ * the skew: clock offset monitoring would otherwise make node1 stop
+ * coordinating (tests/clock_offset_cluster_test.ts), and this test is about
+ * the rule that still holds where the monitor does not act (a 2-node
+ * cluster, an offset within its limit, a clock that jumps between
+ * heartbeats). Skipped only when libfaketime is absent and CI is unset.
+ * Figures are printed, not compared with speed expectations.
  */
 import assert from "node:assert/strict";
 import type { KvClient } from "../lib/grpc/kv_client.ts";
@@ -20,6 +25,14 @@ import { clusterTest, keysOwnedBy, ringOf, sleep, TestCluster, text } from "./he
 import { errorMessage } from "../lib/errors.ts";
 
 const FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+const haveFaketime = (() => {
+  try {
+    return Deno.statSync(FAKETIME_LIB).isFile;
+  } catch {
+    return false;
+  }
+})();
+const ignore = !haveFaketime && !Deno.env.get("CI");
 const KEYS = 300;
 /** Keys written at once per client. */
 const PARALLEL = 16;
@@ -98,6 +111,7 @@ async function skewedRestart(offset: string): Promise<void> {
     replicationFactor: 2,
     secret: false,
     nodeEnv: { node1: env },
+    extra: { limits: { max_clock_offset_ms: 3_600_000 } },
   });
   try {
     const keys = keysOwnedBy(ringOf(cluster), "node1", "skew:", KEYS);
@@ -150,9 +164,11 @@ async function skewedRestart(offset: string): Promise<void> {
 clusterTest(
   "a node 100 s behind, killed and restarted while its keys are rewritten: no cluster-stamped write is refused or lost",
   () => skewedRestart("-100s"),
+  { ignore },
 );
 
 clusterTest(
   "a node 30 s behind, killed and restarted while its keys are rewritten: no cluster-stamped write is refused or lost",
   () => skewedRestart("-30s"),
+  { ignore },
 );

@@ -55,8 +55,6 @@ export interface TestClusterOptions {
   nodeExtra?: Record<string, Record<string, unknown>>;
   /** TLS of the harness's own probe and of `client()` (the nodes' `security.tls` goes in `extra`). */
   clientTls?: ClientTls;
-  /** Extra environment of some nodes' processes, by node id (e.g. libfaketime's). */
-  nodeEnv?: Record<string, Record<string, string>>;
 }
 
 /** A node of the test cluster. */
