@@ -263,6 +263,11 @@ function del(key: string): WriteRequest {
   return { key, value: new Uint8Array(0), timestamp: 0, tombstone: true };
 }
 
+/** A record written through node2 (from a clock ahead of this node's, in these tests). */
+function heldRecord(key: string, value: string, timestamp: number): KvRecord {
+  return { key, value: enc.encode(value), timestamp, versionNode: "node2", tombstone: false };
+}
+
 /** A stored record's value and version. */
 async function versionOf(store: MemoryStorage, key: string): Promise<[string, number] | undefined> {
   const [r] = await store.get([key]);
@@ -549,13 +554,7 @@ Deno.test("a cluster-stamped write that meets a version far beyond the clock's d
     const other = keyWithList(s.ring, ["node1", "node2"], "other");
     // Written by a node whose clock was far ahead (or this node's is far behind).
     const far = (T0 + 10 * MAX_FORWARD_DRIFT_MS) * 1000;
-    await s.storage.apply([{
-      key,
-      value: enc.encode("future"),
-      timestamp: far,
-      versionNode: "node2",
-      tombstone: false,
-    }]);
+    await s.storage.apply([heldRecord(key, "future", far)]);
     const [res] = await s.coordinator.write([put(key, "now")], false);
     assert.equal(res.ok, true, res.message);
     assert.equal(res.timestamp, far + 1, "just above the held version");
@@ -576,18 +575,12 @@ Deno.test("a client-stamped write keeps last-write-wins: no re-stamp here, and i
   await run(s, async () => {
     const key = keyWithList(s.ring, ["node1", "node2"]);
     const far = (T0 + 10 * MAX_FORWARD_DRIFT_MS) * 1000;
-    await s.storage.apply([{
-      key,
-      value: enc.encode("future"),
-      timestamp: far,
-      versionNode: "node2",
-      tombstone: false,
-    }]);
+    await s.storage.apply([heldRecord(key, "future", far)]);
     const [res] = await s.coordinator.write([put(key, "mine", T0 * 1000)], false);
     assert.equal(res.code, Code.FAILED_PRECONDITION);
     const fresh = keyWithList(s.ring, ["node1", "node2"], "fresh");
     await s.transport.store("node2").apply([
-      { key: fresh, value: enc.encode("future"), timestamp: far, versionNode: "node2", tombstone: false },
+      heldRecord(fresh, "future", far),
     ]);
     const [ok] = await s.coordinator.write([put(fresh, "mine", T0 * 1000)], false);
     assert.equal(ok.ok, true);
@@ -608,7 +601,7 @@ Deno.test("write_quorum 2: a replica holding a newer version re-stamps the write
     // Written through node2 while node1 was down; node1 never got it.
     const ahead = (T0 + 100_000) * 1000;
     await s.transport.store("node2").apply([
-      { key, value: enc.encode("earlier"), timestamp: ahead, versionNode: "node2", tombstone: false },
+      heldRecord(key, "earlier", ahead),
     ]);
     const [res] = await s.coordinator.write([put(key, "acknowledged later")], false);
     assert.equal(res.ok, true, res.message);
@@ -626,7 +619,7 @@ Deno.test("write_quorum 1: a replica that re-stamps an acknowledged write brings
     const key = keyWithList(s.ring, ["node1", "node2", "node3"]);
     const ahead = (T0 + 100_000) * 1000;
     await s.transport.store("node2").apply([
-      { key, value: enc.encode("earlier"), timestamp: ahead, versionNode: "node2", tombstone: false },
+      heldRecord(key, "earlier", ahead),
     ]);
     const [res] = await s.coordinator.write([put(key, "acknowledged later")], false);
     assert.equal(res.ok, true, res.message);
