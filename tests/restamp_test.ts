@@ -16,7 +16,7 @@
  * coordinating (tests/clock_offset_cluster_test.ts), and this test is about
  * the rule that still holds where the monitor does not act (a 2-node
  * cluster, an offset within its limit, a clock that jumps between
- * heartbeats). Skipped only when libfaketime is absent and CI is unset.
+ * heartbeats); the 2-node case keeps the monitor's default. Skipped only when libfaketime is absent and CI is unset.
  * Figures are printed, not compared with speed expectations.
  */
 import assert from "node:assert/strict";
@@ -93,21 +93,25 @@ async function misplaced(
   return wrong;
 }
 
-async function skewedRestart(seconds: number): Promise<void> {
+/**
+ * With 3 nodes clock offset monitoring is held off (its limit raised); with
+ * 2 it keeps its default, under which a skewed node only warns and keeps
+ * coordinating.
+ */
+async function skewedRestart(seconds: number, nodes: 2 | 3): Promise<void> {
   const env = behind(seconds);
   const cluster = await TestCluster.start({
-    nodes: 3,
+    nodes,
     replicationFactor: 2,
     secret: false,
     nodeEnv: { node1: env },
-    extra: { limits: { max_clock_offset_ms: 3_600_000 } },
+    extra: nodes === 3 ? { limits: { max_clock_offset_ms: 3_600_000 } } : {},
   });
   try {
     const keys = keysOwnedBy(ringOf(cluster), "node1", "skew:", KEYS);
-    const clients = [
-      await cluster.client({ via: "node2", route: false }),
-      await cluster.client({ via: "node3", route: false }),
-    ];
+    const clients = await Promise.all(
+      cluster.nodes.filter((n) => n.id !== "node1").map((n) => cluster.client({ via: n.id, route: false })),
+    );
     const tally: Tally = { writes: 0, notApplied: 0, unknown: 0, allowed: new Map() };
     await rewrite(clients, keys, "first", tally);
 
@@ -135,7 +139,7 @@ async function skewedRestart(seconds: number): Promise<void> {
       wrong = await misplaced(cluster, clients[0], keys, tally);
     }
     console.log(
-      `node1 ${seconds} s behind: ${tally.writes} cluster-stamped writes (${round} rounds during the restart), ` +
+      `${nodes} nodes, node1 ${seconds} s behind: ${tally.writes} cluster-stamped writes (${round} rounds during the restart), ` +
         `${tally.notApplied} answered "not applied", ${tally.unknown} with unknown outcome, ` +
         `${wrong.length} of ${KEYS} keys whose replicas do not both hold the last acknowledged value`,
     );
@@ -152,12 +156,18 @@ async function skewedRestart(seconds: number): Promise<void> {
 
 clusterTest(
   "a node 100 s behind, killed and restarted while its keys are rewritten: no cluster-stamped write is refused or lost",
-  () => skewedRestart(100),
+  () => skewedRestart(100, 3),
   { ignore },
 );
 
 clusterTest(
   "a node 30 s behind, killed and restarted while its keys are rewritten: no cluster-stamped write is refused or lost",
-  () => skewedRestart(30),
+  () => skewedRestart(30, 3),
+  { ignore },
+);
+
+clusterTest(
+  "in a 2-node cluster (the clock monitor only warns) a node 100 s behind, killed and restarted: no cluster-stamped write is refused or lost",
+  () => skewedRestart(100, 2),
   { ignore },
 );
