@@ -6,7 +6,8 @@
  * coordinator forwards the request there; when the coordinator cannot be
  * reached it is suspected and the next one is tried, so clients see an
  * answer or UNAVAILABLE, never a hang. The coordinator versions a write with
- * its hybrid clock, stores it, and hands it to replication: to the live
+ * its hybrid clock (re-stamped above a newer held version when the client
+ * sent no timestamp: restamp.ts), stores it, and hands it to replication: to the live
  * nodes among the key's `replication_factor` first, with stand-ins holding
  * hints for the nodes that are down (whether their copies count toward
  * `write_quorum` is `sloppy_quorum`'s choice). Reads take the newest

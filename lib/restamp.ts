@@ -15,11 +15,17 @@
  * Two places meet a newer version: the coordinator's own copy (before the
  * client is answered) and a replica's copy, when the coordinator's copy
  * lagged (its write was made elsewhere while this node was down or
- * suspected, and had not reached it yet). Only the first delivery of a
- * fresh write is marked `restamp`: a copy that comes later (a retry, a
- * hint, recovery, anti-entropy, read repair) may be older than a write
- * acknowledged after it, and keeps last-write-wins. A write with a client
- * timestamp keeps last-write-wins too: its version is the client's choice.
+ * suspected, and had not reached it yet). The replica re-stamps there and
+ * then, and names the final version in its answer; the coordinator brings
+ * its own copy and the others to it (before answering from write_quorum 2,
+ * so the acknowledged version is every copy's). The alternative, reading
+ * the replicas' versions before stamping, would cost every write a round
+ * trip, and write_quorum 1 promises the client none.
+ *
+ * Only the first delivery of a fresh write is marked `restamp`: a copy that
+ * comes later (a retry, a hint, recovery, anti-entropy, read repair) may be
+ * older than a write acknowledged after it, and keeps last-write-wins. So
+ * does a write with a client timestamp: its version is the client's choice.
  */
 import type { Storage } from "./storage/mod.ts";
 import { compareVersions, type KvRecord } from "./record.ts";
