@@ -193,6 +193,8 @@ export interface ReplicateRequestMsg {
   version_node: string;
   hint_for: string;
   expires_at_ms?: number;
+  /** Absent from older nodes. */
+  restamp?: boolean;
 }
 
 export interface ReplicateBatchRequestMsg {
@@ -206,6 +208,8 @@ export interface ReplicateBatchResponseMsg {
   replica_node_id: string;
   /** How many items were newer than what the replica held. */
   applied: number;
+  /** Absent from older nodes. */
+  restamped?: { index: number; timestamp: number }[];
 }
 
 export interface KeyValuePairMsg {
@@ -744,7 +748,9 @@ export function replicaItemFromMsg(m: ReplicateRequestMsg): ReplicaItem {
     versionNode: m.version_node || m.primary_node,
     tombstone: m.operation === "DELETE",
   }, m.expires_at_ms);
-  return m.hint_for ? { record, hintFor: m.hint_for } : { record };
+  const item: ReplicaItem = m.hint_for ? { record, hintFor: m.hint_for } : { record };
+  if (m.restamp) item.restamp = true;
+  return item;
 }
 
 /** A Replicate or ReplicateBatch request as a push, from the node its first copy names. */
@@ -759,5 +765,11 @@ export function replicaPushFromMsg(m: ReplicateRequestMsg | ReplicateBatchReques
  * encoder leaves out.
  */
 export function replicaAnswerToMsg(a: ReplicaAnswer, replica: string): ReplicateBatchResponseMsg {
-  return { success: true, message: a.message, replica_node_id: replica, applied: a.applied };
+  return {
+    success: true,
+    message: a.message,
+    replica_node_id: replica,
+    applied: a.applied,
+    restamped: a.restamped ?? [],
+  };
 }

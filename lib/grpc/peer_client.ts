@@ -30,6 +30,7 @@ import type {
   WriteRequest,
   WriteResult,
 } from "../transport.ts";
+import type { Restamped } from "../restamp.ts";
 import type {
   ChangeRequest,
   ChangeResponse,
@@ -502,19 +503,27 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
   }
 
   /** A batch of copies: on the peer's stream when small, else (or for a peer without one) as a call. */
-  async replicate(peer: string, items: readonly ReplicaItem[]): Promise<number> {
+  async replicate(
+    peer: string,
+    items: readonly ReplicaItem[],
+    onRestamped?: (restamped: Restamped[]) => void,
+  ): Promise<number> {
     const req: ReplicateBatchRequestMsg = {
-      items: items.map(({ record, hintFor }) => replicateRequest(this.o.self.id, record, hintFor)),
+      items: items.map((item) => replicateRequest(this.o.self.id, item)),
       primary_node: this.o.self.id,
     };
+    const answered = (res: ReplicateBatchResponseMsg) => {
+      if (res.restamped?.length) onRestamped?.(res.restamped);
+      return res.applied;
+    };
     const unary = async (lane: Lane) =>
-      (await this.#unary<ReplicateBatchResponseMsg>(peer, "ReplicateBatch", req, lane)).applied;
+      answered(await this.#unary<ReplicateBatchResponseMsg>(peer, "ReplicateBatch", req, lane));
     let bytes = 0;
     for (const { record } of items) bytes += recordSize(record);
     if (bytes > STREAM_REPLICATE_MAX_BYTES) return await unary("bulk");
     return await this.#streamOrUnary(
       peer,
-      async () => (await this.#onStream(peer, "repl", req)).applied,
+      async () => answered(await this.#onStream(peer, "repl", req)),
       () => unary("data"),
     );
   }
@@ -627,7 +636,7 @@ function putRequestOf(w: WriteRequest): PutRequestMsg {
   return { key: w.key, value: w.value, timestamp: w.timestamp, ...writeExpiryToMsg(w) };
 }
 
-function replicateRequest(self: string, r: KvRecord, hintFor?: string): ReplicateRequestMsg {
+function replicateRequest(self: string, { record: r, hintFor, restamp }: ReplicaItem): ReplicateRequestMsg {
   const pair = recordToPair(r);
   return {
     key: pair.key,
@@ -638,5 +647,6 @@ function replicateRequest(self: string, r: KvRecord, hintFor?: string): Replicat
     version_node: pair.version_node,
     hint_for: hintFor ?? "",
     ...(pair.expires_at_ms ? { expires_at_ms: pair.expires_at_ms } : {}),
+    restamp: restamp === true,
   };
 }
