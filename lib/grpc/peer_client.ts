@@ -100,6 +100,13 @@ import {
   writeExpiryToMsg,
 } from "./messages.ts";
 
+/**
+ * A change forwarded to the claimant waits for a whole decision there: two
+ * voting rounds, then a push that each member proves by asking the others.
+ * One call's deadline is too short for that on a loaded machine.
+ */
+const CHANGE_DEADLINE_FACTOR = 4;
+
 /** Options of {@link GrpcPeerTransport}. */
 export interface GrpcPeerOptions {
   self: NodeConfig;
@@ -293,16 +300,22 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
 
   async changeMembership(peer: string, change: ChangeRequest): Promise<ChangeResponse> {
     const kinds = { remove: "CHANGE_REMOVE", streamed: "CHANGE_STREAMED", join: "CHANGE_JOIN" } as const;
-    const res = await this.#control<MembershipChangeResponseMsg>(peer, "ChangeMembership", {
-      kind: kinds[change.kind],
-      node_id: change.nodeId,
-      host: change.host ?? "",
-      port: change.port ?? 0,
-      epoch: change.epoch ?? 0,
-      forwarded: change.forwarded ?? false,
-      admin_port: change.adminPort ?? 0,
-      resp_port: change.respPort ?? 0,
-    });
+    const res = await this.#unary<MembershipChangeResponseMsg>(
+      peer,
+      "ChangeMembership",
+      {
+        kind: kinds[change.kind],
+        node_id: change.nodeId,
+        host: change.host ?? "",
+        port: change.port ?? 0,
+        epoch: change.epoch ?? 0,
+        forwarded: change.forwarded ?? false,
+        admin_port: change.adminPort ?? 0,
+        resp_port: change.respPort ?? 0,
+      },
+      "control",
+      this.o.timeoutMs * CHANGE_DEADLINE_FACTOR,
+    );
     return changeResponseFromMsg(res);
   }
 
