@@ -341,6 +341,10 @@ export class RedisStorage implements Storage {
     await this.#call("saveMeta", () => this.#redis.set(this.#metaKey(name), value));
   }
 
+  async deleteMeta(name: string): Promise<void> {
+    await this.#call("deleteMeta", () => this.#redis.del(this.#metaKey(name)));
+  }
+
   #metaKey(name: string): string {
     if (name === "live") throw new RangeError(`"live" is the live-key counter, not metadata`);
     return `${this.#liveKey.slice(0, -"live".length)}${name}`;

@@ -1,0 +1,172 @@
+/**
+ * Per-key Paxos (lib/lwt/) with a fake transport: acceptors over real
+ * memory storage, called directly, so races, lost messages and half-done
+ * proposals are set up exactly.
+ */
+import assert from "node:assert/strict";
+import { MemoryStorage } from "../lib/storage/memory.ts";
+import { HybridClock } from "../lib/hlc.ts";
+import { KeyAcceptor, MemoryVoteBook } from "../lib/lwt/acceptor.ts";
+import { type PaxosTransport, runPaxos } from "../lib/lwt/proposer.ts";
+import { decide, type LwtOp } from "../lib/lwt/ops.ts";
+import { Code, KvError, PeerUnavailableError } from "../lib/errors.ts";
+import type { KvRecord } from "../lib/record.ts";
+
+const ids = ["a", "b", "c"];
+const text = (r: KvRecord | undefined) => r && new TextDecoder().decode(r.value);
+
+function cluster(voters = ids) {
+  const storages = new Map(voters.map((id) => [id, new MemoryStorage()]));
+  const books = new Map(voters.map((id) => [id, new MemoryVoteBook()]));
+  const down = new Set<string>();
+  const acceptors = new Map(voters.map((id) => [
+    id,
+    new KeyAcceptor({
+      self: id,
+      storage: storages.get(id)!,
+      book: books.get(id)!,
+      floorRound: () => 0,
+      ready: () => true,
+      blocked: () => undefined,
+    }),
+  ]));
+  const reach = async (v: string) => {
+    await Promise.resolve();
+    if (down.has(v)) throw new PeerUnavailableError(v, "down");
+    return acceptors.get(v)!;
+  };
+  const transport: PaxosTransport = {
+    prepare: async (v, key, b) => (await reach(v)).prepare(key, b),
+    accept: async (v, key, b, r) => (await reach(v)).accept(key, b, r),
+    commit: async (v, r) => (await reach(v)).commit(r),
+  };
+  return { storages, books, acceptors, down, transport };
+}
+
+function run(c: ReturnType<typeof cluster>, self: string, op: LwtOp, voters = ids) {
+  return runPaxos({
+    self,
+    key: op.key,
+    voters,
+    transport: c.transport,
+    clock: new HybridClock(),
+    decide: (cur) => decide(op, cur),
+    timeoutMs: 5000,
+  });
+}
+
+const incr = (key: string): LwtOp => ({ kind: "incr", key, delta: 1n });
+
+Deno.test("rival proposers on one key: every increment distinct, none lost", async () => {
+  const c = cluster();
+  const results: string[] = [];
+  const failed: string[] = [];
+  await Promise.all(ids.map(async (self) => {
+    for (let i = 0; i < 40; i++) {
+      try {
+        const r = await run(c, self, incr("n"));
+        assert.ok(r.applied);
+        results.push(text(r.record)!);
+      } catch (err) {
+        assert.ok(err instanceof KvError && err.code === Code.DEADLINE_EXCEEDED, String(err));
+        failed.push(err.message);
+      }
+    }
+  }));
+  assert.equal(new Set(results).size, results.length, "duplicate results");
+  const finals = await Promise.all(ids.map(async (id) => text((await c.storages.get(id)!.get(["n"]))[0])));
+  const final = Math.max(...finals.map(Number));
+  console.log(`acknowledged ${results.length}, outcome unknown ${failed.length}, final ${final}`);
+  assert.ok(results.length <= final && final <= 120);
+});
+
+Deno.test("put-if-absent races: exactly one winner", async () => {
+  const c = cluster();
+  const outcomes = await Promise.all(ids.map((self) =>
+    run(c, self, {
+      kind: "put",
+      key: "k",
+      value: new TextEncoder().encode(self),
+      tombstone: false,
+      condition: { kind: "absent" },
+    }).catch((e) => e)
+  ));
+  const winners = outcomes.filter((o) => !(o instanceof Error) && o.applied);
+  assert.equal(winners.length, 1);
+  for (const o of outcomes) {
+    if (!(o instanceof Error) && !o.applied) assert.equal(text(o.current), text(winners[0].record));
+  }
+});
+
+Deno.test("a proposal accepted by a majority but not committed is completed before the next", async () => {
+  const c = cluster();
+  const ballot = { round: new HybridClock().now(), node: "a" };
+  const record: KvRecord = {
+    key: "n",
+    value: new TextEncoder().encode("41"),
+    timestamp: ballot.round,
+    versionNode: "a",
+    tombstone: false,
+  };
+  for (const id of ["a", "b"]) {
+    assert.ok((await c.acceptors.get(id)!.prepare("n", ballot)).ok);
+    assert.ok((await c.acceptors.get(id)!.accept("n", ballot, record)).ok);
+  }
+  // Its proposer died before the commit; the next increment must build on 41.
+  c.down.add("a");
+  const r = await run(c, "c", incr("n"));
+  assert.ok(r.applied);
+  assert.equal(text(r.record), "42");
+});
+
+Deno.test("rf 2 with one replica down: UNAVAILABLE, nothing changed", async () => {
+  const c = cluster(["a", "b"]);
+  c.down.add("b");
+  await assert.rejects(
+    () => run(c, "a", incr("n"), ["a", "b"]),
+    (e) => e instanceof KvError && e.code === Code.UNAVAILABLE,
+  );
+  assert.equal((await c.storages.get("a")!.get(["n"]))[0], undefined);
+  assert.equal(c.books.get("a")!.size <= 1, true);
+});
+
+Deno.test("votes are dropped once committed: state bounded by keys in flight", async () => {
+  const c = cluster();
+  for (let i = 0; i < 20; i++) await run(c, "a", incr(`k${i}`));
+  for (const id of ids) assert.equal(c.books.get(id)!.size, 0, `${id} kept votes`);
+});
+
+Deno.test("a forgetful acceptor refuses ballots at or below its floor", async () => {
+  const storage = new MemoryStorage();
+  const floor = (Date.now() + 1000) * 1000;
+  const acc = new KeyAcceptor({
+    self: "a",
+    storage,
+    book: new MemoryVoteBook(),
+    floorRound: () => floor,
+    ready: () => true,
+    blocked: () => undefined,
+  });
+  const low = await acc.prepare("k", { round: floor, node: "b" });
+  assert.equal(low.ok ? "ok" : low.refusal, "not_voting");
+  assert.ok((await acc.prepare("k", { round: floor + 1, node: "b" })).ok);
+});
+
+Deno.test("a lower ballot is refused after a higher one was promised, and after its commit", async () => {
+  const c = cluster();
+  const acc = c.acceptors.get("a")!;
+  const hi = { round: 2000, node: "b" };
+  assert.ok((await acc.prepare("k", hi)).ok);
+  const lo = await acc.accept("k", { round: 1000, node: "c" }, {} as KvRecord);
+  assert.equal(lo.ok, false);
+  await acc.commit({
+    key: "k",
+    value: new Uint8Array(0),
+    timestamp: 2000,
+    versionNode: "b",
+    tombstone: false,
+  });
+  assert.equal(c.books.get("a")!.size, 0);
+  const stale = await acc.prepare("k", { round: 1500, node: "c" });
+  assert.equal(stale.ok, false, "the stored version refuses lower ballots once the votes are dropped");
+});
