@@ -40,6 +40,8 @@ export interface ReadResult {
   found: boolean;
   value: Uint8Array;
   timestamp: number;
+  /** The node whose clock made the version ("" when not found or unknown). */
+  versionNode?: string;
   /** The node that answered. */
   nodeId: string;
   code: number;

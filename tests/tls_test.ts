@@ -11,15 +11,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
-import {
-  clusterTest,
-  keysPlacedOn,
-  kvError,
-  ringOf,
-  runMain,
-  TestCluster,
-  text,
-} from "./helpers/cluster.ts";
+import { clusterTest, keysPlacedOn, kvError, ringOf, runMain, TestCluster, text } from "./helpers/cluster.ts";
 import { NodeStub, replicateItem } from "./helpers/node_stub.ts";
 import { KvClient } from "../lib/grpc/kv_client.ts";
 import { channelCredentials, type ClientTls, serverCredentials } from "../lib/security/tls.ts";

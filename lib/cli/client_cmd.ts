@@ -16,6 +16,13 @@ import { LiveRing } from "../membership/live_ring.ts";
 import { movementOf } from "../membership/movement.ts";
 import type { ReadResult, WriteResult } from "../transport.ts";
 import { errorMessage, KvError } from "../errors.ts";
+import {
+  CONDITION_HELP,
+  conditionFrom,
+  incrCommand,
+  printConditional,
+  readVersion,
+} from "./conditional_cmd.ts";
 import { EXIT, intFlag, parseAddress, parseFlags, UsageError } from "./common.ts";
 
 const HELP = `kvstore client [COMMAND] [flags]
@@ -25,6 +32,7 @@ Commands:
   put KEY VALUE        store VALUE (text) under KEY
   get KEY              print KEY's value (exit 1 if not found)
   delete KEY           delete KEY from every copy
+  incr KEY [DELTA]     add DELTA (default 1) to the integer in KEY; prints the new value
   list                 keys held by the contacted node (--addr / --node-port)
   status               every node: address, status, keys held, share of the ring; the
                        membership epoch and any range movement under way
@@ -46,6 +54,7 @@ Flags:
   --cluster-secret-file FILE
                        remove-node: the cluster secret, when the nodes authenticate
   --json               machine-readable output
+${CONDITION_HELP}
 ${TLS_HELP}
 ${TOKEN_HELP}
   -h, --help           this help
@@ -68,6 +77,11 @@ export async function clientCommand(args: string[]): Promise<number> {
     json: { type: "boolean" },
     watch: { type: "boolean" },
     count: { type: "string" },
+    "if-absent": { type: "boolean" },
+    "if-exists": { type: "boolean" },
+    "if-version": { type: "string" },
+    version: { type: "boolean" },
+    float: { type: "boolean" },
     ...TLS_FLAGS,
     "no-wait": { type: "boolean" },
     "cluster-secret-file": { type: "string" },
@@ -84,7 +98,10 @@ export async function clientCommand(args: string[]): Promise<number> {
   const [command, ...rest] = positionals;
   const out: Output = { json: values.json ?? false };
   // An unknown command is a usage error even when no node can be reached.
-  if (command !== undefined && !["put", "get", "delete", "list", "status", "remove-node"].includes(command)) {
+  if (
+    command !== undefined &&
+    !["put", "get", "delete", "incr", "list", "status", "remove-node"].includes(command)
+  ) {
     throw new UsageError(`unknown client command "${command}" (see client --help)`);
   }
   let client: KvClient | undefined;
@@ -100,18 +117,29 @@ export async function clientCommand(args: string[]): Promise<number> {
         return await demo(client, address, out);
       case "put": {
         const [key, value] = expectArgs(rest, 2, "put KEY VALUE");
+        const condition = conditionFrom(values);
+        if (condition) {
+          return printConditional(await client.putIf(key, value, condition), "PUT", key, out.json);
+        }
         const ts = values.timestamp !== undefined ? intFlag(values.timestamp, "--timestamp", 0) : 0;
         return printWrite(await client.put(key, value, { timestamp: ts }), "PUT", out);
       }
       case "get": {
         const [key] = expectArgs(rest, 1, "get KEY");
         const opts = values.replica ? { fromReplica: true, address } : {};
-        return printRead(await client.get(key, opts), out);
+        const r = await client.get(key, opts);
+        return values.version ? printRead(r, out, readVersion(r)) : printRead(r, out);
       }
       case "delete": {
         const [key] = expectArgs(rest, 1, "delete KEY");
+        const condition = conditionFrom(values);
+        if (condition) {
+          return printConditional(await client.deleteIf(key, condition), "DELETE", key, out.json);
+        }
         return printWrite(await client.delete(key), "DELETE", out);
       }
+      case "incr":
+        return await incrCommand(client, rest, values.float ?? false, out.json);
       case "list": {
         expectArgs(rest, 0, "list");
         const keys = await client.listAllKeys(address);
@@ -181,7 +209,7 @@ function printWrite(r: WriteResult, op: string, out: Output): number {
   return r.ok ? EXIT.OK : EXIT.ERROR;
 }
 
-function printRead(r: ReadResult, out: Output): number {
+function printRead(r: ReadResult, out: Output, version?: string): number {
   const value = Buffer.from(r.value).toString("utf8");
   print(
     out,
@@ -192,9 +220,10 @@ function printRead(r: ReadResult, out: Output): number {
       value: r.found ? value : null,
       node: r.nodeId,
       timestamp: r.timestamp,
+      ...(version !== undefined ? { version } : {}),
     },
     r.found
-      ? `GET ${r.key}: "${value}" (node ${r.nodeId}, version ${r.timestamp})`
+      ? `GET ${r.key}: "${value}" (node ${r.nodeId}, version ${version ?? r.timestamp})`
       : `GET ${r.key}: not found (node ${r.nodeId})`,
   );
   return r.found ? EXIT.OK : EXIT.NOT_FOUND;

@@ -16,6 +16,7 @@ import { KvNode } from "../node.ts";
 import type { MemberList } from "../membership/member_list.ts";
 import { joinUntilAccepted } from "../membership/join.ts";
 import { GrpcPeerTransport } from "../grpc/peer_client.ts";
+import { lwtOperationMs } from "../lwt/mod.ts";
 import { serveNode } from "../grpc/server.ts";
 import { watchStalls } from "../stall_watch.ts";
 import { trimMallocPeriodically } from "../malloc_trim.ts";
@@ -167,6 +168,7 @@ export async function serverCommand(args: string[]): Promise<number> {
     wall,
     members,
     onRemoved: (l) => removed(l),
+    lwtTransport: grpcPeers.lwt(lwtOperationMs(config)),
   });
   metrics.watch(node);
   let served, admin;

@@ -22,6 +22,7 @@ import type { KeyPage, PageRequest, SnapshotPage } from "../listing.ts";
 import type { ReplicaAnswer, ReplicaPush } from "../replica_apply.ts";
 import type { JoinAnswer, MembershipView, VoteRequest } from "../membership/handlers.ts";
 import type { MemberInfo } from "../node.ts";
+import type { ConditionMsg } from "./lwt_messages.ts";
 
 /** NodeStatus as the loader renders enums (by name). */
 export type NodeStatusName = "ACTIVE" | "SUSPECTED" | "FAILED" | "JOINING" | "LEAVING";
@@ -30,6 +31,8 @@ export interface PutRequestMsg {
   key: string;
   value: Uint8Array;
   timestamp: number;
+  /** Added: a conditional write's condition (absent on older clients' requests). */
+  condition?: ConditionMsg | null;
 }
 
 export interface PutResponseMsg {
@@ -54,10 +57,13 @@ export interface GetResponseMsg {
   timestamp: number;
   error_code: number;
   key: string;
+  /** Added (absent from older nodes' answers). */
+  version_node?: string;
 }
 
 export interface DeleteRequestMsg {
   key: string;
+  condition?: ConditionMsg | null;
 }
 
 export interface DeleteResponseMsg {
@@ -431,6 +437,7 @@ export function readToGetResponse(r: ReadResult): GetResponseMsg {
     timestamp: r.timestamp,
     error_code: r.code,
     key: r.key,
+    version_node: r.versionNode ?? "",
   };
 }
 
@@ -441,6 +448,7 @@ export function getResponseToRead(key: string, m: GetResponseMsg): ReadResult {
     found: m.found,
     value: m.value,
     timestamp: m.timestamp,
+    versionNode: m.version_node,
     nodeId: m.node_id,
     code: m.error_code,
     message: m.message,

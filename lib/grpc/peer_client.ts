@@ -40,6 +40,14 @@ import type {
 import type { MemberList } from "../membership/member_list.ts";
 import type { Ballot, Vote } from "../membership/acceptor.ts";
 import { kvstorePackage } from "./proto.ts";
+import type { LwtTransport } from "../lwt/service.ts";
+import {
+  type ConditionalResultMsg,
+  opToMsg,
+  paxosVoteFromMsg,
+  type PaxosVoteMsg,
+  resultFromMsg,
+} from "./lwt_messages.ts";
 import { Coalescer } from "../coalesce.ts";
 import { Code, KvError, PeerUnavailableError } from "../errors.ts";
 import { StreamMux } from "../stream_mux.ts";
@@ -515,6 +523,42 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
       max_records: opts.maxRecords,
       max_bytes: opts.maxBytes,
     });
+  }
+
+  /**
+   * Per-key consensus calls (lib/lwt/) on the data lane. A forwarded
+   * operation may run up to `opTimeoutMs` on the key's leader, so its
+   * deadline is that plus one call's.
+   */
+  lwt(opTimeoutMs: number): LwtTransport {
+    const self = this.o.self.id;
+    return {
+      prepare: async (voter, key, ballot) =>
+        paxosVoteFromMsg(
+          await this.#unary<PaxosVoteMsg>(voter, "PaxosPrepare", { key, ballot: ballotToMsg(ballot) }),
+        ),
+      accept: async (voter, key, ballot, record) =>
+        paxosVoteFromMsg(
+          await this.#unary<PaxosVoteMsg>(voter, "PaxosAccept", {
+            key,
+            ballot: ballotToMsg(ballot),
+            record: recordToPair(record),
+          }),
+        ),
+      commit: async (voter, record) => {
+        await this.#unary(voter, "PaxosCommit", { record: recordToPair(record) });
+      },
+      forward: async (peer, op) =>
+        resultFromMsg(
+          await this.#unary<ConditionalResultMsg>(
+            peer,
+            "ForwardConditional",
+            opToMsg(op, self),
+            "data",
+            opTimeoutMs + this.o.timeoutMs,
+          ),
+        ),
+    };
   }
 
   get #streamTimeoutMs(): number {

@@ -109,15 +109,15 @@ export class Lwt {
     }
   }
 
+  /**
+   * The key's first replica that can serve; this node itself when none
+   * looks able (the detector may be wrong under load; the voters' answers
+   * decide whether the operation can run).
+   */
   #leader(key: string): string {
     const rf = this.o.replicationFactor;
-    const leader = this.o.ring.preferenceList(key, rf).find((id) =>
-      id === this.o.self || this.o.canServe(id)
-    );
-    if (leader === undefined) {
-      throw new KvError(Code.UNAVAILABLE, `no replica of "${shortKey(key)}" can serve; nothing was changed`);
-    }
-    return leader;
+    return this.o.ring.preferenceList(key, rf).find((id) => id === this.o.self || this.o.canServe(id)) ??
+      this.o.self;
   }
 
   /** Why conditional operations on `key` are refused now (its range is moving), if they are. */
