@@ -9,7 +9,7 @@ import type { RingLike } from "../membership/live_ring.ts";
 import type { Logger } from "../log.ts";
 import { Code, KvError, type PeerUnavailableError } from "../errors.ts";
 import { KeyAcceptor, MemoryVoteBook, StorageVoteBook, type VoteBook } from "./acceptor.ts";
-import { Lwt, type LwtTransport } from "./service.ts";
+import { Lwt, type LwtTransport, rangeMoving } from "./service.ts";
 
 /** Options of {@link createLwt}. */
 export interface CreateLwtOptions {
@@ -50,17 +50,16 @@ export function createLwt(o: CreateLwtOptions): { acceptor: KeyAcceptor; lwt: Lw
     : new MemoryVoteBook();
   // See acceptor.ts: a ballot promised before a restart is at most 2 skews ahead of it.
   const floor = book.durable ? 0 : (Math.floor(o.wall()) + 2 * o.maxClockSkewMs) * 1000;
-  let lwt: Lwt | undefined;
   const acceptor = new KeyAcceptor({
     self: o.self,
     storage: s,
     book,
     floorRound: () => floor,
     ready: () => s.healthy() && (book.durable || o.recovered()),
-    blocked: (key) => lwt?.blocked(key),
+    blocked: (key) => rangeMoving(o.ring, o.replicationFactor, key),
   });
   const timeoutMs = CALLS_PER_OPERATION * o.rpcTimeoutMs;
-  lwt = new Lwt({
+  const lwt = new Lwt({
     self: o.self,
     ring: o.ring,
     replicationFactor: o.replicationFactor,

@@ -122,10 +122,7 @@ export class Lwt {
 
   /** Why conditional operations on `key` are refused now (its range is moving), if they are. */
   blocked(key: string): string | undefined {
-    const moving = this.o.ring.pendingWalk?.(ringHash(key), this.o.replicationFactor) ?? [];
-    return moving.length > 0
-      ? `the range of "${shortKey(key)}" is moving to ${moving.join(", ")} in a membership change`
-      : undefined;
+    return rangeMoving(this.o.ring, this.o.replicationFactor, key);
   }
 
   #local(op: LwtOp): Promise<LwtResult> {
@@ -157,6 +154,14 @@ export class Lwt {
     });
     return run;
   }
+}
+
+/** Why a key's range is moving in a membership change (so its votes would not follow it), if it is. */
+export function rangeMoving(ring: RingLike, replicationFactor: number, key: string): string | undefined {
+  const moving = ring.pendingWalk?.(ringHash(key), replicationFactor) ?? [];
+  return moving.length > 0
+    ? `the range of "${shortKey(key)}" is moving to ${moving.join(", ")} in a membership change`
+    : undefined;
 }
 
 function incremented(r: LwtResult): IncrementResult {
