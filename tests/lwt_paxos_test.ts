@@ -11,8 +11,14 @@ import { type PaxosTransport, runPaxos } from "../lib/lwt/proposer.ts";
 import { decide, type LwtOp } from "../lib/lwt/ops.ts";
 import { Code, KvError, PeerUnavailableError } from "../lib/errors.ts";
 import type { KvRecord } from "../lib/record.ts";
+import { RedisStorage } from "../lib/storage/redis.ts";
+import { createLwt } from "../lib/lwt/mod.ts";
+import { HashRing } from "../lib/ring.ts";
+import { Logger } from "../lib/log.ts";
+import { ignoreRedis, redisAt, startRedises, stopRedises } from "./helpers/redis.ts";
 
 const ids = ["a", "b", "c"];
+const quiet = new Logger({ level: "error", format: "text", write: () => {} });
 const text = (r: KvRecord | undefined) => r && new TextDecoder().decode(r.value);
 
 function cluster(voters = ids) {
@@ -169,4 +175,65 @@ Deno.test("a lower ballot is refused after a higher one was promised, and after 
   assert.equal(c.books.get("a")!.size, 0);
   const stale = await acc.prepare("k", { round: 1500, node: "c" });
   assert.equal(stale.ok, false, "the stored version refuses lower ballots once the votes are dropped");
+});
+
+Deno.test({
+  name: "Redis engine: a promise and an accepted record outlive the acceptor; a commit erases them",
+  ignore: ignoreRedis,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const { procs, dirs } = await startRedises(1);
+    const open = () =>
+      RedisStorage.connect({
+        host: "127.0.0.1",
+        port: procs[0].port,
+        keyPrefix: "lwt-test:",
+        log: quiet,
+      });
+    const acceptorOn = (storage: RedisStorage) =>
+      createLwt({
+        self: "a",
+        storage,
+        clock: new HybridClock(),
+        wall: Date.now,
+        ring: new HashRing(["a"], 8),
+        replicationFactor: 1,
+        maxClockSkewMs: 60_000,
+        rpcTimeoutMs: 1000,
+        log: quiet,
+        canServe: () => true,
+        recovered: () => false,
+        onUnreachable: () => {},
+      }).acceptor;
+    let storage = await open();
+    try {
+      const hi = { round: 3000, node: "b" };
+      const record: KvRecord = {
+        key: "k",
+        value: new Uint8Array([1, 2]),
+        timestamp: 3000,
+        versionNode: "b",
+        tombstone: false,
+      };
+      // Durable votes need no floor: it votes at once, even "not recovered".
+      assert.ok((await acceptorOn(storage).prepare("k", hi)).ok);
+      assert.ok((await acceptorOn(storage).accept("k", hi, record)).ok);
+      await storage.close();
+      storage = await open();
+      const again = acceptorOn(storage);
+      const low = await again.prepare("k", { round: 2000, node: "c" });
+      assert.equal(low.ok, false, "a restarted acceptor forgot its promise");
+      const higher = await again.prepare("k", { round: 4000, node: "c" });
+      assert.ok(higher.ok && higher.accepted?.record.value.join() === "1,2", "the accepted record was lost");
+      await again.commit(record);
+      await again.commit({ ...record, timestamp: 4000, versionNode: "c" });
+      const raw = await redisAt(procs[0].port);
+      assert.deepEqual(await raw.keys("lwt-test:meta:lwt:*"), [], "settled votes were kept");
+      raw.disconnect();
+    } finally {
+      await storage.close();
+      await stopRedises(procs, dirs);
+    }
+  },
 });
