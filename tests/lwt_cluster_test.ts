@@ -5,7 +5,7 @@
  * increments does (README, "Conditional writes and counters").
  */
 import assert from "node:assert/strict";
-import { clusterTest, TestCluster } from "./helpers/cluster.ts";
+import { clusterTest, runMain, TestCluster } from "./helpers/cluster.ts";
 import { HashRing } from "../lib/ring.ts";
 import { sleep } from "../lib/async.ts";
 import { Code, KvError } from "../lib/errors.ts";
@@ -225,3 +225,34 @@ clusterTest(
     }
   },
 );
+
+clusterTest("CLI: put --if-absent, get --version, put/delete --if-version, incr", async () => {
+  const cluster = await start(3, 2);
+  const cwd = await Deno.makeTempDir({ prefix: "kvstore-cli-" });
+  try {
+    const addr = ["--addr", cluster.node("node1").address];
+    const cli = (...args: string[]) => runMain(cwd, "client", ...args, ...addr);
+    let r = await cli("put", "user:ann", "first", "--if-absent");
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    r = await cli("put", "user:ann", "second", "--if-absent");
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stdout, /NOT APPLIED.*current "first"/);
+    r = await cli("get", "user:ann", "--version", "--json");
+    const version = JSON.parse(r.stdout).version as string;
+    assert.match(version, /^\d+@node\d$/);
+    r = await cli("put", "user:ann", "third", "--if-version", version);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    r = await cli("delete", "user:ann", "--if-version", version);
+    assert.equal(r.code, 1, "a delete against a replaced version must not apply");
+    r = await cli("incr", "hits", "5");
+    assert.equal([r.code, r.stdout.trim()].join(" "), "0 5");
+    r = await cli("incr", "hits");
+    assert.equal(r.stdout.trim(), "6");
+    r = await cli("incr", "user:ann");
+    assert.equal(r.code, 2);
+    assert.match(r.stdout, /value is not an integer or out of range/);
+  } finally {
+    await cluster.stop();
+    await Deno.remove(cwd, { recursive: true });
+  }
+});
