@@ -62,6 +62,7 @@ import { EtcdClient, etcdPath, startEtcd } from "./etcd.ts";
 import { type MembershipResult, membershipText, runMembershipChanges } from "./membership_bench.ts";
 import { randomSecret } from "../lib/security/settings.ts";
 import { LoopLag } from "../lib/bench/loop_lag.ts";
+import { type LwtRow, lwtText, runLwtRows } from "./lwt_bench.ts";
 import { errorMessage } from "../lib/errors.ts";
 import { type AntiEntropyPeak, antiEntropyPeaks } from "./anti_entropy_peak.ts";
 
@@ -77,6 +78,7 @@ const HELP = `deno task benchmark [flags]
   --skip-redis        leave out the Redis cluster
   --skip-1m           leave out the 1M-record memory and recovery test
   --skip-membership   leave out the join and decommission timed after the 1M test
+  --skip-lwt          leave out conditional writes and increments beside plain puts
   --targets LIST      only these of ceiling,ceiling3,ceiling3fwd,etcd,any,memory,redis
                       (default all)
   --secret            run the kvstore clusters with security.cluster_secret set (every
@@ -152,6 +154,7 @@ interface Options {
   skipRedis: boolean;
   skip1m: boolean;
   skipMembership: boolean;
+  skipLwt: boolean;
   targets: Target[];
   baseline?: string;
   secret: boolean;
@@ -195,6 +198,7 @@ function parseOptions(args: string[]): Options | undefined {
     "skip-redis": { type: "boolean" },
     "skip-1m": { type: "boolean" },
     "skip-membership": { type: "boolean" },
+    "skip-lwt": { type: "boolean" },
     targets: { type: "string" },
     baseline: { type: "string" },
     secret: { type: "boolean" },
@@ -228,6 +232,7 @@ function parseOptions(args: string[]): Options | undefined {
     skipRedis: values["skip-redis"] ?? false,
     skip1m: values["skip-1m"] ?? false,
     skipMembership: values["skip-membership"] ?? false,
+    skipLwt: values["skip-lwt"] ?? false,
     targets: [
       // Named in --targets or not, the baseline targets run exactly when --baseline is given.
       ...list(values.targets, TARGETS, "targets").filter((t) => !BASELINE_TARGETS.includes(t)),
@@ -712,6 +717,7 @@ async function main(args: string[]): Promise<number> {
   const running: Running[] = [];
   let million: MillionResult | undefined;
   let membership: MembershipResult | undefined;
+  let lwt: LwtRow[] | undefined;
   const notes: string[] = [];
   try {
     // Every target is up at once and each row runs on them back to back, so
@@ -752,6 +758,19 @@ async function main(args: string[]): Promise<number> {
     for (const row of ROWS.filter((r) => o.rows.includes(r.id))) {
       for (const t of running) rows.push(await runRowOn(o, t, row));
     }
+    if (memory && !o.skipLwt) {
+      const client = await KvClient.connect(memory.addresses, { route: true, timeoutMs: 5000 });
+      try {
+        lwt = await runLwtRows(client, {
+          durationS: Math.min(o.durationS, 5),
+          concurrency: o.concurrency,
+          keys: o.keys,
+          valueSize: o.valueSize,
+        });
+      } finally {
+        client.close();
+      }
+    }
     if (memory && !o.skip1m) {
       // The other targets stop first, so the memory nodes have the machine.
       for (const t of running) if (t.cluster !== memory.cluster) await t.stop();
@@ -777,6 +796,7 @@ async function main(args: string[]): Promise<number> {
   console.log("\n" + table(rows, o));
   if (million) console.log("\n" + millionText(million));
   if (membership) console.log("\n" + membershipText(membership));
+  if (lwt) console.log("\n" + lwtText(lwt));
   if (notes.length > 0) console.log("\n" + notes.join("\n"));
   console.log(
     "\ntargets:\n" + targets.map((t) => `  ${t.met ? "met    " : "NOT met"}  ${t.what}: ${t.got}`).join("\n"),
@@ -796,6 +816,7 @@ async function main(args: string[]): Promise<number> {
         rows,
         million,
         membership,
+        lwt,
         notes,
         targets,
       },

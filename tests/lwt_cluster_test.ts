@@ -11,6 +11,12 @@ import { sleep } from "../lib/async.ts";
 import { Code, KvError } from "../lib/errors.ts";
 import type { KvClient } from "../lib/grpc/kv_client.ts";
 import { checkCounter } from "./helpers/lwt_history.ts";
+import {
+  checkLinearizable,
+  counterModel,
+  type HistoryOp,
+  putIfAbsentModel,
+} from "./helpers/linearizability.ts";
 
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 /** Short enough that a restarted memory node votes again soon (its floor is 2 skews). */
@@ -54,10 +60,18 @@ clusterTest(
       for (let i = 0; i < keys.length; i += 20) {
         await Promise.all(
           keys.slice(i, i + 20).map(async (key) => {
-            const [ra, rb] = await Promise.all([
-              a.putIf(key, `A-${key}`, { kind: "absent" }),
-              b.putIf(key, `B-${key}`, { kind: "absent" }),
-            ]);
+            const timed = async (c: KvClient, v: string) => {
+              const call = performance.now();
+              const r = await c.putIf(key, v, { kind: "absent" });
+              const value = r.applied ? v : text(r.current?.value ?? new Uint8Array());
+              return {
+                r,
+                op: { input: v, output: { applied: r.applied, value }, call, ret: performance.now() },
+              };
+            };
+            const [ta, tb] = await Promise.all([timed(a, `A-${key}`), timed(b, `B-${key}`)]);
+            const [ra, rb] = [ta.r, tb.r];
+            assert.ok(checkLinearizable(putIfAbsentModel, [ta.op, tb.op]).ok, `${key}: not linearizable`);
             assert.equal(Number(ra.applied) + Number(rb.applied), 1, `${key}: ${ra.message} / ${rb.message}`);
             const [won, lost] = ra.applied ? [`A-${key}`, rb] : [`B-${key}`, ra];
             assert.equal(text(lost.current!.value), won, `${key}: the loser is told the winner's value`);
@@ -86,15 +100,20 @@ async function counterRun(cluster: TestCluster, key: string, count: number, duri
   const clients = await clientsPerNode(cluster, ["node1", "node2", "node3"]);
   await waitConditional(clients[0], key);
   const values: bigint[] = [];
+  const history: HistoryOp<bigint, bigint>[] = [];
   const errors = new Map<string, number>();
   let attempted = 0;
   const t0 = performance.now();
   const work = clients.map(async (c) => {
     for (let i = 0; i < count; i++) {
       attempted++;
+      const call = performance.now();
       try {
-        values.push(BigInt((await c.increment(key)).value));
+        const value = BigInt((await c.increment(key)).value);
+        values.push(value);
+        history.push({ input: 1n, output: value, call, ret: performance.now() });
       } catch (err) {
+        history.push({ input: 1n, call, ret: Infinity });
         const code = err instanceof KvError ? err.code : -1;
         errors.set(String(code), (errors.get(String(code)) ?? 0) + 1);
         await sleep(20);
@@ -103,12 +122,16 @@ async function counterRun(cluster: TestCluster, key: string, count: number, duri
   });
   await Promise.all([...work, during?.()]);
   const seconds = (performance.now() - t0) / 1000;
+  const readAt = performance.now();
   const final = BigInt((await cluster.client({ timeoutMs: 4000 }).then((c) => c.increment(key, 0))).value);
+  history.push({ input: 0n, output: final, call: readAt, ret: performance.now() });
+  const verdict = checkLinearizable(counterModel, history);
   console.log(
     `  ${attempted} attempted, ${values.length} acknowledged, final ${final}, errors by code ${
       JSON.stringify(Object.fromEntries(errors))
-    }, ${Math.round(values.length / seconds)} increments/s`,
+    }, ${Math.round(values.length / seconds)} increments/s; linearizable: ${JSON.stringify(verdict)}`,
   );
+  assert.ok(verdict.ok, "the increment history is not linearizable");
   return { values, attempted, final };
 }
 
