@@ -13,7 +13,9 @@ import { Code, KvError, PeerUnavailableError } from "../lib/errors.ts";
 import type { KvRecord } from "../lib/record.ts";
 import { RedisStorage } from "../lib/storage/redis.ts";
 import { createLwt } from "../lib/lwt/mod.ts";
-import { HashRing } from "../lib/ring.ts";
+import { HashRing, ringHash } from "../lib/ring.ts";
+import { LiveRing } from "../lib/membership/live_ring.ts";
+import { listFromNodes } from "../lib/membership/member_list.ts";
 import { Logger } from "../lib/log.ts";
 import { ignoreRedis, redisAt, startRedises, stopRedises } from "./helpers/redis.ts";
 
@@ -236,4 +238,37 @@ Deno.test({
       await stopRedises(procs, dirs);
     }
   },
+});
+
+Deno.test("while a key's range moves in a membership change, conditional operations are UNAVAILABLE", async () => {
+  const nodes = ["a", "b", "c", "d"].map((id, i) => ({ id, host: "127.0.0.1", port: 1000 + i }));
+  const list = listFromNodes(nodes);
+  list.members[3].state = "JOINING";
+  const ring = new LiveRing(list, 32);
+  const made = createLwt({
+    self: "a",
+    storage: new MemoryStorage(),
+    clock: new HybridClock(),
+    wall: () => 0,
+    ring,
+    replicationFactor: 2,
+    maxClockSkewMs: 0,
+    rpcTimeoutMs: 1000,
+    log: quiet,
+    canServe: () => true,
+    recovered: () => true,
+    onUnreachable: () => {},
+  });
+  const keys = Array.from({ length: 200 }, (_, i) => `k${i}`);
+  const moving = keys.filter((k) => ring.pendingWalk(ringHash(k), 2).length > 0);
+  assert.ok(moving.length > 0 && moving.length < keys.length);
+  const key = moving.find((k) => ring.preferenceList(k, 2)[0] === "a") ?? moving[0];
+  await assert.rejects(
+    () => made.lwt.run({ kind: "incr", key, delta: 1n }, true),
+    (e) => e instanceof KvError && e.code === Code.UNAVAILABLE && /moving/.test(e.message),
+  );
+  const vote = await made.acceptor.prepare(key, { round: 1, node: "b" });
+  assert.equal(vote.ok ? "ok" : vote.refusal, "not_voting");
+  const still = keys.find((k) => !moving.includes(k))!;
+  assert.ok((await made.acceptor.prepare(still, { round: 1, node: "b" })).ok, "a key not moving still votes");
 });
