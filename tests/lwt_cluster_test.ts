@@ -152,43 +152,33 @@ clusterTest(
   { timeoutMs: 240_000 },
 );
 
-clusterTest(
-  "counter while one node is paused (SIGSTOP) for 3 s: values distinct, acknowledged <= final <= attempted",
-  async () => {
+/** The counter run while a fault hits one node: the invariants that hold whatever the outcome of each call. */
+function faultedCounter(name: string, fault: (cluster: TestCluster) => Promise<void>): void {
+  clusterTest(`counter while ${name}: values distinct, acknowledged <= final <= attempted`, async () => {
     const cluster = await start(3, 3);
     try {
       const { values, attempted, final } = await counterRun(cluster, "counter", 600, async () => {
         await sleep(1000);
-        await cluster.signal("node2", "SIGSTOP");
-        await sleep(3000);
-        await cluster.signal("node2", "SIGCONT");
+        await fault(cluster);
       });
       assert.deepEqual(checkCounter(values, final, attempted), []);
     } finally {
       await cluster.stop();
     }
-  },
-  { timeoutMs: 240_000 },
-);
+  }, { timeoutMs: 240_000 });
+}
 
-clusterTest(
-  "counter while one node is killed -9 and restarted: values distinct, acknowledged <= final <= attempted",
-  async () => {
-    const cluster = await start(3, 3);
-    try {
-      const { values, attempted, final } = await counterRun(cluster, "counter", 600, async () => {
-        await sleep(1000);
-        await cluster.kill("node3");
-        await sleep(1000);
-        await cluster.startNode("node3");
-      });
-      assert.deepEqual(checkCounter(values, final, attempted), []);
-    } finally {
-      await cluster.stop();
-    }
-  },
-  { timeoutMs: 240_000 },
-);
+faultedCounter("one node is paused (SIGSTOP) for 3 s", async (cluster) => {
+  await cluster.signal("node2", "SIGSTOP");
+  await sleep(3000);
+  await cluster.signal("node2", "SIGCONT");
+});
+
+faultedCounter("one node is killed -9 and restarted", async (cluster) => {
+  await cluster.kill("node3");
+  await sleep(1000);
+  await cluster.startNode("node3");
+});
 
 clusterTest(
   "rf 2, one replica down: conditional operations on its keys are UNAVAILABLE and change nothing",

@@ -14,7 +14,8 @@ import type { KvRecord } from "../lib/record.ts";
 import { RedisStorage } from "../lib/storage/redis.ts";
 import { createLwt } from "../lib/lwt/mod.ts";
 import { HashRing, ringHash } from "../lib/ring.ts";
-import { LiveRing } from "../lib/membership/live_ring.ts";
+import { LiveRing, type RingLike } from "../lib/membership/live_ring.ts";
+import type { Storage } from "../lib/storage/mod.ts";
 import { listFromNodes } from "../lib/membership/member_list.ts";
 import { Logger } from "../lib/log.ts";
 import { ignoreRedis, redisAt, startRedises, stopRedises } from "./helpers/redis.ts";
@@ -60,6 +61,28 @@ function run(c: ReturnType<typeof cluster>, self: string, op: LwtOp, voters = id
     clock: new HybridClock(),
     decide: (cur) => decide(op, cur),
     timeoutMs: 5000,
+  });
+}
+
+/** A node's acceptor and service over `storage`, with no peers (the voters are local). */
+function lwtOn(
+  storage: Storage,
+  ring: RingLike,
+  o: { rf?: number; recovered?: boolean; wall?: () => number; skewMs?: number } = {},
+) {
+  return createLwt({
+    self: "a",
+    storage,
+    clock: new HybridClock(),
+    wall: o.wall ?? Date.now,
+    ring,
+    replicationFactor: o.rf ?? 1,
+    maxClockSkewMs: o.skewMs ?? 60_000,
+    rpcTimeoutMs: 1000,
+    log: quiet,
+    canServe: () => true,
+    recovered: () => o.recovered ?? true,
+    onUnreachable: () => {},
   });
 }
 
@@ -194,20 +217,7 @@ Deno.test({
         log: quiet,
       });
     const acceptorOn = (storage: RedisStorage) =>
-      createLwt({
-        self: "a",
-        storage,
-        clock: new HybridClock(),
-        wall: Date.now,
-        ring: new HashRing(["a"], 8),
-        replicationFactor: 1,
-        maxClockSkewMs: 60_000,
-        rpcTimeoutMs: 1000,
-        log: quiet,
-        canServe: () => true,
-        recovered: () => false,
-        onUnreachable: () => {},
-      }).acceptor;
+      lwtOn(storage, new HashRing(["a"], 8), { recovered: false }).acceptor;
     let storage = await open();
     try {
       const hi = { round: 3000, node: "b" };
@@ -245,20 +255,7 @@ Deno.test("while a key's range moves in a membership change, conditional operati
   const list = listFromNodes(nodes);
   list.members[3].state = "JOINING";
   const ring = new LiveRing(list, 32);
-  const made = createLwt({
-    self: "a",
-    storage: new MemoryStorage(),
-    clock: new HybridClock(),
-    wall: () => 0,
-    ring,
-    replicationFactor: 2,
-    maxClockSkewMs: 0,
-    rpcTimeoutMs: 1000,
-    log: quiet,
-    canServe: () => true,
-    recovered: () => true,
-    onUnreachable: () => {},
-  });
+  const made = lwtOn(new MemoryStorage(), ring, { rf: 2, wall: () => 0, skewMs: 0 });
   const keys = Array.from({ length: 200 }, (_, i) => `k${i}`);
   const moving = keys.filter((k) => ring.pendingWalk(ringHash(k), 2).length > 0);
   assert.ok(moving.length > 0 && moving.length < keys.length);

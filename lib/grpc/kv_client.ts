@@ -545,13 +545,20 @@ export interface Incremented {
 }
 
 function conditionalFromMsg(m: ConditionalAnswerMsg): ConditionalWrite {
+  const c = m.conditional;
+  if (!c) {
+    throw new KvError(
+      Code.UNIMPLEMENTED,
+      "the node does not know conditions (an older version?): it stored the value as a plain write",
+    );
+  }
   return {
-    applied: m.applied,
-    version: m.applied ? { timestamp: m.timestamp, versionNode: m.version_node } : undefined,
-    current: !m.applied && m.current_found
+    applied: c.applied,
+    version: c.applied ? { timestamp: m.timestamp, versionNode: c.version_node } : undefined,
+    current: !c.applied && c.current_found
       ? {
-        value: m.current_value,
-        version: { timestamp: m.current_timestamp, versionNode: m.current_version_node },
+        value: c.current_value,
+        version: { timestamp: c.current_timestamp, versionNode: c.current_version_node },
       }
       : undefined,
     nodeId: m.node_id,

@@ -6,8 +6,8 @@
  * A conditional Put or Delete that is not applied is answered like a write
  * that lost to a newer version: success = false with error_code
  * FAILED_PRECONDITION (the call itself succeeds, so the answer can carry
- * the current value), `applied` = false and the key's current live value
- * and version in `current_*` (current_found false: absent).
+ * the current value), and its `conditional` outcome says applied = false
+ * with the key's current live value and version (current_found false: absent).
  */
 import { Code, KvError } from "../errors.ts";
 import type { KvRecord } from "../record.ts";
@@ -31,6 +31,16 @@ export interface ConditionMsg {
   if_version_node: string;
 }
 
+export interface ConditionalOutcomeMsg {
+  applied: boolean;
+  version_node: string;
+  current_found: boolean;
+  current_value: Uint8Array;
+  current_timestamp: number;
+  current_version_node: string;
+}
+
+/** A PutResponse or DeleteResponse of a conditional write. */
 export interface ConditionalAnswerMsg {
   success: boolean;
   message: string;
@@ -38,13 +48,7 @@ export interface ConditionalAnswerMsg {
   replicas_count: number;
   error_code: number;
   timestamp: number;
-  conditional: boolean;
-  applied: boolean;
-  version_node: string;
-  current_found: boolean;
-  current_value: Uint8Array;
-  current_timestamp: number;
-  current_version_node: string;
+  conditional: ConditionalOutcomeMsg | null;
 }
 
 export interface IncrementRequestMsg {
@@ -121,40 +125,25 @@ export function conditionToMsg(c: Condition): ConditionMsg {
 
 /** A conditional write's outcome as a PutResponse / DeleteResponse. */
 export function resultToAnswer(r: LwtResult, nodeId: string, replicas: number): ConditionalAnswerMsg {
-  const base = {
-    node_id: nodeId,
-    conditional: true,
-    applied: r.applied,
-    current_found: false,
-    current_value: new Uint8Array(0),
-    current_timestamp: 0,
-    current_version_node: "",
-  };
-  if (r.applied) {
-    return {
-      ...base,
-      success: true,
-      message: r.record.tombstone ? "deleted" : "stored",
-      replicas_count: replicas,
-      error_code: Code.OK,
-      timestamp: r.record.timestamp,
-      version_node: r.record.versionNode,
-    };
-  }
+  const written = r.applied ? r.record : undefined;
+  const current = r.applied ? undefined : r.current;
   return {
-    ...base,
-    success: false,
-    message: r.current
-      ? "condition not met: the key holds another version"
-      : "condition not met: the key is absent",
-    replicas_count: 0,
-    error_code: Code.FAILED_PRECONDITION,
-    timestamp: 0,
-    version_node: "",
-    current_found: r.current !== undefined,
-    current_value: r.current?.value ?? new Uint8Array(0),
-    current_timestamp: r.current?.timestamp ?? 0,
-    current_version_node: r.current?.versionNode ?? "",
+    success: r.applied,
+    message: written
+      ? (written.tombstone ? "deleted" : "stored")
+      : `condition not met: the key ${current ? "holds another version" : "is absent"}`,
+    node_id: nodeId,
+    replicas_count: written ? replicas : 0,
+    error_code: written ? Code.OK : Code.FAILED_PRECONDITION,
+    timestamp: written?.timestamp ?? 0,
+    conditional: {
+      applied: r.applied,
+      version_node: written?.versionNode ?? "",
+      current_found: current !== undefined,
+      current_value: current?.value ?? new Uint8Array(0),
+      current_timestamp: current?.timestamp ?? 0,
+      current_version_node: current?.versionNode ?? "",
+    },
   };
 }
 

@@ -23,6 +23,7 @@
 import { type Ballot, compareBallots } from "../membership/acceptor.ts";
 import { isNewer, type KvRecord } from "../record.ts";
 import type { Storage } from "../storage/mod.ts";
+import { KeyedQueue } from "./keyed_queue.ts";
 import { Buffer } from "node:buffer";
 
 export type { Ballot };
@@ -73,13 +74,13 @@ export function versionBallot(r: KvRecord): Ballot {
 
 /** This node's votes on every key. */
 export class KeyAcceptor {
-  readonly #queues = new Map<string, Promise<unknown>>();
+  readonly #queue = new KeyedQueue();
 
   constructor(private readonly o: KeyAcceptorOptions) {}
 
   /** Phase 1: promise `ballot`; answers the accepted record and the stored one. */
   prepare(key: string, ballot: Ballot): Promise<PaxosVote> {
-    return this.#serial(key, async () => {
+    return this.#queue.run(key, async () => {
       const refused = this.#refusal(key, ballot);
       if (refused) return refused;
       const [current] = await this.o.storage.get([key]);
@@ -93,7 +94,7 @@ export class KeyAcceptor {
 
   /** Phase 2: accept `record` under `ballot` unless a higher ballot was promised. */
   accept(key: string, ballot: Ballot, record: KvRecord): Promise<PaxosVote> {
-    return this.#serial(key, async () => {
+    return this.#queue.run(key, async () => {
       const refused = this.#refusal(key, ballot);
       if (refused) return refused;
       const [current] = await this.o.storage.get([key]);
@@ -109,7 +110,7 @@ export class KeyAcceptor {
 
   /** Commit: stores the chosen record as an ordinary write, then drops the votes it settles. */
   commit(record: KvRecord): Promise<void> {
-    return this.#serial(record.key, async () => {
+    return this.#queue.run(record.key, async () => {
       await this.o.storage.apply([record]);
       const votes = await this.o.book.load(record.key);
       if (!votes) return;
@@ -137,18 +138,6 @@ export class KeyAcceptor {
       };
     }
     return undefined;
-  }
-
-  /** One vote per key at a time: a vote and its save never interleave with another on that key. */
-  #serial<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.#queues.get(key) ?? Promise.resolve();
-    const run = prev.then(fn);
-    const tail = run.catch(() => {});
-    this.#queues.set(key, tail);
-    tail.then(() => {
-      if (this.#queues.get(key) === tail) this.#queues.delete(key);
-    });
-    return run;
   }
 }
 

@@ -23,7 +23,8 @@
  * A proposal no voter accepted is simply retried. The network comes in
  * through `PaxosTransport`, so this runs in tests without it.
  */
-import { errorMessage, KvError } from "../errors.ts";
+import { type Poll as VotePoll, pollVoters } from "../vote_poll.ts";
+import { KvError } from "../errors.ts";
 import { Code } from "../errors.ts";
 import { isNewer, type KvRecord, newestOf } from "../record.ts";
 import type { HybridClock } from "../hlc.ts";
@@ -62,11 +63,7 @@ export interface RunOptions {
   pause?: (attempt: number) => Promise<void>;
 }
 
-interface Poll {
-  ok: { voter: string; vote: Extract<PaxosVote, { ok: true }> }[];
-  refused: { voter: string; vote: Exclude<PaxosVote, { ok: true }> }[];
-  silent: string[];
-}
+type Poll = VotePoll<PaxosVote>;
 
 /** Runs one operation on one key to its end. */
 export async function runPaxos(o: RunOptions): Promise<LwtResult> {
@@ -161,26 +158,12 @@ function describe(p: Poll, need: number): string {
   return `needs ${need} of the key's replicas, ${p.ok.length} voted; no vote from ${no.join(", ")}`;
 }
 
-/** Asks every voter; resolves once `need` voted yes, or once every voter has answered or failed. */
 function poll(
   voters: readonly string[],
   need: number,
   ask: (voter: string) => Promise<PaxosVote>,
 ): Promise<Poll> {
-  const out: Poll = { ok: [], refused: [], silent: [] };
-  return new Promise((resolve) => {
-    let pending = voters.length;
-    if (pending === 0) resolve(out);
-    for (const voter of voters) {
-      ask(voter).then(
-        (vote) => vote.ok ? out.ok.push({ voter, vote }) : out.refused.push({ voter, vote }),
-        (err) => out.silent.push(`${voter} (${errorMessage(err)})`),
-      ).finally(() => {
-        pending--;
-        if (out.ok.length >= need || pending === 0) resolve(out);
-      });
-    }
-  });
+  return pollVoters(voters, need, ask);
 }
 
 /** Resolves once `need` calls succeeded or all ended. */

@@ -25,6 +25,7 @@ import { shortKey } from "../validate.ts";
 import type { KeyAcceptor } from "./acceptor.ts";
 import { type LwtResult, type PaxosTransport, runPaxos } from "./proposer.ts";
 import { type Condition, decide, type LwtOp } from "./ops.ts";
+import { KeyedQueue } from "./keyed_queue.ts";
 
 export type { LwtResult };
 
@@ -58,7 +59,7 @@ const decoder = new TextDecoder();
 
 /** Conditional operations of one node. */
 export class Lwt {
-  readonly #queues = new Map<string, Promise<unknown>>();
+  readonly #queue = new KeyedQueue();
   readonly #transport: PaxosTransport;
 
   constructor(private readonly o: LwtOptions) {
@@ -131,7 +132,7 @@ export class Lwt {
       throw new KvError(Code.UNAVAILABLE, `${blocked}; conditional operations wait; nothing was changed`);
     }
     const voters = this.o.ring.preferenceList(op.key, this.o.replicationFactor);
-    return this.#serial(op.key, () =>
+    return this.#queue.run(op.key, () =>
       runPaxos({
         self: this.o.self,
         key: op.key,
@@ -141,18 +142,6 @@ export class Lwt {
         decide: (current) => decide(op, current),
         timeoutMs: this.o.timeoutMs,
       }));
-  }
-
-  /** Operations on one key run one at a time here, so this node never outbids itself. */
-  #serial<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.#queues.get(key) ?? Promise.resolve();
-    const run = prev.then(fn);
-    const tail = run.catch(() => {});
-    this.#queues.set(key, tail);
-    tail.then(() => {
-      if (this.#queues.get(key) === tail) this.#queues.delete(key);
-    });
-    return run;
   }
 }
 
