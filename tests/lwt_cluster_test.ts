@@ -269,3 +269,34 @@ clusterTest("CLI: put --if-absent, get --version, put/delete --if-version, incr"
     await Deno.remove(cwd, { recursive: true });
   }
 });
+
+clusterTest(
+  "Paxos calls from a node: a ballot far ahead and a record of another key are refused",
+  async () => {
+    const cluster = await start(3, 2);
+    const peers = cluster.peerTransport("node2", "node1", { timeoutMs: 3000 });
+    try {
+      const lwt = peers.lwt(3000);
+      const farAhead = { round: (Date.now() + 3600_000) * 1000, node: "node2" };
+      const invalid = (e: unknown) => e instanceof KvError && e.code === Code.INVALID_ARGUMENT;
+      await assert.rejects(() => lwt.prepare("node1", "k", farAhead), invalid);
+      const record = {
+        key: "other",
+        value: new Uint8Array(),
+        timestamp: Date.now() * 1000,
+        versionNode: "node2",
+        tombstone: false,
+      };
+      await assert.rejects(
+        () => lwt.accept("node1", "k", { round: Date.now() * 1000, node: "node2" }, record),
+        invalid,
+      );
+      // A sane prepare still gets a vote.
+      const vote = await lwt.prepare("node1", "k", { round: Date.now() * 1000, node: "node2" });
+      assert.ok(vote.ok, JSON.stringify(vote));
+    } finally {
+      peers.close();
+      await cluster.stop();
+    }
+  },
+);

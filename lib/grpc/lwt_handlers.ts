@@ -70,28 +70,41 @@ export async function increment(node: KvNode, req: IncrementRequestMsg) {
   };
 }
 
-/** NodeService handlers of the Paxos phases and of forwarded operations. */
+/**
+ * NodeService handlers of the Paxos phases and of forwarded operations. A
+ * ballot or record version too far ahead of this node's clock is refused
+ * (versions.ts): accepted, it would freeze the key for every later ballot.
+ */
 export function paxosHandlers(node: KvNode) {
   const limits = node.config.limits;
   const acc = node.lwtAcceptor;
+  const bounded = (round: number, what: string) => {
+    if (!node.versions.accepts(round)) {
+      throw new KvError(Code.INVALID_ARGUMENT, `the ${what} is too far ahead of this node's clock`);
+    }
+  };
+  const ballotOf = (m: BallotMsg | null) => {
+    const b = ballotFromMsg(m);
+    bounded(b.round, "ballot");
+    if (b.node === "" || b.node.length > limits.maxKeyBytes) {
+      throw new KvError(Code.INVALID_ARGUMENT, "a ballot names its node (at most max_key_bytes)");
+    }
+    return b;
+  };
   return {
     prepare: async (req: { key: string; ballot: BallotMsg | null }) => {
       checkKey(req.key, limits);
-      return paxosVoteToMsg(await acc.prepare(req.key, ballotFromMsg(req.ballot)));
+      return paxosVoteToMsg(await acc.prepare(req.key, ballotOf(req.ballot)));
     },
     accept: async (req: { key: string; ballot: BallotMsg | null; record: KeyValuePairMsg | null }) => {
       checkKey(req.key, limits);
       const record = checkedRecord(req.record, req.key, limits);
-      return paxosVoteToMsg(await acc.accept(req.key, ballotFromMsg(req.ballot), record));
+      bounded(record.timestamp, "record's version");
+      return paxosVoteToMsg(await acc.accept(req.key, ballotOf(req.ballot), record));
     },
     commit: async (req: { record: KeyValuePairMsg | null }) => {
       const record = checkedRecord(req.record, undefined, limits);
-      if (!node.versions.accepts(record.timestamp)) {
-        throw new KvError(
-          Code.INVALID_ARGUMENT,
-          "the record's version is too far ahead of this node's clock",
-        );
-      }
+      bounded(record.timestamp, "record's version");
       await acc.commit(record);
       return {};
     },

@@ -185,6 +185,14 @@ export function opFromMsg(m: ConditionalOpMsg, limits: Limits): LwtOp {
       return { kind: "incrFloat", key: m.key, delta: parseFloatDelta(m.delta) };
     case "COND_PUT":
       checkValue(m.value, limits);
+      break;
+    case "COND_DELETE":
+      break;
+    default:
+      throw new KvError(
+        Code.INVALID_ARGUMENT,
+        `unknown conditional operation ${String(m.kind).slice(0, 32)}`,
+      );
   }
   const tombstone = m.kind === "COND_DELETE";
   return {
