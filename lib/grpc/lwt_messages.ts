@@ -75,6 +75,21 @@ export interface PaxosVoteMsg {
   message: string;
 }
 
+export interface PaxosPrepareMsg {
+  key: string;
+  ballot: BallotMsg | null;
+}
+
+export interface PaxosAcceptMsg {
+  key: string;
+  ballot: BallotMsg | null;
+  record: KeyValuePairMsg | null;
+}
+
+export interface PaxosCommitMsg {
+  record: KeyValuePairMsg | null;
+}
+
 export interface ConditionalOpMsg {
   kind: "COND_PUT" | "COND_DELETE" | "COND_INCR" | "COND_INCR_FLOAT";
   key: string;

@@ -22,7 +22,13 @@ import type { KeyPage, PageRequest, SnapshotPage } from "../listing.ts";
 import type { ReplicaAnswer, ReplicaPush } from "../replica_apply.ts";
 import type { JoinAnswer, MembershipView, VoteRequest } from "../membership/handlers.ts";
 import type { MemberInfo } from "../node.ts";
-import type { ConditionMsg } from "./lwt_messages.ts";
+import type {
+  ConditionMsg,
+  PaxosAcceptMsg,
+  PaxosCommitMsg,
+  PaxosPrepareMsg,
+  PaxosVoteMsg,
+} from "./lwt_messages.ts";
 
 /** NodeStatus as the loader renders enums (by name). */
 export type NodeStatusName = "ACTIVE" | "SUSPECTED" | "FAILED" | "JOINING" | "LEAVING";
@@ -122,6 +128,9 @@ export interface ForwardFrameMsg {
   get?: MultiGetRequestMsg | null;
   del?: MultiDeleteRequestMsg | null;
   repl?: ReplicateBatchRequestMsg | null;
+  prepare?: PaxosPrepareMsg | null;
+  accept?: PaxosAcceptMsg | null;
+  commit?: PaxosCommitMsg | null;
 }
 
 /** The answer to the ForwardFrame with the same id: results, or the batch's status (error_code != 0). */
@@ -131,6 +140,9 @@ export interface ForwardReplyMsg {
   get?: MultiGetResponseMsg | null;
   del?: MultiDeleteResponseMsg | null;
   repl?: ReplicateBatchResponseMsg | null;
+  prepare?: PaxosVoteMsg | null;
+  accept?: PaxosVoteMsg | null;
+  commit?: Record<string, never> | null;
   error_code: number;
   error_message: string;
 }

@@ -44,6 +44,9 @@ import type { LwtTransport } from "../lwt/service.ts";
 import {
   type ConditionalResultMsg,
   opToMsg,
+  type PaxosAcceptMsg,
+  type PaxosCommitMsg,
+  type PaxosPrepareMsg,
   paxosVoteFromMsg,
   type PaxosVoteMsg,
   resultFromMsg,
@@ -135,6 +138,9 @@ interface BatchKinds {
   get: [MultiGetRequestMsg, MultiGetResponseMsg];
   del: [MultiDeleteRequestMsg, MultiDeleteResponseMsg];
   repl: [ReplicateBatchRequestMsg, ReplicateBatchResponseMsg];
+  prepare: [PaxosPrepareMsg, PaxosVoteMsg];
+  accept: [PaxosAcceptMsg, PaxosVoteMsg];
+  commit: [PaxosCommitMsg, Record<string, never>];
 }
 
 /**
@@ -381,7 +387,7 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
     }
     const res = reply[kind] as BatchKinds[K][1] | null | undefined;
     if (!res) throw new KvError(Code.INTERNAL, `node ${peer} answered a ${kind} frame without its answer`);
-    if ("results" in res) {
+    if ("results" in res && ("items" in req || "keys" in req)) {
       const count = "items" in req ? req.items.length : req.keys.length;
       if (res.results.length !== count) {
         throw new KvError(
@@ -532,21 +538,31 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
    */
   lwt(opTimeoutMs: number): LwtTransport {
     const self = this.o.self.id;
+    // Each phase is a frame of the peer's ForwardStream (a message, not a call), else a unary call.
+    const phase = async <K extends "prepare" | "accept" | "commit">(
+      peer: string,
+      kind: K,
+      method: string,
+      req: BatchKinds[K][0],
+    ): Promise<BatchKinds[K][1]> =>
+      await this.#streamOrUnary(
+        peer,
+        () => this.#onStream(peer, kind, req),
+        () => this.#unary<BatchKinds[K][1]>(peer, method, req),
+      );
     return {
       prepare: async (voter, key, ballot) =>
-        paxosVoteFromMsg(
-          await this.#unary<PaxosVoteMsg>(voter, "PaxosPrepare", { key, ballot: ballotToMsg(ballot) }),
-        ),
+        paxosVoteFromMsg(await phase(voter, "prepare", "PaxosPrepare", { key, ballot: ballotToMsg(ballot) })),
       accept: async (voter, key, ballot, record) =>
         paxosVoteFromMsg(
-          await this.#unary<PaxosVoteMsg>(voter, "PaxosAccept", {
+          await phase(voter, "accept", "PaxosAccept", {
             key,
             ballot: ballotToMsg(ballot),
             record: recordToPair(record),
           }),
         ),
       commit: async (voter, record) => {
-        await this.#unary(voter, "PaxosCommit", { record: recordToPair(record) });
+        await phase(voter, "commit", "PaxosCommit", { record: recordToPair(record) });
       },
       forward: async (peer, op) =>
         resultFromMsg(

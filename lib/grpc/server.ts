@@ -480,6 +480,9 @@ class Handlers {
           get: attempt(n, "ForwardMultiGet", forwardGet),
           del: attempt(n, "ForwardMultiDelete", forwardDelete),
           repl: attempt(n, "ReplicateBatch", replicate),
+          prepare: attempt(n, "PaxosPrepare", healthy(paxos.prepare)),
+          accept: attempt(n, "PaxosAccept", healthy(paxos.accept)),
+          commit: attempt(n, "PaxosCommit", healthy(paxos.commit)),
         },
         closed: () => gates.get(n)?.closed ?? false,
         onDrain: (stop) => {
