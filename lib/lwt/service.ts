@@ -27,7 +27,7 @@ import { type LwtResult, type PaxosTransport, runPaxos } from "./proposer.ts";
 import { type Condition, decide, type LwtOp } from "./ops.ts";
 import { KeyedQueue } from "./keyed_queue.ts";
 
-export type { LwtResult };
+export type { Condition, LwtResult };
 
 /** Peer calls of per-key consensus: the three phases, and forwarding an operation to the key's leader. */
 export interface LwtTransport extends PaxosTransport {
