@@ -226,6 +226,7 @@ export class KvNode {
       canServe,
       recovered: () => !this.#recovering,
       onUnreachable,
+      hints: this.hints,
     }));
     this.#heartbeats = new HeartbeatLoop(this.detector, {
       intervalMs: fd.heartbeatIntervalMs,

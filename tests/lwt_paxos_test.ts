@@ -269,3 +269,22 @@ Deno.test("while a key's range moves in a membership change, conditional operati
   const still = keys.find((k) => !moving.includes(k))!;
   assert.ok((await made.acceptor.prepare(still, { round: 1, node: "b" })).ok, "a key not moving still votes");
 });
+
+Deno.test("a replica the commit did not reach is named, so it gets the record as a hint", async () => {
+  const c = cluster();
+  c.down.add("c");
+  const missed: string[] = [];
+  const r = await runPaxos({
+    self: "a",
+    key: "n",
+    voters: ids,
+    transport: c.transport,
+    clock: new HybridClock(),
+    decide: (cur) => decide(incr("n"), cur),
+    timeoutMs: 5000,
+    onCommitMissed: (voter, record) => missed.push(`${voter}:${text(record)}`),
+  });
+  assert.ok(r.applied);
+  await new Promise((res) => setTimeout(res, 10));
+  assert.deepEqual(missed, ["c:1"]);
+});

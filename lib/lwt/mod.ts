@@ -7,6 +7,7 @@ import type { Storage } from "../storage/mod.ts";
 import type { HybridClock, WallClock } from "../hlc.ts";
 import type { RingLike } from "../membership/live_ring.ts";
 import type { Logger } from "../log.ts";
+import type { HintStore } from "../hints.ts";
 import { Code, KvError, type PeerUnavailableError } from "../errors.ts";
 import { KeyAcceptor, MemoryVoteBook, StorageVoteBook, type VoteBook } from "./acceptor.ts";
 import { Lwt, type LwtTransport, rangeMoving } from "./service.ts";
@@ -28,6 +29,7 @@ export interface CreateLwtOptions {
   /** Whether this node holds its data (not recovering): a forgetful acceptor waits for it. */
   recovered: () => boolean;
   onUnreachable: (peer: string, err: PeerUnavailableError) => void;
+  hints?: HintStore;
 }
 
 /** Rounds of calls one operation may take before it gives up. */
@@ -70,6 +72,7 @@ export function createLwt(o: CreateLwtOptions): { acceptor: KeyAcceptor; lwt: Lw
     canServe: o.canServe,
     onUnreachable: o.onUnreachable,
     timeoutMs,
+    hints: o.hints,
   });
   return { acceptor, lwt, timeoutMs };
 }

@@ -61,6 +61,8 @@ export interface RunOptions {
   now?: () => number;
   /** Waits before attempt `n` after being outbid: random, so rivals stop colliding. */
   pause?: (attempt: number) => Promise<void>;
+  /** Told of each voter a chosen record's commit did not reach (to hint it). */
+  onCommitMissed?: (voter: string, record: KvRecord) => void;
 }
 
 type Poll = VotePoll<PaxosVote>;
@@ -138,7 +140,11 @@ async function propose(
     return highestPromised(accepts);
   }
   // Chosen: a later proposer completes it even if this commit reaches too few.
-  await pollDone(o.voters, need, (v) => o.transport.commit(v, record));
+  await pollDone(o.voters, need, (v) =>
+    o.transport.commit(v, record).catch((err) => {
+      o.onCommitMissed?.(v, record);
+      throw err;
+    }));
   return "chosen";
 }
 

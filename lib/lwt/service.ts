@@ -19,6 +19,7 @@ import { ringHash } from "../ring.ts";
 import type { RingLike } from "../membership/live_ring.ts";
 import type { HybridClock } from "../hlc.ts";
 import type { Logger } from "../log.ts";
+import type { HintStore } from "../hints.ts";
 import { Code, KvError, PeerUnavailableError } from "../errors.ts";
 import type { KvRecord } from "../record.ts";
 import { shortKey } from "../validate.ts";
@@ -47,6 +48,8 @@ export interface LwtOptions {
   onUnreachable: (peer: string, err: PeerUnavailableError) => void;
   /** How long one operation may take before it gives up. */
   timeoutMs: number;
+  /** Where a commit that missed a voter is kept for it (handed off when it is back). */
+  hints?: HintStore;
 }
 
 /** The result of an increment: the new value as Redis prints it, and the record written. */
@@ -141,6 +144,10 @@ export class Lwt {
         clock: this.o.clock,
         decide: (current) => decide(op, current),
         timeoutMs: this.o.timeoutMs,
+        // A replica that missed the commit gets it as a hint, as for a plain write (this node holds the record).
+        onCommitMissed: (voter, record) => {
+          if (voters.includes(this.o.self)) this.o.hints?.add(voter, record.key, record);
+        },
       }));
   }
 }
