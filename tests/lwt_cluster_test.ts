@@ -11,6 +11,7 @@ import { sleep } from "../lib/async.ts";
 import { Code, KvError } from "../lib/errors.ts";
 import type { KvClient } from "../lib/grpc/kv_client.ts";
 import { checkCounter } from "./helpers/lwt_history.ts";
+import { ignoreRedis, startRedises, stopRedises } from "./helpers/redis.ts";
 import {
   checkLinearizable,
   counterModel,
@@ -25,9 +26,17 @@ const LIMITS = { limits: { max_clock_skew_ms: 2000 }, failure_detection: { rpc_t
 /** A started memory node votes only on ballots past 2 × max_clock_skew_ms after its start (acceptor.ts). */
 const VOTE_FLOOR_MS = 2 * LIMITS.limits.max_clock_skew_ms + 300;
 
-async function start(nodes: number, rf: number) {
-  const cluster = await TestCluster.start({ nodes, replicationFactor: rf, extra: LIMITS });
-  await sleep(VOTE_FLOOR_MS);
+async function start(nodes: number, rf: number, redisPorts?: number[]) {
+  const storage = redisPorts ? "redis" : "memory";
+  const cluster = await TestCluster.start({
+    nodes,
+    replicationFactor: rf,
+    extra: LIMITS,
+    storage,
+    redisPorts,
+  });
+  // Redis keeps the votes: no floor to wait for.
+  if (!redisPorts) await sleep(VOTE_FLOOR_MS);
   return cluster;
 }
 
@@ -180,12 +189,36 @@ faultedCounter("its leader is paused (SIGSTOP) for 3 s", async (cluster) => {
   await cluster.signal(leader, "SIGCONT");
 });
 
-faultedCounter("its leader is killed -9 and restarted", async (cluster) => {
+const killLeader = async (cluster: TestCluster) => {
   const leader = leaderOf(cluster, "counter");
   await cluster.kill(leader);
   await sleep(1000);
   await cluster.startNode(leader);
-});
+};
+
+faultedCounter("its leader is killed -9 and restarted", killLeader);
+
+clusterTest(
+  "Redis engine: counter while its leader is killed -9 and restarted with its votes kept",
+  async () => {
+    const { procs, dirs } = await startRedises(3);
+    try {
+      const cluster = await start(3, 3, procs.map((p) => p.port));
+      try {
+        const { values, attempted, final } = await counterRun(cluster, "counter", 300, async () => {
+          await sleep(1000);
+          await killLeader(cluster);
+        });
+        assert.deepEqual(checkCounter(values, final, attempted), []);
+      } finally {
+        await cluster.stop();
+      }
+    } finally {
+      await stopRedises(procs, dirs);
+    }
+  },
+  { timeoutMs: 240_000, ignore: ignoreRedis },
+);
 
 clusterTest(
   "rf 2, one replica down: conditional operations on its keys are UNAVAILABLE and change nothing",
