@@ -25,6 +25,8 @@ async function redisCliInteractive(port: number, input: string): Promise<string>
   await w.close();
   const out = await child.output();
   clearTimeout(timer);
+  // redis-cli colours some replies: the escape character is what is matched.
+  // deno-lint-ignore no-control-regex
   return new TextDecoder().decode(out.stdout).replace(/\x1b\[[0-9;]*m/g, "");
 }
 
