@@ -491,7 +491,10 @@ function readSecurity(
     }
   });
   checkOwnCerts(r, nodes, rawNodes);
-  out.tls = { caFile: caFile ?? r.fail("security.tls.ca_file", "must be a non-empty string"), requireClientCert };
+  out.tls = {
+    caFile: caFile ?? r.fail("security.tls.ca_file", "must be a non-empty string"),
+    requireClientCert,
+  };
   return out;
 }
 

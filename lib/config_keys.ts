@@ -52,7 +52,9 @@ function suggestion(path: string, known: ReadonlySet<string>): string | undefine
 
 /** One line per unknown key: "unknown setting X; did you mean Y?". */
 export function describeUnknown(unknown: UnknownSetting[]): string {
-  return unknown.map((u) => `unknown setting ${u.path}${u.suggestion ? `; did you mean ${u.suggestion}?` : ""}`)
+  return unknown.map((u) =>
+    `unknown setting ${u.path}${u.suggestion ? `; did you mean ${u.suggestion}?` : ""}`
+  )
     .join("\n");
 }
 

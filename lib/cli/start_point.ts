@@ -112,7 +112,9 @@ export async function joinerStart(
   // A newer peer's setting is not this node's to refuse: it says so and runs without it.
   const config = configFromSettings(snap.settingsJson, snap.list, self, source, (unknown) =>
     warnings.push(
-      `${source}: ${describeUnknown(unknown).replaceAll("\n", ", ")} (ignored; the sender may run another version)`,
+      `${source}: ${
+        describeUnknown(unknown).replaceAll("\n", ", ")
+      } (ignored; the sender may run another version)`,
     ));
   // The secret never travels: it comes from this node's own --cluster-secret-file or --config.
   const secretFile = values["cluster-secret-file"] as string | undefined;
