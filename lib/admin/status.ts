@@ -33,6 +33,8 @@ export interface SelfStatus {
   replication_queue: number;
   /** Why it does not serve (recovering, its clock off to its peers...); absent while it does. */
   not_serving_reason?: string;
+  /** Open connections to its Redis protocol gateway (0 without one). */
+  resp_connections: number;
 }
 
 /** One node on the status page. */
@@ -87,6 +89,7 @@ export function selfStatus(node: KvNode, metrics: NodeMetrics): SelfStatus {
     hints_held: node.hints.size(),
     replication_queue: node.replicator.pendingTotal(),
     not_serving_reason: node.notServingReason(),
+    resp_connections: metrics.respConnections?.() ?? 0,
   };
 }
 
