@@ -16,8 +16,8 @@ import {
   text,
 } from "./helpers/cluster.ts";
 import { NodeStub } from "./helpers/node_stub.ts";
+import { type FakeNode, fakeNodeService } from "./helpers/fake_node.ts";
 import { freePort } from "./helpers/ports.ts";
-import { kvstorePackage } from "../lib/grpc/proto.ts";
 
 const show = (r: MainRun) => `exit ${r.code}\n${r.stdout}\n${r.stderr}`;
 
@@ -76,27 +76,17 @@ clusterTest(
  * version would send, and JoinCluster with UNAVAILABLE (so the joiner goes on
  * to the real node).
  */
-async function newerSeed(real: NodeStub): Promise<{ address: string; stop: () => Promise<void> }> {
+async function newerSeed(real: NodeStub): Promise<FakeNode> {
   const answer = await real.call<Record<string, unknown>>("GetMembership", {});
   const settings = JSON.parse(answer.settings_json as string);
   settings.consensus = { leaseMs: 500 };
   settings.replication.writeQuorom = 2;
-  const server = new grpc.Server();
-  server.addService(kvstorePackage().NodeService.service, {
+  return await fakeNodeService({
     GetMembership: (_: unknown, cb: grpc.sendUnaryData<unknown>) =>
       cb(null, { ...answer, settings_json: JSON.stringify(settings) }),
     JoinCluster: (_: unknown, cb: grpc.sendUnaryData<unknown>) =>
       cb({ code: grpc.status.UNAVAILABLE, details: "a seed that only hands out settings" }),
   });
-  const port = freePort();
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(
-      `127.0.0.1:${port}`,
-      grpc.ServerCredentials.createInsecure(),
-      (e) => e ? reject(e) : resolve(),
-    )
-  );
-  return { address: `127.0.0.1:${port}`, stop: () => new Promise((r) => server.tryShutdown(() => r())) };
 }
 
 clusterTest("a joiner given settings it does not know warns, naming them, and starts", async () => {
