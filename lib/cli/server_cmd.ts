@@ -121,6 +121,7 @@ export async function serverCommand(args: string[]): Promise<number> {
   const log = loggerFrom(config, values, self.id);
   const warning = runtimeWarning(Deno.version.deno);
   if (warning) log.warn(warning);
+  for (const w of start.warnings ?? []) log.warn(w);
   const offsetFlag = values["clock-offset-ms"];
   const clockOffsetMs = offsetFlag === undefined
     ? 0
