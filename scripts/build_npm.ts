@@ -7,7 +7,7 @@
  * writes the declarations from the same sources. `deno task build:npm`
  * (`-- --out DIR` to build elsewhere).
  */
-import * as esbuild from "npm:esbuild@0.28.2";
+import * as esbuild from "esbuild";
 import denoJson from "../deno.json" with { type: "json" };
 
 const ROOT = new URL("../", import.meta.url).pathname;
