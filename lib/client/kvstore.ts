@@ -260,7 +260,9 @@ function entryOf(r: ReadResult): Entry | null {
   if (!r.found) return null;
   // A node with per-key consensus names the version's node; one without does not.
   const node = (r as ReadResult & { versionNode?: string }).versionNode ?? "";
-  const e: Entry = { value: r.value, version: { timestamp: r.timestamp, node } };
+  // A plain Uint8Array view of gRPC's Buffer (no copy): what the type says, under Deno and Node alike.
+  const value = new Uint8Array(r.value.buffer, r.value.byteOffset, r.value.byteLength);
+  const e: Entry = { value, version: { timestamp: r.timestamp, node } };
   if (r.expiresAtMs) e.expiresAt = new Date(r.expiresAtMs);
   return e;
 }
