@@ -93,3 +93,11 @@ export async function runNodeExample(project: string, name: string, ...args: str
   await Deno.writeTextFile(file, js.code);
   return await run("node", [file, ...args], project);
 }
+
+/** What both rate limiters (kvstore's API and ioredis over RESP) print, in order. */
+export const RATE_LIMITER_OUTPUT = [
+  ...[1, 2, 3, 4, 5].map((i) => `request ${i}: allowed (${i}/5 this window)`),
+  "request 6: refused (6/5 this window)",
+  "request 7: refused (7/5 this window)",
+  "after the window: allowed (1/5 this window)",
+];
