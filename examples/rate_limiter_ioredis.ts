@@ -4,7 +4,7 @@
  * `resp_port`): `SET key 0 NX PX window` starts a window, `INCR` counts.
  * The same program runs unchanged against a real Redis.
  *
- *   deno run -A examples/rate_limiter_ioredis.ts 127.0.0.1:6390
+ *   deno run -A examples/rate_limiter_ioredis.ts 127.0.0.1:7001
  *
  * It prints each request's fate; tests/examples_resp_test.ts checks it.
  */
