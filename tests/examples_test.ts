@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { clusterTest, endCluster, TestCluster } from "./helpers/cluster.ts";
-import { linesOf, nodeProject, runDenoExample, runNodeExample } from "./helpers/examples.ts";
+import { linesOf, nodeProject, runDenoExample, runNodeExample, typeCheckInNode } from "./helpers/examples.ts";
 
 /** What the session store prints, in order. */
 const SESSION_STORE_OUTPUT = [
@@ -33,5 +33,28 @@ clusterTest("examples: the session store (TTL) under Deno and under Node from th
   } finally {
     await project.remove();
     await endCluster(cluster);
+  }
+});
+
+/** A Node program using the package's types: right uses must check, wrong ones must not. */
+const CONSUMER = `
+import { connect, KvStoreError, type Entry, type Version } from "@kvstore/kvstore";
+const kv = await connect({ nodes: ["127.0.0.1:1"], token: "t" });
+const e: Entry | null = await kv.get("k");
+const v: Version | undefined = (await kv.put("k", new Uint8Array([1]), { ttlMs: 5, ifAbsent: true })).version;
+const n: bigint = await kv.increment("c", 2n);
+for await (const key of kv.list({ prefix: "p" })) key.toUpperCase();
+const code: number = new KvStoreError(5, "x").code;
+export { code, e, n, v };
+`;
+
+clusterTest("npm package: its declarations type-check a Node program, and reject a wrong use", async () => {
+  const project = await nodeProject();
+  try {
+    assert.equal(await typeCheckInNode(project.dir, CONSUMER), "");
+    const wrong = await typeCheckInNode(project.dir, CONSUMER.replace("const n: bigint", "const n: string"));
+    assert.match(wrong, /consumer\.ts.*error TS2322/);
+  } finally {
+    await project.remove();
   }
 });

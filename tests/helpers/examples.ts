@@ -86,9 +86,10 @@ export async function nodeProject(): Promise<{ dir: string; remove: () => Promis
  * from the project's node_modules).
  */
 export async function runNodeExample(project: string, name: string, ...args: string[]): Promise<ExampleRun> {
-  const { transform } = await import("esbuild");
+  const esbuild = await import("esbuild");
   const source = await Deno.readTextFile(`${ROOT}examples/${name}`);
-  const js = await transform(source, { loader: "ts", format: "esm", target: "node20" });
+  const js = await esbuild.transform(source, { loader: "ts", format: "esm", target: "node20" });
+  await esbuild.stop();
   const file = `${project}/${name.replace(/\.ts$/, ".mjs")}`;
   await Deno.writeTextFile(file, js.code);
   return await run("node", [file, ...args], project);
@@ -101,3 +102,22 @@ export const RATE_LIMITER_OUTPUT = [
   "request 7: refused (7/5 this window)",
   "after the window: allowed (1/5 this window)",
 ];
+
+/**
+ * Type-checks `source` as a Node project's TypeScript against the package's
+ * declarations (tsc from npm, Node's module resolution): tsc's output, "" when clean.
+ */
+export async function typeCheckInNode(project: string, source: string): Promise<string> {
+  await Deno.writeTextFile(`${project}/consumer.ts`, source);
+  const tsconfig = {
+    compilerOptions: { strict: true, noEmit: true, target: "es2022", module: "nodenext", types: [] },
+    files: ["consumer.ts"],
+  };
+  await Deno.writeTextFile(`${project}/tsconfig.json`, JSON.stringify(tsconfig));
+  const r = await run(
+    Deno.execPath(),
+    ["run", "-A", "--quiet", "npm:typescript@5.9.3/tsc", "-p", project],
+    project,
+  );
+  return r.code === 0 ? "" : `${r.stdout}${r.stderr}` || `tsc exited ${r.code}`;
+}
