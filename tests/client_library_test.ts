@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { connect, type KvStore, KvStoreError } from "@kvstore/kvstore";
 import { clusterTest, endCluster, sleep, TestCluster } from "./helpers/cluster.ts";
-import { startConditionalCluster } from "./helpers/lwt.ts";
+import { sharedExpiry, startConditionalCluster } from "./helpers/lwt.ts";
 import { freePort } from "./helpers/ports.ts";
 
 async function storeError(fn: () => PromiseLike<unknown>): Promise<KvStoreError> {
@@ -197,17 +197,7 @@ clusterTest(
       for (const key of keys) {
         assert.equal((await kv.put(key, "0", { ifAbsent: true, ttlMs: 1500 })).applied, true);
       }
-      for (const key of keys) {
-        const copies = await Promise.all(
-          cluster.nodes.map((n) => probe.get(key, { fromReplica: true, address: n.address })),
-        );
-        const expiries = copies.filter((c) => c.found).map((c) => c.expiresAtMs);
-        assert.equal(expiries.length, 2, `${key}: ${expiries.length} copies`);
-        assert.ok(
-          expiries[0]! > Date.now() && expiries[0] === expiries[1],
-          `${key}: copies disagree ${expiries}`,
-        );
-      }
+      for (const key of keys) await sharedExpiry(cluster, probe, key, 2);
       const before = (await kv.get(keys[0]))!.expiresAt!.getTime();
       assert.equal(await kv.increment(keys[0]), 1n);
       assert.equal((await kv.get(keys[0]))?.expiresAt?.getTime(), before, "increment dropped the TTL");

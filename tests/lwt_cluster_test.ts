@@ -11,6 +11,7 @@ import { sleep } from "../lib/async.ts";
 import { Code, KvError } from "../lib/errors.ts";
 import type { KvClient } from "../lib/grpc/kv_client.ts";
 import { checkCounter } from "./helpers/lwt_history.ts";
+import { sharedExpiry } from "./helpers/lwt.ts";
 import { ignoreRedis, startRedises, stopRedises } from "./helpers/redis.ts";
 import {
   checkLinearizable,
@@ -327,18 +328,7 @@ clusterTest(
       const forwarded = keys.filter((k) => ringOf(cluster).preferenceList(k, 2)[0] !== "node1");
       assert.ok(forwarded.length > 0, "no key crosses ForwardConditional");
       let expiresAt = 0;
-      for (const key of keys) {
-        const copies = await Promise.all(
-          cluster.nodes.map((n) => probe.get(key, { fromReplica: true, address: n.address })),
-        );
-        const expiries = copies.filter((c) => c.found).map((c) => c.expiresAtMs);
-        assert.equal(expiries.length, 2, `${key}: ${expiries.length} copies`);
-        assert.ok(
-          expiries[0]! > Date.now() && expiries[0] === expiries[1],
-          `${key}: copies disagree: ${expiries}`,
-        );
-        expiresAt = Math.max(expiresAt, expiries[0]!);
-      }
+      for (const key of keys) expiresAt = Math.max(expiresAt, await sharedExpiry(cluster, probe, key, 2));
       console.log(`${forwarded.length} of ${keys.length} keys led by another node than node1`);
       let r = await cli("put", keys[0], "b", "--if-absent");
       assert.equal(r.code, 1, "a live key was taken by --if-absent");
