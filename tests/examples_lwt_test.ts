@@ -1,6 +1,6 @@
 /**
  * The examples that need conditional writes and counters (per-key
- * consensus, branch per-key-paxos): the rate limiter (increment + TTL) and
+ * consensus): the rate limiter (increment + TTL) and
  * the lock (ifAbsent + TTL, released with ifVersion), run against real
  * nodes, their output checked line by line. The nodes take a small
  * max_clock_skew_ms so that their vote floor (memory engine) passes soon.
