@@ -78,6 +78,11 @@ Deno.test("writeExpiry: EX/PX as a ttl, EXAT/PXAT as an instant, Redis's errors,
     refused(() => writeExpiry(b("9223372036854775807")[0], "ex", "set", NOW)),
     "ERR invalid expire time in 'set' command",
   );
+  assert.equal(
+    refused(() => writeExpiry(b("9223372036854775807")[0], "exat", "set", NOW)),
+    "ERR invalid expire time in 'set' command",
+    "seconds that overflow as ms",
+  );
   assert.deepEqual(writeExpiry(b(String(MAX_TTL_MS))[0], "px", "set", NOW), { ttlMs: MAX_TTL_MS });
   assert.match(
     refused(() => writeExpiry(b(String(MAX_TTL_MS + 1))[0], "px", "psetex", NOW)),
