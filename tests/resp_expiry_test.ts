@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { clusterTest } from "./helpers/cluster.ts";
-import { type Decoded, RawResp, redisCli, startRespCluster } from "./helpers/resp.ts";
+import { type Decoded, RawResp, redisCli, runRedisPy, startRespCluster } from "./helpers/resp.ts";
 import { ignoreRedis, redisAvailable, startRedises, stopRedises } from "./helpers/redis.ts";
 
 /** Polls `check` every 100 ms until it holds, at most `maxMs`; whether it did. */
@@ -164,14 +164,7 @@ clusterTest(
         /^ReplyError: ERR invalid expire time in 'setex' command$/,
       );
 
-      const py = await new Deno.Command("/usr/bin/python3", {
-        args: ["-c", PY, String(ports[2]), String(ports[0])],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const pyOut = new TextDecoder().decode(py.stdout) + new TextDecoder().decode(py.stderr);
-      assert.equal(py.code, 0, pyOut);
-      assert.match(pyOut, /python ok/);
+      await runRedisPy(PY, [ports[2], ports[0]]);
     } finally {
       io.disconnect();
       io2.disconnect();
