@@ -89,6 +89,12 @@ clusterTest(
       assert.equal(await cli(ports[1], "EXISTS", "s:grpc"), "0");
       assert.equal((await grpc.get("s:grpc")).found, false);
       assert.equal(await cli(ports[0], "EXPIRE", "s:grpc", "-5"), "0");
+      // A short PEXPIRE through one node: the key expires over gRPC and through the others.
+      await grpc.put("s:short", "v");
+      assert.equal(await cli(ports[2], "PEXPIRE", "s:short", "400"), "1");
+      assert.ok(await eventually(async () => !(await grpc.get("s:short")).found, 5000));
+      assert.equal(await cli(ports[0], "GET", "s:short"), "");
+      assert.equal(await cli(ports[1], "PTTL", "s:short"), "-2");
 
       // GETEX without options is a GET; with them, and EXPIRE's conditions, they wait for conditional writes.
       await grpc.put("s:getex", "g");
