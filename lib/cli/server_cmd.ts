@@ -181,6 +181,7 @@ export async function serverCommand(args: string[]): Promise<number> {
       health: served.health,
       hostname: self.bindHost,
       port: self.adminPort,
+      clientToken: security.clientToken,
     });
   } catch (err) {
     log.error(errorMessage(err));
