@@ -116,11 +116,30 @@ clusterTest(
       assert.equal(await page.evaluate<number>(`document.querySelectorAll("#key-marker").length`), 1);
       await page.screenshot(`${shots}/status-inspector.png`, true);
 
+      // The same door over plain HTTP: a wrong token, then more than the rate allows.
+      const url = `http://127.0.0.1:${cluster.node("node2").adminPort}/inspect.json?key=${
+        encodeURIComponent(key)
+      }`;
+      const wrong = await fetch(url, { headers: { authorization: "Bearer wrong" } });
+      assert.equal(wrong.status, 401, await wrong.text());
+      const codes = [];
+      for (let i = 0; i < 12; i++) {
+        const res = await fetch(url, { headers: { authorization: `Bearer ${TOKEN}` } });
+        const body = await res.text();
+        assert.ok(!body.includes(value), "no value over HTTP either");
+        codes.push(res.status);
+      }
+      assert.deepEqual(codes.slice(-2), [429, 429], `rate-limited per source: ${codes}`);
+
+      // A loaded machine may have made the detector flap at the start: count only failures after the kill.
+      const NODE3_FAILURES =
+        `document.querySelectorAll('#event-list li[data-kind="failure"][data-node="node3"]').length`;
+      const before = await page.evaluate<number>(NODE3_FAILURES);
       await cluster.kill("node3");
       const failed = await until<number>(
         page,
-        `document.querySelectorAll('#event-list li[data-kind="failure"][data-node="node3"]').length`,
-        (n) => n > 0,
+        NODE3_FAILURES,
+        (n) => n > before,
         30_000,
         "node3's failure in the events list",
       );
@@ -128,6 +147,22 @@ clusterTest(
       await inspect(page, key, TOKEN);
       const after = await until<string[][]>(page, ROWS, (v) => v.length === 3, 10_000, "inspector rows");
       assert.equal(after.value.find((r) => r[0] === "node3")?.[2], "unreachable");
+
+      // Writes node3 misses are hinted; once it is back they are handed off, and the list says so.
+      for (let i = 0; i < 5; i++) await client.put(`while-down-${i}`, "x");
+      await cluster.startNode("node3");
+      const back = await until<number>(
+        page,
+        `document.querySelectorAll('#event-list li[data-kind="hints"][data-node="node3"]').length`,
+        (n) => n > 0,
+        30_000,
+        "hints handed off to node3 in the events list",
+      );
+      console.log(`  the events list showed hints handed off to node3 ${back.ms} ms after it restarted`);
+      const refusedText = await page.evaluate<string>(`document.getElementById("refused").textContent`);
+      assert.match(refusedText, /inspector: no client token 1/);
+      assert.match(refusedText, /inspector: wrong client token 1/);
+      assert.match(refusedText, /inspector: rate limited [1-9]/);
       await page.screenshot(`${shots}/status-page.png`, true);
       for (const f of ["status-inspector.png", "status-page.png"]) {
         const size = (await Deno.stat(`${shots}/${f}`)).size;

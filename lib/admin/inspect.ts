@@ -48,18 +48,43 @@ export interface KeyInspection {
   agree: boolean;
 }
 
+/** What the inspector needs of a node: where keys go, and each holder's copy. */
+export interface KeyPlaces {
+  replicationFactor: number;
+  epoch: number;
+  /** The holders from a ring position (owner first), and those gaining it in a change under way. */
+  walk(position: number, count: number): string[];
+  pendingWalk(position: number, count: number): string[];
+  /** A holder's own copy of a key (undefined: it holds none); throws when it does not answer. */
+  read(node: string, key: string): Promise<KvRecord | undefined>;
+}
+
+/** A node's ring and copies, as the inspector sees them. */
+export function placesOf(node: KvNode): KeyPlaces {
+  return {
+    replicationFactor: node.config.replication.replicationFactor,
+    get epoch() {
+      return node.membership.epoch;
+    },
+    walk: (position, count) => node.ring.walk(position, count),
+    pendingWalk: (position, count) => node.ring.pendingWalk(position, count),
+    read: async (id, key) =>
+      id === node.id
+        ? (await node.storage.get([key]))[0]
+        : (await node.peerRecords(id, [key])).find((r) => r.key === key),
+  };
+}
+
 /** Where `key` lives and what each holder's copy is (never its value). */
-export async function inspectKey(node: KvNode, key: string): Promise<KeyInspection> {
-  const rf = node.config.replication.replicationFactor;
+export async function inspectKey(places: KeyPlaces, key: string, now = Date.now()): Promise<KeyInspection> {
+  const rf = places.replicationFactor;
   const position = ringHash(key);
-  const replicas = node.ring.walk(position, rf);
-  const gaining = node.ring.pendingWalk(position, rf);
-  const holders = [...replicas, ...gaining];
-  const now = Date.now();
+  const replicas = places.walk(position, rf);
+  const holders = [...replicas, ...places.pendingWalk(position, rf)];
   const copies = await Promise.all(holders.map(async (id, i): Promise<CopyView> => {
     const role = i === 0 ? "owner" : i < replicas.length ? "replica" : "gaining";
     try {
-      return { node: id, role, reachable: true, ...describe(await readCopy(node, id, key), now) };
+      return { node: id, role, reachable: true, ...describe(await places.read(id, key), now) };
     } catch (err) {
       return { node: id, role, reachable: false, error: errorMessage(err) };
     }
@@ -70,15 +95,10 @@ export async function inspectKey(node: KvNode, key: string): Promise<KeyInspecti
     position: position / 2 ** 32,
     owner: replicas[0],
     replicas,
-    epoch: node.membership.epoch,
+    epoch: places.epoch,
     copies,
     agree: agree(copies),
   };
-}
-
-async function readCopy(node: KvNode, id: string, key: string): Promise<KvRecord | undefined> {
-  if (id === node.id) return (await node.storage.get([key]))[0];
-  return (await node.peerRecords(id, [key])).find((r) => r.key === key);
 }
 
 /** A copy's version and state, dropping its value. */

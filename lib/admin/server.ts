@@ -21,7 +21,7 @@ import { PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
 import { clusterStatus, selfStatus } from "./status.ts";
 import { STATUS_PAGE } from "./page.ts";
 import { InspectGate } from "./inspect_gate.ts";
-import { inspectKey } from "./inspect.ts";
+import { inspectKey, type KeyPlaces, placesOf } from "./inspect.ts";
 
 /** Options of {@link serveAdmin}. */
 export interface AdminOptions {
@@ -62,10 +62,11 @@ function serve(o: AdminOptions): Deno.HttpServer<Deno.NetAddr> {
     log: o.node.log,
     events: o.node.events,
   });
+  const places = placesOf(o.node);
   return Deno.serve(
     { hostname: o.hostname, port: o.port, onListen: () => {} },
     (req, info) =>
-      route(req, o, () => inspect(req, o, gate, (info.remoteAddr as Deno.NetAddr).hostname))
+      route(req, o, () => inspect(req, places, gate, (info.remoteAddr as Deno.NetAddr).hostname))
         .catch((err) => text(500, `error: ${(err as Error).message}\n`)),
   );
 }
@@ -96,11 +97,16 @@ async function route(req: Request, o: AdminOptions, inspector: () => Promise<Res
   }
 }
 
-async function inspect(req: Request, o: AdminOptions, gate: InspectGate, source: string): Promise<Response> {
+async function inspect(
+  req: Request,
+  places: KeyPlaces,
+  gate: InspectGate,
+  source: string,
+): Promise<Response> {
   const key = new URL(req.url).searchParams.get("key");
   const admitted = gate.admit(key, req.headers.get("authorization"), source);
   if (typeof admitted !== "string") return json({ error: admitted.message }, admitted.status);
-  return json(await inspectKey(o.node, admitted));
+  return json(await inspectKey(places, admitted));
 }
 
 function readiness(o: AdminOptions): Response {

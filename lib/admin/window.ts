@@ -87,7 +87,8 @@ export class RecentWindow {
   /** Each slot of the window, oldest first: its calls per second and quantile `q`. */
   series(q: number): WindowPoint[] {
     const { slots, slotMs } = this.#shape;
-    const current = Math.floor(this.clock() / slotMs);
+    const now = this.clock();
+    const current = Math.floor(now / slotMs);
     const empty = new Float64Array(this.bounds.length + 1);
     const out: WindowPoint[] = [];
     for (let period = current - slots + 1; period <= current; period++) {
@@ -96,7 +97,8 @@ export class RecentWindow {
       const count = held ? this.#counts[i] : 0;
       out.push({
         atMs: period * slotMs,
-        perSecond: count / (slotMs / 1000),
+        // The slot under way is measured over its time so far, so the line does not dip at its end.
+        perSecond: count / (Math.max(1000, period === current ? now - period * slotMs : slotMs) / 1000),
         quantile: quantileOf(this.bounds, held ? this.#buckets[i] : empty, count, q),
       });
     }
