@@ -52,6 +52,20 @@ Deno.test("the inspector gives the key's place, holders and each copy's version 
     [holders[2], "replica", "live", NOW * 1000, 16],
   ]);
   assert.equal(r.agree, true);
+  const allowed = [
+    "node",
+    "role",
+    "reachable",
+    "expires_at_ms",
+    "state",
+    "timestamp_us",
+    "version_node",
+    "size_bytes",
+    "newest",
+  ];
+  for (const c of r.copies) {
+    assert.deepEqual(Object.keys(c).filter((k) => !allowed.includes(k)), [], "no value");
+  }
   assert.ok(!JSON.stringify(r).includes("the-secret-value"), "no value in the answer");
 });
 
