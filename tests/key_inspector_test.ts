@@ -77,6 +77,8 @@ Deno.test("copies that differ in version, tombstone or expiry do not agree; the 
   assert.equal(by.node1.newest, true);
   assert.equal(by.node2.newest, false);
   assert.equal(by.node3.state, "absent");
+  const behind = await inspectKey(places({ node1: rec(), node2: older, node3: rec() }), "k", NOW);
+  assert.equal(behind.agree, false, "all live, one a version behind");
   const dead = await inspectKey(
     places({ node1: rec({ tombstone: true, value: new Uint8Array() }), node2: rec(), node3: rec() }),
     "k",
