@@ -122,14 +122,15 @@ clusterTest(
       }`;
       const wrong = await fetch(url, { headers: { authorization: "Bearer wrong" } });
       assert.equal(wrong.status, 401, await wrong.text());
-      const codes = [];
-      for (let i = 0; i < 12; i++) {
+      // At once, so the bucket (10 a second) has no time to refill.
+      const codes = await Promise.all(Array.from({ length: 30 }, async () => {
         const res = await fetch(url, { headers: { authorization: `Bearer ${TOKEN}` } });
         const body = await res.text();
         assert.ok(!body.includes(value), "no value over HTTP either");
-        codes.push(res.status);
-      }
-      assert.deepEqual(codes.slice(-2), [429, 429], `rate-limited per source: ${codes}`);
+        return res.status;
+      }));
+      const limited = codes.filter((c) => c === 429).length;
+      assert.ok(limited >= 10 && codes.includes(200), `rate-limited per source: ${codes}`);
 
       // A loaded machine may have made the detector flap at the start: count only failures after the kill.
       const NODE3_FAILURES =
