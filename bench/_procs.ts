@@ -163,6 +163,8 @@ export interface NodeSpec {
   port: number;
   address: string;
   redisPort?: number;
+  /** The node's Redis protocol gateway, when it serves one. */
+  respPort?: number;
 }
 
 /** Options of {@link BenchCluster.start}. */
@@ -203,6 +205,7 @@ export class BenchCluster {
         redis_port: n.redisPort ?? 6379,
         // Metrics are still counted; only their HTTP listener is off here.
         admin_port: 0,
+        ...(n.respPort ? { resp_port: n.respPort } : {}),
       })),
       replication: { replication_factor: o.replicationFactor, write_quorum: 1, read_quorum: 1 },
       failure_detection: { heartbeat_interval_ms: 1000, failure_timeout_ms: 5000 },

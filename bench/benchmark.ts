@@ -63,6 +63,7 @@ import { type MembershipResult, membershipText, runMembershipChanges } from "./m
 import { randomSecret } from "../lib/security/settings.ts";
 import { LoopLag } from "../lib/bench/loop_lag.ts";
 import { errorMessage } from "../lib/errors.ts";
+import { type RespRow, respText, runRespRows } from "./resp_bench.ts";
 import { type AntiEntropyPeak, antiEntropyPeaks } from "./anti_entropy_peak.ts";
 
 const HELP = `deno task benchmark [flags]
@@ -76,6 +77,8 @@ const HELP = `deno task benchmark [flags]
   --records N         records per node for the memory and recovery test (default 1000000)
   --skip-redis        leave out the Redis cluster
   --skip-1m           leave out the 1M-record memory and recovery test
+  --skip-resp         leave out the RESP rows (redis-benchmark against the gateways and a redis-server)
+  --resp-requests N   redis-benchmark requests per test, times the pipeline depth (default 20000)
   --skip-membership   leave out the join and decommission timed after the 1M test
   --targets LIST      only these of ceiling,ceiling3,ceiling3fwd,etcd,any,memory,redis
                       (default all)
@@ -152,6 +155,8 @@ interface Options {
   skipRedis: boolean;
   skip1m: boolean;
   skipMembership: boolean;
+  skipResp: boolean;
+  respRequests: number;
   targets: Target[];
   baseline?: string;
   secret: boolean;
@@ -195,6 +200,8 @@ function parseOptions(args: string[]): Options | undefined {
     "skip-redis": { type: "boolean" },
     "skip-1m": { type: "boolean" },
     "skip-membership": { type: "boolean" },
+    "skip-resp": { type: "boolean" },
+    "resp-requests": { type: "string" },
     targets: { type: "string" },
     baseline: { type: "string" },
     secret: { type: "boolean" },
@@ -228,6 +235,10 @@ function parseOptions(args: string[]): Options | undefined {
     skipRedis: values["skip-redis"] ?? false,
     skip1m: values["skip-1m"] ?? false,
     skipMembership: values["skip-membership"] ?? false,
+    skipResp: values["skip-resp"] ?? false,
+    respRequests: values["resp-requests"] === undefined
+      ? 20_000
+      : numberFlag(values["resp-requests"], "--resp-requests", 100, 10_000_000),
     targets: [
       // Named in --targets or not, the baseline targets run exactly when --baseline is given.
       ...list(values.targets, TARGETS, "targets").filter((t) => !BASELINE_TARGETS.includes(t)),
@@ -361,7 +372,13 @@ function pct(share: number): string {
 function nodeSpecs(count: number, redisPorts?: number[]): NodeSpec[] {
   return Array.from({ length: count }, (_, i) => {
     const port = freePort();
-    return { id: `node${i + 1}`, port, address: `127.0.0.1:${port}`, redisPort: redisPorts?.[i] };
+    return {
+      id: `node${i + 1}`,
+      port,
+      address: `127.0.0.1:${port}`,
+      redisPort: redisPorts?.[i],
+      respPort: freePort(),
+    };
   });
 }
 
@@ -692,6 +709,28 @@ async function startRedisCluster(group: ProcessGroup, o: Options, tmp: string): 
   };
 }
 
+/** The RESP rows: redis-benchmark on the memory cluster's gateways and on a redis-server of its own. */
+async function respRows(
+  o: Options,
+  group: ProcessGroup,
+  memory: Running,
+  tmp: string,
+  notes: string[],
+): Promise<RespRow[] | undefined> {
+  const ports = memory.cluster?.o.nodes.map((n) => n.respPort ?? 0) ?? [];
+  if (ports.length === 0 || ports.some((p) => p === 0) || !redisServerPath()) {
+    notes.push("resp: skipped (needs the memory cluster's gateways and redis-server / redis-benchmark)");
+    return undefined;
+  }
+  const server = await startRedisServer({ port: freePort(), dir: `${tmp}/resp-redis` });
+  group.add(server, `redis-server ${server.port}`);
+  try {
+    return await runRespRows({ respPorts: ports, redisPort: server.port, requests: o.respRequests, log });
+  } finally {
+    await server.stop();
+  }
+}
+
 async function main(args: string[]): Promise<number> {
   const o = parseOptions(args);
   if (!o) return 0;
@@ -712,6 +751,7 @@ async function main(args: string[]): Promise<number> {
   const running: Running[] = [];
   let million: MillionResult | undefined;
   let membership: MembershipResult | undefined;
+  let resp: RespRow[] | undefined;
   const notes: string[] = [];
   try {
     // Every target is up at once and each row runs on them back to back, so
@@ -752,6 +792,8 @@ async function main(args: string[]): Promise<number> {
     for (const row of ROWS.filter((r) => o.rows.includes(r.id))) {
       for (const t of running) rows.push(await runRowOn(o, t, row));
     }
+    // In the same run as the gRPC rows, on the same memory cluster, before the 1M test loads it.
+    if (memory && !o.skipResp) resp = await respRows(o, group, memory, tmp, notes);
     if (memory && !o.skip1m) {
       // The other targets stop first, so the memory nodes have the machine.
       for (const t of running) if (t.cluster !== memory.cluster) await t.stop();
@@ -777,6 +819,10 @@ async function main(args: string[]): Promise<number> {
   console.log("\n" + table(rows, o));
   if (million) console.log("\n" + millionText(million));
   if (membership) console.log("\n" + membershipText(membership));
+  if (resp) {
+    const unary = (row: string) => findRow(rows, "any", row)?.bench.keys_per_s;
+    console.log("\n" + respText(resp, { put: unary("put"), get: unary("get") }));
+  }
   if (notes.length > 0) console.log("\n" + notes.join("\n"));
   console.log(
     "\ntargets:\n" + targets.map((t) => `  ${t.met ? "met    " : "NOT met"}  ${t.what}: ${t.got}`).join("\n"),
@@ -796,6 +842,7 @@ async function main(args: string[]): Promise<number> {
         rows,
         million,
         membership,
+        resp,
         notes,
         targets,
       },

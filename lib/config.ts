@@ -20,6 +20,8 @@ export interface NodeConfig {
   bindHost: string;
   /** Port of the admin HTTP listener (metrics, health, status page); 0 = off. */
   adminPort: number;
+  /** Port of the Redis protocol gateway (RESP, `lib/resp/`); 0 = off. Not the storage engine's `redisPort`. */
+  respPort: number;
   redisHost: string;
   redisPort: number;
   description: string;
@@ -56,6 +58,20 @@ export interface SecurityConfig {
   tokenWindowMs: number;
   /** How long a node removed from the list may still call its peers (`removed_node_drain_ms`). */
   removedNodeDrainMs: number;
+}
+
+/** The Redis protocol gateway's settings (`resp`). */
+export interface RespConfig {
+  /** Refuse FLUSHDB and FLUSHALL (`disable_flush`). */
+  disableFlush: boolean;
+  /** Open RESP connections per node at most; more are answered "max number of clients reached". */
+  maxConnections: number;
+  /** A connection silent this long is closed (0 = never). */
+  idleTimeoutMs: number;
+  /** Reply bytes a connection may have waiting to be sent before it is closed (client-output-buffer-limit). */
+  outputBufferLimitBytes: number;
+  /** Keys KEYS may answer at most; more is an error pointing to SCAN. */
+  keysLimit: number;
 }
 
 /** Storage engines a node can keep its data in. */
@@ -148,6 +164,8 @@ export interface ClusterConfig {
     /** After a membership change completes, copies a node no longer holds are dropped after this. */
     cleanupGraceMs: number;
   };
+  /** The Redis protocol gateway's settings (`resp`); each node's listener is its `resp_port`. */
+  resp: RespConfig;
   /** Where the file came from, for messages. */
   source: string;
 }
@@ -257,6 +275,7 @@ export function parseConfig(raw: unknown, source: string, opts: { baseDir?: stri
   const lim = r.optionalObject(root.limits, "limits");
   const lg = r.optionalObject(root.logging, "logging");
   const mb = r.optionalObject(root.membership, "membership");
+  const rs = r.optionalObject(root.resp, "resp");
 
   return {
     clusterName: r.string(root.cluster_name, "cluster_name", "kvstore"),
@@ -318,6 +337,7 @@ export function parseConfig(raw: unknown, source: string, opts: { baseDir?: stri
     membership: {
       cleanupGraceMs: r.int(mb.cleanup_grace_ms, "membership.cleanup_grace_ms", 60_000, 0),
     },
+    resp: readResp(r, rs),
     source,
   };
 }
@@ -371,6 +391,21 @@ function readLimits(r: Reader, lim: Record<string, unknown>): ClusterConfig["lim
       1,
       65_536,
     ),
+  };
+}
+
+function readResp(r: Reader, rs: Record<string, unknown>): RespConfig {
+  return {
+    disableFlush: r.bool(rs.disable_flush, "resp.disable_flush", false),
+    maxConnections: r.int(rs.max_connections, "resp.max_connections", 1000, 1, 100_000),
+    idleTimeoutMs: r.int(rs.idle_timeout_ms, "resp.idle_timeout_ms", 300_000, 0),
+    outputBufferLimitBytes: r.int(
+      rs.output_buffer_limit_bytes,
+      "resp.output_buffer_limit_bytes",
+      256 << 20,
+      64 << 10,
+    ),
+    keysLimit: r.int(rs.keys_limit, "resp.keys_limit", 1_000_000, 1),
   };
 }
 
@@ -479,6 +514,7 @@ function readNode(r: Reader, raw: unknown, path: string): NodeConfig {
     port,
     bindHost: r.string(n.bind_host, `${path}.bind_host`, host),
     adminPort: r.int(n.admin_port, `${path}.admin_port`, port + 1000 <= 65535 ? port + 1000 : 0, 0, 65535),
+    respPort: r.int(n.resp_port, `${path}.resp_port`, 0, 0, 65535),
     redisHost: r.string(n.redis_host, `${path}.redis_host`, "127.0.0.1"),
     redisPort: r.int(n.redis_port, `${path}.redis_port`, 6379, 1, 65535),
     // Free text, optional: an empty description is as good as none.

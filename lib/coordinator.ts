@@ -6,7 +6,8 @@
  * coordinator forwards the request there; when the coordinator cannot be
  * reached it is suspected and the next one is tried, so clients see an
  * answer or UNAVAILABLE, never a hang. The coordinator versions a write with
- * its hybrid clock, stores it, and hands it to replication: to the live
+ * its hybrid clock (re-stamped above a newer held version when the client
+ * sent no timestamp: restamp.ts), stores it, and hands it to replication: to the live
  * nodes among the key's `replication_factor` first, with stand-ins holding
  * hints for the nodes that are down (whether their copies count toward
  * `write_quorum` is `sloppy_quorum`'s choice). Reads take the newest
@@ -33,6 +34,7 @@ import { Code, errorMessage, KvError, PeerUnavailableError, type StatusCode } fr
 import { isLive, isNewer, type KvRecord, newestOf } from "./record.ts";
 import { expiryOf } from "./expiry.ts";
 import { clientVersion } from "./versions.ts";
+import { applyAbove } from "./restamp.ts";
 import { type AnswerBudget, readBounded } from "./answer_budget.ts";
 import { shortKey } from "./validate.ts";
 
@@ -244,8 +246,8 @@ export class Coordinator {
       if (expiresAtMs !== undefined) record.expiresAtMs = expiresAtMs;
       return record;
     });
-    const applied = await this.#applyMovingPast(reqs, records);
-    const copies = await this.#replicate(records, applied, positions);
+    const applied = await this.#applyAboveHeld(reqs, records);
+    const copies = await this.#replicate(records, applied, reqs, positions);
     const results = new Array<WriteResult>(records.length);
     for (let i = 0; i < records.length; i++) {
       const rec = records[i];
@@ -275,23 +277,20 @@ export class Coordinator {
   }
 
   /**
-   * Applies records; a cluster-versioned write that lost to a newer held
-   * version (another coordinator's clock ran ahead) moves the clock past it
-   * and is applied again, so an acknowledged write is never silently older.
+   * Applies records; a cluster-stamped write that meets a newer held version
+   * is re-stamped above it, for that key only (see restamp.ts), so it is
+   * neither refused nor silently older. A client-stamped one keeps
+   * last-write-wins and is answered "not applied".
    */
-  async #applyMovingPast(reqs: readonly WriteRequest[], records: KvRecord[]): Promise<boolean[]> {
-    const applied = await this.o.storage.apply(records);
-    for (let round = 0; round < 3; round++) {
-      const lost: number[] = [];
-      for (let i = 0; i < records.length; i++) if (!applied[i] && reqs[i].timestamp === 0) lost.push(i);
-      if (lost.length === 0) break;
-      const held = await this.o.storage.get(lost.map((i) => records[i].key));
-      for (const h of held) if (h) this.o.clock.observe(h.timestamp);
-      const again = lost.map((i) => records[i] = { ...records[i], timestamp: this.o.clock.now() });
-      const ok = await this.o.storage.apply(again);
-      lost.forEach((i, j) => applied[i] = ok[j]);
-    }
-    return applied;
+  async #applyAboveHeld(reqs: readonly WriteRequest[], records: KvRecord[]): Promise<boolean[]> {
+    const done = await applyAbove(
+      this.o.storage,
+      records,
+      (i) => reqs[i].timestamp === 0,
+      () => this.o.clock.now(),
+    );
+    done.records.forEach((r, i) => records[i] = r);
+    return done.applied;
   }
 
   /**
@@ -306,8 +305,9 @@ export class Coordinator {
    * while a replica is down.
    */
   async #replicate(
-    records: readonly KvRecord[],
+    records: KvRecord[],
     applied: boolean[],
+    reqs: readonly WriteRequest[],
     positions?: number[],
   ): Promise<number[]> {
     const copies = new Array<number>(records.length).fill(0);
@@ -325,21 +325,70 @@ export class Coordinator {
       // deleted key.
       if (selfHints.length === 0 && targets.length > 0 && !natural) selfHints.push(targets[0].peer);
       for (const down of selfHints) this.o.hints.add(down, record.key, record);
-      for (const target of targets) addTo(byPeer, target.peer, { record, hintFor: target.hintFor }, i);
+      const restamp = reqs[i].timestamp === 0;
+      for (const { peer, hintFor } of targets) {
+        addTo(byPeer, peer, restamp ? { record, hintFor, restamp } : { record, hintFor }, i);
+      }
     }
     if (this.o.writeQuorum <= 1) {
       await Promise.all([...byPeer].map(([peer, { items }]) => this.o.replicator.enqueue(peer, items)));
       return copies;
     }
-    await this.#sendCounting(byPeer, copies, strict);
-    if (this.o.sloppyQuorum) await this.#sendToStandIns(records, byPeer, copies, positions);
+    const finals = new Map<number, KvRecord>();
+    await this.#sendCounting(byPeer, copies, strict, finals);
+    if (this.o.sloppyQuorum) await this.#sendToStandIns(records, byPeer, copies, finals, positions);
+    if (finals.size > 0) {
+      for (const [i, record] of finals) records[i] = record;
+      await this.#converge([...finals.values()], undefined, true);
+    }
     return copies;
   }
 
-  /** Sends batches synchronously and counts, per record, the copies that count. */
-  async #sendCounting(byPeer: Batches, copies: number[], strict: boolean): Promise<void> {
+  /**
+   * A replica re-stamped writes of this node that were already acknowledged
+   * (write_quorum 1): this node's copy and the key's other copies take the
+   * final versions, so every copy ends with the same one.
+   */
+  restamped(peer: string, records: KvRecord[]): void {
+    this.#converge(records, peer, false).catch((err) =>
+      this.o.log.warn("re-stamped versions not spread", { peer, error: errorMessage(err) })
+    );
+  }
+
+  /**
+   * Brings this node's copy, its hints and the other copies (but `from`'s,
+   * which made them) of re-stamped writes to their final versions: at once
+   * (`now`, before the client is answered) or through the queues.
+   */
+  async #converge(finals: KvRecord[], from: string | undefined, now: boolean): Promise<void> {
+    await this.o.storage.apply(finals);
+    const byPeer: Batches = new Map();
+    finals.forEach((record, i) => {
+      const { targets, selfHints } = this.#placeAt(ringHash(record.key));
+      for (const down of selfHints) this.o.hints.add(down, record.key, record);
+      for (const { peer, hintFor } of targets) if (peer !== from) addTo(byPeer, peer, { record, hintFor }, i);
+    });
+    const send = (peer: string, items: ReplicaItem[]) =>
+      now ? this.o.replicator.sendNow(peer, items) : this.o.replicator.enqueue(peer, items);
+    await Promise.all([...byPeer].map(([peer, { items }]) => send(peer, items)));
+  }
+
+  /**
+   * Sends batches synchronously and counts, per record, the copies that
+   * count; `finals` gathers the newest version replicas re-stamped each to.
+   */
+  async #sendCounting(
+    byPeer: Batches,
+    copies: number[],
+    strict: boolean,
+    finals: Map<number, KvRecord>,
+  ): Promise<void> {
     await Promise.all([...byPeer].map(async ([peer, { items, idx }]) => {
-      if (!await this.o.replicator.sendNow(peer, items)) return;
+      const onRestamped = (records: KvRecord[], js: number[]) =>
+        records.forEach((r, k) => {
+          if (isNewer(r, finals.get(idx[js[k]]))) finals.set(idx[js[k]], r);
+        });
+      if (!await this.o.replicator.sendNow(peer, items, onRestamped)) return;
       // A peer can take a record twice (a stand-in that is also a future
       // holder during a membership change): it is one node, one copy.
       let counted = -1;
@@ -361,6 +410,7 @@ export class Coordinator {
     records: readonly KvRecord[],
     tried: Batches,
     copies: number[],
+    finals: Map<number, KvRecord>,
     positions?: number[],
   ): Promise<void> {
     const retry: Batches = new Map();
@@ -371,7 +421,7 @@ export class Coordinator {
         addTo(retry, peer, { record: records[i], hintFor }, i);
       }
     }
-    if (retry.size > 0) await this.#sendCounting(retry, copies, false);
+    if (retry.size > 0) await this.#sendCounting(retry, copies, false, finals);
   }
 
   /**

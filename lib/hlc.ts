@@ -37,6 +37,8 @@ export class HybridClock {
   /**
    * Observed timestamps further ahead than this are not followed, so one
    * client with a bad clock cannot drag every node's clock into the future.
+   * A key that holds such a version is still written past it: the write is
+   * re-stamped for that key alone (restamp.ts), the clock stays.
    */
   #ceiling(): number {
     return (Math.floor(this.wall()) + this.maxDriftMs) * 1000;

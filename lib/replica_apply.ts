@@ -5,7 +5,10 @@
  * Versions too far ahead of this node's clock are refused one by one (a
  * skewed peer must not plant writes nobody can overwrite), the clock
  * observes what it takes, and a copy held for a node that is down is kept
- * as a hint for it. `grpc/server.ts` registers these beside the other
+ * as a hint for it. A fresh cluster-stamped write (`restamp`) that meets a
+ * newer version here is re-stamped above it rather than dropped, and the
+ * answer names its final version so the coordinator brings the other
+ * copies to it (restamp.ts says why). `grpc/server.ts` registers these beside the other
  * NodeService calls; `replication.ts` is the sending side.
  */
 import type { KvNode } from "./node.ts";
@@ -14,6 +17,7 @@ import { checkKey } from "./validate.ts";
 import { Code, KvError } from "./errors.ts";
 import { peerLimitMs } from "./versions.ts";
 import type { ReplicaItem } from "./transport.ts";
+import { applyAbove, type Restamped } from "./restamp.ts";
 
 /** Copies a peer pushes: one (Replicate) or a batch (ReplicateBatch). */
 export interface ReplicaPush {
@@ -24,39 +28,53 @@ export interface ReplicaPush {
 
 /** What this node answers the sender of a push. */
 export interface ReplicaAnswer {
-  /** How many copies were newer than what this node held. */
+  /** How many copies were newer than what this node held (re-stamped ones included). */
   applied: number;
   message: string;
+  /** The `restamp` items stored with a new version. */
+  restamped?: Restamped[];
 }
 
 /** Replicate: one copy; a version too far ahead fails the call. */
 export async function replicateOne(node: KvNode, push: ReplicaPush): Promise<ReplicaAnswer> {
-  const { applied, refused } = await applyReplicas(node, push);
+  const { applied, refused, restamped } = await applyReplicas(node, push);
   if (refused > 0) throw tooFarAhead(push.items[0].record.timestamp, node.config.limits.maxClockSkewMs);
-  return { applied, message: "applied" };
+  return { applied, message: "applied", restamped };
 }
 
 /** ReplicateBatch: the copies that pass are applied; the answer says how many were refused. */
 export async function replicateBatch(node: KvNode, push: ReplicaPush): Promise<ReplicaAnswer> {
-  const { applied, refused } = await applyReplicas(node, push);
+  const { applied, refused, restamped } = await applyReplicas(node, push);
   const message = refused > 0
     ? `${applied} applied, ${refused} refused: version too far ahead of this node's clock`
     : `${applied} applied`;
-  return { applied, message };
+  return { applied, message, restamped };
 }
 
 /** Applies pushed records; versions too far ahead are refused (and logged) one by one. */
-async function applyReplicas(node: KvNode, push: ReplicaPush): Promise<{ applied: number; refused: number }> {
+async function applyReplicas(
+  node: KvNode,
+  push: ReplicaPush,
+): Promise<{ applied: number; refused: number; restamped: Restamped[] }> {
   const n = node;
   for (const { record } of push.items) checkKey(record.key, n.config.limits);
   const all: KvRecord[] = push.items.map((item) => item.record);
-  const records = n.versions.admit(all, push.from || "a peer");
-  for (const r of records) n.clock.observe(r.timestamp);
-  const applied = await n.storage.apply(records);
-  push.items.forEach(({ record, hintFor }) => {
-    if (hintFor && records.includes(record)) n.hints.add(hintFor, record.key, record);
+  const admitted = new Set(n.versions.admit(all, push.from || "a peer"));
+  const items = push.items.map((item, index) => ({ ...item, index })).filter((it) => admitted.has(it.record));
+  for (const { record } of items) n.clock.observe(record.timestamp);
+  const done = await applyAbove(
+    n.storage,
+    items.map((it) => it.record),
+    (i) => items[i].restamp === true,
+    (r) => r.timestamp,
+  );
+  const restamped: Restamped[] = [];
+  items.forEach(({ record, hintFor, index }, i) => {
+    const stored = done.records[i];
+    if (stored !== record && done.applied[i]) restamped.push({ index, timestamp: stored.timestamp });
+    if (hintFor) n.hints.add(hintFor, stored.key, stored);
   });
-  return { applied: applied.filter(Boolean).length, refused: all.length - records.length };
+  return { applied: done.applied.filter(Boolean).length, refused: all.length - items.length, restamped };
 }
 
 function tooFarAhead(timestamp: number, maxSkewMs: number): KvError {

@@ -29,23 +29,11 @@ import {
   TestCluster,
 } from "./helpers/cluster.ts";
 import { healthCheck, healthClient } from "./helpers/grpc_tools.ts";
+import { behind, ignoreWithoutFaketime } from "./helpers/faketime.ts";
 import type { KvClient } from "../lib/grpc/kv_client.ts";
 import { Code, KvError } from "../lib/errors.ts";
 
-const FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-const haveFaketime = (() => {
-  try {
-    return Deno.statSync(FAKETIME_LIB).isFile;
-  } catch {
-    return false;
-  }
-})();
-const ignore = !haveFaketime && !Deno.env.get("CI");
-
-/** The environment that runs a process `seconds` behind (monotonic clocks untouched: timers stay right). */
-function behind(seconds: number): Record<string, string> {
-  return { LD_PRELOAD: FAKETIME_LIB, FAKETIME: `-${seconds}s`, FAKETIME_DONT_FAKE_MONOTONIC: "1" };
-}
+const ignore = ignoreWithoutFaketime;
 
 /** A node's `kvstore_clock_offset_seconds` per peer, from its /metrics. */
 async function offsets(cluster: TestCluster, id: string): Promise<Map<string, number>> {

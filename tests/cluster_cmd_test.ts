@@ -36,6 +36,7 @@ async function startClusterCommand(
       redis_host: "127.0.0.1",
       redis_port: redisPorts?.[i] ?? 1,
       admin_port: ports.length === 1 ? 0 : freePort(),
+      resp_port: ports.length === 1 ? 0 : freePort(),
     })),
     replication: { replication_factor: 2 },
     // Nodes start a second or more apart on a loaded machine: the cold-start
@@ -161,6 +162,16 @@ clusterTest(
         );
       }
       await assertPutGet(c.ports[1], "via-cluster-command", "yes");
+      // Each node's Redis protocol gateway is printed, and serves the same keys.
+      const [, respPort] = await c.waitForLine(
+        /\[cluster\]\s+node3 .*Redis protocol: redis-cli -p (\d+)/,
+        1000,
+      );
+      const cli = await new Deno.Command("redis-cli", {
+        args: ["-p", respPort, "GET", "via-cluster-command"],
+        stdout: "piped",
+      }).output();
+      assert.equal(new TextDecoder().decode(cli.stdout).trim(), "yes");
       // A healthy cold start says nothing alarming (nodes start a little apart). The
       // cluster file sets no secret, so the command made one for the run: no node says
       // its node traffic is open.

@@ -406,6 +406,55 @@ Deno.test("admin_port defaults to the gRPC port + 1000; 0 turns the listener off
   assertBad(variant((r) => r.nodes[0].admin_port = 70000), "nodes[0].admin_port", /above the maximum/);
 });
 
+Deno.test("resp_port is off (0) unless a node's entry sets it; resp settings default for redis-benchmark -c 50", () => {
+  const c = parseConfig(variant((r) => r.nodes[1].resp_port = 7002), "test.json");
+  assert.deepEqual(c.nodes.map((n) => n.respPort), [0, 7002, 0]);
+  assertBad(variant((r) => r.nodes[0].resp_port = 70000), "nodes[0].resp_port", /above the maximum/);
+  assert.deepEqual(c.resp, {
+    disableFlush: false,
+    maxConnections: 1000,
+    idleTimeoutMs: 300_000,
+    outputBufferLimitBytes: 256 << 20,
+    keysLimit: 1_000_000,
+  });
+  const set = parseConfig(
+    variant((r) =>
+      r.resp = {
+        disable_flush: true,
+        max_connections: 60,
+        idle_timeout_ms: 0,
+        output_buffer_limit_bytes: 65536,
+        keys_limit: 10,
+      }
+    ),
+    "test.json",
+  );
+  assert.deepEqual(set.resp, {
+    disableFlush: true,
+    maxConnections: 60,
+    idleTimeoutMs: 0,
+    outputBufferLimitBytes: 65536,
+    keysLimit: 10,
+  });
+  assertBad(
+    variant((r) => r.resp = { max_connections: 0 }),
+    "resp.max_connections",
+    /0 is below the minimum 1/,
+  );
+  assertBad(
+    variant((r) => r.resp = { output_buffer_limit_bytes: 1000 }),
+    "resp.output_buffer_limit_bytes",
+    /1000 is below the minimum 65536/,
+  );
+  assertBad(variant((r) => r.resp = { disable_flush: "yes" }), "resp.disable_flush", /must be true or false/);
+  assertBad(
+    variant((r) => r.resp = { idle_timeout_ms: -1 }),
+    "resp.idle_timeout_ms",
+    /-1 is below the minimum 0/,
+  );
+  assertBad(variant((r) => r.resp = { keys_limit: 0 }), "resp.keys_limit", /0 is below the minimum 1/);
+});
+
 Deno.test("a port that is not an integer, or out of range, is refused with the node's field path", () => {
   assertBad(variant((r) => r.nodes[0].port = 8001.5), "nodes[0].port", /must be an integer/);
   assertBad(variant((r) => r.nodes[1].port = "8002"), "nodes[1].port", /must be an integer/);

@@ -24,6 +24,7 @@ import type {
   WriteResult,
 } from "../lib/transport.ts";
 import type { HeartbeatReply } from "../lib/detector.ts";
+import { applyAbove, type Restamped } from "../lib/restamp.ts";
 
 const NODES = ["node1", "node2", "node3"];
 const T0 = 1_700_000_000_000;
@@ -35,6 +36,7 @@ interface Call {
   peer: string;
   keys: string[];
   hintFor?: (string | undefined)[];
+  restamp?: boolean[];
 }
 
 /** A transport whose peers are in-memory stores; records calls; some peers unreachable. */
@@ -98,16 +100,32 @@ class FakeTransport implements PeerTransport {
     })));
   }
 
-  async replicate(peer: string, items: readonly ReplicaItem[]): Promise<number> {
+  /** Applies like a replica (replica_apply.ts): a fresh cluster-stamped copy is re-stamped above a newer one. */
+  async replicate(
+    peer: string,
+    items: readonly ReplicaItem[],
+    onRestamped?: (restamped: Restamped[]) => void,
+  ): Promise<number> {
     this.calls.push({
       method: "replicate",
       peer,
       keys: items.map((i) => i.record.key),
       hintFor: items.map((i) => i.hintFor),
+      restamp: items.map((i) => i.restamp === true),
     });
     this.#check(peer);
-    const applied = await this.store(peer).apply(items.map((i) => i.record));
-    return applied.filter(Boolean).length;
+    const records = items.map((i) => i.record);
+    const done = await applyAbove(
+      this.store(peer),
+      records,
+      (i) => items[i].restamp === true,
+      (r) => r.timestamp,
+    );
+    const restamped = done.records.flatMap((r, index) =>
+      r !== records[index] ? [{ index, timestamp: r.timestamp }] : []
+    );
+    if (restamped.length > 0) onRestamped?.(restamped);
+    return done.applied.filter(Boolean).length;
   }
 
   async readRecords(peer: string, keys: readonly string[]): Promise<KvRecord[]> {
@@ -193,9 +211,11 @@ function setup(o: {
     batchBytes: 1 << 20,
     retryBaseMs: 5,
     retryMaxMs: 20,
+    // As node.ts wires it.
+    onRestamped: (peer, records) => coordinator.restamped(peer, records),
   });
   const pending = o.pending;
-  const coordinator = new Coordinator({
+  const coordinator: Coordinator = new Coordinator({
     self: o.self,
     ring: pending ? Object.assign(new HashRing(nodes, 150), { pendingWalk: () => pending }) : ring,
     storage,
@@ -241,6 +261,17 @@ function put(key: string, value: string, timestamp = 0): WriteRequest {
 
 function del(key: string): WriteRequest {
   return { key, value: new Uint8Array(0), timestamp: 0, tombstone: true };
+}
+
+/** A record written through node2 (from a clock ahead of this node's, in these tests). */
+function heldRecord(key: string, value: string, timestamp: number): KvRecord {
+  return { key, value: enc.encode(value), timestamp, versionNode: "node2", tombstone: false };
+}
+
+/** A stored record's value and version. */
+async function versionOf(store: MemoryStorage, key: string): Promise<[string, number] | undefined> {
+  const [r] = await store.get([key]);
+  return r && [dec.decode(r.value), r.timestamp];
 }
 
 /** Lets queued replication promises run to completion. */
@@ -492,7 +523,7 @@ Deno.test("a cluster-versioned write that loses to a newer held version is re-ve
     await settle();
     const [copy] = await s.transport.store("node2").get([key]);
     assert.equal(copy!.timestamp, res.timestamp, "the replica gets the re-versioned record");
-    // The clock stays past it: the next write is newer still.
+    // The key stays past it: the next write is newer still.
     const [next] = await s.coordinator.write([put(key, "newer")], false);
     assert.ok(next.timestamp > res.timestamp);
   });
@@ -516,24 +547,109 @@ Deno.test("a cluster-versioned write that ties a held timestamp from a larger no
   });
 });
 
-Deno.test("a cluster-versioned write that loses to a version beyond the drift ceiling is refused, not acknowledged", async () => {
+Deno.test("a cluster-stamped write that meets a version far beyond the clock's drift bound is re-stamped above it, for that key only", async () => {
+  const s = setup({ self: "node1" });
+  await run(s, async () => {
+    const key = keyWithList(s.ring, ["node1", "node2"]);
+    const other = keyWithList(s.ring, ["node1", "node2"], "other");
+    // Written by a node whose clock was far ahead (or this node's is far behind).
+    const far = (T0 + 10 * MAX_FORWARD_DRIFT_MS) * 1000;
+    await s.storage.apply([heldRecord(key, "future", far)]);
+    const [res] = await s.coordinator.write([put(key, "now")], false);
+    assert.equal(res.ok, true, res.message);
+    assert.equal(res.timestamp, far + 1, "just above the held version");
+    assert.deepEqual(await versionOf(s.storage, key), ["now", far + 1]);
+    await settle();
+    assert.deepEqual(await versionOf(s.transport.store("node2"), key), ["now", far + 1]);
+    // The node's clock did not follow: another key's write is stamped from the wall clock.
+    const [plain] = await s.coordinator.write([put(other, "x")], false);
+    assert.ok(plain.timestamp < (T0 + 1000) * 1000, `another key stamped at ${plain.timestamp}`);
+    // And the key itself keeps moving forward.
+    const [next] = await s.coordinator.write([put(key, "later")], false);
+    assert.equal(next.timestamp, far + 2);
+  });
+});
+
+Deno.test("a client-stamped write keeps last-write-wins: no re-stamp here, and its copies are not marked for one", async () => {
   const s = setup({ self: "node1" });
   await run(s, async () => {
     const key = keyWithList(s.ring, ["node1", "node2"]);
     const far = (T0 + 10 * MAX_FORWARD_DRIFT_MS) * 1000;
-    await s.storage.apply([{
-      key,
-      value: enc.encode("future"),
-      timestamp: far,
-      versionNode: "node2",
-      tombstone: false,
-    }]);
-    const [res] = await s.coordinator.write([put(key, "now")], false);
-    assert.equal(res.ok, false);
+    await s.storage.apply([heldRecord(key, "future", far)]);
+    const [res] = await s.coordinator.write([put(key, "mine", T0 * 1000)], false);
     assert.equal(res.code, Code.FAILED_PRECONDITION);
-    assert.equal(dec.decode((await s.storage.get([key]))[0]!.value), "future");
+    const fresh = keyWithList(s.ring, ["node1", "node2"], "fresh");
+    await s.transport.store("node2").apply([
+      heldRecord(fresh, "future", far),
+    ]);
+    const [ok] = await s.coordinator.write([put(fresh, "mine", T0 * 1000)], false);
+    assert.equal(ok.ok, true);
     await settle();
-    assert.equal(s.transport.of("replicate").length, 0);
+    assert.deepEqual(s.transport.of("replicate").map((c) => c.restamp), [[false]]);
+    assert.deepEqual(
+      await versionOf(s.transport.store("node2"), fresh),
+      ["future", far],
+      "the replica kept LWW",
+    );
+  });
+});
+
+Deno.test("write_quorum 2: a replica holding a newer version re-stamps the write, and the answer's version is every copy's", async () => {
+  const s = setup({ self: "node1", writeQuorum: 2 });
+  await run(s, async () => {
+    const key = keyWithList(s.ring, ["node1", "node2"]);
+    // Written through node2 while node1 was down; node1 never got it.
+    const ahead = (T0 + 100_000) * 1000;
+    await s.transport.store("node2").apply([
+      heldRecord(key, "earlier", ahead),
+    ]);
+    const [res] = await s.coordinator.write([put(key, "acknowledged later")], false);
+    assert.equal(res.ok, true, res.message);
+    assert.equal(res.replicas, 2);
+    assert.equal(res.timestamp, ahead + 1, "acknowledged with the replica's final version");
+    assert.deepEqual(await versionOf(s.storage, key), ["acknowledged later", ahead + 1]);
+    assert.deepEqual(await versionOf(s.transport.store("node2"), key), ["acknowledged later", ahead + 1]);
+    assert.deepEqual(s.transport.of("replicate")[0].restamp, [true], "the first delivery is marked");
+  });
+});
+
+Deno.test("write_quorum 1: a replica that re-stamps an acknowledged write brings this node's copy to the same version", async () => {
+  const s = setup({ self: "node1", rf: 3 });
+  await run(s, async () => {
+    const key = keyWithList(s.ring, ["node1", "node2", "node3"]);
+    const ahead = (T0 + 100_000) * 1000;
+    await s.transport.store("node2").apply([
+      heldRecord(key, "earlier", ahead),
+    ]);
+    const [res] = await s.coordinator.write([put(key, "acknowledged later")], false);
+    assert.equal(res.ok, true, res.message);
+    await settle();
+    for (
+      const [name, store] of [["node1", s.storage], ["node2", s.transport.store("node2")], [
+        "node3",
+        s.transport.store("node3"),
+      ]] as const
+    ) {
+      assert.deepEqual(await versionOf(store, key), ["acknowledged later", ahead + 1], name);
+    }
+  });
+});
+
+Deno.test("a copy retried after a failed delivery is no longer marked for re-stamping", async () => {
+  const s = setup({ self: "node1", markDownOnUnreachable: false });
+  await run(s, async () => {
+    const key = keyWithList(s.ring, ["node1", "node2"]);
+    s.transport.unreachable.add("node2");
+    const [res] = await s.coordinator.write([put(key, "v")], false);
+    assert.equal(res.ok, true);
+    await settle();
+    s.transport.unreachable.delete("node2");
+    for (let i = 0; i < 50 && (await s.transport.store("node2").get([key]))[0] === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const marks = s.transport.of("replicate").map((c) => c.restamp![0]);
+    assert.ok(marks.length >= 2, `${marks.length} deliveries`);
+    assert.deepEqual([marks[0], ...new Set(marks.slice(1))], [true, false]);
   });
 });
 

@@ -223,6 +223,7 @@ function nodeAt(id: string, port: number): NodeConfig {
     port,
     bindHost: "127.0.0.1",
     adminPort: 0,
+    respPort: 0,
     redisHost: "",
     redisPort: 0,
     description: "",

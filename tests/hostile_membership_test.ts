@@ -25,7 +25,14 @@ const IDS = ["node1", "node2", "node3"];
 const FORGED: MemberListMsg = {
   epoch: 1_000_000_000,
   claimant_id: "node1",
-  members: [{ node_id: "ghost", host: "127.0.0.1", port: 1, state: "MEMBER_NORMAL", admin_port: 0 }],
+  members: [{
+    node_id: "ghost",
+    host: "127.0.0.1",
+    port: 1,
+    state: "MEMBER_NORMAL",
+    admin_port: 0,
+    resp_port: 0,
+  }],
 };
 
 /** A NodeService call with no credentials at all. */

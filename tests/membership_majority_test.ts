@@ -193,7 +193,7 @@ clusterTest(
       await cluster.startNode("node1");
       await cluster.waitFor(
         () => logLines(cluster, "node1", "membership votes: voting").length >= 2,
-        10_000,
+        20_000,
         "node1 voting again after the restart",
       );
       const line = logLines(cluster, "node1", "membership votes: voting").at(-1)!;

@@ -14,6 +14,7 @@ function cluster(security: Record<string, unknown>) {
     host: "127.0.0.1",
     port: 7000 + i,
     admin_port: 7100 + i,
+    resp_port: 7200 + i,
     tls_cert_file: `/certs/node${i}.pem`,
     tls_key_file: `/certs/node${i}.key`,
   }));
@@ -26,6 +27,7 @@ const joiner = {
   port: 7004,
   bindHost: "127.0.0.1",
   adminPort: 0,
+  respPort: 7204,
   redisHost: "127.0.0.1",
   redisPort: 6379,
   description: "",
@@ -50,11 +52,11 @@ Deno.test("a joiner's configuration: the sender's sections, the member list's no
   const got = configFromSettings(settingsJson(config), list, joiner, "from node1");
   assert.equal(got.clusterName, "t");
   assert.deepEqual(got.replication, config.replication);
-  assert.deepEqual(got.nodes.map((n) => [n.id, n.port, n.adminPort]), [
-    ["node1", 7001, 7101],
-    ["node2", 7002, 7102],
-    ["node3", 7003, 7103],
-    ["node4", 7004, 0],
+  assert.deepEqual(got.nodes.map((n) => [n.id, n.port, n.adminPort, n.respPort]), [
+    ["node1", 7001, 7101, 7201],
+    ["node2", 7002, 7102, 7202],
+    ["node3", 7003, 7103, 7203],
+    ["node4", 7004, 0, 7204],
   ]);
   assert.equal("tlsPolicy" in got, false);
   assert.equal(got.security, undefined, "the joiner fills security from its own flags");

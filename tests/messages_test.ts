@@ -110,14 +110,20 @@ Deno.test("a replica's answer becomes a successful ReplicateBatchResponse naming
     message: "2 applied",
     replica_node_id: "node1",
     applied: 2,
+    restamped: [],
   });
+  const restamped = [{ index: 1, timestamp: 42 }];
+  assert.deepEqual(
+    replicaAnswerToMsg({ applied: 1, message: "1 applied", restamped }, "node1").restamped,
+    restamped,
+  );
 });
 
 const list: MemberList = {
   epoch: 3,
   claimant: "node1",
   members: [
-    { id: "node1", host: "127.0.0.1", port: 7001, state: "NORMAL", adminPort: 9001 },
+    { id: "node1", host: "127.0.0.1", port: 7001, state: "NORMAL", adminPort: 9001, respPort: 9101 },
     { id: "node4", host: "127.0.0.1", port: 7004, state: "JOINING" },
   ],
 };
@@ -125,8 +131,22 @@ const listMsg = {
   epoch: 3,
   claimant_id: "node1",
   members: [
-    { node_id: "node1", host: "127.0.0.1", port: 7001, state: "MEMBER_NORMAL" as const, admin_port: 9001 },
-    { node_id: "node4", host: "127.0.0.1", port: 7004, state: "MEMBER_JOINING" as const, admin_port: 0 },
+    {
+      node_id: "node1",
+      host: "127.0.0.1",
+      port: 7001,
+      state: "MEMBER_NORMAL" as const,
+      admin_port: 9001,
+      resp_port: 9101,
+    },
+    {
+      node_id: "node4",
+      host: "127.0.0.1",
+      port: 7004,
+      state: "MEMBER_JOINING" as const,
+      admin_port: 0,
+      resp_port: 0,
+    },
   ],
 };
 const member: MemberInfo = {
@@ -155,12 +175,16 @@ const memberMsg = {
 };
 
 Deno.test("a JoinCluster request is the joiner's address; its answer carries the members and the new list", () => {
-  assert.deepEqual(joinerFromMsg({ node_id: "node4", host: "127.0.0.1", port: 7004, admin_port: 9004 }), {
-    id: "node4",
-    host: "127.0.0.1",
-    port: 7004,
-    adminPort: 9004,
-  });
+  assert.deepEqual(
+    joinerFromMsg({ node_id: "node4", host: "127.0.0.1", port: 7004, admin_port: 9004, resp_port: 9104 }),
+    {
+      id: "node4",
+      host: "127.0.0.1",
+      port: 7004,
+      adminPort: 9004,
+      respPort: 9104,
+    },
+  );
   const change = { accepted: true, retry: false, message: "joining", list, claimant: "node1" };
   assert.deepEqual(joinAnswerToMsg({ change, members: [member] }), {
     accepted: true,
@@ -182,6 +206,7 @@ Deno.test("a MembershipChange becomes the change of its kind; an unknown kind is
     epoch: 0,
     forwarded: true,
     admin_port: 9004,
+    resp_port: 9104,
   };
   assert.deepEqual(changeRequestFromMsg(m), {
     kind: "join",
@@ -191,6 +216,7 @@ Deno.test("a MembershipChange becomes the change of its kind; an unknown kind is
     epoch: 0,
     forwarded: true,
     adminPort: 9004,
+    respPort: 9104,
   });
   assert.equal(changeRequestFromMsg({ ...m, kind: "CHANGE_STREAMED" }).kind, "streamed");
   assert.equal(changeRequestFromMsg({ ...m, kind: "CHANGE_REMOVE" }).kind, "remove");

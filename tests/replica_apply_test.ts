@@ -60,3 +60,45 @@ clusterTest(
     }
   },
 );
+
+clusterTest(
+  "a fresh cluster-stamped copy (restamp) older than the held version is stored above it and named in the answer; others keep LWW",
+  async () => {
+    const cluster = await TestCluster.start({ nodes: 3, replicationFactor: 1 });
+    try {
+      const client = await cluster.client();
+      const stub = new NodeStub(cluster, "node1", { as: "node2" });
+      const now = Date.now() * 1000;
+      const held = now + 30_000_000; // written from a clock 30 s ahead
+      await stub.call("ReplicateBatch", {
+        items: ["fresh", "late"].map((k) =>
+          replicateItem({ key: `rs-${k}`, value: "held", timestamp: held, from: "node3" })
+        ),
+        primary_node: "node3",
+      });
+      const batch = await stub.call<{ applied: number; restamped: { index: number; timestamp: number }[] }>(
+        "ReplicateBatch",
+        {
+          items: [
+            { ...replicateItem({ key: "rs-late", value: "late copy", timestamp: now, from: "node2" }) },
+            {
+              ...replicateItem({ key: "rs-fresh", value: "fresh write", timestamp: now, from: "node2" }),
+              restamp: true,
+            },
+          ],
+          primary_node: "node2",
+        },
+      );
+      assert.equal(batch.applied, 1);
+      assert.deepEqual(batch.restamped.map((r) => [r.index, Number(r.timestamp)]), [[1, held + 1]]);
+      const read = async (key: string) => {
+        const r = await client.get(key, { fromReplica: true, address: cluster.node("node1").address });
+        return [text.decode(r.value), r.timestamp];
+      };
+      assert.deepEqual(await read("rs-fresh"), ["fresh write", held + 1]);
+      assert.deepEqual(await read("rs-late"), ["held", held], "a copy not marked keeps last-write-wins");
+    } finally {
+      await cluster.stop();
+    }
+  },
+);

@@ -115,6 +115,17 @@ export class NodeMetrics {
   readonly #methods = new Map<string, MethodMetrics>();
   /** Calls served by status code, every method together (the status page's refusal counts). */
   readonly callsByCode = new Float64Array(CODE_NAMES.length);
+  readonly #respCommands = this.registry.counter(
+    "kvstore_resp_commands_total",
+    "Redis protocol gateway (RESP) commands answered, by command and outcome (OK, or the error reply's code: ERR, NOAUTH...)",
+    ["method", "code"],
+  );
+  /** Open RESP connections now; set by the gateway when the node runs one. */
+  respConnections?: () => number;
+  /** Where the gateway counts its commands (unknown commands as "unknown", never their name). */
+  readonly resp = {
+    command: (name: string, errorCode?: string) => this.#respCommands.labels(name, errorCode ?? "OK").inc(),
+  };
 
   /** The handle a served method counts its calls with. `client`: counted in ops/s. */
   method(name: string, client: boolean): MethodMetrics {
@@ -205,6 +216,7 @@ export class NodeMetrics {
       "kvstore_anti_entropy_repaired_records_total",
       "Records anti-entropy repaired (pulled or pushed)",
     );
+    const respConns = g("kvstore_resp_connections", "Open connections to this node's Redis protocol gateway");
     const rss = g("kvstore_process_resident_memory_bytes", "Resident memory of the node process");
     const heap = g("kvstore_process_heap_used_bytes", "JavaScript heap in use");
     const started = g("kvstore_process_start_time_seconds", "Unix time the process started");
@@ -241,6 +253,7 @@ export class NodeMetrics {
       aeExchanges.labels().value = ae.exchanges;
       aeFailures.labels().value = ae.failures;
       aeRepaired.labels().value = ae.repaired;
+      respConns.labels().set(this.respConnections?.() ?? 0);
       const mem = Deno.memoryUsage();
       rss.labels().set(mem.rss);
       heap.labels().set(mem.heapUsed);

@@ -166,7 +166,8 @@ function card(n, color) {
     "<div><dt>p99 (1 min)</dt><dd>" + (n.reachable ? (n.p99_ms ? fmt(n.p99_ms, n.p99_ms < 10 ? 1 : 0) + " ms" : "–") : "–") + "</dd></div>" +
     "<div><dt>memory</dt><dd>" + (n.reachable ? fmt(n.rss_bytes / 1048576) + " MB" : "–") + "</dd></div>" +
     "<div><dt>queued / hints</dt><dd>" + v(n.replication_queue) + " / " + v(n.hints_held) + "</dd></div>" +
-    '<div><dt>clock vs ' + esc(n.responder) + '</dt><dd class="clock">' + clock + "</dd></div></dl>" +
+    '<div><dt>clock vs ' + esc(n.responder) + '</dt><dd class="clock">' + clock + "</dd></div>" +
+    "<div><dt>RESP connections</dt><dd>" + v(n.resp_connections) + "</dd></div></dl>" +
     (n.reachable && n.history ? '<div class="spark" data-points="' + n.history.ops_per_s.length + '">' +
       spark(n.history.ops_per_s, color, "ops/s, 5 min", "") + spark(n.history.p99_ms, color, "p99, 5 min", " ms") + "</div>" : "") +
     (why ? '<div class="why">' + why + "</div>" : "") + "</article>";

@@ -59,6 +59,8 @@ export interface SelfStatus {
   events: NodeEvent[];
   /** Refused calls since start, by reason (a gRPC code, or a refusal before any handler). */
   refused: Record<string, number>;
+  /** Open connections to its Redis protocol gateway (0 without one). */
+  resp_connections: number;
 }
 
 /** One node on the status page. */
@@ -120,6 +122,7 @@ export function selfStatus(node: KvNode, metrics: NodeMetrics): SelfStatus {
     history: historyOf(metrics),
     events: node.events.list(),
     refused: refusalsOf(node, metrics),
+    resp_connections: metrics.respConnections?.() ?? 0,
   };
 }
 

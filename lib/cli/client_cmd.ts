@@ -315,12 +315,25 @@ async function ownViews(client: KvClient, m: Membership): Promise<Map<string, Me
 }
 
 /** Proposes a removal; waits (unless told not to) until the node is no longer a member. */
+/** How long remove-node asks again while the cluster answers "retry". */
+const REMOVE_RETRY_MS = 30_000;
+
 async function removeNode(client: KvClient, id: string, wait: boolean, out: Output): Promise<number> {
   const credential = client.operatorCredential;
-  const res = await client.removeNode(id).catch((err) => {
-    // A refusal says which credential was refused.
-    throw err instanceof KvError ? new KvError(err.code, `${err.message} (credential: ${credential})`) : err;
-  });
+  const ask = () =>
+    client.removeNode(id).catch((err) => {
+      // A refusal says which credential was refused.
+      throw err instanceof KvError
+        ? new KvError(err.code, `${err.message} (credential: ${credential})`)
+        : err;
+    });
+  // "retry" means the cluster cannot take the change yet (another change under way, the claimant busy).
+  const asked = Date.now();
+  let res = await ask();
+  while (!res.accepted && res.retry && Date.now() - asked < REMOVE_RETRY_MS) {
+    await sleep(500);
+    res = await ask();
+  }
   print(
     out,
     { op: "remove-node", node: id, credential, ...res },

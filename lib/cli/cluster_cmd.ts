@@ -299,13 +299,15 @@ function printWelcome(config: ClusterConfig, redis: boolean): void {
     say(
       `  ${n.id}  ${n.host}:${n.port}${
         n.adminPort ? `  status page and /metrics: http://${n.host}:${n.adminPort}/` : ""
-      }`,
+      }${n.respPort ? `  Redis protocol: redis-cli -p ${n.respPort}` : ""}`,
     );
   }
   say("try, in another terminal:");
   say(`  npx -y deno@2.9.3 task client --node-port ${first.port}            # PUT/GET/DELETE demonstration`);
   say(`  npx -y deno@2.9.3 task client put greeting hello`);
   say(`  npx -y deno@2.9.3 task client status`);
+  const resp = config.nodes.find((n) => n.respPort > 0);
+  if (resp) say(`  redis-cli -p ${resp.respPort} SET greeting hello   # any Redis client, through any node`);
   const token = config.security.clientTokenFile;
   if (token) say(`  (clients need the client token: add --token-file ${token} to client and bench)`);
   say("Ctrl+C stops every node");

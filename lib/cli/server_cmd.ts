@@ -30,6 +30,7 @@ import { runtimeWarning } from "../runtime_check.ts";
 import { loadNodeSecurity } from "../security/settings.ts";
 import { announceMode } from "../security/protected_mode.ts";
 import { startRefusal } from "../security/startup_check.ts";
+import { type RespServer, serveResp } from "../resp/server.ts";
 
 const HELP = `kvstore server [PORT] [NODE_ID] [flags]
 
@@ -61,6 +62,8 @@ Runs one node of the cluster described by the config file.
   --admin-port PORT    admin HTTP listener: /metrics, /healthz, /readyz, status page at /
                        (default: the node's admin_port, else its gRPC port + 1000; 0 = off;
                        with --join: 0)
+  --resp-port PORT     Redis protocol gateway (RESP: redis-cli, Redis clients) on this port
+                       (default: the node's resp_port, else off; 0 = off)
   --clock-offset-ms N  debug: run this node's write clock N ms ahead (negative: behind) of the
                        system clock, to test clock skew (default 0)
   -h, --help           this help`;
@@ -93,6 +96,7 @@ export async function serverCommand(args: string[]): Promise<number> {
     "log-level": { type: "string" },
     "log-format": { type: "string" },
     "admin-port": { type: "string" },
+    "resp-port": { type: "string" },
     "clock-offset-ms": { type: "string" },
     insecure: { type: "boolean" },
     help: { type: "boolean", short: "h" },
@@ -172,9 +176,12 @@ export async function serverCommand(args: string[]): Promise<number> {
   // A token refused for its time carries the peer's clock: the offset is known even then.
   grpcPeers.onReceiverTime = (peer, receiverMs, rttMs) =>
     node.clockWatch.noteReceiverTime(peer, receiverMs, rttMs);
-  let served, admin;
+  let served, admin, resp: RespServer | undefined;
   try {
     served = await serveNode(node, { metrics, security });
+    resp = self.respPort > 0
+      ? serveResp({ node, security, hostname: self.bindHost, port: self.respPort, counters: metrics.resp })
+      : undefined;
     admin = startAdmin({
       node,
       metrics,
@@ -183,6 +190,7 @@ export async function serverCommand(args: string[]): Promise<number> {
       port: self.adminPort,
       clientToken: security.clientToken,
     });
+    if (resp) metrics.respConnections = resp.connections;
   } catch (err) {
     log.error(errorMessage(err));
     await node.stop();
@@ -197,6 +205,7 @@ export async function serverCommand(args: string[]): Promise<number> {
     read_quorum: config.replication.readQuorum,
     config: config.source,
     admin: admin ? `http://${self.bindHost}:${admin.port}/` : "off",
+    resp: resp ? `redis://${self.bindHost}:${resp.port}` : "off",
   });
   announceMode(log, security);
   watchStalls(log, { thresholdMs: config.logging.stallThresholdMs });
@@ -229,6 +238,7 @@ export async function serverCommand(args: string[]): Promise<number> {
   log.info(`${why}; shutting down`);
   // New calls are refused (UNAVAILABLE) from here on; the calls in flight get
   // DRAIN_MS, then the node flushes its replication queues to its peers.
+  resp?.close();
   await served.drain(DRAIN_MS);
   if (!node.membership.list.members.some((m) => m.id === self.id)) {
     // Decommissioned: the hints this node holds for others go before it does.

@@ -3,7 +3,7 @@
  *
  * Nodes node1..nodeN listen on consecutive ports from the file's first
  * node's port, each with its own Redis port (consecutive from the first
- * node's, and admin ports likewise when the first node sets one); every
+ * node's, and admin and RESP ports likewise when the first node sets one); every
  * other setting is the file's. The result is written to a
  * temporary file so every node process reads the same one.
  */
@@ -17,7 +17,7 @@ export async function sizedConfig(
 ): Promise<{ path: string; config: ClusterConfig }> {
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > 100) throw new UsageError("--nodes must be 1 to 100");
   const raw = (path ? JSON.parse(await Deno.readTextFile(path)) : defaultConfigJson()) as {
-    nodes?: { host?: string; port?: number; redis_port?: number; admin_port?: number }[];
+    nodes?: { host?: string; port?: number; redis_port?: number; admin_port?: number; resp_port?: number }[];
   };
   const first = raw.nodes?.[0] ?? {};
   const port = first.port ?? 8001;
@@ -32,6 +32,8 @@ export async function sizedConfig(
     ...(first.admin_port !== undefined
       ? { admin_port: first.admin_port === 0 ? 0 : first.admin_port + i }
       : {}),
+    // RESP ports likewise (the embedded file's 7001, 7002...); absent or 0 stays off.
+    ...(first.resp_port ? { resp_port: first.resp_port + i } : {}),
   }));
   const out = await Deno.makeTempFile({ prefix: "kvstore-cluster-", suffix: ".json" });
   await Deno.writeTextFile(out, JSON.stringify(raw, null, 2));

@@ -51,6 +51,9 @@ export function fileStart(values: ServerFlags, positionals: string[]): StartPoin
   const self = pickNode(config, positionals, values.id as string | undefined);
   if (values.host) self.bindHost = values.host as string;
   if (values["admin-port"] !== undefined) self.adminPort = adminPortFlag(values["admin-port"] as string);
+  if (values["resp-port"] !== undefined) {
+    self.respPort = portFlag(values["resp-port"] as string, "--resp-port");
+  }
   const secretFile = values["cluster-secret-file"] as string | undefined;
   // The flag replaces the file's secret (the cluster command hands its nodes one made per run).
   if (secretFile !== undefined) config.security = { ...config.security, ...secretSetting(secretFile) };
@@ -82,6 +85,7 @@ export async function joinerStart(
     bindHost: host,
     // No cluster file entry: the admin listener is off unless asked for.
     adminPort: values["admin-port"] !== undefined ? adminPortFlag(values["admin-port"] as string) : 0,
+    respPort: values["resp-port"] !== undefined ? portFlag(values["resp-port"] as string, "--resp-port") : 0,
     redisHost: (values["redis-host"] as string | undefined) ?? "127.0.0.1",
     redisPort: values["redis-port"] !== undefined
       ? intFlag(values["redis-port"] as string, "--redis-port", 1)
@@ -184,7 +188,12 @@ function pickNode(config: ClusterConfig, positionals: string[], idFlag?: string)
 }
 
 function adminPortFlag(s: string): number {
-  const port = intFlag(s, "--admin-port", 0);
-  if (port > 65535) throw new UsageError(`--admin-port must be at most 65535, not ${port}`);
+  return portFlag(s, "--admin-port");
+}
+
+/** A listener's port flag: 0 (off) to 65535. */
+function portFlag(s: string, flag: string): number {
+  const port = intFlag(s, flag, 0);
+  if (port > 65535) throw new UsageError(`${flag} must be at most 65535, not ${port}`);
   return port;
 }

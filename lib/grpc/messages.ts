@@ -193,6 +193,8 @@ export interface ReplicateRequestMsg {
   version_node: string;
   hint_for: string;
   expires_at_ms?: number;
+  /** Absent from older nodes. */
+  restamp?: boolean;
 }
 
 export interface ReplicateBatchRequestMsg {
@@ -206,6 +208,8 @@ export interface ReplicateBatchResponseMsg {
   replica_node_id: string;
   /** How many items were newer than what the replica held. */
   applied: number;
+  /** Absent from older nodes. */
+  restamped?: { index: number; timestamp: number }[];
 }
 
 export interface KeyValuePairMsg {
@@ -278,6 +282,7 @@ export interface MemberMsg {
   port: number;
   state: MemberStateName;
   admin_port: number;
+  resp_port: number;
 }
 
 export interface MemberListMsg {
@@ -294,6 +299,7 @@ export interface MembershipChangeMsg {
   epoch: number;
   forwarded: boolean;
   admin_port: number;
+  resp_port: number;
 }
 
 export interface MembershipChangeResponseMsg {
@@ -342,6 +348,7 @@ export interface JoinRequestMsg {
   host: string;
   port: number;
   admin_port: number;
+  resp_port: number;
 }
 
 export interface StreamRecordsRequestMsg {
@@ -519,6 +526,7 @@ export function memberListToMsg(l: MemberList): MemberListMsg {
       port: m.port,
       state: memberStateToMsg(m.state),
       admin_port: m.adminPort ?? 0,
+      resp_port: m.respPort ?? 0,
     })),
   };
 }
@@ -534,6 +542,7 @@ export function memberListFromMsg(m: MemberListMsg): MemberList {
       port: x.port,
       state: memberStateFromMsg(x.state),
       ...(x.admin_port ? { adminPort: x.admin_port } : {}),
+      ...(x.resp_port ? { respPort: x.resp_port } : {}),
     })),
   };
 }
@@ -564,7 +573,7 @@ export function changeResponseFromMsg(
 
 /** A JoinCluster request as the joiner's address. */
 export function joinerFromMsg(m: JoinRequestMsg): JoinerAddress {
-  return { id: m.node_id, host: m.host, port: m.port, adminPort: m.admin_port };
+  return { id: m.node_id, host: m.host, port: m.port, adminPort: m.admin_port, respPort: m.resp_port };
 }
 
 /** A join's answer as a JoinResponse. */
@@ -584,6 +593,7 @@ export function changeRequestFromMsg(m: MembershipChangeMsg): ChangeRequest {
     epoch: m.epoch,
     forwarded: m.forwarded,
     adminPort: m.admin_port,
+    respPort: m.resp_port,
   };
 }
 
@@ -738,7 +748,9 @@ export function replicaItemFromMsg(m: ReplicateRequestMsg): ReplicaItem {
     versionNode: m.version_node || m.primary_node,
     tombstone: m.operation === "DELETE",
   }, m.expires_at_ms);
-  return m.hint_for ? { record, hintFor: m.hint_for } : { record };
+  const item: ReplicaItem = m.hint_for ? { record, hintFor: m.hint_for } : { record };
+  if (m.restamp) item.restamp = true;
+  return item;
 }
 
 /** A Replicate or ReplicateBatch request as a push, from the node its first copy names. */
@@ -753,5 +765,11 @@ export function replicaPushFromMsg(m: ReplicateRequestMsg | ReplicateBatchReques
  * encoder leaves out.
  */
 export function replicaAnswerToMsg(a: ReplicaAnswer, replica: string): ReplicateBatchResponseMsg {
-  return { success: true, message: a.message, replica_node_id: replica, applied: a.applied };
+  return {
+    success: true,
+    message: a.message,
+    replica_node_id: replica,
+    applied: a.applied,
+    restamped: a.restamped ?? [],
+  };
 }

@@ -30,6 +30,7 @@ import type {
   WriteRequest,
   WriteResult,
 } from "../transport.ts";
+import type { Restamped } from "../restamp.ts";
 import type {
   ChangeRequest,
   ChangeResponse,
@@ -98,6 +99,13 @@ import {
   voteFromMsg,
   writeExpiryToMsg,
 } from "./messages.ts";
+
+/**
+ * A change forwarded to the claimant waits for a whole decision there: two
+ * voting rounds, then a push that each member proves by asking the others.
+ * One call's deadline is too short for that on a loaded machine.
+ */
+const CHANGE_DEADLINE_FACTOR = 4;
 
 /** Options of {@link GrpcPeerTransport}. */
 export interface GrpcPeerOptions {
@@ -292,15 +300,22 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
 
   async changeMembership(peer: string, change: ChangeRequest): Promise<ChangeResponse> {
     const kinds = { remove: "CHANGE_REMOVE", streamed: "CHANGE_STREAMED", join: "CHANGE_JOIN" } as const;
-    const res = await this.#control<MembershipChangeResponseMsg>(peer, "ChangeMembership", {
-      kind: kinds[change.kind],
-      node_id: change.nodeId,
-      host: change.host ?? "",
-      port: change.port ?? 0,
-      epoch: change.epoch ?? 0,
-      forwarded: change.forwarded ?? false,
-      admin_port: change.adminPort ?? 0,
-    });
+    const res = await this.#unary<MembershipChangeResponseMsg>(
+      peer,
+      "ChangeMembership",
+      {
+        kind: kinds[change.kind],
+        node_id: change.nodeId,
+        host: change.host ?? "",
+        port: change.port ?? 0,
+        epoch: change.epoch ?? 0,
+        forwarded: change.forwarded ?? false,
+        admin_port: change.adminPort ?? 0,
+        resp_port: change.respPort ?? 0,
+      },
+      "control",
+      this.o.timeoutMs * CHANGE_DEADLINE_FACTOR,
+    );
     return changeResponseFromMsg(res);
   }
 
@@ -314,6 +329,7 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
       host: self.host,
       port: self.port,
       admin_port: self.adminPort,
+      resp_port: self.respPort ?? 0,
     });
     return changeResponseFromMsg(res);
   }
@@ -500,19 +516,27 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
   }
 
   /** A batch of copies: on the peer's stream when small, else (or for a peer without one) as a call. */
-  async replicate(peer: string, items: readonly ReplicaItem[]): Promise<number> {
+  async replicate(
+    peer: string,
+    items: readonly ReplicaItem[],
+    onRestamped?: (restamped: Restamped[]) => void,
+  ): Promise<number> {
     const req: ReplicateBatchRequestMsg = {
-      items: items.map(({ record, hintFor }) => replicateRequest(this.o.self.id, record, hintFor)),
+      items: items.map((item) => replicateRequest(this.o.self.id, item)),
       primary_node: this.o.self.id,
     };
+    const answered = (res: ReplicateBatchResponseMsg) => {
+      if (res.restamped?.length) onRestamped?.(res.restamped);
+      return res.applied;
+    };
     const unary = async (lane: Lane) =>
-      (await this.#unary<ReplicateBatchResponseMsg>(peer, "ReplicateBatch", req, lane)).applied;
+      answered(await this.#unary<ReplicateBatchResponseMsg>(peer, "ReplicateBatch", req, lane));
     let bytes = 0;
     for (const { record } of items) bytes += recordSize(record);
     if (bytes > STREAM_REPLICATE_MAX_BYTES) return await unary("bulk");
     return await this.#streamOrUnary(
       peer,
-      async () => (await this.#onStream(peer, "repl", req)).applied,
+      async () => answered(await this.#onStream(peer, "repl", req)),
       () => unary("data"),
     );
   }
@@ -625,7 +649,7 @@ function putRequestOf(w: WriteRequest): PutRequestMsg {
   return { key: w.key, value: w.value, timestamp: w.timestamp, ...writeExpiryToMsg(w) };
 }
 
-function replicateRequest(self: string, r: KvRecord, hintFor?: string): ReplicateRequestMsg {
+function replicateRequest(self: string, { record: r, hintFor, restamp }: ReplicaItem): ReplicateRequestMsg {
   const pair = recordToPair(r);
   return {
     key: pair.key,
@@ -636,5 +660,6 @@ function replicateRequest(self: string, r: KvRecord, hintFor?: string): Replicat
     version_node: pair.version_node,
     hint_for: hintFor ?? "",
     ...(pair.expires_at_ms ? { expires_at_ms: pair.expires_at_ms } : {}),
+    restamp: restamp === true,
   };
 }

@@ -62,6 +62,7 @@ export async function joinCluster(node: KvNode, joiner: JoinerAddress): Promise<
     host: joiner.host,
     port: joiner.port,
     adminPort: joiner.adminPort,
+    respPort: joiner.respPort,
   });
   return { change, members: node.members() };
 }

@@ -357,7 +357,13 @@ export class Membership {
     if (change.kind === "join") {
       p = proposeJoin(
         list,
-        { id: change.nodeId, host: change.host ?? "", port: change.port ?? 0, adminPort: change.adminPort },
+        {
+          id: change.nodeId,
+          host: change.host ?? "",
+          port: change.port ?? 0,
+          adminPort: change.adminPort,
+          respPort: change.respPort,
+        },
         self,
         notReady,
       );

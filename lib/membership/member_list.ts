@@ -21,6 +21,8 @@ export interface Member {
   state: MemberState;
   /** Its admin HTTP listener (status page, /metrics), when it has one. */
   adminPort?: number;
+  /** Its Redis protocol gateway (RESP), when it has one. */
+  respPort?: number;
 }
 
 /** The cluster's members at one epoch. */
@@ -39,7 +41,7 @@ export type Proposal =
 
 /** The list a cluster file describes: epoch 0, every node NORMAL. */
 export function listFromNodes(
-  nodes: readonly { id: string; host: string; port: number; adminPort?: number }[],
+  nodes: readonly { id: string; host: string; port: number; adminPort?: number; respPort?: number }[],
 ): MemberList {
   return {
     epoch: 0,
@@ -50,6 +52,7 @@ export function listFromNodes(
       port: n.port,
       state: "NORMAL" as const,
       ...(n.adminPort ? { adminPort: n.adminPort } : {}),
+      ...(n.respPort ? { respPort: n.respPort } : {}),
     })),
   };
 }
@@ -100,7 +103,7 @@ export function claimantOf(list: MemberList, alive: (id: string) => boolean): st
  */
 export function proposeJoin(
   list: MemberList,
-  node: { id: string; host: string; port: number; adminPort?: number },
+  node: { id: string; host: string; port: number; adminPort?: number; respPort?: number },
   by: string,
   notReady: readonly string[],
 ): Proposal {

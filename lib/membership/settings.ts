@@ -69,6 +69,7 @@ export function configFromSettings(
       port: m.port,
       bindHost: m.host,
       adminPort: m.adminPort ?? 0,
+      respPort: m.respPort ?? 0,
       redisHost: "",
       redisPort: 0,
       description: "",

@@ -18,6 +18,8 @@ export interface ChangeRequest {
   port?: number;
   /** For "join": the joiner's admin listener (0 or absent: none). */
   adminPort?: number;
+  /** For "join": the joiner's RESP listener (0 or absent: none). */
+  respPort?: number;
   /** For "streamed": the epoch of the change whose ranges were streamed. */
   epoch?: number;
   forwarded?: boolean;
@@ -29,6 +31,8 @@ export interface JoinerAddress {
   host: string;
   port: number;
   adminPort: number;
+  /** Its Redis protocol gateway (0: none). */
+  respPort?: number;
 }
 
 /** The claimant's answer. */

@@ -1,0 +1,103 @@
+/**
+ * String commands: GET, SET (plain), MGET, MSET, STRLEN, GETRANGE.
+ *
+ * Every value is a string, so -WRONGTYPE never happens. SET's options need
+ * expiry or conditional writes (their own issue) and answer an error until
+ * those land; a plain SET is a put. MSET stores its keys as one batch but,
+ * like a Redis Cluster spanning slots, not atomically (README).
+ */
+import type { Ctx } from "../context.ts";
+import { integer, key, SYNTAX, value, word } from "../args.ts";
+import { arr, bulk, err, int, NIL, OK, type Reply } from "../reply.ts";
+import { checkKeyCount, firstFailure, putKeys, readFailure, readKeys, writeFailure } from "../store.ts";
+import { needsError } from "../command.ts";
+
+/** SET's options, and what each needs. */
+const SET_OPTIONS: Record<string, { needs: "conditional writes" | "expiry"; takesArg: boolean }> = {
+  nx: { needs: "conditional writes", takesArg: false },
+  xx: { needs: "conditional writes", takesArg: false },
+  get: { needs: "conditional writes", takesArg: false },
+  ex: { needs: "expiry", takesArg: true },
+  px: { needs: "expiry", takesArg: true },
+  exat: { needs: "expiry", takesArg: true },
+  pxat: { needs: "expiry", takesArg: true },
+  keepttl: { needs: "expiry", takesArg: false },
+};
+
+export async function get(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
+  const [r] = await readKeys(ctx.gw.node, [key(args[1], ctx.gw.node.config.limits)]);
+  return readFailure(r) ?? (r.found ? bulk(r.value) : NIL);
+}
+
+export async function set(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
+  const limits = ctx.gw.node.config.limits;
+  const k = key(args[1], limits);
+  for (let i = 3; i < args.length; i++) {
+    const opt = SET_OPTIONS[word(args[i])];
+    if (!opt || (opt.takesArg && i + 1 >= args.length)) return err(SYNTAX);
+    if (opt.takesArg) i++;
+  }
+  if (args.length > 3) {
+    return needsError(`SET ... ${word(args[3]).toUpperCase()}`, SET_OPTIONS[word(args[3])].needs);
+  }
+  const [r] = await putKeys(ctx.gw.node, [{ key: k, value: value(args[2], limits) }]);
+  return writeFailure(r) ?? OK;
+}
+
+export async function mget(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
+  const limits = ctx.gw.node.config.limits;
+  checkKeyCount(ctx.gw.node, args.length - 1);
+  const keys = args.slice(1).map((a) => key(a, limits));
+  const distinct = [...new Set(keys)];
+  const rs = await readKeys(ctx.gw.node, distinct, "MGET");
+  const failed = firstFailure(rs, readFailure);
+  if (failed) return failed;
+  const byKey = new Map(rs.map((r) => [r.key, r]));
+  return arr(keys.map((k) => {
+    const r = byKey.get(k)!;
+    return r.found ? bulk(r.value) : NIL;
+  }));
+}
+
+export async function mset(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
+  if (args.length % 2 !== 1) return err("wrong number of arguments for 'mset' command");
+  const limits = ctx.gw.node.config.limits;
+  checkKeyCount(ctx.gw.node, (args.length - 1) / 2);
+  // A key named twice takes its last value, as in Redis; a batch names each key once.
+  const items = new Map<string, Uint8Array>();
+  for (let i = 1; i < args.length; i += 2) {
+    const k = key(args[i], limits);
+    items.delete(k);
+    items.set(k, value(args[i + 1], limits));
+  }
+  const rs = await putKeys(ctx.gw.node, [...items].map(([k, v]) => ({ key: k, value: v })));
+  return firstFailure(rs, writeFailure) ?? OK;
+}
+
+export async function strlen(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
+  const [r] = await readKeys(ctx.gw.node, [key(args[1], ctx.gw.node.config.limits)]);
+  return readFailure(r) ?? int(r.found ? r.value.length : 0);
+}
+
+export async function getrange(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
+  const k = key(args[1], ctx.gw.node.config.limits);
+  const start = integer(args[2]);
+  const end = integer(args[3]);
+  const [r] = await readKeys(ctx.gw.node, [k]);
+  const failed = readFailure(r);
+  if (failed) return failed;
+  return bulk(range(r.found ? r.value : new Uint8Array(0), start, end));
+}
+
+/** GETRANGE's slice: negative offsets count from the end, both ends inclusive, clamped. */
+export function range(v: Uint8Array, start: number, end: number): Uint8Array {
+  const len = v.length;
+  if (start < 0 && end < 0 && start > end) return new Uint8Array(0);
+  let s = start < 0 ? Math.max(0, len + start) : start;
+  let e = end < 0 ? len + end : end;
+  if (e < 0) e = 0;
+  if (e >= len) e = len - 1;
+  if (s > e || len === 0) return new Uint8Array(0);
+  s = Math.max(0, s);
+  return v.subarray(s, e + 1);
+}
