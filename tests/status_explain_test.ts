@@ -7,7 +7,7 @@
  * the value; node3 is killed -9 and its failure appears in the events list
  * (no reload), and the inspector then shows node3's copy unreachable.
  * Screenshots go to the test's temporary directory, or to
- * $STATUS_SHOTS_DIR when set (how docs/status-*.png are refreshed).
+ * $STATUS_SHOTS_DIR when set.
  */
 import assert from "node:assert/strict";
 import { clusterTest, endCluster, ringOf, sleep, TestCluster } from "./helpers/cluster.ts";

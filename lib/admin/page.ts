@@ -216,6 +216,14 @@ function version(c) {
     "</span> @" + esc(c.version_node);
 }
 
+/** An expiry as "in 59 min" / "3 s ago", the exact time on hover. */
+function expiry(ms) {
+  if (!ms) return "–";
+  const d = Math.round((ms - Date.now()) / 1000), a = Math.abs(d);
+  const span = a < 120 ? a + " s" : a < 7200 ? Math.round(a / 60) + " min" : a < 172800 ? Math.round(a / 3600) + " h" : Math.round(a / 86400) + " d";
+  return '<span title="' + new Date(ms).toISOString() + '">' + (d >= 0 ? "in " + span : span + " ago") + "</span>";
+}
+
 function drawInspection(r) {
   inspected = r;
   const missing = r.copies.filter((c) => !c.reachable).length;
@@ -229,7 +237,7 @@ function drawInspection(r) {
     (c.timestamp_us === undefined ? "" : c.timestamp_us + "@" + esc(c.version_node)) + '"' + (c.reachable && !c.newest && !r.agree ? ' class="stale"' : "") + ">" +
     "<td>" + esc(c.node) + "</td><td>" + c.role + "</td><td>" + (c.reachable ? c.state : "unreachable") + "</td><td>" + version(c) +
     "</td><td>" + (c.size_bytes === undefined ? "–" : fmt(c.size_bytes) + " B") + "</td><td>" +
-    (c.expires_at_ms ? new Date(c.expires_at_ms).toLocaleString() : "–") + "</td></tr>").join("");
+    expiry(c.expires_at_ms) + "</td></tr>").join("");
   table.hidden = false;
 }
 
