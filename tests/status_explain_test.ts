@@ -160,7 +160,17 @@ clusterTest(
         "hints handed off to node3 in the events list",
       );
       console.log(`  the events list showed hints handed off to node3 ${back.ms} ms after it restarted`);
-      const refusedText = await page.evaluate<string>(`document.getElementById("refused").textContent`);
+      // A KeyValueStore call without the token is refused and counted, not listed.
+      const anonymous = await cluster.client({ via: "node1", route: false });
+      await assert.rejects(anonymous.get(key), /no client token/);
+      const refusedText = (await until<string>(
+        page,
+        `document.getElementById("refused").textContent`,
+        (t) => /(\(|, )no client token [1-9]/.test(t),
+        10_000,
+        "the gRPC refusal counted",
+      )).value;
+      console.log(`  ${refusedText}`);
       assert.match(refusedText, /inspector: no client token 1/);
       assert.match(refusedText, /inspector: wrong client token 1/);
       assert.match(refusedText, /inspector: rate limited [1-9]/);
