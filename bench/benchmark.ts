@@ -62,6 +62,7 @@ import { EtcdClient, etcdPath, startEtcd } from "./etcd.ts";
 import { type MembershipResult, membershipText, runMembershipChanges } from "./membership_bench.ts";
 import { randomSecret } from "../lib/security/settings.ts";
 import { LoopLag } from "../lib/bench/loop_lag.ts";
+import { type LwtRow, lwtText, runLwtRows } from "./lwt_bench.ts";
 import { errorMessage } from "../lib/errors.ts";
 import { type RespRow, respText, runRespRows } from "./resp_bench.ts";
 import { type AntiEntropyPeak, antiEntropyPeaks } from "./anti_entropy_peak.ts";
@@ -80,6 +81,7 @@ const HELP = `deno task benchmark [flags]
   --skip-resp         leave out the RESP rows (redis-benchmark against the gateways and a redis-server)
   --resp-requests N   redis-benchmark requests per test, times the pipeline depth (default 20000)
   --skip-membership   leave out the join and decommission timed after the 1M test
+  --skip-lwt          leave out conditional writes and increments beside plain puts
   --targets LIST      only these of ceiling,ceiling3,ceiling3fwd,etcd,any,memory,redis
                       (default all)
   --secret            run the kvstore clusters with security.cluster_secret set (every
@@ -157,6 +159,7 @@ interface Options {
   skipMembership: boolean;
   skipResp: boolean;
   respRequests: number;
+  skipLwt: boolean;
   targets: Target[];
   baseline?: string;
   secret: boolean;
@@ -202,6 +205,7 @@ function parseOptions(args: string[]): Options | undefined {
     "skip-membership": { type: "boolean" },
     "skip-resp": { type: "boolean" },
     "resp-requests": { type: "string" },
+    "skip-lwt": { type: "boolean" },
     targets: { type: "string" },
     baseline: { type: "string" },
     secret: { type: "boolean" },
@@ -239,6 +243,7 @@ function parseOptions(args: string[]): Options | undefined {
     respRequests: values["resp-requests"] === undefined
       ? 20_000
       : numberFlag(values["resp-requests"], "--resp-requests", 100, 10_000_000),
+    skipLwt: values["skip-lwt"] ?? false,
     targets: [
       // Named in --targets or not, the baseline targets run exactly when --baseline is given.
       ...list(values.targets, TARGETS, "targets").filter((t) => !BASELINE_TARGETS.includes(t)),
@@ -752,6 +757,7 @@ async function main(args: string[]): Promise<number> {
   let million: MillionResult | undefined;
   let membership: MembershipResult | undefined;
   let resp: RespRow[] | undefined;
+  let lwt: LwtRow[] | undefined;
   const notes: string[] = [];
   try {
     // Every target is up at once and each row runs on them back to back, so
@@ -794,6 +800,19 @@ async function main(args: string[]): Promise<number> {
     }
     // In the same run as the gRPC rows, on the same memory cluster, before the 1M test loads it.
     if (memory && !o.skipResp) resp = await respRows(o, group, memory, tmp, notes);
+    if (memory && !o.skipLwt) {
+      const client = await KvClient.connect(memory.addresses, { route: true, timeoutMs: 5000 });
+      try {
+        lwt = await runLwtRows(client, {
+          durationS: Math.min(o.durationS, 5),
+          concurrency: o.concurrency,
+          keys: o.keys,
+          valueSize: o.valueSize,
+        });
+      } finally {
+        client.close();
+      }
+    }
     if (memory && !o.skip1m) {
       // The other targets stop first, so the memory nodes have the machine.
       for (const t of running) if (t.cluster !== memory.cluster) await t.stop();
@@ -823,6 +842,7 @@ async function main(args: string[]): Promise<number> {
     const unary = (row: string) => findRow(rows, "any", row)?.bench.keys_per_s;
     console.log("\n" + respText(resp, { put: unary("put"), get: unary("get") }));
   }
+  if (lwt) console.log("\n" + lwtText(lwt));
   if (notes.length > 0) console.log("\n" + notes.join("\n"));
   console.log(
     "\ntargets:\n" + targets.map((t) => `  ${t.met ? "met    " : "NOT met"}  ${t.what}: ${t.got}`).join("\n"),
@@ -843,6 +863,7 @@ async function main(args: string[]): Promise<number> {
         million,
         membership,
         resp,
+        lwt,
         notes,
         targets,
       },

@@ -7,9 +7,12 @@
  * executable needs nothing beside it; `--config FILE` replaces it. The file
  * users already have (the shape on the interface page) loads unchanged: every
  * setting added since is an optional key with a default. A bad file fails
- * fast with the path of the bad field and the reason.
+ * fast with the path of the bad field and the reason, and so does a key the
+ * loader does not know (with the nearest known one): the readers record
+ * every path they read, so reading a new setting is what makes it known.
  */
 import defaultClusterFile from "../config/cluster.json" with { type: "json" };
+import { describeUnknown, settingPath, type UnknownSetting, unknownSettings } from "./config_keys.ts";
 
 /** One node of the cluster, as the cluster file describes it. */
 export interface NodeConfig {
@@ -178,6 +181,15 @@ export class ConfigError extends Error {
   }
 }
 
+/** Keys of a cluster file the loader does not know; the message names each and the nearest known one. */
+export class UnknownSettingError extends ConfigError {
+  constructor(source: string, readonly unknown: UnknownSetting[]) {
+    super(source, unknown[0].path, "unknown setting");
+    this.message = `${source}: ${describeUnknown(unknown)}`;
+    this.name = "UnknownSettingError";
+  }
+}
+
 /** Loads and validates a cluster file, or the embedded default without a path. */
 export function loadConfig(path?: string): ClusterConfig {
   if (path === undefined) return parseConfig(defaultClusterFile, "embedded config/cluster.json");
@@ -208,6 +220,53 @@ export function defaultConfigJson(): unknown {
  */
 export function parseConfig(raw: unknown, source: string, opts: { baseDir?: string } = {}): ClusterConfig {
   const r = new Reader(source, opts.baseDir);
+  try {
+    const config = readConfig(r, raw, source);
+    refuseUnknown(r, raw, source);
+    return config;
+  } catch (err) {
+    // A mistyped key is the likelier cause of a failure (a required key then reads as missing): name it.
+    if (err instanceof ConfigError && !(err instanceof UnknownSettingError)) refuseUnknown(r, raw, source);
+    throw err;
+  }
+}
+
+function refuseUnknown(r: Reader, raw: unknown, source: string): void {
+  // Known: every key any file may hold, and those this file's reads touched (a setting read only when set).
+  const unknown = unknownSettings(raw, new Set([...fileKeys().all, ...r.seen]));
+  if (unknown.length > 0) throw new UnknownSettingError(source, unknown);
+}
+
+/**
+ * The smallest valid file: reading it touches every setting, since every
+ * reader runs whether its key is there or not (so keep it that way).
+ */
+const SMALLEST_FILE = {
+  nodes: [{ id: "a", host: "127.0.0.1", port: 1 }, { id: "b", host: "127.0.0.1", port: 2 }],
+};
+
+let fileKeysMemo: { all: Set<string>; settings: string[]; defaults: ClusterConfig } | undefined;
+
+/** The key paths the loader reads (sections and settings), and the defaults, from the smallest file. */
+function fileKeys(): { all: Set<string>; settings: string[]; defaults: ClusterConfig } {
+  if (fileKeysMemo) return fileKeysMemo;
+  const r = new Reader("(known settings)");
+  const defaults = readConfig(r, SMALLEST_FILE, "defaults");
+  const settings = [...r.seen].filter((p) => !r.sections.has(p)).sort();
+  return fileKeysMemo = { all: r.seen, settings, defaults };
+}
+
+/** Every setting a cluster file may hold (`replication.write_quorum`, `nodes[].port`), sorted. */
+export function knownSettings(): string[] {
+  return [...fileKeys().settings];
+}
+
+/** Every setting at its default (nodes from a two-node file): what a peer's settings fall back on. */
+export function defaultSettings(): ClusterConfig {
+  return structuredClone(fileKeys().defaults);
+}
+
+function readConfig(r: Reader, raw: unknown, source: string): ClusterConfig {
   const root = r.object(raw, "$");
   const nodes = r.array(root.nodes, "nodes").map((n, i) => readNode(r, n, `nodes[${i}]`));
   if (nodes.length === 0) r.fail("nodes", "at least one node is required");
@@ -434,29 +493,31 @@ function readSecurity(
   if (sec.cluster_secret !== undefined && sec.cluster_secret_file !== undefined) {
     r.fail("security.cluster_secret", "set cluster_secret or cluster_secret_file, not both");
   }
-  if (sec.cluster_secret !== undefined) {
-    out.clusterSecret = r.string(sec.cluster_secret, "security.cluster_secret");
-  }
-  if (sec.cluster_secret_file !== undefined) {
-    out.clusterSecretFile = r.path(sec.cluster_secret_file, "security.cluster_secret_file");
-  }
+  // Optional keys are read even when absent, so that every key is known (see SMALLEST_FILE).
+  const clusterSecret = r.optional(sec.cluster_secret, "security.cluster_secret", r.string);
+  if (clusterSecret !== undefined) out.clusterSecret = clusterSecret;
+  const secretFile = r.optional(sec.cluster_secret_file, "security.cluster_secret_file", r.path);
+  if (secretFile !== undefined) out.clusterSecretFile = secretFile;
   if (r.bool(sec.insecure, "security.insecure", false)) out.insecure = true;
-  if (sec.client_token_file !== undefined) {
-    out.clientTokenFile = r.path(sec.client_token_file, "security.client_token_file");
-  }
+  const tokenFile = r.optional(sec.client_token_file, "security.client_token_file", r.path);
+  if (tokenFile !== undefined) out.clientTokenFile = tokenFile;
+  const tls = r.optionalObject(sec.tls, "security.tls");
+  const certFile = r.optional(tls.cert_file, "security.tls.cert_file", r.path);
+  const keyFile = r.optional(tls.key_file, "security.tls.key_file", r.path);
+  const caFile = r.optional(tls.ca_file, "security.tls.ca_file", r.path);
+  const requireClientCert = r.bool(tls.require_client_cert, "security.tls.require_client_cert", false);
+  const own = rawNodes.map((raw, i) => {
+    const n = raw as Record<string, unknown>;
+    return {
+      cert: r.optional(n.tls_cert_file, `nodes[${i}].tls_cert_file`, r.path),
+      key: r.optional(n.tls_key_file, `nodes[${i}].tls_key_file`, r.path),
+    };
+  });
   if (sec.tls === undefined) return out;
-  const tls = r.object(sec.tls, "security.tls");
-  const certFile = tls.cert_file === undefined ? undefined : r.path(tls.cert_file, "security.tls.cert_file");
-  const keyFile = tls.key_file === undefined ? undefined : r.path(tls.key_file, "security.tls.key_file");
   nodes.forEach((n, i) => {
-    const raw = rawNodes[i] as Record<string, unknown>;
     const path = `nodes[${i}]`;
-    n.tlsCertFile = raw.tls_cert_file === undefined
-      ? certFile
-      : r.path(raw.tls_cert_file, `${path}.tls_cert_file`);
-    n.tlsKeyFile = raw.tls_key_file === undefined
-      ? keyFile
-      : r.path(raw.tls_key_file, `${path}.tls_key_file`);
+    n.tlsCertFile = own[i].cert ?? certFile;
+    n.tlsKeyFile = own[i].key ?? keyFile;
     if (!n.tlsCertFile) {
       r.fail(`${path}.tls_cert_file`, "required (or security.tls.cert_file) with security.tls");
     }
@@ -466,8 +527,8 @@ function readSecurity(
   });
   checkOwnCerts(r, nodes, rawNodes);
   out.tls = {
-    caFile: r.path(tls.ca_file, "security.tls.ca_file"),
-    requireClientCert: r.bool(tls.require_client_cert, "security.tls.require_client_cert", false),
+    caFile: caFile ?? r.fail("security.tls.ca_file", "must be a non-empty string"),
+    requireClientCert,
   };
   return out;
 }
@@ -518,7 +579,7 @@ function readNode(r: Reader, raw: unknown, path: string): NodeConfig {
     redisHost: r.string(n.redis_host, `${path}.redis_host`, "127.0.0.1"),
     redisPort: r.int(n.redis_port, `${path}.redis_port`, 6379, 1, 65535),
     // Free text, optional: an empty description is as good as none.
-    description: n.description === "" ? "" : r.string(n.description, `${path}.description`, ""),
+    description: r.string(n.description === "" ? undefined : n.description, `${path}.description`, ""),
   };
 }
 
@@ -564,22 +625,41 @@ export function findNodeByPort(config: ClusterConfig, port: number): NodeConfig 
 
 /** Typed field readers that fail with the field's path. */
 class Reader {
+  /** Every path read so far (node indexes dropped), and which of them are sections. */
+  readonly seen = new Set<string>();
+  readonly sections = new Set<string>();
+
   constructor(private readonly source: string, private readonly baseDir?: string) {}
 
   fail(path: string, reason: string): never {
     throw new ConfigError(this.source, path, reason);
   }
 
+  private note(path: string, section = false): void {
+    if (path === "$") return;
+    this.seen.add(settingPath(path));
+    if (section) this.sections.add(settingPath(path));
+  }
+
+  /** A setting without a default: undefined when absent, else read by `read`. */
+  optional<T>(v: unknown, path: string, read: (v: unknown, path: string) => T): T | undefined {
+    this.note(path);
+    return v === undefined ? undefined : read.call(this, v, path);
+  }
+
   object(v: unknown, path: string): Record<string, unknown> {
+    this.note(path, true);
     if (typeof v !== "object" || v === null || Array.isArray(v)) this.fail(path, "must be an object");
     return v as Record<string, unknown>;
   }
 
   optionalObject(v: unknown, path: string): Record<string, unknown> {
+    this.note(path, true);
     return v === undefined ? {} : this.object(v, path);
   }
 
   array(v: unknown, path: string): unknown[] {
+    this.note(path, true);
     if (!Array.isArray(v)) this.fail(path, "must be an array");
     return v;
   }
@@ -591,12 +671,14 @@ class Reader {
   }
 
   string(v: unknown, path: string, fallback?: string): string {
+    this.note(path);
     if (v === undefined && fallback !== undefined) return fallback;
     if (typeof v !== "string" || v.length === 0) this.fail(path, "must be a non-empty string");
     return v;
   }
 
   bool(v: unknown, path: string, fallback: boolean): boolean {
+    this.note(path);
     if (v === undefined) return fallback;
     if (typeof v !== "boolean") this.fail(path, "must be true or false");
     return v;
@@ -609,6 +691,7 @@ class Reader {
     min: number,
     max = Number.MAX_SAFE_INTEGER,
   ): number {
+    this.note(path);
     if (v === undefined && fallback !== undefined) return fallback;
     if (typeof v !== "number" || !Number.isInteger(v)) this.fail(path, "must be an integer");
     if (v < min) this.fail(path, `${v} is below the minimum ${min}`);
@@ -617,6 +700,7 @@ class Reader {
   }
 
   oneOf<T extends string>(v: unknown, path: string, options: readonly T[], fallback: T): T {
+    this.note(path);
     if (v === undefined) return fallback;
     if (typeof v !== "string" || !options.includes(v as T)) {
       this.fail(path, `must be one of ${options.map((o) => `"${o}"`).join(", ")}`);

@@ -535,6 +535,7 @@ export class Coordinator {
       found,
       value: found ? record.value : EMPTY,
       timestamp: found ? record.timestamp : 0,
+      versionNode: found ? record.versionNode : "",
       nodeId: this.#self,
       code: Code.OK,
       message: found ? "found" : "key not found",

@@ -35,6 +35,9 @@ import { ColdStart } from "./cold_start.ts";
 import { ClientScans } from "./security/client_scans.ts";
 import { EventLog } from "./admin/events.ts";
 import { sleep } from "./async.ts";
+import { createLwt } from "./lwt/mod.ts";
+import type { KeyAcceptor } from "./lwt/acceptor.ts";
+import type { Lwt, LwtTransport } from "./lwt/service.ts";
 import { Code, errorMessage, KvError, type PeerUnavailableError } from "./errors.ts";
 
 /**
@@ -98,6 +101,8 @@ export interface KvNodeOptions {
   members?: MemberList;
   /** Told when an adopted list no longer has this node (it was removed). */
   onRemoved?: (list: MemberList) => void;
+  /** Per-key consensus calls to peers (conditional writes, counters); none: those answer UNAVAILABLE. */
+  lwtTransport?: LwtTransport;
 }
 
 /** One node of the cluster. */
@@ -121,6 +126,9 @@ export class KvNode {
   readonly hints: HintStore;
   readonly replicator: Replicator;
   readonly coordinator: Coordinator;
+  /** Conditional writes and counters (per-key Paxos), and this node's votes in it. */
+  readonly lwt: Lwt;
+  readonly lwtAcceptor: KeyAcceptor;
   readonly shared: SharedRanges;
   readonly log: Logger;
   /** What happened, as this node saw it (the status page's events list). */
@@ -238,6 +246,22 @@ export class KvNode {
       canStore,
       onUnreachable,
     });
+    ({ lwt: this.lwt, acceptor: this.lwtAcceptor } = createLwt({
+      self: self.id,
+      storage: o.storage,
+      clock: this.clock,
+      wall,
+      ring: this.ring,
+      replicationFactor: rep.replicationFactor,
+      maxClockSkewMs: config.limits.maxClockSkewMs,
+      rpcTimeoutMs: fd.rpcTimeoutMs,
+      transport: o.lwtTransport,
+      log,
+      canServe,
+      recovered: () => !this.#recovering,
+      onUnreachable,
+      hints: this.hints,
+    }));
     this.#heartbeats = new HeartbeatLoop(this.detector, {
       intervalMs: fd.heartbeatIntervalMs,
       // A joiner not yet accepted has no peers that would answer.

@@ -49,6 +49,8 @@ export interface ReadResult {
   expiresAtMs?: number;
   /** The ms left then, by the answering node's clock (set on answers read from the wire). */
   ttlMs?: number;
+  /** The node whose clock made the version ("" when not found or unknown). */
+  versionNode?: string;
   /** The node that answered. */
   nodeId: string;
   code: number;

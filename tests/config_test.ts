@@ -11,8 +11,10 @@ import {
   findNode,
   findNodeByPort,
   isNodeId,
+  knownSettings,
   loadConfig,
   parseConfig,
+  UnknownSettingError,
 } from "../lib/config.ts";
 
 /** The cluster file exactly as the interface page describes it, with descriptions. */
@@ -499,4 +501,107 @@ Deno.test("a file that cannot be read is refused with its path", () => {
 Deno.test("a node id is letters, digits, _ . - and nothing else, never empty", () => {
   for (const id of ["node1", "n-2", "db_3.east", "A.b-C_9"]) assert.equal(isNodeId(id), true, id);
   for (const id of ["", "node 1", "node/1", "nöde", "node1\n", "a:b"]) assert.equal(isNodeId(id), false, id);
+});
+
+/** Asserts that a raw file is refused naming exactly these unknown keys, with these hints. */
+function assertUnknown(raw: unknown, expected: string): void {
+  assert.throws(() => parseConfig(raw, "test.json"), (err: unknown) => {
+    assert.ok(err instanceof UnknownSettingError, `not an UnknownSettingError: ${err}`);
+    assert.ok(err instanceof ConfigError, "main.ts reports it as any bad file (exit 2, one line)");
+    assert.equal(err.message, `test.json: ${expected}`);
+    return true;
+  });
+}
+
+Deno.test("an unknown key is refused with its path and the nearest known one: top level, section, node entry", () => {
+  assertUnknown(
+    variant((r) => r.replication.write_quorom = 2),
+    "unknown setting replication.write_quorom; did you mean replication.write_quorum?",
+  );
+  assertUnknown(
+    variant((r) => r.clustre_name = "x"),
+    "unknown setting clustre_name; did you mean cluster_name?",
+  );
+  assertUnknown(
+    variant((r) => r.nodes[2].redis_prot = 6390),
+    "unknown setting nodes[2].redis_prot; did you mean nodes[2].redis_port?",
+  );
+  // In the wrong section: the same key where it belongs.
+  assertUnknown(
+    variant((r) => r.limits = { sloppy_quorum: true }),
+    "unknown setting limits.sloppy_quorum; did you mean replication.sloppy_quorum?",
+  );
+  // Nothing near: no guess; a whole unknown section is named once, not key by key.
+  assertUnknown(variant((r) => r.paxos = { rounds: 3, lease_ms: 9 }), "unknown setting paxos");
+  assertUnknown(
+    variant((r) => {
+      r.security = { tls: { ca_file: "/ca.pem", cert_file: "/c", key_file: "/k", cipher: "x" } };
+      r.nodes.splice(1);
+      r.replication.replication_factor = 1;
+    }),
+    "unknown setting security.tls.cipher",
+  );
+  // Every unknown key, one line each.
+  assertUnknown(
+    variant((r) => {
+      r.replication.read_quorom = 1;
+      r.storage = { engin: "redis" };
+    }),
+    "unknown setting replication.read_quorom; did you mean replication.read_quorum?\n" +
+      "unknown setting storage.engin; did you mean storage.engine?",
+  );
+});
+
+Deno.test("a mistyped required key is named as unknown, not as the missing key it stands for", () => {
+  assertUnknown(
+    variant((r) => {
+      r.nodes[0].prot = r.nodes[0].port;
+      delete r.nodes[0].port;
+    }),
+    "unknown setting nodes[0].prot; did you mean nodes[0].port?",
+  );
+});
+
+Deno.test("documented shorthands, optional keys and the shipped file load; keys read only when set are known", () => {
+  for (const engine of ["redis", "memory"]) {
+    assert.equal(parseConfig(variant((r) => r.storage = engine), "t.json").storage.engine, engine);
+  }
+  assert.equal(parseConfig(variant((r) => r.nodes[0].description = ""), "t.json").nodes[0].description, "");
+  const shipped = new URL("../config/cluster.json", import.meta.url).pathname;
+  assert.equal(loadConfig(shipped).nodes.length, 3);
+  parseConfig(USERS_FILE, "users.json");
+  // Keys read only when set (the secret, TLS files) are known in a file without them too.
+  const known = knownSettings();
+  for (
+    const k of ["security.cluster_secret", "security.tls.ca_file", "nodes[].tls_cert_file", "storage.engine"]
+  ) {
+    assert.ok(known.includes(k), `${k} is a known setting`);
+  }
+  assert.ok(!known.includes("replication") && !known.includes("nodes[]"), "sections are not settings");
+});
+
+/**
+ * Where the settings table lives: the README's Configuration section for
+ * now (docs/configuration.md later: change these two lines).
+ */
+const SETTINGS_DOC = { file: "../README.md", heading: "## Configuration" };
+
+/** The keys a settings table's rows name: the first `code` of each row's first cell. */
+function documentedSettings(markdown: string, heading: string): string[] {
+  const start = markdown.indexOf(`\n${heading}\n`);
+  assert.ok(start >= 0, `no "${heading}" section`);
+  const end = markdown.indexOf("\n## ", start + heading.length + 2);
+  const section = markdown.slice(start, end < 0 ? undefined : end);
+  return [...section.matchAll(/^\| `([^`]+)` /gm)].map((m) => m[1]);
+}
+
+Deno.test("the settings table names every setting the loader reads, and none it does not", async () => {
+  const doc = await Deno.readTextFile(new URL(SETTINGS_DOC.file, import.meta.url));
+  const documented = documentedSettings(doc, SETTINGS_DOC.heading);
+  const known = knownSettings();
+  const missing = known.filter((k) => !documented.includes(k));
+  const stale = documented.filter((k) => !known.includes(k));
+  assert.deepEqual(missing, [], `settings missing from ${SETTINGS_DOC.file} ${SETTINGS_DOC.heading}`);
+  assert.deepEqual(stale, [], `${SETTINGS_DOC.file} documents settings the loader does not read`);
+  assert.equal(new Set(documented).size, documented.length, "each setting has one row");
 });

@@ -13,9 +13,8 @@ import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { clusterTest, endCluster, logLines, sleep, TestCluster, text } from "./helpers/cluster.ts";
 import { NodeStub } from "./helpers/node_stub.ts";
-import { freePort } from "./helpers/ports.ts";
+import { fakeNodeService } from "./helpers/fake_node.ts";
 import { ignoreRedis, REDIS_PREFIX, redisAt, startRedises, stopRedises } from "./helpers/redis.ts";
-import { kvstorePackage } from "../lib/grpc/proto.ts";
 import { KvError } from "../lib/errors.ts";
 import type { MemberListMsg, MembershipResponseMsg } from "../lib/grpc/messages.ts";
 
@@ -90,25 +89,12 @@ async function preload(cluster: TestCluster): Promise<string[]> {
 /** A fake node that would answer GetMembership with the forged list; counts every call it gets. */
 async function fakeNode(): Promise<{ port: number; calls: () => number; stop: () => Promise<void> }> {
   let calls = 0;
-  const server = new grpc.Server();
   const answer = (_: unknown, cb: grpc.sendUnaryData<unknown>) => {
     calls++;
     cb(null, { member_list: FORGED, responder_id: "ghost", settings_json: "{}" });
   };
-  server.addService(kvstorePackage().NodeService.service, { GetMembership: answer });
-  const port = freePort();
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(
-      `127.0.0.1:${port}`,
-      grpc.ServerCredentials.createInsecure(),
-      (e) => e ? reject(e) : resolve(),
-    )
-  );
-  return {
-    port,
-    calls: () => calls,
-    stop: () => new Promise((resolve) => server.tryShutdown(() => resolve())),
-  };
+  const fake = await fakeNodeService({ GetMembership: answer });
+  return { port: fake.port, calls: () => calls, stop: fake.stop };
 }
 
 clusterTest(

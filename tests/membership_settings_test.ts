@@ -61,3 +61,37 @@ Deno.test("a joiner's configuration: the sender's sections, the member list's no
   assert.equal("tlsPolicy" in got, false);
   assert.equal(got.security, undefined, "the joiner fills security from its own flags");
 });
+
+Deno.test("settings from another version: unknown keys are reported, never refused; missing ones take defaults", () => {
+  const config = cluster({ tls: { ca_file: "/certs/ca.pem" } });
+  const list = listFromNodes(config.nodes);
+  const reported: string[] = [];
+  const report = (u: { path: string; suggestion?: string }[]) =>
+    reported.push(...u.map((x) => `${x.path}>${x.suggestion ?? ""}`));
+
+  // The same version: nothing to report (the TLS policy included).
+  configFromSettings(settingsJson(config), list, joiner, "from node1", report);
+  assert.deepEqual(reported, []);
+
+  // A newer sender: a new section and a new key in a known one.
+  const newer = JSON.parse(settingsJson(config));
+  newer.consensus = { leaseMs: 5 };
+  newer.replication.writeQuorom = 2;
+  const got = configFromSettings(JSON.stringify(newer), list, joiner, "from node1", report);
+  assert.deepEqual(reported.sort(), ["consensus>", "replication.writeQuorom>replication.writeQuorum"]);
+  assert.equal(
+    got.replication.writeQuorum,
+    config.replication.writeQuorum,
+    "known settings are taken as sent",
+  );
+
+  // An older sender: a section and a key it did not have yet take this version's defaults.
+  const older = JSON.parse(settingsJson(config));
+  delete older.membership;
+  delete older.replication.sloppyQuorum;
+  older.replication.queueLimit = 7;
+  const old = configFromSettings(JSON.stringify(older), list, joiner, "from node1");
+  assert.equal(old.membership.cleanupGraceMs, config.membership.cleanupGraceMs);
+  assert.equal(old.replication.sloppyQuorum, false);
+  assert.equal(old.replication.queueLimit, 7);
+});

@@ -104,6 +104,21 @@ function forgeries(stub: NodeStub): Record<string, () => Promise<unknown>> {
           members: [{ node_id: "evil", host: "127.0.0.1", port: 1, state: "MEMBER_NORMAL" }],
         },
       }),
+    // Forged per-key Paxos could promise a huge ballot (freezing a key) or commit any record.
+    PaxosPrepare: () =>
+      stub.call("PaxosPrepare", { key: "victim", ballot: { round: 1e9, node_id: "node2" } }),
+    PaxosAccept: () =>
+      stub.call("PaxosAccept", {
+        key: "victim",
+        ballot: { round: 1e9, node_id: "node2" },
+        record: { key: "victim", value: text.encode("evil"), timestamp: soon, version_node: "node2" },
+      }),
+    PaxosCommit: () =>
+      stub.call("PaxosCommit", {
+        record: { key: "victim", value: text.encode("evil"), timestamp: soon, version_node: "node2" },
+      }),
+    ForwardConditional: () =>
+      stub.call("ForwardConditional", { kind: "COND_PUT", key: "victim", value: text.encode("evil") }),
   };
 }
 

@@ -87,5 +87,6 @@ export function instrumentStorage(s: Storage, metrics: NodeMetrics): Storage {
     close: () => s.close(),
     loadMeta: s.loadMeta?.bind(s),
     saveMeta: s.saveMeta?.bind(s),
+    deleteMeta: s.deleteMeta?.bind(s),
   };
 }

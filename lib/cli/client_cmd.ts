@@ -16,6 +16,13 @@ import { LiveRing } from "../membership/live_ring.ts";
 import { movementOf } from "../membership/movement.ts";
 import type { ReadResult, WriteResult } from "../transport.ts";
 import { errorMessage, KvError } from "../errors.ts";
+import {
+  CONDITION_HELP,
+  conditionFrom,
+  incrCommand,
+  printConditional,
+  readVersion,
+} from "./conditional_cmd.ts";
 import { EXIT, intFlag, parseAddress, parseFlags, UsageError } from "./common.ts";
 
 const HELP = `kvstore client [COMMAND] [flags]
@@ -30,6 +37,7 @@ Commands:
                        back over the version read; a write made in between wins and
                        the command answers "not applied")
   delete KEY           delete KEY from every copy
+  incr KEY [DELTA]     add DELTA (default 1) to the integer in KEY; prints the new value
   list                 keys held by the contacted node (--addr / --node-port)
   status               every node: address, status, keys held, share of the ring; the
                        membership epoch and any range movement under way
@@ -55,6 +63,7 @@ Flags:
                        signs as "operator" (removal only), or as the node named by
                        --cert when that is a node's certificate (needed with TLS)
   --json               machine-readable output
+${CONDITION_HELP}
 ${TLS_HELP}
 ${TOKEN_HELP}
   -h, --help           this help
@@ -65,7 +74,18 @@ interface Output {
   json: boolean;
 }
 
-const COMMANDS = ["put", "get", "ttl", "expire", "persist", "delete", "list", "status", "remove-node"];
+const COMMANDS = [
+  "put",
+  "get",
+  "ttl",
+  "expire",
+  "persist",
+  "delete",
+  "incr",
+  "list",
+  "status",
+  "remove-node",
+];
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3600_000, d: 86_400_000 };
 
@@ -94,6 +114,11 @@ export async function clientCommand(args: string[]): Promise<number> {
     json: { type: "boolean" },
     watch: { type: "boolean" },
     count: { type: "string" },
+    "if-absent": { type: "boolean" },
+    "if-exists": { type: "boolean" },
+    "if-version": { type: "string" },
+    version: { type: "boolean" },
+    float: { type: "boolean" },
     ...TLS_FLAGS,
     "no-wait": { type: "boolean" },
     "cluster-secret-file": { type: "string" },
@@ -129,6 +154,10 @@ export async function clientCommand(args: string[]): Promise<number> {
         return await demo(client, address, out);
       case "put": {
         const [key, value] = expectArgs(rest, 2, "put KEY VALUE");
+        const condition = conditionFrom(values);
+        if (condition) {
+          return printConditional(await client.putIf(key, value, condition), "PUT", key, out.json);
+        }
         const ts = values.timestamp !== undefined ? intFlag(values.timestamp, "--timestamp", 0) : 0;
         return printWrite(await client.put(key, value, { timestamp: ts, ttlMs: putTtlMs }), "PUT", out);
       }
@@ -153,12 +182,19 @@ export async function clientCommand(args: string[]): Promise<number> {
       case "get": {
         const [key] = expectArgs(rest, 1, "get KEY");
         const opts = values.replica ? { fromReplica: true, address } : {};
-        return printRead(await client.get(key, opts), out);
+        const r = await client.get(key, opts);
+        return values.version ? printRead(r, out, readVersion(r)) : printRead(r, out);
       }
       case "delete": {
         const [key] = expectArgs(rest, 1, "delete KEY");
+        const condition = conditionFrom(values);
+        if (condition) {
+          return printConditional(await client.deleteIf(key, condition), "DELETE", key, out.json);
+        }
         return printWrite(await client.delete(key), "DELETE", out);
       }
+      case "incr":
+        return await incrCommand(client, rest, values.float ?? false, out.json);
       case "list": {
         expectArgs(rest, 0, "list");
         const keys = await client.listAllKeys(address);
@@ -228,7 +264,7 @@ function printWrite(r: WriteResult, op: string, out: Output): number {
   return r.ok ? EXIT.OK : EXIT.ERROR;
 }
 
-function printRead(r: ReadResult, out: Output): number {
+function printRead(r: ReadResult, out: Output, version?: string): number {
   const value = Buffer.from(r.value).toString("utf8");
   print(
     out,
@@ -240,9 +276,10 @@ function printRead(r: ReadResult, out: Output): number {
       node: r.nodeId,
       timestamp: r.timestamp,
       expires_at_ms: r.expiresAtMs ?? 0,
+      ...(version !== undefined ? { version } : {}),
     },
     r.found
-      ? `GET ${r.key}: "${value}" (node ${r.nodeId}, version ${r.timestamp}${
+      ? `GET ${r.key}: "${value}" (node ${r.nodeId}, version ${version ?? r.timestamp}${
         r.expiresAtMs ? `, expires ${new Date(r.expiresAtMs).toISOString()}` : ""
       })`
       : `GET ${r.key}: not found (node ${r.nodeId})`,

@@ -9,6 +9,7 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { basename, resolve } from "node:path";
 import { type ClusterConfig, loadConfig, type LogFormat, type LogLevel } from "../config.ts";
 import { Logger } from "../log.ts";
+import { nearest } from "../nearest.ts";
 
 /** Exit codes scripts can rely on. */
 export const EXIT = { OK: 0, NOT_FOUND: 1, ERROR: 2 } as const;
@@ -29,7 +30,10 @@ export function parseFlags<T extends NonNullable<ParseArgsConfig["options"]>>(
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    const flag = /^Unknown option '(-[^']*)'/.exec((err as Error).message)?.[1];
+    if (flag === undefined) throw new UsageError((err as Error).message);
+    const near = nearest(flag, Object.keys(options).map((o) => `--${o}`));
+    throw new UsageError(`unknown flag ${flag}${near ? `; did you mean ${near}?` : " (see --help)"}`);
   }
 }
 

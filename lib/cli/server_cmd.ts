@@ -16,6 +16,7 @@ import { KvNode } from "../node.ts";
 import type { MemberList } from "../membership/member_list.ts";
 import { joinUntilAccepted } from "../membership/join.ts";
 import { GrpcPeerTransport } from "../grpc/peer_client.ts";
+import { lwtOperationMs } from "../lwt/mod.ts";
 import { serveNode } from "../grpc/server.ts";
 import { watchStalls } from "../stall_watch.ts";
 import { trimMallocPeriodically } from "../malloc_trim.ts";
@@ -120,6 +121,7 @@ export async function serverCommand(args: string[]): Promise<number> {
   const log = loggerFrom(config, values, self.id);
   const warning = runtimeWarning(Deno.version.deno);
   if (warning) log.warn(warning);
+  for (const w of start.warnings ?? []) log.warn(w);
   const offsetFlag = values["clock-offset-ms"];
   const clockOffsetMs = offsetFlag === undefined
     ? 0
@@ -171,6 +173,7 @@ export async function serverCommand(args: string[]): Promise<number> {
     wall,
     members,
     onRemoved: (l) => removed(l),
+    lwtTransport: grpcPeers.lwt(lwtOperationMs(config)),
   });
   metrics.watch(node);
   // A token refused for its time carries the peer's clock: the offset is known even then.

@@ -21,6 +21,7 @@ import { MEMBERS_META } from "../node.ts";
 import type { Storage } from "../storage/mod.ts";
 import { isNewer, type MemberList } from "../membership/member_list.ts";
 import { configFromSettings, tlsPolicyOf } from "../membership/settings.ts";
+import { describeUnknown } from "../config_keys.ts";
 import { fetchFromSeeds } from "../membership/join.ts";
 import { GrpcPeerTransport } from "../grpc/peer_client.ts";
 import { configFrom, intFlag, UsageError } from "./common.ts";
@@ -35,6 +36,8 @@ export interface StartPoint {
   self: NodeConfig;
   /** The member list to start from, when not the cluster file's. */
   members?: MemberList;
+  /** What to log once the logger exists (settings a peer sent that this version does not know). */
+  warnings?: string[];
 }
 
 /** The parsed flags of `kvstore server`. */
@@ -109,7 +112,14 @@ export async function joinerStart(
     .finally(() => probe.close());
   const source = `cluster settings from ${snap.seed}`;
   const policy = tlsPolicyOf(snap.settingsJson);
-  const config = configFromSettings(snap.settingsJson, snap.list, self, source);
+  const warnings: string[] = [];
+  // A newer peer's setting is not this node's to refuse: it says so and runs without it.
+  const config = configFromSettings(snap.settingsJson, snap.list, self, source, (unknown) =>
+    warnings.push(
+      `${source}: ${
+        describeUnknown(unknown).replaceAll("\n", ", ")
+      } (ignored; the sender may run another version)`,
+    ));
   // The secret never travels: it comes from this node's own --cluster-secret-file or --config.
   const secretFile = values["cluster-secret-file"] as string | undefined;
   if (secretFile !== undefined) config.security = { ...SECURITY_TIMING, ...secretSetting(secretFile) };
@@ -124,7 +134,7 @@ export async function joinerStart(
     self.tlsCertFile = tls.certFile;
     self.tlsKeyFile = tls.keyFile;
   } else delete config.security.tls;
-  return { config, self, members: snap.list };
+  return { config, self, members: snap.list, warnings };
 }
 
 const TLS_HINT = " (over TLS: is --tls-ca the cluster's CA, and --tls-cert signed by it?)";

@@ -31,6 +31,7 @@ import type {
   ReplicateBatchRequestMsg,
   ReplicateBatchResponseMsg,
 } from "./messages.ts";
+import type { PaxosAcceptMsg, PaxosCommitMsg, PaxosPrepareMsg, PaxosVoteMsg } from "./lwt_messages.ts";
 
 /** The peer has no ForwardStream (an older node): nothing sent on it was read. */
 export class StreamUnsupportedError extends Error {
@@ -89,6 +90,9 @@ export interface ForwardRunners {
   get: (req: MultiGetRequestMsg) => Promise<Outcome<MultiGetResponseMsg>>;
   del: (req: MultiDeleteRequestMsg) => Promise<Outcome<MultiDeleteResponseMsg>>;
   repl: (req: ReplicateBatchRequestMsg) => Promise<Outcome<ReplicateBatchResponseMsg>>;
+  prepare: (req: PaxosPrepareMsg) => Promise<Outcome<PaxosVoteMsg>>;
+  accept: (req: PaxosAcceptMsg) => Promise<Outcome<PaxosVoteMsg>>;
+  commit: (req: PaxosCommitMsg) => Promise<Outcome<Record<string, never>>>;
 }
 
 /** Options of {@link forwardStreamHandler}. */
@@ -156,13 +160,20 @@ async function answer(frame: ForwardFrameMsg, run: ForwardRunners): Promise<Forw
     if (frame.get) return reply(id, "get", await run.get(frame.get));
     if (frame.del) return reply(id, "del", await run.del(frame.del));
     if (frame.repl) return reply(id, "repl", await run.repl(frame.repl));
-    return failure(id, grpc.status.INVALID_ARGUMENT, "ForwardFrame carries no put, get, del or repl batch");
+    if (frame.prepare) return reply(id, "prepare", await run.prepare(frame.prepare));
+    if (frame.accept) return reply(id, "accept", await run.accept(frame.accept));
+    if (frame.commit) return reply(id, "commit", await run.commit(frame.commit));
+    return failure(
+      id,
+      grpc.status.INVALID_ARGUMENT,
+      "ForwardFrame carries no put, get, del or repl batch nor Paxos phase",
+    );
   } catch (err) {
     return failure(id, grpc.status.INTERNAL, `ForwardStream failed: ${errorMessage(err)}`);
   }
 }
 
-function reply(id: number, kind: "put" | "get" | "del" | "repl", o: Outcome<unknown>): ForwardReplyMsg {
+function reply(id: number, kind: keyof ForwardRunners, o: Outcome<unknown>): ForwardReplyMsg {
   if (!o.ok) return failure(id, o.code, o.details);
   return { id, [kind]: o.res, error_code: 0, error_message: "" };
 }

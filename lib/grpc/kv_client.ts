@@ -30,6 +30,9 @@ import { channelOptions, isUnreachable, statusError, unary } from "./call.ts";
 import { channelCredentials, type ClientTls } from "../security/tls.ts";
 import { announcedEpoch, epochHeader } from "./ring_epoch.ts";
 import { expiryRewrite } from "../expiry.ts";
+import type { Condition } from "../lwt/ops.ts";
+import type { Version } from "../record.ts";
+import { type ConditionalAnswerMsg, conditionToMsg, type IncrementResponseMsg } from "./lwt_messages.ts";
 import { type KvstorePackage, kvstorePackage, loadKvstorePackage } from "./proto.ts";
 import {
   type DeleteResponseMsg,
@@ -195,6 +198,44 @@ export class KvClient {
   }
 
   /** Deletes a key (on every copy). */
+  /**
+   * Writes `value` only if `condition` holds (per-key consensus). Sent once:
+   * an operation whose answer is lost may have been applied, so it is never
+   * resent to another node.
+   */
+  async putIf(key: string, value: ValueInput, condition: Condition): Promise<ConditionalWrite> {
+    const req = { key, value: bytes(value), timestamp: 0, condition: conditionToMsg(condition) };
+    return conditionalFromMsg(await this.#callOnce<ConditionalAnswerMsg>(key, "Put", req));
+  }
+
+  /** Deletes `key` only if `condition` holds. */
+  async deleteIf(key: string, condition: Condition): Promise<ConditionalWrite> {
+    const req = { key, condition: conditionToMsg(condition) };
+    return conditionalFromMsg(await this.#callOnce<ConditionalAnswerMsg>(key, "Delete", req));
+  }
+
+  /** INCRBY (default 1): the new value as a decimal string. Sent once, never resent. */
+  async increment(key: string, delta: bigint | number = 1): Promise<Incremented> {
+    return incrementedFromMsg(
+      await this.#callOnce<IncrementResponseMsg>(key, "Increment", {
+        key,
+        delta: String(delta),
+        float_delta: "",
+      }),
+    );
+  }
+
+  /** INCRBYFLOAT: the new value as Redis prints it. */
+  async incrementFloat(key: string, delta: number): Promise<Incremented> {
+    return incrementedFromMsg(
+      await this.#callOnce<IncrementResponseMsg>(key, "Increment", {
+        key,
+        delta: "",
+        float_delta: String(delta),
+      }),
+    );
+  }
+
   async delete(key: string): Promise<WriteResult> {
     return responseToWrite(key, await this.#call<DeleteResponseMsg>(key, "Delete", { key }));
   }
@@ -380,6 +421,17 @@ export class KvClient {
     }
   }
 
+  /** Calls the node a key routes to, once (conditional operations: see putIf). */
+  async #callOnce<Res>(key: string, method: string, req: unknown): Promise<Res> {
+    const address = this.addressFor(key);
+    try {
+      return await this.#callAt<Res>(address, "kv", method, req);
+    } catch (err) {
+      if (err instanceof KvError && nodeFailed(err)) this.#avoidNext(address, err);
+      throw err;
+    }
+  }
+
   /** Skips a node that failed for the next requests (refreshing the membership) and returns `err`. */
   #avoidNext(address: string, err: KvError): KvError {
     this.#avoidUntil.set(address, Date.now() + AVOID_MS);
@@ -508,6 +560,54 @@ function isRetryable(err: KvError, method: string): boolean {
 /** Whether an error says the node did not answer (down, unreachable or too slow). */
 function nodeFailed(err: KvError): boolean {
   return err.code === Code.UNAVAILABLE || err.code === Code.DEADLINE_EXCEEDED;
+}
+
+/** A conditional write's answer. */
+export interface ConditionalWrite {
+  applied: boolean;
+  /** The version written, when applied. */
+  version?: Version;
+  /** When not applied: the key's current live value and version (undefined: absent). */
+  current?: { value: Uint8Array; version: Version };
+  nodeId: string;
+  message: string;
+}
+
+/** An increment's answer. */
+export interface Incremented {
+  value: string;
+  version: Version;
+  nodeId: string;
+}
+
+function conditionalFromMsg(m: ConditionalAnswerMsg): ConditionalWrite {
+  const c = m.conditional;
+  if (!c) {
+    throw new KvError(
+      Code.UNIMPLEMENTED,
+      "the node does not know conditions (an older version?): it stored the value as a plain write",
+    );
+  }
+  return {
+    applied: c.applied,
+    version: c.applied ? { timestamp: m.timestamp, versionNode: c.version_node } : undefined,
+    current: !c.applied && c.current_found
+      ? {
+        value: c.current_value,
+        version: { timestamp: c.current_timestamp, versionNode: c.current_version_node },
+      }
+      : undefined,
+    nodeId: m.node_id,
+    message: m.message,
+  };
+}
+
+function incrementedFromMsg(m: IncrementResponseMsg): Incremented {
+  return {
+    value: m.value,
+    version: { timestamp: m.timestamp, versionNode: m.version_node },
+    nodeId: m.node_id,
+  };
 }
 
 function bytes(v: ValueInput): Uint8Array {

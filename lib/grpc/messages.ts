@@ -22,6 +22,13 @@ import type { KeyPage, PageRequest, SnapshotPage } from "../listing.ts";
 import type { ReplicaAnswer, ReplicaPush } from "../replica_apply.ts";
 import type { JoinAnswer, MembershipView, VoteRequest } from "../membership/handlers.ts";
 import type { MemberInfo } from "../node.ts";
+import type {
+  ConditionMsg,
+  PaxosAcceptMsg,
+  PaxosCommitMsg,
+  PaxosPrepareMsg,
+  PaxosVoteMsg,
+} from "./lwt_messages.ts";
 
 /** NodeStatus as the loader renders enums (by name). */
 export type NodeStatusName = "ACTIVE" | "SUSPECTED" | "FAILED" | "JOINING" | "LEAVING";
@@ -32,6 +39,8 @@ export interface PutRequestMsg {
   timestamp: number;
   ttl_ms?: number;
   expires_at_ms?: number;
+  /** Added: a conditional write's condition (absent on older clients' requests). */
+  condition?: ConditionMsg | null;
 }
 
 export interface PutResponseMsg {
@@ -59,10 +68,13 @@ export interface GetResponseMsg {
   expires_at_ms?: number;
   /** Remaining ms by the answering node's clock when found and expiring. */
   ttl_ms?: number;
+  /** Added (absent from older nodes' answers). */
+  version_node?: string;
 }
 
 export interface DeleteRequestMsg {
   key: string;
+  condition?: ConditionMsg | null;
 }
 
 export interface DeleteResponseMsg {
@@ -121,6 +133,9 @@ export interface ForwardFrameMsg {
   get?: MultiGetRequestMsg | null;
   del?: MultiDeleteRequestMsg | null;
   repl?: ReplicateBatchRequestMsg | null;
+  prepare?: PaxosPrepareMsg | null;
+  accept?: PaxosAcceptMsg | null;
+  commit?: PaxosCommitMsg | null;
 }
 
 /** The answer to the ForwardFrame with the same id: results, or the batch's status (error_code != 0). */
@@ -130,6 +145,9 @@ export interface ForwardReplyMsg {
   get?: MultiGetResponseMsg | null;
   del?: MultiDeleteResponseMsg | null;
   repl?: ReplicateBatchResponseMsg | null;
+  prepare?: PaxosVoteMsg | null;
+  accept?: PaxosVoteMsg | null;
+  commit?: Record<string, never> | null;
   error_code: number;
   error_message: string;
 }
@@ -480,6 +498,7 @@ export function readToGetResponse(r: ReadResult, nowMs = Date.now()): GetRespons
     timestamp: r.timestamp,
     error_code: r.code,
     key: r.key,
+    version_node: r.versionNode ?? "",
   };
   if (r.found && r.expiresAtMs) {
     msg.expires_at_ms = r.expiresAtMs;
@@ -496,6 +515,7 @@ export function getResponseToRead(key: string, m: GetResponseMsg): ReadResult {
     found: m.found,
     value: m.value,
     timestamp: m.timestamp,
+    versionNode: m.version_node,
     nodeId: m.node_id,
     code: m.error_code,
     message: m.message,

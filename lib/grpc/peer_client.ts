@@ -42,6 +42,17 @@ import type { MemberList } from "../membership/member_list.ts";
 import type { Ballot, Vote } from "../membership/acceptor.ts";
 import type { Vouch } from "../membership/proof.ts";
 import { kvstorePackage } from "./proto.ts";
+import type { LwtTransport } from "../lwt/service.ts";
+import {
+  type ConditionalResultMsg,
+  opToMsg,
+  type PaxosAcceptMsg,
+  type PaxosCommitMsg,
+  type PaxosPrepareMsg,
+  paxosVoteFromMsg,
+  type PaxosVoteMsg,
+  resultFromMsg,
+} from "./lwt_messages.ts";
 import { Coalescer } from "../coalesce.ts";
 import { Code, KvError, PeerUnavailableError } from "../errors.ts";
 import { StreamMux } from "../stream_mux.ts";
@@ -140,6 +151,9 @@ interface BatchKinds {
   get: [MultiGetRequestMsg, MultiGetResponseMsg];
   del: [MultiDeleteRequestMsg, MultiDeleteResponseMsg];
   repl: [ReplicateBatchRequestMsg, ReplicateBatchResponseMsg];
+  prepare: [PaxosPrepareMsg, PaxosVoteMsg];
+  accept: [PaxosAcceptMsg, PaxosVoteMsg];
+  commit: [PaxosCommitMsg, Record<string, never>];
 }
 
 /**
@@ -443,7 +457,7 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
     }
     const res = reply[kind] as BatchKinds[K][1] | null | undefined;
     if (!res) throw new KvError(Code.INTERNAL, `node ${peer} answered a ${kind} frame without its answer`);
-    if ("results" in res) {
+    if ("results" in res && ("items" in req || "keys" in req)) {
       const count = "items" in req ? req.items.length : req.keys.length;
       if (res.results.length !== count) {
         throw new KvError(
@@ -594,6 +608,52 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
       max_records: opts.maxRecords,
       max_bytes: opts.maxBytes,
     });
+  }
+
+  /**
+   * Per-key consensus calls (lib/lwt/) on the data lane. A forwarded
+   * operation may run up to `opTimeoutMs` on the key's leader, so its
+   * deadline is that plus one call's.
+   */
+  lwt(opTimeoutMs: number): LwtTransport {
+    const self = this.o.self.id;
+    // Each phase is a frame of the peer's ForwardStream (a message, not a call), else a unary call.
+    const phase = async <K extends "prepare" | "accept" | "commit">(
+      peer: string,
+      kind: K,
+      method: string,
+      req: BatchKinds[K][0],
+    ): Promise<BatchKinds[K][1]> =>
+      await this.#streamOrUnary(
+        peer,
+        () => this.#onStream(peer, kind, req),
+        () => this.#unary<BatchKinds[K][1]>(peer, method, req),
+      );
+    return {
+      prepare: async (voter, key, ballot) =>
+        paxosVoteFromMsg(await phase(voter, "prepare", "PaxosPrepare", { key, ballot: ballotToMsg(ballot) })),
+      accept: async (voter, key, ballot, record) =>
+        paxosVoteFromMsg(
+          await phase(voter, "accept", "PaxosAccept", {
+            key,
+            ballot: ballotToMsg(ballot),
+            record: recordToPair(record),
+          }),
+        ),
+      commit: async (voter, record) => {
+        await phase(voter, "commit", "PaxosCommit", { record: recordToPair(record) });
+      },
+      forward: async (peer, op) =>
+        resultFromMsg(
+          await this.#unary<ConditionalResultMsg>(
+            peer,
+            "ForwardConditional",
+            opToMsg(op, self),
+            "data",
+            opTimeoutMs + this.o.timeoutMs,
+          ),
+        ),
+    };
   }
 
   get #streamTimeoutMs(): number {

@@ -42,6 +42,8 @@ import {
   pushMembership,
 } from "../membership/handlers.ts";
 import { kvstorePackage } from "./proto.ts";
+import { conditionalDelete, conditionalPut, hasCondition, increment, paxosHandlers } from "./lwt_handlers.ts";
+import type { IncrementRequestMsg } from "./lwt_messages.ts";
 import { addHealthService, type NodeHealth } from "./health.ts";
 import { forwardStreamHandler, type Outcome } from "./forward_stream.ts";
 import { addReflectionService } from "./reflection.ts";
@@ -127,7 +129,16 @@ interface Gate {
 const gates = new WeakMap<KvNode, Gate>();
 
 /** Methods counted as client operations (ops/s, p99 of the status page). */
-const CLIENT_METHODS = new Set(["Put", "Get", "Delete", "ListKeys", "MultiPut", "MultiGet", "MultiDelete"]);
+const CLIENT_METHODS = new Set([
+  "Put",
+  "Get",
+  "Delete",
+  "ListKeys",
+  "MultiPut",
+  "MultiGet",
+  "MultiDelete",
+  "Increment",
+]);
 
 /** Options of {@link serveNode}. */
 export interface ServeOptions {
@@ -324,6 +335,7 @@ class Handlers {
     const n = this.node;
     return {
       Put: unary(n, "Put", async (req: PutRequestMsg) => {
+        if (hasCondition(req.condition)) return await conditionalPut(n, { ...req, condition: req.condition });
         const [r] = await this.#write([this.#checkedPut(req)], false);
         throwIfFailed(r);
         return writeToPutResponse(r);
@@ -335,6 +347,9 @@ class Handlers {
         return readToGetResponse(r);
       }, true),
       Delete: unary(n, "Delete", async (req: DeleteRequestMsg) => {
+        if (hasCondition(req.condition)) {
+          return await conditionalDelete(n, { ...req, condition: req.condition });
+        }
         checkKey(req.key, n.config.limits);
         const [r] = await this.#write([deleteToWrite(req.key)], false);
         throwIfFailed(r);
@@ -353,6 +368,7 @@ class Handlers {
         (req: MultiDeleteRequestMsg) => this.#multiDelete(req, false),
         true,
       ),
+      Increment: unary(n, "Increment", (req: IncrementRequestMsg) => increment(n, req), true),
     };
   }
 
@@ -374,6 +390,7 @@ class Handlers {
     const forwardPut = coordinating((req: MultiPutRequestMsg) => this.#multiPut(req, true));
     const forwardGet = healthy((req: MultiGetRequestMsg) => this.#multiGet(req, true));
     const forwardDelete = coordinating((req: MultiDeleteRequestMsg) => this.#multiDelete(req, true));
+    const paxos = paxosHandlers(n);
     const replicate = (req: ReplicateBatchRequestMsg) =>
       replicateBatch(n, replicaPushFromMsg(req)).then((a) => replicaAnswerToMsg(a, n.id));
     return {
@@ -448,6 +465,10 @@ class Handlers {
         (req: MembershipAcceptMsg, _peer, caller) =>
           acceptMembership(n, voteRequestFromMsg(req), caller).then(voteToMsg),
       ),
+      PaxosPrepare: unary(n, "PaxosPrepare", healthy(paxos.prepare)),
+      PaxosAccept: unary(n, "PaxosAccept", healthy(paxos.accept)),
+      PaxosCommit: unary(n, "PaxosCommit", healthy(paxos.commit)),
+      ForwardConditional: unary(n, "ForwardConditional", healthy(paxos.forward)),
       ForwardMultiPut: unary(n, "ForwardMultiPut", forwardPut),
       ForwardMultiGet: unary(n, "ForwardMultiGet", forwardGet),
       ForwardMultiDelete: unary(n, "ForwardMultiDelete", forwardDelete),
@@ -479,6 +500,9 @@ class Handlers {
           get: attempt(n, "ForwardMultiGet", forwardGet),
           del: attempt(n, "ForwardMultiDelete", forwardDelete),
           repl: attempt(n, "ReplicateBatch", replicate),
+          prepare: attempt(n, "PaxosPrepare", healthy(paxos.prepare)),
+          accept: attempt(n, "PaxosAccept", healthy(paxos.accept)),
+          commit: attempt(n, "PaxosCommit", healthy(paxos.commit)),
         },
         closed: () => gates.get(n)?.closed ?? false,
         onDrain: (stop) => {

@@ -12,7 +12,7 @@
  * round, so neither a split vote nor a dead proposer holds an epoch forever.
  * The network comes in through `VoteTransport`, so this is tested without it.
  */
-import { errorMessage } from "../errors.ts";
+import { type Poll as VotePoll, pollVoters } from "../vote_poll.ts";
 import type { MemberList } from "./member_list.ts";
 import { type Accepted, type Ballot, compareBallots, type Vote } from "./acceptor.ts";
 
@@ -53,11 +53,7 @@ export interface ProposeOptions {
   pause?: (attempt: number) => Promise<void>;
 }
 
-interface Poll {
-  ok: { voter: string; vote: Extract<Vote, { ok: true }> }[];
-  refused: { voter: string; vote: Exclude<Vote, { ok: true }> }[];
-  silent: string[];
-}
+type Poll = VotePoll<Vote>;
 
 /** Runs Paxos for one epoch until a list is chosen, the epoch is found decided, or no majority answers. */
 export async function propose(o: ProposeOptions): Promise<Outcome> {
@@ -144,22 +140,8 @@ function settle(
   };
 }
 
-/** Asks every voter; resolves once `need` voted yes, or once every voter has answered or failed. */
 function poll(voters: readonly string[], need: number, ask: (voter: string) => Promise<Vote>): Promise<Poll> {
-  const out: Poll = { ok: [], refused: [], silent: [] };
-  return new Promise((resolve) => {
-    let pending = voters.length;
-    if (pending === 0) resolve(out);
-    for (const voter of voters) {
-      ask(voter).then(
-        (vote) => vote.ok ? out.ok.push({ voter, vote }) : out.refused.push({ voter, vote }),
-        (err) => out.silent.push(`${voter} (${errorMessage(err)})`),
-      ).finally(() => {
-        pending--;
-        if (out.ok.length >= need || pending === 0) resolve(out);
-      });
-    }
-  });
+  return pollVoters(voters, need, ask);
 }
 
 function highestAccepted(values: (Accepted | undefined)[]): Accepted | undefined {

@@ -7,8 +7,12 @@
  * `security` only the TLS policy travels (whether TLS is on and whether
  * KeyValueStore clients must present a certificate): the secret and every
  * TLS file are the joiner's own.
+ *
+ * The sender may run a newer or an older version: a setting the joiner does
+ * not know is reported (never refused), one it misses takes its default.
  */
-import type { ClusterConfig, NodeConfig } from "../config.ts";
+import { type ClusterConfig, defaultSettings, type NodeConfig } from "../config.ts";
+import { objectPaths, type UnknownSetting, unknownSettings } from "../config_keys.ts";
 import type { MemberList } from "./member_list.ts";
 
 /** Sections never sent to another node. */
@@ -41,13 +45,15 @@ export function tlsPolicyOf(json: string): TlsPolicy | undefined {
 
 /**
  * A configuration from a peer's settings and member list, with this node
- * added (its Redis address from its own flags).
+ * added (its Redis address from its own flags). Settings this version does
+ * not know are handed to `onUnknown` (to be logged) and otherwise ignored.
  */
 export function configFromSettings(
   json: string,
   list: MemberList,
   self: NodeConfig,
   source: string,
+  onUnknown: (unknown: UnknownSetting[]) => void = () => {},
 ): ClusterConfig {
   let settings: Partial<ClusterConfig>;
   try {
@@ -77,5 +83,24 @@ export function configFromSettings(
   );
   if (!nodes.some((n) => n.id === self.id)) nodes.push(self);
   delete (settings as Record<string, unknown>).tlsPolicy;
-  return { ...settings, nodes, source } as ClusterConfig;
+  return { ...withDefaults(settings, onUnknown), nodes, source } as ClusterConfig;
+}
+
+/** The peer's settings over this version's defaults; the keys the defaults lack are reported. */
+function withDefaults(
+  settings: Record<string, unknown>,
+  onUnknown: (unknown: UnknownSetting[]) => void,
+): Record<string, unknown> {
+  const defaults: Record<string, unknown> = Object.fromEntries(
+    Object.entries(defaultSettings()).filter(([k]) => !PRIVATE.has(k)),
+  );
+  const unknown = unknownSettings(settings, objectPaths(defaults));
+  if (unknown.length > 0) onUnknown(unknown);
+  const out = { ...defaults };
+  for (const [k, v] of Object.entries(settings)) {
+    const d = defaults[k];
+    const section = typeof d === "object" && d !== null && typeof v === "object" && v !== null;
+    out[k] = section ? { ...d, ...v } : v;
+  }
+  return out;
 }

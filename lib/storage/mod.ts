@@ -81,6 +81,8 @@ export interface Storage {
    */
   loadMeta?(name: string): Promise<string | undefined>;
   saveMeta?(name: string, value: string): Promise<void>;
+  /** Erases a metadata entry (per-key consensus votes once settled). */
+  deleteMeta?(name: string): Promise<void>;
 }
 
 /** Storage failed (for example Redis is down); the node answers UNAVAILABLE. */

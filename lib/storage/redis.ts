@@ -375,6 +375,10 @@ export class RedisStorage implements Storage {
     await this.#call("saveMeta", () => this.#redis.set(this.#metaKey(name), value));
   }
 
+  async deleteMeta(name: string): Promise<void> {
+    await this.#call("deleteMeta", () => this.#redis.del(this.#metaKey(name)));
+  }
+
   #metaKey(name: string): string {
     if (name === "live" || name === "expiries") {
       throw new RangeError(`"${name}" holds the record counters, not metadata`);

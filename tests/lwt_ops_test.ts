@@ -1,0 +1,74 @@
+/** The rules of conditional operations and counters (lib/lwt/ops.ts), as Redis states them. */
+import assert from "node:assert/strict";
+import {
+  addFloat,
+  addInt,
+  decide,
+  FLOAT_ERROR,
+  formatVersion,
+  holds,
+  INT_ERROR,
+  OVERFLOW_ERROR,
+  parseDelta,
+  parseInt64,
+  parseVersion,
+} from "../lib/lwt/ops.ts";
+import { Code, KvError } from "../lib/errors.ts";
+import type { KvRecord } from "../lib/record.ts";
+
+const rec = (value: string, tombstone = false): KvRecord => ({
+  key: "k",
+  value: new TextEncoder().encode(value),
+  timestamp: 1_700_000_000_000_123,
+  versionNode: "node2",
+  tombstone,
+});
+const fails = (fn: () => unknown, code: number, message: string) =>
+  assert.throws(fn, (e) => e instanceof KvError && e.code === code && e.message === message);
+
+Deno.test("integers are read as Redis's string2ll reads them", () => {
+  for (const ok of ["0", "-1", "42", "9223372036854775807", "-9223372036854775808"]) {
+    assert.equal(parseInt64(ok)?.toString(), ok);
+  }
+  for (const bad of ["", "+1", "01", "-0", " 1", "1.0", "1e3", "9223372036854775808", "abc"]) {
+    assert.equal(parseInt64(bad), undefined, bad);
+  }
+});
+
+Deno.test("INCRBY is exact above 2^53 and fails as Redis does", () => {
+  assert.equal(addInt(undefined, 5n), "5");
+  assert.equal(addInt("9007199254740993", 2n), "9007199254740995");
+  fails(() => addInt("9223372036854775807", 1n), Code.FAILED_PRECONDITION, OVERFLOW_ERROR);
+  fails(() => addInt("-9223372036854775808", -1n), Code.FAILED_PRECONDITION, OVERFLOW_ERROR);
+  fails(() => addInt("hello", 1n), Code.FAILED_PRECONDITION, INT_ERROR);
+  fails(() => parseDelta("1.5"), Code.INVALID_ARGUMENT, INT_ERROR);
+  assert.equal(parseDelta(""), 1n);
+});
+
+Deno.test("INCRBYFLOAT prints plain decimals", () => {
+  assert.equal(addFloat("10.5", 0.1), "10.6");
+  assert.equal(addFloat(undefined, 3), "3");
+  assert.equal(addFloat("5.0e3", 200), "5200");
+  assert.equal(addFloat("1", 1e21), "1000000000000000000000");
+  fails(() => addFloat("abc", 1), Code.FAILED_PRECONDITION, FLOAT_ERROR);
+});
+
+Deno.test("conditions: absent, exists, version; a tombstone is absent", () => {
+  const live = rec("v");
+  assert.ok(holds({ kind: "absent" }, undefined));
+  assert.ok(holds({ kind: "absent" }, rec("", true)));
+  assert.ok(!holds({ kind: "absent" }, live));
+  assert.ok(holds({ kind: "exists" }, live));
+  assert.ok(holds({ kind: "version", version: parseVersion(formatVersion(live)) }, live));
+  assert.ok(!holds({ kind: "version", version: { timestamp: live.timestamp, versionNode: "node1" } }, live));
+  const d = decide({
+    kind: "put",
+    key: "k",
+    value: new Uint8Array(),
+    tombstone: true,
+    condition: { kind: "exists" },
+  }, live);
+  assert.ok(d.apply && d.tombstone);
+  assert.throws(() => parseVersion("12"), KvError);
+  assert.throws(() => parseVersion("x@node1"), KvError);
+});
