@@ -33,6 +33,8 @@ export interface ClockWatchOptions {
   /** How long after the start an unmeasured clock is trusted anyway. */
   startGraceMs: number;
   log: Logger;
+  /** Told each clock warning as it is logged (throttled as the log is): the events list. */
+  onReport?: (text: string) => void;
   /** A monotonic clock for round trips (default performance.now); injected by tests. */
   monotonic?: () => number;
 }
@@ -115,7 +117,9 @@ export class ClockWatch {
   #report(v: ClockVerdict): void {
     if (v.reason === "") {
       if (this.#wasOff) {
-        this.o.log.info("clock offset back within limits.max_clock_offset_ms; coordinating writes");
+        const text = "clock offset back within limits.max_clock_offset_ms; coordinating writes";
+        this.o.log.info(text);
+        this.o.onReport?.(text);
       }
       this.#wasOff = false;
       return;
@@ -124,12 +128,15 @@ export class ClockWatch {
     const held = this.#throttle.take(v.off ? "off" : "warn");
     if (held === undefined) return;
     if (v.off) {
-      this.o.log.error(`${v.reason}; this node stops coordinating writes until its clock is back`);
+      const text = `${v.reason}; this node stops coordinating writes until its clock is back`;
+      this.o.log.error(text);
+      this.o.onReport?.(text);
     } else {
       const why = v.warn
         ? "; with a single other member nobody can tell whose clock is wrong, so this node keeps serving"
         : "";
       this.o.log.warn(`${v.reason}${why}`);
+      this.o.onReport?.(`${v.reason}${why}`);
     }
   }
 }

@@ -83,15 +83,18 @@ export function expiryRewrite(
 
 /**
  * EXPIRE / PERSIST in process (the Redis-protocol gateway): the read and the
- * rewrite through this node's coordinator. Undefined when the key is absent.
+ * rewrite through this node's coordinator. Undefined when the key is absent,
+ * or when `only` (given) says the value read needs no rewrite (PERSIST of a
+ * key without expiry).
  */
 export async function rewriteExpiry(
   coordinator: Pick<Coordinator, "read" | "write">,
   key: string,
   expiry: { ttlMs?: number; expiresAtMs?: number },
+  only: (read: ReadResult) => boolean = () => true,
 ): Promise<WriteResult | undefined> {
   const [read] = await coordinator.read([key], false);
   if (read.code !== 0) throw new KvError(read.code as StatusCode, read.message);
-  const w = expiryRewrite(read, expiry);
+  const w = read.found && only(read) ? expiryRewrite(read, expiry) : undefined;
   return w ? (await coordinator.write([w], false))[0] : undefined;
 }

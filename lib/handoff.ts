@@ -35,6 +35,8 @@ export interface HandoffOptions {
   onUnreachable: (peer: string, err: PeerUnavailableError) => void;
   /** Told when every hint for a target was delivered (so it can learn it at once). */
   onDrained?: (target: string) => void;
+  /** Told each batch of hints handed off (records sent): the events list. */
+  onDelivered?: (target: string, records: number) => void;
   batchSize: number;
   intervalMs: number;
 }
@@ -121,6 +123,7 @@ export class HandoffLoop {
     }
     if (sent > 0) {
       this.o.log.info("hints handed off", { target, records: sent, ms: Date.now() - started });
+      this.o.onDelivered?.(target, sent);
       if (this.o.hints.pendingFor(target) === 0) this.o.onDrained?.(target);
     }
   }

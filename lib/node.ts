@@ -14,6 +14,7 @@ import type { ClusterConfig, NodeConfig } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { CURSOR_IDLE_MS, type Storage } from "./storage/mod.ts";
 import type { PeerTransport } from "./transport.ts";
+import type { KvRecord } from "./record.ts";
 import type { MembershipTransport } from "./membership/transport.ts";
 import { Membership } from "./membership/manager.ts";
 import { Mover } from "./membership/mover.ts";
@@ -32,6 +33,7 @@ import { purgeTombstones } from "./tombstones.ts";
 import { boundedTransport, VersionGuard } from "./versions.ts";
 import { ColdStart } from "./cold_start.ts";
 import { ClientScans } from "./security/client_scans.ts";
+import { EventLog } from "./admin/events.ts";
 import { sleep } from "./async.ts";
 import { createLwt } from "./lwt/mod.ts";
 import type { KeyAcceptor } from "./lwt/acceptor.ts";
@@ -129,6 +131,8 @@ export class KvNode {
   readonly lwtAcceptor: KeyAcceptor;
   readonly shared: SharedRanges;
   readonly log: Logger;
+  /** What happened, as this node saw it (the status page's events list). */
+  readonly events = new EventLog();
   readonly #transport: PeerTransport;
   readonly #members: MembershipTransport;
   readonly #heartbeats: HeartbeatLoop;
@@ -206,6 +210,7 @@ export class KvNode {
       others: () => this.#peerIds(),
       startGraceMs: fd.failureTimeoutMs,
       log,
+      onReport: (text) => this.events.add("clock", self.id, text),
     });
     const rep = config.replication;
     this.hints = new HintStore({ limit: rep.hintLimit, maxAgeMs: rep.hintMaxAgeMs, log });
@@ -284,6 +289,8 @@ export class KvNode {
       // The target waits (JOINING) for every peer's hints: tell it at once
       // instead of at the next heartbeat.
       onDrained: (target) => this.#heartbeats.beat(target),
+      onDelivered: (target, records) =>
+        this.events.add("hints", target, `${records} hinted records handed off to ${target} by ${self.id}`),
       batchSize: rep.batchSize,
       intervalMs: Math.min(fd.heartbeatIntervalMs, 500),
     });
@@ -537,6 +544,11 @@ export class KvNode {
         report.peersFailed.push(...extra.peersFailed);
       }
       const level = report.peersDone.length === 0 ? "warn" : "info";
+      this.events.add(
+        "recovery",
+        this.id,
+        `${this.id} recovered ${report.records} records from ${report.peersDone.join(", ") || "no peer"}`,
+      );
       this.log[level]("recovery finished", {
         records: report.records,
         applied: report.applied,
@@ -613,9 +625,22 @@ export class KvNode {
       (id) => state.get(id) === "JOINING" ? "JOINING" : "ACTIVE",
     );
     this.#forgetDeparted();
+    this.#noteMembershipEvents(list, previous);
     this.mover.onAdopted(list);
     if (wasMember && !list.members.some((m) => m.id === this.id)) onRemoved?.(list);
     this.#heartbeats.beatAll();
+  }
+
+  /** Members that came and went between two lists, for the events list. */
+  #noteMembershipEvents(list: MemberList, previous: MemberList): void {
+    const before = new Set(previous.members.map((m) => m.id));
+    const after = new Set(list.members.map((m) => m.id));
+    for (const id of after.difference(before)) {
+      this.events.add("join", id, `${id} joined the cluster (membership epoch ${list.epoch})`);
+    }
+    for (const id of before.difference(after)) {
+      this.events.add("removal", id, `${id} was removed from the cluster (membership epoch ${list.epoch})`);
+    }
   }
 
   /** Hints for nodes no longer members are moot: their ranges have new holders. */
@@ -681,7 +706,24 @@ export class KvNode {
       silent_ms: c.silentMs,
       reason: c.reason,
     });
+    if (level === "info") this.#statusEvent(c);
     if (c.to === "ACTIVE" || c.to === "JOINING") void this.#handoff.deliverAll();
+  }
+
+  /** A peer's status change as an event (not the flapping of a cold start). */
+  #statusEvent(c: StatusChange): void {
+    const why = c.reason ? `: ${c.reason}` : "";
+    if (c.to === "SUSPECTED") this.events.add("suspicion", c.peer, `${this.id} suspects ${c.peer}${why}`);
+    else if (c.to === "FAILED") {
+      this.events.add("failure", c.peer, `${this.id} sees ${c.peer} as FAILED${why}`);
+    } else if (c.from === "SUSPECTED" || c.from === "FAILED") {
+      this.events.add("recovery", c.peer, `${c.peer} answers ${this.id} again (${c.to})`);
+    }
+  }
+
+  /** The copies peers hold of some keys (tombstones and expired ones included): the key inspector's. */
+  peerRecords(peer: string, keys: readonly string[]): Promise<KvRecord[]> {
+    return this.#transport.readRecords(peer, keys);
   }
 
   #unreachable(peer: string, err: PeerUnavailableError): void {

@@ -226,6 +226,15 @@ clusterTest(
       const after = await statusOf(cluster, "node2");
       assert.deepEqual(cards(after).map((c) => c[0]), ["node1", "node2", "node3"]);
       assert.ok(after.epoch >= 6, `epoch ${after.epoch}`);
+      // The events list keeps the story: node4 joined, then was removed (as node2 saw it).
+      const story = after.events.filter((e) => e.node === "node4" && e.seen_by === "node2").map((e) =>
+        e.kind
+      );
+      assert.deepEqual(
+        story.filter((k) => k === "join" || k === "removal"),
+        ["removal", "join"],
+        "newest first",
+      );
       const m2 = await scrape(cluster, "node1");
       // Gauges of node4 are gone (counters of calls made to it keep their history).
       const gauges = [

@@ -92,8 +92,10 @@ Deno.test("a refusal that carries the receiver's clock is a sample too", () => {
 function fakeWatch(others: string[], graceMs = 1000) {
   const t = { wall: 1_000_000, mono: 0 };
   const lines: string[] = [];
+  const reports: string[] = [];
   const log = new Logger({ level: "debug", format: "text", write: (line) => lines.push(line) });
   const watch = new ClockWatch({
+    onReport: (text) => reports.push(text),
     wall: () => t.wall,
     monotonic: () => t.mono,
     maxOffsetMs: 500,
@@ -101,7 +103,7 @@ function fakeWatch(others: string[], graceMs = 1000) {
     startGraceMs: graceMs,
     log,
   });
-  return { t, watch, lines };
+  return { t, watch, lines, reports };
 }
 
 Deno.test("a node holds back until a majority is measured, or the start grace is over", async () => {
@@ -121,7 +123,7 @@ Deno.test("a node holds back until a majority is measured, or the start grace is
 });
 
 Deno.test("a node whose clock is off holds back, says why once a minute, and resumes when it is back", async () => {
-  const { t, watch, lines } = fakeWatch(["node2", "node3"]);
+  const { t, watch, lines, reports } = fakeWatch(["node2", "node3"]);
   const peerClock = { ahead: 100_000 };
   const beat = (peer: string) =>
     watch.measure(peer, () => {
@@ -145,4 +147,11 @@ Deno.test("a node whose clock is off holds back, says why once a minute, and res
   assert.equal(watch.holdReason(), undefined);
   assert.ok(lines.some((l) => l.includes("back within limits.max_clock_offset_ms")));
   assert.deepEqual(watch.peerOffsets().map((p) => [p.peer, p.offsetMs]), [["node2", 3], ["node3", 3]]);
+  // The events list hears what the log says, as often: twice off, once back (and the warnings before).
+  assert.ok(reports.every((r) => lines.some((l) => l.includes(r))), "each report is a logged line");
+  assert.deepEqual(reports.map((r) => /stops coordinating|back within/.exec(r)?.[0]).filter((r) => r), [
+    "stops coordinating",
+    "stops coordinating",
+    "back within",
+  ]);
 });

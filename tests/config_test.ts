@@ -580,15 +580,12 @@ Deno.test("documented shorthands, optional keys and the shipped file load; keys 
   assert.ok(!known.includes("replication") && !known.includes("nodes[]"), "sections are not settings");
 });
 
-/**
- * Where the settings table lives: the README's Configuration section for
- * now (docs/configuration.md later: change these two lines).
- */
-const SETTINGS_DOC = { file: "../README.md", heading: "## Configuration" };
+/** Where the settings table lives: docs/configuration.md, under its title. */
+const SETTINGS_DOC = { file: "../docs/configuration.md", heading: "# Configuration" };
 
 /** The keys a settings table's rows name: the first `code` of each row's first cell. */
 function documentedSettings(markdown: string, heading: string): string[] {
-  const start = markdown.indexOf(`\n${heading}\n`);
+  const start = `\n${markdown}`.indexOf(`\n${heading}\n`);
   assert.ok(start >= 0, `no "${heading}" section`);
   const end = markdown.indexOf("\n## ", start + heading.length + 2);
   const section = markdown.slice(start, end < 0 ? undefined : end);

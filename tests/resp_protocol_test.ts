@@ -170,6 +170,23 @@ Deno.test("the command table: every entry runs or says what it needs; names, ari
   assert.deepEqual(pick("scan"), [-2, 0, 0, 0]);
   assert.deepEqual(pick("client|setname"), [3, 0, 0, 0]);
   assert.equal(t.find("incr")!.needs, "conditional writes");
-  assert.equal(t.find("expire")!.needs, "expiry");
+  for (
+    const n of [
+      "setex",
+      "psetex",
+      "ttl",
+      "pttl",
+      "expiretime",
+      "pexpiretime",
+      "expire",
+      "pexpireat",
+      "persist",
+    ]
+  ) {
+    assert.ok(t.find(n)!.run && !t.find(n)!.needs, `${n} runs (the store has expiry)`);
+  }
+  assert.deepEqual(pick("setex"), [4, 1, 1, 1]);
+  assert.deepEqual(pick("expire"), [-3, 1, 1, 1]);
+  assert.deepEqual(pick("getex"), [-2, 1, 1, 1]);
   assert.ok(t.find("auth")!.flags.includes("noauth") && !t.find("get")!.flags.includes("noauth"));
 });

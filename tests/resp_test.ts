@@ -92,7 +92,10 @@ clusterTest("redis-cli and raw RESP through each node share one keyspace with gR
         ["SET", "k", "v", "NX"],
         "ERR 'SET ... NX' needs conditional writes, not available in this version of the store",
       ],
-      [["EXPIRE", "k", "10"], "ERR 'EXPIRE' needs expiry, not available in this version of the store"],
+      [
+        ["EXPIRE", "k", "10", "NX"],
+        "ERR 'EXPIRE ... NX' needs conditional writes, not available in this version of the store",
+      ],
     ];
     for (const [cmd, want] of errors) {
       const got = await a.call(...cmd);

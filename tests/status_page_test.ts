@@ -2,8 +2,9 @@
  * The status page in a real browser: headless Chromium loads node1's page of
  * a running 3-node cluster, the DOM shows the three nodes up, node4 joins
  * (`server --join`) and appears, node3 is killed -9, and the same page
- * (refreshing by itself, no reload) shows it down. Screenshots at a phone's and a desktop's size are saved in the test's
- * temporary directory.
+ * (refreshing by itself, no reload) shows it down; the events list names
+ * node4's join. Screenshots at a phone's and a desktop's size are saved in
+ * the test's temporary directory.
  */
 import assert from "node:assert/strict";
 import { clusterTest, endCluster, sleep, TestCluster } from "./helpers/cluster.ts";
@@ -58,6 +59,11 @@ clusterTest(
         await page.evaluate<string>(`document.getElementById("meta").textContent`),
         /membership epoch 2/,
       );
+      // The events list says so too (as each member that adopted the new list saw it).
+      const joined = await page.evaluate<number>(
+        `document.querySelectorAll('#event-list li[data-kind="join"][data-node="node4"]').length`,
+      );
+      assert.ok(joined >= 1, `node4's join in the events list (${joined} entries)`);
 
       await cluster.kill("node3");
       const ms = await waitForCards(

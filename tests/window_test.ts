@@ -35,3 +35,26 @@ Deno.test("quantiles interpolate inside the bucket the rank falls in", () => {
   now += 61_000;
   assert.equal(w.quantile(0.99), 0, "a minute later nothing is left");
 });
+
+Deno.test("a series gives each slot of the window on its own, oldest first (the sparklines' five minutes)", () => {
+  let now = 3_000_000;
+  const w = new RecentWindow(BOUNDS, () => now, { slots: 60, slotMs: 5000 });
+  const empty = w.series(0.99);
+  assert.equal(empty.length, 60);
+  assert.ok(empty.every((p) => p.perSecond === 0 && p.quantile === 0));
+  for (let i = 0; i < 50; i++) w.record(0.0005); // 10 calls/s over a 5 s slot
+  now += 5000;
+  w.record(0.5);
+  const s = w.series(0.99);
+  assert.equal(s.length, 60);
+  assert.equal(s[59].atMs - s[58].atMs, 5000, "oldest first, five seconds apart");
+  assert.equal(s[58].perSecond, 10);
+  assert.ok(s[58].quantile > 0 && s[58].quantile <= 0.001, `p99 of fast calls: ${s[58].quantile}`);
+  assert.equal(s[59].perSecond, 1, "the slot under way: one call in its first second");
+  now += 2000;
+  assert.equal(w.series(0.99)[59].perSecond, 1 / 2, "one call in its first two seconds");
+  assert.ok(s[59].quantile > 0.1, `p99 of the slow call: ${s[59].quantile}`);
+  assert.equal(w.rate(), 51 / 7, "the window's rate spans its age until it is full");
+  now += 300_000;
+  assert.ok(w.series(0.99).every((p) => p.perSecond === 0), "five minutes later the calls have left it");
+});

@@ -65,15 +65,17 @@ export class MethodMetrics {
     private readonly method: string,
     private readonly calls: Counter,
     private readonly latency: { observe(v: number): void },
-    private readonly recent: RecentWindow | undefined,
+    private readonly recent: readonly RecentWindow[],
+    private readonly byCode: Float64Array,
   ) {}
 
   /** One finished call: its status code and how long it took (seconds). */
   done(code: number, seconds: number): void {
     const series = this.#codes[code] ??= this.calls.labels(this.method, CODE_NAMES[code] ?? String(code));
     series.inc();
+    if (code < this.byCode.length) this.byCode[code]++;
     this.latency.observe(seconds);
-    this.recent?.record(seconds);
+    for (const w of this.recent) w.record(seconds);
   }
 }
 
@@ -82,6 +84,8 @@ export class NodeMetrics {
   readonly registry = new Registry();
   /** Client calls of the last minute: ops/s and p99 for the status page. */
   readonly recent = new RecentWindow(LATENCY_BUCKETS);
+  /** The same calls over five minutes in five-second slots: the status page's sparklines. */
+  readonly history = new RecentWindow(LATENCY_BUCKETS, Date.now, { slots: 60, slotMs: 5000 });
   readonly #calls = this.registry.counter(
     "kvstore_grpc_server_calls_total",
     "gRPC calls served, by method and status code (Forward* methods arrived forwarded by a peer)",
@@ -109,6 +113,8 @@ export class NodeMetrics {
     ["method"],
   );
   readonly #methods = new Map<string, MethodMetrics>();
+  /** Calls served by status code, every method together (the status page's refusal counts). */
+  readonly callsByCode = new Float64Array(CODE_NAMES.length);
   readonly #respCommands = this.registry.counter(
     "kvstore_resp_commands_total",
     "Redis protocol gateway (RESP) commands answered, by command and outcome (OK, or the error reply's code: ERR, NOAUTH...)",
@@ -125,7 +131,13 @@ export class NodeMetrics {
   method(name: string, client: boolean): MethodMetrics {
     let m = this.#methods.get(name);
     if (!m) {
-      m = new MethodMetrics(name, this.#calls, this.#latency.labels(name), client ? this.recent : undefined);
+      m = new MethodMetrics(
+        name,
+        this.#calls,
+        this.#latency.labels(name),
+        client ? [this.recent, this.history] : [],
+        this.callsByCode,
+      );
       this.#methods.set(name, m);
     }
     return m;

@@ -8,7 +8,17 @@
  * membership epoch and any range movement under way (`#movement`). The
  * layout is one column on a phone and a ring beside the cards on a desktop.
  * Each card carries `data-node`, `data-state` (up, joining, down) and
- * `data-member` (NORMAL, JOINING, LEAVING) for tests and scripts.
+ * `data-member` (NORMAL, JOINING, LEAVING) for tests and scripts, and two
+ * sparklines of the node's last five minutes (ops/s and p99, five-second
+ * points, kept by the node itself).
+ *
+ * Below, one panel per concern (`#panels`; a new concern adds a section):
+ * the key inspector (`#inspect`: a key's place on the ring, drawn as a
+ * marker, its holders and each copy's version, size and state, never its
+ * value; it sends the client token typed in, if any) and the events list
+ * (`#events`: what every answering node saw, newest first, with refused
+ * calls counted in `#refused`). Rows carry `data-node`, `data-version` and
+ * `data-kind` for tests and scripts.
  */
 export const STATUS_PAGE = `<!doctype html>
 <html lang="en">
@@ -41,6 +51,29 @@ export const STATUS_PAGE = `<!doctype html>
   dl { display:grid; grid-template-columns:1fr 1fr; gap:6px 12px; margin:0; }
   dt { color:var(--muted); font-size:12px; } dd { margin:0; font-variant-numeric:tabular-nums; font-size:16px; }
   .why { color:#ffb3ad; font-size:12px; margin-top:8px; }
+  .spark { display:grid; grid-template-columns:auto 1fr; gap:2px 8px; align-items:center; margin-top:10px; font-size:11px; color:var(--muted); }
+  .spark svg { width:100%; height:26px; display:block; }
+  #panels { display:grid; grid-template-columns:1fr; gap:18px; padding:0 18px 18px; max-width:1200px; margin:0 auto; }
+  @media (min-width: 820px) { #panels { grid-template-columns: minmax(300px, 1fr) minmax(300px, 1fr); align-items:start; } }
+  #panels h2 { font-size:16px; margin:0 0 10px; }
+  #inspect form { display:flex; flex-wrap:wrap; gap:8px; }
+  #inspect input { flex:1 1 140px; min-width:0; background:#0f1419; color:var(--text); border:1px solid #30363d; border-radius:8px; padding:7px 9px; font:inherit; }
+  #inspect button { background:#238636; color:#fff; border:0; border-radius:8px; padding:7px 14px; font:inherit; cursor:pointer; }
+  #inspect-summary { margin:10px 0 6px; font-size:13px; }
+  .agree { color:var(--up); font-weight:600; } .disagree { color:var(--down); font-weight:600; }
+  .tablewrap { overflow-x:auto; }
+  table { border-collapse:collapse; width:100%; font-size:13px; font-variant-numeric:tabular-nums; }
+  th, td { text-align:left; padding:4px 6px; border-bottom:1px solid #263040; white-space:nowrap; }
+  th { color:var(--muted); font-weight:500; }
+  tr.stale td { color:#f2cc60; }
+  #refused { color:var(--muted); font-size:13px; margin:0 0 8px; }
+  #event-list { list-style:none; margin:0; padding:0; max-height:340px; overflow-y:auto; font-size:13px; }
+  #event-list li { padding:5px 0; border-bottom:1px solid #263040; display:grid; grid-template-columns:auto auto 1fr; gap:8px; align-items:baseline; }
+  #event-list time { color:var(--muted); font-variant-numeric:tabular-nums; }
+  .kind { font-size:11px; font-weight:600; padding:1px 7px; border-radius:999px; background:#30363d; }
+  .kind.failure, .kind.removal { background:#5c1d1f; } .kind.suspicion, .kind.clock { background:#4b3a12; }
+  .kind.recovery, .kind.join { background:#1b4426; } .kind.hints { background:#1f3a5f; }
+  .seen { color:var(--muted); font-size:11px; }
 </style>
 </head>
 <body>
@@ -51,6 +84,23 @@ export const STATUS_PAGE = `<!doctype html>
   <section class="panel" id="ring" aria-label="hash ring"><svg viewBox="0 0 240 240" role="img"></svg><div class="legend" id="legend"></div></section>
   <section id="nodes" aria-label="nodes"></section>
 </main>
+<div id="panels">
+  <section class="panel" id="inspect" aria-label="key inspector">
+    <h2>Key inspector</h2>
+    <form id="inspect-form" autocomplete="off">
+      <input id="inspect-key" placeholder="key" aria-label="key" required>
+      <input id="inspect-token" type="password" placeholder="client token (if the cluster sets one)" aria-label="client token">
+      <button type="submit">Inspect</button>
+    </form>
+    <div id="inspect-summary" role="status"></div>
+    <div class="tablewrap"><table id="inspect-copies" hidden><thead><tr><th>node</th><th>role</th><th>state</th><th>version</th><th>size</th><th>expires</th></tr></thead><tbody></tbody></table></div>
+  </section>
+  <section class="panel" id="events" aria-label="events">
+    <h2>Events</h2>
+    <p id="refused"></p>
+    <ol id="event-list"></ol>
+  </section>
+</div>
 <script>
 const COLORS = ["#58a6ff", "#f778ba", "#56d364", "#e3b341", "#bc8cff", "#ff7b72", "#39c5cf", "#ffa657"];
 const STATE_TEXT = { up: "ACTIVE", joining: "JOINING", down: "DOWN" };
@@ -77,11 +127,25 @@ function drawRing(s, color) {
     out += '<path class="arc" data-node="' + esc(a.node) + '" d="' + arcPath(a.from, a.to, 92) + '" fill="none" stroke="' + color[a.node] + '" stroke-width="26"' + (down ? ' stroke-opacity=".25"' : "") + "/>";
     if (down) out += '<path d="' + arcPath(a.from, a.to, 92) + '" fill="none" stroke="url(#hatch)" stroke-width="26"/>';
   }
+  if (inspected) {
+    const [x1, y1] = point(inspected.position, 74), [x2, y2] = point(inspected.position, 112);
+    out += '<line id="key-marker" x1="' + x1.toFixed(2) + '" y1="' + y1.toFixed(2) + '" x2="' + x2.toFixed(2) + '" y2="' + y2.toFixed(2) + '" stroke="#fff" stroke-width="3" stroke-linecap="round"/>';
+  }
   out += '<text x="120" y="116" text-anchor="middle" fill="#e6e9ed" font-size="26" font-weight="700">' + up + "/" + s.nodes.length + "</text>";
   out += '<text x="120" y="138" text-anchor="middle" fill="#8b96a3" font-size="12">nodes up · rf ' + s.replication_factor + "</text>";
   document.querySelector("#ring svg").innerHTML = out;
   document.getElementById("legend").innerHTML = s.nodes.map((n) =>
     '<span><span class="sw" style="background:' + color[n.id] + '"></span>' + esc(n.id) + " " + fmt(n.ring_share * 100, 1) + "%</span>").join("");
+}
+
+let inspected;
+
+function spark(values, color, label, unit) {
+  if (!values || !values.length) return "";
+  const max = Math.max(...values, 0);
+  const pts = values.map((v, i) => (i * 100 / (values.length - 1)).toFixed(1) + "," + (24 - (max ? v / max : 0) * 22).toFixed(1)).join(" ");
+  return "<span>" + label + " · max " + fmt(max, max < 10 ? 1 : 0) + unit + '</span><svg viewBox="0 0 100 26" preserveAspectRatio="none"><polyline points="' + pts +
+    '" fill="none" stroke="' + color + '" stroke-width="1.5" vector-effect="non-scaling-stroke"/></svg>';
 }
 
 function card(n, color) {
@@ -104,6 +168,8 @@ function card(n, color) {
     "<div><dt>queued / hints</dt><dd>" + v(n.replication_queue) + " / " + v(n.hints_held) + "</dd></div>" +
     '<div><dt>clock vs ' + esc(n.responder) + '</dt><dd class="clock">' + clock + "</dd></div>" +
     "<div><dt>RESP connections</dt><dd>" + v(n.resp_connections) + "</dd></div></dl>" +
+    (n.reachable && n.history ? '<div class="spark" data-points="' + n.history.ops_per_s.length + '">' +
+      spark(n.history.ops_per_s, color, "ops/s, 5 min", "") + spark(n.history.p99_ms, color, "p99, 5 min", " ms") + "</div>" : "") +
     (why ? '<div class="why">' + why + "</div>" : "") + "</article>";
 }
 
@@ -124,6 +190,7 @@ async function refresh() {
     mv.style.display = s.moving ? "block" : "none";
     drawRing(s, color);
     document.getElementById("nodes").innerHTML = s.nodes.map((n) => card({ ...n, responder: s.responder }, color[n.id])).join("");
+    drawEvents(s);
     document.body.dataset.loaded = "true";
     err.style.display = "none";
   } catch (e) {
@@ -131,6 +198,69 @@ async function refresh() {
     err.style.display = "block";
   }
 }
+function drawEvents(s) {
+  const refused = Object.entries(s.refused || {});
+  const total = refused.reduce((a, [, n]) => a + n, 0);
+  document.getElementById("refused").textContent = "refused calls since start: " + fmt(total) +
+    (total ? " (" + refused.map(([k, n]) => esc(k) + " " + fmt(n)).join(", ") + ")" : "");
+  document.getElementById("event-list").innerHTML = s.events.map((e) =>
+    '<li data-kind="' + esc(e.kind) + '" data-node="' + esc(e.node) + '"><time datetime="' + new Date(e.atMs).toISOString() + '">' +
+    new Date(e.atMs).toLocaleTimeString() + '</time><span class="kind ' + esc(e.kind) + '">' + esc(e.kind) + "</span><span>" + esc(e.text) +
+    ' <span class="seen">seen by ' + esc(e.seen_by) + "</span></span></li>").join("") || "<li><span></span><span></span><span>nothing yet</span></li>";
+}
+
+function version(c) {
+  if (c.timestamp_us === undefined) return "–";
+  const t = new Date(Math.floor(c.timestamp_us / 1000)).toISOString();
+  return '<span title="' + c.timestamp_us + " µs, " + t + '">' + t.slice(11, 23) + String(c.timestamp_us % 1000).padStart(3, "0") +
+    "</span> @" + esc(c.version_node);
+}
+
+/** An expiry as "in 59 min" / "3 s ago", the exact time on hover. */
+function expiry(ms) {
+  if (!ms) return "–";
+  const d = Math.round((ms - Date.now()) / 1000), a = Math.abs(d);
+  const span = a < 120 ? a + " s" : a < 7200 ? Math.round(a / 60) + " min" : a < 172800 ? Math.round(a / 3600) + " h" : Math.round(a / 86400) + " d";
+  return '<span title="' + new Date(ms).toISOString() + '">' + (d >= 0 ? "in " + span : span + " ago") + "</span>";
+}
+
+function drawInspection(r) {
+  inspected = r;
+  const missing = r.copies.filter((c) => !c.reachable).length;
+  const agree = (r.agree ? '<span class="agree">copies agree</span>' : '<span class="disagree">copies differ</span>') +
+    (missing ? " (of those that answered; " + missing + " unreachable)" : "");
+  document.getElementById("inspect-summary").innerHTML = "<b>" + esc(r.key) + "</b> at " + fmt(r.position * 100, 2) +
+    "% of the ring · owner " + esc(r.owner) + " · replicas " + r.replicas.map(esc).join(", ") + " · " + agree;
+  const table = document.getElementById("inspect-copies");
+  table.tBodies[0].innerHTML = r.copies.map((c) =>
+    '<tr data-node="' + esc(c.node) + '" data-state="' + esc(c.reachable ? c.state : "unreachable") + '" data-version="' +
+    (c.timestamp_us === undefined ? "" : c.timestamp_us + "@" + esc(c.version_node)) + '"' + (c.reachable && !c.newest && !r.agree ? ' class="stale"' : "") + ">" +
+    "<td>" + esc(c.node) + "</td><td>" + c.role + "</td><td>" + (c.reachable ? c.state : "unreachable") + "</td><td>" + version(c) +
+    "</td><td>" + (c.size_bytes === undefined ? "–" : fmt(c.size_bytes) + " B") + "</td><td>" +
+    expiry(c.expires_at_ms) + "</td></tr>").join("");
+  table.hidden = false;
+}
+
+document.getElementById("inspect-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const key = document.getElementById("inspect-key").value;
+  const token = document.getElementById("inspect-token").value;
+  const out = document.getElementById("inspect-summary");
+  try {
+    const res = await fetch("/inspect.json?key=" + encodeURIComponent(key), {
+      cache: "no-store",
+      headers: token ? { authorization: "Bearer " + token } : {},
+    });
+    const body = await res.json();
+    if (!res.ok) throw new Error(body.error || "HTTP " + res.status);
+    drawInspection(body);
+  } catch (e) {
+    document.getElementById("inspect-copies").hidden = true;
+    out.textContent = "cannot inspect: " + e.message;
+  }
+  refresh();
+});
+
 refresh();
 setInterval(refresh, 2000);
 </script>

@@ -10,6 +10,9 @@
  *   /                  the status page (ring, nodes, ops/s, p99), refreshing itself
  *   /status.json       the page's data: this node and every peer's admin listener
  *   /status/self.json  this node alone (what peers ask for)
+ *   /inspect.json?key= the key inspector: where a key lives and each copy's
+ *                      version, never its value (client token, rate limit:
+ *                      inspect_gate.ts)
  */
 import type { KvNode } from "../node.ts";
 import type { NodeHealth } from "../grpc/health.ts";
@@ -17,6 +20,8 @@ import type { NodeMetrics } from "./node_metrics.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
 import { clusterStatus, selfStatus } from "./status.ts";
 import { STATUS_PAGE } from "./page.ts";
+import { InspectGate } from "./inspect_gate.ts";
+import { inspectKey, type KeyPlaces, placesOf } from "./inspect.ts";
 
 /** Options of {@link serveAdmin}. */
 export interface AdminOptions {
@@ -25,6 +30,8 @@ export interface AdminOptions {
   health: NodeHealth;
   hostname: string;
   port: number;
+  /** The client token (security.client_token_file): the key inspector needs it. */
+  clientToken?: Uint8Array;
 }
 
 /** A running admin listener. */
@@ -49,13 +56,22 @@ export function startAdmin(o: AdminOptions): AdminServer | undefined {
 }
 
 function serve(o: AdminOptions): Deno.HttpServer<Deno.NetAddr> {
+  const gate = new InspectGate({
+    clientToken: o.clientToken,
+    maxKeyBytes: o.node.config.limits.maxKeyBytes,
+    log: o.node.log,
+    events: o.node.events,
+  });
+  const places = placesOf(o.node);
   return Deno.serve(
     { hostname: o.hostname, port: o.port, onListen: () => {} },
-    (req) => route(req, o).catch((err) => text(500, `error: ${(err as Error).message}\n`)),
+    (req, info) =>
+      route(req, o, () => inspect(req, places, gate, (info.remoteAddr as Deno.NetAddr).hostname))
+        .catch((err) => text(500, `error: ${(err as Error).message}\n`)),
   );
 }
 
-async function route(req: Request, o: AdminOptions): Promise<Response> {
+async function route(req: Request, o: AdminOptions, inspector: () => Promise<Response>): Promise<Response> {
   if (req.method !== "GET" && req.method !== "HEAD") return text(405, "only GET\n");
   switch (new URL(req.url).pathname) {
     case "/metrics":
@@ -70,13 +86,27 @@ async function route(req: Request, o: AdminOptions): Promise<Response> {
       return json(await clusterStatus(o.node, o.metrics, { timeoutMs: PEER_TIMEOUT_MS }));
     case "/status/self.json":
       return json(selfStatus(o.node, o.metrics));
+    case "/inspect.json":
+      return await inspector();
     case "/":
       return new Response(STATUS_PAGE, {
         headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" },
       });
     default:
-      return text(404, "not found: try /, /metrics, /healthz, /readyz, /status.json\n");
+      return text(404, "not found: try /, /metrics, /healthz, /readyz, /status.json, /inspect.json?key=\n");
   }
+}
+
+async function inspect(
+  req: Request,
+  places: KeyPlaces,
+  gate: InspectGate,
+  source: string,
+): Promise<Response> {
+  const key = new URL(req.url).searchParams.get("key");
+  const admitted = gate.admit(key, req.headers.get("authorization"), source);
+  if (typeof admitted !== "string") return json({ error: admitted.message }, admitted.status);
+  return json(await inspectKey(places, admitted));
 }
 
 function readiness(o: AdminOptions): Response {
@@ -94,8 +124,9 @@ function text(status: number, body: string): Response {
   return new Response(body, { status, headers: { "content-type": "text/plain; charset=utf-8" } });
 }
 
-function json(body: unknown): Response {
+function json(body: unknown, status = 200): Response {
   return new Response(JSON.stringify(body), {
+    status,
     headers: { "content-type": "application/json", "cache-control": "no-store" },
   });
 }

@@ -9,11 +9,33 @@
  * (heartbeats), the ring drawn as arcs, the membership epoch and any range
  * movement under way (what `client status` shows). A peer whose admin
  * listener does not answer is shown as down, with this node's view of it.
+ *
+ * Each node also reports its last five minutes (ops/s and p99 in five-second
+ * slots, for the sparklines), its events list and its refused calls; the
+ * cluster view merges the events of every node that answered, newest first,
+ * each with the node that saw it, and sums the refusals.
  */
 import type { KvNode } from "../node.ts";
 import type { NodeMetrics } from "./node_metrics.ts";
 import type { Member, MemberState } from "../membership/member_list.ts";
 import { type Movement, movementOf } from "../membership/movement.ts";
+import { EVENTS_KEPT, type NodeEvent } from "./events.ts";
+import { CODE_NAMES } from "./node_metrics.ts";
+
+/** The gRPC codes a call is refused with (bad input, no right, over a limit), counted on the page. */
+const REFUSAL_CODES = ["INVALID_ARGUMENT", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "UNAUTHENTICATED"];
+
+/** A node's last five minutes, oldest first: one point per five seconds. */
+export interface History {
+  slot_ms: number;
+  ops_per_s: number[];
+  p99_ms: number[];
+}
+
+/** An event with the node that saw it. */
+export interface SeenEvent extends NodeEvent {
+  seen_by: string;
+}
 
 /** One node as it reports itself. */
 export interface SelfStatus {
@@ -33,6 +55,10 @@ export interface SelfStatus {
   replication_queue: number;
   /** Why it does not serve (recovering, its clock off to its peers...); absent while it does. */
   not_serving_reason?: string;
+  history: History;
+  events: NodeEvent[];
+  /** Refused calls since start, by reason (a gRPC code, or a refusal before any handler). */
+  refused: Record<string, number>;
   /** Open connections to its Redis protocol gateway (0 without one). */
   resp_connections: number;
 }
@@ -68,6 +94,10 @@ export interface ClusterStatus {
   moving?: Movement;
   nodes: NodeView[];
   ring: { from: number; to: number; node: string }[];
+  /** Every answering node's events, newest first (at most EVENTS_KEPT). */
+  events: SeenEvent[];
+  /** Refused calls of every answering node, summed by reason. */
+  refused: Record<string, number>;
 }
 
 /** What this node says of itself. */
@@ -89,8 +119,41 @@ export function selfStatus(node: KvNode, metrics: NodeMetrics): SelfStatus {
     hints_held: node.hints.size(),
     replication_queue: node.replicator.pendingTotal(),
     not_serving_reason: node.notServingReason(),
+    history: historyOf(metrics),
+    events: node.events.list(),
+    refused: refusalsOf(node, metrics),
     resp_connections: metrics.respConnections?.() ?? 0,
   };
+}
+
+function historyOf(metrics: NodeMetrics): History {
+  const points = metrics.history.series(0.99);
+  return {
+    slot_ms: points.length > 1 ? points[1].atMs - points[0].atMs : 0,
+    ops_per_s: points.map((p) => Math.round(p.perSecond * 10) / 10),
+    p99_ms: points.map((p) => Math.round(p.quantile * 1e4) / 10),
+  };
+}
+
+function refusalsOf(node: KvNode, metrics: NodeMetrics): Record<string, number> {
+  const out = node.events.refusals();
+  for (const code of REFUSAL_CODES) {
+    const n = metrics.callsByCode[CODE_NAMES.indexOf(code as typeof CODE_NAMES[number])];
+    if (n > 0) out[code] = n;
+  }
+  return out;
+}
+
+/** The events of every node that answered, newest first, at most EVENTS_KEPT. */
+function mergeEvents(nodes: readonly NodeView[]): SeenEvent[] {
+  const all = nodes.flatMap((n) => (n.events ?? []).map((e) => ({ ...e, seen_by: n.id })));
+  return all.sort((a, b) => b.atMs - a.atMs).slice(0, EVENTS_KEPT);
+}
+
+function sumRefusals(nodes: readonly NodeView[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const n of nodes) for (const [k, v] of Object.entries(n.refused ?? {})) out[k] = (out[k] ?? 0) + v;
+  return out;
 }
 
 /** Where a member's admin listener is reached (undefined when it has none). */
@@ -137,8 +200,10 @@ export async function clusterStatus(
     epoch: list.epoch,
     claimant: node.membership.claimant() ?? "",
     moving: movementOf(list, node.ring, rf, node.membership.streamed()),
-    nodes,
+    nodes: nodes.map(({ events: _, ...n }) => n),
     ring: node.ring.arcs(),
+    events: mergeEvents(nodes),
+    refused: sumRefusals(nodes),
   };
 }
 

@@ -191,6 +191,7 @@ export async function serverCommand(args: string[]): Promise<number> {
       health: served.health,
       hostname: self.bindHost,
       port: self.adminPort,
+      clientToken: security.clientToken,
     });
     if (resp) metrics.respConnections = resp.connections;
   } catch (err) {

@@ -166,7 +166,10 @@ export async function serveNode(node: KvNode, opts: ServeOptions = {}): Promise<
   const server = new grpc.Server(serverOptions(node.config.limits));
   const handlers = new Handlers(node);
   const edge = { log: node.log };
-  const kvImpl = requireClientToken(handlers.keyValueStore(), security.clientToken, edge);
+  const kvImpl = requireClientToken(handlers.keyValueStore(), security.clientToken, {
+    ...edge,
+    onRefused: (reason) => node.events.refused(reason),
+  });
   const nodeImpl = protectNodeService(pkg.NodeService.service, handlers.nodeService(), security, edge);
   server.addService(pkg.KeyValueStore.service, kvImpl);
   server.addService(

@@ -79,12 +79,20 @@ export function value(a: Uint8Array, limits: Limits): Uint8Array {
   return a.slice();
 }
 
-/** An integer argument as Redis reads one (a 64-bit signed decimal, no spaces or '+'). */
-export function integer(a: Uint8Array): number {
+/** Redis's long long range. */
+export const LLONG_MAX = 9223372036854775807n;
+export const LLONG_MIN = -9223372036854775808n;
+
+/** An integer argument as Redis reads one (a 64-bit signed decimal, no spaces or '+'), exactly. */
+export function integer64(a: Uint8Array): bigint {
   const s = latin1.decode(a);
   if (!/^-?(0|[1-9][0-9]*)$/.test(s) || s.length > 20) fail(NOT_INTEGER);
-  const n = Number(s);
   const big = BigInt(s);
-  if (big > 9223372036854775807n || big < -9223372036854775808n) fail(NOT_INTEGER);
-  return n;
+  if (big > LLONG_MAX || big < LLONG_MIN) fail(NOT_INTEGER);
+  return big;
+}
+
+/** An integer argument as Redis reads one, as a number (exact up to 2^53). */
+export function integer(a: Uint8Array): number {
+  return Number(integer64(a));
 }

@@ -33,13 +33,20 @@ export function checkKeyCount(node: KvNode, count: number): void {
   }
 }
 
+/** A value to store, with its expiry when it has one (checked beforehand: expiry_args.ts). */
+export interface PutItem {
+  key: string;
+  value: Uint8Array;
+  ttlMs?: number;
+  expiresAtMs?: number;
+}
+
 /** Stores values (distinct keys) with the cluster's timestamps. */
-export function putKeys(
-  node: KvNode,
-  items: readonly { key: string; value: Uint8Array }[],
-): Promise<WriteResult[]> {
+export function putKeys(node: KvNode, items: readonly PutItem[]): Promise<WriteResult[]> {
   return node.coordinator.write(
-    items.map((i) => putToWrite({ key: i.key, value: i.value, timestamp: 0 })),
+    items.map((i) =>
+      putToWrite({ key: i.key, value: i.value, timestamp: 0, ttl_ms: i.ttlMs, expires_at_ms: i.expiresAtMs })
+    ),
     false,
   );
 }

@@ -3,8 +3,8 @@
  *
  * The dispatcher checks arity and authentication from these entries and
  * COMMAND answers from them. Commands whose meaning needs conditional
- * writes or expiry (their own issue) are listed with `needs` and no
- * handler: they answer a clear error, never an imitation by a read followed
+ * writes (their own issue) are listed with `needs` and no handler (or, when
+ * only some of their options need them, a handler refusing those options): they answer a clear error, never an imitation by a read followed
  * by a put, and their handlers slot in here when the store can do them.
  */
 import { ALL_KEYS, command as c, type CommandSpec, type Flag, ONE_KEY } from "./command.ts";
@@ -12,6 +12,7 @@ import * as str from "./handlers/strings.ts";
 import * as ks from "./handlers/keyspace.ts";
 import * as conn from "./handlers/connection.ts";
 import * as srv from "./handlers/server.ts";
+import * as exp from "./handlers/expiry.ts";
 
 const R: Flag[] = ["readonly", "fast"];
 const W: Flag[] = ["write", "denyoom"];
@@ -19,14 +20,21 @@ const WF: Flag[] = ["write", "denyoom", "fast"];
 const CONN: Flag[] = ["noscript", "loading", "stale", "fast"];
 const OPEN: Flag[] = ["noscript", "loading", "stale", "fast", "noauth"];
 const CW = "conditional writes" as const;
-const EXP = "expiry" as const;
 
 const TWO_KEYS = { firstKey: 1, lastKey: 2, step: 1 } as const;
 
 const ENTRIES: CommandSpec[] = [
   // strings
   c("get", 2, R, "string", "Get the value of a key", "1.0.0", { ...ONE_KEY, run: str.get }),
-  c("set", -3, W, "string", "Set the string value of a key", "1.0.0", { ...ONE_KEY, run: str.set }),
+  c(
+    "set",
+    -3,
+    W,
+    "string",
+    "Set the string value of a key (NX, XX, GET, KEEPTTL need conditional writes here)",
+    "1.0.0",
+    { ...ONE_KEY, run: str.set },
+  ),
   c("mget", -2, R, "string", "Get the values of all the given keys", "1.0.0", { ...ALL_KEYS, run: str.mget }),
   c("mset", -3, W, "string", "Set multiple keys to multiple values (not atomically here)", "1.0.1", {
     firstKey: 1,
@@ -46,10 +54,13 @@ const ENTRIES: CommandSpec[] = [
     ...ONE_KEY,
     needs: CW,
   }),
-  c("setex", 4, W, "string", "Set the value and expiration of a key", "2.0.0", { ...ONE_KEY, needs: EXP }),
+  c("setex", 4, W, "string", "Set the value and expiration of a key", "2.0.0", {
+    ...ONE_KEY,
+    run: exp.setex,
+  }),
   c("psetex", 4, W, "string", "Set the value and expiration in milliseconds of a key", "2.6.0", {
     ...ONE_KEY,
-    needs: EXP,
+    run: exp.setex,
   }),
   c("getset", 3, WF, "string", "Set the string value of a key and return its old value", "1.0.0", {
     ...ONE_KEY,
@@ -59,9 +70,9 @@ const ENTRIES: CommandSpec[] = [
     ...ONE_KEY,
     needs: CW,
   }),
-  c("getex", -2, WF, "string", "Get the value of a key and optionally set its expiration", "6.2.0", {
+  c("getex", -2, WF, "string", "Get the value of a key (its options need conditional writes here)", "6.2.0", {
     ...ONE_KEY,
-    needs: EXP,
+    run: exp.getex,
   }),
   c(
     "msetnx",
@@ -117,42 +128,72 @@ const ENTRIES: CommandSpec[] = [
   c("type", 2, R, "generic", "Determine the type stored at key", "1.0.0", { ...ONE_KEY, run: ks.type }),
   c("ttl", 2, R, "generic", "Get the time to live for a key in seconds", "1.0.0", {
     ...ONE_KEY,
-    run: ks.ttl,
+    run: exp.ttl,
   }),
   c("pttl", 2, R, "generic", "Get the time to live for a key in milliseconds", "2.6.0", {
     ...ONE_KEY,
-    run: ks.ttl,
+    run: exp.ttl,
   }),
   c("expiretime", 2, R, "generic", "Get the expiration Unix timestamp for a key", "7.0.0", {
     ...ONE_KEY,
-    run: ks.ttl,
+    run: exp.ttl,
   }),
   c("pexpiretime", 2, R, "generic", "Get the expiration Unix timestamp for a key in milliseconds", "7.0.0", {
     ...ONE_KEY,
-    run: ks.ttl,
+    run: exp.ttl,
   }),
-  c("expire", -3, WF, "generic", "Set a key's time to live in seconds", "1.0.0", { ...ONE_KEY, needs: EXP }),
-  c("pexpire", -3, WF, "generic", "Set a key's time to live in milliseconds", "2.6.0", {
-    ...ONE_KEY,
-    needs: EXP,
-  }),
-  c("expireat", -3, WF, "generic", "Set the expiration for a key as a UNIX timestamp", "1.2.0", {
-    ...ONE_KEY,
-    needs: EXP,
-  }),
+  c(
+    "expire",
+    -3,
+    WF,
+    "generic",
+    "Set a key's time to live in seconds (NX, XX, GT, LT need conditional writes here)",
+    "1.0.0",
+    {
+      ...ONE_KEY,
+      run: exp.expire,
+    },
+  ),
+  c(
+    "pexpire",
+    -3,
+    WF,
+    "generic",
+    "Set a key's time to live in milliseconds (NX, XX, GT, LT need conditional writes here)",
+    "2.6.0",
+    {
+      ...ONE_KEY,
+      run: exp.expire,
+    },
+  ),
+  c(
+    "expireat",
+    -3,
+    WF,
+    "generic",
+    "Set the expiration for a key as a UNIX timestamp (NX, XX, GT, LT need conditional writes here)",
+    "1.2.0",
+    {
+      ...ONE_KEY,
+      run: exp.expire,
+    },
+  ),
   c(
     "pexpireat",
     -3,
     WF,
     "generic",
-    "Set the expiration for a key as a UNIX timestamp in milliseconds",
+    "Set the expiration for a key as a UNIX timestamp in milliseconds (NX, XX, GT, LT need conditional writes here)",
     "2.6.0",
     {
       ...ONE_KEY,
-      needs: EXP,
+      run: exp.expire,
     },
   ),
-  c("persist", 2, WF, "generic", "Remove the expiration from a key", "2.2.0", { ...ONE_KEY, needs: EXP }),
+  c("persist", 2, WF, "generic", "Remove the expiration from a key", "2.2.0", {
+    ...ONE_KEY,
+    run: exp.persist,
+  }),
   c("rename", 3, ["write"], "generic", "Rename a key", "1.0.0", { ...TWO_KEYS, needs: CW }),
   c("renamenx", 3, WF, "generic", "Rename a key, only if the new key does not exist", "1.0.0", {
     ...TWO_KEYS,

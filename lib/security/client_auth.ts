@@ -63,6 +63,8 @@ export interface ClientAuthOptions {
   /** One log line per source per this interval (default 60 s). */
   warnIntervalMs?: number;
   now?: () => number;
+  /** Told each refused call (counted on the status page; never called per call in the log). */
+  onRefused?: (reason: string) => void;
 }
 
 type UnaryHandler = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => void;
@@ -86,6 +88,7 @@ export function requireClientToken(
       const given = bearerToken(call.metadata.get(CLIENT_TOKEN_KEY)[0]);
       if (check(given)) return inner(call, cb);
       const reason = given === undefined ? "no client token" : "wrong client token";
+      o.onRefused?.(reason);
       const source = peerHost(call.getPeer());
       const held = throttle.take(source);
       if (held !== undefined) {

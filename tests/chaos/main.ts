@@ -1,7 +1,7 @@
 /**
  * `deno task chaos [--all] [--seed N] [--only setting/nemesis,...]`: runs the
  * chaos suite (tests/chaos/) with Deno's test runner and prints the results
- * as the README's table, one row per nemesis and setting.
+ * as docs/chaos.md's table, one row per nemesis and setting.
  */
 import { parseArgs } from "node:util";
 import type { ScenarioResult } from "./scenario.ts";

@@ -45,7 +45,7 @@ const isolate = async ({ net }: NemesisContext, id: string) => {
   await net.iptables(id, ["-A", "OUTPUT", "-d", "10.213.0.0/24", "-j", "DROP"]);
 };
 
-/** Every nemesis, in the order of the README table. */
+/** Every nemesis, in the order of the table in docs/chaos.md. */
 export const NEMESES: Nemesis[] = [
   {
     name: "isolate",

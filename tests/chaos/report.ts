@@ -1,4 +1,4 @@
-/** The chaos results as the README's Markdown table. */
+/** The chaos results as docs/chaos.md's Markdown table. */
 import { NEMESES } from "./nemeses.ts";
 import { type ScenarioResult, SETTINGS } from "./scenario.ts";
 

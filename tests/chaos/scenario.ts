@@ -20,7 +20,7 @@ export interface Setting extends ClusterSettings {
   name: string;
 }
 
-/** The settings of the README table. */
+/** The settings of the table in docs/chaos.md. */
 export const SETTINGS: Setting[] = [
   { name: "rf2-w1", replicationFactor: 2, writeQuorum: 1, readQuorum: 1, antiEntropyMs: 4000 },
   { name: "rf2-w2", replicationFactor: 2, writeQuorum: 2, readQuorum: 1, antiEntropyMs: 4000 },

@@ -46,6 +46,19 @@ export async function redisCli(
   return { out: dec.decode(r.stdout).replace(/\n$/, ""), code: r.code, err: dec.decode(r.stderr) };
 }
 
+/** Runs a redis-py script (Debian python3-redis) with the given ports as arguments; fails unless it prints "python ok". */
+export async function runRedisPy(script: string, ports: number[]): Promise<void> {
+  const py = await new Deno.Command("/usr/bin/python3", {
+    args: ["-c", script, ...ports.map(String)],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const out = new TextDecoder().decode(py.stdout) + new TextDecoder().decode(py.stderr);
+  if (py.code !== 0 || !/python ok/.test(out)) {
+    throw new Error(`redis-py script failed (exit ${py.code}): ${out}`);
+  }
+}
+
 /** A decoded reply: strings for simple/bulk (Uint8Array kept in `bytes` mode), Error for errors. */
 export type Decoded = string | number | null | Error | Uint8Array | Decoded[] | Map<Decoded, Decoded>;
 

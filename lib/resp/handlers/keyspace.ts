@@ -1,12 +1,12 @@
 /**
- * Key commands: DEL, UNLINK, EXISTS, TYPE, TTL and its kin, and the
+ * Key commands: DEL, UNLINK, EXISTS, TYPE, and the
  * cluster-wide ones (SCAN, KEYS, RANDOMKEY, DBSIZE, FLUSHDB, FLUSHALL) that
  * list every node through cluster_keys.ts.
  *
  * DEL's count comes from a read just before the deletes: the deletes
  * themselves are unconditional tombstones, so a key deleted by two clients
- * at once may be counted by both (README). TTL answers honestly today: no
- * key has an expiry yet, so an existing key answers -1 and a missing one -2.
+ * at once may be counted by both (README). TTL and its kin are in
+ * expiry.ts.
  */
 import type { Ctx } from "../context.ts";
 import { fail, integer, key, SYNTAX, text, utf8Text, word } from "../args.ts";
@@ -49,12 +49,6 @@ export async function exists(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
 export async function type(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
   const n = await countExisting(ctx, keysOf(ctx, args));
   return typeof n === "number" ? { k: "status", s: n > 0 ? "string" : "none" } : n;
-}
-
-/** TTL, PTTL, EXPIRETIME, PEXPIRETIME: -1 for a key (none expires yet), -2 without one. */
-export async function ttl(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
-  const n = await countExisting(ctx, keysOf(ctx, args));
-  return typeof n === "number" ? int(n > 0 ? -1 : -2) : n;
 }
 
 export async function dbsize(ctx: Ctx): Promise<Reply> {

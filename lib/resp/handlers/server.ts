@@ -172,6 +172,7 @@ async function infoSections(ctx: Ctx): Promise<[string, [string, string | number
       ["kvstore_members", members.length],
       ...members.map((m, i) => [`kvstore_member${i}`, memberLine(node, m)] as [string, string]),
     ]],
+    // Keys with an expiry are not counted cluster-wide: `expires` and `avg_ttl` stay 0 (README).
     ["Keyspace", keys > 0 ? [["db0", `keys=${keys},expires=0,avg_ttl=0`]] : []],
   ];
 }

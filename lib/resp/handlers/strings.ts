@@ -1,46 +1,36 @@
 /**
- * String commands: GET, SET (plain), MGET, MSET, STRLEN, GETRANGE.
+ * String commands: GET, SET, MGET, MSET, STRLEN, GETRANGE.
  *
- * Every value is a string, so -WRONGTYPE never happens. SET's options need
- * expiry or conditional writes (their own issue) and answer an error until
- * those land; a plain SET is a put. MSET stores its keys as one batch but,
- * like a Redis Cluster spanning slots, not atomically (README).
+ * Every value is a string, so -WRONGTYPE never happens. A SET, with or
+ * without an expiry, is a put; its options that read the key first need
+ * conditional writes (their own issue) and answer an error until they
+ * land. MSET stores its keys as one batch but, like a Redis Cluster
+ * spanning slots, not atomically (README).
  */
 import type { Ctx } from "../context.ts";
-import { integer, key, SYNTAX, value, word } from "../args.ts";
+import { integer, key, value } from "../args.ts";
 import { arr, bulk, err, int, NIL, OK, type Reply } from "../reply.ts";
 import { checkKeyCount, firstFailure, putKeys, readFailure, readKeys, writeFailure } from "../store.ts";
 import { needsError } from "../command.ts";
-
-/** SET's options, and what each needs. */
-const SET_OPTIONS: Record<string, { needs: "conditional writes" | "expiry"; takesArg: boolean }> = {
-  nx: { needs: "conditional writes", takesArg: false },
-  xx: { needs: "conditional writes", takesArg: false },
-  get: { needs: "conditional writes", takesArg: false },
-  ex: { needs: "expiry", takesArg: true },
-  px: { needs: "expiry", takesArg: true },
-  exat: { needs: "expiry", takesArg: true },
-  pxat: { needs: "expiry", takesArg: true },
-  keepttl: { needs: "expiry", takesArg: false },
-};
+import { stringOptions, writeExpiry } from "../expiry_args.ts";
 
 export async function get(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
   const [r] = await readKeys(ctx.gw.node, [key(args[1], ctx.gw.node.config.limits)]);
   return readFailure(r) ?? (r.found ? bulk(r.value) : NIL);
 }
 
+/**
+ * SET key value [EX|PX|EXAT|PXAT n]: a put, with its expiry. NX, XX, GET and
+ * KEEPTTL read the key's current state to decide: they wait for conditional
+ * writes (after Redis's syntax and expire-time checks, in Redis's order).
+ */
 export async function set(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
   const limits = ctx.gw.node.config.limits;
   const k = key(args[1], limits);
-  for (let i = 3; i < args.length; i++) {
-    const opt = SET_OPTIONS[word(args[i])];
-    if (!opt || (opt.takesArg && i + 1 >= args.length)) return err(SYNTAX);
-    if (opt.takesArg) i++;
-  }
-  if (args.length > 3) {
-    return needsError(`SET ... ${word(args[3]).toUpperCase()}`, SET_OPTIONS[word(args[3])].needs);
-  }
-  const [r] = await putKeys(ctx.gw.node, [{ key: k, value: value(args[2], limits) }]);
+  const o = stringOptions(args, 3, "set");
+  const expiry = o.expiry ? writeExpiry(o.expiry.arg, o.expiry.kind, "set", Date.now()) : {};
+  if (o.conditional.length > 0) return needsError(`SET ... ${o.conditional[0]}`, "conditional writes");
+  const [r] = await putKeys(ctx.gw.node, [{ key: k, value: value(args[2], limits), ...expiry }]);
   return writeFailure(r) ?? OK;
 }
 
