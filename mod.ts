@@ -13,8 +13,8 @@
  *
  * Values are bytes (`Uint8Array`) or text (stored as UTF-8). Every call
  * throws {@link KvStoreError} when the cluster refuses it or cannot answer.
- * Conditional writes (`ifAbsent`, `ifVersion`) and `increment` need nodes with
- * per-key consensus; against others they throw UNIMPLEMENTED (code 12).
+ * Conditional writes (`ifAbsent`, `ifVersion`, with or without `ttlMs`) and
+ * `increment` run through per-key consensus among the key's replicas.
  *
  * @module
  */

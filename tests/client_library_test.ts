@@ -3,17 +3,14 @@
  * (`@kvstore/kvstore`, deno.json's `exports`), against real nodes on free
  * ports. Values and versions, expiry, batches, the cluster-wide key
  * listing (each key once, by pages or by iteration), the one error class,
- * the client token, and conditions refused rather than ignored on a build
- * without per-key consensus.
+ * the client token, and conditional writes (ifAbsent, ifVersion, with a
+ * ttl) and increment through per-key consensus.
  */
 import assert from "node:assert/strict";
 import { connect, type KvStore, KvStoreError } from "@kvstore/kvstore";
-import { KvClient } from "../lib/grpc/kv_client.ts";
-import { clusterTest, endCluster, TestCluster } from "./helpers/cluster.ts";
+import { clusterTest, endCluster, sleep, TestCluster } from "./helpers/cluster.ts";
+import { sharedExpiry, startConditionalCluster } from "./helpers/lwt.ts";
 import { freePort } from "./helpers/ports.ts";
-
-/** Whether this build's client has per-key consensus (branch per-key-paxos). */
-const HAS_CONDITIONS = "putIf" in KvClient.prototype;
 
 async function storeError(fn: () => PromiseLike<unknown>): Promise<KvStoreError> {
   try {
@@ -154,26 +151,67 @@ clusterTest("library: the token option is sent; without it calls are UNAUTHENTIC
 });
 
 clusterTest(
-  "library: without per-key consensus in this build, ifAbsent, ifVersion and increment are UNIMPLEMENTED and write nothing",
+  "library: ifAbsent and ifVersion (applied or not, with the version), delete ifVersion, increment",
   async () => {
-    const cluster = await TestCluster.start({ nodes: 2 });
-    const kv = await connect({ nodes: [cluster.nodes[0].address] });
+    const cluster = await startConditionalCluster({ nodes: 3, replicationFactor: 2 });
+    const kv = await connect({ nodes: [cluster.nodes[1].address] });
     try {
-      for (const call of [() => kv.put("cond", "v", { ifAbsent: true }), () => kv.increment("cond")]) {
-        const err = await storeError(call);
-        assert.equal(err.codeName, "UNIMPLEMENTED");
-        assert.match(err.message, /needs per-key consensus/);
-      }
-      const version = { timestamp: 1, node: "node1" };
+      const first = await kv.put("user:ann", "first", { ifAbsent: true });
+      assert.equal(first.applied, true);
+      assert.deepEqual((await kv.get("user:ann"))?.version, first.version, "put answered another version");
+      const taken = await kv.put("user:ann", "second", { ifAbsent: true });
+      assert.deepEqual(taken, { applied: false, version: first.version }, "not applied names the holder");
+      const stale = { timestamp: first.version!.timestamp - 1, node: first.version!.node };
+      const refused = await kv.put("user:ann", "third", { ifVersion: stale });
+      assert.deepEqual(refused, { applied: false, version: first.version });
+      assert.equal(await kv.getText("user:ann"), "first", "a failed condition wrote");
+      const replaced = await kv.put("user:ann", "third", { ifVersion: first.version });
+      assert.ok(replaced.applied && replaced.version!.timestamp > first.version!.timestamp);
+      assert.equal(await kv.getText("user:ann"), "third");
+      const lateDelete = await kv.delete("user:ann", { ifVersion: first.version });
+      assert.deepEqual(lateDelete, { applied: false, version: replaced.version });
+      assert.equal((await kv.delete("user:ann", { ifVersion: replaced.version })).applied, true);
+      assert.equal(await kv.get("user:ann"), null);
+      assert.equal(await kv.increment("hits"), 1n);
+      assert.equal(await kv.increment("hits", 41), 42n);
+      assert.equal(await kv.increment("hits", -2n), 40n);
       assert.equal(
-        (await storeError(() => kv.delete("cond", { ifVersion: version }))).codeName,
-        "UNIMPLEMENTED",
+        (await storeError(() => kv.put("x", "v", { ifAbsent: true, ifVersion: stale }))).codeName,
+        "INVALID_ARGUMENT",
       );
-      assert.equal(await kv.get("cond"), null, "a refused condition wrote nothing");
     } finally {
       kv.close();
       await endCluster(cluster);
     }
   },
-  { ignore: HAS_CONDITIONS },
+);
+
+clusterTest(
+  "library: ifAbsent with ttlMs expires on every replica at one instant; increment keeps the TTL",
+  async () => {
+    const cluster = await startConditionalCluster({ nodes: 3, replicationFactor: 2 });
+    const kv = await connect({ nodes: [cluster.nodes[0].address] });
+    const probe = await cluster.client();
+    try {
+      const keys = Array.from({ length: 6 }, (_, i) => `lease:${i}`);
+      for (const key of keys) {
+        assert.equal((await kv.put(key, "0", { ifAbsent: true, ttlMs: 1500 })).applied, true);
+      }
+      for (const key of keys) await sharedExpiry(cluster, probe, key, 2);
+      const before = (await kv.get(keys[0]))!.expiresAt!.getTime();
+      assert.equal(await kv.increment(keys[0]), 1n);
+      assert.equal((await kv.get(keys[0]))?.expiresAt?.getTime(), before, "increment dropped the TTL");
+      assert.equal((await kv.put(keys[1], "x", { ifAbsent: true })).applied, false);
+      await sleep(before - Date.now() + 300);
+      assert.equal(await kv.get(keys[1]), null);
+      const again = await kv.put(keys[1], "x", { ifAbsent: true });
+      assert.equal(again.applied, true, "ifAbsent on an expired key was refused");
+      assert.equal((await kv.get(keys[1]))?.expiresAt, undefined);
+      assert.equal(await kv.increment(keys[0]), 1n, "an expired counter did not start over");
+    } finally {
+      probe.close();
+      kv.close();
+      await endCluster(cluster);
+    }
+  },
 );

@@ -1,22 +1,17 @@
 /**
  * The examples that need conditional writes and counters (per-key
- * consensus, branch per-key-paxos): the rate limiter (increment + TTL) and
+ * consensus): the rate limiter (increment + TTL) and
  * the lock (ifAbsent + TTL, released with ifVersion), run against real
- * nodes, their output checked line by line.
- *
- * Ignored (visibly) while this build's KvClient has no `putIf`; once
- * per-key consensus is merged they run, and fail with UNIMPLEMENTED until
- * `KvClient.putIf` takes an expiry (lib/client/conditional.ts).
+ * nodes, their output checked line by line. The nodes take a small
+ * max_clock_skew_ms so that their vote floor (memory engine) passes soon.
  */
 import assert from "node:assert/strict";
-import { KvClient } from "../lib/grpc/kv_client.ts";
-import { clusterTest, endCluster, TestCluster } from "./helpers/cluster.ts";
+import { clusterTest, endCluster } from "./helpers/cluster.ts";
+import { startConditionalCluster } from "./helpers/lwt.ts";
 import { linesOf, RATE_LIMITER_OUTPUT, runDenoExample } from "./helpers/examples.ts";
 
-const ignore = !("putIf" in KvClient.prototype);
-
 clusterTest("examples: the rate limiter (increment + TTL) against three nodes", async () => {
-  const cluster = await TestCluster.start({ nodes: 3 });
+  const cluster = await startConditionalCluster({ nodes: 3 });
   try {
     assert.deepEqual(
       linesOf(await runDenoExample("rate_limiter.ts", cluster.nodes[0].address)),
@@ -25,10 +20,10 @@ clusterTest("examples: the rate limiter (increment + TTL) against three nodes", 
   } finally {
     await endCluster(cluster);
   }
-}, { ignore });
+});
 
 clusterTest("examples: the lock (ifAbsent + TTL, release with ifVersion) against three nodes", async () => {
-  const cluster = await TestCluster.start({ nodes: 3 });
+  const cluster = await startConditionalCluster({ nodes: 3 });
   try {
     assert.deepEqual(linesOf(await runDenoExample("lock.ts", cluster.nodes[2].address)), [
       "worker-a took the lock",
@@ -43,4 +38,4 @@ clusterTest("examples: the lock (ifAbsent + TTL, release with ifVersion) against
   } finally {
     await endCluster(cluster);
   }
-}, { ignore });
+});

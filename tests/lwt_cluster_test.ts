@@ -5,12 +5,13 @@
  * increments does (README, "Conditional writes and counters").
  */
 import assert from "node:assert/strict";
-import { clusterTest, runMain, TestCluster } from "./helpers/cluster.ts";
+import { clusterTest, ringOf, runMain, TestCluster } from "./helpers/cluster.ts";
 import { HashRing } from "../lib/ring.ts";
 import { sleep } from "../lib/async.ts";
 import { Code, KvError } from "../lib/errors.ts";
 import type { KvClient } from "../lib/grpc/kv_client.ts";
 import { checkCounter } from "./helpers/lwt_history.ts";
+import { sharedExpiry } from "./helpers/lwt.ts";
 import { ignoreRedis, startRedises, stopRedises } from "./helpers/redis.ts";
 import {
   checkLinearizable,
@@ -309,6 +310,40 @@ clusterTest("CLI: put --if-absent, get --version, put/delete --if-version, incr"
     await Deno.remove(cwd, { recursive: true });
   }
 });
+
+clusterTest(
+  "CLI: put --if-absent --ttl (forwarded): one expiry on every replica, then --if-absent again",
+  async () => {
+    const cluster = await start(3, 2);
+    const cwd = await Deno.makeTempDir({ prefix: "kvstore-cli-" });
+    const probe = await cluster.client();
+    try {
+      // --no-route: node1 forwards the keys it does not lead, so the ttl crosses ForwardConditional.
+      const cli = (...args: string[]) =>
+        runMain(cwd, "client", ...args, "--addr", cluster.node("node1").address, "--no-route");
+      const keys = Array.from({ length: 6 }, (_, i) => `lease:${i}`);
+      // In parallel, and long enough to outlast starting the CLI processes before the copies are read.
+      const puts = await Promise.all(keys.map((key) => cli("put", key, "a", "--if-absent", "--ttl", "5s")));
+      for (const r of puts) assert.equal(r.code, 0, r.stdout + r.stderr);
+      const forwarded = keys.filter((k) => ringOf(cluster).preferenceList(k, 2)[0] !== "node1");
+      assert.ok(forwarded.length > 0, "no key crosses ForwardConditional");
+      let expiresAt = 0;
+      for (const key of keys) expiresAt = Math.max(expiresAt, await sharedExpiry(cluster, probe, key, 2));
+      console.log(`${forwarded.length} of ${keys.length} keys led by another node than node1`);
+      let r = await cli("put", keys[0], "b", "--if-absent");
+      assert.equal(r.code, 1, "a live key was taken by --if-absent");
+      await sleep(expiresAt - Date.now() + 300);
+      const again = await Promise.all(keys.map((key) => cli("put", key, "b", "--if-absent")));
+      again.forEach((a, i) => assert.equal(a.code, 0, `${keys[i]} after its expiry: ${a.stdout}${a.stderr}`));
+      r = await cli("ttl", keys[0], "--json");
+      assert.equal(JSON.parse(r.stdout).ttl_ms, -1, "the second put has no expiry");
+    } finally {
+      probe.close();
+      await cluster.stop();
+      await Deno.remove(cwd, { recursive: true });
+    }
+  },
+);
 
 clusterTest(
   "Paxos calls from a node: a ballot far ahead and a record of another key are refused",

@@ -3,11 +3,14 @@ import assert from "node:assert/strict";
 import {
   addFloat,
   addInt,
+  type Condition,
   decide,
+  fixExpiry,
   FLOAT_ERROR,
   formatVersion,
   holds,
   INT_ERROR,
+  type LwtOp,
   OVERFLOW_ERROR,
   parseDelta,
   parseInt64,
@@ -71,4 +74,57 @@ Deno.test("conditions: absent, exists, version; a tombstone is absent", () => {
   assert.ok(d.apply && d.tombstone);
   assert.throws(() => parseVersion("12"), KvError);
   assert.throws(() => parseVersion("x@node1"), KvError);
+});
+
+const NOW = 1_700_000_000_000;
+const expiring = (value: string, expiresAtMs: number): KvRecord => ({ ...rec(value), expiresAtMs });
+const putIf = (condition: Condition, expiresAtMs?: number): LwtOp => ({
+  kind: "put",
+  key: "k",
+  value: new TextEncoder().encode("new"),
+  tombstone: false,
+  condition,
+  ...(expiresAtMs ? { expiry: { expiresAtMs } } : {}),
+});
+
+Deno.test("expiry: an expired key does not exist for conditions (as in Redis)", () => {
+  const expired = expiring("old", NOW - 1);
+  const version = { timestamp: expired.timestamp, versionNode: expired.versionNode };
+  assert.ok(holds({ kind: "absent" }, expired, NOW));
+  assert.ok(!holds({ kind: "exists" }, expired, NOW));
+  assert.ok(!holds({ kind: "version", version }, expired, NOW), "ifVersion of an expired version held");
+  // Not yet expired: the same record is there.
+  const alive = expiring("old", NOW + 1);
+  assert.ok(!holds({ kind: "absent" }, alive, NOW));
+  assert.ok(holds({ kind: "version", version }, alive, NOW));
+  // Not applied against an expired record: the answer names no current value.
+  const d = decide(putIf({ kind: "exists" }), expired, NOW);
+  assert.deepEqual(d, { apply: false, current: undefined });
+  const kept = decide(putIf({ kind: "absent" }), alive, NOW);
+  assert.ok(!kept.apply && kept.current === alive);
+});
+
+Deno.test("expiry: a conditional put stores the absolute expiry fixed once from a ttl", () => {
+  const asked: LwtOp = { ...putIf({ kind: "absent" }), expiry: { ttlMs: 2000 } } as LwtOp;
+  const fixed = fixExpiry(asked, NOW);
+  assert.deepEqual((fixed as { expiry?: unknown }).expiry, { expiresAtMs: NOW + 2000 });
+  assert.equal(fixExpiry(fixed, NOW + 5000), fixed, "a fixed expiry moved when fixed again");
+  const d = decide(fixed, expiring("old", NOW - 1), NOW + 10);
+  assert.ok(d.apply && d.expiresAtMs === NOW + 2000);
+  const plain = decide(putIf({ kind: "absent" }), undefined, NOW);
+  assert.ok(plain.apply && plain.expiresAtMs === undefined, "a put without expiry got one");
+  const del = decide({ ...putIf({ kind: "none" }, NOW + 99), tombstone: true } as LwtOp, rec("v"), NOW);
+  assert.ok(del.apply && del.tombstone && del.expiresAtMs === undefined, "a tombstone got an expiry");
+});
+
+Deno.test("expiry: increment keeps the key's expiry; an expired counter starts from 0 without one", () => {
+  const incr: LwtOp = { kind: "incr", key: "k", delta: 2n };
+  const live = decide(incr, expiring("5", NOW + 1000), NOW);
+  assert.ok(live.apply && live.expiresAtMs === NOW + 1000, "INCR dropped the TTL");
+  assert.equal(new TextDecoder().decode(live.value), "7");
+  const gone = decide(incr, expiring("5", NOW - 1), NOW);
+  assert.ok(gone.apply && gone.expiresAtMs === undefined, "an expired counter kept its old expiry");
+  assert.equal(new TextDecoder().decode(gone.value), "2");
+  const float = decide({ kind: "incrFloat", key: "k", delta: 0.5 }, expiring("1", NOW + 9), NOW);
+  assert.ok(float.apply && float.expiresAtMs === NOW + 9);
 });

@@ -8,7 +8,7 @@ import { MemoryStorage } from "../lib/storage/memory.ts";
 import { HybridClock } from "../lib/hlc.ts";
 import { KeyAcceptor, MemoryVoteBook } from "../lib/lwt/acceptor.ts";
 import { type PaxosTransport, runPaxos } from "../lib/lwt/proposer.ts";
-import { decide, type LwtOp } from "../lib/lwt/ops.ts";
+import { decide, fixExpiry, type LwtOp } from "../lib/lwt/ops.ts";
 import { Code, KvError, PeerUnavailableError } from "../lib/errors.ts";
 import type { KvRecord } from "../lib/record.ts";
 import { RedisStorage } from "../lib/storage/redis.ts";
@@ -287,4 +287,51 @@ Deno.test("a replica the commit did not reach is named, so it gets the record as
   assert.ok(r.applied);
   await new Promise((res) => setTimeout(res, 10));
   assert.deepEqual(missed, ["c:1"]);
+});
+
+Deno.test("a conditional put's expiry: every replica commits the same expiresAtMs", async () => {
+  const c = cluster();
+  const asked: LwtOp = {
+    kind: "put",
+    key: "t",
+    value: new TextEncoder().encode("v"),
+    tombstone: false,
+    condition: { kind: "absent" },
+    expiry: { ttlMs: 60_000 },
+  };
+  const now = Date.now();
+  const r = await run(c, "b", fixExpiry(asked, now));
+  assert.ok(r.applied && r.record.expiresAtMs === now + 60_000);
+  const stored = await Promise.all(
+    ids.map(async (id) => (await c.storages.get(id)!.get(["t"]))[0]?.expiresAtMs),
+  );
+  assert.deepEqual(stored, [now + 60_000, now + 60_000, now + 60_000]);
+});
+
+Deno.test("the leader's wall clock fixes a ttl and says when a key expired (then if-absent applies again)", async () => {
+  let wall = Date.now() - 10_000; // behind the ballots (real clock), so the memory vote floor is past
+  const storage = new MemoryStorage();
+  const { lwt } = lwtOn(storage, new HashRing(["a"], 8), { wall: () => wall, skewMs: 0 });
+  const v = (s: string) => new TextEncoder().encode(s);
+  const first = await lwt.putIf("lock", v("a"), { kind: "absent" }, { ttlMs: 1000 });
+  assert.ok(first.applied && first.record.expiresAtMs === wall + 1000);
+  assert.equal((await storage.get(["lock"]))[0]?.expiresAtMs, wall + 1000);
+  assert.equal((await lwt.putIf("lock", v("b"), { kind: "absent" })).applied, false);
+  // INCR keeps the TTL (here on a counter with one).
+  await lwt.putIf("n", v("1"), { kind: "none" }, { ttlMs: 1000 });
+  assert.equal((await lwt.increment("n", 1n)).record.expiresAtMs, wall + 1000);
+  wall += 1001;
+  const second = await lwt.putIf("lock", v("b"), { kind: "absent" });
+  assert.ok(second.applied, "if-absent on an expired key was refused");
+  assert.equal(second.record.expiresAtMs, undefined);
+  const version = { timestamp: first.record.timestamp, versionNode: first.record.versionNode };
+  assert.equal((await lwt.deleteIf("lock", { kind: "version", version })).applied, false);
+  const counter = await lwt.increment("n", 1n);
+  assert.ok(
+    counter.value === "1" && counter.record.expiresAtMs === undefined,
+    "an expired counter continued",
+  );
+  // An absolute expiry is kept as given.
+  const at = await lwt.putIf("abs", v("x"), { kind: "absent" }, { expiresAtMs: wall + 5000 });
+  assert.ok(at.applied && at.record.expiresAtMs === wall + 5000);
 });

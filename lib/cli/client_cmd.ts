@@ -156,7 +156,8 @@ export async function clientCommand(args: string[]): Promise<number> {
         const [key, value] = expectArgs(rest, 2, "put KEY VALUE");
         const condition = conditionFrom(values);
         if (condition) {
-          return printConditional(await client.putIf(key, value, condition), "PUT", key, out.json);
+          const expiry = putTtlMs ? { ttlMs: putTtlMs } : {};
+          return printConditional(await client.putIf(key, value, condition, expiry), "PUT", key, out.json);
         }
         const ts = values.timestamp !== undefined ? intFlag(values.timestamp, "--timestamp", 0) : 0;
         return printWrite(await client.put(key, value, { timestamp: ts, ttlMs: putTtlMs }), "PUT", out);

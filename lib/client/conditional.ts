@@ -1,55 +1,17 @@
 /**
- * Conditional writes and counters, as the library reaches them.
- *
- * They run through per-key consensus (branch per-key-paxos), whose client
- * calls are `KvClient.putIf`, `deleteIf` and `increment`. This build's
- * KvClient may not have them yet: the library looks for them at run time and
- * answers UNIMPLEMENTED with a clear message when they are missing, rather
- * than writing unconditionally, so a program never believes a condition held
- * when it was not checked.
+ * Conditional writes and counters, as the library reaches them: ifAbsent /
+ * ifVersion and increment, translated to KvClient's putIf, deleteIf and
+ * increment, which run through per-key consensus on the key's replicas.
+ * A conditional put may carry a ttl: the key's leader fixes its absolute
+ * expiry once, so every copy expires at the same instant.
  */
-import type { KvClient } from "../grpc/kv_client.ts";
+import type { ConditionalWrite, KvClient } from "../grpc/kv_client.ts";
+import type { Condition } from "../lwt/ops.ts";
 import { KvStoreError } from "./errors.ts";
 import type { Value, Version, WriteOutcome } from "./types.ts";
 
-/** A version as KvClient speaks it. */
-interface WireVersion {
-  timestamp: number;
-  versionNode: string;
-}
-
 /** A condition as KvClient's putIf / deleteIf take it. */
-export type WireCondition = { kind: "absent" } | { kind: "version"; version: WireVersion };
-
-/** A conditional write's answer from KvClient. */
-interface ConditionalAnswer {
-  applied: boolean;
-  version?: WireVersion;
-  current?: { value: Uint8Array; version: WireVersion };
-}
-
-/** The calls of a KvClient that has per-key consensus. */
-interface ConditionalCalls {
-  putIf(
-    key: string,
-    value: Value,
-    condition: WireCondition,
-    expiry?: { ttlMs?: number },
-  ): Promise<ConditionalAnswer>;
-  deleteIf(key: string, condition: WireCondition): Promise<ConditionalAnswer>;
-  increment(key: string, delta: bigint | number): Promise<{ value: string }>;
-}
-
-/** The client's conditional calls, or an UNIMPLEMENTED error naming what is missing. */
-function calls(client: KvClient, what: string): ConditionalCalls {
-  const c = client as unknown as Partial<ConditionalCalls>;
-  if (
-    typeof c.putIf === "function" && typeof c.deleteIf === "function" && typeof c.increment === "function"
-  ) {
-    return c as ConditionalCalls;
-  }
-  throw new KvStoreError(12, `${what} needs per-key consensus, which this build of kvstore does not have`);
-}
+export type WireCondition = Extract<Condition, { kind: "absent" } | { kind: "version" }>;
 
 /** The condition of ifAbsent / ifVersion (validated: not both). */
 export function conditionOf(opts: { ifAbsent?: boolean; ifVersion?: Version }): WireCondition | undefined {
@@ -64,7 +26,7 @@ export function conditionOf(opts: { ifAbsent?: boolean; ifVersion?: Version }): 
   return undefined;
 }
 
-/** A put applied only if `condition` holds. */
+/** A put applied only if `condition` holds, expiring `ttlMs` after it is applied when given. */
 export async function conditionalPut(
   client: KvClient,
   key: string,
@@ -72,12 +34,7 @@ export async function conditionalPut(
   condition: WireCondition,
   ttlMs: number | undefined,
 ): Promise<WriteOutcome> {
-  const c = calls(client, "a conditional put");
-  // An older putIf takes no expiry: refuse rather than drop the ttl silently.
-  if (ttlMs && c.putIf.length < 4) {
-    throw new KvStoreError(12, "a conditional put with ttlMs is not supported by this build of kvstore");
-  }
-  return outcome(await c.putIf(key, value, condition, ttlMs ? { ttlMs } : undefined));
+  return outcome(await client.putIf(key, value, condition, ttlMs ? { ttlMs } : {}));
 }
 
 /** A delete applied only if `condition` holds. */
@@ -86,7 +43,7 @@ export async function conditionalDelete(
   key: string,
   condition: WireCondition,
 ): Promise<WriteOutcome> {
-  return outcome(await calls(client, "a conditional delete").deleteIf(key, condition));
+  return outcome(await client.deleteIf(key, condition));
 }
 
 /** INCRBY: the new value. */
@@ -94,11 +51,11 @@ export async function increment(client: KvClient, key: string, delta: bigint | n
   if (typeof delta === "number" && !Number.isSafeInteger(delta)) {
     throw new KvStoreError(3, `increment takes an integer delta, not ${delta}`);
   }
-  const r = await calls(client, "increment").increment(key, delta);
+  const r = await client.increment(key, delta);
   return BigInt(r.value);
 }
 
-function outcome(a: ConditionalAnswer): WriteOutcome {
+function outcome(a: ConditionalWrite): WriteOutcome {
   const v = a.applied ? a.version : a.current?.version;
   return { applied: a.applied, version: v ? { timestamp: v.timestamp, node: v.versionNode } : undefined };
 }

@@ -54,11 +54,11 @@ export interface Entry {
  * ```
  */
 export interface PutOptions {
-  /** Time to live in ms: the key reads as absent once it has passed. */
+  /** Time to live in ms: the key reads as absent once it has passed (also with a condition). */
   ttlMs?: number;
   /** Write only if the key is absent (or expired); per-key consensus. */
   ifAbsent?: boolean;
-  /** Write only if the key's current version is exactly this one; per-key consensus. */
+  /** Write only if the key's current version is exactly this one (not expired); per-key consensus. */
   ifVersion?: Version;
 }
 

@@ -201,10 +201,19 @@ export class KvClient {
   /**
    * Writes `value` only if `condition` holds (per-key consensus). Sent once:
    * an operation whose answer is lost may have been applied, so it is never
-   * resent to another node.
+   * resent to another node. `expiry`: a ttl or an absolute expiry (ms since
+   * the epoch) for the value written; the key's leader fixes it once.
    */
-  async putIf(key: string, value: ValueInput, condition: Condition): Promise<ConditionalWrite> {
-    const req = { key, value: bytes(value), timestamp: 0, condition: conditionToMsg(condition) };
+  async putIf(
+    key: string,
+    value: ValueInput,
+    condition: Condition,
+    expiry: { ttlMs?: number; expiresAtMs?: number } = {},
+  ): Promise<ConditionalWrite> {
+    const req = {
+      ...putMsg({ key, value, ...expiry }),
+      condition: conditionToMsg(condition),
+    };
     return conditionalFromMsg(await this.#callOnce<ConditionalAnswerMsg>(key, "Put", req));
   }
 

@@ -14,6 +14,7 @@ import {
   type ConditionalOpMsg,
   conditionFromMsg,
   type ConditionMsg,
+  expiryFromMsg,
   incrementFromMsg,
   type IncrementRequestMsg,
   opFromMsg,
@@ -29,10 +30,20 @@ function committedCopies(node: KvNode): number {
   return Math.floor(node.config.replication.replicationFactor / 2) + 1;
 }
 
-/** Put with a condition (the cluster versions it: a client timestamp is refused). */
+/**
+ * Put with a condition (the cluster versions it: a client timestamp is
+ * refused), and the expiry it names, if any (ttl_ms or expires_at_ms).
+ */
 export async function conditionalPut(
   node: KvNode,
-  req: { key: string; value: Uint8Array; timestamp: number; condition: ConditionMsg | null },
+  req: {
+    key: string;
+    value: Uint8Array;
+    timestamp: number;
+    condition: ConditionMsg | null;
+    ttl_ms?: number;
+    expires_at_ms?: number;
+  },
 ): Promise<ConditionalAnswerMsg> {
   checkKey(req.key, node.config.limits);
   checkValue(req.value, node.config.limits);
@@ -42,7 +53,8 @@ export async function conditionalPut(
       "a conditional write is versioned by the cluster: leave timestamp 0",
     );
   }
-  const r = await node.lwt.putIf(req.key, req.value, conditionFromMsg(req.condition));
+  const expiry = expiryFromMsg(req);
+  const r = await node.lwt.putIf(req.key, req.value, conditionFromMsg(req.condition), expiry);
   return resultToAnswer(r, node.id, committedCopies(node));
 }
 

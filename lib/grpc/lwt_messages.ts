@@ -14,7 +14,8 @@ import type { KvRecord } from "../record.ts";
 import { checkKey, checkValue, type Limits } from "../validate.ts";
 import type { PaxosVote } from "../lwt/acceptor.ts";
 import type { LwtResult } from "../lwt/proposer.ts";
-import { type Condition, type LwtOp, parseDelta, parseFloatDelta } from "../lwt/ops.ts";
+import { type Condition, type ExpiryRequest, type LwtOp, parseDelta, parseFloatDelta } from "../lwt/ops.ts";
+import { checkExpiry } from "../expiry.ts";
 import {
   ballotFromMsg,
   type BallotMsg,
@@ -97,6 +98,8 @@ export interface ConditionalOpMsg {
   condition: ConditionMsg | null;
   delta: string;
   origin_node_id: string;
+  ttl_ms?: number;
+  expires_at_ms?: number;
 }
 
 export interface ConditionalResultMsg {
@@ -182,6 +185,8 @@ export function opToMsg(op: LwtOp, origin: string): ConditionalOpMsg {
         kind: op.tombstone ? "COND_DELETE" : "COND_PUT",
         value: op.value,
         condition: conditionToMsg(op.condition),
+        ttl_ms: op.expiry?.ttlMs ?? 0,
+        expires_at_ms: op.expiry?.expiresAtMs ?? 0,
       };
     case "incr":
       return { ...base, kind: "COND_INCR", delta: op.delta.toString() };
@@ -210,13 +215,28 @@ export function opFromMsg(m: ConditionalOpMsg, limits: Limits): LwtOp {
       );
   }
   const tombstone = m.kind === "COND_DELETE";
-  return {
+  const op: LwtOp = {
     kind: "put",
     key: m.key,
     value: tombstone ? new Uint8Array(0) : m.value,
     tombstone,
     condition: conditionFromMsg(m.condition),
   };
+  const expiry = tombstone ? {} : expiryFromMsg(m);
+  if (expiry.ttlMs || expiry.expiresAtMs) op.expiry = expiry;
+  return op;
+}
+
+/**
+ * A Put's or forwarded op's expiry fields, checked (INVALID_ARGUMENT for a
+ * bad one); `{}` when none.
+ */
+export function expiryFromMsg(m: { ttl_ms?: number; expires_at_ms?: number }): ExpiryRequest {
+  const ttlMs = Number(m.ttl_ms ?? 0);
+  const expiresAtMs = Number(m.expires_at_ms ?? 0);
+  checkExpiry(ttlMs, expiresAtMs);
+  if (ttlMs) return { ttlMs };
+  return expiresAtMs ? { expiresAtMs } : {};
 }
 
 export function resultToMsg(r: LwtResult): ConditionalResultMsg {

@@ -66,6 +66,7 @@ export function createLwt(o: CreateLwtOptions): { acceptor: KeyAcceptor; lwt: Lw
     ring: o.ring,
     replicationFactor: o.replicationFactor,
     clock: o.clock,
+    wall: o.wall,
     acceptor,
     transport: o.transport ?? noPeers,
     log: o.log,

@@ -10,9 +10,17 @@
  * errors carry Redis's own words, so the Redis gateway can pass them on.
  * A condition is a tagged union so that an expiry test (`expiresAt`) can
  * join it later without changing the others.
+ *
+ * Expiry, as Redis has it: an expired key does not exist. A record past its
+ * `expiresAtMs` (at the deciding node's clock) counts as absent for every
+ * condition (ifAbsent holds, ifExists and ifVersion of its version fail) and
+ * an increment of it starts from 0 without an expiry. A conditional put
+ * stores the absolute expiry its op carries (fixed once by the leader, see
+ * service.ts) or none; an increment keeps the live record's expiry, as
+ * Redis's INCR keeps the key's TTL.
  */
 import { Code, KvError } from "../errors.ts";
-import type { KvRecord, Version } from "../record.ts";
+import { isExpired, type KvRecord, type Version } from "../record.ts";
 
 /** What a conditional write requires of the key's current state. */
 export type Condition =
@@ -21,16 +29,34 @@ export type Condition =
   | { kind: "exists" }
   | { kind: "version"; version: Version };
 
-/** One operation run through per-key consensus. */
+/** A write's expiry as a client asks it: a ttl, or an absolute one (ms since the epoch). */
+export interface ExpiryRequest {
+  ttlMs?: number;
+  expiresAtMs?: number;
+}
+
+/**
+ * One operation run through per-key consensus. A put's `expiry` is what the
+ * client asked; the leader turns a ttl into `expiresAtMs` once (fixExpiry)
+ * before its first round, so every retry and every replica gets the same.
+ */
 export type LwtOp =
-  | { kind: "put"; key: string; value: Uint8Array; tombstone: boolean; condition: Condition }
+  | {
+    kind: "put";
+    key: string;
+    value: Uint8Array;
+    tombstone: boolean;
+    condition: Condition;
+    expiry?: ExpiryRequest;
+  }
   | { kind: "incr"; key: string; delta: bigint }
   | { kind: "incrFloat"; key: string; delta: number };
 
 /** What an operation decided against the current record. */
 export type Decision =
-  | { apply: true; value: Uint8Array; tombstone: boolean }
-  | { apply: false };
+  | { apply: true; value: Uint8Array; tombstone: boolean; expiresAtMs?: number }
+  /** `current`: the key's live record, undefined when absent (deleted or expired). */
+  | { apply: false; current?: KvRecord };
 
 export const INT_ERROR = "value is not an integer or out of range";
 export const OVERFLOW_ERROR = "increment or decrement would overflow";
@@ -42,35 +68,55 @@ const MAX = 2n ** 63n - 1n;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** Whether a record holds a live value (not absent, not deleted). */
-export function isLive(r: KvRecord | undefined): r is KvRecord {
-  return r !== undefined && !r.tombstone;
+/** Whether a record holds a live value at `nowMs` (not absent, not deleted, not expired). */
+export function isLive(r: KvRecord | undefined, nowMs = Date.now()): r is KvRecord {
+  return r !== undefined && !r.tombstone && !isExpired(r, nowMs);
 }
 
-/** Whether the condition holds against the current record. */
-export function holds(c: Condition, current: KvRecord | undefined): boolean {
+/** Whether the condition holds against the current record at `nowMs`. */
+export function holds(c: Condition, current: KvRecord | undefined, nowMs = Date.now()): boolean {
   switch (c.kind) {
     case "none":
       return true;
     case "absent":
-      return !isLive(current);
+      return !isLive(current, nowMs);
     case "exists":
-      return isLive(current);
+      return isLive(current, nowMs);
     case "version":
-      return isLive(current) && current.timestamp === c.version.timestamp &&
+      return isLive(current, nowMs) && current.timestamp === c.version.timestamp &&
         current.versionNode === c.version.versionNode;
   }
 }
 
-/** Decides an operation against the key's current record; throws Redis's errors for bad values. */
-export function decide(op: LwtOp, current: KvRecord | undefined): Decision {
+/**
+ * Decides an operation against the key's current record at `nowMs` (the
+ * deciding node's wall clock); throws Redis's errors for bad values.
+ */
+export function decide(op: LwtOp, current: KvRecord | undefined, nowMs = Date.now()): Decision {
+  const live = isLive(current, nowMs) ? current : undefined;
   if (op.kind === "put") {
-    if (!holds(op.condition, current)) return { apply: false };
-    return { apply: true, value: op.tombstone ? new Uint8Array(0) : op.value, tombstone: op.tombstone };
+    if (!holds(op.condition, current, nowMs)) return { apply: false, current: live };
+    if (op.tombstone) return { apply: true, value: new Uint8Array(0), tombstone: true };
+    return withExpiry({ apply: true, value: op.value, tombstone: false }, op.expiry?.expiresAtMs);
   }
-  const text = isLive(current) ? decoder.decode(current.value) : undefined;
+  const text = live ? decoder.decode(live.value) : undefined;
   const next = op.kind === "incr" ? addInt(text, op.delta) : addFloat(text, op.delta);
-  return { apply: true, value: encoder.encode(next), tombstone: false };
+  // INCR keeps the key's TTL; an expired counter starts over from 0 without one.
+  return withExpiry({ apply: true, value: encoder.encode(next), tombstone: false }, live?.expiresAtMs);
+}
+
+/**
+ * The op with its ttl turned into an absolute expiry at `nowMs` (the
+ * leader's clock), once, so every round and every replica stores the same.
+ */
+export function fixExpiry(op: LwtOp, nowMs: number): LwtOp {
+  if (op.kind !== "put" || !op.expiry?.ttlMs) return op;
+  return { ...op, expiry: { expiresAtMs: nowMs + op.expiry.ttlMs } };
+}
+
+function withExpiry(d: Decision & { apply: true }, expiresAtMs: number | undefined): Decision {
+  if (expiresAtMs) d.expiresAtMs = expiresAtMs;
+  return d;
 }
 
 /** Parses a signed 64-bit decimal integer exactly as Redis's string2ll accepts it; undefined otherwise. */

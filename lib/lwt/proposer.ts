@@ -105,7 +105,7 @@ export async function runPaxos(o: RunOptions): Promise<LwtResult> {
       throw giveUp(o, mine, "a proposal of it was accepted by some replicas and then outbid");
     }
     const decision = o.decide(stored);
-    if (!decision.apply) return { applied: false, current: stored && !stored.tombstone ? stored : undefined };
+    if (!decision.apply) return { applied: false, current: decision.current };
     const record: KvRecord = {
       key: o.key,
       value: decision.value,
@@ -113,6 +113,7 @@ export async function runPaxos(o: RunOptions): Promise<LwtResult> {
       timestamp: ballot.round,
       versionNode: ballot.node,
     };
+    if (decision.expiresAtMs) record.expiresAtMs = decision.expiresAtMs;
     const done = await propose(o, ballot, record, need, mine);
     if (done === "chosen") return { applied: true, record };
     round = Math.max(round, done);

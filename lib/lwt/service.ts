@@ -14,10 +14,16 @@
  * The voters are the key's `replication_factor` own replicas on the
  * current ring, never stand-ins. While a membership change moves the key's
  * range the operation answers UNAVAILABLE rather than carry votes across.
+ *
+ * A conditional put may carry an expiry. The leader fixes its absolute
+ * expiry once, from its own wall clock, before the first round (a forward
+ * carries the client's ttl, not an instant), so every replica commits the
+ * same `expiresAtMs`; the leader's clock also says whether the key's current
+ * record has expired (then it counts as absent, ops.ts).
  */
 import { ringHash } from "../ring.ts";
 import type { RingLike } from "../membership/live_ring.ts";
-import type { HybridClock } from "../hlc.ts";
+import type { HybridClock, WallClock } from "../hlc.ts";
 import type { Logger } from "../log.ts";
 import type { HintStore } from "../hints.ts";
 import { Code, KvError, PeerUnavailableError } from "../errors.ts";
@@ -25,10 +31,10 @@ import type { KvRecord } from "../record.ts";
 import { shortKey } from "../validate.ts";
 import type { KeyAcceptor } from "./acceptor.ts";
 import { type LwtResult, type PaxosTransport, runPaxos } from "./proposer.ts";
-import { type Condition, decide, type LwtOp } from "./ops.ts";
+import { type Condition, decide, type ExpiryRequest, fixExpiry, type LwtOp } from "./ops.ts";
 import { KeyedQueue } from "./keyed_queue.ts";
 
-export type { Condition, LwtResult };
+export type { Condition, ExpiryRequest, LwtResult };
 
 /** Peer calls of per-key consensus: the three phases, and forwarding an operation to the key's leader. */
 export interface LwtTransport extends PaxosTransport {
@@ -41,6 +47,8 @@ export interface LwtOptions {
   ring: RingLike;
   replicationFactor: number;
   clock: HybridClock;
+  /** The wall clock expiries are fixed and checked with (default: the system clock). */
+  wall?: WallClock;
   acceptor: KeyAcceptor;
   transport: LwtTransport;
   log: Logger;
@@ -74,9 +82,20 @@ export class Lwt {
     };
   }
 
-  /** Writes `value` if `condition` holds now. */
-  putIf(key: string, value: Uint8Array, condition: Condition): Promise<LwtResult> {
-    return this.run({ kind: "put", key, value, tombstone: false, condition }, false);
+  /**
+   * Writes `value` if `condition` holds now (an expired key counts as
+   * absent), with the expiry given (a ttl or an absolute one; none: the
+   * value does not expire). The caller checks the expiry (checkExpiry).
+   */
+  putIf(
+    key: string,
+    value: Uint8Array,
+    condition: Condition,
+    expiry: ExpiryRequest = {},
+  ): Promise<LwtResult> {
+    const put: LwtOp = { kind: "put", key, value, tombstone: false, condition };
+    if (expiry.ttlMs || expiry.expiresAtMs) put.expiry = expiry;
+    return this.run(put, false);
   }
 
   /** Deletes `key` if `condition` holds now. */
@@ -84,7 +103,7 @@ export class Lwt {
     return this.run({ kind: "put", key, value: new Uint8Array(0), tombstone: true, condition }, false);
   }
 
-  /** INCRBY: the new value (an absent key counts as 0). */
+  /** INCRBY: the new value (an absent or expired key counts as 0); keeps the key's expiry. */
   async increment(key: string, delta: bigint): Promise<IncrementResult> {
     return incremented(await this.run({ kind: "incr", key, delta }, false));
   }
@@ -129,11 +148,13 @@ export class Lwt {
     return rangeMoving(this.o.ring, this.o.replicationFactor, key);
   }
 
-  #local(op: LwtOp): Promise<LwtResult> {
-    const blocked = this.blocked(op.key);
+  #local(asked: LwtOp): Promise<LwtResult> {
+    const blocked = this.blocked(asked.key);
     if (blocked) {
       throw new KvError(Code.UNAVAILABLE, `${blocked}; conditional operations wait; nothing was changed`);
     }
+    const wall = this.o.wall ?? Date.now;
+    const op = fixExpiry(asked, wall());
     const voters = this.o.ring.preferenceList(op.key, this.o.replicationFactor);
     return this.#queue.run(op.key, () =>
       runPaxos({
@@ -142,7 +163,7 @@ export class Lwt {
         voters,
         transport: this.#transport,
         clock: this.o.clock,
-        decide: (current) => decide(op, current),
+        decide: (current) => decide(op, current, wall()),
         timeoutMs: this.o.timeoutMs,
         // A replica that missed the commit gets it as a hint, as for a plain write (this node holds the record).
         onCommitMissed: (voter, record) => {
