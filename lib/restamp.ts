@@ -12,20 +12,19 @@
  * clock is not moved, so one key written from a fast clock does not drag
  * every later version of every key forward.
  *
- * Two places meet a newer version: the coordinator's own copy (before the
- * client is answered) and a replica's copy, when the coordinator's copy
- * lagged (its write was made elsewhere while this node was down or
- * suspected, and had not reached it yet). The replica re-stamps there and
- * then, and names the final version in its answer; the coordinator brings
- * its own copy and the others to it (before answering from write_quorum 2,
- * so the acknowledged version is every copy's). The alternative, reading
- * the replicas' versions before stamping, would cost every write a round
- * trip, and write_quorum 1 promises the client none.
- *
- * Only the first delivery of a fresh write is marked `restamp`: a copy that
- * comes later (a retry, a hint, recovery, anti-entropy, read repair) may be
- * older than a write acknowledged after it, and keeps last-write-wins. So
- * does a write with a client timestamp: its version is the client's choice.
+ * Only the coordinator re-stamps, above the copy it holds (stored before
+ * this write was made, so passing it is safe); a write acknowledged
+ * elsewhere that has not reached the coordinator yet can still win by its
+ * version (docs/guarantees.md). A replica keeps last-write-wins for every copy: it
+ * cannot tell a first delivery that was merely late (its write acknowledged
+ * before the newer version the replica holds) from one whose coordinator's
+ * clock lagged, and re-stamping the late one would undo a write
+ * acknowledged after it (the chaos suite's rf3-w2-r2 isolate lost 335
+ * acknowledged writes and undid 79 deletes when replicas re-stamped). The
+ * wire still marks a fresh write's first delivery (`restamp`) and a replica
+ * still answers `restamped` (always empty now), so the mark is there for a
+ * rule that can tell the two apart. A write with a client timestamp keeps
+ * last-write-wins everywhere: its version is the client's choice.
  */
 import type { Storage } from "./storage/mod.ts";
 import { compareVersions, type KvRecord } from "./record.ts";
