@@ -9,7 +9,7 @@ import { Buffer } from "node:buffer";
 import { Redis } from "ioredis";
 import { createClient, RESP_TYPES } from "redis";
 import { clusterTest } from "./helpers/cluster.ts";
-import { startRespCluster } from "./helpers/resp.ts";
+import { runPython, startRespCluster } from "./helpers/resp.ts";
 
 const PY = `
 import sys, redis
@@ -56,14 +56,9 @@ clusterTest(
       assert.equal(await nr.dbSize() >= 4, true);
 
       // redis-py (RESP2), through node 3 then node 1.
-      const py = await new Deno.Command("/usr/bin/python3", {
-        args: ["-c", PY, String(ports[2]), String(ports[0])],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const pyOut = new TextDecoder().decode(py.stdout) + new TextDecoder().decode(py.stderr);
-      assert.equal(py.code, 0, pyOut);
-      assert.match(pyOut, /python ok/);
+      const py = await runPython(PY, [String(ports[2]), String(ports[0])]);
+      assert.equal(py.code, 0, py.out);
+      assert.match(py.out, /python ok/);
       assert.equal(await io.get("py:49"), "49");
 
       // redis-benchmark: a short bounded run, without and with pipelining.

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { clusterTest } from "./helpers/cluster.ts";
-import { RawResp, redisCli, startRespCluster } from "./helpers/resp.ts";
+import { RawResp, redisCli, runPython, startRespCluster } from "./helpers/resp.ts";
 import { sleep } from "../lib/async.ts";
 
 const LIMITS = {
@@ -138,14 +138,9 @@ clusterTest(
       );
 
       // redis-py through node 3 and node 1.
-      const py = await new Deno.Command("/usr/bin/python3", {
-        args: ["-c", PY, String(ports[2]), String(ports[0])],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const pyOut = new TextDecoder().decode(py.stdout) + new TextDecoder().decode(py.stderr);
-      assert.equal(py.code, 0, pyOut);
-      assert.match(pyOut, /python ok/);
+      const py = await runPython(PY, [String(ports[2]), String(ports[0])]);
+      assert.equal(py.code, 0, py.out);
+      assert.match(py.out, /python ok/);
 
       // A replica down: at replication factor 2 conditional writes on its keys need it, so they answer
       // -TRYAGAIN and change nothing; keys whose replicas are both up still count.

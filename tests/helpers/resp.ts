@@ -190,3 +190,15 @@ function parseReply(b: Uint8Array, at: number, bytes: boolean): { value: Decoded
   }
   throw new Error(`unexpected reply type byte ${b[at]}`);
 }
+
+/** Runs a redis-py script (`python3 -c`) with the given arguments; its exit code and stdout + stderr. */
+export async function runPython(script: string, args: string[]): Promise<{ code: number; out: string }> {
+  const r = await new Deno.Command("/usr/bin/python3", {
+    args: ["-c", script, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  })
+    .output();
+  const dec = new TextDecoder();
+  return { code: r.code, out: dec.decode(r.stdout) + dec.decode(r.stderr) };
+}
