@@ -164,7 +164,7 @@ clusterTest(
 );
 
 clusterTest(
-  "races through three nodes: INCR loses nothing, SETNX has one winner, APPEND keeps every part",
+  "races through three nodes: INCR loses nothing, SETNX has one winner, APPEND and GETSET lose no write",
   async () => {
     const { cluster, ports } = await start();
     const clients = ports.map((port) => new Redis({ host: "127.0.0.1", port, maxRetriesPerRequest: 0 }));
@@ -209,6 +209,22 @@ clusterTest(
       assert.equal(new Set(parts).size, 60);
       assert.equal(new Set(lengths).size, 60, "two APPENDs returned the same length");
       assert.equal(Math.max(...lengths), s.length);
+
+      // GETSET: 3 clients × 10 swaps of distinct values; each value written is handed back exactly once
+      // (by a later GETSET or as the final value), so none was overwritten unseen.
+      await clients[0].set("race:gs", "start");
+      const olds: (string | null)[] = [];
+      await Promise.all(clients.map(async (c, j) => {
+        olds.push(
+          ...await Promise.all(Array.from({ length: 10 }, (_, i) => c.getset("race:gs", `v${j}.${i}`))),
+        );
+      }));
+      const seen = [...olds, await clients[1].get("race:gs")].sort();
+      const written = [
+        "start",
+        ...clients.flatMap((_, j) => Array.from({ length: 10 }, (_, i) => `v${j}.${i}`)),
+      ].sort();
+      assert.deepEqual(seen, written);
 
       // redis-benchmark's INCR through two nodes at once, on its one key.
       await Promise.all([0, 1].map((i) =>
