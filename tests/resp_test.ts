@@ -87,7 +87,7 @@ clusterTest("redis-cli and raw RESP through each node share one keyspace with gR
       [["CLIENT", "NOPE"], "ERR unknown subcommand 'NOPE'. Try CLIENT HELP."],
       [["CLIENT", "SETNAME"], "ERR wrong number of arguments for 'client|setname' command"],
       [["GETRANGE", "k", "a", "1"], "ERR value is not an integer or out of range"],
-      [["INCR", "n"], "ERR 'INCR' needs conditional writes, not available in this version of the store"],
+      [["INCRBY", "n", "x"], "ERR value is not an integer or out of range"],
       [
         ["SET", "k", "v", "NX"],
         "ERR 'SET ... NX' needs conditional writes, not available in this version of the store",

@@ -13,7 +13,8 @@ export type Reply =
   | { k: "status"; s: string }
   /** An error; `s` starts with its code (ERR, NOAUTH, WRONGPASS...). */
   | { k: "err"; s: string }
-  | { k: "int"; n: number }
+  /** An integer; a bigint where the value may pass 2^53 (counters). */
+  | { k: "int"; n: number | bigint }
   /** A bulk string; null is Redis's nil. */
   | { k: "bulk"; v: Uint8Array | string | null }
   | { k: "arr"; v: Reply[] | null }
@@ -28,7 +29,7 @@ export const status = (s: string): Reply => ({ k: "status", s });
 export const err = (s: string): Reply => ({ k: "err", s: s.startsWith("-") ? s.slice(1) : `ERR ${s}` });
 /** An error whose code is not ERR: `coded("NOAUTH", "Authentication required.")`. */
 export const coded = (code: string, s: string): Reply => ({ k: "err", s: `${code} ${s}` });
-export const int = (n: number): Reply => ({ k: "int", n });
+export const int = (n: number | bigint): Reply => ({ k: "int", n });
 export const bulk = (v: Uint8Array | string | null): Reply => ({ k: "bulk", v });
 export const arr = (v: Reply[] | null): Reply => ({ k: "arr", v });
 export const bulks = (vs: readonly (Uint8Array | string | null)[]): Reply => arr(vs.map(bulk));

@@ -2,10 +2,11 @@
  * The gateway's one command table: every command it knows, as data.
  *
  * The dispatcher checks arity and authentication from these entries and
- * COMMAND answers from them. Commands whose meaning needs conditional
- * writes (their own issue) are listed with `needs` and no handler (or, when
- * only some of their options need them, a handler refusing those options): they answer a clear error, never an imitation by a read followed
- * by a put, and their handlers slot in here when the store can do them.
+ * COMMAND answers from them. Read-modify-write commands run through
+ * conditional writes (cas.ts), never a read followed by a plain put. The
+ * options that still need a conditional write with more than these can do
+ * (SET's NX/XX/GET/KEEPTTL, GETEX's, EXPIRE's NX/XX/GT/LT) answer a clear
+ * error from their handlers, never an imitation.
  */
 import { ALL_KEYS, command as c, type CommandSpec, type Flag, ONE_KEY } from "./command.ts";
 import * as str from "./handlers/strings.ts";
@@ -13,13 +14,15 @@ import * as ks from "./handlers/keyspace.ts";
 import * as conn from "./handlers/connection.ts";
 import * as srv from "./handlers/server.ts";
 import * as exp from "./handlers/expiry.ts";
+import * as cnt from "./handlers/counters.ts";
+import * as rmw from "./handlers/rmw.ts";
+import * as ren from "./handlers/rename.ts";
 
 const R: Flag[] = ["readonly", "fast"];
 const W: Flag[] = ["write", "denyoom"];
 const WF: Flag[] = ["write", "denyoom", "fast"];
 const CONN: Flag[] = ["noscript", "loading", "stale", "fast"];
 const OPEN: Flag[] = ["noscript", "loading", "stale", "fast", "noauth"];
-const CW = "conditional writes" as const;
 
 const TWO_KEYS = { firstKey: 1, lastKey: 2, step: 1 } as const;
 
@@ -52,7 +55,7 @@ const ENTRIES: CommandSpec[] = [
   }),
   c("setnx", 3, WF, "string", "Set the value of a key, only if the key does not exist", "1.0.0", {
     ...ONE_KEY,
-    needs: CW,
+    run: rmw.setnx,
   }),
   c("setex", 4, W, "string", "Set the value and expiration of a key", "2.0.0", {
     ...ONE_KEY,
@@ -64,11 +67,11 @@ const ENTRIES: CommandSpec[] = [
   }),
   c("getset", 3, WF, "string", "Set the string value of a key and return its old value", "1.0.0", {
     ...ONE_KEY,
-    needs: CW,
+    run: rmw.getset,
   }),
   c("getdel", 2, WF, "string", "Get the value of a key and delete the key", "6.2.0", {
     ...ONE_KEY,
-    needs: CW,
+    run: rmw.getdel,
   }),
   c("getex", -2, WF, "string", "Get the value of a key (its options need conditional writes here)", "6.2.0", {
     ...ONE_KEY,
@@ -79,16 +82,16 @@ const ENTRIES: CommandSpec[] = [
     -3,
     W,
     "string",
-    "Set multiple keys to multiple values, only if none of the keys exist",
+    "Set multiple keys to multiple values, only if none of the keys exist (one distinct key here)",
     "1.0.1",
     {
       firstKey: 1,
       lastKey: -1,
       step: 2,
-      needs: CW,
+      run: rmw.msetnx,
     },
   ),
-  c("append", 3, W, "string", "Append a value to a key", "2.0.0", { ...ONE_KEY, needs: CW }),
+  c("append", 3, W, "string", "Append a value to a key", "2.0.0", { ...ONE_KEY, run: rmw.append }),
   c(
     "setrange",
     4,
@@ -98,28 +101,28 @@ const ENTRIES: CommandSpec[] = [
     "2.2.0",
     {
       ...ONE_KEY,
-      needs: CW,
+      run: rmw.setrange,
     },
   ),
   c("incr", 2, WF, "string", "Increment the integer value of a key by one", "1.0.0", {
     ...ONE_KEY,
-    needs: CW,
+    run: cnt.incr,
   }),
   c("decr", 2, WF, "string", "Decrement the integer value of a key by one", "1.0.0", {
     ...ONE_KEY,
-    needs: CW,
+    run: cnt.decr,
   }),
   c("incrby", 3, WF, "string", "Increment the integer value of a key by the given amount", "1.0.0", {
     ...ONE_KEY,
-    needs: CW,
+    run: cnt.incrby,
   }),
   c("decrby", 3, WF, "string", "Decrement the integer value of a key by the given number", "1.0.0", {
     ...ONE_KEY,
-    needs: CW,
+    run: cnt.decrby,
   }),
   c("incrbyfloat", 3, WF, "string", "Increment the float value of a key by the given amount", "2.6.0", {
     ...ONE_KEY,
-    needs: CW,
+    run: cnt.incrbyfloat,
   }),
   // keys
   c("del", -2, ["write"], "generic", "Delete a key", "1.0.0", { ...ALL_KEYS, run: ks.del }),
@@ -194,12 +197,36 @@ const ENTRIES: CommandSpec[] = [
     ...ONE_KEY,
     run: exp.persist,
   }),
-  c("rename", 3, ["write"], "generic", "Rename a key", "1.0.0", { ...TWO_KEYS, needs: CW }),
-  c("renamenx", 3, WF, "generic", "Rename a key, only if the new key does not exist", "1.0.0", {
-    ...TWO_KEYS,
-    needs: CW,
-  }),
-  c("copy", -3, ["write", "denyoom"], "generic", "Copy a key", "6.2.0", { ...TWO_KEYS, needs: CW }),
+  c(
+    "rename",
+    3,
+    ["write"],
+    "generic",
+    "Rename a key (to itself only here: two keys cannot change atomically)",
+    "1.0.0",
+    { ...TWO_KEYS, run: ren.rename },
+  ),
+  c(
+    "renamenx",
+    3,
+    WF,
+    "generic",
+    "Rename a key, only if the new key does not exist (to itself only here)",
+    "1.0.0",
+    {
+      ...TWO_KEYS,
+      run: ren.renamenx,
+    },
+  ),
+  c(
+    "copy",
+    -3,
+    ["write", "denyoom"],
+    "generic",
+    "Copy a key (refused between two keys here: not atomic)",
+    "6.2.0",
+    { ...TWO_KEYS, run: ren.copy },
+  ),
   c("scan", -2, ["readonly"], "generic", "Incrementally iterate the keys space", "2.8.0", { run: ks.scan }),
   c("keys", 2, ["readonly"], "generic", "Find all keys matching the given pattern", "1.0.0", {
     run: ks.keys,
