@@ -8,20 +8,14 @@
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { clusterTest } from "./helpers/cluster.ts";
-import { RawResp, redisCli, runRedisPy, startRespCluster } from "./helpers/resp.ts";
-import { sleep } from "../lib/async.ts";
+import { RawResp, redisCli, runRedisPy, startLwtRespCluster } from "./helpers/resp.ts";
 
-const LIMITS = {
-  limits: { max_clock_skew_ms: 2000, max_value_bytes: 4096 },
-  failure_detection: { rpc_timeout_ms: 1000 },
-};
-/** A started memory node votes only on ballots past 2 × max_clock_skew_ms after its start (lwt/acceptor.ts). */
-const VOTE_FLOOR_MS = 2 * LIMITS.limits.max_clock_skew_ms + 300;
-
-async function start() {
-  const rc = await startRespCluster({ nodes: 3, replicationFactor: 2, extra: LIMITS });
-  await sleep(VOTE_FLOOR_MS);
-  return rc;
+function start() {
+  return startLwtRespCluster({
+    nodes: 3,
+    replicationFactor: 2,
+    extra: { limits: { max_value_bytes: 4096 } },
+  });
 }
 
 const PY = `

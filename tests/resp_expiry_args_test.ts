@@ -5,7 +5,7 @@
  * same commands are compared in resp_expiry_test.ts against redis-server.
  */
 import assert from "node:assert/strict";
-import { expireAt, expireFlags, stringOptions, writeExpiry } from "../lib/resp/expiry_args.ts";
+import { expireAllowed, expireAt, expireFlags, stringOptions, writeExpiry } from "../lib/resp/expiry_args.ts";
 import { RespError } from "../lib/resp/args.ts";
 import { MAX_TTL_MS } from "../lib/expiry.ts";
 
@@ -112,4 +112,26 @@ Deno.test("expireFlags and expireAt: Redis's option errors; any time, negative o
     "ERR invalid expire time in 'pexpire' command",
   );
   assert.match(refused(() => expireAt(b(String(MAX_TTL_MS))[0], "expire", NOW)), /10 years ahead/);
+});
+
+Deno.test("expireAllowed: EXPIRE's NX/XX/GT/LT by Redis 7.0's rules, no expiry counting as infinite", () => {
+  const cases: [string[], number, number, boolean][] = [
+    [[], 0, 5, true],
+    [["NX"], 0, 5, true],
+    [["NX"], 9, 5, false],
+    [["XX"], 0, 5, false],
+    [["XX"], 9, 5, true],
+    [["GT"], 0, 5, false],
+    [["GT"], 9, 5, false],
+    [["GT"], 5, 5, false],
+    [["GT"], 4, 5, true],
+    [["LT"], 0, 5, true],
+    [["LT"], 5, 5, false],
+    [["LT"], 9, 5, true],
+    [["XX", "LT"], 0, 5, false],
+    [["XX", "GT"], 4, 5, true],
+  ];
+  for (const [flags, current, at, want] of cases) {
+    assert.equal(expireAllowed(flags, current, at), want, `${flags.join(" ")} current ${current} at ${at}`);
+  }
 });

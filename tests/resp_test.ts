@@ -88,13 +88,10 @@ clusterTest("redis-cli and raw RESP through each node share one keyspace with gR
       [["CLIENT", "SETNAME"], "ERR wrong number of arguments for 'client|setname' command"],
       [["GETRANGE", "k", "a", "1"], "ERR value is not an integer or out of range"],
       [["INCRBY", "n", "x"], "ERR value is not an integer or out of range"],
+      [["SET", "k", "v", "NX", "XX"], "ERR syntax error"],
       [
-        ["SET", "k", "v", "NX"],
-        "ERR 'SET ... NX' needs conditional writes, not available in this version of the store",
-      ],
-      [
-        ["EXPIRE", "k", "10", "NX"],
-        "ERR 'EXPIRE ... NX' needs conditional writes, not available in this version of the store",
+        ["EXPIRE", "k", "10", "NX", "GT"],
+        "ERR NX and XX, GT or LT options at the same time are not compatible",
       ],
     ];
     for (const [cmd, want] of errors) {

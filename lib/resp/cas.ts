@@ -13,7 +13,7 @@
  */
 import type { KvNode } from "../node.ts";
 import type { Version } from "../record.ts";
-import type { LwtResult } from "../lwt/service.ts";
+import type { ExpiryRequest, LwtResult } from "../lwt/service.ts";
 import { Code, KvError } from "../errors.ts";
 import { FLOAT_ERROR, FLOAT_RANGE_ERROR, INT_ERROR, OVERFLOW_ERROR } from "../lwt/ops.ts";
 import { sleep } from "../async.ts";
@@ -21,11 +21,20 @@ import { RespError } from "./args.ts";
 import { coded, err } from "./reply.ts";
 import { readFailure, readKeys } from "./store.ts";
 
-/** A key's live value and its version, or undefined when it is absent. */
-export type Held = { value: Uint8Array; version: Version } | undefined;
+/** A key's live value, its version and its expiry (ms since the epoch, 0: none), or undefined when absent. */
+export type Held = { value: Uint8Array; version: Version; expiresAtMs: number } | undefined;
 
-/** What a command does with what the key holds: answer without writing, or write (null deletes) then answer. */
-export type Step<T> = { answer: T } | { write: Uint8Array | null; answer: T };
+/**
+ * What a command does with what the key holds: answer without writing, or
+ * write (null deletes) then answer. A write stores the expiry given, none
+ * without one: a command that keeps the key's TTL passes the held expiresAtMs.
+ */
+export type Step<T> = { answer: T } | { write: Uint8Array | null; expiry?: ExpiryRequest; answer: T };
+
+/** The held record's expiry, for a write that keeps the key's TTL (none when absent or without one). */
+export function keptExpiry(held: Held): ExpiryRequest {
+  return held?.expiresAtMs ? { expiresAtMs: held.expiresAtMs } : {};
+}
 
 /** Conditional writes that lost a race before the command gives up (each retry re-decides, none overwrites). */
 export const MAX_ATTEMPTS = 32;
@@ -48,7 +57,9 @@ export async function readModifyWrite<T>(
       ? { kind: "version" as const, version: held.version }
       : { kind: "absent" as const };
     const r = await lwtCall(() =>
-      step.write === null ? node.lwt.deleteIf(key, condition) : node.lwt.putIf(key, step.write, condition)
+      step.write === null
+        ? node.lwt.deleteIf(key, condition)
+        : node.lwt.putIf(key, step.write, condition, step.expiry)
     );
     if (r.applied) return step.answer;
     // Writers that collided retry at random moments, so the one that lost does not lose to the same crowd again.
@@ -57,6 +68,7 @@ export async function readModifyWrite<T>(
       ? {
         value: r.current.value,
         version: { timestamp: r.current.timestamp, versionNode: r.current.versionNode },
+        expiresAtMs: r.current.expiresAtMs ?? 0,
       }
       : undefined;
   }
@@ -74,7 +86,11 @@ async function readHeld(node: KvNode, key: string): Promise<Held> {
   const failed = readFailure(r);
   if (failed) throw new RespError(failed);
   return r.found
-    ? { value: r.value, version: { timestamp: r.timestamp, versionNode: r.versionNode ?? "" } }
+    ? {
+      value: r.value,
+      version: { timestamp: r.timestamp, versionNode: r.versionNode ?? "" },
+      expiresAtMs: r.expiresAtMs ?? 0,
+    }
     : undefined;
 }
 

@@ -103,6 +103,21 @@ export function expireFlags(args: Uint8Array[], from: number): string[] {
 }
 
 /**
+ * Whether EXPIRE's flags let it set `atMs` on a key whose expiry is
+ * `currentMs` (0: none), by Redis 7.0's rules (expire.c): NX only without
+ * an expiry, XX only with one; GT and LT compare with the current expiry,
+ * a key without one counting as an infinite TTL (so GT never, LT always).
+ */
+export function expireAllowed(flags: readonly string[], currentMs: number, atMs: number): boolean {
+  const has = (f: string) => flags.includes(f);
+  if (has("NX") && currentMs) return false;
+  if (has("XX") && !currentMs) return false;
+  if (has("GT") && (!currentMs || atMs <= currentMs)) return false;
+  if (has("LT") && currentMs && atMs >= currentMs) return false;
+  return true;
+}
+
+/**
  * EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT's time as an absolute instant (ms):
  * any integer (a past one deletes the key), refused only on overflow, as
  * Redis does, or past the store's limit.

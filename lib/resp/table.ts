@@ -3,10 +3,8 @@
  *
  * The dispatcher checks arity and authentication from these entries and
  * COMMAND answers from them. Read-modify-write commands run through
- * conditional writes (cas.ts), never a read followed by a plain put. The
- * options that still need a conditional write with more than these can do
- * (SET's NX/XX/GET/KEEPTTL, GETEX's, EXPIRE's NX/XX/GT/LT) answer a clear
- * error from their handlers, never an imitation.
+ * conditional writes (cas.ts), never a read followed by a plain put, SET's
+ * NX/XX/GET/KEEPTTL, GETEX's options and EXPIRE's NX/XX/GT/LT included.
  */
 import { ALL_KEYS, command as c, type CommandSpec, type Flag, ONE_KEY } from "./command.ts";
 import * as str from "./handlers/strings.ts";
@@ -34,7 +32,7 @@ const ENTRIES: CommandSpec[] = [
     -3,
     W,
     "string",
-    "Set the string value of a key (NX, XX, GET, KEEPTTL need conditional writes here)",
+    "Set the string value of a key",
     "1.0.0",
     { ...ONE_KEY, run: str.set },
   ),
@@ -73,7 +71,7 @@ const ENTRIES: CommandSpec[] = [
     ...ONE_KEY,
     run: rmw.getdel,
   }),
-  c("getex", -2, WF, "string", "Get the value of a key (its options need conditional writes here)", "6.2.0", {
+  c("getex", -2, WF, "string", "Get the value of a key and optionally set its expiration", "6.2.0", {
     ...ONE_KEY,
     run: exp.getex,
   }),
@@ -150,7 +148,7 @@ const ENTRIES: CommandSpec[] = [
     -3,
     WF,
     "generic",
-    "Set a key's time to live in seconds (NX, XX, GT, LT need conditional writes here)",
+    "Set a key's time to live in seconds",
     "1.0.0",
     {
       ...ONE_KEY,
@@ -162,7 +160,7 @@ const ENTRIES: CommandSpec[] = [
     -3,
     WF,
     "generic",
-    "Set a key's time to live in milliseconds (NX, XX, GT, LT need conditional writes here)",
+    "Set a key's time to live in milliseconds",
     "2.6.0",
     {
       ...ONE_KEY,
@@ -174,7 +172,7 @@ const ENTRIES: CommandSpec[] = [
     -3,
     WF,
     "generic",
-    "Set the expiration for a key as a UNIX timestamp (NX, XX, GT, LT need conditional writes here)",
+    "Set the expiration for a key as a UNIX timestamp",
     "1.2.0",
     {
       ...ONE_KEY,
@@ -186,7 +184,7 @@ const ENTRIES: CommandSpec[] = [
     -3,
     WF,
     "generic",
-    "Set the expiration for a key as a UNIX timestamp in milliseconds (NX, XX, GT, LT need conditional writes here)",
+    "Set the expiration for a key as a UNIX timestamp in milliseconds",
     "2.6.0",
     {
       ...ONE_KEY,

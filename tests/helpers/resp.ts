@@ -24,6 +24,31 @@ export async function startRespCluster(opts: TestClusterOptions = {}): Promise<R
   return { cluster, ports };
 }
 
+/** Settings of a cluster that runs conditional writes soon after it starts: a small clock-skew bound. */
+export const LWT_LIMITS = {
+  limits: { max_clock_skew_ms: 2000 },
+  failure_detection: { rpc_timeout_ms: 1000 },
+};
+
+/**
+ * A RESP cluster ready for conditional writes (SET NX, INCR, GETEX EX...):
+ * started with LWT_LIMITS merged under `opts.extra`, then waited out past the
+ * vote floor (a started memory node votes only on ballots past 2 ×
+ * max_clock_skew_ms after its start: lwt/acceptor.ts).
+ */
+export async function startLwtRespCluster(opts: TestClusterOptions = {}): Promise<RespCluster> {
+  const extra = opts.extra ?? {};
+  const merged = {
+    ...extra,
+    limits: { ...LWT_LIMITS.limits, ...extra.limits },
+    failure_detection: { ...LWT_LIMITS.failure_detection, ...extra.failure_detection },
+  };
+  const rc = await startRespCluster({ ...opts, extra: merged });
+  const skew = Number(merged.limits.max_clock_skew_ms);
+  await new Promise((r) => setTimeout(r, 2 * skew + 300));
+  return rc;
+}
+
 /** Runs redis-cli against a port; its stdout (trailing newline removed) and exit code. */
 export async function redisCli(
   port: number,

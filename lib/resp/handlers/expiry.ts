@@ -1,22 +1,23 @@
 /**
  * Expiry commands: SETEX, PSETEX, TTL and its kin, EXPIRE and its kin,
- * PERSIST, and GETEX without options.
+ * PERSIST, and GETEX.
  *
  * SETEX and PSETEX are plain writes carrying a ttl. TTL & co. read the
- * record's absolute expiry. EXPIRE and PERSIST change an existing key's
- * expiry, a read-modify-write: without conditional writes (their own issue)
- * they go through the store's guarded rewrite (expiry.ts rewriteExpiry:
- * the value read, put back one microsecond above the version read, so a
- * write made after the read wins). That is not linearizable (README's RESP
- * section says what it can do); the conditional forms (NX, XX, GT, LT) and
- * GETEX's options wait for conditional writes, answering an error.
+ * record's absolute expiry. EXPIRE without flags and PERSIST change an
+ * existing key's expiry through the store's guarded rewrite (expiry.ts
+ * rewriteExpiry: the value read, put back one microsecond above the version
+ * read, so a write made after the read wins), which is not linearizable
+ * (README's RESP section). EXPIRE's flagged forms (NX, XX, GT, LT) and
+ * GETEX's options decide from the expiry read, so they are compare-and-set
+ * writes at the version read (../cas.ts): a write in between makes them
+ * decide again.
  */
 import type { Ctx } from "../context.ts";
 import { key, value, word } from "../args.ts";
 import { bulk, int, NIL, OK, type Reply } from "../reply.ts";
 import { deleteKeys, putKeys, readFailure, readKeys, writeFailure } from "../store.ts";
-import { needsError } from "../command.ts";
-import { expireAt, expireFlags, stringOptions, writeExpiry } from "../expiry_args.ts";
+import { readModifyWrite } from "../cas.ts";
+import { expireAllowed, expireAt, expireFlags, stringOptions, writeExpiry } from "../expiry_args.ts";
 import { rewriteExpiry } from "../../expiry.ts";
 
 /** SETEX key seconds value, PSETEX key ms value: a put with a ttl. */
@@ -58,7 +59,7 @@ export async function expire(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
   const flags = expireFlags(args, 3);
   const nowMs = Date.now();
   const at = expireAt(args[2], cmd, nowMs);
-  if (flags.length > 0) return needsError(`${cmd.toUpperCase()} ... ${flags[0]}`, "conditional writes");
+  if (flags.length > 0) return await expireIf(ctx, k, cmd, flags, at);
   if (at <= nowMs) return await deleteIfPresent(ctx, k);
   const relative = cmd === "expire" || cmd === "pexpire";
   const w = await rewriteExpiry(
@@ -68,6 +69,19 @@ export async function expire(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
   );
   if (!w) return int(0);
   return writeFailure(w) ?? int(1);
+}
+
+/**
+ * EXPIRE's flagged forms: :0 without the key or when the flags refuse
+ * (expireAllowed), else the value read written back at its version with the
+ * new absolute expiry (a time already past deletes it), :1.
+ */
+function expireIf(ctx: Ctx, k: string, cmd: string, flags: string[], at: number): Promise<Reply> {
+  return readModifyWrite(ctx.gw.node, cmd.toUpperCase(), k, (held) => {
+    if (!held || !expireAllowed(flags, held.expiresAtMs, at)) return { answer: int(0) };
+    if (at <= Date.now()) return { write: null, answer: int(1) };
+    return { write: held.value, expiry: { expiresAtMs: at }, answer: int(1) };
+  });
 }
 
 async function deleteIfPresent(ctx: Ctx, k: string): Promise<Reply> {
@@ -86,12 +100,25 @@ export async function persist(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
   return writeFailure(w) ?? int(1);
 }
 
-/** GETEX key: a GET. Its options change the expiry of the value read: they wait for conditional writes. */
+/**
+ * GETEX key [EX|PX|EXAT|PXAT n|PERSIST]: the value (nil when absent, and
+ * nothing written). With an option, the value read is written back at its
+ * version with the new expiry, or none for PERSIST (a key without one is
+ * left as it is).
+ */
 export async function getex(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
   const k = key(args[1], ctx.gw.node.config.limits);
   const o = stringOptions(args, 2, "getex");
-  const first = o.expiry?.kind.toUpperCase() ?? o.conditional[0];
-  if (first) return needsError(`GETEX ... ${first}`, "conditional writes");
-  const [r] = await readKeys(ctx.gw.node, [k]);
-  return readFailure(r) ?? (r.found ? bulk(r.value) : NIL);
+  const expiry = o.expiry ? writeExpiry(o.expiry.arg, o.expiry.kind, "getex", Date.now()) : undefined;
+  const persist = o.conditional.includes("PERSIST");
+  if (!expiry && !persist) {
+    const [r] = await readKeys(ctx.gw.node, [k]);
+    return readFailure(r) ?? (r.found ? bulk(r.value) : NIL);
+  }
+  return readModifyWrite(ctx.gw.node, "GETEX", k, (held) => {
+    if (!held) return { answer: NIL };
+    const answer = bulk(held.value);
+    if (persist && !held.expiresAtMs) return { answer };
+    return { write: held.value, expiry: expiry ?? {}, answer };
+  });
 }

@@ -11,7 +11,7 @@
 import type { Ctx } from "../context.ts";
 import { fail, integer, key, value } from "../args.ts";
 import { bulk, coded, err, int, NIL, type Reply } from "../reply.ts";
-import { lwtCall, readModifyWrite } from "../cas.ts";
+import { keptExpiry, lwtCall, readModifyWrite } from "../cas.ts";
 import type { KvNode } from "../../node.ts";
 
 const TOO_BIG = "string exceeds maximum allowed size (proto-max-bulk-len)";
@@ -45,6 +45,7 @@ export function msetnx(ctx: Ctx, args: Uint8Array[]): Reply | Promise<Reply> {
   return putIfAbsent(ctx.gw.node, k, v);
 }
 
+// GETSET discards the key's TTL, as Redis's does: its write carries no expiry.
 export function getset(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
   const limits = ctx.gw.node.config.limits;
   const v = value(args[2], limits);
@@ -73,7 +74,8 @@ export function append(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
     if (old.length + tail.length > limits.maxValueBytes) fail(TOO_BIG);
     const next = new Uint8Array(old.length + tail.length);
     next.set(old), next.set(tail, old.length);
-    return { write: next, answer: int(next.length) };
+    // APPEND keeps the key's TTL, as in Redis.
+    return { write: next, expiry: keptExpiry(held), answer: int(next.length) };
   });
 }
 
@@ -90,6 +92,6 @@ export function setrange(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
     if (offset + part.length > limits.maxValueBytes) fail(TOO_BIG);
     const next = new Uint8Array(Math.max(old.length, offset + part.length));
     next.set(old), next.set(part, offset);
-    return { write: next, answer: int(next.length) };
+    return { write: next, expiry: keptExpiry(held), answer: int(next.length) };
   });
 }

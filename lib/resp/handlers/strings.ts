@@ -1,17 +1,18 @@
 /**
  * String commands: GET, SET, MGET, MSET, STRLEN, GETRANGE.
  *
- * Every value is a string, so -WRONGTYPE never happens. A SET, with or
- * without an expiry, is a put; its options that read the key first need
- * conditional writes (their own issue) and answer an error until they
- * land. MSET stores its keys as one batch but, like a Redis Cluster
- * spanning slots, not atomically (README).
+ * Every value is a string, so -WRONGTYPE never happens. A plain SET, with
+ * or without an expiry, is a put; its options that depend on the key's
+ * state (NX, XX, GET, KEEPTTL) are conditional writes (../cas.ts), so two
+ * SET NX through different nodes cannot both succeed. MSET stores its keys
+ * as one batch but, like a Redis Cluster spanning slots, not atomically
+ * (README).
  */
 import type { Ctx } from "../context.ts";
 import { integer, key, value } from "../args.ts";
 import { arr, bulk, err, int, NIL, OK, type Reply } from "../reply.ts";
 import { checkKeyCount, firstFailure, putKeys, readFailure, readKeys, writeFailure } from "../store.ts";
-import { needsError } from "../command.ts";
+import { keptExpiry, lwtCall, readModifyWrite } from "../cas.ts";
 import { stringOptions, writeExpiry } from "../expiry_args.ts";
 
 export async function get(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
@@ -20,18 +21,36 @@ export async function get(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
 }
 
 /**
- * SET key value [EX|PX|EXAT|PXAT n]: a put, with its expiry. NX, XX, GET and
- * KEEPTTL read the key's current state to decide: they wait for conditional
- * writes (after Redis's syntax and expire-time checks, in Redis's order).
+ * SET key value [NX|XX] [GET] [EX|PX|EXAT|PXAT n|KEEPTTL], as Redis 7.0
+ * (after its syntax and expire-time checks, in its order): a plain put
+ * without NX, XX, GET or KEEPTTL. NX alone is one put-if-absent. Otherwise
+ * a compare-and-set at the version read: XX needs the key, NX its absence
+ * (a refused condition answers nil, or with GET the old value, and writes
+ * nothing); GET answers the old value (nil when absent); KEEPTTL writes the
+ * read record's expiry, anything else the given one or none.
  */
 export async function set(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
   const limits = ctx.gw.node.config.limits;
   const k = key(args[1], limits);
+  const v = value(args[2], limits);
   const o = stringOptions(args, 3, "set");
   const expiry = o.expiry ? writeExpiry(o.expiry.arg, o.expiry.kind, "set", Date.now()) : {};
-  if (o.conditional.length > 0) return needsError(`SET ... ${o.conditional[0]}`, "conditional writes");
-  const [r] = await putKeys(ctx.gw.node, [{ key: k, value: value(args[2], limits), ...expiry }]);
-  return writeFailure(r) ?? OK;
+  const has = (w: string) => o.conditional.includes(w);
+  if (o.conditional.length === 0) {
+    const [r] = await putKeys(ctx.gw.node, [{ key: k, value: v, ...expiry }]);
+    return writeFailure(r) ?? OK;
+  }
+  const node = ctx.gw.node;
+  // An absent key has no TTL to keep: NX without GET needs no read.
+  if (has("NX") && !has("GET")) {
+    const r = await lwtCall(() => node.lwt.putIf(k, v, { kind: "absent" }, expiry));
+    return r.applied ? OK : NIL;
+  }
+  return readModifyWrite(node, "SET", k, (held) => {
+    const answer = has("GET") ? (held ? bulk(held.value) : NIL) : OK;
+    if ((has("NX") && held) || (has("XX") && !held)) return { answer: has("GET") ? answer : NIL };
+    return { write: v, expiry: has("KEEPTTL") ? keptExpiry(held) : expiry, answer };
+  });
 }
 
 export async function mget(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
