@@ -153,7 +153,7 @@ Deno.test("the expiry crosses the wire in KeyValuePair, ReplicateRequest, PutReq
   assert.equal(msg.expires_at_ms, NOW + 5000);
   assert.equal(msg.ttl_ms, 5000, "the time left by the answering node's clock");
   assert.equal(readToGetResponse(read, NOW + 5000).ttl_ms, 1, "never 0 (no expiry) while found");
-  assert.deepEqual(getResponseToRead("k", msg), { ...read, ttlMs: 5000 });
+  assert.deepEqual(getResponseToRead("k", msg), { ...read, ttlMs: 5000, versionNode: "" });
   const plain = readToGetResponse({ ...read, expiresAtMs: undefined }, NOW);
   assert.equal(plain.ttl_ms, undefined);
 });
