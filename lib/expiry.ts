@@ -9,9 +9,8 @@
  * receive the write. How an expired record is read, kept and purged is in
  * record.ts and tombstones.ts.
  */
-import { Code, KvError, type StatusCode } from "./errors.ts";
-import type { ReadResult, WriteRequest, WriteResult } from "./transport.ts";
-import type { Coordinator } from "./coordinator.ts";
+import { Code, KvError } from "./errors.ts";
+import type { ReadResult, WriteRequest } from "./transport.ts";
 import { MILLIS_BELOW } from "./versions.ts";
 
 /** The longest time to live accepted, and how far ahead an absolute expiry may be: 10 years. */
@@ -79,22 +78,4 @@ export function expiryRewrite(
   if (expiry.ttlMs) w.ttlMs = expiry.ttlMs;
   else if (expiry.expiresAtMs) w.expiresAtMs = expiry.expiresAtMs;
   return w;
-}
-
-/**
- * EXPIRE / PERSIST in process (the Redis-protocol gateway): the read and the
- * rewrite through this node's coordinator. Undefined when the key is absent,
- * or when `only` (given) says the value read needs no rewrite (PERSIST of a
- * key without expiry).
- */
-export async function rewriteExpiry(
-  coordinator: Pick<Coordinator, "read" | "write">,
-  key: string,
-  expiry: { ttlMs?: number; expiresAtMs?: number },
-  only: (read: ReadResult) => boolean = () => true,
-): Promise<WriteResult | undefined> {
-  const [read] = await coordinator.read([key], false);
-  if (read.code !== 0) throw new KvError(read.code as StatusCode, read.message);
-  const w = read.found && only(read) ? expiryRewrite(read, expiry) : undefined;
-  return w ? (await coordinator.write([w], false))[0] : undefined;
 }

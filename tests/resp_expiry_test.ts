@@ -10,14 +10,7 @@
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { clusterTest } from "./helpers/cluster.ts";
-import {
-  type Decoded,
-  RawResp,
-  redisCli,
-  runRedisPy,
-  startLwtRespCluster,
-  startRespCluster,
-} from "./helpers/resp.ts";
+import { type Decoded, RawResp, redisCli, runRedisPy, startLwtRespCluster } from "./helpers/resp.ts";
 import { ignoreRedis, redisAvailable, startRedises, stopRedises } from "./helpers/redis.ts";
 
 /** Polls `check` every 100 ms until it holds, at most `maxMs`; whether it did. */
@@ -34,7 +27,7 @@ const cli = async (port: number, ...args: string[]) => (await redisCli(port, arg
 clusterTest(
   "SET EX, SETEX, PSETEX, TTL, EXPIRE, PERSIST through different nodes, redis-cli and gRPC",
   async () => {
-    const { cluster, ports } = await startRespCluster({ nodes: 3, replicationFactor: 2 });
+    const { cluster, ports } = await startLwtRespCluster({ nodes: 3, replicationFactor: 2 });
     try {
       const grpc = await cluster.client();
       // SET k v EX 1 through node 1: its expiry is seen through node 2, node 3 and gRPC, then it expires everywhere.
@@ -144,7 +137,7 @@ print("python ok")
 clusterTest(
   "ioredis and redis-py: SET EX, EXPIRE then TTL, PERSIST, SETEX, PSETEX through different nodes",
   async () => {
-    const { cluster, ports } = await startRespCluster({ nodes: 3, replicationFactor: 2 });
+    const { cluster, ports } = await startLwtRespCluster({ nodes: 3, replicationFactor: 2 });
     const io = new Redis({ host: "127.0.0.1", port: ports[0], lazyConnect: true, maxRetriesPerRequest: 1 });
     const io2 = new Redis({ host: "127.0.0.1", port: ports[1], lazyConnect: true, maxRetriesPerRequest: 1 });
     try {

@@ -3,22 +3,17 @@
  * PERSIST, and GETEX.
  *
  * SETEX and PSETEX are plain writes carrying a ttl. TTL & co. read the
- * record's absolute expiry. EXPIRE without flags and PERSIST change an
- * existing key's expiry through the store's guarded rewrite (expiry.ts
- * rewriteExpiry: the value read, put back one microsecond above the version
- * read, so a write made after the read wins), which is not linearizable
- * (README's RESP section). EXPIRE's flagged forms (NX, XX, GT, LT) and
- * GETEX's options decide from the expiry read, so they are compare-and-set
- * writes at the version read (../cas.ts): a write in between makes them
- * decide again.
+ * record's absolute expiry. EXPIRE (with or without NX, XX, GT, LT),
+ * PERSIST and GETEX's options change an existing key's expiry, so they are
+ * compare-and-set writes at the version read (../cas.ts): a write in
+ * between makes them decide again, and none can put an older value back.
  */
 import type { Ctx } from "../context.ts";
 import { key, value, word } from "../args.ts";
 import { bulk, int, NIL, OK, type Reply } from "../reply.ts";
-import { deleteKeys, putKeys, readFailure, readKeys, writeFailure } from "../store.ts";
+import { putKeys, readFailure, readKeys, writeFailure } from "../store.ts";
 import { readModifyWrite } from "../cas.ts";
 import { expireAllowed, expireAt, expireFlags, stringOptions, writeExpiry } from "../expiry_args.ts";
-import { rewriteExpiry } from "../../expiry.ts";
 
 /** SETEX key seconds value, PSETEX key ms value: a put with a ttl. */
 export async function setex(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
@@ -48,33 +43,22 @@ export async function ttl(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
 }
 
 /**
- * EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT key n: :1 when set, :0 when the key is
- * absent. A time already past deletes the key (Redis's rule) with a
- * tombstone after reading that it exists. A rewrite that loses to a write
- * made after its read still answers :1: that write is ordered after it.
+ * EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT key n [NX|XX|GT|LT]: :1 when set, :0
+ * when the key is absent or the flags refuse. A time already past deletes
+ * the key (Redis's rule).
  */
 export async function expire(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
   const cmd = word(args[0]);
   const k = key(args[1], ctx.gw.node.config.limits);
   const flags = expireFlags(args, 3);
   const nowMs = Date.now();
-  const at = expireAt(args[2], cmd, nowMs);
-  if (flags.length > 0) return await expireIf(ctx, k, cmd, flags, at);
-  if (at <= nowMs) return await deleteIfPresent(ctx, k);
-  const relative = cmd === "expire" || cmd === "pexpire";
-  const w = await rewriteExpiry(
-    ctx.gw.node.coordinator,
-    k,
-    relative ? { ttlMs: at - nowMs } : { expiresAtMs: at },
-  );
-  if (!w) return int(0);
-  return writeFailure(w) ?? int(1);
+  return await expireIf(ctx, k, cmd, flags, expireAt(args[2], cmd, nowMs));
 }
 
 /**
- * EXPIRE's flagged forms: :0 without the key or when the flags refuse
- * (expireAllowed), else the value read written back at its version with the
- * new absolute expiry (a time already past deletes it), :1.
+ * :0 without the key or when the flags refuse (expireAllowed), else the
+ * value read written back at its version with the new absolute expiry (a
+ * time already past deletes it), :1.
  */
 function expireIf(ctx: Ctx, k: string, cmd: string, flags: string[], at: number): Promise<Reply> {
   return readModifyWrite(ctx.gw.node, cmd.toUpperCase(), k, (held) => {
@@ -84,20 +68,13 @@ function expireIf(ctx: Ctx, k: string, cmd: string, flags: string[], at: number)
   });
 }
 
-async function deleteIfPresent(ctx: Ctx, k: string): Promise<Reply> {
-  const [r] = await readKeys(ctx.gw.node, [k]);
-  const failed = readFailure(r);
-  if (failed || !r.found) return failed ?? int(0);
-  const [w] = await deleteKeys(ctx.gw.node, [k]);
-  return writeFailure(w) ?? int(1);
-}
-
 /** PERSIST key: :1 when an expiry was removed, :0 when the key is absent or has none. */
-export async function persist(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
+export function persist(ctx: Ctx, args: Uint8Array[]): Promise<Reply> {
   const k = key(args[1], ctx.gw.node.config.limits);
-  const w = await rewriteExpiry(ctx.gw.node.coordinator, k, {}, (r) => !!r.expiresAtMs);
-  if (!w) return int(0);
-  return writeFailure(w) ?? int(1);
+  return readModifyWrite(ctx.gw.node, "PERSIST", k, (held) => {
+    if (!held?.expiresAtMs) return { answer: int(0) };
+    return { write: held.value, answer: int(1) };
+  });
 }
 
 /**
