@@ -625,22 +625,10 @@ export class KvNode {
       (id) => state.get(id) === "JOINING" ? "JOINING" : "ACTIVE",
     );
     this.#forgetDeparted();
-    this.#noteMembershipEvents(list, previous);
+    this.events.membershipChanged(previous, list);
     this.mover.onAdopted(list);
     if (wasMember && !list.members.some((m) => m.id === this.id)) onRemoved?.(list);
     this.#heartbeats.beatAll();
-  }
-
-  /** Members that came and went between two lists, for the events list. */
-  #noteMembershipEvents(list: MemberList, previous: MemberList): void {
-    const before = new Set(previous.members.map((m) => m.id));
-    const after = new Set(list.members.map((m) => m.id));
-    for (const id of after.difference(before)) {
-      this.events.add("join", id, `${id} joined the cluster (membership epoch ${list.epoch})`);
-    }
-    for (const id of before.difference(after)) {
-      this.events.add("removal", id, `${id} was removed from the cluster (membership epoch ${list.epoch})`);
-    }
   }
 
   /** Hints for nodes no longer members are moot: their ranges have new holders. */
@@ -706,19 +694,9 @@ export class KvNode {
       silent_ms: c.silentMs,
       reason: c.reason,
     });
-    if (level === "info") this.#statusEvent(c);
+    // Not the flapping of a cold start.
+    if (level === "info") this.events.peerStatus(this.id, c);
     if (c.to === "ACTIVE" || c.to === "JOINING") void this.#handoff.deliverAll();
-  }
-
-  /** A peer's status change as an event (not the flapping of a cold start). */
-  #statusEvent(c: StatusChange): void {
-    const why = c.reason ? `: ${c.reason}` : "";
-    if (c.to === "SUSPECTED") this.events.add("suspicion", c.peer, `${this.id} suspects ${c.peer}${why}`);
-    else if (c.to === "FAILED") {
-      this.events.add("failure", c.peer, `${this.id} sees ${c.peer} as FAILED${why}`);
-    } else if (c.from === "SUSPECTED" || c.from === "FAILED") {
-      this.events.add("recovery", c.peer, `${c.peer} answers ${this.id} again (${c.to})`);
-    }
   }
 
   /** The copies peers hold of some keys (tombstones and expired ones included): the key inspector's. */

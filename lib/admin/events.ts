@@ -9,6 +9,8 @@
  * floods from one misbehaving client: they are only counted, by reason,
  * never listed one by one. The clock is a parameter so tests need no sleeping.
  */
+import type { MemberList } from "../membership/member_list.ts";
+import type { StatusChange } from "../detector.ts";
 
 /** What kind of thing happened. */
 export type EventKind =
@@ -51,6 +53,28 @@ export class EventLog {
   add(kind: EventKind, node: string, text: string): void {
     this.#ring[this.#next] = { atMs: this.now(), kind, node, text };
     this.#next = (this.#next + 1) % this.capacity;
+  }
+
+  /** Members that came and went between two member lists. */
+  membershipChanged(previous: MemberList, list: MemberList): void {
+    const before = new Set(previous.members.map((m) => m.id));
+    const after = new Set(list.members.map((m) => m.id));
+    for (const id of after.difference(before)) {
+      this.add("join", id, `${id} joined the cluster (membership epoch ${list.epoch})`);
+    }
+    for (const id of before.difference(after)) {
+      this.add("removal", id, `${id} was removed from the cluster (membership epoch ${list.epoch})`);
+    }
+  }
+
+  /** A peer's status change, as `self` saw it: a suspicion, a failure, or its return. */
+  peerStatus(self: string, c: StatusChange): void {
+    const why = c.reason ? `: ${c.reason}` : "";
+    if (c.to === "SUSPECTED") this.add("suspicion", c.peer, `${self} suspects ${c.peer}${why}`);
+    else if (c.to === "FAILED") this.add("failure", c.peer, `${self} sees ${c.peer} as FAILED${why}`);
+    else if (c.from === "SUSPECTED" || c.from === "FAILED") {
+      this.add("recovery", c.peer, `${c.peer} answers ${self} again (${c.to})`);
+    }
   }
 
   /** The events kept, newest first. */
