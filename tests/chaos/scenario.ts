@@ -67,6 +67,8 @@ export interface ScenarioResult {
    * to missing keys would report 0 lost in every run.
    */
   seesMissingKey?: boolean;
+  /** Conditional operations started between the fault and the heal, and how many of them answered UNAVAILABLE. */
+  conditionalInFault: { attempted: number; unavailable: number };
 }
 
 /** Runs one scenario; throws only when the harness itself fails. */
@@ -94,6 +96,7 @@ export async function runScenario(setting: Setting, nemesis: Nemesis, seed: numb
     const lines = lineReader(workload.stdout);
     await expectEvent(lines, "ready", PHASES.startLimitMs, cluster);
     await sleep(PHASES.warmMs);
+    const faultAt = Date.now();
     await nemesis.start({ net, cluster });
     await sleep(PHASES.faultMs);
     await nemesis.heal({ net, cluster });
@@ -122,6 +125,7 @@ export async function runScenario(setting: Setting, nemesis: Nemesis, seed: numb
       ops: history.length,
       check: checked,
       seesMissingKey: seesMissingKey(history, final, checked),
+      conditionalInFault: conditionalBetween(history, faultAt, healedAt),
       convergeMs: result.event === "converged" ? result.at - healedAt : undefined,
       differing: result.differing,
       unexpectedExits: cluster.unexpectedExits.map((e) =>
@@ -144,6 +148,17 @@ export async function runScenario(setting: Setting, nemesis: Nemesis, seed: numb
     await net.destroy();
   }
 }
+
+/** See {@link ScenarioResult.conditionalInFault} (the workload's times are Unix ms too). */
+function conditionalBetween(history: Op[], from: number, to: number): ScenarioResult["conditionalInFault"] {
+  const ops = history.filter((o) =>
+    (o.kind === "incr" || o.kind === "putIfAbsent") && o.start >= from && o.start <= to
+  );
+  return { attempted: ops.length, unavailable: ops.filter((o) => o.code === UNAVAILABLE).length };
+}
+
+/** gRPC's UNAVAILABLE. */
+const UNAVAILABLE = 14;
 
 /** See {@link ScenarioResult.seesMissingKey}. */
 function seesMissingKey(
