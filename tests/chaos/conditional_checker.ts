@@ -26,7 +26,7 @@ export const LINEARIZABLE_MAX_OPS = 12;
 export interface ConditionalResult {
   attempted: number;
   acknowledged: number;
-  /** Calls answered UNAVAILABLE (too few of the key's replicas reachable; nothing changed). */
+  /** Calls the store refused UNAVAILABLE (too few of the key's replicas reachable; nothing changed). */
   unavailable: number;
   unknown: number;
   counterKeys: number;
@@ -65,7 +65,7 @@ export function checkConditionalKey(
   r.attempted += ops.length;
   r.acknowledged += ops.filter((o) => o.outcome === "ok").length;
   r.unknown += ops.filter((o) => o.outcome === "unknown").length;
-  r.unavailable += ops.filter((o) => o.code === UNAVAILABLE).length;
+  r.unavailable += ops.filter((o) => o.code === UNAVAILABLE && o.outcome === "fail").length;
   const live = ops.filter((o) => o.outcome !== "fail");
   if (ops[0].kind === "incr") {
     r.counterKeys++;

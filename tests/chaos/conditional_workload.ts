@@ -20,6 +20,8 @@ import type { KeyState, Op } from "./checker.ts";
 /** Hot counters, and how many increments each short counter takes. */
 const HOT_COUNTERS = 3;
 const SHORT_COUNTER_OPS = 8;
+/** A refused call answers at once: a pause keeps a worker from flooding the history while a replica is down. */
+const REFUSED_PAUSE_MS = 50;
 
 /** Key choices shared by the conditional workers, so several race on one key. */
 export interface ConditionalKeys {
@@ -64,6 +66,7 @@ export async function conditionalWorker(
       const start = now();
       const r = await outcomeOf(async () => (await client.increment(key, 1)).value);
       opts.history.push({ kind: "incr", key, start, end: now(), process: id, ...r.op, value: r.answer });
+      if (r.op.outcome !== "ok") await sleep(REFUSED_PAUSE_MS);
     } else {
       const key = `pia-s${k.seed}-${Math.floor(k.absentSeq++ / 2)}`;
       const value = `s${k.seed}-c${id}-${seq}`;
@@ -80,9 +83,21 @@ export async function conditionalWorker(
         ...r.op,
         ...(r.answer ? { applied: r.answer.applied, current } : {}),
       });
+      if (r.op.outcome !== "ok") await sleep(REFUSED_PAUSE_MS);
     }
   }
 }
+
+/**
+ * UNAVAILABLE answers that changed nothing: the store's own refusals of a
+ * conditional operation (lib/lwt/), and gRPC's when no connection to the
+ * node could be made (the call never went out). gRPC also says UNAVAILABLE
+ * when a connection drops after the call went out (a node killed mid-call):
+ * that outcome is unknown.
+ */
+const REFUSED = new RegExp(
+  "not applied|nothing was changed|started without peer calls|storage unavailable|No connection established",
+);
 
 async function outcomeOf<T>(
   fn: () => Promise<T>,
@@ -91,32 +106,49 @@ async function outcomeOf<T>(
     return { op: { outcome: "ok" }, answer: await fn() };
   } catch (err) {
     const code = err instanceof KvError ? err.code : -1;
-    const noEffect = ([Code.UNAVAILABLE, Code.FAILED_PRECONDITION, Code.INVALID_ARGUMENT] as number[])
-      .includes(code);
+    const message = err instanceof Error ? err.message : String(err);
+    const noEffect = ([Code.FAILED_PRECONDITION, Code.INVALID_ARGUMENT] as number[]).includes(code) ||
+      (code === Code.UNAVAILABLE && REFUSED.test(message));
     return {
       op: {
         outcome: noEffect ? "fail" : "unknown",
         code,
-        error: err instanceof Error ? err.message : String(err),
+        error: message,
       },
     };
   }
 }
 
-/** The final value of every key a conditional operation touched (a key that cannot be read is left out). */
+/**
+ * The final value of every key a conditional operation touched, read through
+ * the key's consensus, as the workload's operations were (a plain read at R = 1
+ * may meet a replica a commit did not reach): an increment by 0 for a counter,
+ * and for a put-if-absent key a delete on a version no write has, which is
+ * never applied and answers the current value. A key that cannot be read
+ * (UNAVAILABLE: a replica left down) is left out, and its final checks skipped.
+ */
 export async function readConditional(client: KvClient, history: Op[]): Promise<Record<string, KeyState>> {
-  const keys = [
-    ...new Set(history.filter((o) => o.kind === "incr" || o.kind === "putIfAbsent").map((o) => o.key)),
-  ];
+  const kinds = new Map(
+    history.filter((o) => o.kind === "incr" || o.kind === "putIfAbsent").map((o) => [o.key, o.kind]),
+  );
   const final: Record<string, KeyState> = {};
-  await Promise.all(keys.map(async (key) => {
+  const never = { kind: "version" as const, version: { timestamp: 1, versionNode: "none" } };
+  await Promise.all([...kinds].map(async ([key, kind]) => {
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
-        const r = await client.get(key);
-        final[key] = r.found ? { found: true, value: new TextDecoder().decode(r.value) } : { found: false };
+        if (kind === "incr") {
+          final[key] = { found: true, value: (await client.increment(key, 0)).value };
+        } else {
+          const r = await client.deleteIf(key, never);
+          if (r.applied) throw new Error(`${key}: a delete on version 1 applied`);
+          final[key] = r.current
+            ? { found: true, value: new TextDecoder().decode(r.current.value) }
+            : { found: false };
+        }
         return;
-      } catch {
-        await sleep(200);
+      } catch (err) {
+        if (err instanceof KvError && err.code === Code.UNAVAILABLE && attempt === 2) return;
+        await sleep(300);
       }
     }
   }));

@@ -154,7 +154,10 @@ function conditionalBetween(history: Op[], from: number, to: number): ScenarioRe
   const ops = history.filter((o) =>
     (o.kind === "incr" || o.kind === "putIfAbsent") && o.start >= from && o.start <= to
   );
-  return { attempted: ops.length, unavailable: ops.filter((o) => o.code === UNAVAILABLE).length };
+  return {
+    attempted: ops.length,
+    unavailable: ops.filter((o) => o.code === UNAVAILABLE && o.outcome === "fail").length,
+  };
 }
 
 /** gRPC's UNAVAILABLE. */
