@@ -72,7 +72,12 @@ export interface ScenarioResult {
 }
 
 /** Runs one scenario; throws only when the harness itself fails. */
-export async function runScenario(setting: Setting, nemesis: Nemesis, seed: number): Promise<ScenarioResult> {
+export async function runScenario(
+  setting: Setting,
+  nemesis: Nemesis,
+  seed: number,
+  opts: { conditionalWorkers?: number } = {},
+): Promise<ScenarioResult> {
   const net = await ChaosNetwork.create([...NODES, "clients"]);
   let cluster: NsCluster | undefined;
   let workload: Deno.ChildProcess | undefined;
@@ -87,6 +92,7 @@ export async function runScenario(setting: Setting, nemesis: Nemesis, seed: numb
       WORKLOAD,
       `--nodes=${NODES.map((id) => cluster!.address(id)).join(",")}`,
       `--seed=${seed}`,
+      `--cond-workers=${opts.conditionalWorkers ?? 4}`,
       `--rf=${setting.replicationFactor}`,
       `--history=${historyPath}`,
       `--converge-ms=${PHASES.convergeLimitMs}`,
