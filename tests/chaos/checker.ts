@@ -19,12 +19,18 @@
  * same rule, so an acknowledged one missing at the end is lost; they are
  * counted apart because they are the only losses a rewrite cannot hide.
  * Each key is checked on its own by the model of its operations
- * ({@link checkKey}): a new kind of operation (a conditional write, an
- * increment) gets its own model there.
+ * ({@link checkKey}): increments and put-if-absent keys go to
+ * conditional_checker.ts.
  */
+import {
+  checkConditionalKey,
+  type ConditionalResult,
+  emptyConditional,
+  isConditional,
+} from "./conditional_checker.ts";
 
 /** What an operation did. */
-export type OpKind = "put" | "delete" | "get";
+export type OpKind = "put" | "delete" | "get" | "incr" | "putIfAbsent";
 
 /** How an operation ended. */
 export type Outcome = "ok" | "fail" | "unknown";
@@ -33,7 +39,7 @@ export type Outcome = "ok" | "fail" | "unknown";
 export interface Op {
   kind: OpKind;
   key: string;
-  /** The value a put wrote, or the value a get returned (when found). */
+  /** The value a put wrote, a get returned (when found), or an increment returned. */
   value?: string;
   /** Whether a get found the key. */
   found?: boolean;
@@ -43,9 +49,13 @@ export interface Op {
   outcome: Outcome;
   /** Set on a put of a write-once key (a key no other operation touches). */
   once?: boolean;
-  /** Which client issued it, and its error if any (for reports). */
+  /** Which client issued it, and its error (with its gRPC code) if any. */
   process?: number;
   error?: string;
+  code?: number;
+  /** An answered put-if-absent: whether it won, and else the value it found. */
+  applied?: boolean;
+  current?: string;
 }
 
 /** A key's state: present with a value, or absent (never written, or deleted). */
@@ -74,8 +84,10 @@ export interface CheckResult {
   staleReads: Anomaly[];
   /** Reads or final states no attempted write explains (or only a failed one). */
   phantoms: Anomaly[];
-  /** Share of operations that did not succeed (fail or unknown). */
+  /** Share of plain operations that did not succeed (fail or unknown). */
   unavailableShare: number;
+  /** Increments and put-if-absent (conditional_checker.ts). */
+  conditional: ConditionalResult;
   /** Write-once keys: how many were acknowledged, and which of those are missing at the end. */
   writeOnce: { attempted: number; acknowledged: number; lost: Anomaly[] };
 }
@@ -106,13 +118,20 @@ export function check(history: readonly Op[], final: ReadonlyMap<string, KeyStat
     phantoms: [],
     unavailableShare: 0,
     writeOnce: { attempted: 0, acknowledged: 0, lost: [] },
+    conditional: emptyConditional(),
   };
   let failed = 0;
+  let plain = 0;
   for (const [key, ops] of byKey) {
+    if (isConditional(ops)) {
+      checkConditionalKey(key, ops, final.get(key), result.conditional);
+      continue;
+    }
+    plain += ops.length;
     failed += ops.filter((o) => o.outcome !== "ok").length;
     checkKey(key, ops, final.get(key) ?? { found: false }, result);
   }
-  result.unavailableShare = history.length === 0 ? 0 : failed / history.length;
+  result.unavailableShare = plain === 0 ? 0 : failed / plain;
   return result;
 }
 

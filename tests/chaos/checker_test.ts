@@ -158,3 +158,103 @@ Deno.test("a write-once key that failed or timed out may be missing, and counts 
   // A failed write-once put that shows up is a phantom.
   assert.equal(check([once("o2", 0, 1, "fail")], present("o2")).phantoms.length, 1);
 });
+
+// Conditional operations (conditional_checker.ts): increments and put-if-absent.
+
+const incr = (value: string | undefined, start: number, end: number, outcome: Op["outcome"] = "ok"): Op => ({
+  kind: "incr",
+  key: "c",
+  ...(value === undefined ? {} : { value }),
+  start,
+  end,
+  outcome,
+  ...(outcome === "fail" ? { code: 14 } : {}),
+});
+const pia = (
+  value: string,
+  start: number,
+  end: number,
+  answer?: { applied: boolean; current?: string },
+): Op => ({
+  kind: "putIfAbsent",
+  key: "p",
+  value,
+  start,
+  end,
+  outcome: answer ? "ok" : "unknown",
+  ...answer,
+});
+const counterFinal = (n: number) => new Map<string, KeyState>([["c", { found: true, value: String(n) }]]);
+const absentFinal = (v: string) => new Map<string, KeyState>([["p", { found: true, value: v }]]);
+
+Deno.test("concurrent increments, an unknown and an unavailable one, pass every conditional check", () => {
+  const h = [
+    incr("2", 0, 5),
+    incr("1", 1, 6),
+    incr(undefined, 2, Infinity, "unknown"),
+    incr(undefined, 3, 4, "fail"),
+  ];
+  for (const final of [2, 3]) {
+    const k = check(h, counterFinal(final)).conditional;
+    assert.deepEqual([k.counterViolations, k.linearizable.violations], [[], []], `final ${final}`);
+    assert.equal(k.linearizable.checked, 1);
+    assert.deepEqual([k.attempted, k.acknowledged, k.unavailable, k.unknown], [4, 2, 1, 1]);
+  }
+  assert.equal(
+    check(h, counterFinal(2)).unavailableShare,
+    0,
+    "conditional failures stay out of the plain share",
+  );
+});
+
+Deno.test("two increments returning one value break the counter invariant", () => {
+  const k = check([incr("1", 0, 5), incr("1", 1, 6)], counterFinal(2)).conditional;
+  assert.equal(k.counterViolations.length, 1);
+  assert.match(k.counterViolations[0].why, /both returned 1/);
+});
+
+Deno.test("a lost acknowledged increment, or one applied twice, breaks the counter invariant", () => {
+  const lost = check([incr("1", 0, 1), incr("2", 2, 3)], counterFinal(1)).conditional;
+  assert.match(lost.counterViolations[0].why, /final 1 < 2 acknowledged/);
+  // The UNAVAILABLE one changed nothing: a final of 2 means something was applied twice.
+  const twice = check([incr("1", 0, 1), incr(undefined, 2, 3, "fail")], counterFinal(2)).conditional;
+  assert.match(twice.counterViolations[0].why, /final 2 > 1 attempted/);
+});
+
+Deno.test("two put-if-absent winners, or a winner not read at the end, break the put-if-absent invariant", () => {
+  const two = check([pia("a", 0, 5, { applied: true }), pia("b", 1, 6, { applied: true })], absentFinal("a"));
+  assert.match(two.conditional.putIfAbsentViolations[0].why, /won twice/);
+  const gone = check(
+    [pia("a", 0, 5, { applied: true }), pia("b", 1, 6, { applied: false, current: "a" })],
+    absentFinal("b"),
+  );
+  assert.match(gone.conditional.putIfAbsentViolations[0].why, /winner "a" but the key is "b"/);
+  const ok = check(
+    [pia("a", 0, 5, { applied: true }), pia("b", 1, 6, { applied: false, current: "a" })],
+    absentFinal("a"),
+  );
+  assert.deepEqual(ok.conditional.putIfAbsentViolations, []);
+  assert.deepEqual(ok.conditional.linearizable, { checked: 1, skipped: 0, undecided: 0, violations: [] });
+});
+
+Deno.test("histories that keep both invariants but no real-time order are not linearizable", () => {
+  // The second increment began after the first returned 2, yet returned 1.
+  const c = check([incr("2", 0, 1), incr("1", 2, 3)], counterFinal(2)).conditional;
+  assert.deepEqual(c.counterViolations, []);
+  assert.equal(c.linearizable.violations.length, 1);
+  // A loser saw "b" before the winner of "b" was even called.
+  const p = check(
+    [pia("a", 0, 1, { applied: false, current: "b" }), pia("b", 2, 3, { applied: true })],
+    absentFinal("b"),
+  )
+    .conditional;
+  assert.deepEqual(p.putIfAbsentViolations, []);
+  assert.equal(p.linearizable.violations.length, 1);
+});
+
+Deno.test("a key with a history longer than the cap is skipped by the search, and counted", () => {
+  const h = Array.from({ length: 12 }, (_, i) => incr(String(i + 1), i * 2, i * 2 + 1));
+  const k = check(h, counterFinal(12)).conditional;
+  assert.deepEqual([k.linearizable.checked, k.linearizable.skipped], [0, 1]);
+  assert.deepEqual(k.counterViolations, []);
+});

@@ -8,6 +8,7 @@
  * not send) fails the run instead of passing as part of the fault.
  */
 import { MAIN } from "../helpers/cluster.ts";
+import { LWT_MAX_CLOCK_SKEW_MS } from "../helpers/lwt.ts";
 import { redisServerArgs, redisServerPath } from "../../lib/redis_server.ts";
 import { sleep } from "../../lib/async.ts";
 import { randomSecret } from "../../lib/security/settings.ts";
@@ -85,6 +86,7 @@ export class NsCluster {
       consistent_hashing: { virtual_nodes: 150 },
       storage: { engine: s.storage ?? "memory" },
       logging: { level: "info" },
+      limits: { max_clock_skew_ms: LWT_MAX_CLOCK_SKEW_MS },
       // The nodes are on non-loopback addresses: without a secret they would
       // refuse to start (protected mode), and node traffic would be open.
       security: { cluster_secret_file: "cluster.secret" },

@@ -14,6 +14,10 @@ export function table(rows: ScenarioResult[]): string {
     "stale reads",
     "unavailable",
     "identical after heal",
+    "conditional acked / attempted",
+    "conditional unavailable (in fault)",
+    "counter / put-if-absent violations",
+    "keys linearizable / searched (skipped)",
   ];
   const rank = (r: ScenarioResult) =>
     NEMESES.findIndex((n) => n.name === r.nemesis) * SETTINGS.length +
@@ -30,8 +34,23 @@ export function table(rows: ScenarioResult[]): string {
       `${c.staleReads.length} / ${c.readsOk}`,
       `${(c.unavailableShare * 100).toFixed(1)}%`,
       r.convergeMs === undefined ? "never" : `${(r.convergeMs / 1000).toFixed(1)} s`,
+      ...conditionalCells(r),
     ];
   });
   const fmt = (cells: string[]) => `| ${cells.join(" | ")} |`;
   return [fmt(head), fmt(head.map(() => "---")), ...lines.map(fmt)].join("\n");
+}
+
+/** The conditional operations' cells (conditional_checker.ts). */
+function conditionalCells(r: ScenarioResult): string[] {
+  const k = r.check.conditional;
+  const pct = (n: number, of: number) => `${of === 0 ? "0.0" : (n / of * 100).toFixed(1)}%`;
+  const lin = k.linearizable;
+  const f = r.conditionalInFault;
+  return [
+    `${k.acknowledged} / ${k.attempted}`,
+    `${pct(k.unavailable, k.attempted)} (${f ? pct(f.unavailable, f.attempted) : "-"})`,
+    `${k.counterViolations.length} / ${k.putIfAbsentViolations.length}`,
+    `${lin.checked - lin.violations.length - lin.undecided} / ${lin.checked} (${lin.skipped})`,
+  ];
 }

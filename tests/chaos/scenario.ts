@@ -67,10 +67,17 @@ export interface ScenarioResult {
    * to missing keys would report 0 lost in every run.
    */
   seesMissingKey?: boolean;
+  /** Conditional operations started between the fault and the heal, and how many of them answered UNAVAILABLE. */
+  conditionalInFault: { attempted: number; unavailable: number };
 }
 
 /** Runs one scenario; throws only when the harness itself fails. */
-export async function runScenario(setting: Setting, nemesis: Nemesis, seed: number): Promise<ScenarioResult> {
+export async function runScenario(
+  setting: Setting,
+  nemesis: Nemesis,
+  seed: number,
+  opts: { conditionalWorkers?: number } = {},
+): Promise<ScenarioResult> {
   const net = await ChaosNetwork.create([...NODES, "clients"]);
   let cluster: NsCluster | undefined;
   let workload: Deno.ChildProcess | undefined;
@@ -85,6 +92,7 @@ export async function runScenario(setting: Setting, nemesis: Nemesis, seed: numb
       WORKLOAD,
       `--nodes=${NODES.map((id) => cluster!.address(id)).join(",")}`,
       `--seed=${seed}`,
+      `--cond-workers=${opts.conditionalWorkers ?? 4}`,
       `--rf=${setting.replicationFactor}`,
       `--history=${historyPath}`,
       `--converge-ms=${PHASES.convergeLimitMs}`,
@@ -94,6 +102,7 @@ export async function runScenario(setting: Setting, nemesis: Nemesis, seed: numb
     const lines = lineReader(workload.stdout);
     await expectEvent(lines, "ready", PHASES.startLimitMs, cluster);
     await sleep(PHASES.warmMs);
+    const faultAt = Date.now();
     await nemesis.start({ net, cluster });
     await sleep(PHASES.faultMs);
     await nemesis.heal({ net, cluster });
@@ -122,6 +131,7 @@ export async function runScenario(setting: Setting, nemesis: Nemesis, seed: numb
       ops: history.length,
       check: checked,
       seesMissingKey: seesMissingKey(history, final, checked),
+      conditionalInFault: conditionalBetween(history, faultAt, healedAt),
       convergeMs: result.event === "converged" ? result.at - healedAt : undefined,
       differing: result.differing,
       unexpectedExits: cluster.unexpectedExits.map((e) =>
@@ -144,6 +154,20 @@ export async function runScenario(setting: Setting, nemesis: Nemesis, seed: numb
     await net.destroy();
   }
 }
+
+/** See {@link ScenarioResult.conditionalInFault} (the workload's times are Unix ms too). */
+function conditionalBetween(history: Op[], from: number, to: number): ScenarioResult["conditionalInFault"] {
+  const ops = history.filter((o) =>
+    (o.kind === "incr" || o.kind === "putIfAbsent") && o.start >= from && o.start <= to
+  );
+  return {
+    attempted: ops.length,
+    unavailable: ops.filter((o) => o.code === UNAVAILABLE && o.outcome === "fail").length,
+  };
+}
+
+/** gRPC's UNAVAILABLE. */
+const UNAVAILABLE = 14;
 
 /** See {@link ScenarioResult.seesMissingKey}. */
 function seesMissingKey(

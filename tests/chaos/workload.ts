@@ -1,11 +1,13 @@
 /**
  * The chaos workload: a program run inside the clients' network namespace.
  *
- * It waits until every node sees every node ACTIVE (or held back by its clock) and prints
+ * It waits until every node sees every node ACTIVE (or held back by its clock) and
+ * conditional operations are accepted (the vote floor), and prints
  * `{"event":"ready"}`; then concurrent workers put (each put a value no other
  * put writes), get and delete a small set of keys, while other workers put
  * write-once keys (each put a new key, never rewritten: a lost write cannot
- * hide behind a later one), recording every operation (invocation,
+ * hide behind a later one), and conditional workers increment counters and
+ * race put-if-absent (conditional_workload.ts), recording every operation (invocation,
  * completion, outcome) until a line `stop` arrives on stdin.
  * Then it reads every replica's own copy of every rewritten key (Get with
  * read_from_replica on each node of the key's preference list, leaving out
@@ -21,6 +23,12 @@ import { KvClient } from "../../lib/grpc/kv_client.ts";
 import { HashRing } from "../../lib/ring.ts";
 import { Code, KvError } from "../../lib/errors.ts";
 import type { KeyState, Op } from "./checker.ts";
+import {
+  type ConditionalKeys,
+  conditionalWorker,
+  readConditional,
+  waitConditionalReady,
+} from "./conditional_workload.ts";
 
 /** What the workload prints on its last line. */
 export interface WorkloadResult {
@@ -214,6 +222,7 @@ async function main(): Promise<void> {
       keys: { type: "string", default: "16" },
       workers: { type: "string", default: "6" },
       "once-workers": { type: "string", default: "4" },
+      "cond-workers": { type: "string", default: "4" },
       down: { type: "string", default: "" },
       seed: { type: "string", default: "1" },
       rf: { type: "string", default: "2" },
@@ -226,10 +235,12 @@ async function main(): Promise<void> {
   const keys = Array.from({ length: Number(values.keys) }, (_, i) => `key-${i}`);
   const seed = Number(values.seed);
   const client = await waitAllActive(addresses, Number(values["timeout-ms"]), 20_000);
+  await waitConditionalReady(client, seed, 15_000);
   console.log(JSON.stringify({ event: "ready" }));
 
   let stopped = false;
   const history: Op[] = [];
+  const condKeys: ConditionalKeys = { seed, shortSeq: 0, absentSeq: 0 };
   const stdin = Deno.stdin.readable.pipeThrough(new TextDecoderStream()).getReader();
   const stopSignal = (async () => {
     let buf = "";
@@ -249,6 +260,13 @@ async function main(): Promise<void> {
       { length: Number(values["once-workers"]) },
       (_, id) => onceWorker(client, 100 + id, { seed, stop: () => stopped, history }),
     ),
+    ...Array.from({ length: Number(values["cond-workers"]) }, (_, id) =>
+      conditionalWorker(client, 200 + id, {
+        keys: condKeys,
+        rand: seeded(seed * 1000 + 200 + id),
+        stop: () => stopped,
+        history,
+      })),
   ];
   await stopSignal;
   await Promise.all(workers);
@@ -267,11 +285,12 @@ async function main(): Promise<void> {
   const onceKeys = history.filter((o) => o.once).map((o) => o.key);
   const live = addresses.filter((a) => !down.includes(a));
   const once = await readOnce(live, onceKeys, Number(values["timeout-ms"]) * 5);
+  const conditional = await readConditional(client, history);
   const result: WorkloadResult = {
     event: state.differing.length === 0 ? "converged" : "diverged",
     at,
     ops: history.length,
-    final: { ...state.final, ...once },
+    final: { ...state.final, ...once, ...conditional },
     differing: state.differing,
   };
   console.log(JSON.stringify(result));
