@@ -194,8 +194,9 @@ clusterTest(
     const probe = await cluster.client();
     try {
       const keys = Array.from({ length: 6 }, (_, i) => `lease:${i}`);
+      // Long enough that the steps below finish before it, even on a loaded machine (1.5 s was not).
       for (const key of keys) {
-        assert.equal((await kv.put(key, "0", { ifAbsent: true, ttlMs: 1500 })).applied, true);
+        assert.equal((await kv.put(key, "0", { ifAbsent: true, ttlMs: 5000 })).applied, true);
       }
       for (const key of keys) await sharedExpiry(cluster, probe, key, 2);
       const before = (await kv.get(keys[0]))!.expiresAt!.getTime();

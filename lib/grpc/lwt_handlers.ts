@@ -19,6 +19,7 @@ import {
   type IncrementRequestMsg,
   opFromMsg,
   paxosVoteToMsg,
+  refusalToMsg,
   resultToAnswer,
   resultToMsg,
 } from "./lwt_messages.ts";
@@ -120,6 +121,15 @@ export function paxosHandlers(node: KvNode) {
       await acc.commit(record);
       return {};
     },
-    forward: async (req: ConditionalOpMsg) => resultToMsg(await node.lwt.run(opFromMsg(req, limits), true)),
+    forward: async (req: ConditionalOpMsg) => {
+      const op = opFromMsg(req, limits);
+      try {
+        return resultToMsg(await node.lwt.run(op, true));
+      } catch (err) {
+        // This node answered: the forwarding node must not take it for unreachable.
+        if (err instanceof KvError) return refusalToMsg(err);
+        throw err;
+      }
+    },
   };
 }

@@ -9,7 +9,7 @@
  * the current value), and its `conditional` outcome says applied = false
  * with the key's current live value and version (current_found false: absent).
  */
-import { Code, KvError } from "../errors.ts";
+import { Code, KvError, type StatusCode } from "../errors.ts";
 import type { KvRecord } from "../record.ts";
 import { checkKey, checkValue, type Limits } from "../validate.ts";
 import type { PaxosVote } from "../lwt/acceptor.ts";
@@ -106,6 +106,9 @@ export interface ConditionalResultMsg {
   applied: boolean;
   has_record: boolean;
   record: KeyValuePairMsg | null;
+  /** Absent or 0 from older nodes. */
+  refused_code?: number;
+  refused_message?: string;
 }
 
 /** Whether a Put or Delete names a condition (an empty Condition names none). */
@@ -239,6 +242,17 @@ export function expiryFromMsg(m: { ttl_ms?: number; expires_at_ms?: number }): E
   return expiresAtMs ? { expiresAtMs } : {};
 }
 
+/** A leader's refusal as an answer (see ConditionalResult in the proto for why not a status). */
+export function refusalToMsg(err: KvError): ConditionalResultMsg {
+  return {
+    applied: false,
+    has_record: false,
+    record: null,
+    refused_code: err.code,
+    refused_message: err.message,
+  };
+}
+
 export function resultToMsg(r: LwtResult): ConditionalResultMsg {
   const record = r.applied ? r.record : r.current;
   return {
@@ -249,6 +263,7 @@ export function resultToMsg(r: LwtResult): ConditionalResultMsg {
 }
 
 export function resultFromMsg(m: ConditionalResultMsg): LwtResult {
+  if (m.refused_code) throw new KvError(m.refused_code as StatusCode, m.refused_message ?? "refused");
   const record = m.has_record && m.record ? pairToRecord(m.record) : undefined;
   if (m.applied) {
     if (!record) {

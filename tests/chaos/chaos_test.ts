@@ -87,13 +87,10 @@ for (const setting of SETTINGS) {
 }
 
 /**
- * Known defect, left to lib/: a node treats a peer's UNAVAILABLE answer to a
- * forwarded conditional operation (a refusal: too few of the key's replicas)
- * as the peer being unreachable (lib/grpc/call.ts isUnreachable) and marks it
- * SUSPECTED, so with one node down the refusals make the live peers flap and
- * plain writes fail: under the sloppy quorum's `kill-9-memory` the write-once
- * availability target (>= 95 %) fell to 69-74 % with conditional workers, 100 %
- * without. That scenario runs without them until the defect is fixed, unless
+ * Open: under the sloppy quorum's `kill-9-memory` the write-once availability
+ * target (>= 95 %) is not met with conditional workers running (69-74 %; 82 %
+ * once a leader's refusal stopped marking it SUSPECTED, docs/chaos.md), 100 %
+ * without. That scenario runs without them until the cause is found, unless
  * CHAOS_CONDITIONAL_ALL=1.
  */
 function conditionalOff(s: Setting, nemesis: string): boolean {
