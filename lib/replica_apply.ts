@@ -5,11 +5,12 @@
  * Versions too far ahead of this node's clock are refused one by one (a
  * skewed peer must not plant writes nobody can overwrite), the clock
  * observes what it takes, and a copy held for a node that is down is kept
- * as a hint for it. A fresh cluster-stamped write (`restamp`) that meets a
- * newer version here is re-stamped above it rather than dropped, and the
- * answer names its final version so the coordinator brings the other
- * copies to it (restamp.ts says why). `grpc/server.ts` registers these beside the other
- * NodeService calls; `replication.ts` is the sending side.
+ * as a hint for it. Every copy keeps last-write-wins, a fresh write's first
+ * delivery (`restamp`) included: this node cannot tell a late delivery from
+ * one whose coordinator's clock lagged (restamp.ts says why), so it never
+ * re-stamps and its answer names no re-stamped version. `grpc/server.ts`
+ * registers these beside the other NodeService calls; `replication.ts` is
+ * the sending side.
  */
 import type { KvNode } from "./node.ts";
 import type { KvRecord } from "./record.ts";
@@ -17,7 +18,7 @@ import { checkKey } from "./validate.ts";
 import { Code, KvError } from "./errors.ts";
 import { peerLimitMs } from "./versions.ts";
 import type { ReplicaItem } from "./transport.ts";
-import { applyAbove, type Restamped } from "./restamp.ts";
+import type { Restamped } from "./restamp.ts";
 
 /** Copies a peer pushes: one (Replicate) or a batch (ReplicateBatch). */
 export interface ReplicaPush {
@@ -28,55 +29,41 @@ export interface ReplicaPush {
 
 /** What this node answers the sender of a push. */
 export interface ReplicaAnswer {
-  /** How many copies were newer than what this node held (re-stamped ones included). */
+  /** How many copies were newer than what this node held. */
   applied: number;
   message: string;
-  /** The `restamp` items stored with a new version. */
+  /** Writes stored with a new version: none from this node (the wire keeps the field). */
   restamped?: Restamped[];
 }
 
 /** Replicate: one copy; a version too far ahead fails the call. */
 export async function replicateOne(node: KvNode, push: ReplicaPush): Promise<ReplicaAnswer> {
-  const { applied, refused, restamped } = await applyReplicas(node, push);
+  const { applied, refused } = await applyReplicas(node, push);
   if (refused > 0) throw tooFarAhead(push.items[0].record.timestamp, node.config.limits.maxClockSkewMs);
-  return { applied, message: "applied", restamped };
+  return { applied, message: "applied" };
 }
 
 /** ReplicateBatch: the copies that pass are applied; the answer says how many were refused. */
 export async function replicateBatch(node: KvNode, push: ReplicaPush): Promise<ReplicaAnswer> {
-  const { applied, refused, restamped } = await applyReplicas(node, push);
+  const { applied, refused } = await applyReplicas(node, push);
   const message = refused > 0
     ? `${applied} applied, ${refused} refused: version too far ahead of this node's clock`
     : `${applied} applied`;
-  return { applied, message, restamped };
+  return { applied, message };
 }
 
 /** Applies pushed records; versions too far ahead are refused (and logged) one by one. */
-async function applyReplicas(
-  node: KvNode,
-  push: ReplicaPush,
-): Promise<{ applied: number; refused: number; restamped: Restamped[] }> {
+async function applyReplicas(node: KvNode, push: ReplicaPush): Promise<{ applied: number; refused: number }> {
   const n = node;
   for (const { record } of push.items) checkKey(record.key, n.config.limits);
   const all: KvRecord[] = push.items.map((item) => item.record);
-  const admitted = new Set(n.versions.admit(all, push.from || "a peer"));
-  const items = push.items.map((item, index) => ({ ...item, index })).filter((it) => admitted.has(it.record));
-  for (const { record } of items) n.clock.observe(record.timestamp);
-  // Copies keep last-write-wins, even a fresh write's first delivery: a
-  // replica cannot tell a delivery that was merely late (its write was
-  // acknowledged before the newer one it holds) from one whose coordinator's
-  // clock lagged, and re-stamping the late one over a write acknowledged
-  // after it lost that write (the chaos suite's rf3-w2-r2 isolate: 335
-  // acknowledged writes lost, 79 deletes undone). Only the coordinator,
-  // whose held version was stored before the write was made, re-stamps.
-  const done = await applyAbove(n.storage, items.map((it) => it.record), () => false, (r) => r.timestamp);
-  const restamped: Restamped[] = [];
-  items.forEach(({ record, hintFor, index }, i) => {
-    const stored = done.records[i];
-    if (stored !== record && done.applied[i]) restamped.push({ index, timestamp: stored.timestamp });
-    if (hintFor) n.hints.add(hintFor, stored.key, stored);
+  const records = n.versions.admit(all, push.from || "a peer");
+  for (const r of records) n.clock.observe(r.timestamp);
+  const applied = await n.storage.apply(records);
+  push.items.forEach(({ record, hintFor }) => {
+    if (hintFor && records.includes(record)) n.hints.add(hintFor, record.key, record);
   });
-  return { applied: done.applied.filter(Boolean).length, refused: all.length - items.length, restamped };
+  return { applied: applied.filter(Boolean).length, refused: all.length - records.length };
 }
 
 function tooFarAhead(timestamp: number, maxSkewMs: number): KvError {
