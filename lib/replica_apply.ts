@@ -18,7 +18,6 @@ import { checkKey } from "./validate.ts";
 import { Code, KvError } from "./errors.ts";
 import { peerLimitMs } from "./versions.ts";
 import type { ReplicaItem } from "./transport.ts";
-import type { Restamped } from "./restamp.ts";
 
 /** Copies a peer pushes: one (Replicate) or a batch (ReplicateBatch). */
 export interface ReplicaPush {
@@ -32,8 +31,6 @@ export interface ReplicaAnswer {
   /** How many copies were newer than what this node held. */
   applied: number;
   message: string;
-  /** Writes stored with a new version: none from this node (the wire keeps the field). */
-  restamped?: Restamped[];
 }
 
 /** Replicate: one copy; a version too far ahead fails the call. */

@@ -29,17 +29,7 @@
 import type { Storage } from "./storage/mod.ts";
 import { compareVersions, type KvRecord } from "./record.ts";
 
-/** A write re-stamped by a replica: its index in the push and its final version. */
-export interface Restamped {
-  index: number;
-  timestamp: number;
-}
-
-/**
- * The record with a version above `held` (when `held` is newer) and not
- * below `floor`: the coordinator passes its clock's reading, a replica the
- * record's own version.
- */
+/** The record with a version above `held` (when `held` is newer) and not below `floor` (the clock's reading). */
 export function restampAbove(record: KvRecord, held: KvRecord | undefined, floor: number): KvRecord {
   const above = held && compareVersions(held, { ...record, timestamp: floor }) >= 0 ? held.timestamp + 1 : 0;
   const timestamp = Math.max(floor, above);

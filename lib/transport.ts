@@ -7,7 +7,6 @@
  * reached (so callers fail over) or `KvError` when it answered with an error.
  */
 import type { KvRecord } from "./record.ts";
-import type { Restamped } from "./restamp.ts";
 import type { HeartbeatReply } from "./detector.ts";
 import type { ChunkLimits } from "./storage/mod.ts";
 
@@ -111,15 +110,8 @@ export interface PeerTransport {
   forwardWrites(peer: string, writes: readonly WriteRequest[]): Promise<WriteResult[]>;
   /** Asks the peer to coordinate these reads. */
   forwardReads(peer: string, keys: readonly string[]): Promise<ReadResult[]>;
-  /**
-   * Stores records on a replica; resolves to how many were newer there.
-   * `onRestamped` hears the `restamp` items the replica re-stamped.
-   */
-  replicate(
-    peer: string,
-    items: readonly ReplicaItem[],
-    onRestamped?: (restamped: Restamped[]) => void,
-  ): Promise<number>;
+  /** Stores records on a replica; resolves to how many were newer there. */
+  replicate(peer: string, items: readonly ReplicaItem[]): Promise<number>;
   /** The peer's stored records (tombstones included) for some keys. */
   readRecords(peer: string, keys: readonly string[]): Promise<KvRecord[]>;
   /**

@@ -24,7 +24,6 @@ import type {
   WriteResult,
 } from "../lib/transport.ts";
 import type { HeartbeatReply } from "../lib/detector.ts";
-import { applyAbove, type Restamped } from "../lib/restamp.ts";
 
 const NODES = ["node1", "node2", "node3"];
 const T0 = 1_700_000_000_000;
@@ -100,12 +99,8 @@ class FakeTransport implements PeerTransport {
     })));
   }
 
-  /** Applies like a replica (replica_apply.ts): a fresh cluster-stamped copy is re-stamped above a newer one. */
-  async replicate(
-    peer: string,
-    items: readonly ReplicaItem[],
-    onRestamped?: (restamped: Restamped[]) => void,
-  ): Promise<number> {
+  /** Applies like a replica (replica_apply.ts): last-write-wins for every copy. */
+  async replicate(peer: string, items: readonly ReplicaItem[]): Promise<number> {
     this.calls.push({
       method: "replicate",
       peer,
@@ -114,18 +109,8 @@ class FakeTransport implements PeerTransport {
       restamp: items.map((i) => i.restamp === true),
     });
     this.#check(peer);
-    const records = items.map((i) => i.record);
-    const done = await applyAbove(
-      this.store(peer),
-      records,
-      (i) => items[i].restamp === true,
-      (r) => r.timestamp,
-    );
-    const restamped = done.records.flatMap((r, index) =>
-      r !== records[index] ? [{ index, timestamp: r.timestamp }] : []
-    );
-    if (restamped.length > 0) onRestamped?.(restamped);
-    return done.applied.filter(Boolean).length;
+    const applied = await this.store(peer).apply(items.map((i) => i.record));
+    return applied.filter(Boolean).length;
   }
 
   async readRecords(peer: string, keys: readonly string[]): Promise<KvRecord[]> {
@@ -211,8 +196,6 @@ function setup(o: {
     batchBytes: 1 << 20,
     retryBaseMs: 5,
     retryMaxMs: 20,
-    // As node.ts wires it.
-    onRestamped: (peer, records) => coordinator.restamped(peer, records),
   });
   const pending = o.pending;
   const coordinator: Coordinator = new Coordinator({
@@ -591,47 +574,6 @@ Deno.test("a client-stamped write keeps last-write-wins: no re-stamp here, and i
       ["future", far],
       "the replica kept LWW",
     );
-  });
-});
-
-Deno.test("write_quorum 2: a replica holding a newer version re-stamps the write, and the answer's version is every copy's", async () => {
-  const s = setup({ self: "node1", writeQuorum: 2 });
-  await run(s, async () => {
-    const key = keyWithList(s.ring, ["node1", "node2"]);
-    // Written through node2 while node1 was down; node1 never got it.
-    const ahead = (T0 + 100_000) * 1000;
-    await s.transport.store("node2").apply([
-      heldRecord(key, "earlier", ahead),
-    ]);
-    const [res] = await s.coordinator.write([put(key, "acknowledged later")], false);
-    assert.equal(res.ok, true, res.message);
-    assert.equal(res.replicas, 2);
-    assert.equal(res.timestamp, ahead + 1, "acknowledged with the replica's final version");
-    assert.deepEqual(await versionOf(s.storage, key), ["acknowledged later", ahead + 1]);
-    assert.deepEqual(await versionOf(s.transport.store("node2"), key), ["acknowledged later", ahead + 1]);
-    assert.deepEqual(s.transport.of("replicate")[0].restamp, [true], "the first delivery is marked");
-  });
-});
-
-Deno.test("write_quorum 1: a replica that re-stamps an acknowledged write brings this node's copy to the same version", async () => {
-  const s = setup({ self: "node1", rf: 3 });
-  await run(s, async () => {
-    const key = keyWithList(s.ring, ["node1", "node2", "node3"]);
-    const ahead = (T0 + 100_000) * 1000;
-    await s.transport.store("node2").apply([
-      heldRecord(key, "earlier", ahead),
-    ]);
-    const [res] = await s.coordinator.write([put(key, "acknowledged later")], false);
-    assert.equal(res.ok, true, res.message);
-    await settle();
-    for (
-      const [name, store] of [["node1", s.storage], ["node2", s.transport.store("node2")], [
-        "node3",
-        s.transport.store("node3"),
-      ]] as const
-    ) {
-      assert.deepEqual(await versionOf(store, key), ["acknowledged later", ahead + 1], name);
-    }
   });
 });
 

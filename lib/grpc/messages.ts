@@ -226,7 +226,7 @@ export interface ReplicateBatchResponseMsg {
   replica_node_id: string;
   /** How many items were newer than what the replica held. */
   applied: number;
-  /** Absent from older nodes. */
+  /** Unused: no replica re-stamps any more (ca6daa1); older nodes read it as "none". */
   restamped?: { index: number; timestamp: number }[];
 }
 
@@ -790,6 +790,5 @@ export function replicaAnswerToMsg(a: ReplicaAnswer, replica: string): Replicate
     message: a.message,
     replica_node_id: replica,
     applied: a.applied,
-    restamped: a.restamped ?? [],
   };
 }

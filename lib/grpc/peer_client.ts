@@ -30,7 +30,6 @@ import type {
   WriteRequest,
   WriteResult,
 } from "../transport.ts";
-import type { Restamped } from "../restamp.ts";
 import type {
   ChangeRequest,
   ChangeResponse,
@@ -530,19 +529,12 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
   }
 
   /** A batch of copies: on the peer's stream when small, else (or for a peer without one) as a call. */
-  async replicate(
-    peer: string,
-    items: readonly ReplicaItem[],
-    onRestamped?: (restamped: Restamped[]) => void,
-  ): Promise<number> {
+  async replicate(peer: string, items: readonly ReplicaItem[]): Promise<number> {
     const req: ReplicateBatchRequestMsg = {
       items: items.map((item) => replicateRequest(this.o.self.id, item)),
       primary_node: this.o.self.id,
     };
-    const answered = (res: ReplicateBatchResponseMsg) => {
-      if (res.restamped?.length) onRestamped?.(res.restamped);
-      return res.applied;
-    };
+    const answered = (res: ReplicateBatchResponseMsg) => res.applied;
     const unary = async (lane: Lane) =>
       answered(await this.#unary<ReplicateBatchResponseMsg>(peer, "ReplicateBatch", req, lane));
     let bytes = 0;
