@@ -247,7 +247,7 @@ export class Coordinator {
       return record;
     });
     const applied = await this.#applyAboveHeld(reqs, records);
-    const copies = await this.#replicate(records, applied, reqs, positions);
+    const copies = await this.#replicate(records, applied, positions);
     const results = new Array<WriteResult>(records.length);
     for (let i = 0; i < records.length; i++) {
       const rec = records[i];
@@ -307,7 +307,6 @@ export class Coordinator {
   async #replicate(
     records: KvRecord[],
     applied: boolean[],
-    reqs: readonly WriteRequest[],
     positions?: number[],
   ): Promise<number[]> {
     const copies = new Array<number>(records.length).fill(0);
@@ -325,10 +324,7 @@ export class Coordinator {
       // deleted key.
       if (selfHints.length === 0 && targets.length > 0 && !natural) selfHints.push(targets[0].peer);
       for (const down of selfHints) this.o.hints.add(down, record.key, record);
-      const restamp = reqs[i].timestamp === 0;
-      for (const { peer, hintFor } of targets) {
-        addTo(byPeer, peer, restamp ? { record, hintFor, restamp } : { record, hintFor }, i);
-      }
+      for (const { peer, hintFor } of targets) addTo(byPeer, peer, { record, hintFor }, i);
     }
     if (this.o.writeQuorum <= 1) {
       await Promise.all([...byPeer].map(([peer, { items }]) => this.o.replicator.enqueue(peer, items)));

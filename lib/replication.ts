@@ -114,7 +114,7 @@ export class Replicator {
       return true;
     } catch (err) {
       if (err instanceof PeerUnavailableError) this.options.onUnreachable(peer, err);
-      await this.enqueue(peer, items.map(stale));
+      await this.enqueue(peer, items);
       return false;
     }
   }
@@ -180,8 +180,6 @@ export class Replicator {
             backoff_ms: backoff,
             error: errorMessage(err),
           });
-          // What is retried is no longer fresh (restamp.ts).
-          for (let i = q.head; i < q.head + batch.length; i++) q.items[i] = stale(q.items[i]);
           await sleep(backoff);
           backoff = Math.min(backoff * 2, this.options.retryMaxMs ?? 2000);
         }
@@ -228,9 +226,4 @@ export class Replicator {
       });
     }
   }
-}
-
-/** A copy delivered late: it keeps last-write-wins at the replica. */
-function stale(item: ReplicaItem): ReplicaItem {
-  return item.restamp ? { record: item.record, hintFor: item.hintFor } : item;
 }

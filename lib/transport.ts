@@ -71,11 +71,6 @@ export interface ReplicaItem {
   record: KvRecord;
   /** Set when the receiver holds this for a node that is down. */
   hintFor?: string;
-  /**
-   * The first delivery of a fresh cluster-stamped write: a replica holding a
-   * newer version re-stamps it above that version (restamp.ts).
-   */
-  restamp?: boolean;
 }
 
 /**

@@ -35,7 +35,6 @@ interface Call {
   peer: string;
   keys: string[];
   hintFor?: (string | undefined)[];
-  restamp?: boolean[];
 }
 
 /** A transport whose peers are in-memory stores; records calls; some peers unreachable. */
@@ -106,7 +105,6 @@ class FakeTransport implements PeerTransport {
       peer,
       keys: items.map((i) => i.record.key),
       hintFor: items.map((i) => i.hintFor),
-      restamp: items.map((i) => i.restamp === true),
     });
     this.#check(peer);
     const applied = await this.store(peer).apply(items.map((i) => i.record));
@@ -553,7 +551,7 @@ Deno.test("a cluster-stamped write that meets a version far beyond the clock's d
   });
 });
 
-Deno.test("a client-stamped write keeps last-write-wins: no re-stamp here, and its copies are not marked for one", async () => {
+Deno.test("a client-stamped write keeps last-write-wins: no re-stamp here, nor on its replica", async () => {
   const s = setup({ self: "node1" });
   await run(s, async () => {
     const key = keyWithList(s.ring, ["node1", "node2"]);
@@ -568,30 +566,11 @@ Deno.test("a client-stamped write keeps last-write-wins: no re-stamp here, and i
     const [ok] = await s.coordinator.write([put(fresh, "mine", T0 * 1000)], false);
     assert.equal(ok.ok, true);
     await settle();
-    assert.deepEqual(s.transport.of("replicate").map((c) => c.restamp), [[false]]);
     assert.deepEqual(
       await versionOf(s.transport.store("node2"), fresh),
       ["future", far],
       "the replica kept LWW",
     );
-  });
-});
-
-Deno.test("a copy retried after a failed delivery is no longer marked for re-stamping", async () => {
-  const s = setup({ self: "node1", markDownOnUnreachable: false });
-  await run(s, async () => {
-    const key = keyWithList(s.ring, ["node1", "node2"]);
-    s.transport.unreachable.add("node2");
-    const [res] = await s.coordinator.write([put(key, "v")], false);
-    assert.equal(res.ok, true);
-    await settle();
-    s.transport.unreachable.delete("node2");
-    for (let i = 0; i < 50 && (await s.transport.store("node2").get([key]))[0] === undefined; i++) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    const marks = s.transport.of("replicate").map((c) => c.restamp![0]);
-    assert.ok(marks.length >= 2, `${marks.length} deliveries`);
-    assert.deepEqual([marks[0], ...new Set(marks.slice(1))], [true, false]);
   });
 });
 

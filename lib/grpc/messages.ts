@@ -211,7 +211,7 @@ export interface ReplicateRequestMsg {
   version_node: string;
   hint_for: string;
   expires_at_ms?: number;
-  /** Absent from older nodes. */
+  /** Unused: set by older nodes, ignored (a replica keeps last-write-wins for every copy). */
   restamp?: boolean;
 }
 
@@ -768,9 +768,7 @@ export function replicaItemFromMsg(m: ReplicateRequestMsg): ReplicaItem {
     versionNode: m.version_node || m.primary_node,
     tombstone: m.operation === "DELETE",
   }, m.expires_at_ms);
-  const item: ReplicaItem = m.hint_for ? { record, hintFor: m.hint_for } : { record };
-  if (m.restamp) item.restamp = true;
-  return item;
+  return m.hint_for ? { record, hintFor: m.hint_for } : { record };
 }
 
 /** A Replicate or ReplicateBatch request as a push, from the node its first copy names. */

@@ -701,7 +701,7 @@ function putRequestOf(w: WriteRequest): PutRequestMsg {
   return { key: w.key, value: w.value, timestamp: w.timestamp, ...writeExpiryToMsg(w) };
 }
 
-function replicateRequest(self: string, { record: r, hintFor, restamp }: ReplicaItem): ReplicateRequestMsg {
+function replicateRequest(self: string, { record: r, hintFor }: ReplicaItem): ReplicateRequestMsg {
   const pair = recordToPair(r);
   return {
     key: pair.key,
@@ -712,6 +712,5 @@ function replicateRequest(self: string, { record: r, hintFor, restamp }: Replica
     version_node: pair.version_node,
     hint_for: hintFor ?? "",
     ...(pair.expires_at_ms ? { expires_at_ms: pair.expires_at_ms } : {}),
-    restamp: restamp === true,
   };
 }
