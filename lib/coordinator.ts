@@ -247,7 +247,7 @@ export class Coordinator {
       return record;
     });
     const applied = await this.#applyAboveHeld(reqs, records);
-    const copies = await this.#replicate(records, applied, reqs, positions);
+    const copies = await this.#replicate(records, applied, positions);
     const results = new Array<WriteResult>(records.length);
     for (let i = 0; i < records.length; i++) {
       const rec = records[i];
@@ -307,7 +307,6 @@ export class Coordinator {
   async #replicate(
     records: KvRecord[],
     applied: boolean[],
-    reqs: readonly WriteRequest[],
     positions?: number[],
   ): Promise<number[]> {
     const copies = new Array<number>(records.length).fill(0);
@@ -325,70 +324,24 @@ export class Coordinator {
       // deleted key.
       if (selfHints.length === 0 && targets.length > 0 && !natural) selfHints.push(targets[0].peer);
       for (const down of selfHints) this.o.hints.add(down, record.key, record);
-      const restamp = reqs[i].timestamp === 0;
-      for (const { peer, hintFor } of targets) {
-        addTo(byPeer, peer, restamp ? { record, hintFor, restamp } : { record, hintFor }, i);
-      }
+      for (const { peer, hintFor } of targets) addTo(byPeer, peer, { record, hintFor }, i);
     }
     if (this.o.writeQuorum <= 1) {
       await Promise.all([...byPeer].map(([peer, { items }]) => this.o.replicator.enqueue(peer, items)));
       return copies;
     }
-    const finals = new Map<number, KvRecord>();
-    await this.#sendCounting(byPeer, copies, strict, finals);
-    if (this.o.sloppyQuorum) await this.#sendToStandIns(records, byPeer, copies, finals, positions);
-    if (finals.size > 0) {
-      for (const [i, record] of finals) records[i] = record;
-      await this.#converge([...finals.values()], undefined, true);
-    }
+    await this.#sendCounting(byPeer, copies, strict);
+    if (this.o.sloppyQuorum) await this.#sendToStandIns(records, byPeer, copies, positions);
     return copies;
   }
 
   /**
-   * A replica re-stamped writes of this node that were already acknowledged
-   * (write_quorum 1): this node's copy and the key's other copies take the
-   * final versions, so every copy ends with the same one.
-   */
-  restamped(peer: string, records: KvRecord[]): void {
-    this.#converge(records, peer, false).catch((err) =>
-      this.o.log.warn("re-stamped versions not spread", { peer, error: errorMessage(err) })
-    );
-  }
-
-  /**
-   * Brings this node's copy, its hints and the other copies (but `from`'s,
-   * which made them) of re-stamped writes to their final versions: at once
-   * (`now`, before the client is answered) or through the queues.
-   */
-  async #converge(finals: KvRecord[], from: string | undefined, now: boolean): Promise<void> {
-    await this.o.storage.apply(finals);
-    const byPeer: Batches = new Map();
-    finals.forEach((record, i) => {
-      const { targets, selfHints } = this.#placeAt(ringHash(record.key));
-      for (const down of selfHints) this.o.hints.add(down, record.key, record);
-      for (const { peer, hintFor } of targets) if (peer !== from) addTo(byPeer, peer, { record, hintFor }, i);
-    });
-    const send = (peer: string, items: ReplicaItem[]) =>
-      now ? this.o.replicator.sendNow(peer, items) : this.o.replicator.enqueue(peer, items);
-    await Promise.all([...byPeer].map(([peer, { items }]) => send(peer, items)));
-  }
-
-  /**
    * Sends batches synchronously and counts, per record, the copies that
-   * count; `finals` gathers the newest version replicas re-stamped each to.
+   * count.
    */
-  async #sendCounting(
-    byPeer: Batches,
-    copies: number[],
-    strict: boolean,
-    finals: Map<number, KvRecord>,
-  ): Promise<void> {
+  async #sendCounting(byPeer: Batches, copies: number[], strict: boolean): Promise<void> {
     await Promise.all([...byPeer].map(async ([peer, { items, idx }]) => {
-      const onRestamped = (records: KvRecord[], js: number[]) =>
-        records.forEach((r, k) => {
-          if (isNewer(r, finals.get(idx[js[k]]))) finals.set(idx[js[k]], r);
-        });
-      if (!await this.o.replicator.sendNow(peer, items, onRestamped)) return;
+      if (!await this.o.replicator.sendNow(peer, items)) return;
       // A peer can take a record twice (a stand-in that is also a future
       // holder during a membership change): it is one node, one copy.
       let counted = -1;
@@ -410,7 +363,6 @@ export class Coordinator {
     records: readonly KvRecord[],
     tried: Batches,
     copies: number[],
-    finals: Map<number, KvRecord>,
     positions?: number[],
   ): Promise<void> {
     const retry: Batches = new Map();
@@ -421,7 +373,7 @@ export class Coordinator {
         addTo(retry, peer, { record: records[i], hintFor }, i);
       }
     }
-    if (retry.size > 0) await this.#sendCounting(retry, copies, false, finals);
+    if (retry.size > 0) await this.#sendCounting(retry, copies, false);
   }
 
   /**

@@ -10,8 +10,7 @@
  * record.ts and tombstones.ts.
  */
 import { Code, KvError } from "./errors.ts";
-import type { ReadResult, WriteRequest } from "./transport.ts";
-import { MILLIS_BELOW } from "./versions.ts";
+import type { WriteRequest } from "./transport.ts";
 
 /** The longest time to live accepted, and how far ahead an absolute expiry may be: 10 years. */
 export const MAX_TTL_MS = 10 * 365 * 86_400_000;
@@ -53,29 +52,4 @@ export function expiryOf(w: Pick<WriteRequest, "ttlMs" | "expiresAtMs" | "tombst
   if (w.tombstone) return undefined;
   if (w.ttlMs) return nowMs + w.ttlMs;
   return w.expiresAtMs || undefined;
-}
-
-/**
- * EXPIRE and PERSIST as a write: the value read, put back with a new expiry
- * (`ttlMs` or `expiresAtMs`; neither: no expiry) and the version read plus
- * one microsecond. That version beats only the version read (and older
- * ones): a write made after the read carries a later clock reading, so the
- * rewrite then loses ("not applied", FAILED_PRECONDITION) instead of putting
- * the old value back over it. It is still not linearizable: a read from a
- * stale copy, or a coordinator that misses the newer write while failing
- * over, can acknowledge a rewrite that the newer write later overrides.
- * Conditional writes will replace this; callers go through this one
- * function. Undefined when the key was not found (nothing to write).
- */
-export function expiryRewrite(
-  read: ReadResult,
-  expiry: { ttlMs?: number; expiresAtMs?: number },
-): WriteRequest | undefined {
-  if (!read.found) return undefined;
-  // Versions below MILLIS_BELOW would be read as seconds or ms (versions.ts); only a hand-made one is.
-  const timestamp = read.timestamp + 1 >= MILLIS_BELOW ? read.timestamp + 1 : 0;
-  const w: WriteRequest = { key: read.key, value: read.value, timestamp, tombstone: false };
-  if (expiry.ttlMs) w.ttlMs = expiry.ttlMs;
-  else if (expiry.expiresAtMs) w.expiresAtMs = expiry.expiresAtMs;
-  return w;
 }

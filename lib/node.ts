@@ -227,7 +227,6 @@ export class KvNode {
       batchSize: rep.batchSize,
       batchBytes: Math.floor(config.limits.maxMessageBytes / 2),
       lingerMs: REPLICATION_LINGER_MS,
-      onRestamped: (peer, records) => this.coordinator.restamped(peer, records),
     });
     this.coordinator = new Coordinator({
       self: self.id,

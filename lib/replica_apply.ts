@@ -5,8 +5,8 @@
  * Versions too far ahead of this node's clock are refused one by one (a
  * skewed peer must not plant writes nobody can overwrite), the clock
  * observes what it takes, and a copy held for a node that is down is kept
- * as a hint for it. Every copy keeps last-write-wins, a fresh write's first
- * delivery (`restamp`) included: this node cannot tell a late delivery from
+ * as a hint for it. Every copy keeps last-write-wins, one an older node
+ * marks `restamp` included: this node cannot tell a late delivery from
  * one whose coordinator's clock lagged (restamp.ts says why), so it never
  * re-stamps and its answer names no re-stamped version. `grpc/server.ts`
  * registers these beside the other NodeService calls; `replication.ts` is
@@ -18,7 +18,6 @@ import { checkKey } from "./validate.ts";
 import { Code, KvError } from "./errors.ts";
 import { peerLimitMs } from "./versions.ts";
 import type { ReplicaItem } from "./transport.ts";
-import type { Restamped } from "./restamp.ts";
 
 /** Copies a peer pushes: one (Replicate) or a batch (ReplicateBatch). */
 export interface ReplicaPush {
@@ -32,8 +31,6 @@ export interface ReplicaAnswer {
   /** How many copies were newer than what this node held. */
   applied: number;
   message: string;
-  /** Writes stored with a new version: none from this node (the wire keeps the field). */
-  restamped?: Restamped[];
 }
 
 /** Replicate: one copy; a version too far ahead fails the call. */

@@ -12,8 +12,7 @@
  */
 import type { HintStore } from "./hints.ts";
 import type { Logger } from "./log.ts";
-import { type KvRecord, recordSize } from "./record.ts";
-import type { Restamped } from "./restamp.ts";
+import { recordSize } from "./record.ts";
 import type { PeerTransport, ReplicaItem } from "./transport.ts";
 import { errorMessage, PeerUnavailableError } from "./errors.ts";
 import { sleep } from "./async.ts";
@@ -33,11 +32,6 @@ export interface ReplicatorOptions {
   batchBytes: number;
   retryBaseMs?: number;
   retryMaxMs?: number;
-  /**
-   * Told when a peer re-stamped fresh cluster-stamped writes above a newer
-   * version it held (see restamp.ts): the records with their final versions.
-   */
-  onRestamped?: (peer: string, records: KvRecord[]) => void;
   /**
    * How long a sender waits for more records before sending a batch that is
    * not full (0: at once). A few milliseconds turn a stream of writes into
@@ -114,17 +108,13 @@ export class Replicator {
   }
 
   /** Sends records now (synchronous replication); on failure queues them for retry. */
-  async sendNow(
-    peer: string,
-    items: readonly ReplicaItem[],
-    onRestamped?: (records: KvRecord[], idx: number[]) => void,
-  ): Promise<boolean> {
+  async sendNow(peer: string, items: readonly ReplicaItem[]): Promise<boolean> {
     try {
-      await this.options.transport.replicate(peer, items, (rs) => onRestamped?.(...finalVersions(items, rs)));
+      await this.options.transport.replicate(peer, items);
       return true;
     } catch (err) {
       if (err instanceof PeerUnavailableError) this.options.onUnreachable(peer, err);
-      await this.enqueue(peer, items.map(stale));
+      await this.enqueue(peer, items);
       return false;
     }
   }
@@ -178,9 +168,7 @@ export class Replicator {
         lingered = false;
         const batch = this.#nextBatch(q);
         try {
-          await this.options.transport.replicate(peer, batch, (rs) => {
-            if (rs.length > 0) this.options.onRestamped?.(peer, finalVersions(batch, rs)[0]);
-          });
+          await this.options.transport.replicate(peer, batch);
           q.shift(batch.length);
           this.#release(q);
           backoff = base;
@@ -192,8 +180,6 @@ export class Replicator {
             backoff_ms: backoff,
             error: errorMessage(err),
           });
-          // What is retried is no longer fresh (restamp.ts).
-          for (let i = q.head; i < q.head + batch.length; i++) q.items[i] = stale(q.items[i]);
           await sleep(backoff);
           backoff = Math.min(backoff * 2, this.options.retryMaxMs ?? 2000);
         }
@@ -240,15 +226,4 @@ export class Replicator {
       });
     }
   }
-}
-
-/** A copy delivered late: it keeps last-write-wins at the replica. */
-function stale(item: ReplicaItem): ReplicaItem {
-  return item.restamp ? { record: item.record, hintFor: item.hintFor } : item;
-}
-
-/** The records a replica re-stamped, with their final versions, and their indexes among `items`. */
-function finalVersions(items: readonly ReplicaItem[], rs: readonly Restamped[]): [KvRecord[], number[]] {
-  const ok = rs.filter((r) => r.index >= 0 && r.index < items.length);
-  return [ok.map((r) => ({ ...items[r.index].record, timestamp: r.timestamp })), ok.map((r) => r.index)];
 }

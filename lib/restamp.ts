@@ -20,26 +20,17 @@
  * before the newer version the replica holds) from one whose coordinator's
  * clock lagged, and re-stamping the late one would undo a write
  * acknowledged after it (the chaos suite's rf3-w2-r2 isolate lost 335
- * acknowledged writes and undid 79 deletes when replicas re-stamped). The
- * wire still marks a fresh write's first delivery (`restamp`) and a replica
- * still answers `restamped` (always empty now), so the mark is there for a
- * rule that can tell the two apart. A write with a client timestamp keeps
- * last-write-wins everywhere: its version is the client's choice.
+ * acknowledged writes and undid 79 deletes when replicas re-stamped). So
+ * the coordinator sends its final version and nothing else: the wire's
+ * `restamp` mark and `restamped` answer (proto/kvstore.proto) are kept for
+ * older nodes but no longer set, which also keeps an older replica from
+ * re-stamping. A write with a client timestamp keeps last-write-wins
+ * everywhere: its version is the client's choice.
  */
 import type { Storage } from "./storage/mod.ts";
 import { compareVersions, type KvRecord } from "./record.ts";
 
-/** A write re-stamped by a replica: its index in the push and its final version. */
-export interface Restamped {
-  index: number;
-  timestamp: number;
-}
-
-/**
- * The record with a version above `held` (when `held` is newer) and not
- * below `floor`: the coordinator passes its clock's reading, a replica the
- * record's own version.
- */
+/** The record with a version above `held` (when `held` is newer) and not below `floor` (the clock's reading). */
 export function restampAbove(record: KvRecord, held: KvRecord | undefined, floor: number): KvRecord {
   const above = held && compareVersions(held, { ...record, timestamp: floor }) >= 0 ? held.timestamp + 1 : 0;
   const timestamp = Math.max(floor, above);

@@ -7,7 +7,6 @@
  * reached (so callers fail over) or `KvError` when it answered with an error.
  */
 import type { KvRecord } from "./record.ts";
-import type { Restamped } from "./restamp.ts";
 import type { HeartbeatReply } from "./detector.ts";
 import type { ChunkLimits } from "./storage/mod.ts";
 
@@ -72,11 +71,6 @@ export interface ReplicaItem {
   record: KvRecord;
   /** Set when the receiver holds this for a node that is down. */
   hintFor?: string;
-  /**
-   * The first delivery of a fresh cluster-stamped write: a replica holding a
-   * newer version re-stamps it above that version (restamp.ts).
-   */
-  restamp?: boolean;
 }
 
 /**
@@ -111,15 +105,8 @@ export interface PeerTransport {
   forwardWrites(peer: string, writes: readonly WriteRequest[]): Promise<WriteResult[]>;
   /** Asks the peer to coordinate these reads. */
   forwardReads(peer: string, keys: readonly string[]): Promise<ReadResult[]>;
-  /**
-   * Stores records on a replica; resolves to how many were newer there.
-   * `onRestamped` hears the `restamp` items the replica re-stamped.
-   */
-  replicate(
-    peer: string,
-    items: readonly ReplicaItem[],
-    onRestamped?: (restamped: Restamped[]) => void,
-  ): Promise<number>;
+  /** Stores records on a replica; resolves to how many were newer there. */
+  replicate(peer: string, items: readonly ReplicaItem[]): Promise<number>;
   /** The peer's stored records (tombstones included) for some keys. */
   readRecords(peer: string, keys: readonly string[]): Promise<KvRecord[]>;
   /**

@@ -138,7 +138,7 @@ export function boundedTransport(inner: PeerTransport, guard: VersionGuard): Pee
     heartbeat: (peer, info) => inner.heartbeat(peer, info),
     forwardWrites: (peer, writes) => inner.forwardWrites(peer, writes),
     forwardReads: (peer, keys) => inner.forwardReads(peer, keys),
-    replicate: (peer, items, onRestamped) => inner.replicate(peer, items, onRestamped),
+    replicate: (peer, items) => inner.replicate(peer, items),
     readRecords: async (peer, keys) => guard.admit(await inner.readRecords(peer, keys), peer),
     streamRecords: (peer, opts) => guarded(inner.streamRecords(peer, opts), guard, peer),
     digests: (peer, bits) => inner.digests(peer, bits),

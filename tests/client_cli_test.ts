@@ -37,8 +37,11 @@ async function runMainWithin(ms: number, cwd: string, ...args: string[]): Promis
   return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
 }
 
-async function withCluster(fn: (cluster: TestCluster, cwd: string) => Promise<void>): Promise<void> {
-  const cluster = await TestCluster.start({ nodes: 3, replicationFactor: 2 });
+async function withCluster(
+  fn: (cluster: TestCluster, cwd: string) => Promise<void>,
+  extra?: Record<string, Record<string, unknown>>,
+): Promise<void> {
+  const cluster = await TestCluster.start({ nodes: 3, replicationFactor: 2, extra });
   const cwd = await Deno.makeTempDir({ prefix: "kvstore-cli-" });
   try {
     await fn(cluster, cwd);
@@ -90,12 +93,18 @@ clusterTest(
 );
 
 clusterTest(
-  "client put --ttl, ttl, expire and persist: the time left, changed, removed; a past ttl reads as gone",
+  "client put --ttl, ttl, expire and persist: the time left, changed, removed; a past ttl reads as gone; UNAVAILABLE explained",
   async () => {
     await withCluster(async (cluster, cwd) => {
       const addr = cluster.node("node1").address;
       const run = async (...args: string[]) =>
         await runMain(cwd, "client", ...args, "--addr", addr, "--json");
+      // expire and persist are conditional writes: fresh memory nodes vote 2 × max_clock_skew_ms after their start.
+      await cluster.waitFor(
+        async () => (await run("incr", "cli:warmup")).code === 0 && (await run("incr", "cli:ttl")).code === 0,
+        10_000,
+        "conditional writes",
+      );
       const ttlOf = async (key: string) => {
         const r = await run("ttl", key);
         return { code: r.code, ttl: r.code === 0 ? JSON.parse(r.stdout).ttl_ms as number : undefined, r };
@@ -111,12 +120,20 @@ clusterTest(
 
       const persist = await run("persist", "cli:ttl");
       assert.equal(persist.code, 0, show(persist));
+      assert.equal(JSON.parse(persist.stdout).outcome, "applied", show(persist));
       assert.equal((await ttlOf("cli:ttl")).ttl, -1, "no expiry after persist");
       const text = await runMain(cwd, "client", "ttl", "cli:ttl", "--addr", addr);
       assert.match(text.stdout, /TTL cli:ttl: no expiry/);
+      const again = await runMain(cwd, "client", "persist", "cli:ttl", "--addr", addr);
+      assert.equal(again.code, 0, show(again));
+      assert.match(again.stdout, /PERSIST cli:ttl: no expiry \(nothing written\)/);
 
-      const expire = await run("expire", "cli:ttl", "10m");
+      const expire = await runMain(cwd, "client", "expire", "cli:ttl", "10m", "--addr", addr);
       assert.equal(expire.code, 0, show(expire));
+      assert.match(
+        expire.stdout,
+        /EXPIRE cli:ttl: applied, expires in 600000 ms \(node node\d, version \d+@node\d\)/,
+      );
       const t2 = (await ttlOf("cli:ttl")).ttl!;
       assert.ok(t2 > 30_000 && t2 <= 600_000, `ttl_ms ${t2} after expire 10m`);
 
@@ -127,16 +144,31 @@ clusterTest(
         "cli:ttl to expire",
       );
       assert.equal((await ttlOf("cli:ttl")).code, 1, "ttl of an expired key: not found");
-      const missing = await run("expire", "cli:ttl", "10m");
+      const missing = await runMain(cwd, "client", "expire", "cli:ttl", "10m", "--addr", addr);
       assert.equal(missing.code, 1, `expire of a missing key writes nothing: ${show(missing)}`);
+      assert.match(missing.stdout, /EXPIRE cli:ttl: not found \(nothing to expire\)/);
       assert.equal((await run("get", "cli:ttl")).code, 1);
+
+      // With one of a key's 2 replicas down, a conditional write cannot get its majority. node2
+      // coordinates the key, so it holds the value however soon node3 is killed.
+      const ring = ringOf(cluster);
+      const key = Array.from({ length: 100 }, (_, i) => `cli:down:${i}`)
+        .find((k) => ring.preferenceList(k, 2).join() === "node2,node3")!;
+      assert.equal((await run("put", key, "v")).code, 0);
+      await cluster.kill("node3");
+      const down = await runMain(cwd, "client", "expire", key, "10m", "--addr", addr, "--no-route");
+      assert.equal(down.code, 2, show(down));
+      assert.match(
+        down.stdout + down.stderr,
+        /UNAVAILABLE: .*EXPIRE is a conditional write: it needs a majority/,
+      );
 
       for (const bad of ["0", "-5s", "10x", "1.5s"]) {
         const r = await runMain(cwd, "client", "put", "cli:bad", "v", `--ttl=${bad}`, "--addr", addr);
         assert.equal(r.code, 2, show(r));
         assert.match(r.stderr + r.stdout, /--ttl must be a positive duration/);
       }
-    });
+    }, { limits: { max_clock_skew_ms: 1000 } });
   },
 );
 

@@ -24,7 +24,6 @@ import type {
   WriteResult,
 } from "../lib/transport.ts";
 import type { HeartbeatReply } from "../lib/detector.ts";
-import { applyAbove, type Restamped } from "../lib/restamp.ts";
 
 const NODES = ["node1", "node2", "node3"];
 const T0 = 1_700_000_000_000;
@@ -36,7 +35,6 @@ interface Call {
   peer: string;
   keys: string[];
   hintFor?: (string | undefined)[];
-  restamp?: boolean[];
 }
 
 /** A transport whose peers are in-memory stores; records calls; some peers unreachable. */
@@ -100,32 +98,17 @@ class FakeTransport implements PeerTransport {
     })));
   }
 
-  /** Applies like a replica (replica_apply.ts): a fresh cluster-stamped copy is re-stamped above a newer one. */
-  async replicate(
-    peer: string,
-    items: readonly ReplicaItem[],
-    onRestamped?: (restamped: Restamped[]) => void,
-  ): Promise<number> {
+  /** Applies like a replica (replica_apply.ts): last-write-wins for every copy. */
+  async replicate(peer: string, items: readonly ReplicaItem[]): Promise<number> {
     this.calls.push({
       method: "replicate",
       peer,
       keys: items.map((i) => i.record.key),
       hintFor: items.map((i) => i.hintFor),
-      restamp: items.map((i) => i.restamp === true),
     });
     this.#check(peer);
-    const records = items.map((i) => i.record);
-    const done = await applyAbove(
-      this.store(peer),
-      records,
-      (i) => items[i].restamp === true,
-      (r) => r.timestamp,
-    );
-    const restamped = done.records.flatMap((r, index) =>
-      r !== records[index] ? [{ index, timestamp: r.timestamp }] : []
-    );
-    if (restamped.length > 0) onRestamped?.(restamped);
-    return done.applied.filter(Boolean).length;
+    const applied = await this.store(peer).apply(items.map((i) => i.record));
+    return applied.filter(Boolean).length;
   }
 
   async readRecords(peer: string, keys: readonly string[]): Promise<KvRecord[]> {
@@ -211,8 +194,6 @@ function setup(o: {
     batchBytes: 1 << 20,
     retryBaseMs: 5,
     retryMaxMs: 20,
-    // As node.ts wires it.
-    onRestamped: (peer, records) => coordinator.restamped(peer, records),
   });
   const pending = o.pending;
   const coordinator: Coordinator = new Coordinator({
@@ -570,7 +551,7 @@ Deno.test("a cluster-stamped write that meets a version far beyond the clock's d
   });
 });
 
-Deno.test("a client-stamped write keeps last-write-wins: no re-stamp here, and its copies are not marked for one", async () => {
+Deno.test("a client-stamped write keeps last-write-wins: no re-stamp here, nor on its replica", async () => {
   const s = setup({ self: "node1" });
   await run(s, async () => {
     const key = keyWithList(s.ring, ["node1", "node2"]);
@@ -585,71 +566,11 @@ Deno.test("a client-stamped write keeps last-write-wins: no re-stamp here, and i
     const [ok] = await s.coordinator.write([put(fresh, "mine", T0 * 1000)], false);
     assert.equal(ok.ok, true);
     await settle();
-    assert.deepEqual(s.transport.of("replicate").map((c) => c.restamp), [[false]]);
     assert.deepEqual(
       await versionOf(s.transport.store("node2"), fresh),
       ["future", far],
       "the replica kept LWW",
     );
-  });
-});
-
-Deno.test("write_quorum 2: a replica holding a newer version re-stamps the write, and the answer's version is every copy's", async () => {
-  const s = setup({ self: "node1", writeQuorum: 2 });
-  await run(s, async () => {
-    const key = keyWithList(s.ring, ["node1", "node2"]);
-    // Written through node2 while node1 was down; node1 never got it.
-    const ahead = (T0 + 100_000) * 1000;
-    await s.transport.store("node2").apply([
-      heldRecord(key, "earlier", ahead),
-    ]);
-    const [res] = await s.coordinator.write([put(key, "acknowledged later")], false);
-    assert.equal(res.ok, true, res.message);
-    assert.equal(res.replicas, 2);
-    assert.equal(res.timestamp, ahead + 1, "acknowledged with the replica's final version");
-    assert.deepEqual(await versionOf(s.storage, key), ["acknowledged later", ahead + 1]);
-    assert.deepEqual(await versionOf(s.transport.store("node2"), key), ["acknowledged later", ahead + 1]);
-    assert.deepEqual(s.transport.of("replicate")[0].restamp, [true], "the first delivery is marked");
-  });
-});
-
-Deno.test("write_quorum 1: a replica that re-stamps an acknowledged write brings this node's copy to the same version", async () => {
-  const s = setup({ self: "node1", rf: 3 });
-  await run(s, async () => {
-    const key = keyWithList(s.ring, ["node1", "node2", "node3"]);
-    const ahead = (T0 + 100_000) * 1000;
-    await s.transport.store("node2").apply([
-      heldRecord(key, "earlier", ahead),
-    ]);
-    const [res] = await s.coordinator.write([put(key, "acknowledged later")], false);
-    assert.equal(res.ok, true, res.message);
-    await settle();
-    for (
-      const [name, store] of [["node1", s.storage], ["node2", s.transport.store("node2")], [
-        "node3",
-        s.transport.store("node3"),
-      ]] as const
-    ) {
-      assert.deepEqual(await versionOf(store, key), ["acknowledged later", ahead + 1], name);
-    }
-  });
-});
-
-Deno.test("a copy retried after a failed delivery is no longer marked for re-stamping", async () => {
-  const s = setup({ self: "node1", markDownOnUnreachable: false });
-  await run(s, async () => {
-    const key = keyWithList(s.ring, ["node1", "node2"]);
-    s.transport.unreachable.add("node2");
-    const [res] = await s.coordinator.write([put(key, "v")], false);
-    assert.equal(res.ok, true);
-    await settle();
-    s.transport.unreachable.delete("node2");
-    for (let i = 0; i < 50 && (await s.transport.store("node2").get([key]))[0] === undefined; i++) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    const marks = s.transport.of("replicate").map((c) => c.restamp![0]);
-    assert.ok(marks.length >= 2, `${marks.length} deliveries`);
-    assert.deepEqual([marks[0], ...new Set(marks.slice(1))], [true, false]);
   });
 });
 

@@ -24,7 +24,8 @@ import { ignoreRedis, REDIS_PREFIX, redisAt, startRedises, stopRedises } from ".
 import { NodeStub, replicateItem } from "./helpers/node_stub.ts";
 import type { KvClient } from "../lib/grpc/kv_client.ts";
 import { Code } from "../lib/errors.ts";
-import { expiryRewrite, MAX_TTL_MS } from "../lib/expiry.ts";
+import { MAX_TTL_MS } from "../lib/expiry.ts";
+import { type ExpiryClient, setExpiry } from "../lib/grpc/set_expiry.ts";
 
 const TTL_MS = 2000;
 const KEYS = 20;
@@ -346,26 +347,50 @@ clusterTest(
 );
 
 clusterTest(
-  "EXPIRE's rewrite does not put an old value back over a write made after its read",
+  "EXPIRE and PERSIST (setExpiry) never put an old value back over a write made after their read: they write the newer one",
   async () => {
-    const cluster = await Cluster.start({ nodes: 2 });
+    // Conditional writes: fresh memory nodes vote 2 × max_clock_skew_ms after their start.
+    const cluster = await Cluster.start({ nodes: 2, extra: { limits: { max_clock_skew_ms: 1000 } } });
     try {
       const client = await cluster.client();
+      await cluster.waitFor(() => client.increment("race", 0).then(() => true, () => false), 10_000, "votes");
       assert.ok((await client.put("race", "first")).ok);
-      const read = await client.get("race");
-      assert.ok((await client.put("race", "second")).ok, "a write between the read and the rewrite");
-      const w = expiryRewrite(read, { ttlMs: 60_000 })!;
-      const r = await client.put("race", w.value, w);
-      assert.equal(r.ok, false, "the rewrite of the old value is not applied");
-      assert.equal(r.code, Code.FAILED_PRECONDITION, r.message);
+      // A write lands between setExpiry's read and its conditional write.
+      let between = true;
+      const racing: ExpiryClient = {
+        get: async (key, opts) => {
+          const read = await client.get(key, opts);
+          if (between) assert.ok((await client.put("race", "second")).ok, "the write in between");
+          between = false;
+          return read;
+        },
+        putIf: (...args) => client.putIf(...args),
+      };
+      const change = await setExpiry(racing, "race", 60_000);
+      assert.equal(change.outcome, "applied");
+      assert.equal(change.outcome === "applied" && change.attempts, 2, "the first attempt lost the race");
       const now = await client.get("race");
-      assert.equal(text.decode(now.value), "second");
-      assert.equal(now.expiresAtMs, undefined);
-      // Without a write in between it applies.
-      const ok = await client.rewriteExpiry("race", { ttlMs: 60_000 });
-      assert.equal(ok?.ok, true, ok?.message ?? "not found");
-      assert.ok((await client.get("race")).expiresAtMs! > 0);
-      assert.equal(await client.rewriteExpiry("absent", { ttlMs: 1000 }), undefined);
+      assert.equal(text.decode(now.value), "second", "the value read first is not put back");
+      assert.ok(now.expiresAtMs! > Date.now() + 50_000, `expires at ${now.expiresAtMs}`);
+      // PERSIST removes it; a key without an expiry is left as it is.
+      assert.equal((await setExpiry(client, "race", null)).outcome, "applied");
+      const persisted = await client.get("race");
+      assert.equal(persisted.expiresAtMs, undefined);
+      assert.equal((await setExpiry(client, "race", null)).outcome, "unchanged");
+      assert.equal((await client.get("race")).timestamp, persisted.timestamp, "nothing written");
+      assert.equal((await setExpiry(client, "absent", 1000)).outcome, "absent");
+      // Found, then expired before the conditional write: nothing is written.
+      assert.ok((await client.put("short", "v", { ttlMs: 300 })).ok);
+      const slow: ExpiryClient = {
+        get: async (key, opts) => {
+          const read = await client.get(key, opts);
+          await sleep(600);
+          return read;
+        },
+        putIf: (...args) => client.putIf(...args),
+      };
+      assert.equal((await setExpiry(slow, "short", 60_000)).outcome, "gone");
+      assert.equal((await client.get("short")).found, false);
     } finally {
       await endCluster(cluster);
     }

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { expiryRank, isExpired, isLive, isNewer, isPurgeable, type KvRecord } from "../lib/record.ts";
-import { checkExpiry, expiryOf, expiryRewrite, MAX_TTL_MS } from "../lib/expiry.ts";
+import { checkExpiry, expiryOf, MAX_TTL_MS } from "../lib/expiry.ts";
 import { Code, KvError } from "../lib/errors.ts";
 import {
   getResponseToRead,
@@ -156,40 +156,4 @@ Deno.test("the expiry crosses the wire in KeyValuePair, ReplicateRequest, PutReq
   assert.deepEqual(getResponseToRead("k", msg), { ...read, ttlMs: 5000, versionNode: "" });
   const plain = readToGetResponse({ ...read, expiresAtMs: undefined }, NOW);
   assert.equal(plain.ttl_ms, undefined);
-});
-
-Deno.test("an expiry rewrite puts the value read back one microsecond above the version read, or nothing", () => {
-  const read = {
-    key: "k",
-    found: true,
-    value: new TextEncoder().encode("v"),
-    timestamp: NOW * 1000,
-    nodeId: "n1",
-    code: 0,
-    message: "found",
-  };
-  const w = expiryRewrite(read, { ttlMs: 5000 })!;
-  assert.deepEqual(w, {
-    key: "k",
-    value: read.value,
-    timestamp: NOW * 1000 + 1,
-    tombstone: false,
-    ttlMs: 5000,
-  });
-  const persist = expiryRewrite({ ...read, expiresAtMs: NOW + 5 }, {})!;
-  assert.equal(persist.ttlMs, undefined);
-  assert.equal(persist.expiresAtMs, undefined, "no expiry: PERSIST");
-  assert.equal(expiryRewrite({ ...read, found: false }, { ttlMs: 5 }), undefined);
-  assert.equal(
-    expiryRewrite({ ...read, timestamp: 5 }, {})!.timestamp,
-    0,
-    "a hand-made tiny version: cluster clock",
-  );
-  // The rewrite's version beats exactly the version read, and loses to any later one.
-  const held = { timestamp: read.timestamp, versionNode: "n1" };
-  assert.equal(isNewer({ timestamp: w.timestamp, versionNode: "n0" }, held), true);
-  assert.equal(
-    isNewer({ timestamp: w.timestamp, versionNode: "n0" }, { ...held, timestamp: held.timestamp + 2 }),
-    false,
-  );
 });

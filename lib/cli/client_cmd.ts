@@ -24,6 +24,7 @@ import {
   readVersion,
 } from "./conditional_cmd.ts";
 import { EXIT, intFlag, parseAddress, parseFlags, UsageError } from "./common.ts";
+import { expiryCommand } from "./expiry_cmd.ts";
 
 const HELP = `kvstore client [COMMAND] [flags]
 
@@ -33,9 +34,9 @@ Commands:
   get KEY              print KEY's value (exit 1 if not found)
   ttl KEY              print the time KEY has left (exit 1 if not found)
   expire KEY DURATION  give KEY (if found) a new time to live, e.g. 10m
-  persist KEY          remove KEY's expiry (expire and persist read the value and put it
-                       back over the version read; a write made in between wins and
-                       the command answers "not applied")
+  persist KEY          remove KEY's expiry (expire and persist are conditional writes at
+                       the version read: a write made in between is kept, never
+                       overwritten; they need a majority of KEY's replicas)
   delete KEY           delete KEY from every copy
   incr KEY [DELTA]     add DELTA (default 1) to the integer in KEY; prints the new value
   list                 keys held by the contacted node (--addr / --node-port)
@@ -171,14 +172,7 @@ export async function clientCommand(args: string[]): Promise<number> {
         const [key] = command === "expire"
           ? expectArgs(rest, 2, "expire KEY DURATION")
           : expectArgs(rest, 1, "persist KEY");
-        const r = await client.rewriteExpiry(key, { ttlMs: expireMs });
-        if (r) return printWrite(r, command.toUpperCase(), out);
-        print(
-          out,
-          { op: command.toUpperCase(), key, found: false },
-          `${command.toUpperCase()} ${key}: not found`,
-        );
-        return EXIT.NOT_FOUND;
+        return await expiryCommand(client, key, command === "expire" ? expireMs : null, out.json);
       }
       case "get": {
         const [key] = expectArgs(rest, 1, "get KEY");

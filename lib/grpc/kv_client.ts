@@ -29,7 +29,6 @@ import type { KeyPage } from "../listing.ts";
 import { channelOptions, isUnreachable, statusError, unary } from "./call.ts";
 import { channelCredentials, type ClientTls } from "../security/tls.ts";
 import { announcedEpoch, epochHeader } from "./ring_epoch.ts";
-import { expiryRewrite } from "../expiry.ts";
 import type { Condition } from "../lwt/ops.ts";
 import type { Version } from "../record.ts";
 import { type ConditionalAnswerMsg, conditionToMsg, type IncrementResponseMsg } from "./lwt_messages.ts";
@@ -170,22 +169,6 @@ export class KvClient {
   async put(key: string, value: ValueInput, opts: PutOptions = {}): Promise<WriteResult> {
     const res = await this.#call<PutResponseMsg>(key, "Put", putMsg({ key, value, ...opts }));
     return responseToWrite(key, res);
-  }
-
-  /**
-   * Gives an existing key a new expiry (neither field: none, PERSIST): reads
-   * it, then puts the value read back with the new expiry, applied only over
-   * the version read (see expiryRewrite in expiry.ts for what that does and
-   * does not guarantee). Not found resolves to undefined (nothing written);
-   * a write made in between answers `ok: false` (FAILED_PRECONDITION).
-   */
-  async rewriteExpiry(
-    key: string,
-    expiry: { ttlMs?: number; expiresAtMs?: number },
-  ): Promise<WriteResult | undefined> {
-    const w = expiryRewrite(await this.get(key), expiry);
-    if (!w) return undefined;
-    return await this.put(key, w.value, w);
   }
 
   /** Reads a key; `fromReplica` reads the contacted node's own copy. */

@@ -211,7 +211,7 @@ export interface ReplicateRequestMsg {
   version_node: string;
   hint_for: string;
   expires_at_ms?: number;
-  /** Absent from older nodes. */
+  /** Unused: set by older nodes, ignored (a replica keeps last-write-wins for every copy). */
   restamp?: boolean;
 }
 
@@ -226,7 +226,7 @@ export interface ReplicateBatchResponseMsg {
   replica_node_id: string;
   /** How many items were newer than what the replica held. */
   applied: number;
-  /** Absent from older nodes. */
+  /** Unused: no replica re-stamps any more (ca6daa1); older nodes read it as "none". */
   restamped?: { index: number; timestamp: number }[];
 }
 
@@ -768,9 +768,7 @@ export function replicaItemFromMsg(m: ReplicateRequestMsg): ReplicaItem {
     versionNode: m.version_node || m.primary_node,
     tombstone: m.operation === "DELETE",
   }, m.expires_at_ms);
-  const item: ReplicaItem = m.hint_for ? { record, hintFor: m.hint_for } : { record };
-  if (m.restamp) item.restamp = true;
-  return item;
+  return m.hint_for ? { record, hintFor: m.hint_for } : { record };
 }
 
 /** A Replicate or ReplicateBatch request as a push, from the node its first copy names. */
@@ -790,6 +788,5 @@ export function replicaAnswerToMsg(a: ReplicaAnswer, replica: string): Replicate
     message: a.message,
     replica_node_id: replica,
     applied: a.applied,
-    restamped: a.restamped ?? [],
   };
 }

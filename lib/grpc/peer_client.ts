@@ -30,7 +30,6 @@ import type {
   WriteRequest,
   WriteResult,
 } from "../transport.ts";
-import type { Restamped } from "../restamp.ts";
 import type {
   ChangeRequest,
   ChangeResponse,
@@ -530,19 +529,12 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
   }
 
   /** A batch of copies: on the peer's stream when small, else (or for a peer without one) as a call. */
-  async replicate(
-    peer: string,
-    items: readonly ReplicaItem[],
-    onRestamped?: (restamped: Restamped[]) => void,
-  ): Promise<number> {
+  async replicate(peer: string, items: readonly ReplicaItem[]): Promise<number> {
     const req: ReplicateBatchRequestMsg = {
       items: items.map((item) => replicateRequest(this.o.self.id, item)),
       primary_node: this.o.self.id,
     };
-    const answered = (res: ReplicateBatchResponseMsg) => {
-      if (res.restamped?.length) onRestamped?.(res.restamped);
-      return res.applied;
-    };
+    const answered = (res: ReplicateBatchResponseMsg) => res.applied;
     const unary = async (lane: Lane) =>
       answered(await this.#unary<ReplicateBatchResponseMsg>(peer, "ReplicateBatch", req, lane));
     let bytes = 0;
@@ -709,7 +701,7 @@ function putRequestOf(w: WriteRequest): PutRequestMsg {
   return { key: w.key, value: w.value, timestamp: w.timestamp, ...writeExpiryToMsg(w) };
 }
 
-function replicateRequest(self: string, { record: r, hintFor, restamp }: ReplicaItem): ReplicateRequestMsg {
+function replicateRequest(self: string, { record: r, hintFor }: ReplicaItem): ReplicateRequestMsg {
   const pair = recordToPair(r);
   return {
     key: pair.key,
@@ -720,6 +712,5 @@ function replicateRequest(self: string, { record: r, hintFor, restamp }: Replica
     version_node: pair.version_node,
     hint_for: hintFor ?? "",
     ...(pair.expires_at_ms ? { expires_at_ms: pair.expires_at_ms } : {}),
-    restamp: restamp === true,
   };
 }
