@@ -349,6 +349,10 @@ export class KvNode {
       );
     }
     this.#every(Math.min(this.config.failureDetection.heartbeatIntervalMs, 1000), () => this.#refresh());
+    // Until every member has given its high-water, ask the missing ones each second, not each heartbeat.
+    this.#every(Math.min(this.config.failureDetection.heartbeatIntervalMs, 1000), () => {
+      for (const peer of this.lwtFloor.waiting()) this.#heartbeats.beat(peer);
+    });
     this.membership.openVotes(() => this.#stopped).catch((err) =>
       this.log.error("membership votes not opened", { error: errorMessage(err) })
     );

@@ -7,7 +7,7 @@
  * restarted node keeps refusing below its start-time floor.
  */
 import assert from "node:assert/strict";
-import { clusterTest, ringOf, TestCluster } from "./helpers/cluster.ts";
+import { clusterTest, logLines, ringOf, TestCluster } from "./helpers/cluster.ts";
 import { sleep } from "../lib/async.ts";
 import { Code, KvError } from "../lib/errors.ts";
 import type { KvClient } from "../lib/grpc/kv_client.ts";
@@ -37,6 +37,14 @@ async function untilIncrement(
   throw new Error(`increment of ${key} never applied in ${limitMs} ms; last refusal: ${last}`);
 }
 
+/** How long after its start each node set its floor from its peers (its log line). */
+function settled(cluster: TestCluster): string {
+  return cluster.nodes.map((n) => {
+    const line = logLines(cluster, n.id, "votes on conditional operations above").at(-1) ?? "";
+    return `${n.id} ${/(\d+) ms after its start/.exec(line)?.[1] ?? "?"} ms`;
+  }).join(", ");
+}
+
 /** A key whose `RF` replicas are exactly `a` and `b`. */
 function keyOn(cluster: TestCluster, a: string, b: string): string {
   const ring = ringOf(cluster);
@@ -47,10 +55,16 @@ function keyOn(cluster: TestCluster, a: string, b: string): string {
 }
 
 clusterTest(
-  "default skew: a fresh memory cluster and a node killed -9 and restarted run increments within seconds",
+  "default settings: a fresh memory cluster and a node killed -9 and restarted run increments within seconds",
   async () => {
     const started = Date.now();
-    const cluster = await TestCluster.start({ nodes: 3, replicationFactor: RF, extra: EXTRA });
+    // Default failure detection too (heartbeats every 5 s), as `deno task cluster` runs.
+    const cluster = await TestCluster.start({
+      nodes: 3,
+      replicationFactor: RF,
+      heartbeatMs: 5000,
+      failureMs: 15_000,
+    });
     try {
       const serving = Date.now() - started;
       const client = await cluster.client({ via: "node2", route: false, timeoutMs: 4000 });
@@ -63,6 +77,7 @@ clusterTest(
       console.log(
         `fresh cluster: nodes served after ${serving} ms; first increments applied ${took} ms after start`,
       );
+      console.log(`each node's floor set from its peers, after its own start: ${settled(cluster)}`);
 
       const key = keyOn(cluster, "node1", "node2");
       await cluster.kill("node1");
@@ -72,6 +87,7 @@ clusterTest(
       console.log(
         `node1 killed -9 and restarted: an increment on its key applied ${back} ms after the restart`,
       );
+      console.log(`after the restart: ${settled(cluster)}`);
     } finally {
       await cluster.stop();
     }

@@ -130,6 +130,19 @@ Deno.test("a promise made before a restart stays refused: its proposer's answer 
   assert.ok((await n.acceptor.accept("k", { round: b + 1, node: "n2" }, { ...record, timestamp: b + 1 })).ok);
 });
 
+Deno.test("the members waited for: the missing ones, until the floor is set or the start-time floor passed", () => {
+  const n = restarted();
+  n.keeper.heard("n2", START * 1000, 1);
+  assert.deepEqual(n.keeper.waiting(), ["n3"]);
+  n.advance(2 * SKEW + 1);
+  assert.deepEqual(n.keeper.waiting(), [], "past the start-time floor no answer is needed");
+  const m = restarted();
+  m.keeper.heard("n2", START * 1000, 1);
+  m.keeper.heard("n3", START * 1000, 1);
+  assert.deepEqual(m.keeper.waiting(), []);
+  assert.deepEqual(restarted({ durable: true }).keeper.waiting(), []);
+});
+
 Deno.test("a durable node needs no floor, and answers at least its start floor", () => {
   const n = restarted({ durable: true });
   assert.equal(n.keeper.floor().round, 0);

@@ -152,6 +152,15 @@ export class FloorKeeper {
     return !this.o.durable && this.#peerFloor === undefined && !this.#answers.has(peer);
   }
 
+  /**
+   * The members whose answer this node still waits for: none once its floor
+   * is set, when durable, or once the start-time floor has passed anyway.
+   */
+  waiting(): string[] {
+    const passed = Math.floor(this.o.wall()) * 1000 > this.#timeFloor;
+    return this.o.durable || passed || this.#peerFloor !== undefined ? [] : this.#missing();
+  }
+
   /** The floor the acceptor votes above now. */
   floor(): VoteFloor {
     if (this.o.durable) return { round: 0, outbid: false, why: "durable votes" };
