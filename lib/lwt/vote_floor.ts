@@ -10,13 +10,17 @@
  * its mark), read after this node started, is at least every ballot that
  * member issued, promised or accepted since its own start: every ballot a
  * live proposer may still send with this node's forgotten promise, and every
- * one a live acceptor still holds accepted. A member that restarted lost its
- * proposals (never saved) and, on the memory engine, its votes; a Redis
- * member kept its votes, so for 2 skews after its start it answers at least
- * its own time floor (below). Once EVERY other member of the current list
- * has answered, the maximum of their answers is the peer floor; until then
- * the time floor holds: (start wall ms + 2 × max_clock_skew_ms) × 1000, as
- * a ballot promised before the restart is at most that far ahead of it.
+ * one a live acceptor still holds accepted. (A mark, not the hybrid clock
+ * alone: the clock follows an observed timestamp only up to the skew ahead
+ * of the wall clock, and an acceptor takes ballots up to twice that.) A
+ * member that restarted lost its proposals (never saved) and, on the memory
+ * engine, its votes; a Redis member kept its votes, so it answers at least
+ * its own time floor (below), which its clock passes 2 skews after its start
+ * (no scan of its saved votes needed). Once EVERY other member of the
+ * current list has answered (any of them may be a proposer holding a
+ * forgotten promise), the maximum of their answers is the peer floor; until
+ * then the time floor holds: (start wall ms + 2 × max_clock_skew_ms) × 1000,
+ * as a ballot promised before the restart is at most that far ahead of it.
  */
 import type { Logger } from "../log.ts";
 
