@@ -48,10 +48,18 @@ Deno.test("peerFloor: every other member must answer, none from a newer member l
     round: 70,
     epoch: 3,
   }]]);
-  assert.equal(peerFloor(["n2", "n3"], 3, answers), 70);
-  assert.equal(peerFloor(["n2", "n3", "n4"], 3, answers), undefined, "n4 has not answered");
-  assert.equal(peerFloor(["n2", "n3"], 2, answers), undefined, "this node's list is older than theirs");
-  assert.equal(peerFloor([], 0, new Map()), 0, "a single node has no one to wait for");
+  assert.equal(peerFloor({ others: ["n2", "n3"], epoch: 3 }, answers), 70);
+  assert.equal(
+    peerFloor({ others: ["n2", "n3", "n4"], epoch: 3 }, answers),
+    undefined,
+    "n4 has not answered",
+  );
+  assert.equal(
+    peerFloor({ others: ["n2", "n3"], epoch: 2 }, answers),
+    undefined,
+    "this node's list is older",
+  );
+  assert.equal(peerFloor({ others: [], epoch: 0 }, new Map()), 0, "a single node has no one to wait for");
 });
 
 Deno.test("highWater: clock, ballots noted, and a durable node's own start floor", () => {

@@ -12,7 +12,7 @@ import type { HintStore } from "../hints.ts";
 import { Code, KvError, type PeerUnavailableError } from "../errors.ts";
 import { KeyAcceptor, MemoryVoteBook, StorageVoteBook, type VoteBook } from "./acceptor.ts";
 import { Lwt, type LwtTransport, rangeMoving } from "./service.ts";
-import { FloorKeeper } from "./vote_floor.ts";
+import { FloorKeeper, type MemberView } from "./vote_floor.ts";
 
 /** Options of {@link createLwt}. */
 export interface CreateLwtOptions {
@@ -37,7 +37,7 @@ export interface CreateLwtOptions {
    * answered its high-water (`floor.heard`), a forgetful acceptor votes
    * above their highest. Absent: only its start-time floor.
    */
-  members?: () => { others: readonly string[]; epoch: number };
+  members?: () => MemberView;
 }
 
 /** Rounds of calls one operation may take before it gives up. */

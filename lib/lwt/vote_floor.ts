@@ -85,16 +85,19 @@ export interface HighWater {
   epoch: number;
 }
 
+/** The other members of this node's member list, and the list's epoch. */
+export interface MemberView {
+  others: readonly string[];
+  epoch: number;
+}
+
 /**
  * The peers' floor: the highest answer, once every other member of the list
- * (of `epoch`) has answered and none knows a newer list (whose new members
- * would have to answer too); undefined until then.
+ * has answered and none knows a newer list (whose new members would have to
+ * answer too); undefined until then.
  */
-export function peerFloor(
-  others: readonly string[],
-  epoch: number,
-  answers: ReadonlyMap<string, HighWater>,
-): number | undefined {
+export function peerFloor(members: MemberView, answers: ReadonlyMap<string, HighWater>): number | undefined {
+  const { others, epoch } = members;
   let floor = 0;
   for (const id of others) {
     const a = answers.get(id);
@@ -123,7 +126,7 @@ export interface FloorKeeperOptions {
   /** Lifts this node's clock (so its own next ballot is above the floor). */
   observe: (round: number) => void;
   /** The other members of the current list and its epoch; absent: never known, the time floor holds. */
-  members?: () => { others: readonly string[]; epoch: number };
+  members?: () => MemberView;
   log?: Logger;
 }
 
@@ -185,15 +188,15 @@ export class FloorKeeper {
 
   #settle(): void {
     if (!this.o.members) return;
-    const { others, epoch } = this.o.members();
-    const floor = peerFloor(others, epoch, this.#answers);
+    const members = this.o.members();
+    const floor = peerFloor(members, this.#answers);
     if (floor === undefined) return;
     this.#peerFloor = floor;
     this.#answers.clear();
     this.o.observe(floor);
     this.o.log?.info(
       `${this.o.self} votes on conditional operations above round ${floor}, ` +
-        `the highest ballot of its ${others.length} peers, ${
+        `the highest ballot of its ${members.others.length} peers, ${
           Math.round(this.o.wall() - this.o.startMs)
         } ms after its start`,
     );
