@@ -151,6 +151,8 @@ export interface HeartbeatReply {
   epoch?: number;
   /** The peer's clock (ms) when it answered; 0 or absent when it sent none. */
   peerTimeMs?: number;
+  /** The peer's highest ballot round of conditional operations (lib/lwt/vote_floor.ts); 0 or absent: none sent. */
+  lwtHighWater?: number;
 }
 
 /** Options of {@link HeartbeatLoop}. */

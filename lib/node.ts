@@ -37,6 +37,7 @@ import { EventLog } from "./admin/events.ts";
 import { sleep } from "./async.ts";
 import { createLwt } from "./lwt/mod.ts";
 import type { KeyAcceptor } from "./lwt/acceptor.ts";
+import type { FloorKeeper } from "./lwt/vote_floor.ts";
 import type { Lwt, LwtTransport } from "./lwt/service.ts";
 import { Code, errorMessage, KvError, type PeerUnavailableError } from "./errors.ts";
 
@@ -129,6 +130,8 @@ export class KvNode {
   /** Conditional writes and counters (per-key Paxos), and this node's votes in it. */
   readonly lwt: Lwt;
   readonly lwtAcceptor: KeyAcceptor;
+  /** The acceptor's vote floor and the high-water this node tells its peers. */
+  readonly lwtFloor: FloorKeeper;
   readonly shared: SharedRanges;
   readonly log: Logger;
   /** What happened, as this node saw it (the status page's events list). */
@@ -245,7 +248,7 @@ export class KvNode {
       canStore,
       onUnreachable,
     });
-    ({ lwt: this.lwt, acceptor: this.lwtAcceptor } = createLwt({
+    ({ lwt: this.lwt, acceptor: this.lwtAcceptor, floor: this.lwtFloor } = createLwt({
       self: self.id,
       storage: o.storage,
       clock: this.clock,
@@ -260,6 +263,7 @@ export class KvNode {
       recovered: () => !this.#recovering,
       onUnreachable,
       hints: this.hints,
+      members: () => ({ others: this.#peerIds(), epoch: this.membership.epoch }),
     }));
     this.#heartbeats = new HeartbeatLoop(this.detector, {
       intervalMs: fd.heartbeatIntervalMs,
@@ -274,7 +278,10 @@ export class KvNode {
             hintsPending: this.hints.pendingFor(peer),
             epoch: this.membership.epoch,
           }), (reply) => reply.peerTimeMs ?? 0),
-      onReply: (peer, reply) => this.#noteHeartbeat({ from: peer, ...reply }),
+      onReply: (peer, reply) => {
+        this.lwtFloor.heard(peer, reply.lwtHighWater, reply.epoch);
+        this.#noteHeartbeat({ from: peer, ...reply });
+      },
     });
     this.#handoff = new HandoffLoop({
       hints: this.hints,
@@ -341,6 +348,10 @@ export class KvNode {
       );
     }
     this.#every(Math.min(this.config.failureDetection.heartbeatIntervalMs, 1000), () => this.#refresh());
+    // Until every member has given its high-water, ask the missing ones each second, not each heartbeat.
+    this.#every(Math.min(this.config.failureDetection.heartbeatIntervalMs, 1000), () => {
+      for (const peer of this.lwtFloor.waiting()) this.#heartbeats.beat(peer);
+    });
     this.membership.openVotes(() => this.#stopped).catch((err) =>
       this.log.error("membership votes not opened", { error: errorMessage(err) })
     );
@@ -446,6 +457,7 @@ export class KvNode {
     hintsPending: number;
     epoch: number;
     timeMs: number;
+    lwtHighWater: number;
   } {
     if (!this.detector.peers().includes(hb.from)) {
       throw new KvError(
@@ -459,6 +471,8 @@ export class KvNode {
     // A member knows a newer list: fetched from it at the address this node
     // holds (never the heartbeat's), adopted only once proven (`membership/proof.ts`).
     this.membership.noteEpoch(hb.from, hb.epoch);
+    // A peer's answer sets the vote floor: ask it now rather than at the next beat.
+    if (this.lwtFloor.waitingFor(hb.from)) this.#heartbeats.beat(hb.from);
     return {
       status: this.status(),
       keysCount: this.#keysCount,
@@ -466,6 +480,7 @@ export class KvNode {
       epoch: this.membership.epoch,
       // The clock versions are stamped with, so peers measure that one.
       timeMs: this.wall(),
+      lwtHighWater: this.lwtFloor.highWater(),
     };
   }
 

@@ -34,7 +34,7 @@ function cluster(voters = ids) {
       self: id,
       storage: storages.get(id)!,
       book: books.get(id)!,
-      floorRound: () => 0,
+      floor: () => ({ round: 0, outbid: false, why: "" }),
       ready: () => true,
       blocked: () => undefined,
     }),
@@ -174,7 +174,7 @@ Deno.test("a forgetful acceptor refuses ballots at or below its floor", async ()
     self: "a",
     storage,
     book: new MemoryVoteBook(),
-    floorRound: () => floor,
+    floor: () => ({ round: floor, outbid: false, why: "test" }),
     ready: () => true,
     blocked: () => undefined,
   });

@@ -171,6 +171,8 @@ export interface HeartbeatResponseMsg {
   keys_count: number;
   hints_pending: number;
   membership_epoch: number;
+  /** 0 from a node that sends none. */
+  lwt_high_water?: number;
 }
 
 export interface ForwardPutRequestMsg {

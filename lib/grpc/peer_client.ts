@@ -365,6 +365,7 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
       hintsPending: res.hints_pending,
       epoch: res.membership_epoch,
       peerTimeMs: Number(res.timestamp),
+      lwtHighWater: Number(res.lwt_high_water ?? 0),
     };
   }
 

@@ -646,6 +646,7 @@ class Handlers {
       keys_count: reply.keysCount,
       hints_pending: reply.hintsPending,
       membership_epoch: reply.epoch,
+      lwt_high_water: reply.lwtHighWater,
     };
   }
 }

@@ -15,15 +15,16 @@
  *
  * An acceptor that forgot its votes (memory engine, after any start) does
  * not vote until it has recovered its data and only for ballots above its
- * floor: ballots are hybrid-clock readings, and any it promised before it
- * stopped is at most 2 × max_clock_skew_ms ahead of its restart (the
- * proposer's clock may lead by the skew, and its hybrid clock follows
- * observed timestamps up to the skew ahead of that).
+ * floor (vote_floor.ts): the highest ballot its peers report once every
+ * member has answered, else 2 × max_clock_skew_ms past its start. Every
+ * ballot it promises or accepts is noted in its `BallotMark`, which its
+ * peers' floors are made of.
  */
 import { type Ballot, compareBallots } from "../membership/acceptor.ts";
 import { isNewer, type KvRecord } from "../record.ts";
 import type { Storage } from "../storage/mod.ts";
 import { KeyedQueue } from "./keyed_queue.ts";
+import type { BallotMark, VoteFloor } from "./vote_floor.ts";
 import { Buffer } from "node:buffer";
 
 export type { Ballot };
@@ -59,8 +60,10 @@ export interface KeyAcceptorOptions {
   self: string;
   storage: Storage;
   book: VoteBook;
-  /** Ballot rounds at or below this are refused (a forgetful acceptor's floor; 0 when durable). */
-  floorRound: () => number;
+  /** Ballot rounds refused now (a forgetful acceptor's floor; round 0 when durable). */
+  floor: () => VoteFloor;
+  /** Where each ballot promised or accepted is noted (what this node tells its peers). */
+  mark?: BallotMark;
   /** Whether this node may vote at all now (recovered, storage up). */
   ready: () => boolean;
   /** Why this node does not vote on `key` now (its range is moving), if so. */
@@ -87,6 +90,7 @@ export class KeyAcceptor {
       const votes = (await this.o.book.load(key)) ?? {};
       const floor = highest(votes.promised, current && versionBallot(current));
       if (floor && compareBallots(ballot, floor) <= 0) return outbid(key, floor);
+      this.o.mark?.note(ballot.round);
       await this.o.book.save(key, { promised: ballot, accepted: votes.accepted });
       return { ok: true, accepted: votes.accepted, current };
     });
@@ -103,6 +107,7 @@ export class KeyAcceptor {
       if (current && compareBallots(ballot, versionBallot(current)) <= 0) {
         return outbid(key, versionBallot(current));
       }
+      this.o.mark?.note(ballot.round);
       await this.o.book.save(key, { promised: ballot, accepted: { ballot, record } });
       return { ok: true };
     });
@@ -129,13 +134,15 @@ export class KeyAcceptor {
     }
     const blocked = this.o.blocked(key);
     if (blocked) return { ok: false, refusal: "not_voting", message: `${this.o.self}: ${blocked}` };
-    if (ballot.round <= this.o.floorRound()) {
-      return {
-        ok: false,
-        refusal: "not_voting",
-        message:
-          `${this.o.self} restarted without its votes and votes only for ballots after ${this.o.floorRound()}`,
-      };
+    const floor = this.o.floor();
+    if (ballot.round <= floor.round) {
+      const message =
+        `${this.o.self} restarted without its votes and votes only for ballots after ${floor.round}, ${floor.why}`;
+      // A proposer bids above a floor its peers set, as above any promise.
+      if (floor.outbid) {
+        return { ok: false, refusal: "outbid", promised: { round: floor.round, node: this.o.self }, message };
+      }
+      return { ok: false, refusal: "not_voting", message };
     }
     return undefined;
   }

@@ -1,7 +1,8 @@
 /**
  * Builds a node's per-key consensus from its parts: the vote book its
  * storage engine allows (Redis: durable, saved before each answer; memory:
- * forgotten on restart, hence a floor), the acceptor and the service.
+ * forgotten on restart, hence a floor, vote_floor.ts), the acceptor and the
+ * service.
  */
 import type { Storage } from "../storage/mod.ts";
 import type { HybridClock, WallClock } from "../hlc.ts";
@@ -11,6 +12,7 @@ import type { HintStore } from "../hints.ts";
 import { Code, KvError, type PeerUnavailableError } from "../errors.ts";
 import { KeyAcceptor, MemoryVoteBook, StorageVoteBook, type VoteBook } from "./acceptor.ts";
 import { Lwt, type LwtTransport, rangeMoving } from "./service.ts";
+import { FloorKeeper, type MemberView } from "./vote_floor.ts";
 
 /** Options of {@link createLwt}. */
 export interface CreateLwtOptions {
@@ -30,6 +32,12 @@ export interface CreateLwtOptions {
   recovered: () => boolean;
   onUnreachable: (peer: string, err: PeerUnavailableError) => void;
   hints?: HintStore;
+  /**
+   * The other members of the current list and its epoch: once each has
+   * answered its high-water (`floor.heard`), a forgetful acceptor votes
+   * above their highest. Absent: only its start-time floor.
+   */
+  members?: () => MemberView;
 }
 
 /** Rounds of calls one operation may take before it gives up. */
@@ -41,7 +49,9 @@ export function lwtOperationMs(config: { failureDetection: { rpcTimeoutMs: numbe
 }
 
 /** A node's per-key acceptor and its conditional-operation service. */
-export function createLwt(o: CreateLwtOptions): { acceptor: KeyAcceptor; lwt: Lwt; timeoutMs: number } {
+export function createLwt(
+  o: CreateLwtOptions,
+): { acceptor: KeyAcceptor; lwt: Lwt; floor: FloorKeeper; timeoutMs: number } {
   const s = o.storage;
   const book: VoteBook = s.loadMeta && s.saveMeta && s.deleteMeta
     ? new StorageVoteBook({
@@ -50,13 +60,23 @@ export function createLwt(o: CreateLwtOptions): { acceptor: KeyAcceptor; lwt: Lw
       deleteMeta: (n) => s.deleteMeta!(n),
     })
     : new MemoryVoteBook();
-  // See acceptor.ts: a ballot promised before a restart is at most 2 skews ahead of it.
-  const floor = book.durable ? 0 : (Math.floor(o.wall()) + 2 * o.maxClockSkewMs) * 1000;
+  const floor = new FloorKeeper({
+    self: o.self,
+    durable: book.durable,
+    startMs: o.wall(),
+    maxClockSkewMs: o.maxClockSkewMs,
+    wall: o.wall,
+    clockNow: () => o.clock.now(),
+    observe: (round) => o.clock.observe(round),
+    members: o.members,
+    log: o.log,
+  });
   const acceptor = new KeyAcceptor({
     self: o.self,
     storage: s,
     book,
-    floorRound: () => floor,
+    floor: () => floor.floor(),
+    mark: floor.mark,
     ready: () => s.healthy() && (book.durable || o.recovered()),
     blocked: (key) => rangeMoving(o.ring, o.replicationFactor, key),
   });
@@ -74,8 +94,9 @@ export function createLwt(o: CreateLwtOptions): { acceptor: KeyAcceptor; lwt: Lw
     onUnreachable: o.onUnreachable,
     timeoutMs,
     hints: o.hints,
+    mark: floor.mark,
   });
-  return { acceptor, lwt, timeoutMs };
+  return { acceptor, lwt, floor, timeoutMs };
 }
 
 const refuse = (): never => {

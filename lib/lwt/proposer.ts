@@ -31,6 +31,7 @@ import type { HybridClock } from "../hlc.ts";
 import { type AcceptedRecord, type Ballot, type PaxosVote } from "./acceptor.ts";
 import { compareBallots } from "../membership/acceptor.ts";
 import type { Decision } from "./ops.ts";
+import type { BallotMark } from "./vote_floor.ts";
 
 /** The calls a proposer makes to each voter (itself included). An unreachable voter throws. */
 export interface PaxosTransport {
@@ -63,6 +64,8 @@ export interface RunOptions {
   pause?: (attempt: number) => Promise<void>;
   /** Told of each voter a chosen record's commit did not reach (to hint it). */
   onCommitMissed?: (voter: string, record: KvRecord) => void;
+  /** Where each ballot is noted before it is sent (what this node tells its peers, vote_floor.ts). */
+  mark?: BallotMark;
 }
 
 type Poll = VotePoll<PaxosVote>;
@@ -79,6 +82,7 @@ export async function runPaxos(o: RunOptions): Promise<LwtResult> {
     if (attempt > 1) await (o.pause ?? defaultPause)(attempt);
     if (now() > deadline) throw giveUp(o, mine, "timed out while other proposers contended for it");
     const ballot = { round: round = Math.max(o.clock.now(), round + 1), node: o.self };
+    o.mark?.note(ballot.round);
     const promises = await poll(o.voters, need, (v) => o.transport.prepare(v, o.key, ballot));
     if (promises.ok.length < need) {
       round = Math.max(round, highestPromised(promises));

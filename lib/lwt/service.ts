@@ -33,6 +33,7 @@ import type { KeyAcceptor } from "./acceptor.ts";
 import { type LwtResult, type PaxosTransport, runPaxos } from "./proposer.ts";
 import { type Condition, decide, type ExpiryRequest, fixExpiry, type LwtOp } from "./ops.ts";
 import { KeyedQueue } from "./keyed_queue.ts";
+import type { BallotMark } from "./vote_floor.ts";
 
 export type { Condition, ExpiryRequest, LwtResult };
 
@@ -58,6 +59,8 @@ export interface LwtOptions {
   timeoutMs: number;
   /** Where a commit that missed a voter is kept for it (handed off when it is back). */
   hints?: HintStore;
+  /** Where the proposer notes each ballot it issues (vote_floor.ts). */
+  mark?: BallotMark;
 }
 
 /** The result of an increment: the new value as Redis prints it, and the record written. */
@@ -165,6 +168,7 @@ export class Lwt {
         clock: this.o.clock,
         decide: (current) => decide(op, current, wall()),
         timeoutMs: this.o.timeoutMs,
+        mark: this.o.mark,
         // A replica that missed the commit gets it as a hint, as for a plain write (this node holds the record).
         onCommitMissed: (voter, record) => {
           if (voters.includes(this.o.self)) this.o.hints?.add(voter, record.key, record);

@@ -1,9 +1,10 @@
 /**
  * Clusters for tests of conditional writes and counters. On the memory
- * engine a started node votes on a key only past 2 × limits.max_clock_skew_ms
- * after its start (lib/lwt/acceptor.ts): these clusters take a small skew
- * and wait that long, so their conditional operations run at once. Also a
- * check that every copy of a key holds one expiry.
+ * engine a started node votes on a key once every member has told it its
+ * highest ballot, and at the latest 2 × limits.max_clock_skew_ms after its
+ * start (lib/lwt/vote_floor.ts): these clusters take a small skew and wait
+ * that long, so their conditional operations run at once whatever the
+ * load. Also a check that every copy of a key holds one expiry.
  */
 import assert from "node:assert/strict";
 import type { KvClient } from "../../lib/grpc/kv_client.ts";
