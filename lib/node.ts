@@ -28,7 +28,7 @@ import { Replicator } from "./replication.ts";
 import { Coordinator } from "./coordinator.ts";
 import { HandoffLoop } from "./handoff.ts";
 import { AntiEntropy, type AntiEntropyTotals, SharedRanges } from "./anti_entropy.ts";
-import { recoverFromPeers, type RecoveryOptions, type RecoveryReport } from "./recovery.ts";
+import { rangesNotPulled, recoverFromPeers, type RecoveryOptions, type RecoveryReport } from "./recovery.ts";
 import { purgeTombstones } from "./tombstones.ts";
 import { boundedTransport, VersionGuard } from "./versions.ts";
 import { ColdStart } from "./cold_start.ts";
@@ -539,6 +539,9 @@ export class KvNode {
       const pull = (from: string[]) =>
         this.#pullFrom(from, {
           retryUnreachableUntil: this.#coldStart.closesAt(),
+          // A frozen peer accepts connections but never answers: give it up
+          // once heartbeats find it FAILED rather than wait out the stream's deadline.
+          peerDown: (peer) => this.detector.status(peer) === "FAILED",
           onProgress: (records, bytes) => {
             this.#recovered = records;
             if (Date.now() - lastLog < 5000) return;
@@ -572,10 +575,31 @@ export class KvNode {
         from: report.peersDone.join(",") || "none",
         unreachable: report.peersFailed.join(",") || undefined,
       });
+      if (report.peersFailed.length > 0) this.#logNotPulled(report.peersFailed);
     } finally {
       this.#recovering = false;
       await this.#refresh();
     }
+  }
+
+  /** Says which of this node's ranges recovery could not pull, and from whom: they wait for hints and anti-entropy. */
+  #logNotPulled(failed: string[]): void {
+    const { ranges, share } = rangesNotPulled(
+      this.ring,
+      this.id,
+      this.config.replication.replicationFactor,
+      failed,
+    );
+    if (ranges === 0) return;
+    this.log.warn(
+      "recovery could not pull the ranges whose other copies are all on peers that did not answer",
+      {
+        ranges,
+        ring_percent: Math.round(share * 1000) / 10,
+        peers: failed.join(","),
+        then: "their hints and anti-entropy bring them once they answer",
+      },
+    );
   }
 
   /** Whether recovery runs now, and the records it has received (this run, or the last). */

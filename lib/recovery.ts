@@ -9,6 +9,11 @@
  * nothing newer is overwritten and tombstones keep deleted keys deleted.
  * Pulling from every peer means a range comes back if any copy survives; a
  * peer that fails mid-stream is retried, and the others' copies still land.
+ * A peer that accepts connections but never answers (a frozen process) would
+ * hold a pull until the stream's deadline (minutes): once the failure
+ * detector holds it down and its stream has been quiet a moment, the pull is
+ * cancelled and the node goes on with the copies of the others; what only
+ * that peer had comes later, by its hints and anti-entropy.
  */
 import type { Logger } from "./log.ts";
 import type { HybridClock } from "./hlc.ts";
@@ -37,7 +42,18 @@ export interface RecoveryOptions {
   retryUnreachableUntil?: number;
   /** Pull only what this node gains in the membership change of this epoch. */
   forMoveOfEpoch?: number;
+  /**
+   * Whether the failure detector holds a peer down (FAILED): a pull from it
+   * that has had no chunk for {@link QUIET_MS} is then given up, not retried.
+   */
+  peerDown?: (peer: string) => boolean;
 }
+
+/** How long a pull from a peer held down must have been quiet before it is given up. */
+export const QUIET_MS = 1000;
+
+/** How often a running pull looks at the failure detector's view of its peer. */
+const WATCH_MS = 200;
 
 /** What a recovery achieved. */
 export interface RecoveryReport {
@@ -68,9 +84,11 @@ export async function recoverFromPeers(o: RecoveryOptions): Promise<RecoveryRepo
 async function pullFrom(peer: string, o: RecoveryOptions, report: RecoveryReport): Promise<boolean> {
   const attempts = o.attempts ?? 3;
   for (let attempt = 1;; attempt++) {
+    const watch = watchPeer(peer, o);
     try {
-      const opts = { ...o.limits, forMoveOfEpoch: o.forMoveOfEpoch };
+      const opts = { ...o.limits, forMoveOfEpoch: o.forMoveOfEpoch, signal: watch.signal };
       for await (const chunk of o.transport.streamRecords(peer, opts)) {
+        watch.progressed();
         const applied = await o.storage.apply(chunk);
         for (const r of chunk) o.clock.observe(r.timestamp);
         report.records += chunk.length;
@@ -80,6 +98,14 @@ async function pullFrom(peer: string, o: RecoveryOptions, report: RecoveryReport
       }
       return true;
     } catch (err) {
+      if (watch.signal.aborted) {
+        o.log.warn("recovery from peer gave up: the failure detector holds it down and it sent nothing", {
+          peer,
+          attempts: attempt,
+          quiet_ms: QUIET_MS,
+        });
+        return false;
+      }
       const starting = err instanceof PeerUnavailableError && Date.now() < (o.retryUnreachableUntil ?? 0);
       if (attempt >= attempts && !starting) {
         o.log.warn("recovery from peer gave up", { peer, attempts: attempt, error: errorMessage(err) });
@@ -87,8 +113,29 @@ async function pullFrom(peer: string, o: RecoveryOptions, report: RecoveryReport
       }
       o.log.debug("recovery stream from peer failed; retrying", { peer, attempt, error: errorMessage(err) });
       await sleep(Math.min(200 * attempt, 500));
+    } finally {
+      watch.stop();
     }
   }
+}
+
+/**
+ * Aborts one attempt's stream once the peer is held down and the stream has
+ * been quiet for QUIET_MS (a slow peer that still sends chunks is kept).
+ */
+function watchPeer(peer: string, o: RecoveryOptions) {
+  const abort = new AbortController();
+  let last = Date.now();
+  const timer = o.peerDown
+    ? setInterval(() => {
+      if (Date.now() - last >= QUIET_MS && o.peerDown!(peer)) abort.abort();
+    }, WATCH_MS)
+    : undefined;
+  return {
+    signal: abort.signal,
+    progressed: () => last = Date.now(),
+    stop: () => clearInterval(timer),
+  };
 }
 
 /**
@@ -102,4 +149,35 @@ export function recordsFor(
   limits: ChunkLimits,
 ): AsyncGenerator<KvRecord[]> {
   return scanChunks(storage, (r) => wanted(r.key), limits);
+}
+
+/** The ring as recovery reads it: arcs of first owners, and the nodes a position's keys go to. */
+export interface RingArcs {
+  arcs(): { from: number; to: number; node: string }[];
+  walk(position: number, count: number): string[];
+}
+
+/**
+ * The ranges of `self` whose every other copy is on a peer recovery could
+ * not pull from (`missing`): how many arcs, and their share of the ring.
+ */
+export function rangesNotPulled(
+  ring: RingArcs,
+  self: string,
+  copies: number,
+  missing: readonly string[],
+): { ranges: number; share: number } {
+  let ranges = 0;
+  let share = 0;
+  for (const arc of ring.arcs()) {
+    // An arc's keys go where the walk from its end point goes (positions are fractions of 2^32).
+    const holders = ring.walk(Math.round(arc.to * 2 ** 32) >>> 0, copies);
+    const others = holders.filter((id) => id !== self);
+    if (!holders.includes(self) || others.length === 0 || !others.every((id) => missing.includes(id))) {
+      continue;
+    }
+    ranges++;
+    share += arc.to - arc.from;
+  }
+  return { ranges, share };
 }

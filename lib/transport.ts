@@ -80,6 +80,8 @@ export interface ReplicaItem {
  */
 export interface RecordPull extends ChunkLimits {
   forMoveOfEpoch?: number;
+  /** Cancels the stream (the caller gave up on the peer); it then fails. */
+  signal?: AbortSignal;
 }
 
 /** A pull of the records in some anti-entropy buckets of the keys both nodes should hold. */

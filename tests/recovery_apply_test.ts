@@ -5,7 +5,10 @@
  * the deletes too. Here recovery is the only path.
  */
 import assert from "node:assert/strict";
-import { recoverFromPeers } from "../lib/recovery.ts";
+import { QUIET_MS, rangesNotPulled, recoverFromPeers } from "../lib/recovery.ts";
+import { HashRing } from "../lib/ring.ts";
+import type { RecordPull } from "../lib/transport.ts";
+import { withTimeout } from "./helpers/cluster.ts";
 import { HybridClock } from "../lib/hlc.ts";
 import { Logger } from "../lib/log.ts";
 import { MemoryStorage } from "../lib/storage/memory.ts";
@@ -56,4 +59,89 @@ Deno.test("recovery applies a streamed tombstone newer than the live copy held h
   assert.equal(fresh?.timestamp, 5);
   assert.equal(report.applied, 3);
   assert.equal(await storage.countLive(), 3);
+});
+
+/**
+ * node2 streams `chunks`; node3 is frozen: its stream sends nothing and ends
+ * only when the caller cancels it, as a gRPC call does (CANCELLED).
+ */
+function oneFrozenPeer(chunks: KvRecord[][]): PeerTransport {
+  return {
+    async *streamRecords(peer: string, opts: RecordPull) {
+      if (peer === "node2") {
+        for (const c of chunks) yield c;
+        return;
+      }
+      await new Promise((resolve) => opts.signal?.addEventListener("abort", resolve, { once: true }));
+      throw new Error("1 CANCELLED: Cancelled on client");
+    },
+  } as unknown as PeerTransport;
+}
+
+Deno.test("recovery gives up a frozen peer once the detector holds it down, and keeps what the others sent", async () => {
+  const storage = new MemoryStorage();
+  const started = Date.now();
+  const downAt = started + 300;
+  const report = await withTimeout(
+    recoverFromPeers({
+      peers: ["node2", "node3"],
+      transport: oneFrozenPeer([[record("a", 10), record("b", 11)]]),
+      storage,
+      clock: new HybridClock(Date.now, 60_000),
+      log,
+      limits: { maxRecords: 2, maxBytes: 1 << 20 },
+      peerDown: (peer) => peer === "node3" && Date.now() >= downAt,
+    }),
+    10_000,
+    "recovery",
+  );
+  console.log(`  frozen node3 given up ${Date.now() - started} ms after the start (held down after 300 ms)`);
+  assert.deepEqual(report.peersDone, ["node2"]);
+  assert.deepEqual(report.peersFailed, ["node3"]);
+  assert.equal(await storage.countLive(), 2);
+});
+
+Deno.test("recovery keeps pulling from a peer held down while its stream still sends chunks", async () => {
+  const storage = new MemoryStorage();
+  const count = Math.ceil((2 * QUIET_MS) / 100);
+  const slow = {
+    async *streamRecords(_peer: string, opts: RecordPull) {
+      for (let i = 0; i < count; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        if (opts.signal?.aborted) throw new Error("1 CANCELLED: Cancelled on client");
+        yield [record(`k${i}`, 10 + i)];
+      }
+    },
+  } as unknown as PeerTransport;
+  const report = await withTimeout(
+    recoverFromPeers({
+      peers: ["node3"],
+      transport: slow,
+      storage,
+      clock: new HybridClock(Date.now, 60_000),
+      log,
+      limits: { maxRecords: 1, maxBytes: 1 << 20 },
+      peerDown: () => true,
+    }),
+    10_000,
+    "recovery",
+  );
+  assert.deepEqual(report.peersDone, ["node3"]);
+  assert.equal(await storage.countLive(), count);
+});
+
+Deno.test("the ranges not pulled are those whose every other copy is on a peer that did not answer", () => {
+  const ring = new HashRing(["node1", "node2", "node3"], 150);
+  const sample = Array.from({ length: 20_000 }, (_, i) => `key-${i}`);
+  const fraction = (pred: (nodes: string[]) => boolean) =>
+    sample.filter((k) => pred(ring.preferenceList(k, 2))).length / sample.length;
+  const without3 = rangesNotPulled(ring, "node1", 2, ["node3"]);
+  const expected = fraction((n) => n.includes("node1") && n.includes("node3"));
+  assert.ok(without3.ranges > 0);
+  assert.ok(Math.abs(without3.share - expected) < 0.02, `share ${without3.share}, sampled ${expected}`);
+  assert.deepEqual(rangesNotPulled(ring, "node1", 2, []), { ranges: 0, share: 0 });
+  const both = rangesNotPulled(ring, "node1", 2, ["node2", "node3"]);
+  assert.ok(Math.abs(both.share - fraction((n) => n.includes("node1"))) < 0.02);
+  // With three copies of three nodes one peer that answered has every range.
+  assert.equal(rangesNotPulled(ring, "node1", 3, ["node3"]).ranges, 0);
 });

@@ -51,17 +51,23 @@ export function unary<Res>(
   });
 }
 
-/** Calls a server-streaming method; each message is yielded as it arrives. */
+/**
+ * Calls a server-streaming method; each message is yielded as it arrives.
+ * An abort of `signal` cancels the call (it then fails with CANCELLED): a
+ * call queued on a channel that never connects otherwise waits out its deadline.
+ */
 export function serverStream<Res>(
   client: grpc.Client,
   method: string,
   req: unknown,
   timeoutMs: number,
+  signal?: AbortSignal,
 ): AsyncIterable<Res> {
   const fn = (client as unknown as Record<string, StreamMethod>)[method];
-  return fn.call(client, req, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }) as AsyncIterable<
-    Res
-  >;
+  const call = fn.call(client, req, new grpc.Metadata(), { deadline: Date.now() + timeoutMs });
+  if (signal?.aborted) call.cancel();
+  else signal?.addEventListener("abort", () => call.cancel(), { once: true });
+  return call as unknown as AsyncIterable<Res>;
 }
 
 /**

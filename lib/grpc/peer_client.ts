@@ -26,6 +26,7 @@ import type {
   HeartbeatInfo,
   PeerTransport,
   ReadResult,
+  RecordPull,
   ReplicaItem,
   WriteRequest,
   WriteResult,
@@ -558,7 +559,7 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
 
   streamRecords(
     peer: string,
-    opts: { maxRecords: number; maxBytes: number; forMoveOfEpoch?: number },
+    opts: RecordPull,
   ): AsyncIterable<KvRecord[]> {
     return this.#stream(peer, "StreamRecords", {
       requesting_node_id: this.o.self.id,
@@ -566,7 +567,7 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
       max_bytes: opts.maxBytes,
       for_move: opts.forMoveOfEpoch !== undefined,
       epoch: opts.forMoveOfEpoch ?? 0,
-    });
+    }, opts.signal);
   }
 
   /**
@@ -678,11 +679,16 @@ export class GrpcPeerTransport implements PeerTransport, MembershipTransport {
     return this.#unary<Res>(peer, method, req, "control");
   }
 
-  async *#stream(peer: string, method: string, req: unknown): AsyncGenerator<KvRecord[]> {
+  async *#stream(
+    peer: string,
+    method: string,
+    req: unknown,
+    signal?: AbortSignal,
+  ): AsyncGenerator<KvRecord[]> {
     const timeout = this.#streamTimeoutMs;
     const bulk = this.#peer(peer).lanes.bulk;
     try {
-      for await (const chunk of serverStream<RecordChunkMsg>(bulk, method, req, timeout)) {
+      for await (const chunk of serverStream<RecordChunkMsg>(bulk, method, req, timeout, signal)) {
         yield chunk.records.map(pairToRecord);
       }
     } catch (err) {
