@@ -33,8 +33,9 @@ export const LWT_LIMITS = {
 /**
  * A RESP cluster ready for conditional writes (SET NX, INCR, GETEX EX...):
  * started with LWT_LIMITS merged under `opts.extra`, then waited out past the
- * vote floor (a started memory node votes only on ballots past 2 ×
- * max_clock_skew_ms after its start: lwt/acceptor.ts).
+ * latest the vote floor can hold (a started memory node votes once every
+ * member told it its highest ballot, at the latest 2 × max_clock_skew_ms
+ * after its start: lib/lwt/vote_floor.ts), so tests do not depend on load.
  */
 export async function startLwtRespCluster(opts: TestClusterOptions = {}): Promise<RespCluster> {
   const extra = opts.extra ?? {};
