@@ -26,7 +26,7 @@ import { sleep } from "../async.ts";
 import { Code, KvError } from "../errors.ts";
 import type { ReadResult, WriteResult } from "../transport.ts";
 import type { KeyPage } from "../listing.ts";
-import { channelOptions, isUnreachable, statusError, unary } from "./call.ts";
+import { answeredByServer, channelOptions, isUnreachable, statusError, unary } from "./call.ts";
 import { channelCredentials, type ClientTls } from "../security/tls.ts";
 import { announcedEpoch, epochHeader } from "./ring_epoch.ts";
 import { expiryRewrite } from "../expiry.ts";
@@ -436,7 +436,12 @@ export class KvClient {
     try {
       return await this.#callAt<Res>(address, "kv", method, req);
     } catch (err) {
-      if (err instanceof KvError && nodeFailed(err)) this.#avoidNext(address, err);
+      // A node that answered a refusal (too few of the key's replicas, outcome
+      // unknown) is up: avoiding it would send other keys' calls to the nodes
+      // it could not reach.
+      if (err instanceof KvError && nodeFailed(err) && !(err instanceof NodeAnswer)) {
+        this.#avoidNext(address, err);
+      }
       throw err;
     }
   }
@@ -517,7 +522,8 @@ export class KvClient {
       if (!isUnreachable(err)) throw new KvError(e.code, e.message);
       // Name the node too, so "the owner is down" reads as which node is down.
       const id = [...this.#addressOf].find(([, a]) => a === address)?.[0];
-      throw new KvError(e.code, `${id ? `${id} (${address})` : address}: ${e.message}`);
+      const message = `${id ? `${id} (${address})` : address}: ${e.message}`;
+      throw answeredByServer(err) ? new NodeAnswer(e.code, message) : new KvError(e.code, message);
     }
   }
 
@@ -551,6 +557,9 @@ export class KvClient {
     return s;
   }
 }
+
+/** An UNAVAILABLE or DEADLINE_EXCEEDED status the node itself sent: it is up, it refused. */
+class NodeAnswer extends KvError {}
 
 /** Calls that change data: their outcome is unknown once they time out. */
 const WRITES = new Set(["Put", "Delete", "MultiPut", "MultiDelete"]);

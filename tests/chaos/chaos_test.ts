@@ -71,9 +71,8 @@ for (const setting of SETTINGS) {
       fn: async () => {
         console.log(`seed ${seed} (replay: CHAOS_SEED=${seed} CHAOS_ONLY=${name} deno task chaos)`);
         // A run bounds its own waits to 60 s (PHASES); this backstop leaves time for its cleanup.
-        const conditionalWorkers = conditionalOff(setting, nemesis.name) ? 0 : 4;
         const r = await withTimeout(
-          runScenario(setting, nemesis, seed, { conditionalWorkers }),
+          runScenario(setting, nemesis, seed),
           90_000,
           name,
         );
@@ -84,17 +83,6 @@ for (const setting of SETTINGS) {
       },
     });
   }
-}
-
-/**
- * Open: under the sloppy quorum's `kill-9-memory` the write-once availability
- * target (>= 95 %) is not met with conditional workers running (69-74 %; 82 %
- * once a leader's refusal stopped marking it SUSPECTED, docs/chaos.md), 100 %
- * without. That scenario runs without them until the cause is found, unless
- * CHAOS_CONDITIONAL_ALL=1.
- */
-function conditionalOff(s: Setting, nemesis: string): boolean {
-  return !!s.sloppyQuorum && nemesis === "kill-9-memory" && !env("CHAOS_CONDITIONAL_ALL");
 }
 
 function summary(r: ScenarioResult): string {
@@ -163,7 +151,7 @@ function assertTargets(s: Setting, r: ScenarioResult): void {
     );
   }
   // Per-key consensus promises these under every nemesis and setting (UNAVAILABLE is allowed, not a violation).
-  if (!conditionalOff(s, r.nemesis)) assertConditional(r);
+  assertConditional(r);
   const limit = 2 * s.antiEntropyMs;
   assert.ok(r.convergeMs !== undefined, `replicas still differ on ${r.differing.join(", ")}`);
   assert.ok(r.convergeMs <= limit, `replicas identical after ${r.convergeMs} ms, more than ${limit} ms`);
