@@ -10,10 +10,11 @@
  *   are reported;
  * - a sloppy quorum with one node crashed and left down (`kill-9-memory`)
  *   stays available: at least 95 % of write-once puts acknowledged;
- * - conditional operations (increments, put-if-absent), under every nemesis and
- *   setting: returned counter values distinct, acknowledged <= final <=
- *   attempted, at most one put-if-absent winner per key (its value is final),
- *   and every key with a short history linearizable (UNAVAILABLE is allowed:
+ * - conditional operations (increments, put-if-absent, compare-and-set by
+ *   version), under every nemesis and setting: returned counter values
+ *   distinct, acknowledged <= final <= attempted, at most one put-if-absent
+ *   winner per key (its value is final), no two CAS over one version both
+ *   applied, and every key with a short history linearizable (UNAVAILABLE is allowed:
  *   at rf 2 one replica down makes its keys' conditional operations fail);
  * - every (live) replica identical within two anti-entropy intervals of the heal;
  * - the checker, given the run's history with one acknowledged write-once key
@@ -108,6 +109,7 @@ function conditionalSummary(c: ScenarioResult["check"]): string {
       share(k.unknown)
     }), counter violations ${k.counterViolations.length} on ${k.counterKeys} keys, ` +
     `put-if-absent violations ${k.putIfAbsentViolations.length} on ${k.putIfAbsentKeys} keys, ` +
+    `CAS violations ${k.casViolations.length} on ${k.casKeys} keys, ` +
     `non-linearizable ${k.linearizable.violations.length} of ${k.linearizable.checked} keys searched ` +
     `(${k.linearizable.skipped} longer skipped, ${k.linearizable.undecided} undecided)`;
 }
@@ -168,6 +170,7 @@ function assertConditional(r: ScenarioResult): void {
     0,
     `put-if-absent invariant broken:\n${show(k.putIfAbsentViolations)}`,
   );
+  assert.equal(k.casViolations.length, 0, `CAS invariant broken:\n${show(k.casViolations)}`);
   assert.equal(k.linearizable.violations.length, 0, `not linearizable:\n${show(k.linearizable.violations)}`);
   assert.ok(k.linearizable.checked > 0, "the linearizability search covered no key");
 }
