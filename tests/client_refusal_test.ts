@@ -6,11 +6,13 @@
  * operation on its keys is refused by a live node; the client took each
  * refusal for a node that did not answer and avoided the live nodes, and
  * with all of them avoided it sent plain writes to the dead one (8 to 30 %
- * of write-once puts failed). Real nodes over real gRPC, one killed -9.
+ * of write-once puts failed). Plain writes refused by a strict quorum did the
+ * same. Real nodes over real gRPC, one killed -9.
  */
 import assert from "node:assert/strict";
 import { Code, KvError } from "../lib/errors.ts";
 import { answeredByServer } from "../lib/grpc/call.ts";
+import type { KvClient } from "../lib/grpc/kv_client.ts";
 import { clusterTest, ringOf, waitForStatus } from "./helpers/cluster.ts";
 import { startConditionalCluster } from "./helpers/lwt.ts";
 import * as grpc from "@grpc/grpc-js";
@@ -24,35 +26,49 @@ function keyOn(ring: ReturnType<typeof ringOf>, pair: [string, string], prefix: 
   }
 }
 
+/**
+ * Kills node1 (the client's first address, where a client that avoids every
+ * node falls back), gets one refusal from each live node for a key node1 is a
+ * replica of, then puts a key of the two live nodes, which must succeed.
+ */
+async function refusalsThenPut(
+  writeQuorum: number,
+  refuse: (client: KvClient, key: string) => Promise<unknown>,
+  refusal?: RegExp,
+): Promise<void> {
+  const cluster = await startConditionalCluster({ nodes: 3, replicationFactor: 2, writeQuorum });
+  try {
+    const client = await cluster.client({ via: "node1", timeoutMs: 4000 });
+    const ring = ringOf(cluster);
+    await cluster.kill("node1");
+    await waitForStatus(cluster, client, ["node2", "node3"], "node1", ["FAILED"], 15_000);
+    await client.refresh();
+    for (const peer of ["node2", "node3"]) {
+      const key = keyOn(ring, ["node1", peer], `refused-${peer}-`);
+      const err = await refuse(client, key).then(() => undefined, (e) => e);
+      assert.ok(err instanceof KvError && err.code === Code.UNAVAILABLE, `${key}: ${err}`);
+      if (refusal) assert.match(err.message, refusal, "the refusal should be a live node's answer");
+    }
+    const plain = keyOn(ring, ["node2", "node3"], "plain-");
+    const started = performance.now();
+    const put = await client.put(plain, "v").catch((e) => e);
+    console.log(`plain put after two refusals: ${put instanceof Error ? put.message : "ok"}`);
+    console.log(`  in ${(performance.now() - started).toFixed(0)} ms`);
+    assert.ok(!(put instanceof Error) && put.ok, `plain put of ${plain} failed: ${put}`);
+  } finally {
+    await cluster.stop();
+  }
+}
+
 clusterTest(
   "rf 2, one node killed: refused conditional operations do not steer a routing client's plain writes to it",
-  async () => {
-    const cluster = await startConditionalCluster({ nodes: 3, replicationFactor: 2 });
-    try {
-      // node1 first: the address a client falls back to when it avoids every node.
-      const client = await cluster.client({ via: "node1", timeoutMs: 4000 });
-      const ring = ringOf(cluster);
-      await cluster.kill("node1");
-      await waitForStatus(cluster, client, ["node2", "node3"], "node1", ["FAILED"], 15_000);
-      await client.refresh();
-      // One refusal from each live node: node1 is a replica of both keys.
-      for (const peer of ["node2", "node3"]) {
-        const key = keyOn(ring, ["node1", peer], `refused-${peer}-`);
-        const err = await client.increment(key).then(() => undefined, (e) => e);
-        assert.ok(err instanceof KvError && err.code === Code.UNAVAILABLE, `increment of ${key}: ${err}`);
-        assert.match(err.message, /not applied/, "the refusal should be the live node's answer");
-      }
-      // A key of the two live nodes: writable at once.
-      const plain = keyOn(ring, ["node2", "node3"], "plain-");
-      const started = performance.now();
-      const put = await client.put(plain, "v").catch((e) => e);
-      console.log(`plain put after two refusals: ${put instanceof Error ? put.message : "ok"}`);
-      console.log(`  in ${(performance.now() - started).toFixed(0)} ms`);
-      assert.ok(!(put instanceof Error) && put.ok, `plain put of ${plain} failed: ${put}`);
-    } finally {
-      await cluster.stop();
-    }
-  },
+  () => refusalsThenPut(1, (client, key) => client.increment(key), /not applied/),
+);
+
+clusterTest(
+  "rf 2 strict W 2, one node killed: refused plain writes do not steer the client's other writes to it",
+  // Refused by node2 and node3, the put is also tried on node1 (down): its last error is that one.
+  () => refusalsThenPut(2, (client, key) => client.put(key, "x")),
 );
 
 Deno.test("answeredByServer: a status the server sent, not one the transport made up", async () => {
