@@ -19,6 +19,7 @@
 import { KvClient } from "../../lib/grpc/kv_client.ts";
 import { Code, KvError } from "../../lib/errors.ts";
 import { sleep } from "../../lib/async.ts";
+import type { Condition } from "../../lib/lwt/ops.ts";
 import type { KeyState, Op } from "./checker.ts";
 import { isConditionalOp } from "./conditional_checker.ts";
 
@@ -79,21 +80,8 @@ export async function conditionalWorker(
       if (r.op.outcome !== "ok") await sleep(REFUSED_PAUSE_MS);
     } else {
       const key = `pia-s${k.seed}-${Math.floor(k.absentSeq++ / 2)}`;
-      const value = `s${k.seed}-c${id}-${seq}`;
-      const start = now();
-      const r = await outcomeOf(() => client.putIf(key, value, { kind: "absent" }));
-      const current = r.answer?.current ? new TextDecoder().decode(r.answer.current.value) : undefined;
-      opts.history.push({
-        kind: "putIfAbsent",
-        key,
-        value,
-        start,
-        end: now(),
-        process: id,
-        ...r.op,
-        ...(r.answer ? { applied: r.answer.applied, current } : {}),
-      });
-      if (r.op.outcome !== "ok") await sleep(REFUSED_PAUSE_MS);
+      const op = { kind: "putIfAbsent" as const, key, value: `s${k.seed}-c${id}-${seq}`, process: id };
+      await conditionalPut(client, op, { kind: "absent" }, opts.history);
     }
   }
 }
@@ -115,21 +103,36 @@ async function casOnce(
   const read = await client.get(key).catch(() => undefined);
   if (!read) return void await sleep(REFUSED_PAUSE_MS);
   const version = { timestamp: read.timestamp, versionNode: read.versionNode ?? "" };
-  const value = `s${k.seed}-c${id}-${seq}`;
-  const start = now();
-  const r = await outcomeOf(() =>
-    client.putIf(key, value, read.found ? { kind: "version", version } : { kind: "absent" })
-  );
-  const current = r.answer?.current ? new TextDecoder().decode(r.answer.current.value) : undefined;
-  opts.history.push({
-    kind: "cas",
+  const op = {
+    kind: "cas" as const,
     key,
-    value,
+    value: `s${k.seed}-c${id}-${seq}`,
+    process: id,
     expected: read.found ? new TextDecoder().decode(read.value) : undefined,
     expectedVersion: read.found ? `${version.timestamp}@${version.versionNode}` : "",
+  };
+  await conditionalPut(
+    client,
+    op,
+    read.found ? { kind: "version", version } : { kind: "absent" },
+    opts.history,
+  );
+}
+
+/** Runs a conditional put and records it (with whether it applied, and else the value it found). */
+async function conditionalPut(
+  client: KvClient,
+  op: Pick<Op, "kind" | "key" | "value" | "process" | "expected" | "expectedVersion">,
+  condition: Condition,
+  history: Op[],
+): Promise<void> {
+  const start = now();
+  const r = await outcomeOf(() => client.putIf(op.key, op.value!, condition));
+  const current = r.answer?.current ? new TextDecoder().decode(r.answer.current.value) : undefined;
+  history.push({
+    ...op,
     start,
     end: now(),
-    process: id,
     ...r.op,
     ...(r.answer ? { applied: r.answer.applied, current } : {}),
   });
