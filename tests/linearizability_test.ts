@@ -1,6 +1,13 @@
 /** The linearizability search of the conditional-operation tests (tests/helpers/linearizability.ts). */
 import assert from "node:assert/strict";
-import { checkLinearizable, counterModel, putIfAbsentModel } from "./helpers/linearizability.ts";
+import {
+  type CasInput,
+  casModel,
+  type CasOutput,
+  checkLinearizable,
+  counterModel,
+  putIfAbsentModel,
+} from "./helpers/linearizability.ts";
 
 const op = (output: bigint | undefined, call: number, ret: number) => ({ input: 1n, output, call, ret });
 
@@ -50,4 +57,52 @@ Deno.test("counter: many increments of unknown outcome (a kill) stay cheap to ch
   // Without an unknown increment called before it, the skip is not explained.
   const early = h.filter((o) => o.output !== undefined || o.call > 450);
   assert.equal(checkLinearizable(counterModel, early).ok, false);
+});
+
+/** A compare-and-set of `value` over `expected`, answered `output` (undefined: outcome unknown). */
+const cas = (
+  expected: string | undefined,
+  value: string,
+  output: CasOutput | undefined,
+  call: number,
+  ret: number,
+) => ({
+  input: { expected, value } as CasInput,
+  output,
+  call,
+  ret: output === undefined ? Infinity : ret,
+});
+
+Deno.test("CAS: two CAS over the same value both applied are not linearizable", () => {
+  const h = [cas(undefined, "a", { applied: true }, 0, 1), cas("a", "b", { applied: true }, 2, 5)];
+  assert.ok(checkLinearizable(casModel, h).ok);
+  const twice = [...h, cas("a", "c", { applied: true }, 3, 6)];
+  assert.equal(checkLinearizable(casModel, twice).ok, false);
+  // The loser saw the winner's value.
+  assert.ok(checkLinearizable(casModel, [...h, cas("a", "c", { applied: false, current: "b" }, 3, 6)]).ok);
+  assert.equal(
+    checkLinearizable(casModel, [...h, cas("a", "c", { applied: false, current: "a" }, 6, 7)]).ok,
+    false,
+  );
+});
+
+Deno.test("CAS: one of unknown outcome may have been applied, or not", () => {
+  const base = [cas(undefined, "a", { applied: true }, 0, 1), cas("a", "b", undefined, 2, 0)];
+  // A later CAS over "b" applied: the unknown one took effect; over "a" applied: it did not.
+  assert.ok(checkLinearizable(casModel, [...base, cas("b", "c", { applied: true }, 5, 6)]).ok);
+  assert.ok(checkLinearizable(casModel, [...base, cas("a", "c", { applied: true }, 5, 6)]).ok);
+  // Both cannot be: once "c" replaced "a", nothing over "a" nor a later "b" explains a second "c" over "b".
+  const both = [...base, cas("a", "c", { applied: true }, 5, 6), cas("b", "d", { applied: true }, 7, 8)];
+  assert.equal(checkLinearizable(casModel, both).ok, false);
+});
+
+Deno.test("CAS: unknown-outcome CAS of different values are not taken as interchangeable", () => {
+  // Two unknown CAS over "a"; a later one over "x" applied: only the second explains it.
+  const h = [
+    cas(undefined, "a", { applied: true }, 0, 1),
+    cas("a", "b", undefined, 2, 0),
+    cas("a", "x", undefined, 3, 0),
+    cas("x", "c", { applied: true }, 5, 6),
+  ];
+  assert.ok(checkLinearizable(casModel, h).ok);
 });

@@ -94,6 +94,18 @@ export function isUnreachable(err: unknown): boolean {
   return code === grpc.status.UNAVAILABLE || code === grpc.status.DEADLINE_EXCEEDED;
 }
 
+/**
+ * Whether a failed call's status was sent by the server (it answered, with a
+ * refusal), not made up by the client's transport (no connection, a dropped
+ * connection, the deadline): every gRPC response, a status-only one included,
+ * carries the server's content-type header, which grpc-js keeps in the error's
+ * metadata; a status of the transport's own has none.
+ */
+export function answeredByServer(err: unknown): boolean {
+  const md = (err as grpc.ServiceError)?.metadata;
+  return md instanceof grpc.Metadata && md.get("content-type").length > 0;
+}
+
 /** A gRPC error from a peer as the core's error types. */
 export function peerError(peer: string, err: unknown): KvError {
   const se = err as grpc.ServiceError;

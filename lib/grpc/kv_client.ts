@@ -26,7 +26,7 @@ import { sleep } from "../async.ts";
 import { Code, KvError } from "../errors.ts";
 import type { ReadResult, WriteResult } from "../transport.ts";
 import type { KeyPage } from "../listing.ts";
-import { channelOptions, isUnreachable, statusError, unary } from "./call.ts";
+import { answeredByServer, channelOptions, isUnreachable, statusError, unary } from "./call.ts";
 import { channelCredentials, type ClientTls } from "../security/tls.ts";
 import { announcedEpoch, epochHeader } from "./ring_epoch.ts";
 import type { Condition } from "../lwt/ops.ts";
@@ -352,15 +352,22 @@ export class KvClient {
     })();
   }
 
-  /** The address a key's request goes to now. */
-  addressFor(key: string): string {
+  /**
+   * The address a key's request goes to now; `skip`: nodes that refused this
+   * request (they are up, and other requests still go to them).
+   */
+  addressFor(key: string, skip: ReadonlySet<string> = NONE): string {
     if (!this.#route && this.options.spread) return this.#nextAvoidFree(this.addresses);
     if (!this.#route || !this.#ring || !this.#membership) return this.#firstAvoidFree(this.addresses);
     const now = Date.now();
-    const usable = (id: string) =>
-      this.#statusOf.get(id) === "ACTIVE" && (this.#avoidUntil.get(this.#addressOf.get(id)!) ?? 0) <= now;
+    const usable = (id: string) => {
+      const a = this.#addressOf.get(id)!;
+      return this.#statusOf.get(id) === "ACTIVE" && (this.#avoidUntil.get(a) ?? 0) <= now && !skip.has(a);
+    };
     const id = this.#ring.preferenceList(key, 1, usable)[0];
-    return id ? this.#addressOf.get(id)! : this.#firstAvoidFree(this.#knownAddresses());
+    if (id) return this.#addressOf.get(id)!;
+    const known = this.#knownAddresses();
+    return this.#firstAvoidFree(known.filter((a) => !skip.has(a)).concat(known));
   }
 
   /** Closes the client's channels gracefully (each node gets a GOAWAY); calls after this fail. */
@@ -401,14 +408,15 @@ export class KvClient {
   /** Calls the node a key routes to, failing over while nodes do not answer. */
   async #call<Res>(key: string, method: string, req: unknown): Promise<Res> {
     const attempts = this.#attempts();
+    const refused = new Set<string>();
     for (let attempt = 1;; attempt++) {
-      const address = this.addressFor(key);
+      const address = this.addressFor(key, refused);
       try {
         return await this.#callAt<Res>(address, "kv", method, req);
       } catch (err) {
         if (!(err instanceof KvError) || !nodeFailed(err)) throw err;
         if (!isRetryable(err, method) || attempt >= attempts) throw this.#avoidNext(address, err);
-        await this.#avoid(address, attempt);
+        await this.#avoid(address, attempt, err, refused);
       }
     }
   }
@@ -424,20 +432,30 @@ export class KvClient {
     }
   }
 
-  /** Skips a node that failed for the next requests (refreshing the membership) and returns `err`. */
+  /**
+   * Skips a node that did not answer for the next requests (refreshing the
+   * membership) and returns `err`. A node that answered a refusal itself (too
+   * few of the key's replicas, outcome unknown) is up and is not skipped:
+   * with a replica down its live peers refuse that replica's keys, and
+   * skipping them would send every other key's calls to the dead node.
+   */
   #avoidNext(address: string, err: KvError): KvError {
+    if (err instanceof NodeAnswer) return err;
     this.#avoidUntil.set(address, Date.now() + AVOID_MS);
     this.refresh().catch(() => {});
     return err;
   }
 
   /**
-   * Skips a node that failed for a moment and refreshes the membership; the
-   * pause grows with each attempt so a cluster that is briefly unable to
-   * serve a key (nodes still JOINING after a start) gets time to settle.
+   * Before the next attempt of a request: skips a node that did not answer
+   * for a moment (one that refused goes into `refused`, skipped by this
+   * request only) and refreshes the membership; the pause grows with each
+   * attempt so a cluster that is briefly unable to serve a key (nodes still
+   * JOINING after a start) gets time to settle.
    */
-  async #avoid(address: string, attempt: number): Promise<void> {
-    this.#avoidUntil.set(address, Date.now() + AVOID_MS);
+  async #avoid(address: string, attempt: number, err: KvError, refused: Set<string>): Promise<void> {
+    if (err instanceof NodeAnswer) refused.add(address);
+    else this.#avoidUntil.set(address, Date.now() + AVOID_MS);
     await Promise.all([this.refresh().catch(() => {}), sleep(RETRY_PAUSE_MS * attempt)]);
   }
 
@@ -451,10 +469,11 @@ export class KvClient {
     const results = new Array<R>(items.length);
     let pending = items.map((_, i) => i);
     const attempts = this.#attempts();
+    const refused = new Set<string>();
     for (let attempt = 1; pending.length > 0; attempt++) {
       const groups = new Map<string, number[]>();
       for (const i of pending) {
-        const a = this.addressFor(keyOf(items[i]));
+        const a = this.addressFor(keyOf(items[i]), refused);
         let g = groups.get(a);
         if (!g) groups.set(a, g = []);
         g.push(i);
@@ -473,7 +492,7 @@ export class KvClient {
           if (!(err instanceof KvError) || !nodeFailed(err)) throw err;
           if (!isRetryable(err, method) || attempt >= attempts) throw this.#avoidNext(address, err);
           retry.push(...idx);
-          await this.#avoid(address, attempt);
+          await this.#avoid(address, attempt, err, refused);
         }
       }));
       pending = retry;
@@ -500,7 +519,8 @@ export class KvClient {
       if (!isUnreachable(err)) throw new KvError(e.code, e.message);
       // Name the node too, so "the owner is down" reads as which node is down.
       const id = [...this.#addressOf].find(([, a]) => a === address)?.[0];
-      throw new KvError(e.code, `${id ? `${id} (${address})` : address}: ${e.message}`);
+      const message = `${id ? `${id} (${address})` : address}: ${e.message}`;
+      throw answeredByServer(err) ? new NodeAnswer(e.code, message) : new KvError(e.code, message);
     }
   }
 
@@ -534,6 +554,12 @@ export class KvClient {
     return s;
   }
 }
+
+/** An UNAVAILABLE or DEADLINE_EXCEEDED status the node itself sent: it is up, it refused. */
+class NodeAnswer extends KvError {}
+
+/** No node skipped. */
+const NONE: ReadonlySet<string> = new Set();
 
 /** Calls that change data: their outcome is unknown once they time out. */
 const WRITES = new Set(["Put", "Delete", "MultiPut", "MultiDelete"]);

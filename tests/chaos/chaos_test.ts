@@ -10,10 +10,11 @@
  *   are reported;
  * - a sloppy quorum with one node crashed and left down (`kill-9-memory`)
  *   stays available: at least 95 % of write-once puts acknowledged;
- * - conditional operations (increments, put-if-absent), under every nemesis and
- *   setting: returned counter values distinct, acknowledged <= final <=
- *   attempted, at most one put-if-absent winner per key (its value is final),
- *   and every key with a short history linearizable (UNAVAILABLE is allowed:
+ * - conditional operations (increments, put-if-absent, compare-and-set by
+ *   version), under every nemesis and setting: returned counter values
+ *   distinct, acknowledged <= final <= attempted, at most one put-if-absent
+ *   winner per key (its value is final), no two CAS over one version both
+ *   applied, and every key with a short history linearizable (UNAVAILABLE is allowed:
  *   at rf 2 one replica down makes its keys' conditional operations fail);
  * - every (live) replica identical within two anti-entropy intervals of the heal;
  * - the checker, given the run's history with one acknowledged write-once key
@@ -71,9 +72,8 @@ for (const setting of SETTINGS) {
       fn: async () => {
         console.log(`seed ${seed} (replay: CHAOS_SEED=${seed} CHAOS_ONLY=${name} deno task chaos)`);
         // A run bounds its own waits to 60 s (PHASES); this backstop leaves time for its cleanup.
-        const conditionalWorkers = conditionalOff(setting, nemesis.name) ? 0 : 4;
         const r = await withTimeout(
-          runScenario(setting, nemesis, seed, { conditionalWorkers }),
+          runScenario(setting, nemesis, seed),
           90_000,
           name,
         );
@@ -84,17 +84,6 @@ for (const setting of SETTINGS) {
       },
     });
   }
-}
-
-/**
- * Open: under the sloppy quorum's `kill-9-memory` the write-once availability
- * target (>= 95 %) is not met with conditional workers running (69-74 %; 82 %
- * once a leader's refusal stopped marking it SUSPECTED, docs/chaos.md), 100 %
- * without. That scenario runs without them until the cause is found, unless
- * CHAOS_CONDITIONAL_ALL=1.
- */
-function conditionalOff(s: Setting, nemesis: string): boolean {
-  return !!s.sloppyQuorum && nemesis === "kill-9-memory" && !env("CHAOS_CONDITIONAL_ALL");
 }
 
 function summary(r: ScenarioResult): string {
@@ -120,6 +109,7 @@ function conditionalSummary(c: ScenarioResult["check"]): string {
       share(k.unknown)
     }), counter violations ${k.counterViolations.length} on ${k.counterKeys} keys, ` +
     `put-if-absent violations ${k.putIfAbsentViolations.length} on ${k.putIfAbsentKeys} keys, ` +
+    `CAS violations ${k.casViolations.length} on ${k.casKeys} keys, ` +
     `non-linearizable ${k.linearizable.violations.length} of ${k.linearizable.checked} keys searched ` +
     `(${k.linearizable.skipped} longer skipped, ${k.linearizable.undecided} undecided)`;
 }
@@ -163,7 +153,7 @@ function assertTargets(s: Setting, r: ScenarioResult): void {
     );
   }
   // Per-key consensus promises these under every nemesis and setting (UNAVAILABLE is allowed, not a violation).
-  if (!conditionalOff(s, r.nemesis)) assertConditional(r);
+  assertConditional(r);
   const limit = 2 * s.antiEntropyMs;
   assert.ok(r.convergeMs !== undefined, `replicas still differ on ${r.differing.join(", ")}`);
   assert.ok(r.convergeMs <= limit, `replicas identical after ${r.convergeMs} ms, more than ${limit} ms`);
@@ -180,6 +170,7 @@ function assertConditional(r: ScenarioResult): void {
     0,
     `put-if-absent invariant broken:\n${show(k.putIfAbsentViolations)}`,
   );
+  assert.equal(k.casViolations.length, 0, `CAS invariant broken:\n${show(k.casViolations)}`);
   assert.equal(k.linearizable.violations.length, 0, `not linearizable:\n${show(k.linearizable.violations)}`);
   assert.ok(k.linearizable.checked > 0, "the linearizability search covered no key");
 }

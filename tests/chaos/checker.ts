@@ -19,8 +19,8 @@
  * same rule, so an acknowledged one missing at the end is lost; they are
  * counted apart because they are the only losses a rewrite cannot hide.
  * Each key is checked on its own by the model of its operations
- * ({@link checkKey}): increments and put-if-absent keys go to
- * conditional_checker.ts.
+ * ({@link checkKey}): increments, put-if-absent and compare-and-set keys go
+ * to conditional_checker.ts.
  */
 import {
   checkConditionalKey,
@@ -30,7 +30,7 @@ import {
 } from "./conditional_checker.ts";
 
 /** What an operation did. */
-export type OpKind = "put" | "delete" | "get" | "incr" | "putIfAbsent";
+export type OpKind = "put" | "delete" | "get" | "incr" | "putIfAbsent" | "cas";
 
 /** How an operation ended. */
 export type Outcome = "ok" | "fail" | "unknown";
@@ -53,9 +53,12 @@ export interface Op {
   process?: number;
   error?: string;
   code?: number;
-  /** An answered put-if-absent: whether it won, and else the value it found. */
+  /** An answered put-if-absent or CAS: whether it won, and else the value it found (CAS: undefined, absent). */
   applied?: boolean;
   current?: string;
+  /** A CAS: the value and version (`timestamp@node`, "" when absent) its read saw, its condition. */
+  expected?: string;
+  expectedVersion?: string;
 }
 
 /** A key's state: present with a value, or absent (never written, or deleted). */
@@ -86,7 +89,7 @@ export interface CheckResult {
   phantoms: Anomaly[];
   /** Share of plain operations that did not succeed (fail or unknown). */
   unavailableShare: number;
-  /** Increments and put-if-absent (conditional_checker.ts). */
+  /** Increments, put-if-absent and compare-and-set (conditional_checker.ts). */
   conditional: ConditionalResult;
   /** Write-once keys: how many were acknowledged, and which of those are missing at the end. */
   writeOnce: { attempted: number; acknowledged: number; lost: Anomaly[] };

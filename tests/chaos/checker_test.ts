@@ -258,3 +258,65 @@ Deno.test("a key with a history longer than the cap is skipped by the search, an
   assert.deepEqual([k.linearizable.checked, k.linearizable.skipped], [0, 1]);
   assert.deepEqual(k.counterViolations, []);
 });
+
+// Compare-and-set: a read of the key's version, then a put conditional on it.
+
+/** A CAS writing `value` over `over` (the value read and its version; undefined: absent). */
+const cas = (
+  value: string,
+  over: [string, string] | undefined,
+  start: number,
+  end: number,
+  answer?: { applied: boolean; current?: string },
+  outcome: Op["outcome"] = answer ? "ok" : "unknown",
+): Op => ({
+  kind: "cas",
+  key: "x",
+  value,
+  expected: over?.[0],
+  expectedVersion: over?.[1] ?? "",
+  start,
+  end,
+  outcome,
+  ...answer,
+});
+const casFinal = (v: string) => new Map<string, KeyState>([["x", { found: true, value: v }]]);
+
+Deno.test("CAS: racing CAS over one version, one applied, the other answered the winner, pass", () => {
+  const h = [
+    cas("a", undefined, 0, 1, { applied: true }),
+    cas("b", ["a", "10@n1"], 2, 6, { applied: true }),
+    cas("c", ["a", "10@n1"], 3, 7, { applied: false, current: "b" }),
+    cas("d", ["b", "20@n2"], 8, Infinity),
+    cas("e", ["b", "20@n2"], 9, 10, undefined, "fail"),
+  ];
+  for (const final of ["b", "d"]) {
+    const k = check(h, casFinal(final)).conditional;
+    assert.deepEqual([k.casViolations, k.linearizable.violations], [[], []], `final ${final}`);
+    assert.deepEqual([k.casKeys, k.linearizable.checked, k.attempted, k.acknowledged], [1, 1, 5, 3]);
+  }
+});
+
+Deno.test("CAS: two CAS applied over one version are a violation, and not linearizable", () => {
+  const h = [
+    cas("a", undefined, 0, 1, { applied: true }),
+    cas("b", ["a", "10@n1"], 2, 6, { applied: true }),
+    cas("c", ["a", "10@n1"], 3, 7, { applied: true }),
+  ];
+  const k = check(h, casFinal("c")).conditional;
+  assert.equal(k.casViolations.length, 1);
+  assert.match(k.casViolations[0].why, /two CAS over version 10@n1 both applied: "b", "c"/);
+  assert.equal(k.linearizable.violations.length, 1);
+  // Two creating the key over its absence: the same.
+  const created = check(
+    [cas("a", undefined, 0, 2, { applied: true }), cas("b", undefined, 1, 3, { applied: true })],
+    casFinal("b"),
+  ).conditional;
+  assert.match(created.casViolations[0].why, /over the key's absence both applied/);
+});
+
+Deno.test("CAS: a final value no applied or unknown CAS explains is not linearizable", () => {
+  const h = [cas("a", undefined, 0, 1, { applied: true }), cas("b", ["a", "10@n1"], 2, 3, undefined, "fail")];
+  assert.deepEqual(check(h, casFinal("a")).conditional.linearizable.violations, []);
+  assert.equal(check(h, casFinal("b")).conditional.linearizable.violations.length, 1);
+});

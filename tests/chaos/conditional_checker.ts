@@ -6,12 +6,17 @@
  *   increments (no acknowledged increment lost, none applied twice);
  * - put-if-absent: at most one call wins a key, its value is the final one,
  *   and every losing call saw that value;
+ * - compare-and-set (a read of the key's version, then a put on that version):
+ *   no two acknowledged CAS over one version both applied;
  * - per key, a linearizability search (tests/helpers/linearizability.ts) over
  *   histories of at most LINEARIZABLE_MAX_OPS operations; longer keys are
  *   skipped and counted, so a report says how many keys the search covered.
  * A call that certainly changed nothing (`fail`) is left out of every model.
  */
 import {
+  type CasInput,
+  casModel,
+  type CasOutput,
   checkLinearizable,
   counterModel,
   type HistoryOp,
@@ -31,8 +36,10 @@ export interface ConditionalResult {
   unknown: number;
   counterKeys: number;
   putIfAbsentKeys: number;
+  casKeys: number;
   counterViolations: Anomaly[];
   putIfAbsentViolations: Anomaly[];
+  casViolations: Anomaly[];
   linearizable: { checked: number; skipped: number; undecided: number; violations: Anomaly[] };
 }
 
@@ -44,15 +51,22 @@ export function emptyConditional(): ConditionalResult {
     unknown: 0,
     counterKeys: 0,
     putIfAbsentKeys: 0,
+    casKeys: 0,
     counterViolations: [],
     putIfAbsentViolations: [],
+    casViolations: [],
     linearizable: { checked: 0, skipped: 0, undecided: 0, violations: [] },
   };
 }
 
-/** Whether a key's operations are conditional ones (this module's). */
+/** Whether an operation is a conditional one (this module's). */
+export function isConditionalOp(o: Op): boolean {
+  return o.kind === "incr" || o.kind === "putIfAbsent" || o.kind === "cas";
+}
+
+/** Whether a key's operations are conditional ones. */
 export function isConditional(ops: readonly Op[]): boolean {
-  return ops.some((o) => o.kind === "incr" || o.kind === "putIfAbsent");
+  return ops.some(isConditionalOp);
 }
 
 /** Checks one key's conditional operations; `state` undefined: the key could not be read at the end. */
@@ -70,6 +84,9 @@ export function checkConditionalKey(
   if (ops[0].kind === "incr") {
     r.counterKeys++;
     checkCounter(key, live, state, r);
+  } else if (ops[0].kind === "cas") {
+    r.casKeys++;
+    checkCas(key, live, r);
   } else {
     r.putIfAbsentKeys++;
     checkPutIfAbsent(key, live, state, r);
@@ -133,6 +150,23 @@ function checkPutIfAbsent(key: string, ops: Op[], state: KeyState | undefined, r
   }
 }
 
+/** No two acknowledged CAS over one version (or both over the key's absence) both applied. */
+function checkCas(key: string, ops: Op[], r: ConditionalResult): void {
+  const winners = new Map<string, Op>();
+  for (const o of ops.filter((o) => o.outcome === "ok" && o.applied)) {
+    const over = o.expectedVersion ?? "";
+    const first = winners.get(over);
+    if (first) {
+      r.casViolations.push({
+        key,
+        op: o,
+        why: `two CAS over ${over === "" ? "the key's absence" : `version ${over}`} both applied: ` +
+          `"${first.value}", "${o.value}"`,
+      });
+    } else winners.set(over, o);
+  }
+}
+
 /** The per-key linearizability search, with the final read as one more (last) operation. */
 function searchKey(key: string, ops: Op[], state: KeyState | undefined, r: ConditionalResult): void {
   const lin = r.linearizable;
@@ -143,7 +177,9 @@ function searchKey(key: string, ops: Op[], state: KeyState | undefined, r: Condi
   const after = Math.max(0, ...ops.map((o) => o.end)) + 1;
   const ret = (o: Op) => (o.outcome === "ok" ? o.end : Infinity);
   let verdict;
-  if (ops.length === 0 || ops[0].kind === "incr") {
+  if (ops.length > 0 && ops[0].kind === "cas") {
+    verdict = checkLinearizable(casModel, casHistory(ops, state, after), 200_000);
+  } else if (ops.length === 0 || ops[0].kind === "incr") {
     const history: HistoryOp<bigint, bigint>[] = ops.map((o) => ({
       input: 1n,
       output: o.outcome === "ok" ? BigInt(o.value!) : undefined,
@@ -181,4 +217,27 @@ function searchKey(key: string, ops: Op[], state: KeyState | undefined, r: Condi
     return;
   }
   lin.violations.push({ key, op: ops[0], why: `no linearization of ${ops.length} operations on ${key}` });
+}
+
+/** A key's CAS as the search's history, with the final read as a CAS over a value nobody writes. */
+function casHistory(ops: Op[], state: KeyState | undefined, after: number): HistoryOp<CasInput, CasOutput>[] {
+  const history: HistoryOp<CasInput, CasOutput>[] = ops.map((o) => ({
+    input: { expected: o.expectedVersion ? o.expected : undefined, value: o.value! },
+    output: o.outcome !== "ok"
+      ? undefined
+      : o.applied
+      ? { applied: true }
+      : { applied: false, current: o.current },
+    call: o.start,
+    ret: o.outcome === "ok" ? o.end : Infinity,
+  }));
+  if (state) {
+    history.push({
+      input: { expected: "\u0000never", value: "\u0000final" },
+      output: { applied: false, current: state.found ? state.value : undefined },
+      call: after,
+      ret: after,
+    });
+  }
+  return history;
 }

@@ -16,7 +16,7 @@ export function table(rows: ScenarioResult[]): string {
     "identical after heal",
     "conditional acked / attempted",
     "conditional unavailable (in fault)",
-    "counter / put-if-absent violations",
+    "counter / put-if-absent / CAS violations",
     "keys linearizable / searched (skipped)",
   ];
   const rank = (r: ScenarioResult) =>
@@ -50,7 +50,7 @@ function conditionalCells(r: ScenarioResult): string[] {
   return [
     `${k.acknowledged} / ${k.attempted}`,
     `${pct(k.unavailable, k.attempted)} (${f ? pct(f.unavailable, f.attempted) : "-"})`,
-    `${k.counterViolations.length} / ${k.putIfAbsentViolations.length}`,
+    `${k.counterViolations.length} / ${k.putIfAbsentViolations.length} / ${k.casViolations.length}`,
     `${lin.checked - lin.violations.length - lin.undecided} / ${lin.checked} (${lin.skipped})`,
   ];
 }

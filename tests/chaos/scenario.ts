@@ -9,6 +9,7 @@ import { ChaosNetwork } from "./netns.ts";
 import { type ClusterSettings, NsCluster } from "./ns_cluster.ts";
 import type { Nemesis } from "./nemeses.ts";
 import { check, type CheckResult, type KeyState, type Op } from "./checker.ts";
+import { isConditionalOp } from "./conditional_checker.ts";
 import type { WorkloadResult } from "./workload.ts";
 import { sleep } from "../../lib/async.ts";
 
@@ -157,9 +158,7 @@ export async function runScenario(
 
 /** See {@link ScenarioResult.conditionalInFault} (the workload's times are Unix ms too). */
 function conditionalBetween(history: Op[], from: number, to: number): ScenarioResult["conditionalInFault"] {
-  const ops = history.filter((o) =>
-    (o.kind === "incr" || o.kind === "putIfAbsent") && o.start >= from && o.start <= to
-  );
+  const ops = history.filter((o) => isConditionalOp(o) && o.start >= from && o.start <= to);
   return {
     attempted: ops.length,
     unavailable: ops.filter((o) => o.code === UNAVAILABLE && o.outcome === "fail").length,

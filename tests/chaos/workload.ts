@@ -6,8 +6,9 @@
  * `{"event":"ready"}`; then concurrent workers put (each put a value no other
  * put writes), get and delete a small set of keys, while other workers put
  * write-once keys (each put a new key, never rewritten: a lost write cannot
- * hide behind a later one), and conditional workers increment counters and
- * race put-if-absent (conditional_workload.ts), recording every operation (invocation,
+ * hide behind a later one), and conditional workers increment counters, race
+ * put-if-absent and compare-and-set by version (conditional_workload.ts),
+ * recording every operation (invocation,
  * completion, outcome) until a line `stop` arrives on stdin.
  * Then it reads every replica's own copy of every rewritten key (Get with
  * read_from_replica on each node of the key's preference list, leaving out
@@ -240,7 +241,7 @@ async function main(): Promise<void> {
 
   let stopped = false;
   const history: Op[] = [];
-  const condKeys: ConditionalKeys = { seed, shortSeq: 0, absentSeq: 0 };
+  const condKeys: ConditionalKeys = { seed, shortSeq: 0, absentSeq: 0, casSeq: 0 };
   const stdin = Deno.stdin.readable.pipeThrough(new TextDecoderStream()).getReader();
   const stopSignal = (async () => {
     let buf = "";

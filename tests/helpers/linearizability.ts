@@ -25,6 +25,11 @@ export interface Model<S, I, O> {
   step(state: S, input: I): { state: S; output: O };
   equal(a: O, b: O): boolean;
   key(state: S): string;
+  /**
+   * A string naming an input, for inputs that are not strings or numbers:
+   * unknown-outcome operations with equal names are taken as interchangeable.
+   */
+  inputKey?(input: I): string;
 }
 
 /** The verdict: linearizable, not (with the longest prefix found), or undecided past the step cap. */
@@ -52,7 +57,7 @@ export function checkLinearizable<S, I, O>(
   // Unknown-outcome operations with the same input are interchangeable:
   // only the earliest called one not yet placed is tried, so the search
   // does not branch over which of them were applied (a kill leaves many).
-  const inputKey = ops.map((o) => String(o.input));
+  const inputKey = ops.map((o) => model.inputKey ? model.inputKey(o.input) : String(o.input));
   const used = new Map<string, number>();
   const memoKey = (state: S) => {
     let bits = "";
@@ -115,4 +120,30 @@ export const putIfAbsentModel: Model<string | undefined, string, { applied: bool
       : { state: s, output: { applied: false, value: s } },
   equal: (a, b) => a.applied === b.applied && a.value === b.value,
   key: (s) => s ?? "",
+};
+
+/** A compare-and-set: write `value` if the register holds `expected` (undefined: the key is absent). */
+export interface CasInput {
+  expected?: string;
+  value: string;
+}
+
+/** A compare-and-set's answer: applied, or not with the value held (undefined: absent). */
+export type CasOutput = { applied: true } | { applied: false; current?: string };
+
+/**
+ * A register written only by compare-and-set. The store compares versions;
+ * every write of a key writes a value no other write does, so a version names
+ * one value and comparing the value read with the value held is the same test.
+ */
+export const casModel: Model<string | undefined, CasInput, CasOutput> = {
+  init: undefined,
+  step: (s, i) =>
+    s === i.expected
+      ? { state: i.value, output: { applied: true } }
+      : { state: s, output: { applied: false, current: s } },
+  equal: (a, b) =>
+    a.applied === b.applied && (a.applied || a.current === (b as { current?: string }).current),
+  key: (s) => (s === undefined ? "absent" : `=${s}`),
+  inputKey: (i) => `${i.expected === undefined ? "absent" : `=${i.expected}`}->${i.value}`,
 };
