@@ -17,7 +17,7 @@ import type { PeerTransport } from "./transport.ts";
 import type { KvRecord } from "./record.ts";
 import type { MembershipTransport } from "./membership/transport.ts";
 import { Membership } from "./membership/manager.ts";
-import { Mover } from "./membership/mover.ts";
+import { Mover, type PullOutcome } from "./membership/mover.ts";
 import type { LiveRing } from "./membership/live_ring.ts";
 import { listFromNodes, type MemberList, type MemberState } from "./membership/member_list.ts";
 import { HybridClock, type WallClock } from "./hlc.ts";
@@ -320,6 +320,7 @@ export class KvNode {
       log,
       replicationFactor: rep.replicationFactor,
       pull: (epoch, peers) => this.#pullMove(epoch, peers),
+      gaveUp: (epoch, peers) => this.#logNotMoved(epoch, peers),
       reachable: (id) => this.canStore(id),
       isHinted: (key) => this.hints.isHinted(key),
       beforeCleanup: () => this.#forgetDeparted(),
@@ -539,9 +540,7 @@ export class KvNode {
       const pull = (from: string[]) =>
         this.#pullFrom(from, {
           retryUnreachableUntil: this.#coldStart.closesAt(),
-          // A frozen peer accepts connections but never answers: give it up
-          // once heartbeats find it FAILED rather than wait out the stream's deadline.
-          peerDown: (peer) => this.detector.status(peer) === "FAILED",
+          peerDown: (peer) => this.#peerDown(peer),
           onProgress: (records, bytes) => {
             this.#recovered = records;
             if (Date.now() - lastLog < 5000) return;
@@ -602,6 +601,19 @@ export class KvNode {
     );
   }
 
+  /** Says which ranges this node gains in the change of `epoch` it could pull from none but `failed`. */
+  #logNotMoved(epoch: number, failed: string[]): void {
+    const rf = this.config.replication.replicationFactor;
+    const { ranges, share } = rangesNotPulled(this.ring.next, this.id, rf, failed, this.ring.current);
+    this.log.warn("range move gave up peers that did not answer", {
+      epoch,
+      peers: failed.join(","),
+      ranges_only_there: ranges,
+      ring_percent: Math.round(share * 1000) / 10,
+      then: "the change completes with the other copies; this node pulls from them again once they answer",
+    });
+  }
+
   /** Whether recovery runs now, and the records it has received (this run, or the last). */
   recoveryProgress(): { running: boolean; records: number } {
     return { running: this.#recovering, records: this.#recovered };
@@ -632,10 +644,22 @@ export class KvNode {
     }
   }
 
-  /** Pulls what this node gains in the membership change of `epoch`. */
-  async #pullMove(epoch: number, peers: string[]): Promise<{ records: number; failed: string[] }> {
-    const report = await this.#pullFrom(peers, { forMoveOfEpoch: epoch });
+  /**
+   * Pulls what this node gains in the membership change of `epoch` or, with
+   * no epoch, all it holds (from a peer a move gave up).
+   */
+  async #pullMove(epoch: number | undefined, peers: string[]): Promise<PullOutcome> {
+    const report = await this.#pullFrom(peers, { forMoveOfEpoch: epoch, peerDown: (p) => this.#peerDown(p) });
     return { records: report.records, failed: report.peersFailed };
+  }
+
+  /**
+   * Whether a pull gives a peer up: a frozen peer accepts connections but
+   * never answers, so once heartbeats find it FAILED, rather than wait out
+   * the stream's deadline (minutes).
+   */
+  #peerDown(peer: string): boolean {
+    return this.detector.status(peer) === "FAILED";
   }
 
   /** Recovery and range moves pull alike: into this node's storage and clock, in its chunk size. */

@@ -160,24 +160,35 @@ export interface RingArcs {
 /**
  * The ranges of `self` whose every other copy is on a peer recovery could
  * not pull from (`missing`): how many arcs, and their share of the ring.
+ * With `before` (a range move: `ring` is the ring after the change), only
+ * the ranges `self` gains, and their copies as they were on `before`.
  */
 export function rangesNotPulled(
   ring: RingArcs,
   self: string,
   copies: number,
   missing: readonly string[],
+  before?: RingArcs,
 ): { ranges: number; share: number } {
   let ranges = 0;
   let share = 0;
-  for (const arc of ring.arcs()) {
-    // An arc's keys go where the walk from its end point goes (positions are fractions of 2^32).
-    const holders = ring.walk(Math.round(arc.to * 2 ** 32) >>> 0, copies);
+  for (const { from, to } of pieces(ring, before)) {
+    // A piece's keys go where the walk from its end point goes (positions are fractions of 2^32).
+    const position = Math.round(to * 2 ** 32) >>> 0;
+    if (!ring.walk(position, copies).includes(self)) continue;
+    const holders = (before ?? ring).walk(position, copies);
+    if (before && holders.includes(self)) continue;
     const others = holders.filter((id) => id !== self);
-    if (!holders.includes(self) || others.length === 0 || !others.every((id) => missing.includes(id))) {
-      continue;
-    }
+    if (others.length === 0 || !others.every((id) => missing.includes(id))) continue;
     ranges++;
-    share += arc.to - arc.from;
+    share += to - from;
   }
   return { ranges, share };
+}
+
+/** The ring cut where the copies change on `ring` or on `other`: within a piece both rings place keys alike. */
+function pieces(ring: RingArcs, other?: RingArcs): { from: number; to: number }[] {
+  const arcs = [...ring.arcs(), ...(other?.arcs() ?? [])];
+  const ends = [...new Set(arcs.map((a) => a.to))].sort((a, b) => a - b);
+  return ends.map((to, i) => ({ from: i === 0 ? 0 : ends[i - 1], to }));
 }

@@ -145,3 +145,28 @@ Deno.test("the ranges not pulled are those whose every other copy is on a peer t
   // With three copies of three nodes one peer that answered has every range.
   assert.equal(rangesNotPulled(ring, "node1", 3, ["node3"]).ranges, 0);
 });
+
+Deno.test("in a range move the ranges not pulled are those gained whose every old copy is on a peer that did not answer", () => {
+  const before = new HashRing(["node1", "node2", "node3"], 150);
+  const after = new HashRing(["node1", "node2", "node3", "node4"], 150);
+  const sample = Array.from({ length: 20_000 }, (_, i) => `key-${i}`);
+  const fraction = (pred: (was: string[]) => boolean) =>
+    sample.filter((k) => after.preferenceList(k, 2).includes("node4") && pred(before.preferenceList(k, 2)))
+      .length / sample.length;
+  // Two copies: one peer that did not answer leaves every gained range another old copy.
+  assert.deepEqual(rangesNotPulled(after, "node4", 2, ["node3"], before), { ranges: 0, share: 0 });
+  const two = rangesNotPulled(after, "node4", 2, ["node2", "node3"], before);
+  const expected = fraction((was) => was.includes("node2") && was.includes("node3"));
+  assert.ok(two.ranges > 0);
+  assert.ok(Math.abs(two.share - expected) < 0.02, `share ${two.share}, sampled ${expected}`);
+  const all = rangesNotPulled(after, "node4", 2, ["node1", "node2", "node3"], before);
+  assert.ok(Math.abs(all.share - fraction(() => true)) < 0.02, `share ${all.share}`);
+  // node4 leaves: node1 gains some of its ranges; those node1 held already do not count.
+  const left = rangesNotPulled(before, "node1", 2, ["node3", "node4"], after);
+  const gainedFrom34 = sample.filter((k) => {
+    const was = after.preferenceList(k, 2);
+    return before.preferenceList(k, 2).includes("node1") && was.includes("node3") && was.includes("node4");
+  }).length / sample.length;
+  assert.ok(left.ranges > 0);
+  assert.ok(Math.abs(left.share - gainedFrom34) < 0.02, `share ${left.share}, sampled ${gainedFrom34}`);
+});

@@ -17,6 +17,7 @@ import type { HashRing } from "../lib/ring.ts";
 import {
   clusterTest,
   endCluster,
+  heldBy,
   logField,
   logLines,
   ringOf,
@@ -35,13 +36,6 @@ function keysOn(ring: HashRing, a: string, b: string, prefix: string, count: num
     if (nodes.includes(a) && nodes.includes(b)) out.push(`${prefix}${i}`);
   }
   return out;
-}
-
-/** Which of `keys` node `id` holds a live copy of, by its own storage. */
-async function heldBy(cluster: TestCluster, id: string, keys: string[]): Promise<string[]> {
-  const direct = await cluster.client({ via: id, route: false });
-  const rs = await direct.multiGet(keys, { fromReplica: true });
-  return rs.filter((r) => r.found).map((r) => r.key);
 }
 
 async function putAll(client: KvClient, keys: string[]): Promise<void> {

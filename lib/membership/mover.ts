@@ -8,6 +8,14 @@
  * completes it once every such node has. Writes meanwhile reach it through
  * the pending copies of the coordinators (see `live_ring.ts`).
  *
+ * A peer the failure detector holds FAILED is given up (a frozen one would
+ * hold the pull for the stream's deadline, minutes): the change completes
+ * with the other copies. What only that peer had would be lost once it
+ * answers again and drops the ranges it no longer holds, after the grace
+ * period counted from its own adoption of the new list; so this node pulls
+ * again from it, everything it holds, as soon as it is reachable, and again
+ * until one pull completes.
+ *
  * Once a change has completed and the grace period has passed (every node
  * routes by the new ring), each node erases the copies it no longer holds on
  * that ring, except those it keeps as a stand-in with hints.
@@ -36,8 +44,13 @@ export interface MoverOptions {
   storage: Storage;
   log: Logger;
   replicationFactor: number;
-  /** Pulls the records this node gains in the change of `epoch` from `peers`. */
-  pull: (epoch: number, peers: string[]) => Promise<PullOutcome>;
+  /**
+   * Pulls the records this node gains in the change of `epoch` from `peers`
+   * (with no epoch, all the records it holds); gives up a peer held FAILED.
+   */
+  pull: (epoch: number | undefined, peers: string[]) => Promise<PullOutcome>;
+  /** Says what a move could not pull: the ranges whose every other copy is on `peers`. */
+  gaveUp?: (epoch: number, peers: string[]) => void;
   /** Whether a peer can be pulled from now. */
   reachable: (id: string) => boolean;
   /** Whether a key is held here as a stand-in for a down node (kept by cleanup). */
@@ -54,6 +67,9 @@ export class Mover {
   #cleaned = -1;
   #cleaning = false;
   #records = 0;
+  /** Peers a move gave up, to pull from once they answer. */
+  #owed = new Set<string>();
+  #repaying = false;
   #timer?: ReturnType<typeof setInterval>;
 
   constructor(private readonly o: MoverOptions) {}
@@ -74,7 +90,10 @@ export class Mover {
   }
 
   start(): void {
-    this.#timer = setInterval(() => this.#maybeCleanup(), 1000);
+    this.#timer = setInterval(() => {
+      this.#maybeCleanup();
+      this.#repay();
+    }, 1000);
   }
 
   stop(): void {
@@ -106,7 +125,10 @@ export class Mover {
         this.o.log.info("pulling the ranges this node gains", { epoch, from: peers.join(","), attempt });
         const out = await this.o.pull(epoch, peers);
         this.#records += out.records;
-        if (out.failed.every((p) => !this.o.reachable(p))) break;
+        if (out.failed.every((p) => !this.o.reachable(p))) {
+          if (out.failed.length > 0 && m.epoch === epoch) this.#giveUp(epoch, out.failed);
+          break;
+        }
         this.o.log.warn("some streams did not complete; pulling again", { failed: out.failed.join(",") });
         await sleep(Math.min(200 * attempt, 2000));
       }
@@ -123,6 +145,34 @@ export class Mover {
       records_per_s: Math.round(this.#records / Math.max(s, 0.001)),
     });
     await this.#report(epoch);
+  }
+
+  #giveUp(epoch: number, peers: string[]): void {
+    for (const p of peers) this.#owed.add(p);
+    this.o.gaveUp?.(epoch, peers);
+  }
+
+  /** Pulls from the peers a move gave up that are reachable again, until a pull completes. */
+  async #repay(): Promise<void> {
+    const members = new Set(this.o.membership.list.members.map((x) => x.id));
+    // A peer removed since has nothing left to hand over here.
+    for (const p of this.#owed) if (!members.has(p)) this.#owed.delete(p);
+    const peers = [...this.#owed].filter((p) => this.o.reachable(p));
+    if (this.#repaying || peers.length === 0) return;
+    this.#repaying = true;
+    try {
+      const out = await this.o.pull(undefined, peers);
+      for (const p of peers.filter((p) => !out.failed.includes(p))) this.#owed.delete(p);
+      this.o.log.info("pulled again from peers a range move had given up", {
+        peers: peers.join(","),
+        records: out.records,
+        failed: out.failed.join(",") || undefined,
+      });
+    } catch (err) {
+      this.o.log.warn("pulling from peers a range move had given up failed", { error: errorMessage(err) });
+    } finally {
+      this.#repaying = false;
+    }
   }
 
   /** Tells the claimant until the change of `epoch` is over (the list moved on). */

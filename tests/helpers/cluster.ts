@@ -526,6 +526,13 @@ export function keysPlacedOn(
   return [...keys].filter((k) => ring.preferenceList(k, copies).includes(nodeId));
 }
 
+/** Which of `keys` node `id` holds a live copy of, by its own storage. */
+export async function heldBy(cluster: TestCluster, id: string, keys: string[]): Promise<string[]> {
+  const direct = await cluster.client({ via: id, route: false });
+  const rs = await direct.multiGet(keys, { fromReplica: true });
+  return rs.filter((r) => r.found).map((r) => r.key);
+}
+
 /** How node `viewer` sees `target` now: a status, UNREACHABLE (no answer) or MISSING (not listed). */
 export async function statusSeenBy(
   client: KvClient,
