@@ -19,8 +19,8 @@ import { clusterTest, endCluster, heldBy, logLines, ringOf, TestCluster } from "
 import { waitSettled } from "./helpers/membership.ts";
 import { HashRing } from "../lib/ring.ts";
 
-const SUSPECT_MS = 5000;
-const FAILURE_MS = 6000;
+const SUSPECT_MS = 10_000;
+const FAILURE_MS = 11_000;
 const GRACE_MS = 5000;
 
 function start(): Promise<TestCluster> {
