@@ -151,6 +151,11 @@ export class KvNode {
   #lastStatus: "ACTIVE" | "JOINING";
   readonly #coldStart: ColdStart;
 
+  /** What the parts share: who may store, who may serve, and what an unreachable peer means. */
+  readonly #canStore = (id: string) => this.canStore(id);
+  readonly #canServe = (id: string) => this.canServe(id);
+  readonly #onUnreachable = (peer: string, err: PeerUnavailableError) => this.#unreachable(peer, err);
+
   constructor(o: KvNodeOptions) {
     const { config, self, log } = o;
     this.id = self.id;
@@ -181,7 +186,40 @@ export class KvNode {
     this.#recovering = config.recovery.onStart && peerIds.length > 0;
     this.#lastStatus = this.#recovering ? "JOINING" : "ACTIVE";
     this.#coldStart = new ColdStart({ windowMs: config.failureDetection.failureTimeoutMs, log });
-    this.membership = new Membership({
+    this.membership = this.#newMembership(o, initial);
+    this.shared = new SharedRanges(this.ring, config.replication.replicationFactor);
+    const fd = config.failureDetection;
+    this.detector = new FailureDetector(peerIds, {
+      suspectTimeoutMs: fd.suspectTimeoutMs,
+      failureTimeoutMs: fd.failureTimeoutMs,
+      onChange: (c) => this.#onStatusChange(c),
+    });
+    this.clockWatch = new ClockWatch({
+      wall,
+      maxOffsetMs: config.limits.maxClockOffsetMs,
+      others: () => this.#peerIds(),
+      startGraceMs: fd.failureTimeoutMs,
+      log,
+      onReport: (text) => this.events.add("clock", self.id, text),
+    });
+    const rep = config.replication;
+    this.hints = new HintStore({ limit: rep.hintLimit, maxAgeMs: rep.hintMaxAgeMs, log });
+    this.replicator = this.#newReplicator(transport);
+    this.coordinator = this.#newCoordinator(transport);
+    ({ lwt: this.lwt, acceptor: this.lwtAcceptor, floor: this.lwtFloor } = this.#newLwt(o));
+    this.#heartbeats = this.#newHeartbeats(transport);
+    this.#handoff = this.#newHandoff(transport);
+    this.#antiEntropy = this.#newAntiEntropy(transport);
+    this.mover = this.#newMover();
+    for (const m of initial.members) o.membershipTransport.addPeer(m.id, m.host, m.port);
+  }
+
+  // The factories below build the node's parts from its settings. The
+  // constructor calls each once, in order: each may use the parts made before.
+
+  #newMembership(o: KvNodeOptions, initial: MemberList): Membership {
+    const { config, log, self } = o;
+    return new Membership({
       self: self.id,
       initial,
       virtualNodes: config.consistentHashing.virtualNodes,
@@ -200,41 +238,31 @@ export class KvNode {
         : undefined,
       onAdopted: (list, previous) => this.#adopted(list, previous, o.onRemoved),
     });
-    this.shared = new SharedRanges(this.ring, config.replication.replicationFactor);
-    const fd = config.failureDetection;
-    this.detector = new FailureDetector(peerIds, {
-      suspectTimeoutMs: fd.suspectTimeoutMs,
-      failureTimeoutMs: fd.failureTimeoutMs,
-      onChange: (c) => this.#onStatusChange(c),
-    });
-    this.clockWatch = new ClockWatch({
-      wall,
-      maxOffsetMs: config.limits.maxClockOffsetMs,
-      others: () => this.#peerIds(),
-      startGraceMs: fd.failureTimeoutMs,
-      log,
-      onReport: (text) => this.events.add("clock", self.id, text),
-    });
+  }
+
+  #newReplicator(transport: PeerTransport): Replicator {
+    const { config, log } = this;
     const rep = config.replication;
-    this.hints = new HintStore({ limit: rep.hintLimit, maxAgeMs: rep.hintMaxAgeMs, log });
-    const canStore = (id: string) => this.canStore(id);
-    const canServe = (id: string) => this.canServe(id);
-    const onUnreachable = (peer: string, err: PeerUnavailableError) => this.#unreachable(peer, err);
-    this.replicator = new Replicator({
+    return new Replicator({
       transport,
       hints: this.hints,
       log,
-      canStore,
-      onUnreachable,
+      canStore: this.#canStore,
+      onUnreachable: this.#onUnreachable,
       queueLimit: rep.queueLimit,
       batchSize: rep.batchSize,
       batchBytes: Math.floor(config.limits.maxMessageBytes / 2),
       lingerMs: REPLICATION_LINGER_MS,
     });
-    this.coordinator = new Coordinator({
+  }
+
+  #newCoordinator(transport: PeerTransport): Coordinator {
+    const { self, log } = this;
+    const rep = this.config.replication;
+    return new Coordinator({
       self: self.id,
       ring: this.ring,
-      storage: o.storage,
+      storage: this.storage,
       clock: this.clock,
       transport,
       replicator: this.replicator,
@@ -244,11 +272,17 @@ export class KvNode {
       writeQuorum: rep.writeQuorum,
       readQuorum: rep.readQuorum,
       sloppyQuorum: rep.sloppyQuorum,
-      canServe,
-      canStore,
-      onUnreachable,
+      canServe: this.#canServe,
+      canStore: this.#canStore,
+      onUnreachable: this.#onUnreachable,
     });
-    ({ lwt: this.lwt, acceptor: this.lwtAcceptor, floor: this.lwtFloor } = createLwt({
+  }
+
+  #newLwt(o: KvNodeOptions): ReturnType<typeof createLwt> {
+    const { config, self, log, wall } = this;
+    const rep = config.replication;
+    const fd = config.failureDetection;
+    return createLwt({
       self: self.id,
       storage: o.storage,
       clock: this.clock,
@@ -259,13 +293,17 @@ export class KvNode {
       rpcTimeoutMs: fd.rpcTimeoutMs,
       transport: o.lwtTransport,
       log,
-      canServe,
+      canServe: this.#canServe,
       recovered: () => !this.#recovering,
-      onUnreachable,
+      onUnreachable: this.#onUnreachable,
       hints: this.hints,
       members: () => ({ others: this.#peerIds(), epoch: this.membership.epoch }),
-    }));
-    this.#heartbeats = new HeartbeatLoop(this.detector, {
+    });
+  }
+
+  #newHeartbeats(transport: PeerTransport): HeartbeatLoop {
+    const fd = this.config.failureDetection;
+    return new HeartbeatLoop(this.detector, {
       intervalMs: fd.heartbeatIntervalMs,
       // A joiner not yet accepted has no peers that would answer.
       paused: () => !this.storage.healthy() || !this.#isMember(),
@@ -283,15 +321,21 @@ export class KvNode {
         this.#noteHeartbeat({ from: peer, ...reply });
       },
     });
-    this.#handoff = new HandoffLoop({
+  }
+
+  #newHandoff(transport: PeerTransport): HandoffLoop {
+    const { self, log } = this;
+    const rep = this.config.replication;
+    const fd = this.config.failureDetection;
+    return new HandoffLoop({
       hints: this.hints,
-      storage: o.storage,
+      storage: this.storage,
       transport,
       log,
-      canStore,
+      canStore: this.#canStore,
       holdsNaturally: (key) => this.ring.holds(key, self.id, rep.replicationFactor),
       replicasOf: (key) => this.ring.preferenceList(key, rep.replicationFactor),
-      onUnreachable,
+      onUnreachable: this.#onUnreachable,
       // The target waits (JOINING) for every peer's hints: tell it at once
       // instead of at the next heartbeat.
       onDrained: (target) => this.#heartbeats.beat(target),
@@ -300,23 +344,32 @@ export class KvNode {
       batchSize: rep.batchSize,
       intervalMs: Math.min(fd.heartbeatIntervalMs, 500),
     });
-    this.#antiEntropy = new AntiEntropy({
+  }
+
+  #newAntiEntropy(transport: PeerTransport): AntiEntropy {
+    const { config, self, log } = this;
+    return new AntiEntropy({
       self: self.id,
       peers: () => this.detector.peers(),
       transport,
-      storage: o.storage,
+      storage: this.storage,
       shared: this.shared,
       log,
       intervalMs: config.recovery.antiEntropyIntervalMs,
       bucketBits: config.recovery.antiEntropyBucketBits,
       limits: this.chunkLimits(),
-      canServe,
-      onUnreachable,
+      canServe: this.#canServe,
+      onUnreachable: this.#onUnreachable,
     });
-    this.mover = new Mover({
+  }
+
+  #newMover(): Mover {
+    const { config, self, log } = this;
+    const rep = config.replication;
+    return new Mover({
       self: self.id,
       membership: this.membership,
-      storage: o.storage,
+      storage: this.storage,
       log,
       replicationFactor: rep.replicationFactor,
       pull: (epoch, peers) => this.#pullMove(epoch, peers),
@@ -326,7 +379,6 @@ export class KvNode {
       beforeCleanup: () => this.#forgetDeparted(),
       cleanupGraceMs: config.membership.cleanupGraceMs,
     });
-    for (const m of initial.members) o.membershipTransport.addPeer(m.id, m.host, m.port);
   }
 
   /** The rings keys are placed on (current and, during a change, next). */
