@@ -58,6 +58,11 @@ export interface CoordinatorOptions {
   canServe: (id: string) => boolean;
   /** Whether a node may take writes now (alive, maybe still recovering). */
   canStore: (id: string) => boolean;
+  /**
+   * Whether a node's clock may stamp the versions of writes it coordinates
+   * (false for this node while its clock is off to its peers); default: yes.
+   */
+  clockTrusted?: (id: string) => boolean;
   onUnreachable: (peer: string, err: PeerUnavailableError) => void;
 }
 
@@ -135,7 +140,11 @@ export class Coordinator {
    * (last-write-wins does not depend on what it holds); it only must not
    * answer reads. Without the fallback, nodes that briefly suspect each other
    * under load all hold hints for one another, all report JOINING, and every
-   * write fails until the hints are delivered.
+   * write fails until the hints are delivered. A node whose clock is off
+   * never falls back to itself: its versions would be refused by its peers or
+   * win over later writes, so with no other node to coordinate, the write is
+   * UNAVAILABLE (chaos suite, clock-ahead: an isolated node ahead by 5 s
+   * acknowledged writes that no peer would then take, and stayed different).
    */
   coordinatorFor(key: string): string | undefined {
     return this.#coordinatorAt(ringHash(key));
@@ -143,8 +152,9 @@ export class Coordinator {
 
   /** The first node clockwise from `position` that can serve, else the first that can store. */
   #coordinatorAt(position: number): string | undefined {
+    const trusted = this.o.clockTrusted ?? (() => true);
     return this.o.ring.walk(position, 1, this.o.canServe)[0] ??
-      this.o.ring.walk(position, 1, this.o.canStore)[0];
+      this.o.ring.walk(position, 1, (id) => this.o.canStore(id) && trusted(id))[0];
   }
 
   /**

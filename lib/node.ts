@@ -274,6 +274,8 @@ export class KvNode {
       sloppyQuorum: rep.sloppyQuorum,
       canServe: this.#canServe,
       canStore: this.#canStore,
+      // A peer whose clock is off refuses forwarded writes itself (checkCanCoordinateWrites).
+      clockTrusted: (id) => id !== this.id || this.clockWatch.holdReason() === undefined,
       onUnreachable: this.#onUnreachable,
     });
   }

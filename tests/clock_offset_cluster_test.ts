@@ -289,6 +289,51 @@ clusterTest(
 );
 
 clusterTest(
+  "a node whose clock is off never coordinates a write itself: cut from its peers, it answers UNAVAILABLE",
+  async () => {
+    // Found by the chaos suite (clock-ahead): with every peer FAILED, the
+    // write path fell back to the first node that can store, this one, which
+    // stamped versions 5 s ahead that no peer would take afterwards.
+    const cluster = await TestCluster.start({ nodes: 3, startOnly: ["node2", "node3"] });
+    try {
+      await cluster.startNode("node1", ["--clock-offset-ms", "5000"]);
+      await waitClockOff(cluster);
+      const keys = keysOwnedBy(ringOf(cluster), "node1", "held-", 20);
+      await cluster.signal("node2", "SIGSTOP");
+      await cluster.signal("node3", "SIGSTOP");
+      const direct = await cluster.client({ via: "node1", route: false, timeoutMs: 3000 });
+      await cluster.waitFor(
+        async () => {
+          const m = await direct.membership(cluster.node("node1").address);
+          return m.members.filter((x) => x.id !== "node1").every((x) => x.status === "FAILED");
+        },
+        10_000,
+        "node1 to hold node2 and node3 FAILED",
+      );
+      const answers: string[] = [];
+      for (const key of keys) {
+        const r = await direct.put(key, "stamped 5 s ahead?").then(
+          (w) => (w.ok ? "acknowledged" : `not applied: ${w.message}`),
+          (err) => (err instanceof KvError && err.code === Code.UNAVAILABLE ? "UNAVAILABLE" : String(err)),
+        );
+        answers.push(r);
+      }
+      console.log(
+        `  node1 alone, clock held: ${answers.length} puts, ${new Set(answers).size} kind(s) of answer`,
+      );
+      assert.deepEqual(new Set(answers), new Set(["UNAVAILABLE"]), answers.join("\n"));
+      const held = await Promise.all(keys.map((k) => direct.get(k, { fromReplica: true })));
+      assert.equal(held.filter((r) => r.found).length, 0, "node1 stored writes it refused");
+    } finally {
+      await cluster.signal("node2", "SIGCONT").catch(() => {});
+      await cluster.signal("node3", "SIGCONT").catch(() => {});
+      await endCluster(cluster);
+    }
+  },
+  { timeoutMs: 60_000 },
+);
+
+clusterTest(
   "in a 2-node cluster a node 100 s behind only warns and keeps serving",
   async () => {
     const cluster = await TestCluster.start({ nodes: 2, startOnly: ["node2"], secret: false });
