@@ -9,7 +9,8 @@ import type { KvNode } from "../lib/node.ts";
 import type { KvRecord } from "../lib/record.ts";
 import type { Condition } from "../lib/lwt/ops.ts";
 import { Code, KvError } from "../lib/errors.ts";
-import { MAX_ATTEMPTS, readModifyWrite } from "../lib/resp/cas.ts";
+import { readModifyWrite } from "../lib/resp/cas.ts";
+import { MAX_ATTEMPTS } from "../lib/cas_loop.ts";
 import { RespError } from "../lib/resp/args.ts";
 
 const enc = new TextEncoder();

@@ -1,7 +1,8 @@
 /**
- * EXPIRE and PERSIST from a client: a compare-and-set loop over the store's
- * conditional writes, as the Redis gateway's EXPIRE and PERSIST run
- * (../resp/cas.ts), so the CLI and the gateway change an expiry one way.
+ * EXPIRE and PERSIST from a client: a compare-and-set loop (../cas_loop.ts)
+ * over the store's conditional writes, as the Redis gateway's EXPIRE and
+ * PERSIST run (../resp/cas.ts), so the CLI and the gateway change an expiry
+ * one way.
  *
  * The key is read, then its value is written back with the new expiry on
  * the condition that the key still holds the version read. A write made in
@@ -12,7 +13,7 @@
  * consensus: they need a majority of the key's replicas (at replication
  * factor 2, both), else UNAVAILABLE, with nothing changed.
  */
-import { sleep } from "../async.ts";
+import { casLoop, type CasStep, MAX_ATTEMPTS } from "../cas_loop.ts";
 import { Code, KvError } from "../errors.ts";
 import type { Version } from "../record.ts";
 import type { KvClient } from "./kv_client.ts";
@@ -28,8 +29,8 @@ export type ExpiryChange =
   /** Written at `version` by `nodeId`, after `attempts` conditional writes (more than 1: races lost). */
   | { outcome: "applied"; version: Version; nodeId: string; attempts: number };
 
-/** Conditional writes lost to other writers before the change gives up (each retry writes the newer value). */
-export const MAX_ATTEMPTS = 32;
+/** The value and version an attempt writes on. */
+type Held = { value: Uint8Array; version: Version };
 
 /** The calls the change makes. */
 export type ExpiryClient = Pick<KvClient, "get" | "putIf">;
@@ -46,23 +47,23 @@ export async function setExpiry(
   const read = await client.get(key);
   if (!read.found) return { outcome: "absent" };
   if (ttlMs === null && !read.expiresAtMs) return { outcome: "unchanged" };
-  let held = {
+  const start: Held = {
     value: read.value,
     version: { timestamp: read.timestamp, versionNode: read.versionNode ?? "" },
   };
-  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+  const changed = await casLoop(start, async (held, attempt): Promise<CasStep<Held, ExpiryChange>> => {
     const w = await client.putIf(
       key,
       held.value,
       { kind: "version", version: held.version },
       ttlMs ? { ttlMs } : {},
     );
-    if (w.applied) return { outcome: "applied", version: w.version!, nodeId: w.nodeId, attempts: attempt };
-    if (!w.current) return { outcome: "gone" };
-    held = w.current;
-    // Writers that collided retry at random moments, so the one that lost does not lose to the same crowd again.
-    await sleep(Math.random() * Math.min(2 ** attempt, 50));
-  }
+    if (w.applied) {
+      return { done: { outcome: "applied", version: w.version!, nodeId: w.nodeId, attempts: attempt } };
+    }
+    return w.current ? { retry: w.current } : { done: { outcome: "gone" } };
+  });
+  if (changed) return changed.result;
   throw new KvError(
     Code.FAILED_PRECONDITION,
     `lost the race for ${key} to other writers ${MAX_ATTEMPTS} times; its expiry was not changed`,

@@ -12,11 +12,11 @@
  * `-TRYAGAIN`: nothing was changed, so the client may simply resend.
  */
 import type { KvNode } from "../node.ts";
-import type { Version } from "../record.ts";
+import type { KvRecord, Version } from "../record.ts";
 import type { ExpiryRequest, LwtResult } from "../lwt/service.ts";
 import { Code, KvError } from "../errors.ts";
 import { FLOAT_ERROR, FLOAT_RANGE_ERROR, INT_ERROR, OVERFLOW_ERROR } from "../lwt/ops.ts";
-import { sleep } from "../async.ts";
+import { casLoop, type CasStep, MAX_ATTEMPTS } from "../cas_loop.ts";
 import { RespError } from "./args.ts";
 import { coded, err } from "./reply.ts";
 import { readFailure, readKeys } from "./store.ts";
@@ -36,9 +36,6 @@ export function keptExpiry(held: Held): ExpiryRequest {
   return held?.expiresAtMs ? { expiresAtMs: held.expiresAtMs } : {};
 }
 
-/** Conditional writes that lost a race before the command gives up (each retry re-decides, none overwrites). */
-export const MAX_ATTEMPTS = 32;
-
 /** Redis's words for a value the store cannot count with; a forwarded operation's error prefixes its node. */
 const REDIS_ERRORS = [INT_ERROR, OVERFLOW_ERROR, FLOAT_ERROR, FLOAT_RANGE_ERROR];
 
@@ -49,10 +46,9 @@ export async function readModifyWrite<T>(
   key: string,
   decide: (held: Held) => Step<T>,
 ): Promise<T> {
-  let held = await readHeld(node, key);
-  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+  const answered = await casLoop(await readHeld(node, key), async (held): Promise<CasStep<Held, T>> => {
     const step = decide(held);
-    if (!("write" in step)) return step.answer;
+    if (!("write" in step)) return { done: step.answer };
     const condition = held
       ? { kind: "version" as const, version: held.version }
       : { kind: "absent" as const };
@@ -61,23 +57,27 @@ export async function readModifyWrite<T>(
         ? node.lwt.deleteIf(key, condition)
         : node.lwt.putIf(key, step.write, condition, step.expiry)
     );
-    if (r.applied) return step.answer;
-    // Writers that collided retry at random moments, so the one that lost does not lose to the same crowd again.
-    await sleep(Math.random() * Math.min(2 ** attempt, 50));
-    held = r.current && !r.current.tombstone
-      ? {
-        value: r.current.value,
-        version: { timestamp: r.current.timestamp, versionNode: r.current.versionNode },
-        expiresAtMs: r.current.expiresAtMs ?? 0,
-      }
-      : undefined;
-  }
+    if (r.applied) return { done: step.answer };
+    return { retry: heldOf(r.current) };
+  });
+  if (answered) return answered.result;
   throw new RespError(
     coded(
       "TRYAGAIN",
       `'${name}' lost the race for its key ${MAX_ATTEMPTS} times to other writers; nothing was changed`,
     ),
   );
+}
+
+/** A record handed back by a lost race, as a command sees it (a tombstone: absent). */
+function heldOf(r: KvRecord | undefined): Held {
+  return r && !r.tombstone
+    ? {
+      value: r.value,
+      version: { timestamp: r.timestamp, versionNode: r.versionNode },
+      expiresAtMs: r.expiresAtMs ?? 0,
+    }
+    : undefined;
 }
 
 /** The key as its coordinator reads it now (a failed read is the command's error). */
