@@ -28,7 +28,7 @@ import { Replicator } from "./replication.ts";
 import { Coordinator } from "./coordinator.ts";
 import { HandoffLoop } from "./handoff.ts";
 import { AntiEntropy, type AntiEntropyTotals, SharedRanges } from "./anti_entropy.ts";
-import { rangesNotPulled, recoverFromPeers, type RecoveryOptions, type RecoveryReport } from "./recovery.ts";
+import { recoverFromPeers, type RecoveryOptions, type RecoveryReport, warnNotPulled } from "./recovery.ts";
 import { purgeTombstones } from "./tombstones.ts";
 import { boundedTransport, VersionGuard } from "./versions.ts";
 import { ColdStart } from "./cold_start.ts";
@@ -375,7 +375,14 @@ export class KvNode {
       log,
       replicationFactor: rep.replicationFactor,
       pull: (epoch, peers) => this.#pullMove(epoch, peers),
-      gaveUp: (epoch, peers) => this.#logNotMoved(epoch, peers),
+      gaveUp: (epoch, failed) =>
+        warnNotPulled(log, {
+          ring: this.ring.next,
+          self: self.id,
+          copies: rep.replicationFactor,
+          failed,
+          move: { epoch, before: this.ring.current },
+        }),
       reachable: (id) => this.canStore(id),
       isHinted: (key) => this.hints.isHinted(key),
       beforeCleanup: () => this.#forgetDeparted(),
@@ -628,44 +635,14 @@ export class KvNode {
         from: report.peersDone.join(",") || "none",
         unreachable: report.peersFailed.join(",") || undefined,
       });
-      if (report.peersFailed.length > 0) this.#logNotPulled(report.peersFailed);
+      if (report.peersFailed.length > 0) {
+        const copies = this.config.replication.replicationFactor;
+        warnNotPulled(this.log, { ring: this.ring, self: this.id, copies, failed: report.peersFailed });
+      }
     } finally {
       this.#recovering = false;
       await this.#refresh();
     }
-  }
-
-  /** Says which of this node's ranges recovery could not pull, and from whom: they wait for hints and anti-entropy. */
-  #logNotPulled(failed: string[]): void {
-    const { ranges, share } = rangesNotPulled(
-      this.ring,
-      this.id,
-      this.config.replication.replicationFactor,
-      failed,
-    );
-    if (ranges === 0) return;
-    this.log.warn(
-      "recovery could not pull the ranges whose other copies are all on peers that did not answer",
-      {
-        ranges,
-        ring_percent: Math.round(share * 1000) / 10,
-        peers: failed.join(","),
-        then: "their hints and anti-entropy bring them once they answer",
-      },
-    );
-  }
-
-  /** Says which ranges this node gains in the change of `epoch` it could pull from none but `failed`. */
-  #logNotMoved(epoch: number, failed: string[]): void {
-    const rf = this.config.replication.replicationFactor;
-    const { ranges, share } = rangesNotPulled(this.ring.next, this.id, rf, failed, this.ring.current);
-    this.log.warn("range move gave up peers that did not answer", {
-      epoch,
-      peers: failed.join(","),
-      ranges_only_there: ranges,
-      ring_percent: Math.round(share * 1000) / 10,
-      then: "the change completes with the other copies; this node pulls from them again once they answer",
-    });
   }
 
   /** Whether recovery runs now, and the records it has received (this run, or the last). */

@@ -186,6 +186,45 @@ export function rangesNotPulled(
   return { ranges, share };
 }
 
+/** What {@link warnNotPulled} reports on. */
+export interface NotPulled {
+  /** The ring the node holds its ranges on (after the change, for a move). */
+  ring: RingArcs;
+  self: string;
+  copies: number;
+  /** The peers a pull gave up. */
+  failed: readonly string[];
+  /** A range move: its epoch and the ring before it (else: recovery at a start). */
+  move?: { epoch: number; before: RingArcs };
+}
+
+/**
+ * Logs the ranges a pull could get from none but the peers it gave up:
+ * they wait for those peers' hints and anti-entropy (recovery; nothing is
+ * logged when there are none), or for the next pull from them (a move).
+ */
+export function warnNotPulled(log: Logger, o: NotPulled): void {
+  const { ranges, share } = rangesNotPulled(o.ring, o.self, o.copies, o.failed, o.move?.before);
+  const ringPercent = Math.round(share * 1000) / 10;
+  const peers = o.failed.join(",");
+  if (o.move) {
+    log.warn("range move gave up peers that did not answer", {
+      epoch: o.move.epoch,
+      peers,
+      ranges_only_there: ranges,
+      ring_percent: ringPercent,
+      then: "the change completes with the other copies; this node pulls from them again once they answer",
+    });
+  } else if (ranges > 0) {
+    log.warn("recovery could not pull the ranges whose other copies are all on peers that did not answer", {
+      ranges,
+      ring_percent: ringPercent,
+      peers,
+      then: "their hints and anti-entropy bring them once they answer",
+    });
+  }
+}
+
 /** The ring cut where the copies change on `ring` or on `other`: within a piece both rings place keys alike. */
 function pieces(ring: RingArcs, other?: RingArcs): { from: number; to: number }[] {
   const arcs = [...ring.arcs(), ...(other?.arcs() ?? [])];
