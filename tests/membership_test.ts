@@ -156,6 +156,14 @@ clusterTest("two joins proposed at the same moment: one is accepted, the other t
     const client = await cluster.client();
     const claimant = (await client.membership()).claimant;
     assert.equal(claimant, "node1");
+    // Proposed before every memory node has its voting floor, a join can leave the nodes that set
+    // it late refusing that epoch for good (a known defect, docs/membership.md): not what this tests.
+    await cluster.waitFor(
+      () =>
+        cluster.nodes.every((n) => logLines(cluster, n.id, "membership votes: voting on epochs").length > 0),
+      15_000,
+      "every node's membership voting floor",
+    );
     // Nothing listens at these addresses: the accepted join stays under way until it is called off.
     // A member briefly not ACTIVE on a loaded machine makes both retry: then the pair is sent again.
     let [a, b] = [undefined, undefined] as (JoinResponseMsg | undefined)[];
